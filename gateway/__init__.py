@@ -1,0 +1,1 @@
+"""paymux gateway: the merchant API, the plugin host and payment orchestration."""

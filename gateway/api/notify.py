@@ -1,0 +1,19 @@
+"""/v1/notify/{channel_account}: channel callbacks, verified by the plugin on the raw body."""
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.api.common import gateway_of
+from gateway.channel import InboundNotification
+
+
+async def notify(request: Request) -> Response:
+    gw = gateway_of(request)
+    account = gw.host.account(request.path_params["channel_account"])
+    inbound = InboundNotification(
+        method=request.method, path=request.url.path,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        query=dict(request.query_params), body=await request.body())
+    ack = await gw.handle_notification(account, inbound)
+    return Response(ack.body, status_code=ack.status, media_type=ack.content_type)

@@ -1,0 +1,120 @@
+"""The OpenAPI 3.1 document of the merchant API, errors included."""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from gateway.api.schemas import CreatePaymentBody, CreateRefundBody
+
+REF = "#/components/schemas/{model}"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _errors(*statuses: int) -> dict:
+    described = {400: "Invalid request", 401: "Authentication failed", 404: "Not found",
+                 409: "Conflict (duplicate order, idempotency)", 413: "Body larger than 64 KiB",
+                 502: "The channel gave no usable answer"}
+    return {str(s): {"description": described[s], "content": {"application/json": {"schema": _ref("Error")}}}
+            for s in statuses}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ID_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
+           "schema": {"type": "string", "maxLength": 255},
+           "description": "Same key and body replay the first answer for at least 24 h."}
+_SYNC = {"name": "sync", "in": "query", "required": False, "schema": {"type": "boolean"},
+         "description": "Ask the channel first while the payment is processing."}
+
+
+def _path_param(name: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    for model in (CreatePaymentBody, CreateRefundBody):
+        schema = model.model_json_schema(ref_template=REF)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    nullable_str = {"type": ["string", "null"]}
+    schemas["Error"] = {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"type": "object", "required": ["type", "code", "message"], "properties": {
+            "type": {"type": "string", "enum": ["invalid_request_error", "authentication_error", "idempotency_error",
+                                                "channel_error", "api_error"]},
+            "code": {"type": "string"}, "message": {"type": "string"}, "param": nullable_str}}}}
+    failure = {"type": ["object", "null"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
+    schemas["Payment"] = {"type": "object", "required": ["id", "status", "amount", "currency"], "properties": {
+        "id": {"type": "string", "pattern": "^pay_"}, "object": {"const": "payment"},
+        "merchant_order_no": {"type": "string"},
+        "status": {"type": "string", "enum": ["processing", "succeeded", "failed", "closed"]},
+        "amount": {"type": "integer"}, "currency": {"type": "string"}, "amount_refunded": {"type": "integer"},
+        "amount_refund_pending": {"type": "integer"}, "subject": {"type": "string"}, "channel": {"type": "string"},
+        "method": {"type": "string"},
+        "action": {"type": ["object", "null"], "description": "What to show the customer next",
+                   "properties": {"type": {"type": "string", "examples": ["redirect", "qr", "app"]},
+                                  "url": {"type": "string"}, "code": {"type": "string"}}},
+        "channel_transaction_id": nullable_str, "out_trade_no": nullable_str, "notify_url": nullable_str,
+        "metadata": {"type": "object", "additionalProperties": {"type": "string"}}, "failure": failure,
+        "expires_at": nullable_str, "paid_at": nullable_str, "created_at": {"type": "string"},
+        "updated_at": {"type": "string"}}}
+    schemas["PaymentList"] = {"type": "object", "properties": {"object": {"const": "list"},
+                                                               "data": {"type": "array", "items": _ref("Payment")}}}
+    schemas["Refund"] = {"type": "object", "required": ["id", "status", "amount"], "properties": {
+        "id": {"type": "string", "pattern": "^re_"}, "object": {"const": "refund"}, "payment_id": {"type": "string"},
+        "merchant_refund_no": {"type": "string"},
+        "status": {"type": "string", "enum": ["processing", "succeeded", "failed"]},
+        "amount": {"type": "integer"}, "currency": {"type": "string"}, "reason": nullable_str,
+        "channel_refund_id": nullable_str, "failure": failure, "created_at": {"type": "string"},
+        "updated_at": {"type": "string"}}}
+
+    def body(name: str) -> dict:
+        return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
+
+    paths = {
+        "/v1/payments": {
+            "post": {"operationId": "createPayment", "summary": "Create a payment", "parameters": [_ID_KEY],
+                     "requestBody": body("CreatePaymentBody"),
+                     "responses": {"201": _json(_ref("Payment"), "Created"), **_errors(400, 401, 409, 413, 502)}},
+            "get": {"operationId": "findPayment", "summary": "Find a payment by merchant_order_no",
+                    "parameters": [{"name": "merchant_order_no", "in": "query", "required": True,
+                                    "schema": {"type": "string"}}, _SYNC],
+                    "responses": {"200": _json(_ref("PaymentList"), "Found"), **_errors(400, 401, 404)}}},
+        "/v1/payments/{payment_id}": {
+            "get": {"operationId": "getPayment", "summary": "Retrieve a payment",
+                    "parameters": [_path_param("payment_id"), _SYNC],
+                    "responses": {"200": _json(_ref("Payment"), "The payment"), **_errors(400, 401, 404)}}},
+        "/v1/payments/{payment_id}/close": {
+            "post": {"operationId": "closePayment", "summary": "Close an unpaid payment at the channel",
+                     "parameters": [_path_param("payment_id")],
+                     "responses": {"200": _json(_ref("Payment"), "Closed (or paid meanwhile)"),
+                                   **_errors(400, 401, 404, 409, 502)}}},
+        "/v1/payments/{payment_id}/refunds": {
+            "post": {"operationId": "createRefund", "summary": "Refund all or part of a payment",
+                     "parameters": [_path_param("payment_id"), _ID_KEY], "requestBody": body("CreateRefundBody"),
+                     "responses": {"201": _json(_ref("Refund"), "Created"), **_errors(400, 401, 404, 409, 413)}}},
+        "/v1/refunds/{refund_id}": {
+            "get": {"operationId": "getRefund", "summary": "Retrieve a refund",
+                    "parameters": [_path_param("refund_id")],
+                    "responses": {"200": _json(_ref("Refund"), "The refund"), **_errors(401, 404)}}},
+        "/healthz": {"get": {"operationId": "health", "summary": "Liveness and database check", "security": [],
+                             "responses": {"200": {"description": "OK"}, "503": {"description": "Degraded"}}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "paymux merchant API", "version": "1",
+                 "description": "Every /v1 request is signed: Authorization: PAYMUX-HMAC-SHA256 merchant_id=\"…\","
+                                "timestamp=\"…\",nonce=\"…\",signature=\"…\" where signature is hex HMAC-SHA256 "
+                                "of METHOD\\nPATH_AND_QUERY\\nTIMESTAMP\\nNONCE\\nBODY\\n with the merchant secret."},
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": {
+            "paymuxHmac": {"type": "apiKey", "in": "header", "name": "Authorization"}}},
+        "security": [{"paymuxHmac": []}],
+    }

@@ -1,0 +1,148 @@
+"""create_app(settings) -> the Starlette app. The route table of the merchant API is below."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import secrets
+import time
+from typing import Any, Iterable
+
+import structlog
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.api import health, notify, payments, refunds
+from gateway.api.common import error_response, json_response
+from gateway.api.openapi import openapi_document
+from gateway.clock import Clock
+from gateway.config import Settings
+from gateway.errors import PaymuxError, invalid_request
+from gateway.logs import get_logger
+from gateway.service import Gateway
+
+MAINTENANCE_EVERY_SECONDS = 60.0
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9_\-.]{1,64}$")
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/v1/payments", payments.create_payment, methods=["POST"]),
+        Route("/v1/payments", payments.find_payment, methods=["GET"]),
+        Route("/v1/payments/{payment_id}", payments.get_payment, methods=["GET"]),
+        Route("/v1/payments/{payment_id}/close", payments.close_payment, methods=["POST"]),
+        Route("/v1/payments/{payment_id}/refunds", refunds.create_refund, methods=["POST"]),
+        Route("/v1/refunds/{refund_id}", refunds.get_refund, methods=["GET"]),
+        Route("/v1/notify/{channel_account}", notify.notify, methods=["POST", "GET"]),
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/openapi.json", lambda request: json_response(openapi_document()), methods=["GET"]),
+    ]
+
+
+class RequestContextMiddleware:
+    """Request id, one log line per request, and the body-size limit (checked while reading)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, log: Any) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+        self.log = log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID.match(incoming) else "req_" + secrets.token_hex(8)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+
+        async def send_wrapper(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode())]
+            await send(message)
+
+        too_large = invalid_request("request_too_large", f"The request body exceeds {self.max_body} bytes", status=413)
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_body:
+            response = error_response(too_large)
+            await response(scope, receive, send_wrapper)
+        else:
+            received = 0
+
+            async def limited_receive() -> dict:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body:
+                        raise too_large
+                return message
+
+            await self.app(scope, limited_receive, send_wrapper)
+        self.log.info("http.request", method=scope["method"], path=scope["path"], status=status_holder["status"],
+                      duration_ms=round((time.perf_counter() - started) * 1000, 2))
+
+
+async def _paymux_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PaymuxError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "route_not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(PaymuxError(exc.status_code, "invalid_request_error", code, str(exc.detail)))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    get_logger().exception("http.unhandled_error", path=request.url.path, error=type(exc).__name__)
+    return error_response(PaymuxError(500, "api_error", "internal_error",
+                                      "Something went wrong on our side; it is logged. Retry with the same Idempotency-Key."))
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, extra_plugins: Iterable[Any] = (),
+               log: Any = None) -> Starlette:
+    log = log or get_logger()
+    gateway = Gateway.build(settings, log, clock, extra_plugins)
+    hosted = [Mount(f"/hosted/{account.id}", app=app)
+              for account in gateway.host.accounts.values()
+              if account.enabled and (app := account.channel.hosted_app()) is not None]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):  # noqa: ANN202
+        task = asyncio.create_task(_maintenance_loop(gateway))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await gateway.aclose()
+
+    app = Starlette(
+        routes=routes() + hosted,
+        exception_handlers={PaymuxError: _paymux_error, HTTPException: _http_error, Exception: _unexpected},
+        middleware=[Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, log=log)],
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    return app
+
+
+async def _maintenance_loop(gateway: Gateway) -> None:
+    while True:
+        try:
+            await gateway.maintenance()
+        except Exception as exc:  # noqa: BLE001  housekeeping must never take the server down
+            gateway.log.warning("maintenance.failed", error=type(exc).__name__)
+        await asyncio.sleep(MAINTENANCE_EVERY_SECONDS)
+

@@ -1,0 +1,183 @@
+"""The Channel base class and the normalized types a channel plugin returns.
+
+A plugin maps between these types and its channel's wire protocol. It never touches the
+database, the ledger or the merchant API; it claims SUCCEEDED or FAILED only when the channel
+said so from a verified source, and everything it cannot be sure of is PENDING or UNKNOWN.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Mapping
+
+import httpx
+
+from gateway.clock import Clock
+
+
+class Outcome(str, enum.Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PENDING = "pending"   # the channel has it and has not finished (e.g. waiting for the payer)
+    UNKNOWN = "unknown"   # no trustworthy answer: timeout, 5xx, garbage. Never a failure.
+    CLOSED = "closed"     # the channel closed it unpaid
+
+
+class Capability(str, enum.Enum):
+    PAY = "pay"
+    QUERY = "query"
+    CLOSE = "close"
+    REFUND = "refund"
+    REFUND_QUERY = "refund_query"
+    NOTIFY = "notify"
+    HOSTED_PAGES = "hosted_pages"
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    """What the core hands a channel: its account, settings, one HTTP client, a clock and a logger."""
+
+    account_id: str
+    settings: Any            # whatever the channel's parse_settings returned
+    http: httpx.AsyncClient
+    clock: Clock
+    log: Any
+    public_url: str
+
+    @property
+    def notify_url(self) -> str:
+        return f"{self.public_url.rstrip('/')}/v1/notify/{self.account_id}"
+
+
+@dataclass(frozen=True)
+class CreatePayment:
+    out_trade_no: str
+    amount: int
+    currency: str
+    subject: str
+    method: str
+    expires_at: datetime | None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    """The channel's answer about one attempt (create, query or close)."""
+
+    outcome: Outcome
+    action: Mapping[str, Any] | None = None          # e.g. {"type": "redirect", "url": ...}
+    channel_transaction_id: str | None = None
+    amount: int | None = None                        # what the channel says was paid
+    currency: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    out_trade_no: str
+    out_refund_no: str
+    amount: int
+    total_amount: int
+    currency: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    outcome: Outcome
+    channel_refund_id: str | None = None
+    amount: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class InboundNotification:
+    """A channel callback exactly as it arrived: the raw body bytes, never re-encoded."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]   # lower-case names
+    query: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class ChannelEvent:
+    """One verified fact from a callback. kind is "payment" or "refund"."""
+
+    kind: str
+    out_trade_no: str
+    outcome: Outcome
+    amount: int | None = None
+    currency: str | None = None
+    channel_transaction_id: str | None = None
+    out_refund_no: str | None = None
+    channel_refund_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """The exact HTTP answer the channel expects to a callback."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain"
+
+
+class NotificationRejected(Exception):
+    """The callback failed verification (signature, timestamp, format). Nothing is applied."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class SettingsError(ValueError):
+    """A channel account's settings are unusable; raised at start-up with the key that is wrong."""
+
+
+class Channel:
+    """Subclass this in a plugin. One instance serves one channel account."""
+
+    name: ClassVar[str]                              # what `plugin = "..."` in the config names
+    methods: ClassVar[tuple[str, ...]] = ()          # pay methods the channel offers, first is the default
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    currencies: ClassVar[frozenset[str] | None] = None   # None: any currency
+
+    def __init__(self, ctx: ChannelContext) -> None:
+        self.ctx = ctx
+
+    @classmethod
+    def parse_settings(cls, raw: Mapping[str, Any]) -> Any:
+        """Validate the account's settings; raise SettingsError naming the bad key."""
+        return dict(raw)
+
+    async def create(self, request: CreatePayment) -> PaymentResult:
+        raise NotImplementedError
+
+    async def query(self, out_trade_no: str) -> PaymentResult:
+        raise NotImplementedError
+
+    async def close(self, out_trade_no: str) -> PaymentResult:
+        raise NotImplementedError
+
+    async def refund(self, request: RefundRequest) -> RefundResult:
+        raise NotImplementedError
+
+    async def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult:
+        raise NotImplementedError
+
+    async def parse_notification(self, notification: InboundNotification) -> list[ChannelEvent]:
+        """Verify and decode a callback; raise NotificationRejected when it is not genuine."""
+        raise NotImplementedError
+
+    def acknowledge(self, accepted: bool, message: str = "") -> Acknowledgement:
+        """What to answer the channel: accepted means "stop retrying"."""
+        return Acknowledgement(200 if accepted else 400, b"" if accepted else message.encode())
+
+    def hosted_app(self) -> Any | None:
+        """An optional ASGI app the gateway mounts at /hosted/{account_id} (e.g. a checkout page)."""
+        return None

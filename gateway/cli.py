@@ -1,0 +1,259 @@
+"""The `paymux` command."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway.config import Settings, load_settings
+from gateway.errors import ConfigError
+
+DEMO_MERCHANT = "demo"
+CREDENTIALS_FILE = Path(".paymux/merchant.json")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(getattr(args, "config", None))
+
+
+def _box_and_db(settings: Settings):  # noqa: ANN202
+    from gateway.db import Database
+    from gateway.secretbox import SecretBox
+
+    return SecretBox.from_settings(settings), Database(settings.database_url)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from gateway import db
+
+    settings = _settings(args)
+    db.upgrade(settings.database_url)
+    print(f"database at {db.make_url_safe(settings.database_url)} is up to date")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Everything `make run` needs on a fresh machine; safe to run again."""
+    from gateway import db
+    from gateway.clock import Clock
+    from gateway.merchants import create_merchant, first_merchant
+    from gateway.secretbox import ensure_key_file
+
+    settings = _settings(args)
+    if (created := ensure_key_file(settings.secret_key)) is not None:
+        print(f"created secret key file {created}")
+        settings = _settings(args)
+    db.upgrade(settings.database_url)
+    box, database = _box_and_db(settings)
+    with database.transaction() as conn:
+        creds = first_merchant(conn, box, DEMO_MERCHANT) or create_merchant(conn, box, Clock(), DEMO_MERCHANT)
+    database.dispose()
+    CREDENTIALS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(CREDENTIALS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"merchant_id": creds.merchant_id, "secret": creds.secret, "url": settings.public_url}, f)
+    print(f"demo merchant (saved to {CREDENTIALS_FILE}, which `paymux pay` reads):")
+    print(f"  merchant_id = {creds.merchant_id}")
+    print(f"  secret      = {creds.secret}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway import db
+    from gateway.app import create_app
+    from gateway.logs import configure_logging
+
+    settings = _settings(args)
+    database = db.Database(settings.database_url)
+    current, head = db.schema_state(database.engine)
+    database.dispose()
+    if current != head:
+        print(f"paymux: the database schema is at {current or 'nothing'}, this code needs {head}: "
+              f"run `paymux db upgrade`", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_json)
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from gateway.plugins import discover_channel_types, make_plugin_manager
+
+    types = discover_channel_types(make_plugin_manager())
+    settings = _settings(args)
+    listing = {
+        "plugins": [{"name": name, "module": t.__module__, "methods": list(t.methods),
+                     "capabilities": sorted(c.value for c in t.capabilities)} for name, t in sorted(types.items())],
+        "channel_accounts": [{"id": a.id, "plugin": a.plugin, "enabled": a.enabled,
+                              "installed": a.plugin in types} for a in settings.channel_accounts],
+    }
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    print("plugins:")
+    for p in listing["plugins"]:
+        print(f"  {p['name']:<12} methods: {', '.join(p['methods']) or '-'}; capabilities: {', '.join(p['capabilities'])}")
+    print("channel accounts:")
+    for a in listing["channel_accounts"]:
+        state = "enabled" if a["enabled"] else "disabled"
+        missing = "" if a["installed"] else "  (plugin NOT INSTALLED)"
+        print(f"  {a['id']:<12} plugin {a['plugin']:<10} {state}{missing}")
+    return 0
+
+
+def cmd_merchant_create(args: argparse.Namespace) -> int:
+    from gateway.clock import Clock
+    from gateway.merchants import create_merchant
+
+    box, database = _box_and_db(_settings(args))
+    with database.transaction() as conn:
+        creds = create_merchant(conn, box, Clock(), args.name, args.notify_url)
+    database.dispose()
+    if args.json:
+        print(json.dumps({"merchant_id": creds.merchant_id, "secret": creds.secret}))
+    else:
+        print(f"merchant_id = {creds.merchant_id}\nsecret      = {creds.secret}")
+    return 0
+
+
+# ---- client commands: talk to a running gateway ----
+
+def _client(args: argparse.Namespace):  # noqa: ANN202
+    from gateway.client import Client
+
+    saved: dict[str, Any] = {}
+    if CREDENTIALS_FILE.is_file():
+        saved = json.loads(CREDENTIALS_FILE.read_text())
+    merchant_id = args.merchant_id or os.environ.get("PAYMUX_MERCHANT_ID") or saved.get("merchant_id")
+    secret = os.environ.get("PAYMUX_MERCHANT_SECRET") or saved.get("secret")
+    url = args.url or os.environ.get("PAYMUX_URL") or saved.get("url") or "http://127.0.0.1:8000"
+    if not merchant_id or not secret:
+        raise ConfigError("no merchant credentials: run `paymux init`, or set PAYMUX_MERCHANT_ID and "
+                          "PAYMUX_MERCHANT_SECRET")
+    return Client(url, merchant_id, secret)
+
+
+def _show(obj: dict[str, Any], field: str | None) -> None:
+    if field is None:
+        print(json.dumps(obj, indent=2, ensure_ascii=False))
+        return
+    value: Any = obj
+    for part in field.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    print("" if value is None else value)
+
+
+def cmd_pay(args: argparse.Namespace) -> int:
+    fields = {"merchant_order_no": args.order or "order-" + secrets.token_hex(6), "amount": args.amount,
+              "currency": args.currency, "subject": args.subject}
+    for key in ("channel", "method", "notify_url"):
+        if getattr(args, key):
+            fields[key] = getattr(args, key)
+    _show(_client(args).create_payment(idempotency_key=args.idempotency_key, **fields), args.field)
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    _show(_client(args).get_payment(args.payment_id, sync=args.sync), args.field)
+    return 0
+
+
+def cmd_close(args: argparse.Namespace) -> int:
+    _show(_client(args).close_payment(args.payment_id), args.field)
+    return 0
+
+
+def cmd_refund(args: argparse.Namespace) -> int:
+    fields = {"merchant_refund_no": args.refund_no or "refund-" + secrets.token_hex(6), "amount": args.amount}
+    if args.reason:
+        fields["reason"] = args.reason
+    _show(_client(args).create_refund(args.payment_id, **fields), args.field)
+    return 0
+
+
+def cmd_get_refund(args: argparse.Namespace) -> int:
+    _show(_client(args).get_refund(args.refund_id), args.field)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="paymux", description="paymux payment gateway")
+    parser.add_argument("--config", help="config file (default: $PAYMUX_CONFIG or conf/paymux.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the gateway")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(fn=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply migrations").set_defaults(fn=cmd_db_upgrade)
+
+    sub.add_parser("init", help="key file, schema and a demo merchant (idempotent)").set_defaults(fn=cmd_init)
+
+    p = sub.add_parser("plugins", help="installed plugins and configured channel accounts")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_plugins)
+
+    merchant = sub.add_parser("merchant", help="merchants").add_subparsers(dest="merchant_command", required=True)
+    p = merchant.add_parser("create", help="create a merchant and print its id and secret")
+    p.add_argument("name")
+    p.add_argument("--notify-url")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_merchant_create)
+
+    def client_command(name: str, fn: Any, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--url", help="gateway URL (default: $PAYMUX_URL or the one `paymux init` saved)")
+        p.add_argument("--merchant-id", help="default: $PAYMUX_MERCHANT_ID or the demo merchant")
+        p.add_argument("--field", help="print only this field, e.g. id, status or action.url")
+        p.set_defaults(fn=fn)
+        return p
+
+    p = client_command("pay", cmd_pay, "create a payment on a running gateway")
+    p.add_argument("--amount", type=int, required=True, help="minor units (fen)")
+    p.add_argument("--currency", default="CNY")
+    p.add_argument("--subject", default="paymux test payment")
+    p.add_argument("--order", help="merchant_order_no (default: a random one)")
+    p.add_argument("--channel")
+    p.add_argument("--method")
+    p.add_argument("--notify-url")
+    p.add_argument("--idempotency-key")
+    p = client_command("get", cmd_get, "show a payment")
+    p.add_argument("payment_id")
+    p.add_argument("--sync", action="store_true", help="ask the channel first")
+    p = client_command("close", cmd_close, "close an unpaid payment")
+    p.add_argument("payment_id")
+    p = client_command("refund", cmd_refund, "refund a payment")
+    p.add_argument("payment_id")
+    p.add_argument("--amount", type=int, required=True)
+    p.add_argument("--refund-no")
+    p.add_argument("--reason")
+    p = client_command("get-refund", cmd_get_refund, "show a refund")
+    p.add_argument("refund_id")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from gateway.client import PaymuxAPIError
+
+    try:
+        return args.fn(args)
+    except ConfigError as exc:
+        print(f"paymux: {exc}", file=sys.stderr)
+        return 2
+    except PaymuxAPIError as exc:
+        print(f"paymux: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Settings from conf/*.toml plus the environment. One settings object, passed in."""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from gateway.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "conf" / "paymux.toml"
+
+
+@dataclass(frozen=True)
+class ChannelAccountConfig:
+    """One channel account: which plugin serves it, whether it takes new payments, its settings."""
+
+    id: str
+    plugin: str
+    enabled: bool
+    settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Settings:
+    public_url: str = "http://127.0.0.1:8000"
+    database_url: str = "sqlite:///paymux.db"
+    secret_key: str | None = None
+    channel_accounts: tuple[ChannelAccountConfig, ...] = ()
+    max_body_bytes: int = 64 * 1024
+    auth_window_seconds: int = 300
+    idempotency_ttl_seconds: int = 24 * 3600
+    channel_timeout_seconds: float = 10.0
+    business_timezone: str = "Asia/Shanghai"
+    log_json: bool = True
+    config_path: Path | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def account(self, account_id: str) -> ChannelAccountConfig | None:
+        return next((a for a in self.channel_accounts if a.id == account_id), None)
+
+    def with_changes(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)
+
+
+def resolve_reference(value: Any, env: Mapping[str, str], where: str) -> Any:
+    """Turn `env:NAME` and `file:PATH` references into their values, recursively."""
+    if isinstance(value, dict):
+        return {k: resolve_reference(v, env, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_reference(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+    if value.startswith("env:"):
+        name = value[4:]
+        if name not in env:
+            raise ConfigError(f"{where} refers to environment variable {name}, which is not set")
+        return env[name]
+    if value.startswith("file:"):
+        path = Path(value[5:]).expanduser()
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{where} refers to file {path}, which cannot be read: {exc.strerror}") from exc
+    return value
+
+
+def find_config_path(explicit: str | os.PathLike | None, env: Mapping[str, str]) -> Path:
+    for candidate in (explicit, env.get("PAYMUX_CONFIG")):
+        if candidate:
+            path = Path(candidate)
+            if not path.is_file():
+                raise ConfigError(f"config file {path} does not exist")
+            return path
+    local = Path("conf/paymux.toml")
+    return local if local.is_file() else DEFAULT_CONFIG
+
+
+def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML config, resolve references, apply environment overrides."""
+    env = os.environ if env is None else env
+    config_path = find_config_path(path, env)
+    try:
+        raw = tomllib.loads(config_path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path} is not valid TOML: {exc}") from exc
+    return settings_from_mapping(raw, env, config_path)
+
+
+def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config_path: Path | None = None) -> Settings:
+    raw = dict(raw)
+    database = raw.pop("database", {}) or {}
+    accounts_raw = raw.pop("channel_accounts", []) or []
+    accounts = []
+    seen: set[str] = set()
+    for i, item in enumerate(accounts_raw):
+        where = f"channel_accounts[{i}]"
+        for key in ("id", "plugin"):
+            if not isinstance(item.get(key), str) or not item.get(key):
+                raise ConfigError(f"{where}.{key} is required and must be a string")
+        account_id = item["id"]
+        if account_id in seen:
+            raise ConfigError(f"{where}.id {account_id!r} is used twice")
+        if not account_id.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"{where}.id {account_id!r} may hold only letters, digits, '-' and '_'")
+        seen.add(account_id)
+        enabled = item.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{where}.enabled must be true or false")
+        # Disabled accounts still verify callbacks and answer queries for earlier payments.
+        settings = resolve_reference(item.get("settings", {}) or {}, env, f"{where}.settings")
+        accounts.append(ChannelAccountConfig(account_id, item["plugin"], enabled, settings))
+
+    database_url = env.get("PAYMUX_DATABASE_URL") or database.get("url") or Settings.database_url
+    secret_key = env.get("PAYMUX_SECRET_KEY") or raw.pop("secret_key", None)
+    raw.pop("secret_key", None)
+    if secret_key is not None and not env.get("PAYMUX_SECRET_KEY"):
+        secret_key = _optional_file_reference(secret_key, env)
+
+    known = {f for f in Settings.__dataclass_fields__} - {"channel_accounts", "database_url", "secret_key", "config_path", "extra"}
+    direct = {k: raw.pop(k) for k in list(raw) if k in known}
+    return Settings(
+        database_url=database_url,
+        secret_key=secret_key,
+        channel_accounts=tuple(accounts),
+        config_path=config_path,
+        extra=raw,
+        **direct,
+    )
+
+
+def _optional_file_reference(value: str, env: Mapping[str, str]) -> str | None:
+    """A secret key file that does not exist yet is not an error here: `paymux init` makes it."""
+    if value.startswith("file:") and not Path(value[5:]).expanduser().exists():
+        return value
+    return resolve_reference(value, env, "secret_key")

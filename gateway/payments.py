@@ -1,0 +1,371 @@
+"""Payment and refund state machines and their orchestration. No HTTP, no SQL strings.
+
+Every state change is a conditional UPDATE (… WHERE status = 'processing'), so duplicate
+callbacks, concurrent queries and reconciliation can race and the change still happens once.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Awaitable, Callable
+
+from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from gateway import idempotency
+from gateway.channel import (Capability, ChannelEvent, CreatePayment, Outcome, PaymentResult, RefundRequest,
+                             RefundResult)
+from gateway.clock import Clock
+from gateway.db import Database
+from gateway.errors import channel_error, conflict, invalid_request, not_found
+from gateway.ids import out_trade_no, public_id
+from gateway.idempotency import IdempotencyClaim, StoredResponse
+from gateway.models import Attempt, Payment, Refund
+from gateway.plugins import ChannelAccount, PluginHost
+from gateway.resources import payment_object, refund_object
+from gateway.routing import choose_account
+
+payments = Payment.__table__
+attempts = Attempt.__table__
+refunds = Refund.__table__
+
+OPEN_ATTEMPT = ("created", "pending", "unknown")
+
+
+@dataclass(frozen=True)
+class NewPayment:
+    merchant_order_no: str
+    amount: int
+    currency: str
+    subject: str
+    channel: str | None
+    method: str | None
+    notify_url: str | None
+    expires_in: int | None
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class NewRefund:
+    merchant_refund_no: str
+    amount: int
+    reason: str | None
+
+
+def _json(status: int, obj: dict) -> StoredResponse:
+    return StoredResponse(status, json.dumps(obj, separators=(",", ":")).encode())
+
+
+class PaymentService:
+    def __init__(self, db: Database, host: PluginHost, clock: Clock, log: Any) -> None:
+        self.db = db
+        self.host = host
+        self.clock = clock
+        self.log = log
+
+    # ---- channel calls: whatever goes wrong in a plugin is UNKNOWN, never FAILED ----
+
+    async def _call(self, account: ChannelAccount, operation: str, fn: Callable[[], Awaitable[Any]],
+                    unknown: Callable[[str, str], Any]) -> Any:
+        try:
+            return await fn()
+        except Exception as exc:  # noqa: BLE001  a plugin's failure must not decide money
+            self.log.warning("channel.call_failed", channel_account=account.id, operation=operation,
+                             error=type(exc).__name__, detail=str(exc)[:200])
+            return unknown("channel_unreachable", f"{type(exc).__name__}: {str(exc)[:200]}")
+
+    def _payment_call(self, account, operation, fn):  # noqa: ANN001, ANN202
+        return self._call(account, operation, fn,
+                          lambda code, msg: PaymentResult(Outcome.UNKNOWN, error_code=code, error_message=msg))
+
+    def _refund_call(self, account, operation, fn):  # noqa: ANN001, ANN202
+        return self._call(account, operation, fn,
+                          lambda code, msg: RefundResult(Outcome.UNKNOWN, error_code=code, error_message=msg))
+
+    # ---- idempotent POSTs ----
+
+    async def _idempotent(self, claim: IdempotencyClaim | None, run: Callable[[], Awaitable[StoredResponse]],
+                          recover: Callable[[str], Awaitable[StoredResponse]]) -> StoredResponse:
+        if claim is None:
+            return await run()
+        try:
+            response = await run()
+        except idempotency.KeyAlreadyClaimed:
+            return await idempotency.resolve_existing(self.db.tx, claim, self.clock.now, recover)
+        return response
+
+    # ---- payments ----
+
+    async def create_payment(self, merchant_id: str, new: NewPayment, claim: IdempotencyClaim | None) -> StoredResponse:
+        account, method = choose_account(self.host, new.channel, new.method, new.currency)
+        payment_id = public_id("pay")
+
+        async def run() -> StoredResponse:
+            now = self.clock.now()
+            expires_at = now + timedelta(seconds=new.expires_in) if new.expires_in else None
+            attempt_id, trade_no = public_id("att"), out_trade_no()
+
+            def tx1(conn: Connection) -> None:
+                if claim:
+                    idempotency.claim(conn, claim, payment_id, now)
+                try:
+                    conn.execute(insert(payments).values(
+                        id=payment_id, merchant_id=merchant_id, merchant_order_no=new.merchant_order_no,
+                        amount=new.amount, currency=new.currency, subject=new.subject,
+                        channel_account=account.id, method=method, status="processing", refunded_amount=0,
+                        refund_pending_amount=0, notify_url=new.notify_url, metadata=new.metadata,
+                        expires_at=expires_at, created_at=now, updated_at=now))
+                except IntegrityError:
+                    raise conflict("duplicate_order", f"merchant_order_no {new.merchant_order_no!r} already has a payment",
+                                   "merchant_order_no") from None
+                conn.execute(insert(attempts).values(
+                    id=attempt_id, payment_id=payment_id, out_trade_no=trade_no, channel_account=account.id,
+                    method=method, status="created", created_at=now, updated_at=now))
+
+            await self.db.tx(tx1)
+            self.log.info("payment.created", payment_id=payment_id, merchant_id=merchant_id,
+                          channel_account=account.id, amount=new.amount, currency=new.currency)
+            request = CreatePayment(trade_no, new.amount, new.currency, new.subject, method, expires_at, new.metadata)
+            result = await self._payment_call(account, "create", lambda: account.channel.create(request))
+
+            def tx2(conn: Connection) -> StoredResponse:
+                self._apply_payment_result(conn, attempt_id, result, source="create")
+                response = _json(201, self._render_payment(conn, payment_id))
+                if claim:
+                    idempotency.complete(conn, claim, response, self.clock.now())
+                return response
+
+            return await self.db.tx(tx2)
+
+        return await self._idempotent(claim, run, self._recover_payment)
+
+    async def _recover_payment(self, payment_id: str) -> StoredResponse:
+        return _json(201, await self.db.tx(lambda conn: self._render_payment(conn, payment_id)))
+
+    def _render_payment(self, conn: Connection, payment_id: str) -> dict:
+        p = conn.execute(select(payments).where(payments.c.id == payment_id)).first()
+        attempt = self._current_attempt(conn, payment_id)
+        return payment_object(p, attempt)
+
+    @staticmethod
+    def _current_attempt(conn: Connection, payment_id: str):  # noqa: ANN205
+        return conn.execute(select(attempts).where(attempts.c.payment_id == payment_id)
+                            .order_by(attempts.c.created_at.desc(), attempts.c.id.desc()).limit(1)).first()
+
+    def _load_payment(self, conn: Connection, merchant_id: str, payment_id: str):  # noqa: ANN202
+        p = conn.execute(select(payments).where(and_(payments.c.id == payment_id,
+                                                     payments.c.merchant_id == merchant_id))).first()
+        if p is None:  # another merchant's payment is as invisible as a missing one
+            raise not_found("payment", payment_id)
+        return p
+
+    async def get_payment(self, merchant_id: str, payment_id: str, sync: bool = False) -> dict:
+        p = await self.db.tx(lambda conn: self._load_payment(conn, merchant_id, payment_id))
+        if sync and p.status == "processing":
+            await self.sync_payment(p)
+        return await self.db.tx(lambda conn: self._render_payment(conn, payment_id))
+
+    async def find_payment(self, merchant_id: str, merchant_order_no: str, sync: bool = False) -> dict:
+        def lookup(conn: Connection) -> str:
+            row = conn.execute(select(payments.c.id).where(and_(payments.c.merchant_id == merchant_id,
+                                                                payments.c.merchant_order_no == merchant_order_no))).first()
+            if row is None:
+                raise not_found("payment with merchant_order_no", merchant_order_no)
+            return row.id
+
+        return await self.get_payment(merchant_id, await self.db.tx(lookup), sync)
+
+    async def sync_payment(self, p: Any) -> None:
+        """Ask the channel about the current attempt and apply what it says."""
+        account = self.host.account(p.channel_account)
+        if not account.supports(Capability.QUERY):
+            return
+        attempt = await self.db.tx(lambda conn: self._current_attempt(conn, p.id))
+        result = await self._payment_call(account, "query", lambda: account.channel.query(attempt.out_trade_no))
+        if result.outcome is Outcome.SUCCEEDED and not self._amount_matches(attempt, p, result.amount, result.currency):
+            self.log.error("channel.amount_mismatch", payment_id=p.id, source="query", channel_amount=result.amount)
+            return
+        await self.db.tx(lambda conn: self._apply_payment_result(conn, attempt.id, result, source="query"))
+
+    async def close_payment(self, merchant_id: str, payment_id: str) -> dict:
+        p = await self.db.tx(lambda conn: self._load_payment(conn, merchant_id, payment_id))
+        if p.status == "closed":
+            return await self.db.tx(lambda conn: self._render_payment(conn, payment_id))
+        if p.status != "processing":
+            raise conflict("payment_not_closable", f"A {p.status} payment cannot be closed")
+        account = self.host.account(p.channel_account)
+        self.host.require(account, Capability.CLOSE)
+        attempt = await self.db.tx(lambda conn: self._current_attempt(conn, p.id))
+        result = await self._payment_call(account, "close", lambda: account.channel.close(attempt.out_trade_no))
+        if result.outcome in (Outcome.UNKNOWN, Outcome.PENDING):
+            raise channel_error("close_unconfirmed",
+                                "The channel did not confirm the close; the payment stays processing. Retry later.")
+        await self.db.tx(lambda conn: self._apply_payment_result(conn, attempt.id, result, source="close"))
+        return await self.db.tx(lambda conn: self._render_payment(conn, payment_id))
+
+    @staticmethod
+    def _amount_matches(attempt: Any, p: Any, amount: int | None, currency: str | None) -> bool:
+        return (amount is None or amount == p.amount) and (currency is None or currency == p.currency)
+
+    def _apply_payment_result(self, conn: Connection, attempt_id: str, result: PaymentResult, source: str) -> bool:
+        """Move an attempt and its payment per a channel result. True if the payment changed state."""
+        now = self.clock.now()
+        attempt = conn.execute(select(attempts).where(attempts.c.id == attempt_id)).first()
+        outcome = result.outcome
+        values: dict[str, Any] = {"updated_at": now}
+        if result.action is not None:
+            values["action"] = dict(result.action)
+        if result.channel_transaction_id:
+            values["channel_transaction_id"] = result.channel_transaction_id
+        if result.error_code:
+            values["error_code"], values["error_message"] = result.error_code, (result.error_message or "")[:500]
+
+        if outcome in (Outcome.PENDING, Outcome.UNKNOWN):
+            conn.execute(update(attempts).where(and_(attempts.c.id == attempt_id, attempts.c.status.in_(OPEN_ATTEMPT)))
+                         .values(status=outcome.value, **values))
+            return False
+
+        # A verified success is money taken: it wins over a local close or failure (a late success).
+        allowed = ("created", "pending", "unknown", "closed", "failed") if outcome is Outcome.SUCCEEDED else OPEN_ATTEMPT
+        changed = conn.execute(update(attempts).where(and_(attempts.c.id == attempt_id, attempts.c.status.in_(allowed)))
+                               .values(status=outcome.value, **values)).rowcount
+        if not changed:
+            return False
+        pay_values: dict[str, Any] = {"status": outcome.value, "updated_at": now}
+        from_states: tuple[str, ...] = ("processing",)
+        if outcome is Outcome.SUCCEEDED:
+            pay_values.update(paid_at=now, channel_transaction_id=result.channel_transaction_id,
+                              failure_code=None, failure_message=None)
+            from_states = ("processing", "closed", "failed")
+        elif outcome is Outcome.FAILED:
+            pay_values.update(failure_code=result.error_code or "channel_declined",
+                              failure_message=(result.error_message or "The channel declined the payment")[:500])
+        p = conn.execute(select(payments.c.status).where(payments.c.id == attempt.payment_id)).first()
+        moved = conn.execute(update(payments).where(and_(payments.c.id == attempt.payment_id,
+                                                         payments.c.status.in_(from_states)))
+                             .values(**pay_values)).rowcount
+        if moved:
+            self.log.info("payment.state_changed", payment_id=attempt.payment_id, attempt_id=attempt_id,
+                          from_status=p.status, to_status=outcome.value, source=source)
+        return bool(moved)
+
+    # ---- refunds ----
+
+    async def create_refund(self, merchant_id: str, payment_id: str, new: NewRefund,
+                            claim: IdempotencyClaim | None) -> StoredResponse:
+        p = await self.db.tx(lambda conn: self._load_payment(conn, merchant_id, payment_id))
+        account = self.host.account(p.channel_account)
+        self.host.require(account, Capability.REFUND)
+        refund_id = public_id("re")
+
+        async def run() -> StoredResponse:
+            now = self.clock.now()
+            out_refund_no = out_trade_no()
+
+            def tx1(conn: Connection):  # noqa: ANN202
+                if claim:
+                    idempotency.claim(conn, claim, refund_id, now)
+                reserved = conn.execute(update(payments).where(and_(
+                    payments.c.id == payment_id, payments.c.status == "succeeded",
+                    payments.c.refunded_amount + payments.c.refund_pending_amount + new.amount <= payments.c.amount))
+                    .values(refund_pending_amount=payments.c.refund_pending_amount + new.amount, updated_at=now)).rowcount
+                if not reserved:
+                    cur = self._load_payment(conn, merchant_id, payment_id)
+                    if cur.status != "succeeded":
+                        raise conflict("payment_not_refundable", f"A {cur.status} payment cannot be refunded")
+                    left = cur.amount - cur.refunded_amount - cur.refund_pending_amount
+                    raise invalid_request("refund_exceeds_payment",
+                                          f"Refund of {new.amount} exceeds the {left} left to refund", "amount")
+                attempt = conn.execute(select(attempts).where(and_(attempts.c.payment_id == payment_id,
+                                                                   attempts.c.status == "succeeded"))).first()
+                try:
+                    conn.execute(insert(refunds).values(
+                        id=refund_id, payment_id=payment_id, attempt_id=attempt.id, merchant_id=merchant_id,
+                        merchant_refund_no=new.merchant_refund_no, out_refund_no=out_refund_no,
+                        channel_account=account.id, amount=new.amount, currency=p.currency, reason=new.reason,
+                        status="processing", created_at=now, updated_at=now))
+                except IntegrityError:
+                    raise conflict("duplicate_refund", f"merchant_refund_no {new.merchant_refund_no!r} already exists",
+                                   "merchant_refund_no") from None
+                return attempt
+
+            attempt = await self.db.tx(tx1)
+            self.log.info("refund.created", refund_id=refund_id, payment_id=payment_id, amount=new.amount)
+            request = RefundRequest(attempt.out_trade_no, out_refund_no, new.amount, p.amount, p.currency, new.reason)
+            result = await self._refund_call(account, "refund", lambda: account.channel.refund(request))
+
+            def tx2(conn: Connection) -> StoredResponse:
+                self._apply_refund_result(conn, refund_id, result, source="create")
+                response = _json(201, self._render_refund(conn, refund_id))
+                if claim:
+                    idempotency.complete(conn, claim, response, self.clock.now())
+                return response
+
+            return await self.db.tx(tx2)
+
+        return await self._idempotent(claim, run, self._recover_refund)
+
+    async def _recover_refund(self, refund_id: str) -> StoredResponse:
+        return _json(201, await self.db.tx(lambda conn: self._render_refund(conn, refund_id)))
+
+    def _render_refund(self, conn: Connection, refund_id: str) -> dict:
+        return refund_object(conn.execute(select(refunds).where(refunds.c.id == refund_id)).first())
+
+    async def get_refund(self, merchant_id: str, refund_id: str) -> dict:
+        def load(conn: Connection) -> dict:
+            r = conn.execute(select(refunds).where(and_(refunds.c.id == refund_id,
+                                                        refunds.c.merchant_id == merchant_id))).first()
+            if r is None:
+                raise not_found("refund", refund_id)
+            return refund_object(r)
+
+        return await self.db.tx(load)
+
+    def _apply_refund_result(self, conn: Connection, refund_id: str, result: RefundResult, source: str) -> bool:
+        if result.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED):
+            return False
+        now = self.clock.now()
+        r = conn.execute(select(refunds).where(refunds.c.id == refund_id)).first()
+        values: dict[str, Any] = {"status": result.outcome.value, "updated_at": now}
+        if result.channel_refund_id:
+            values["channel_refund_id"] = result.channel_refund_id
+        if result.outcome is Outcome.FAILED:
+            values["failure_code"] = result.error_code or "channel_declined"
+            values["failure_message"] = (result.error_message or "The channel declined the refund")[:500]
+        changed = conn.execute(update(refunds).where(and_(refunds.c.id == refund_id, refunds.c.status == "processing"))
+                               .values(**values)).rowcount
+        if not changed:
+            return False
+        pending = payments.c.refund_pending_amount - r.amount
+        pay_values: dict[str, Any] = {"refund_pending_amount": pending, "updated_at": now}
+        if result.outcome is Outcome.SUCCEEDED:
+            pay_values["refunded_amount"] = payments.c.refunded_amount + r.amount
+        conn.execute(update(payments).where(payments.c.id == r.payment_id).values(**pay_values))
+        self.log.info("refund.state_changed", refund_id=refund_id, payment_id=r.payment_id,
+                      from_status="processing", to_status=result.outcome.value, source=source)
+        return True
+
+    # ---- channel callbacks ----
+
+    def apply_event(self, conn: Connection, account_id: str, event: ChannelEvent) -> str:
+        """Apply one verified callback fact. Returns the outcome recorded for the callback."""
+        attempt = conn.execute(select(attempts).where(and_(attempts.c.out_trade_no == event.out_trade_no,
+                                                           attempts.c.channel_account == account_id))).first()
+        if attempt is None:
+            return "unknown_reference"
+        p = conn.execute(select(payments).where(payments.c.id == attempt.payment_id)).first()
+        if event.kind == "refund":
+            r = conn.execute(select(refunds).where(and_(refunds.c.out_refund_no == event.out_refund_no,
+                                                        refunds.c.attempt_id == attempt.id))).first()
+            if r is None:
+                return "unknown_reference"
+            if event.amount is not None and event.amount != r.amount:
+                return "mismatch"
+            result = RefundResult(event.outcome, event.channel_refund_id, event.amount)
+            return "applied" if self._apply_refund_result(conn, r.id, result, "callback") else "duplicate"
+        if not self._amount_matches(attempt, p, event.amount, event.currency):
+            return "mismatch"
+        result = PaymentResult(event.outcome, channel_transaction_id=event.channel_transaction_id,
+                               amount=event.amount, currency=event.currency)
+        return "applied" if self._apply_payment_result(conn, attempt.id, result, "callback") else "duplicate"

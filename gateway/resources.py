@@ -1,0 +1,52 @@
+"""The public shapes of API objects, in one place (the OpenAPI document describes the same)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+
+def iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.isoformat().replace("+00:00", "Z")
+
+
+def payment_object(p: Any, attempt: Any | None) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "object": "payment",
+        "merchant_order_no": p.merchant_order_no,
+        "status": p.status,
+        "amount": p.amount,
+        "currency": p.currency,
+        "amount_refunded": p.refunded_amount,
+        "amount_refund_pending": p.refund_pending_amount,
+        "subject": p.subject,
+        "channel": p.channel_account,
+        "method": p.method,
+        "action": attempt.action if attempt is not None and p.status == "processing" else None,
+        "channel_transaction_id": p.channel_transaction_id,
+        "out_trade_no": attempt.out_trade_no if attempt is not None else None,
+        "notify_url": p.notify_url,
+        "metadata": p.metadata,
+        "failure": {"code": p.failure_code, "message": p.failure_message} if p.failure_code else None,
+        "expires_at": iso(p.expires_at),
+        "paid_at": iso(p.paid_at),
+        "created_at": iso(p.created_at),
+        "updated_at": iso(p.updated_at),
+    }
+
+
+def refund_object(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "object": "refund",
+        "payment_id": r.payment_id,
+        "merchant_refund_no": r.merchant_refund_no,
+        "status": r.status,
+        "amount": r.amount,
+        "currency": r.currency,
+        "reason": r.reason,
+        "channel_refund_id": r.channel_refund_id,
+        "failure": {"code": r.failure_code, "message": r.failure_message} if r.failure_code else None,
+        "created_at": iso(r.created_at),
+        "updated_at": iso(r.updated_at),
+    }

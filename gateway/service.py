@@ -1,0 +1,87 @@
+"""The gateway's services wired together once, passed to handlers and commands."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import httpx
+
+from gateway.auth import MerchantAuthenticator
+from gateway.channel import Acknowledgement, InboundNotification, NotificationRejected
+from gateway.clock import Clock
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.models import ChannelCallback
+from gateway.payments import PaymentService
+from gateway.plugins import ChannelAccount, PluginHost
+from gateway.secretbox import SecretBox
+
+callbacks = ChannelCallback.__table__
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    db: Database
+    clock: Clock
+    log: Any
+    http: httpx.AsyncClient
+    host: PluginHost
+    box: SecretBox
+    authenticator: MerchantAuthenticator
+    payments: PaymentService
+
+    @classmethod
+    def build(cls, settings: Settings, log: Any, clock: Clock | None = None,
+              extra_plugins: Iterable[Any] = ()) -> "Gateway":
+        clock = clock or Clock()
+        db = Database(settings.database_url)
+        http = httpx.AsyncClient(timeout=settings.channel_timeout_seconds, follow_redirects=False)
+        host = PluginHost(settings, http, clock, log, extra_plugins)
+        box = SecretBox.from_settings(settings)
+        return cls(settings, db, clock, log, http, host, box,
+                   MerchantAuthenticator(box, settings.auth_window_seconds),
+                   PaymentService(db, host, clock, log))
+
+    async def handle_notification(self, account: ChannelAccount, inbound: InboundNotification) -> Acknowledgement:
+        """Verify through the plugin, apply each event once, record the callback, answer as the channel expects."""
+        channel = account.channel
+        now = self.clock.now()
+        try:
+            events = await channel.parse_notification(inbound)
+        except NotificationRejected as exc:
+            self.log.warning("callback.rejected", channel_account=account.id, reason=exc.reason)
+            await self.db.tx(lambda conn: conn.execute(callbacks.insert().values(
+                channel_account=account.id, received_at=now, verified=False, outcome="rejected",
+                detail=f"{exc.reason}: {exc}"[:500])))
+            return channel.acknowledge(False, str(exc))
+
+        def apply(conn) -> list[str]:  # noqa: ANN001
+            outcomes = []
+            for event in events:
+                outcome = self.payments.apply_event(conn, account.id, event)
+                outcomes.append(outcome)
+                conn.execute(callbacks.insert().values(
+                    channel_account=account.id, received_at=now, verified=True, outcome=outcome,
+                    detail=f"{event.kind} {event.outcome.value}", reference=event.out_refund_no or event.out_trade_no))
+            return outcomes
+
+        outcomes = await self.db.tx(apply)
+        self.log.info("callback.processed", channel_account=account.id, outcomes=outcomes)
+        if "mismatch" in outcomes:
+            # Amount or currency differs from our attempt: refuse, so the channel keeps the evidence coming
+            # while an operator looks; nothing was applied for that event.
+            return channel.acknowledge(False, "amount or currency does not match the order")
+        return channel.acknowledge(True)
+
+    async def maintenance(self) -> None:
+        """Forget what can never matter again: expired nonces and idempotency keys."""
+        from gateway import idempotency
+
+        now = self.clock.now()
+        await self.db.tx(lambda conn: (self.authenticator.purge(conn, now),
+                                       idempotency.purge(conn, now, self.settings.idempotency_ttl_seconds)))
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        self.db.dispose()

@@ -1,0 +1,142 @@
+"""The sandbox channel plugin: maps paymux's normalized calls onto the sandbox wire protocol."""
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import httpx
+
+from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
+                             NotificationRejected, Outcome, PaymentResult, RefundRequest, RefundResult, SettingsError)
+from plugins.mock import wire
+
+CALLBACK_MODES = ("normal", "drop", "duplicate", "delay")
+TRADE_STATUS = {"NOTPAY": Outcome.PENDING, "SUCCESS": Outcome.SUCCEEDED, "FAIL": Outcome.FAILED,
+                "CLOSED": Outcome.CLOSED}
+REFUND_STATUS = {"PROCESSING": Outcome.PENDING, "SUCCESS": Outcome.SUCCEEDED, "FAIL": Outcome.FAILED}
+
+
+@dataclass(frozen=True)
+class MockSettings:
+    secret: str
+    callback_mode: str = "normal"
+    callback_delay_ms: int = 0
+    create_latency_ms: int = 0
+    fail_create: float = 0.0
+    base_url: str | None = None     # where the sandbox is served; default {public_url}/hosted/{account}
+
+
+class MockChannel(Channel):
+    name = "mock"
+    methods = ("redirect", "qr")
+    capabilities = frozenset({Capability.PAY, Capability.QUERY, Capability.CLOSE, Capability.REFUND,
+                              Capability.REFUND_QUERY, Capability.NOTIFY, Capability.HOSTED_PAGES})
+
+    @classmethod
+    def parse_settings(cls, raw: Mapping[str, Any]) -> MockSettings:
+        unknown = set(raw) - set(MockSettings.__dataclass_fields__)
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        secret = raw.get("secret")
+        if not isinstance(secret, str) or len(secret) < 8:
+            raise SettingsError("secret is required and must be at least 8 characters")
+        mode = raw.get("callback_mode", "normal")
+        if mode not in CALLBACK_MODES:
+            raise SettingsError(f"callback_mode must be one of {', '.join(CALLBACK_MODES)}")
+        fail_create = raw.get("fail_create", 0.0)
+        if not isinstance(fail_create, (int, float)) or not 0 <= fail_create <= 1:
+            raise SettingsError("fail_create must be a probability between 0 and 1")
+        for key in ("callback_delay_ms", "create_latency_ms"):
+            if not isinstance(raw.get(key, 0), int) or raw.get(key, 0) < 0:
+                raise SettingsError(f"{key} must be a whole number of milliseconds")
+        return MockSettings(secret, mode, raw.get("callback_delay_ms", 0), raw.get("create_latency_ms", 0),
+                            float(fail_create), raw.get("base_url"))
+
+    @property
+    def settings(self) -> MockSettings:
+        return self.ctx.settings
+
+    @property
+    def base_url(self) -> str:
+        return (self.settings.base_url or f"{self.ctx.public_url.rstrip('/')}/hosted/{self.ctx.account_id}").rstrip("/")
+
+    async def create(self, request: CreatePayment) -> PaymentResult:
+        # Like a hosted-page payment at a real channel: the order travels in a signed link.
+        if self.settings.create_latency_ms:
+            await asyncio.sleep(self.settings.create_latency_ms / 1000)
+        if self.settings.fail_create and random.random() < self.settings.fail_create:
+            return PaymentResult(Outcome.FAILED, error_code="sandbox_declined",
+                                 error_message="The sandbox declined to create the order (fail_create)")
+        order = {"out_trade_no": request.out_trade_no, "amount": request.amount, "currency": request.currency,
+                 "subject": request.subject,
+                 "expires_at": int(request.expires_at.timestamp()) if request.expires_at else None}
+        url = f"{self.base_url}/checkout?t={wire.make_token(self.settings.secret, order)}"
+        action = {"type": "qr", "code": url} if request.method == "qr" else {"type": "redirect", "url": url}
+        return PaymentResult(Outcome.PENDING, action=action)
+
+    async def _call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        body = wire.encode(payload)
+        response = await self.ctx.http.post(f"{self.base_url}{path}", content=body,
+                                            headers=wire.signed_headers(self.settings.secret, body,
+                                                                        self.ctx.clock.timestamp()))
+        if response.status_code >= 500:
+            raise httpx.HTTPStatusError("sandbox server error", request=response.request, response=response)
+        # Only a verified answer may decide anything.
+        return wire.verify(self.settings.secret, response.headers, response.content, self.ctx.clock.timestamp())
+
+    def _trade(self, data: dict[str, Any]) -> PaymentResult:
+        if "error" in data:
+            return PaymentResult(Outcome.UNKNOWN, error_code=str(data["error"]), error_message=data.get("message"))
+        return PaymentResult(TRADE_STATUS.get(data.get("trade_status"), Outcome.UNKNOWN),
+                             channel_transaction_id=data.get("transaction_id"), amount=data.get("amount"),
+                             currency=data.get("currency"))
+
+    async def query(self, out_trade_no: str) -> PaymentResult:
+        return self._trade(await self._call("/api/query", {"out_trade_no": out_trade_no}))
+
+    async def close(self, out_trade_no: str) -> PaymentResult:
+        return self._trade(await self._call("/api/close", {"out_trade_no": out_trade_no}))
+
+    def _refund(self, data: dict[str, Any]) -> RefundResult:
+        if "error" in data:
+            declined = data["error"] in ("REFUND_EXCEEDS", "ORDER_NOT_PAID")
+            return RefundResult(Outcome.FAILED if declined else Outcome.UNKNOWN, error_code=str(data["error"]),
+                                error_message=data.get("message"))
+        return RefundResult(REFUND_STATUS.get(data.get("refund_status"), Outcome.UNKNOWN),
+                            channel_refund_id=data.get("refund_id"), amount=data.get("amount"))
+
+    async def refund(self, request: RefundRequest) -> RefundResult:
+        return self._refund(await self._call("/api/refund", {
+            "out_trade_no": request.out_trade_no, "out_refund_no": request.out_refund_no, "amount": request.amount}))
+
+    async def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult:
+        return self._refund(await self._call("/api/refund/query",
+                                             {"out_trade_no": out_trade_no, "out_refund_no": out_refund_no}))
+
+    async def parse_notification(self, notification: InboundNotification) -> list[ChannelEvent]:
+        try:
+            data = wire.verify(self.settings.secret, notification.headers, notification.body,
+                               self.ctx.clock.timestamp())
+        except wire.WireError as exc:
+            raise NotificationRejected(exc.reason, str(exc)) from None
+        try:
+            if data["event"] == "refund":
+                return [ChannelEvent("refund", data["out_trade_no"], REFUND_STATUS[data["refund_status"]],
+                                     amount=int(data["amount"]), out_refund_no=data["out_refund_no"],
+                                     channel_refund_id=data.get("refund_id"))]
+            return [ChannelEvent("payment", data["out_trade_no"], TRADE_STATUS[data["trade_status"]],
+                                 amount=int(data["amount"]), currency=data["currency"],
+                                 channel_transaction_id=data.get("transaction_id"))]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NotificationRejected("malformed_body", f"callback lacks or garbles {exc}") from None
+
+    def acknowledge(self, accepted: bool, message: str = "") -> Acknowledgement:
+        body = wire.encode({"code": "SUCCESS"} if accepted else {"code": "FAIL", "message": message[:200]})
+        return Acknowledgement(200 if accepted else 400, body, "application/json")
+
+    def hosted_app(self) -> Any:
+        from plugins.mock.simulator import SandboxSimulator
+
+        return SandboxSimulator(self.settings, notify_url=self.ctx.notify_url, clock=self.ctx.clock).app

@@ -1,0 +1,214 @@
+"""The other side of the sandbox wire: a hosted checkout page, the channel's API, and its callbacks.
+
+Mounted by the gateway at /hosted/{account}. It keeps its orders in memory, like a fresh sandbox:
+a restart forgets them. Fault settings (callback_mode, callback_delay_ms) shape its callbacks.
+"""
+from __future__ import annotations
+
+import asyncio
+import html
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from gateway.clock import Clock
+from plugins.mock import wire
+
+
+@dataclass
+class Order:
+    out_trade_no: str
+    amount: int | None = None
+    currency: str | None = None
+    subject: str = ""
+    status: str = "NOTPAY"          # NOTPAY | SUCCESS | FAIL | CLOSED
+    transaction_id: str | None = None
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def refunded(self) -> int:
+        return sum(r["amount"] for r in self.refunds.values() if r["refund_status"] != "FAIL")
+
+    def view(self) -> dict[str, Any]:
+        return {"out_trade_no": self.out_trade_no, "trade_status": self.status, "amount": self.amount,
+                "currency": self.currency, "transaction_id": self.transaction_id}
+
+
+class CallbackRefused(Exception):
+    pass
+
+
+class SandboxSimulator:
+    def __init__(self, settings: Any, notify_url: str, clock: Clock) -> None:
+        self.settings = settings
+        self.notify_url = notify_url
+        self.clock = clock
+        self.orders: dict[str, Order] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self.app = Starlette(routes=[
+            Route("/checkout", self.checkout_page, methods=["GET"]),
+            Route("/checkout", self.checkout_submit, methods=["POST"]),
+            Route("/api/query", self.api_query, methods=["POST"]),
+            Route("/api/close", self.api_close, methods=["POST"]),
+            Route("/api/refund", self.api_refund, methods=["POST"]),
+            Route("/api/refund/query", self.api_refund_query, methods=["POST"]),
+        ])
+
+    # ---- hosted checkout ----
+
+    def _order_from_token(self, request: Request) -> Order | None:
+        try:
+            data = wire.read_token(self.settings.secret, request.query_params.get("t", ""))
+        except (wire.WireError, ValueError):
+            return None
+        order = self.orders.setdefault(data["out_trade_no"], Order(data["out_trade_no"]))
+        if order.amount is None:  # first sight of the order (a close may have come first)
+            order.amount, order.currency, order.subject = data["amount"], data["currency"], data.get("subject", "")
+        expires_at = data.get("expires_at")
+        if order.status == "NOTPAY" and expires_at and self.clock.timestamp() > expires_at:
+            order.status = "CLOSED"
+        return order
+
+    async def checkout_page(self, request: Request) -> Response:
+        order = self._order_from_token(request)
+        if order is None:
+            return HTMLResponse(_page("Invalid link", "<p>This checkout link is not genuine.</p>"), 400)
+        amount = f"{order.amount / 100:.2f} {html.escape(order.currency or '')}"
+        if order.status != "NOTPAY":
+            body = f"<p>Order <code>{order.out_trade_no}</code> is <b>{order.status}</b>.</p>"
+            return HTMLResponse(_page("Sandbox checkout", body))
+        body = (f"<p>{html.escape(order.subject)}</p><p class=amount>{amount}</p>"
+                f"<p><small>order <code>{order.out_trade_no}</code></small></p>"
+                '<form method=post><button name=outcome value=success>Pay</button> '
+                '<button name=outcome value=fail class=fail>Fail</button></form>')
+        return HTMLResponse(_page("Sandbox checkout", body))
+
+    async def checkout_submit(self, request: Request) -> Response:
+        order = self._order_from_token(request)
+        wants_json = "application/json" in request.headers.get("accept", "")
+        if order is None:
+            return self._answer(wants_json, 400, {"error": "BAD_TOKEN", "message": "checkout link is not genuine"})
+        outcome = (await request.form()).get("outcome")
+        if outcome not in ("success", "fail"):
+            return self._answer(wants_json, 400, {"error": "BAD_OUTCOME", "message": "outcome must be success or fail"})
+        if order.status != "NOTPAY":
+            return self._answer(wants_json, 409, {"error": "ORDER_FINAL", "message": f"order is {order.status}",
+                                                  **order.view()})
+        order.status = "SUCCESS" if outcome == "success" else "FAIL"
+        order.transaction_id = "sbx" + secrets.token_hex(12)
+        await self._send_callback({"event": "payment", **order.view()})
+        return self._answer(wants_json, 200, order.view())
+
+    def _answer(self, wants_json: bool, status: int, data: dict[str, Any]) -> Response:
+        if wants_json:
+            return JSONResponse(data, status)
+        text = data.get("message") or f"Order {data.get('out_trade_no')} is {data.get('trade_status')}."
+        return HTMLResponse(_page("Sandbox checkout", f"<p>{html.escape(text)}</p>"), status)
+
+    # ---- callbacks, shaped by the account's fault settings ----
+
+    async def _send_callback(self, event: dict[str, Any]) -> None:
+        mode = self.settings.callback_mode
+        if mode == "drop":
+            return
+        if mode == "delay":
+            self._background(self._deliver(event, delay=self.settings.callback_delay_ms / 1000))
+            return
+        await self._deliver(event)
+        if mode == "duplicate":
+            await self._deliver(event)
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, event: dict[str, Any], delay: float = 0.0) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        body = wire.encode({"id": "evt_" + secrets.token_hex(8), **event})
+        try:
+            async for attempt in AsyncRetrying(stop=stop_after_attempt(5), wait=wait_exponential(0.2, max=2),
+                                               retry=retry_if_exception_type((httpx.HTTPError, CallbackRefused)),
+                                               reraise=True):
+                with attempt:
+                    async with httpx.AsyncClient(timeout=10) as client:
+                        headers = wire.signed_headers(self.settings.secret, body, self.clock.timestamp())
+                        response = await client.post(self.notify_url, content=body, headers=headers)
+                    if response.status_code != 200:
+                        raise CallbackRefused(response.status_code)
+        except (httpx.HTTPError, CallbackRefused):
+            pass  # like a real channel, it gives up; the gateway's query finds the truth
+
+    # ---- channel API (signed both ways) ----
+
+    async def _read(self, request: Request) -> dict[str, Any] | Response:
+        try:
+            return wire.verify(self.settings.secret, request.headers, await request.body(), self.clock.timestamp())
+        except wire.WireError as exc:
+            return self._signed({"error": "SIGN_ERROR", "message": str(exc)}, 401)
+
+    def _signed(self, data: dict[str, Any], status: int = 200) -> Response:
+        body = wire.encode(data)
+        return Response(body, status, headers=wire.signed_headers(self.settings.secret, body, self.clock.timestamp()))
+
+    async def api_query(self, request: Request) -> Response:
+        data = await self._read(request)
+        if isinstance(data, Response):
+            return data
+        order = self.orders.get(str(data.get("out_trade_no")))
+        return self._signed(order.view() if order else {"out_trade_no": data.get("out_trade_no"),
+                                                        "trade_status": "NOTPAY"})
+
+    async def api_close(self, request: Request) -> Response:
+        data = await self._read(request)
+        if isinstance(data, Response):
+            return data
+        order = self.orders.setdefault(str(data.get("out_trade_no")), Order(str(data.get("out_trade_no"))))
+        if order.status == "NOTPAY":
+            order.status = "CLOSED"
+        return self._signed(order.view())
+
+    async def api_refund(self, request: Request) -> Response:
+        data = await self._read(request)
+        if isinstance(data, Response):
+            return data
+        order = self.orders.get(str(data.get("out_trade_no")))
+        if order is None or order.status != "SUCCESS":
+            return self._signed({"error": "ORDER_NOT_PAID", "message": "the order is not paid"})
+        out_refund_no, amount = str(data.get("out_refund_no")), data.get("amount")
+        if out_refund_no in order.refunds:  # a retried refund request is the same refund
+            return self._signed(order.refunds[out_refund_no])
+        if not isinstance(amount, int) or amount <= 0 or order.refunded() + amount > (order.amount or 0):
+            return self._signed({"error": "REFUND_EXCEEDS", "message": "refund exceeds what is left"})
+        refund = {"out_trade_no": order.out_trade_no, "out_refund_no": out_refund_no, "amount": amount,
+                  "refund_id": "sbr" + secrets.token_hex(12), "refund_status": "PROCESSING"}
+        order.refunds[out_refund_no] = refund
+        self._background(self._complete_refund(refund))
+        return self._signed(refund)
+
+    async def _complete_refund(self, refund: dict[str, Any]) -> None:
+        await asyncio.sleep(0.05)  # the money moves after the request is acknowledged
+        refund["refund_status"] = "SUCCESS"
+        await self._send_callback({"event": "refund", **refund})
+
+    async def api_refund_query(self, request: Request) -> Response:
+        data = await self._read(request)
+        if isinstance(data, Response):
+            return data
+        order = self.orders.get(str(data.get("out_trade_no")))
+        refund = order.refunds.get(str(data.get("out_refund_no"))) if order else None
+        return self._signed(refund or {"error": "REFUND_NOT_EXIST", "message": "no such refund"})
+
+
+def _page(title: str, body: str) -> str:
+    return f"""<!doctype html><html><head><meta charset=utf-8><title>{title}</title>
+<style>body{{font-family:system-ui;max-width:28rem;margin:4rem auto;text-align:center}}
+.amount{{font-size:2rem}}button{{font-size:1.2rem;padding:.5rem 2rem;margin:.5rem}}.fail{{background:#fdd}}</style>
+</head><body><h1>{title}</h1><p><small>paymux sandbox: no real money moves</small></p>{body}</body></html>"""
