@@ -1,0 +1,93 @@
+"""Every /v1 request is signed by its merchant; anything else is 401 with a code saying why."""
+from __future__ import annotations
+
+import time
+
+import httpx
+from sqlalchemy import text
+
+from gateway.auth import authorization_header
+
+BODY = b'{"merchant_order_no":"o-1","amount":100}'
+
+
+def post(gw, headers: dict, body: bytes = BODY) -> httpx.Response:  # noqa: ANN001
+    return httpx.post(f"{gw.url}/v1/payments", content=body, headers={"Content-Type": "application/json", **headers})
+
+
+def signed(merchant, body: bytes = BODY, timestamp: int | None = None, nonce: str | None = None,  # noqa: ANN001
+           secret: str | None = None, path: str = "/v1/payments") -> dict:
+    header = authorization_header(merchant.merchant_id, secret or merchant.secret, "POST", path, body,
+                                  timestamp or int(time.time()), nonce)
+    return {"Authorization": header}
+
+
+def code(response: httpx.Response) -> str:
+    return response.json()["error"]["code"]
+
+
+def test_an_unsigned_request_is_refused(gw) -> None:
+    response = post(gw, {})
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "authentication_error"
+    assert code(response) == "missing_authorization"
+
+
+def test_a_request_signed_with_the_wrong_secret_is_refused(gw, merchant) -> None:
+    response = post(gw, signed(merchant, secret="sk_not_the_secret"))
+    assert response.status_code == 401 and code(response) == "invalid_signature"
+
+
+def test_a_body_changed_after_signing_is_refused(gw, merchant) -> None:
+    headers = signed(merchant, BODY)
+    response = post(gw, headers, BODY.replace(b"100", b"999"))
+    assert response.status_code == 401 and code(response) == "invalid_signature"
+
+
+def test_a_signature_for_another_path_is_refused(gw, merchant) -> None:
+    response = post(gw, signed(merchant, path="/v1/refunds"))
+    assert response.status_code == 401 and code(response) == "invalid_signature"
+
+
+def test_a_stale_timestamp_is_refused(gw, merchant) -> None:
+    response = post(gw, signed(merchant, timestamp=int(time.time()) - 301))
+    assert response.status_code == 401 and code(response) == "timestamp_out_of_window"
+    response = post(gw, signed(merchant, timestamp=int(time.time()) + 400))
+    assert response.status_code == 401 and code(response) == "timestamp_out_of_window"
+
+
+def test_a_replayed_request_is_refused_and_writes_nothing(gw, merchant) -> None:
+    headers = signed(merchant, nonce="nonce-replay-0001")
+    assert post(gw, headers).status_code == 201
+    again = post(gw, headers)
+    assert again.status_code == 401 and code(again) == "replayed_nonce"
+    assert gw.count("payments") == 1
+
+
+def test_an_unknown_merchant_is_refused(gw, merchant) -> None:
+    header = authorization_header("mch_nobody", merchant.secret, "POST", "/v1/payments", BODY, int(time.time()))
+    response = post(gw, {"Authorization": header})
+    assert response.status_code == 401 and code(response) == "unknown_merchant"
+
+
+def test_a_garbled_authorization_header_is_refused(gw) -> None:
+    for header in ("Bearer abc", "PAYMUX-HMAC-SHA256 merchant_id=x", 'PAYMUX-HMAC-SHA256 merchant_id="a",nonce="b"'):
+        response = post(gw, {"Authorization": header})
+        assert response.status_code == 401, header
+        assert code(response) in ("invalid_authorization", "missing_authorization")
+
+
+def test_a_get_is_signed_over_its_query_string(gw, merchant) -> None:
+    path = "/v1/payments?merchant_order_no=o-1"
+    header = authorization_header(merchant.merchant_id, merchant.secret, "GET", "/v1/payments?merchant_order_no=o-2",
+                                  b"", int(time.time()))
+    response = httpx.get(f"{gw.url}{path}", headers={"Authorization": header})
+    assert response.status_code == 401 and code(response) == "invalid_signature"
+
+
+def test_merchant_secrets_are_encrypted_at_rest(gw, merchant) -> None:
+    with gw.gateway.db.transaction() as conn:
+        stored = conn.execute(text("SELECT secret_sealed FROM merchants WHERE id = :id"),
+                              {"id": merchant.merchant_id}).scalar_one()
+    assert merchant.secret not in stored
+    assert gw.gateway.box.open(stored, merchant.merchant_id) == merchant.secret
