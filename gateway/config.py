@@ -119,6 +119,8 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
     if secret_key is not None and not env.get("PAYMUX_SECRET_KEY"):
         secret_key = _optional_file_reference(secret_key, env)
 
+    if env.get("PAYMUX_PUBLIC_URL"):
+        raw["public_url"] = env["PAYMUX_PUBLIC_URL"]
     known = {f for f in Settings.__dataclass_fields__} - {"channel_accounts", "database_url", "secret_key", "config_path", "extra"}
     direct = {k: raw.pop(k) for k in list(raw) if k in known}
     return Settings(

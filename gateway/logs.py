@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-_SENSITIVE_KEY = re.compile(r"secret|password|private|token|signature|authorization|api_?key|sign$", re.I)
+_SENSITIVE_KEY = re.compile(r"secret|passw|private|token|signature|authorization|(^|_)key$|apiv3|^sign$|cookie", re.I)
 REDACTED = "[redacted]"
 
 

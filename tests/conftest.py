@@ -206,3 +206,10 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> A
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(interval)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _json_logs() -> None:
+    from gateway.logs import configure_logging
+
+    configure_logging(json_lines=True)

@@ -1,0 +1,68 @@
+"""The `paymux` command as an operator uses it."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PAYMUX = [sys.executable, "-m", "gateway.cli"]
+
+
+def run(tmp_path: Path, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    config = tmp_path / "paymux.toml"
+    if not config.exists():
+        config.write_text(f'secret_key = "cli-test-key-0123456789"\n[database]\nurl = "sqlite:///{tmp_path}/p.db"\n'
+                          '[[channel_accounts]]\nid = "sandbox"\nplugin = "mock"\n'
+                          '[channel_accounts.settings]\nsecret = "cli-sandbox-secret"\n')
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "PAYMUX_CONFIG": str(config), **env}
+    return subprocess.run(PAYMUX + list(args), capture_output=True, text=True, env=full_env, cwd=tmp_path,
+                          check=check, timeout=60)
+
+
+def test_merchant_create_json_prints_exactly_id_and_secret(tmp_path: Path) -> None:
+    run(tmp_path, "db", "upgrade")
+    out = json.loads(run(tmp_path, "merchant", "create", "Acme", "--json").stdout)
+    assert set(out) == {"merchant_id", "secret"}
+    assert out["merchant_id"].startswith("mch_") and len(out["secret"]) > 30
+
+
+def test_serve_refuses_an_outdated_schema(tmp_path: Path) -> None:
+    result = run(tmp_path, "serve", "--port", "1", check=False)
+    assert result.returncode == 2
+    assert "paymux db upgrade" in result.stderr
+
+
+def test_init_is_idempotent_and_keeps_the_demo_merchant(tmp_path: Path) -> None:
+    config = tmp_path / "paymux.toml"
+    config.write_text(f'secret_key = "file:{tmp_path}/.paymux/secret.key"\n[database]\nurl = "sqlite:///{tmp_path}/p.db"\n')
+    first = run(tmp_path, "init").stdout
+    assert "created secret key file" in first
+    again = run(tmp_path, "init").stdout
+    saved = json.loads((tmp_path / ".paymux" / "merchant.json").read_text())
+    assert saved["merchant_id"] in first and saved["merchant_id"] in again
+    assert "created secret key file" not in again
+    assert oct((tmp_path / ".paymux" / "secret.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_plugins_lists_the_sandbox_and_the_accounts(tmp_path: Path) -> None:
+    out = run(tmp_path, "plugins").stdout
+    assert "mock" in out and "sandbox" in out and "enabled" in out
+
+
+def test_a_config_error_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "paymux.toml").write_text('[[channel_accounts]]\nid = "x"\nplugin = "mock"\n'
+                                          '[channel_accounts.settings]\nsecret = "env:NOT_SET_ANYWHERE"\n')
+    result = run(tmp_path, "plugins", check=False)
+    assert result.returncode == 2
+    assert "NOT_SET_ANYWHERE" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [["pay", "--amount", "1"], ["get", "pay_x"]])
+def test_client_commands_without_credentials_say_how_to_get_them(tmp_path: Path, args: list[str]) -> None:
+    result = run(tmp_path, *args, check=False, PAYMUX_MERCHANT_ID="", PAYMUX_MERCHANT_SECRET="")
+    assert result.returncode == 2 and "paymux init" in result.stderr

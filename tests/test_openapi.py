@@ -1,0 +1,22 @@
+"""/openapi.json is a valid OpenAPI document that describes the routes and the error shape."""
+from __future__ import annotations
+
+import httpx
+from openapi_spec_validator import validate
+
+
+def test_openapi_document_is_valid_and_complete(gw) -> None:
+    doc = httpx.get(f"{gw.url}/openapi.json").json()
+    validate(doc)
+    assert {"/v1/payments", "/v1/payments/{payment_id}", "/v1/payments/{payment_id}/close",
+            "/v1/payments/{payment_id}/refunds", "/v1/refunds/{refund_id}"} <= set(doc["paths"])
+    create = doc["paths"]["/v1/payments"]["post"]
+    assert create["responses"]["400"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    body = doc["components"]["schemas"]["CreatePaymentBody"]
+    assert body["additionalProperties"] is False
+    assert body["properties"]["amount"]["exclusiveMinimum"] == 0
+
+
+def test_health_reports_the_database(gw) -> None:
+    response = httpx.get(f"{gw.url}/healthz")
+    assert response.status_code == 200 and response.json()["database"] == "ok"
