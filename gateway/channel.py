@@ -146,6 +146,10 @@ class Channel:
     methods: ClassVar[tuple[str, ...]] = ()          # pay methods the channel offers, first is the default
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     currencies: ClassVar[frozenset[str] | None] = None   # None: any currency
+    # Methods whose create() makes no call to the channel (it only signs a link or parameters, like
+    # Alipay's page and wap pay). The core may then call create() before writing anything and store
+    # the attempt in the request's one transaction. Leave empty when unsure: the default is safe.
+    local_create_methods: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, ctx: ChannelContext) -> None:
         self.ctx = ctx

@@ -1,19 +1,17 @@
 """Identifiers: prefixed public ids, and out-trade-numbers channels accept (8–40 alphanumerics)."""
 from __future__ import annotations
 
+import base64
+import os
 import secrets
 import time
 
-_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def _random(n: int) -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(n))
-
 
 def public_id(prefix: str) -> str:
-    """e.g. pay_0lq3k2x9… : a time-ordered head, so ids sort roughly by creation."""
-    return f"{prefix}_{int(time.time() * 1000):011x}{_random(13)}"
+    """e.g. pay_01a2014cd0k2x9…: a time-ordered head (ms, hex), so ids sort roughly by creation,
+    then 65 random bits in lower-case base32."""
+    tail = base64.b32encode(os.urandom(8)).decode().rstrip("=").lower()
+    return f"{prefix}_{int(time.time() * 1000):011x}{tail}"
 
 
 def out_trade_no() -> str:

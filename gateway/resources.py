@@ -9,7 +9,8 @@ def iso(ts: datetime | None) -> str | None:
     return None if ts is None else ts.isoformat().replace("+00:00", "Z")
 
 
-def payment_object(p: Any, attempt: Any | None) -> dict[str, Any]:
+def payment_object(p: Any) -> dict[str, Any]:
+    """p: a payments row with the latest attempt's attempt_action and attempt_out_trade_no."""
     return {
         "id": p.id,
         "object": "payment",
@@ -22,9 +23,9 @@ def payment_object(p: Any, attempt: Any | None) -> dict[str, Any]:
         "subject": p.subject,
         "channel": p.channel_account,
         "method": p.method,
-        "action": attempt.action if attempt is not None and p.status == "processing" else None,
+        "action": p.attempt_action if p.status == "processing" else None,
         "channel_transaction_id": p.channel_transaction_id,
-        "out_trade_no": attempt.out_trade_no if attempt is not None else None,
+        "out_trade_no": p.attempt_out_trade_no,
         "notify_url": p.notify_url,
         "metadata": p.metadata,
         "failure": {"code": p.failure_code, "message": p.failure_message} if p.failure_code else None,

@@ -91,3 +91,33 @@ def test_merchant_secrets_are_encrypted_at_rest(gw, merchant) -> None:
                               {"id": merchant.merchant_id}).scalar_one()
     assert merchant.secret not in stored
     assert gw.gateway.box.open(stored, merchant.merchant_id) == merchant.secret
+
+
+def test_a_request_that_failed_still_cannot_be_replayed(gw, merchant) -> None:
+    assert post(gw, signed(merchant)).status_code == 201
+    headers = signed(merchant, nonce="nonce-dup-000001")
+    first = post(gw, headers)  # same order number: refused, and its transaction rolled back
+    assert first.status_code == 409 and code(first) == "duplicate_order"
+    again = post(gw, headers)
+    assert again.status_code == 401 and code(again) == "replayed_nonce"
+
+
+def test_an_idempotent_replay_cannot_itself_be_replayed(gw, merchant) -> None:
+    assert post(gw, {**signed(merchant), "Idempotency-Key": "k1"}).status_code == 201
+    headers = {**signed(merchant, nonce="nonce-idem-00001"), "Idempotency-Key": "k1"}
+    assert post(gw, headers).status_code == 201  # the replay of the first answer
+    again = post(gw, headers)
+    assert again.status_code == 401 and code(again) == "replayed_nonce"
+
+
+def test_authentication_is_judged_before_the_body(gw, merchant) -> None:
+    for body in (b"{not json", b'{"amount": -1}', b'{"merchant_order_no":"x","amount":1,"channel":"nope"}'):
+        response = post(gw, signed(merchant, body=b"something else"), body)
+        assert response.status_code == 401 and code(response) == "invalid_signature", body
+    assert gw.count("request_nonces") == 0
+
+
+def test_a_get_for_a_missing_payment_with_a_bad_signature_is_401_not_404(gw, merchant) -> None:
+    header = authorization_header(merchant.merchant_id, "wrong", "GET", "/v1/payments/pay_x", b"", int(time.time()))
+    response = httpx.get(f"{gw.url}/v1/payments/pay_x", headers={"Authorization": header})
+    assert response.status_code == 401

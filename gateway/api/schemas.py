@@ -17,6 +17,9 @@ def iso_currencies() -> frozenset[str]:
     return frozenset(list_currencies())
 
 
+iso_currencies()  # load the table at import, not inside the first request
+
+
 def _currency(value: str) -> str:
     if value not in iso_currencies():
         raise ValueError("currency_unknown")

@@ -31,6 +31,7 @@ class MockSettings:
 class MockChannel(Channel):
     name = "mock"
     methods = ("redirect", "qr")
+    local_create_methods = ("redirect", "qr")   # the checkout link is signed here; the sandbox hears of it later
     capabilities = frozenset({Capability.PAY, Capability.QUERY, Capability.CLOSE, Capability.REFUND,
                               Capability.REFUND_QUERY, Capability.NOTIFY, Capability.HOSTED_PAGES})
 
