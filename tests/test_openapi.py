@@ -2,7 +2,15 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from openapi_spec_validator import validate
+
+
+
+@pytest.fixture
+def db_url(sqlite_url: str) -> str:
+    """Input handling does not depend on the database: SQLite only here."""
+    return sqlite_url
 
 
 def test_openapi_document_is_valid_and_complete(gw) -> None:

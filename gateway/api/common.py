@@ -63,6 +63,8 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise invalid_request("invalid_json", f"The request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise invalid_request("invalid_json", "The request body is nested too deeply") from None
 
 
 def idempotency_claim(request: Request, caller: SignedCaller) -> IdempotencyClaim | None:
