@@ -107,6 +107,19 @@ def prepare_database(kind: str, workdir: Path) -> tuple[str, callable]:
     return server.set(database=name).render_as_string(hide_password=False), drop
 
 
+def serve_and_drive(cmd: list[str], env: dict[str, str], cwd: Path, port: int, creds, seconds: float,  # noqa: ANN001
+                    concurrency: int) -> float:
+    """Start one server, warm it for a second, then measure it."""
+    server = start(cmd, env, port, cwd)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        asyncio.run(drive(url, creds.merchant_id, creds.secret, 1.0, concurrency))
+        return asyncio.run(drive(url, creds.merchant_id, creds.secret, seconds, concurrency))
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def measure(kind: str, seconds: float, concurrency: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -123,26 +136,12 @@ def measure(kind: str, seconds: float, concurrency: int) -> tuple[float, float]:
             config.write_text(f'public_url = "http://127.0.0.1:{port}"\nsecret_key = "{SECRET_KEY}"\n'
                               f'[database]\nurl = "{url}"\n[[channel_accounts]]\nid = "sandbox"\nplugin = "mock"\n'
                               '[channel_accounts.settings]\nsecret = "bench-sandbox-secret"\n')
-            gateway = start([sys.executable, "-m", "gateway.cli", "--config", str(config), "serve", "--port",
-                             str(port)], {}, port, workdir)
-            try:
-                asyncio.run(drive(f"http://127.0.0.1:{port}", creds.merchant_id, creds.secret, 1.0, concurrency))
-                gateway_rps = asyncio.run(drive(f"http://127.0.0.1:{port}", creds.merchant_id, creds.secret,
-                                                seconds, concurrency))
-            finally:
-                gateway.terminate()
-                gateway.wait()
-
+            gateway_rps = serve_and_drive([sys.executable, "-m", "gateway.cli", "--config", str(config), "serve",
+                                           "--port", str(port)], {}, workdir, port, creds, seconds, concurrency)
             port = free_port()
-            baseline = start([sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(port),
-                              "--log-level", "warning", "--no-access-log"], {"BENCH_DATABASE_URL": url}, port, REPO)
-            try:
-                asyncio.run(drive(f"http://127.0.0.1:{port}", creds.merchant_id, creds.secret, 1.0, concurrency))
-                baseline_rps = asyncio.run(drive(f"http://127.0.0.1:{port}", creds.merchant_id, creds.secret,
-                                                 seconds, concurrency))
-            finally:
-                baseline.terminate()
-                baseline.wait()
+            baseline_rps = serve_and_drive([sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--port",
+                                            str(port), "--log-level", "warning", "--no-access-log"],
+                                           {"BENCH_DATABASE_URL": url}, REPO, port, creds, seconds, concurrency)
         finally:
             cleanup()
     return gateway_rps, baseline_rps
