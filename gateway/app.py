@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.api import health, notify, payments, refunds
+from gateway.api import health, ledger, notify, payments, refunds
 from gateway.api.common import error_response, json_response
 from gateway.api.openapi import openapi_document
 from gateway.clock import Clock
@@ -38,6 +38,8 @@ def routes() -> list[Route]:
         Route("/v1/payments/{payment_id}/close", payments.close_payment, methods=["POST"]),
         Route("/v1/payments/{payment_id}/refunds", refunds.create_refund, methods=["POST"]),
         Route("/v1/refunds/{refund_id}", refunds.get_refund, methods=["GET"]),
+        Route("/v1/balance", ledger.balance, methods=["GET"]),
+        Route("/v1/ledger/entries", ledger.entries, methods=["GET"]),
         Route("/v1/notify/{channel_account}", notify.notify, methods=["POST", "GET"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/openapi.json", lambda request: json_response(openapi_document()), methods=["GET"]),

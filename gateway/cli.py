@@ -123,6 +123,37 @@ def cmd_merchant_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger_check(args: argparse.Namespace) -> int:
+    from gateway.books import full_check
+    from gateway.db import Database
+
+    database = Database(_settings(args).database_url)
+    with database.transaction() as conn:
+        problems = full_check(conn)
+    database.dispose()
+    for problem in problems:
+        print(problem)
+    print(f"ledger check: {len(problems)} violation(s)" if problems else "ledger check: clean")
+    return 1 if problems else 0
+
+
+def cmd_ledger_balances(args: argparse.Namespace) -> int:
+    from gateway.db import Database
+    from gateway.service import make_ledger
+
+    settings = _settings(args)
+    owner_type, _, owner_id = (args.owner or "").partition(":")
+    database = Database(settings.database_url)
+    with database.transaction() as conn:
+        balances = make_ledger(settings).balances(conn, owner_type or None, owner_id or None)
+    database.dispose()
+    print(f"{'owner':<44} {'account':<22} {'cur':<4} {'balance':>16}")
+    for b in balances:
+        owner = b.owner_type if not b.account.owner_id else f"{b.owner_type}:{b.account.owner_id}"
+        print(f"{owner:<44} {b.account.code:<22} {b.account.currency:<4} {b.normal:>16,}")
+    return 0
+
+
 # ---- client commands: talk to a running gateway ----
 
 def _client(args: argparse.Namespace):  # noqa: ANN202
@@ -201,6 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="installed plugins and configured channel accounts")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_plugins)
+
+    ledger = sub.add_parser("ledger", help="the books").add_subparsers(dest="ledger_command", required=True)
+    ledger.add_parser("check", help="verify every ledger invariant; exits 1 naming each violation").set_defaults(
+        fn=cmd_ledger_check)
+    p = ledger.add_parser("balances", help="balances as a table")
+    p.add_argument("--owner", help="platform, merchant[:ID] or channel_account[:ID]")
+    p.set_defaults(fn=cmd_ledger_balances)
 
     merchant = sub.add_parser("merchant", help="merchants").add_subparsers(dest="merchant_command", required=True)
     p = merchant.add_parser("create", help="create a merchant and print its id and secret")

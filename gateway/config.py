@@ -34,6 +34,8 @@ class Settings:
     idempotency_ttl_seconds: int = 24 * 3600
     channel_timeout_seconds: float = 10.0
     business_timezone: str = "Asia/Shanghai"
+    day_cut_hour: int = 0                 # the accounting day starts this many hours after local midnight
+    ledger_config: str | None = None      # chart of accounts, fees, templates (default: conf/ledger.toml)
     log_json: bool = True
     config_path: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)

@@ -18,6 +18,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 import migrations
 
@@ -129,14 +131,17 @@ class Database:
         context = contextvars.copy_context()
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: context.run(fn, *args))
 
+    def run_tx(self, fn: Callable[[Connection], T]) -> T:
+        """fn(conn) in one transaction, run again (bounded) after a deadlock or serialization failure."""
+        for attempt in Retrying(retry=retry_if_exception(is_transient), stop=stop_after_attempt(5),
+                                wait=wait_random_exponential(multiplier=0.01, max=0.5), reraise=True):
+            with attempt, self.transaction() as conn:
+                return fn(conn)
+        raise AssertionError("unreachable")
+
     async def tx(self, fn: Callable[[Connection], T]) -> T:
         """Run fn(conn) inside one transaction, in a database thread."""
-
-        def work() -> T:
-            with self.transaction() as conn:
-                return fn(conn)
-
-        return await self.run(work)
+        return await self.run(self.run_tx, fn)
 
     def dispose(self) -> None:
         self._executor.shutdown(wait=True)
@@ -148,6 +153,16 @@ class Database:
 def on_rollback(conn: Connection, hook: Callable[[], None]) -> None:
     """Run hook if the transaction conn belongs to is rolled back instead of committed."""
     conn.info[_ON_ROLLBACK].append(hook)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that the same transaction, run again, may not meet: deadlock, serialization, lock."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate in ("40001", "40P01", "55P03"):
+        return True
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
 
 def make_url_safe(url: str) -> str:

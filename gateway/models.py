@@ -61,6 +61,7 @@ class Payment(SQLModel, table=True):
     notify_url: Optional[str] = Field(default=None, max_length=2000)
     metadata_: dict = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
     channel_transaction_id: Optional[str] = Field(default=None, max_length=128)
+    fee_amount: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))  # booked at success
     failure_code: Optional[str] = Field(default=None, max_length=64)
     failure_message: Optional[str] = Field(default=None, max_length=500)
     expires_at: Optional[datetime] = None
@@ -104,6 +105,7 @@ class Refund(SQLModel, table=True):
     currency: str = Field(max_length=3)
     reason: Optional[str] = Field(default=None, max_length=256)
     status: str = Field(max_length=20, index=True)  # processing | succeeded | failed
+    fee_refund: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))  # fee given back
     channel_refund_id: Optional[str] = Field(default=None, max_length=128)
     failure_code: Optional[str] = Field(default=None, max_length=64)
     failure_message: Optional[str] = Field(default=None, max_length=500)

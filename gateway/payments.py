@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
-from sqlalchemy import Connection, and_, bindparam, insert, select, true, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway import idempotency
@@ -27,6 +27,8 @@ from gateway.models import Attempt, Payment, Refund
 from gateway.plugins import ChannelAccount, PluginHost
 from gateway.resources import payment_object, refund_object
 from gateway.routing import choose_account
+from ledger.booking import Booker, PaymentFacts
+from ledger.errors import InsufficientBalance
 
 payments = Payment.__table__
 attempts = Attempt.__table__
@@ -75,12 +77,17 @@ def _json(status: int, obj: dict) -> StoredResponse:
     return StoredResponse(status, json.dumps(obj, separators=(",", ":")).encode())
 
 
+def payment_facts(p: Any) -> PaymentFacts:
+    return PaymentFacts(p.id, p.merchant_id, p.channel_account, p.amount, p.currency, p.metadata or {})
+
+
 class PaymentService:
-    def __init__(self, db: Database, host: PluginHost, clock: Clock, log: Any) -> None:
+    def __init__(self, db: Database, host: PluginHost, clock: Clock, log: Any, booker: Booker) -> None:
         self.db = db
         self.host = host
         self.clock = clock
         self.log = log
+        self.booker = booker
 
     # ---- channel calls: whatever goes wrong in a plugin is UNKNOWN, never FAILED ----
 
@@ -136,7 +143,8 @@ class PaymentService:
                 id=payment_id, merchant_id=merchant_id, merchant_order_no=new.merchant_order_no,
                 amount=new.amount, currency=new.currency, subject=new.subject, channel_account=account.id,
                 method=method, status="processing", refunded_amount=0, refund_pending_amount=0,
-                notify_url=new.notify_url, metadata=new.metadata, channel_transaction_id=None, failure_code=None,
+                notify_url=new.notify_url, metadata=new.metadata, channel_transaction_id=None, fee_amount=None,
+                failure_code=None,
                 failure_message=None, expires_at=expires_at, paid_at=None, created_at=now, updated_at=now)
             pending = early is not None and early.outcome is Outcome.PENDING
             attempt_row = dict(
@@ -299,13 +307,18 @@ class PaymentService:
         elif outcome is Outcome.FAILED:
             pay_values.update(failure_code=result.error_code or "channel_declined",
                               failure_message=(result.error_message or "The channel declined the payment")[:500])
-        p = conn.execute(select(payments.c.status).where(payments.c.id == attempt.payment_id)).first()
+        p = conn.execute(select(payments).where(payments.c.id == attempt.payment_id)).first()
         moved = conn.execute(MOVE_PAYMENT, {**pay_values, "b_payment_id": attempt.payment_id,
                                             "b_from": list(from_states)}).rowcount
-        if moved:
-            self.log.info("payment.state_changed", payment_id=attempt.payment_id, attempt_id=attempt_id,
-                          from_status=p.status, to_status=outcome.value, source=source)
-        return bool(moved)
+        if not moved:
+            return False
+        if outcome is Outcome.SUCCEEDED:
+            # Booked in the same transaction as the state change: one never exists without the other.
+            entry, fee = self.booker.payment_succeeded(conn, payment_facts(p), now)
+            conn.execute(update(payments).where(payments.c.id == p.id).values(fee_amount=fee))
+        self.log.info("payment.state_changed", payment_id=attempt.payment_id, attempt_id=attempt_id,
+                      from_status=p.status, to_status=outcome.value, source=source)
+        return True
 
     # ---- refunds ----
 
@@ -337,15 +350,25 @@ class PaymentService:
                                           f"Refund of {new.amount} exceeds the {left} left to refund", "amount")
                 attempt = conn.execute(select(attempts).where(and_(attempts.c.payment_id == payment_id,
                                                                    attempts.c.status == "succeeded"))).first()
+                current = conn.execute(select(payments).where(payments.c.id == payment_id)).first()
+                fee_refund = self.booker.fee_refund(
+                    current.amount, current.fee_amount or 0, new.amount, self._fee_refunded(conn, payment_id),
+                    completes=current.refunded_amount + current.refund_pending_amount == current.amount)
                 try:
                     conn.execute(insert(refunds).values(
                         id=refund_id, payment_id=payment_id, attempt_id=attempt.id, merchant_id=merchant_id,
                         merchant_refund_no=new.merchant_refund_no, out_refund_no=out_refund_no,
                         channel_account=account.id, amount=new.amount, currency=p.currency, reason=new.reason,
-                        status="processing", created_at=now, updated_at=now))
+                        status="processing", fee_refund=fee_refund, created_at=now, updated_at=now))
                 except IntegrityError:
                     raise conflict("duplicate_refund", f"merchant_refund_no {new.merchant_refund_no!r} already exists",
                                    "merchant_refund_no") from None
+                try:
+                    self.booker.refund_requested(conn, payment_facts(current), refund_id, new.amount, fee_refund, now)
+                except InsufficientBalance as exc:
+                    raise invalid_request("insufficient_balance",
+                                          f"The merchant's balance cannot cover this refund: {exc.message}",
+                                          "amount") from None
                 return attempt
 
             attempt = await self.db.tx(tx1)
@@ -360,6 +383,13 @@ class PaymentService:
             return await self.db.tx(tx2)
 
         return await self._idempotent(claim, run, self._recover_refund)
+
+    @staticmethod
+    def _fee_refunded(conn: Connection, payment_id: str) -> int:
+        """Fee already given back by this payment's refunds that have not failed."""
+        total = conn.execute(select(func.coalesce(func.sum(refunds.c.fee_refund), 0)).where(
+            refunds.c.payment_id == payment_id, refunds.c.status != "failed")).scalar_one()
+        return int(total)  # PostgreSQL sums bigints as numeric
 
     async def _recover_refund(self, refund_id: str) -> StoredResponse:
         return _json(201, await self.db.tx(lambda conn: self._render_refund(conn, refund_id)))
@@ -398,6 +428,11 @@ class PaymentService:
         if result.outcome is Outcome.SUCCEEDED:
             pay_values["refunded_amount"] = payments.c.refunded_amount + r.amount
         conn.execute(update(payments).where(payments.c.id == r.payment_id).values(**pay_values))
+        p = payment_facts(conn.execute(select(payments).where(payments.c.id == r.payment_id)).first())
+        if result.outcome is Outcome.SUCCEEDED:
+            self.booker.refund_succeeded(conn, p, refund_id, r.amount, now)
+        else:
+            self.booker.refund_failed(conn, p, refund_id, now)
         self.log.info("refund.state_changed", refund_id=refund_id, payment_id=r.payment_id,
                       from_status="processing", to_status=result.outcome.value, source=source)
         return True

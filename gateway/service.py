@@ -10,13 +10,32 @@ from gateway.auth import MerchantAuthenticator
 from gateway.channel import Acknowledgement, InboundNotification, NotificationRejected
 from gateway.clock import Clock
 from gateway.config import Settings
+from gateway.errors import ConfigError
 from gateway.db import Database
 from gateway.models import ChannelCallback
 from gateway.payments import PaymentService
 from gateway.plugins import ChannelAccount, PluginHost
 from gateway.secretbox import SecretBox
+from ledger.booking import Booker
+from ledger.chart import ChartError, load_chart
+from ledger.core import Ledger
 
 callbacks = ChannelCallback.__table__
+REQUIRED_TEMPLATES = ("payment.succeeded", "refund.requested", "refund.succeeded", "refund.failed",
+                      "merchant.freeze", "merchant.unfreeze")
+
+
+def make_ledger(settings: Settings) -> Ledger:
+    """The ledger as configured; a chart that cannot book what the gateway does stops start-up."""
+    try:
+        chart = load_chart(settings.ledger_config)
+        for event_type in REQUIRED_TEMPLATES:
+            chart.template(event_type)
+    except ChartError as exc:
+        raise ConfigError(f"ledger configuration: {exc}") from exc
+    if not 0 <= settings.day_cut_hour < 24:
+        raise ConfigError("day_cut_hour must be 0 to 23")
+    return Ledger(chart, settings.business_timezone, settings.day_cut_hour)
 
 
 @dataclass
@@ -29,6 +48,7 @@ class Gateway:
     host: PluginHost
     box: SecretBox
     authenticator: MerchantAuthenticator
+    ledger: Ledger
     payments: PaymentService
 
     @classmethod
@@ -39,9 +59,10 @@ class Gateway:
         http = httpx.AsyncClient(timeout=settings.channel_timeout_seconds, follow_redirects=False)
         host = PluginHost(settings, http, clock, log, extra_plugins)
         box = SecretBox.from_settings(settings)
+        ledger = make_ledger(settings)
         return cls(settings, db, clock, log, http, host, box,
-                   MerchantAuthenticator(box, settings.auth_window_seconds),
-                   PaymentService(db, host, clock, log))
+                   MerchantAuthenticator(box, settings.auth_window_seconds), ledger,
+                   PaymentService(db, host, clock, log, Booker(ledger)))
 
     async def handle_notification(self, account: ChannelAccount, inbound: InboundNotification) -> Acknowledgement:
         """Verify through the plugin, apply each event once, record the callback, answer as the channel expects."""

@@ -3,6 +3,7 @@ from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel
 
 import gateway.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import ledger.models  # noqa: F401
 
 target_metadata = SQLModel.metadata
 

@@ -1,0 +1,50 @@
+"""/v1/balance and /v1/ledger/entries: a merchant's own money."""
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.api.common import gateway_of, json_response, merchant_endpoint
+from gateway.auth import SignedCaller
+from gateway.books import entry_object, merchant_balances
+from gateway.errors import invalid_request
+
+MAX_PAGE = 100
+
+
+@merchant_endpoint
+async def balance(request: Request, caller: SignedCaller) -> Response:
+    gw = gateway_of(request)
+
+    def read(conn):  # noqa: ANN001, ANN202
+        caller.verify(conn)
+        return merchant_balances(conn, gw.ledger, caller.merchant_id)
+
+    return json_response({"object": "balance", "balances": await gw.db.tx(read)})
+
+
+def _int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise invalid_request("parameter_invalid", f"{name} must be a whole number from {low} to {high}", name)
+    return int(raw)
+
+
+@merchant_endpoint
+async def entries(request: Request, caller: SignedCaller) -> Response:
+    """Newest first. Pass the returned next_cursor as ?cursor= for the next page."""
+    gw = gateway_of(request)
+    limit = _int_param(request, "limit", 20, 1, MAX_PAGE)
+    cursor = _int_param(request, "cursor", None, 1, 2**62)
+
+    def read(conn):  # noqa: ANN001, ANN202
+        caller.verify(conn)
+        return gw.ledger.entries_for_owner(conn, "merchant", caller.merchant_id, limit + 1, cursor)
+
+    page = await gw.db.tx(read)
+    more = len(page) > limit
+    page = page[:limit]
+    return json_response({"object": "list", "data": [entry_object(e, caller.merchant_id) for e in page],
+                          "has_more": more, "next_cursor": page[-1].id if more else None})

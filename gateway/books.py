@@ -1,0 +1,74 @@
+"""What merchants and operators read from the ledger: balances, entries, and the full check that ties
+the books to payments and refunds."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from gateway.models import Payment, Refund
+from gateway.resources import iso
+from ledger.check import check_ledger
+from ledger.core import Entry, Ledger
+from ledger.models import LedgerEntry
+
+payments = Payment.__table__
+refunds = Refund.__table__
+entries = LedgerEntry.__table__
+
+BALANCE_KINDS = {"merchant_available": "available", "merchant_in_transit": "in_transit",
+                 "merchant_frozen": "frozen", "refunds_payable": "refund_pending"}
+
+
+def merchant_balances(conn: Connection, ledger: Ledger, merchant_id: str) -> list[dict[str, Any]]:
+    by_currency: dict[str, dict[str, Any]] = {}
+    for balance in ledger.balances(conn, "merchant", merchant_id):
+        kind = BALANCE_KINDS.get(balance.account.code)
+        if kind is None:
+            continue
+        row = by_currency.setdefault(balance.account.currency, {
+            "currency": balance.account.currency, "available": 0, "in_transit": 0, "frozen": 0, "refund_pending": 0})
+        row[kind] = balance.normal
+    return [by_currency[c] for c in sorted(by_currency)]
+
+
+def entry_object(entry: Entry, owner_id: str) -> dict[str, Any]:
+    return {
+        "id": entry.id, "object": "ledger_entry", "event_type": entry.event_type, "reference": entry.reference,
+        "business_date": entry.business_date.isoformat(), "memo": entry.memo, "reverses": entry.reverses,
+        "created_at": iso(entry.created_at),
+        # A merchant sees its own side of the entry.
+        "postings": [{"account": line.account.code, "currency": line.account.currency, "amount": line.amount,
+                      "balance_after": line.balance_after}
+                     for line in entry.lines if line.account.owner_id == owner_id],
+    }
+
+
+def cross_check(conn: Connection) -> list[str]:
+    """Every succeeded payment and every refund has its entries, and no entry lacks its source."""
+    keys = {row.key for row in conn.execute(select(entries.c.key))}
+    problems = []
+    for p in conn.execute(select(payments.c.id, payments.c.status)):
+        booked = f"payment:{p.id}:payment.succeeded" in keys
+        if (p.status == "succeeded") != booked:
+            problems.append(f"payment {p.id} is {p.status} but its payment.succeeded entry is "
+                            f"{'present' if booked else 'missing'}")
+    expected_by_status = {"processing": ("refund.requested",), "succeeded": ("refund.requested", "refund.succeeded"),
+                          "failed": ("refund.requested", "refund.failed")}
+    for r in conn.execute(select(refunds.c.id, refunds.c.status)):
+        for event_type in ("refund.requested", "refund.succeeded", "refund.failed"):
+            present = f"refund:{r.id}:{event_type}" in keys
+            if present != (event_type in expected_by_status[r.status]):
+                problems.append(f"refund {r.id} is {r.status} but its {event_type} entry is "
+                                f"{'present' if present else 'missing'}")
+    payment_ids = {row.id for row in conn.execute(select(payments.c.id))}
+    refund_ids = {row.id for row in conn.execute(select(refunds.c.id))}
+    for e in conn.execute(select(entries.c.id, entries.c.reference)):
+        kind, _, ident = (e.reference or "").partition(":")
+        if (kind == "payment" and ident not in payment_ids) or (kind == "refund" and ident not in refund_ids):
+            problems.append(f"entry {e.id} refers to {e.reference}, which does not exist")
+    return problems
+
+
+def full_check(conn: Connection) -> list[str]:
+    return check_ledger(conn) + cross_check(conn)

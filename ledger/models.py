@@ -1,0 +1,51 @@
+"""Ledger tables. Entries and postings are append-only, enforced by the database (see migration 0002)."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Optional
+
+from sqlalchemy import BigInteger, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class LedgerAccount(SQLModel, table=True):
+    __tablename__ = "ledger_accounts"
+    __table_args__ = (UniqueConstraint("code", "owner_type", "owner_id", "currency", name="uq_ledger_account"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    code: str = Field(max_length=64)               # from the chart of accounts, e.g. merchant_in_transit
+    owner_type: str = Field(max_length=20)         # platform | merchant | channel_account
+    owner_id: str = Field(max_length=64)           # "" for the platform
+    currency: str = Field(max_length=3)
+    normal_side: str = Field(max_length=6)         # debit | credit
+    no_negative: bool = False                      # its normal balance must never go below zero
+    # Net balance, debits positive; the normal balance is -balance for a credit-normal account.
+    balance: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    created_at: datetime
+
+
+class LedgerEntry(SQLModel, table=True):
+    __tablename__ = "ledger_entries"
+    __table_args__ = (Index("ix_ledger_entries_reference", "reference"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=200)  # idempotency key, e.g. payment:pay_1:succeeded
+    event_type: str = Field(max_length=64)
+    business_date: date = Field(index=True)
+    reference: Optional[str] = Field(default=None, max_length=120)   # what caused it, e.g. payment:pay_1
+    memo: Optional[str] = Field(default=None, max_length=500)
+    postings_hash: str = Field(max_length=64)
+    reverses: Optional[int] = Field(default=None, unique=True, foreign_key="ledger_entries.id")
+    created_at: datetime
+
+
+class LedgerPosting(SQLModel, table=True):
+    __tablename__ = "ledger_postings"
+    __table_args__ = (Index("ix_ledger_postings_account", "account_id", "id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    entry_id: int = Field(foreign_key="ledger_entries.id", index=True)
+    account_id: int = Field(foreign_key="ledger_accounts.id")
+    currency: str = Field(max_length=3)
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))          # debit positive, credit negative
+    balance_after: int = Field(sa_column=Column(BigInteger, nullable=False))   # the account's net balance after it

@@ -1,0 +1,155 @@
+"""The double-entry core: post, reverse, holds, and the typed errors that write nothing."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from gateway.db import Database
+from ledger.booking import Booker
+from ledger.chart import fee_for, load_chart
+from ledger.check import check_ledger
+from ledger.core import AccountRef, Ledger, Posting
+from ledger.errors import AlreadyReversed, EntryConflict, InsufficientBalance, InvalidEntry, UnbalancedEntry
+
+NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+CLEARING = AccountRef("channel_clearing", "sandbox", "CNY")
+IN_TRANSIT = AccountRef("merchant_in_transit", "mch_a", "CNY")
+AVAILABLE = AccountRef("merchant_available", "mch_a", "CNY")
+FROZEN = AccountRef("merchant_frozen", "mch_a", "CNY")
+FEES = AccountRef("fee_income", "", "CNY")
+
+
+@pytest.fixture
+def db(db_url: str):  # noqa: ANN201
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def ledger() -> Ledger:
+    return Ledger(load_chart())
+
+
+def pay_in(ledger: Ledger, conn, key: str, amount: int, fee: int = 0):  # noqa: ANN001, ANN201
+    lines = [Posting.debit(CLEARING, amount), Posting.credit(IN_TRANSIT, amount - fee)]
+    if fee:
+        lines.append(Posting.credit(FEES, fee))
+    return ledger.post(conn, key, "payment.succeeded", lines, now=NOW)
+
+
+def count(db: Database, table: str) -> int:
+    with db.transaction() as conn:
+        return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+
+def test_a_balanced_entry_moves_balances_and_records_balance_after(db, ledger) -> None:
+    with db.transaction() as conn:
+        entry = pay_in(ledger, conn, "p1", 1000, fee=6)
+        pay_in(ledger, conn, "p2", 500, fee=3)
+        assert ledger.balance(conn, IN_TRANSIT) == 994 + 497
+        assert ledger.balance(conn, CLEARING) == 1500
+        assert ledger.balance(conn, FEES) == 9
+        assert [(line.account.code, line.amount, line.balance_after) for line in entry.lines] == [
+            ("channel_clearing", 1000, 1000), ("merchant_in_transit", -994, -994), ("fee_income", -6, -6)]
+        assert check_ledger(conn) == []
+
+
+def test_posting_the_same_key_again_returns_the_first_entry(db, ledger) -> None:
+    with db.transaction() as conn:
+        first = pay_in(ledger, conn, "p1", 1000)
+        again = pay_in(ledger, conn, "p1", 1000)
+        assert again.id == first.id
+        assert ledger.balance(conn, IN_TRANSIT) == 1000
+        with pytest.raises(EntryConflict):
+            pay_in(ledger, conn, "p1", 999)
+
+
+@pytest.mark.parametrize("lines,error", [
+    ([Posting.debit(CLEARING, 100)], InvalidEntry),
+    ([Posting.debit(CLEARING, 100), Posting.credit(IN_TRANSIT, 99)], UnbalancedEntry),
+    ([Posting.debit(CLEARING, 0), Posting.credit(IN_TRANSIT, 0)], InvalidEntry),
+    ([Posting.debit(CLEARING, 100), Posting.credit(AccountRef("merchant_in_transit", "mch_a", "USD"), 100)],
+     UnbalancedEntry),
+    ([Posting.debit(AccountRef("no_such_account", "", "CNY"), 1), Posting.credit(FEES, 1)], Exception),
+])
+def test_bad_entries_raise_a_typed_error_and_write_nothing(db, ledger, lines, error) -> None:
+    with pytest.raises(error):
+        with db.transaction() as conn:
+            ledger.post(conn, "bad", "test", lines, now=NOW)
+    assert count(db, "ledger_entries") == 0 and count(db, "ledger_postings") == 0
+
+
+def test_mixed_currencies_are_fine_when_each_balances(db, ledger) -> None:
+    usd_clearing, usd_merchant = AccountRef("channel_clearing", "x", "USD"), AccountRef("merchant_in_transit", "m", "USD")
+    with db.transaction() as conn:
+        ledger.post(conn, "fx", "test", [Posting.debit(CLEARING, 700), Posting.credit(IN_TRANSIT, 700),
+                                         Posting.debit(usd_clearing, 100), Posting.credit(usd_merchant, 100)], now=NOW)
+        assert check_ledger(conn) == []
+
+
+def test_an_overdraw_is_refused_and_writes_nothing(db, ledger) -> None:
+    with db.transaction() as conn:
+        pay_in(ledger, conn, "p1", 100)
+    with pytest.raises(InsufficientBalance):
+        with db.transaction() as conn:
+            ledger.post(conn, "too-much", "payout", [Posting.debit(IN_TRANSIT, 101), Posting.credit(CLEARING, 101)],
+                        now=NOW)
+    with db.transaction() as conn:
+        assert ledger.balance(conn, IN_TRANSIT) == 100
+        assert ledger.entry(conn, "too-much") is None
+
+
+def test_reverse_mirrors_once_and_refuses_a_second_time(db, ledger) -> None:
+    with db.transaction() as conn:
+        entry = pay_in(ledger, conn, "p1", 1000, fee=6)
+        mirror = ledger.reverse(conn, entry, now=NOW)
+        assert mirror.reverses == entry.id
+        assert sorted(line.amount for line in mirror.lines) == sorted(-line.amount for line in entry.lines)
+        assert ledger.balance(conn, IN_TRANSIT) == 0 and ledger.balance(conn, FEES) == 0
+        with pytest.raises(AlreadyReversed):
+            ledger.reverse(conn, entry, now=NOW)
+        with pytest.raises(AlreadyReversed):
+            ledger.reverse(conn, entry, now=NOW, key="another-key")
+        assert check_ledger(conn) == []
+
+
+def test_freeze_and_unfreeze_move_between_available_and_frozen(db, ledger) -> None:
+    booker = Booker(ledger)
+    with db.transaction() as conn:
+        ledger.post(conn, "settle", "settlement", [Posting.debit(CLEARING, 500), Posting.credit(AVAILABLE, 500)], now=NOW)
+        booker.freeze(conn, "mch_a", "CNY", 200, "hold:1", NOW)
+        assert (ledger.balance(conn, AVAILABLE), ledger.balance(conn, FROZEN)) == (300, 200)
+        booker.unfreeze(conn, "mch_a", "CNY", 150, "hold:1", NOW)
+        assert (ledger.balance(conn, AVAILABLE), ledger.balance(conn, FROZEN)) == (450, 50)
+    with pytest.raises(InsufficientBalance):
+        with db.transaction() as conn:
+            booker.freeze(conn, "mch_a", "CNY", 451, "hold:2", NOW)
+
+
+@pytest.mark.parametrize("amount,bps,fee", [(10000, 60, 60), (83, 60, 0), (84, 60, 1), (250, 60, 2), (1, 10000, 1),
+                                           (12345, 38, 47), (0, 60, 0)])
+def test_fees_round_half_up_to_the_minor_unit(amount, bps, fee) -> None:
+    # 83 * 0.006 = 0.498 -> 0; 84 * 0.006 = 0.504 -> 1; 250 * 0.006 = 1.5 -> 2; 12345 * 0.0038 = 46.911 -> 47
+    assert fee_for(amount, bps) == fee
+
+
+def test_pro_rata_fee_refunds_add_up_to_the_whole_fee() -> None:
+    booker = Booker(Ledger(load_chart()))
+    amount, fee = 1000, 7
+    parts = [333, 333, 334]
+    given, refunded = 0, 0
+    for part in parts:
+        refunded += part
+        given += booker.fee_refund(amount, fee, part, given, completes=refunded == amount)
+    assert given == fee
+
+
+def test_business_date_follows_the_time_zone_and_day_cut() -> None:
+    chart = load_chart()
+    late_utc = datetime(2026, 11, 21, 17, 30, tzinfo=UTC)  # 01:30 on the 22nd in Shanghai
+    assert Ledger(chart).business_date(late_utc).isoformat() == "2026-11-22"
+    assert Ledger(chart, day_cut_hour=2).business_date(late_utc).isoformat() == "2026-11-21"
+    assert Ledger(chart, business_timezone="UTC").business_date(late_utc).isoformat() == "2026-11-21"
