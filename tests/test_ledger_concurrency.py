@@ -1,0 +1,72 @@
+"""Many writers on one hot merchant account: no lost update, no overdraw, a clean check."""
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.db import Database
+from ledger.chart import load_chart
+from ledger.check import check_ledger
+from ledger.core import AccountRef, Ledger, Posting
+from ledger.errors import InsufficientBalance
+from tests.conftest import NO_PG, PG_URL
+
+CLEARING = AccountRef("channel_clearing", "sandbox", "CNY")
+HOT = AccountRef("merchant_in_transit", "mch_hot", "CNY")
+PAYABLE = AccountRef("refunds_payable", "mch_hot", "CNY")
+NOW = datetime(2026, 11, 22, tzinfo=UTC)
+
+
+@pytest.mark.pg
+@pytest.mark.skipif(not PG_URL, reason=NO_PG)
+def test_sixteen_writers_on_one_hot_account(pg_database: str) -> None:
+    from tests.conftest import _truncate_pg
+
+    _truncate_pg(pg_database)
+    db = Database(pg_database)
+    ledger = Ledger(load_chart())
+    with db.transaction() as conn:
+        ledger.post(conn, "seed", "payment.succeeded", [Posting.debit(CLEARING, 1000), Posting.credit(HOT, 1000)],
+                    now=NOW)
+    credits, debits, refused, errors = [], [], [], []
+    lock = threading.Lock()
+    start = threading.Barrier(16)
+
+    def writer(n: int) -> None:
+        start.wait()
+        for i in range(40):
+            key = f"w{n}-{i}"
+            try:
+                if i % 2:
+                    db.run_tx(lambda conn: ledger.post(conn, key, "refund.requested", [
+                        Posting.debit(HOT, 15), Posting.credit(PAYABLE, 15)], now=NOW))
+                    with lock:
+                        debits.append(key)
+                else:
+                    db.run_tx(lambda conn: ledger.post(conn, key, "payment.succeeded", [
+                        Posting.debit(CLEARING, 10), Posting.credit(HOT, 10)], now=NOW))
+                    with lock:
+                        credits.append(key)
+            except InsufficientBalance:
+                with lock:
+                    refused.append(key)
+            except Exception as exc:  # noqa: BLE001  collected and asserted below
+                with lock:
+                    errors.append(repr(exc))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(credits) + len(debits) + len(refused) == 16 * 40
+    with db.transaction() as conn:
+        final = ledger.balance(conn, HOT)
+        assert final == 1000 + 10 * len(credits) - 15 * len(debits)
+        assert final >= 0
+        assert ledger.balance(conn, PAYABLE) == 15 * len(debits)
+        assert check_ledger(conn) == []
+    db.dispose()
