@@ -88,7 +88,11 @@ def postings_hash(event_type: str, lines: Iterable[Posting]) -> str:
 
 
 # Built once, executed many times: statement construction costs more than execution.
-_ADD = (update(accounts).where(accounts.c.id == bindparam("b_id"))
+# The natural key rides along with the id: a cached id is trusted only if it still names this account
+# (an id created in a transaction that rolled back can be handed to another account later).
+_ADD = (update(accounts).where(accounts.c.id == bindparam("b_id"), accounts.c.code == bindparam("b_code"),
+                               accounts.c.owner_id == bindparam("b_owner_id"),
+                               accounts.c.currency == bindparam("b_currency"))
         .values(balance=accounts.c.balance + bindparam("b_delta")).returning(accounts.c.balance))
 # For a must-not-go-negative account, the WHERE refuses the update that would take it below zero.
 _ADD_GUARD_CREDIT = _ADD.where(accounts.c.balance + bindparam("b_delta") <= 0)
@@ -105,8 +109,7 @@ class Ledger:
         self.chart = chart
         self.tz = ZoneInfo(business_timezone)
         self.day_cut = timedelta(hours=day_cut_hour)
-        # Account ids never change once created; a cached id is re-checked if its row is missing
-        # (its creating transaction rolled back).
+        # Account ids never change once committed; each use of a cached id re-checks it (see _ADD).
         self._ids: dict[AccountRef, int] = {}
 
     def business_date(self, at: datetime) -> date:
@@ -219,11 +222,14 @@ class Ledger:
         statement = _ADD
         if kind.no_negative and lowers:
             statement = _ADD_GUARD_CREDIT if kind.normal == "credit" else _ADD_GUARD_DEBIT
-        new = conn.execute(statement, {"b_id": account_id, "b_delta": delta}).scalar()
+        new = conn.execute(statement, {"b_id": account_id, "b_delta": delta, "b_code": ref.code,
+                                       "b_owner_id": ref.owner_id, "b_currency": ref.currency}).scalar()
         if new is not None:
             return account_id, new
-        exists = conn.execute(select(accounts.c.id).where(accounts.c.id == account_id)).scalar()
-        if exists is None:  # a cached id whose creating transaction rolled back: create it again
+        exists = conn.execute(select(accounts.c.id).where(
+            accounts.c.id == account_id, accounts.c.code == ref.code, accounts.c.owner_id == ref.owner_id,
+            accounts.c.currency == ref.currency)).scalar()
+        if exists is None:  # a stale cached id (its creating transaction rolled back): look it up again
             self._ids.pop(ref, None)
             return self._apply(conn, self.account_id(conn, ref, now), ref, delta, now)
         raise InsufficientBalance(f"{ref} cannot go below zero (change {delta:+d})", ref.code)

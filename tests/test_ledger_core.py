@@ -153,3 +153,18 @@ def test_business_date_follows_the_time_zone_and_day_cut() -> None:
     assert Ledger(chart).business_date(late_utc).isoformat() == "2026-11-22"
     assert Ledger(chart, day_cut_hour=2).business_date(late_utc).isoformat() == "2026-11-21"
     assert Ledger(chart, business_timezone="UTC").business_date(late_utc).isoformat() == "2026-11-21"
+
+
+def test_an_account_created_in_a_rolled_back_transaction_is_not_trusted_later(db, ledger) -> None:
+    # Found by the state machine: the failed freeze creates (and caches) accounts, then rolls back;
+    # SQLite may hand the same ids to the next accounts created.
+    booker = Booker(ledger)
+    with pytest.raises(InsufficientBalance):
+        with db.transaction() as conn:
+            booker.freeze(conn, "mch_a", "CNY", 1, "hold:1", NOW)
+    with db.transaction() as conn:
+        pay_in(ledger, conn, "p1", 1)
+        ledger.post(conn, "clear", "clearing", [Posting.debit(IN_TRANSIT, 1), Posting.credit(AVAILABLE, 1)], now=NOW)
+        assert (ledger.balance(conn, CLEARING), ledger.balance(conn, IN_TRANSIT), ledger.balance(conn, AVAILABLE)) \
+            == (1, 0, 1)
+        assert check_ledger(conn) == []
