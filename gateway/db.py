@@ -26,6 +26,7 @@ import migrations
 T = TypeVar("T")
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 _ON_ROLLBACK = "paymux.on_rollback"
+_DB_THREAD = "paymux-db"
 
 
 def normalize_url(url: str) -> str:
@@ -96,7 +97,7 @@ class Database:
         # whose writes are serial anyway, one thread keeps its connection and caches warm.
         self._local = threading.local()
         self._open: list[Connection] = []
-        self._executor = ThreadPoolExecutor(max_workers=1 if self.is_sqlite else 16, thread_name_prefix="paymux-db")
+        self._executor = ThreadPoolExecutor(max_workers=1 if self.is_sqlite else 16, thread_name_prefix=_DB_THREAD)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -107,9 +108,13 @@ class Database:
                 with self.engine.begin() as conn:
                     conn.info[_ON_ROLLBACK] = hooks
                     yield conn
-            else:
+            elif threading.current_thread().name.startswith(_DB_THREAD):
                 with self._write_lock, self._sqlite_connection().begin():
                     conn = self._local.conn
+                    conn.info[_ON_ROLLBACK] = hooks
+                    yield conn
+            else:  # another thread (a command, a test): a pooled connection for this transaction only
+                with self._write_lock, self.engine.begin() as conn:
                     conn.info[_ON_ROLLBACK] = hooks
                     yield conn
         except BaseException:
@@ -118,8 +123,8 @@ class Database:
             raise
 
     def _sqlite_connection(self) -> Connection:
-        """SQLite: each thread keeps one open connection (the database thread is one thread), which
-        spares a pool check-out and check-in per transaction."""
+        """SQLite: the database thread keeps one open connection, which spares a pool check-out and
+        check-in per transaction."""
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
             conn = self._local.conn = self.engine.connect()

@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, bindparam, insert, select, update
@@ -47,6 +47,16 @@ class Posting:
     @classmethod
     def credit(cls, account: AccountRef, amount: int) -> "Posting":
         return cls(account, -amount)
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    key: str
+    event_type: str
+    lines: tuple[Posting, ...]
+    reference: str | None = None
+    memo: str | None = None
+    reverses: int | None = None
 
 
 @dataclass(frozen=True)
@@ -88,15 +98,11 @@ def postings_hash(event_type: str, lines: Iterable[Posting]) -> str:
 
 
 # Built once, executed many times: statement construction costs more than execution.
-# The natural key rides along with the id: a cached id is trusted only if it still names this account
-# (an id created in a transaction that rolled back can be handed to another account later).
-_ADD = (update(accounts).where(accounts.c.id == bindparam("b_id"), accounts.c.code == bindparam("b_code"),
-                               accounts.c.owner_id == bindparam("b_owner_id"),
-                               accounts.c.currency == bindparam("b_currency"))
-        .values(balance=accounts.c.balance + bindparam("b_delta")).returning(accounts.c.balance))
-# For a must-not-go-negative account, the WHERE refuses the update that would take it below zero.
-_ADD_GUARD_CREDIT = _ADD.where(accounts.c.balance + bindparam("b_delta") <= 0)
-_ADD_GUARD_DEBIT = _ADD.where(accounts.c.balance + bindparam("b_delta") >= 0)
+_INSERT_ENTRIES = {name: dialect.insert(entries).on_conflict_do_nothing().returning(entries.c.id, entries.c.key)
+                   for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
+_READ_ACCOUNTS = select(accounts).where(accounts.c.id.in_(bindparam("b_ids", expanding=True))).order_by(accounts.c.id)
+_LOCK_ACCOUNTS = _READ_ACCOUNTS.with_for_update()
+_SET_BALANCE = update(accounts).where(accounts.c.id == bindparam("b_id")).values(balance=bindparam("b_balance"))
 _INSERT_POSTINGS = insert(postings)
 _FIND_ACCOUNT = select(accounts.c.id).where(accounts.c.code == bindparam("b_code"),
                                             accounts.c.owner_type == bindparam("b_owner_type"),
@@ -109,7 +115,7 @@ class Ledger:
         self.chart = chart
         self.tz = ZoneInfo(business_timezone)
         self.day_cut = timedelta(hours=day_cut_hour)
-        # Account ids never change once committed; each use of a cached id re-checks it (see _ADD).
+        # Account ids never change once committed; each use of a cached id re-checks it (_lock_accounts).
         self._ids: dict[AccountRef, int] = {}
 
     def business_date(self, at: datetime) -> date:
@@ -165,21 +171,39 @@ class Ledger:
     def post(self, conn: Connection, key: str, event_type: str, lines: Sequence[Posting], *, now: datetime,
              reference: str | None = None, memo: str | None = None, reverses: int | None = None) -> Entry:
         """Post a balanced entry once. The same key with the same postings returns the first entry."""
-        self._validate(lines)
-        digest = postings_hash(event_type, lines)
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        entry_id = conn.execute(dialect.insert(entries).values(
-            key=key, event_type=event_type, business_date=self.business_date(now), reference=reference,
-            memo=memo, postings_hash=digest, reverses=reverses, created_at=now,
-        ).on_conflict_do_nothing().returning(entries.c.id)).scalar()
-        if entry_id is None:
-            existing = conn.execute(select(entries).where(entries.c.key == key)).first()
-            if existing is None:  # the conflict was on `reverses`: that entry is already reversed
-                raise AlreadyReversed(f"entry {reverses} is already reversed")
-            if existing.postings_hash != digest:
-                raise EntryConflict(f"entry {key!r} exists with different postings")
-            return self._load(conn, existing)
-        return self._write_postings(conn, entry_id, key, event_type, lines, now, reference, memo, reverses)
+        return self.post_many(conn, [NewEntry(key, event_type, tuple(lines), reference, memo, reverses)], now=now)[0]
+
+    def post_many(self, conn: Connection, batch: Sequence["NewEntry"], *, now: datetime) -> list[Entry]:
+        """Post several entries in the caller's transaction, all or nothing, touching each account once:
+        the way to take many credits to a hot account. Entries whose key exists with the same postings
+        come back as they were; balance-after follows the batch's order."""
+        digests = []
+        for new in batch:
+            self._validate(new.lines)
+            digests.append(postings_hash(new.event_type, new.lines))
+        if len({new.key for new in batch}) != len(batch):
+            raise InvalidEntry("a batch holds the same key twice")
+        day = self.business_date(now)
+        created = {row.key: row.id for row in conn.execute(_INSERT_ENTRIES[conn.dialect.name], [
+            {"key": new.key, "event_type": new.event_type, "business_date": day, "reference": new.reference,
+             "memo": new.memo, "postings_hash": digest, "reverses": new.reverses, "created_at": now}
+            for new, digest in zip(batch, digests)])}
+        existing = {}
+        missing = [new for new in batch if new.key not in created]
+        if missing:
+            existing = {row.key: row for row in conn.execute(
+                select(entries).where(entries.c.key.in_([new.key for new in missing])))}
+            for new, digest in zip(batch, digests):
+                if new.key in created:
+                    continue
+                row = existing.get(new.key)
+                if row is None:  # the conflict was on `reverses`: that entry is already reversed
+                    raise AlreadyReversed(f"entry {new.reverses} is already reversed")
+                if row.postings_hash != digest:
+                    raise EntryConflict(f"entry {new.key!r} exists with different postings")
+        fresh = [new for new in batch if new.key in created]
+        posted = self._write_postings(conn, fresh, created, now) if fresh else {}
+        return [posted[new.key] if new.key in posted else self._load(conn, existing[new.key]) for new in batch]
 
     def _validate(self, lines: Sequence[Posting]) -> None:
         if len(lines) < 2:
@@ -194,45 +218,49 @@ class Ledger:
         if off:
             raise UnbalancedEntry("postings do not sum to zero: " + ", ".join(f"{c} {s:+d}" for c, s in off.items()))
 
-    def _write_postings(self, conn: Connection, entry_id: int, key: str, event_type: str, lines: Sequence[Posting],
-                        now: datetime, reference: str | None, memo: str | None, reverses: int | None) -> Entry:
-        deltas: dict[AccountRef, int] = {}
-        for line in lines:
-            deltas[line.account] = deltas.get(line.account, 0) + line.amount
-        ids = {ref: self.account_id(conn, ref, now) for ref in deltas}
-        finals: dict[AccountRef, int] = {}
-        # One order for every writer: two entries touching the same accounts cannot deadlock.
-        for ref in sorted(deltas, key=ids.__getitem__):
-            ids[ref], finals[ref] = self._apply(conn, ids[ref], ref, deltas[ref], now)
-        running = {ref: finals[ref] - deltas[ref] for ref in deltas}
-        rows, posted = [], []
-        for line in lines:
-            running[line.account] += line.amount
-            rows.append({"entry_id": entry_id, "account_id": ids[line.account], "currency": line.account.currency,
-                         "amount": line.amount, "balance_after": running[line.account]})
-            posted.append(PostedLine(line.account, line.amount, running[line.account]))
-        conn.execute(_INSERT_POSTINGS, rows)
-        return Entry(entry_id, key, event_type, self.business_date(now), reference, memo, reverses, now, tuple(posted))
+    def _lock_accounts(self, conn: Connection, refs: set[AccountRef], now: datetime) -> dict[AccountRef, Any]:
+        """Lock every account the batch touches (in id order, so writers cannot deadlock) and read them.
+        A cached id is trusted only if its row still carries the same natural key: an id created in a
+        transaction that rolled back can be handed to another account later."""
+        for attempt in range(2):
+            ids = {ref: self.account_id(conn, ref, now) for ref in refs}
+            query = _LOCK_ACCOUNTS if conn.dialect.name == "postgresql" else _READ_ACCOUNTS
+            rows = {row.id: row for row in conn.execute(query, {"b_ids": sorted(ids.values())})}
+            stale = [ref for ref, i in ids.items()
+                     if i not in rows or (rows[i].code, rows[i].owner_id, rows[i].currency)
+                     != (ref.code, ref.owner_id, ref.currency)]
+            if not stale:
+                return {ref: rows[i] for ref, i in ids.items()}
+            for ref in stale:
+                self._ids.pop(ref, None)
+        raise AssertionError(f"accounts {stale} could not be resolved")
 
-    def _apply(self, conn: Connection, account_id: int, ref: AccountRef, delta: int,
-               now: datetime) -> tuple[int, int]:
-        """Add delta to an account's balance; returns (account id, new net balance)."""
-        kind = self._type(ref)
-        lowers = (kind.normal == "credit" and delta > 0) or (kind.normal == "debit" and delta < 0)
-        statement = _ADD
-        if kind.no_negative and lowers:
-            statement = _ADD_GUARD_CREDIT if kind.normal == "credit" else _ADD_GUARD_DEBIT
-        new = conn.execute(statement, {"b_id": account_id, "b_delta": delta, "b_code": ref.code,
-                                       "b_owner_id": ref.owner_id, "b_currency": ref.currency}).scalar()
-        if new is not None:
-            return account_id, new
-        exists = conn.execute(select(accounts.c.id).where(
-            accounts.c.id == account_id, accounts.c.code == ref.code, accounts.c.owner_id == ref.owner_id,
-            accounts.c.currency == ref.currency)).scalar()
-        if exists is None:  # a stale cached id (its creating transaction rolled back): look it up again
-            self._ids.pop(ref, None)
-            return self._apply(conn, self.account_id(conn, ref, now), ref, delta, now)
-        raise InsufficientBalance(f"{ref} cannot go below zero (change {delta:+d})", ref.code)
+    def _write_postings(self, conn: Connection, batch: Sequence["NewEntry"], entry_ids: dict[str, int],
+                        now: datetime) -> dict[str, Entry]:
+        locked = self._lock_accounts(conn, {line.account for new in batch for line in new.lines}, now)
+        running = {ref: row.balance for ref, row in locked.items()}
+        rows, posted = [], {}
+        for new in batch:
+            lines = []
+            for line in new.lines:
+                account = locked[line.account]
+                running[line.account] += line.amount
+                normal = running[line.account] if account.normal_side == "debit" else -running[line.account]
+                if account.no_negative and normal < 0:
+                    raise InsufficientBalance(f"{line.account} cannot go below zero (change {line.amount:+d})",
+                                              line.account.code)
+                rows.append({"entry_id": entry_ids[new.key], "account_id": account.id,
+                             "currency": line.account.currency, "amount": line.amount,
+                             "balance_after": running[line.account]})
+                lines.append(PostedLine(line.account, line.amount, running[line.account]))
+            posted[new.key] = Entry(entry_ids[new.key], new.key, new.event_type, self.business_date(now),
+                                    new.reference, new.memo, new.reverses, now, tuple(lines))
+        changed = [{"b_id": locked[ref].id, "b_balance": balance}
+                   for ref, balance in running.items() if balance != locked[ref].balance]
+        if changed:
+            conn.execute(_SET_BALANCE, changed)
+        conn.execute(_INSERT_POSTINGS, rows)
+        return posted
 
     def _load(self, conn: Connection, row) -> Entry:  # noqa: ANN001
         lines = conn.execute(

@@ -29,14 +29,19 @@ DECLARE
   off text;
 BEGIN
   IF TG_TABLE_NAME = 'ledger_postings' THEN target := NEW.entry_id; ELSE target := NEW.id; END IF;
-  SELECT count(*) INTO n FROM ledger_postings WHERE entry_id = target;
+  -- Every row of an entry fires this at COMMIT; check each entry once per transaction.
+  IF current_setting('paymux.ledger_checked_' || target, true) = '1' THEN
+    RETURN NULL;
+  END IF;
+  PERFORM set_config('paymux.ledger_checked_' || target, '1', true);
+  SELECT coalesce(sum(cnt), 0), string_agg(CASE WHEN total <> 0 THEN currency || ' ' || total END, ', ')
+    INTO n, off
+    FROM (SELECT currency, count(*) AS cnt, sum(amount) AS total
+            FROM ledger_postings WHERE entry_id = target GROUP BY currency) per_currency;
   IF n < 2 THEN
     RAISE EXCEPTION 'ledger entry % has % posting(s); at least two are required', target, n
       USING ERRCODE = 'check_violation';
   END IF;
-  SELECT string_agg(currency || ' ' || total, ', ') INTO off FROM (
-    SELECT currency, sum(amount) AS total FROM ledger_postings WHERE entry_id = target
-    GROUP BY currency HAVING sum(amount) <> 0) unbalanced;
   IF off IS NOT NULL THEN
     RAISE EXCEPTION 'ledger entry % does not balance: %', target, off USING ERRCODE = 'check_violation';
   END IF;
