@@ -154,6 +154,31 @@ def cmd_ledger_balances(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger_hold(args: argparse.Namespace) -> int:
+    """Freeze or unfreeze part of a merchant's available balance, as one booked entry."""
+    from gateway.clock import Clock
+    from gateway.db import Database
+    from gateway.service import make_ledger
+    from ledger.booking import Booker
+    from ledger.errors import LedgerError
+
+    settings = _settings(args)
+    booker = Booker(make_ledger(settings))
+    book = booker.freeze if args.ledger_command == "freeze" else booker.unfreeze
+    database = Database(settings.database_url)
+    try:
+        with database.transaction() as conn:
+            entry = book(conn, args.merchant_id, args.currency, args.amount, f"hold:{args.reference}", Clock().now(),
+                         memo=args.reason)
+    except LedgerError as exc:
+        print(f"paymux: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        database.dispose()
+    print(f"entry {entry.id} ({entry.key}): {args.ledger_command} {args.amount} {args.currency} for {args.merchant_id}")
+    return 0
+
+
 # ---- client commands: talk to a running gateway ----
 
 def _client(args: argparse.Namespace):  # noqa: ANN202
@@ -239,6 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = ledger.add_parser("balances", help="balances as a table")
     p.add_argument("--owner", help="platform, merchant[:ID] or channel_account[:ID]")
     p.set_defaults(fn=cmd_ledger_balances)
+    for action in ("freeze", "unfreeze"):
+        p = ledger.add_parser(action, help=f"{action} part of a merchant's available balance")
+        p.add_argument("merchant_id")
+        p.add_argument("amount", type=int, help="minor units")
+        p.add_argument("--currency", default="CNY")
+        p.add_argument("--reference", required=True, help="names the hold; freeze and unfreeze it once each")
+        p.add_argument("--reason")
+        p.set_defaults(fn=cmd_ledger_hold)
 
     merchant = sub.add_parser("merchant", help="merchants").add_subparsers(dest="merchant_command", required=True)
     p = merchant.add_parser("create", help="create a merchant and print its id and secret")

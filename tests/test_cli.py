@@ -66,3 +66,10 @@ def test_a_config_error_is_one_clear_line_not_a_traceback(tmp_path: Path) -> Non
 def test_client_commands_without_credentials_say_how_to_get_them(tmp_path: Path, args: list[str]) -> None:
     result = run(tmp_path, *args, check=False, PAYMUX_MERCHANT_ID="", PAYMUX_MERCHANT_SECRET="")
     assert result.returncode == 2 and "paymux init" in result.stderr
+
+
+def test_freeze_refuses_what_is_not_available_and_says_why(tmp_path: Path) -> None:
+    run(tmp_path, "db", "upgrade")
+    result = run(tmp_path, "ledger", "freeze", "mch_x", "100", "--reference", "case-1", check=False)
+    assert result.returncode == 1 and "insufficient_balance" in result.stderr
+    assert "clean" in run(tmp_path, "ledger", "check").stdout

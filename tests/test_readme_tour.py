@@ -44,7 +44,8 @@ def test_the_readme_tour_works_verbatim(tmp_path: Path) -> None:
         out = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
                              timeout=120)
         assert out.returncode == 0, out.stderr
-        assert out.stdout.split() == ["processing", "succeeded", "processing", "234"], textwrap.shorten(out.stdout, 300)
+        assert out.stdout.splitlines() == ["processing", "succeeded", "processing", "234", "ledger check: clean"], \
+            textwrap.shorten(out.stdout, 300)
     finally:
         server.terminate()
         server.wait(timeout=20)

@@ -56,7 +56,7 @@ def openapi_document() -> dict[str, Any]:
         "merchant_order_no": {"type": "string"},
         "status": {"type": "string", "enum": ["processing", "succeeded", "failed", "closed"]},
         "amount": {"type": "integer"}, "currency": {"type": "string"}, "amount_refunded": {"type": "integer"},
-        "amount_refund_pending": {"type": "integer"}, "subject": {"type": "string"}, "channel": {"type": "string"},
+        "amount_refund_pending": {"type": "integer"}, "fee": {"type": ["integer", "null"]}, "subject": {"type": "string"}, "channel": {"type": "string"},
         "method": {"type": "string"},
         "action": {"type": ["object", "null"], "description": "What to show the customer next",
                    "properties": {"type": {"type": "string", "examples": ["redirect", "qr", "app"]},
@@ -71,9 +71,25 @@ def openapi_document() -> dict[str, Any]:
         "id": {"type": "string", "pattern": "^re_"}, "object": {"const": "refund"}, "payment_id": {"type": "string"},
         "merchant_refund_no": {"type": "string"},
         "status": {"type": "string", "enum": ["processing", "succeeded", "failed"]},
-        "amount": {"type": "integer"}, "currency": {"type": "string"}, "reason": nullable_str,
+        "amount": {"type": "integer"}, "currency": {"type": "string"}, "fee_refund": {"type": "integer"},
+        "reason": nullable_str,
         "channel_refund_id": nullable_str, "failure": failure, "created_at": {"type": "string"},
         "updated_at": {"type": "string"}}}
+
+    schemas["Balance"] = {"type": "object", "properties": {"object": {"const": "balance"}, "balances": {
+        "type": "array", "items": {"type": "object", "required": ["currency", "available", "in_transit", "frozen"],
+                                   "properties": {"currency": {"type": "string"}, "available": {"type": "integer"},
+                                                  "in_transit": {"type": "integer"}, "frozen": {"type": "integer"},
+                                                  "refund_pending": {"type": "integer"}}}}}}
+    schemas["LedgerEntryList"] = {"type": "object", "properties": {
+        "object": {"const": "list"}, "has_more": {"type": "boolean"}, "next_cursor": {"type": ["integer", "null"]},
+        "data": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "event_type": {"type": "string"}, "reference": nullable_str,
+            "business_date": {"type": "string", "format": "date"}, "memo": nullable_str,
+            "reverses": {"type": ["integer", "null"]}, "created_at": {"type": "string"},
+            "postings": {"type": "array", "items": {"type": "object", "properties": {
+                "account": {"type": "string"}, "currency": {"type": "string"}, "amount": {"type": "integer"},
+                "balance_after": {"type": "integer"}}}}}}}}}
 
     def body(name: str) -> dict:
         return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
@@ -104,6 +120,17 @@ def openapi_document() -> dict[str, Any]:
             "get": {"operationId": "getRefund", "summary": "Retrieve a refund",
                     "parameters": [_path_param("refund_id")],
                     "responses": {"200": _json(_ref("Refund"), "The refund"), **_errors(401, 404)}}},
+        "/v1/balance": {
+            "get": {"operationId": "getBalance", "summary": "The merchant's balances per currency (minor units)",
+                    "responses": {"200": _json(_ref("Balance"), "Balances"), **_errors(401)}}},
+        "/v1/ledger/entries": {
+            "get": {"operationId": "listLedgerEntries", "summary": "The merchant's ledger entries, newest first",
+                    "parameters": [{"name": "limit", "in": "query", "required": False,
+                                    "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                                   {"name": "cursor", "in": "query", "required": False,
+                                    "schema": {"type": "integer", "minimum": 1},
+                                    "description": "next_cursor of the previous page"}],
+                    "responses": {"200": _json(_ref("LedgerEntryList"), "A page of entries"), **_errors(400, 401)}}},
         "/healthz": {"get": {"operationId": "health", "summary": "Liveness and database check", "security": [],
                              "responses": {"200": {"description": "OK"}, "503": {"description": "Degraded"}}}},
     }
