@@ -1,0 +1,238 @@
+"""WeChat Pay APIv3 as a paymux channel: native, jsapi, h5 and app payments; query, close, refunds."""
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping
+from urllib.parse import quote
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
+                             NotificationRejected, Outcome, PaymentResult, RefundRequest, RefundResult, SettingsError)
+from plugins.wechatpay import wire
+
+DEFAULT_BASE_URL = "https://api.mch.weixin.qq.com"
+CHINA = timezone(timedelta(hours=8))
+TRADE_STATE = {"SUCCESS": Outcome.SUCCEEDED, "REFUND": Outcome.SUCCEEDED, "NOTPAY": Outcome.PENDING,
+               "USERPAYING": Outcome.PENDING, "CLOSED": Outcome.CLOSED, "REVOKED": Outcome.CLOSED,
+               "PAYERROR": Outcome.FAILED}
+REFUND_STATUS = {"SUCCESS": Outcome.SUCCEEDED, "PROCESSING": Outcome.PENDING, "CLOSED": Outcome.FAILED,
+                 "ABNORMAL": Outcome.FAILED}
+
+
+@dataclass(frozen=True)
+class WechatPaySettings:
+    mchid: str
+    appid: str
+    merchant_serial_no: str
+    merchant_private_key: rsa.RSAPrivateKey
+    apiv3_key: bytes
+    platform_keys: Mapping[str, rsa.RSAPublicKey]   # serial -> key; several during a rotation
+    base_url: str = DEFAULT_BASE_URL
+
+
+class ChannelRefused(Exception):
+    """The channel answered with a verified business error."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+class WechatPayChannel(Channel):
+    name = "wechatpay"
+    methods = ("native", "jsapi", "h5", "app")
+    capabilities = frozenset({Capability.PAY, Capability.QUERY, Capability.CLOSE, Capability.REFUND,
+                              Capability.REFUND_QUERY, Capability.NOTIFY})
+    currencies = frozenset({"CNY"})
+
+    @classmethod
+    def parse_settings(cls, raw: Mapping[str, Any]) -> WechatPaySettings:
+        for key in ("mchid", "appid", "merchant_serial_no", "merchant_private_key", "apiv3_key"):
+            if not isinstance(raw.get(key), str) or not raw.get(key):
+                raise SettingsError(f"{key} is required")
+        try:
+            private_key = wire.load_private_key(raw["merchant_private_key"])
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"merchant_private_key is not a PEM RSA private key: {exc}") from None
+        apiv3_key = raw["apiv3_key"].encode()
+        if len(apiv3_key) != 32:
+            raise SettingsError("apiv3_key must be exactly 32 bytes")
+        pairs = list(raw.get("platform_public_keys") or [])
+        if raw.get("platform_public_key"):
+            pairs.append({"id": raw.get("platform_public_key_id"), "key": raw["platform_public_key"]})
+        if not pairs:
+            raise SettingsError("platform_public_key and platform_public_key_id (or platform_public_keys) are required")
+        keys = {}
+        for i, pair in enumerate(pairs):
+            if not isinstance(pair, Mapping) or not pair.get("id") or not pair.get("key"):
+                raise SettingsError(f"platform key {i} needs an id (the Wechatpay-Serial) and a key")
+            try:
+                keys[str(pair["id"])] = wire.load_public_key(pair["key"])
+            except (ValueError, TypeError) as exc:
+                raise SettingsError(f"platform key {pair['id']!r} is not a PEM RSA public key or certificate: "
+                                    f"{exc}") from None
+        return WechatPaySettings(raw["mchid"], raw["appid"], raw["merchant_serial_no"], private_key, apiv3_key,
+                                 keys, str(raw.get("base_url") or DEFAULT_BASE_URL).rstrip("/"))
+
+    @property
+    def settings(self) -> WechatPaySettings:
+        return self.ctx.settings
+
+    # ---- transport: every request signed, every answer verified ----
+
+    async def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> tuple[int, dict]:
+        s = self.settings
+        body = b"" if payload is None else json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        headers = {"Authorization": wire.authorization(s.mchid, s.merchant_serial_no, s.merchant_private_key, method,
+                                                       path, body, self.ctx.clock.timestamp()),
+                   "Accept": "application/json"}
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+        response = await self.ctx.http.request(method, s.base_url + path, content=body, headers=headers)
+        if response.status_code >= 500:
+            raise httpx.HTTPStatusError("WeChat Pay server error", request=response.request, response=response)
+        wire.verify_headers(s.platform_keys, response.headers, response.content, self.ctx.clock.timestamp())
+        data = response.json() if response.content else {}
+        if response.status_code >= 400:
+            raise ChannelRefused(response.status_code, str(data.get("code")), str(data.get("message")))
+        return response.status_code, data
+
+    # ---- payments ----
+
+    async def create(self, request: CreatePayment) -> PaymentResult:
+        s = self.settings
+        payload: dict[str, Any] = {
+            "appid": s.appid, "mchid": s.mchid, "description": request.subject[:127],
+            "out_trade_no": request.out_trade_no, "notify_url": self.ctx.notify_url,
+            "amount": {"total": request.amount, "currency": request.currency}}
+        if request.expires_at:
+            payload["time_expire"] = request.expires_at.astimezone(CHINA).isoformat(timespec="seconds")
+        if request.method == "jsapi":
+            openid = request.metadata.get("payer_openid")
+            if not openid:
+                return PaymentResult(Outcome.FAILED, error_code="payer_openid_required",
+                                     error_message="jsapi payments need metadata.payer_openid")
+            payload["payer"] = {"openid": openid}
+        if request.method == "h5":
+            payload["scene_info"] = {"payer_client_ip": request.metadata.get("payer_client_ip", "127.0.0.1"),
+                                     "h5_info": {"type": "Wap"}}
+        try:
+            _, data = await self._call("POST", f"/v3/pay/transactions/{request.method}", payload)
+        except ChannelRefused as exc:
+            if exc.status == 400 and exc.code in ("PARAM_ERROR", "INVALID_REQUEST", "ORDER_CLOSED", "OUT_TRADE_NO_USED"):
+                return PaymentResult(Outcome.FAILED, error_code=exc.code, error_message=exc.message)
+            return PaymentResult(Outcome.UNKNOWN, error_code=exc.code, error_message=exc.message)
+        return PaymentResult(Outcome.PENDING, action=self._action(request.method, data))
+
+    def _action(self, method: str, data: dict[str, Any]) -> dict[str, Any]:
+        s = self.settings
+        if method == "native":
+            return {"type": "qr", "code": data["code_url"]}
+        if method == "h5":
+            return {"type": "redirect", "url": data["h5_url"]}
+        timestamp, nonce, prepay_id = str(self.ctx.clock.timestamp()), secrets.token_hex(16), data["prepay_id"]
+        if method == "jsapi":
+            package = f"prepay_id={prepay_id}"
+            return {"type": "jsapi", "params": {
+                "appId": s.appid, "timeStamp": timestamp, "nonceStr": nonce, "package": package, "signType": "RSA",
+                "paySign": wire.rsa_sign(s.merchant_private_key, wire.message(s.appid, timestamp, nonce, package))}}
+        return {"type": "app", "params": {
+            "appid": s.appid, "partnerid": s.mchid, "prepayid": prepay_id, "package": "Sign=WXPay",
+            "noncestr": nonce, "timestamp": timestamp,
+            "sign": wire.rsa_sign(s.merchant_private_key, wire.message(s.appid, timestamp, nonce, prepay_id))}}
+
+    def _transaction(self, data: Mapping[str, Any]) -> PaymentResult:
+        amount = data.get("amount") or {}
+        return PaymentResult(TRADE_STATE.get(data.get("trade_state"), Outcome.UNKNOWN),
+                             channel_transaction_id=data.get("transaction_id"), amount=amount.get("total"),
+                             currency=amount.get("currency"))
+
+    async def query(self, out_trade_no: str) -> PaymentResult:
+        path = f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no)}?mchid={quote(self.settings.mchid)}"
+        try:
+            _, data = await self._call("GET", path)
+        except ChannelRefused as exc:
+            # Never created there (a create that timed out): nobody can have paid it.
+            outcome = Outcome.PENDING if exc.code == "ORDER_NOT_EXIST" else Outcome.UNKNOWN
+            return PaymentResult(outcome, error_code=exc.code, error_message=exc.message)
+        return self._transaction(data)
+
+    async def close(self, out_trade_no: str) -> PaymentResult:
+        try:
+            await self._call("POST", f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no)}/close",
+                             {"mchid": self.settings.mchid})
+        except ChannelRefused as exc:
+            if exc.code != "ORDER_PAID":
+                return PaymentResult(Outcome.UNKNOWN, error_code=exc.code, error_message=exc.message)
+        # Closing answers 204 with no order in it: ask what the order is now (paid meanwhile, or closed).
+        return await self.query(out_trade_no)
+
+    # ---- refunds ----
+
+    def _refund(self, data: Mapping[str, Any]) -> RefundResult:
+        return RefundResult(REFUND_STATUS.get(data.get("status") or data.get("refund_status"), Outcome.UNKNOWN),
+                            channel_refund_id=data.get("refund_id"), amount=(data.get("amount") or {}).get("refund"))
+
+    async def refund(self, request: RefundRequest) -> RefundResult:
+        payload = {"out_trade_no": request.out_trade_no, "out_refund_no": request.out_refund_no,
+                   "notify_url": self.ctx.notify_url,
+                   "amount": {"refund": request.amount, "total": request.total_amount, "currency": request.currency}}
+        if request.reason:
+            payload["reason"] = request.reason[:80]
+        try:
+            _, data = await self._call("POST", "/v3/refund/domestic/refunds", payload)
+        except ChannelRefused as exc:
+            declined = exc.code in ("NOT_ENOUGH", "INVALID_REQUEST", "PARAM_ERROR", "RESOURCE_NOT_EXISTS")
+            return RefundResult(Outcome.FAILED if declined else Outcome.UNKNOWN, error_code=exc.code,
+                                error_message=exc.message)
+        return self._refund(data)
+
+    async def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult:
+        try:
+            _, data = await self._call("GET", f"/v3/refund/domestic/refunds/{quote(out_refund_no)}")
+        except ChannelRefused as exc:
+            return RefundResult(Outcome.UNKNOWN, error_code=exc.code, error_message=exc.message)
+        return self._refund(data)
+
+    # ---- callbacks ----
+
+    async def parse_notification(self, notification: InboundNotification) -> list[ChannelEvent]:
+        s = self.settings
+        try:
+            wire.verify_headers(s.platform_keys, notification.headers, notification.body, self.ctx.clock.timestamp())
+            envelope = json.loads(notification.body)
+            resource = json.loads(wire.decrypt_resource(s.apiv3_key, envelope["resource"]))
+        except wire.WireError as exc:
+            raise NotificationRejected(exc.reason, str(exc)) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise NotificationRejected("malformed_body", f"the callback is not a WeChat Pay notification: {exc}") from None
+        if resource.get("mchid") != s.mchid or ("appid" in resource and resource["appid"] != s.appid):
+            raise NotificationRejected("wrong_merchant", "the callback is for another mchid or appid")
+        event_type = str(envelope.get("event_type", ""))
+        try:
+            if event_type.startswith("REFUND."):
+                return [ChannelEvent("refund", resource["out_trade_no"], REFUND_STATUS[resource["refund_status"]],
+                                     amount=int(resource["amount"]["refund"]), out_refund_no=resource["out_refund_no"],
+                                     channel_refund_id=resource.get("refund_id"))]
+            if event_type == "TRANSACTION.SUCCESS":
+                result = self._transaction(resource)
+                return [ChannelEvent("payment", resource["out_trade_no"], result.outcome, amount=int(result.amount),
+                                     currency=result.currency, channel_transaction_id=result.channel_transaction_id)]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NotificationRejected("malformed_body", f"the resource lacks {exc}") from None
+        return []  # an event type we do not act on: acknowledged, nothing applied
+
+    def acknowledge(self, accepted: bool, message: str = "") -> Acknowledgement:
+        if accepted:
+            return Acknowledgement(204)
+        body = json.dumps({"code": "FAIL", "message": message[:200]}).encode()
+        return Acknowledgement(400, body, "application/json")
+
+
+def now_rfc3339(ts: datetime) -> str:
+    return ts.astimezone(CHINA).isoformat(timespec="seconds")

@@ -1,0 +1,320 @@
+"""WeChat Pay's side of APIv3, for tests and local development: it verifies the merchant's request
+signatures, signs its answers and callbacks with its own platform key, encrypts callback resources
+with the APIv3 key, keeps orders and refunds, and lets a test or a person "pay" an order.
+
+Control endpoints (not WeChat Pay's): POST /sim/orders/{out_trade_no}/pay {"outcome": "success"|"fail"}
+and POST /sim/faults {callback_mode, server_errors, slow_ms, bad_signature, rotate_key}.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric import rsa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from plugins.wechatpay import wire
+
+
+
+@dataclass
+class Faults:
+    callback_mode: str = "normal"     # normal | drop | duplicate | delay | reorder
+    callback_delay_ms: int = 300
+    server_errors: int = 0            # answer this many next API calls with a 500
+    slow_ms: int = 0                  # answer every API call this much later
+    bad_signature: bool = False       # sign answers and callbacks with a key nobody trusts
+
+
+@dataclass
+class SimOrder:
+    out_trade_no: str
+    method: str
+    total: int
+    currency: str
+    description: str
+    notify_url: str
+    trade_state: str = "NOTPAY"
+    transaction_id: str | None = None
+    success_time: str | None = None
+    created: float = field(default_factory=time.time)
+
+
+class CallbackRefused(Exception):
+    pass
+
+
+class WechatPaySimulator:
+    def __init__(self, *, mchid: str, appid: str, apiv3_key: str, merchant_public_key: rsa.RSAPublicKey,
+                 merchant_serial_no: str, platform_key: rsa.RSAPrivateKey | None = None,
+                 platform_serial: str = "PUB_KEY_ID_0001", faults: Faults | None = None) -> None:
+        self.mchid, self.appid, self.apiv3_key = mchid, appid, apiv3_key.encode()
+        self.merchant_public_key, self.merchant_serial_no = merchant_public_key, merchant_serial_no
+        self.platform_key = platform_key or wire.new_key()
+        self.platform_serial = platform_serial
+        self.faults = faults or Faults()
+        self.orders: dict[str, SimOrder] = {}
+        self.refunds: dict[str, dict[str, Any]] = {}
+        self.held: list[tuple[str, dict]] = []      # callbacks held back for the reorder fault
+        self._tasks: set[asyncio.Task] = set()
+        self.app = Starlette(routes=[
+            Route("/v3/pay/transactions/{method}", self.create, methods=["POST"]),
+            Route("/v3/pay/transactions/out-trade-no/{out_trade_no}", self.query, methods=["GET"]),
+            Route("/v3/pay/transactions/out-trade-no/{out_trade_no}/close", self.close, methods=["POST"]),
+            Route("/v3/refund/domestic/refunds", self.refund, methods=["POST"]),
+            Route("/v3/refund/domestic/refunds/{out_refund_no}", self.refund_query, methods=["GET"]),
+            Route("/sim/orders/{out_trade_no}/pay", self.control_pay, methods=["POST"]),
+            Route("/sim/faults", self.control_faults, methods=["POST"]),
+        ])
+
+    # ---- keys ----
+
+    @property
+    def platform_public_pem(self) -> str:
+        return wire.public_pem(self.platform_key.public_key())
+
+    def rotate_key(self) -> tuple[str, str]:
+        """Start signing with a new platform key; returns (serial, public PEM) for the config."""
+        self.platform_key = wire.new_key()
+        self.platform_serial = f"PUB_KEY_ID_{secrets.token_hex(4).upper()}"
+        return self.platform_serial, self.platform_public_pem
+
+    def _signing_key(self) -> rsa.RSAPrivateKey:
+        return wire.new_key() if self.faults.bad_signature else self.platform_key
+
+    # ---- answers ----
+
+    def _answer(self, status: int, data: dict | None = None) -> Response:
+        body = b"" if data is None else json.dumps(data, ensure_ascii=False).encode()
+        headers = wire.signed_headers(self._signing_key(), self.platform_serial, body, int(time.time()))
+        return Response(body, status, headers=headers, media_type="application/json" if body else None)
+
+    def _error(self, status: int, code: str, message: str) -> Response:
+        return self._answer(status, {"code": code, "message": message})
+
+    async def _admit(self, request: Request) -> tuple[dict | None, Response | None]:
+        """Faults first, then the merchant's signature. Returns (the JSON body, or an error answer)."""
+        if self.faults.slow_ms:
+            await asyncio.sleep(self.faults.slow_ms / 1000)
+        if self.faults.server_errors > 0:
+            self.faults.server_errors -= 1
+            return None, Response(b'{"code":"SYSTEM_ERROR","message":"simulated"}', 500)
+        body = await request.body()
+        raw = request.scope.get("raw_path", request.url.path.encode()).decode()
+        if request.scope.get("query_string"):
+            raw += "?" + request.scope["query_string"].decode()
+        try:
+            auth = wire.parse_authorization(request.headers.get("authorization"))
+        except wire.WireError as exc:
+            return None, self._error(401, "SIGN_ERROR", str(exc))
+        if auth["mchid"] != self.mchid or auth["serial_no"] != self.merchant_serial_no:
+            return None, self._error(401, "SIGN_ERROR", "mchid or serial_no is not the merchant's")
+        signed = wire.message(request.method, raw, auth["timestamp"], auth["nonce_str"], body)
+        if abs(time.time() - int(auth["timestamp"] or 0)) > wire.WINDOW_SECONDS or \
+                not wire.rsa_verify(self.merchant_public_key, signed, auth["signature"]):
+            return None, self._error(401, "SIGN_ERROR", "signature does not verify")
+        try:
+            return (json.loads(body) if body else {}), None
+        except ValueError:
+            return None, self._error(400, "PARAM_ERROR", "body is not JSON")
+
+    # ---- payments ----
+
+    def _view(self, order: SimOrder) -> dict[str, Any]:
+        view = {"appid": self.appid, "mchid": self.mchid, "out_trade_no": order.out_trade_no,
+                "trade_state": order.trade_state, "trade_type": order.method.upper(),
+                "amount": {"total": order.total, "currency": order.currency,
+                           "payer_total": order.total if order.transaction_id else 0, "payer_currency": order.currency}}
+        if order.transaction_id:
+            view.update(transaction_id=order.transaction_id, success_time=order.success_time)
+        return view
+
+    async def create(self, request: Request) -> Response:
+        data, error = await self._admit(request)
+        if error:
+            return error
+        method = request.path_params["method"]
+        try:
+            out_trade_no, total = data["out_trade_no"], data["amount"]["total"]
+            currency = data["amount"].get("currency", "CNY")
+            assert data["mchid"] == self.mchid and data["appid"] == self.appid and isinstance(total, int) and total > 0
+            assert method in ("native", "jsapi", "h5", "app") and data["notify_url"].startswith("http")
+            if method == "jsapi":
+                assert data["payer"]["openid"]
+        except (KeyError, TypeError, AssertionError):
+            return self._error(400, "PARAM_ERROR", "the order is malformed")
+        existing = self.orders.get(out_trade_no)
+        if existing and existing.trade_state != "NOTPAY":
+            return self._error(400, "ORDER_CLOSED" if existing.trade_state == "CLOSED" else "OUT_TRADE_NO_USED",
+                               f"order is {existing.trade_state}")
+        self.orders[out_trade_no] = SimOrder(out_trade_no, method, total, currency, data.get("description", ""),
+                                             data["notify_url"])
+        prepay = "wx" + secrets.token_hex(14)
+        if method == "native":
+            return self._answer(200, {"code_url": f"weixin://wxpay/bizpayurl?pr={prepay[:12]}"})
+        if method == "h5":
+            return self._answer(200, {"h5_url": f"https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id={prepay}"})
+        return self._answer(200, {"prepay_id": prepay})
+
+    async def query(self, request: Request) -> Response:
+        data, error = await self._admit(request)
+        if error:
+            return error
+        if request.query_params.get("mchid") != self.mchid:
+            return self._error(400, "PARAM_ERROR", "mchid is required")
+        order = self.orders.get(request.path_params["out_trade_no"])
+        return self._answer(200, self._view(order)) if order else self._error(404, "ORDER_NOT_EXIST", "no such order")
+
+    async def close(self, request: Request) -> Response:
+        data, error = await self._admit(request)
+        if error:
+            return error
+        order = self.orders.get(request.path_params["out_trade_no"])
+        if order is None:
+            return self._error(404, "ORDER_NOT_EXIST", "no such order")
+        if order.trade_state in ("SUCCESS", "REFUND"):
+            return self._error(400, "ORDER_PAID", "the order is paid")
+        order.trade_state = "CLOSED"
+        return self._answer(204)
+
+    # ---- the payer ----
+
+    async def control_pay(self, request: Request) -> Response:
+        order = self.orders.get(request.path_params["out_trade_no"])
+        outcome = (await request.json()).get("outcome", "success")
+        if order is None:
+            return Response(b'{"error":"no such order"}', 404, media_type="application/json")
+        if order.trade_state != "NOTPAY":
+            return Response(json.dumps({"error": f"order is {order.trade_state}"}).encode(), 409,
+                            media_type="application/json")
+        if outcome == "fail":
+            order.trade_state = "PAYERROR"  # WeChat Pay sends no callback for this: the merchant must query
+        else:
+            order.trade_state = "SUCCESS"
+            order.transaction_id = "42000" + secrets.token_hex(12)
+            order.success_time = datetime.now().astimezone().isoformat(timespec="seconds")
+            await self._callback(order.notify_url, "TRANSACTION.SUCCESS", "transaction", "支付成功", self._view(order))
+        return Response(json.dumps(self._view(order)).encode(), 200, media_type="application/json")
+
+    async def control_faults(self, request: Request) -> Response:
+        data = await request.json()
+        answer: dict[str, Any] = {}
+        if data.pop("rotate_key", False):
+            serial, pem = self.rotate_key()
+            answer.update(platform_public_key_id=serial, platform_public_key=pem)
+        for key, value in data.items():
+            if not hasattr(self.faults, key):
+                return Response(json.dumps({"error": f"unknown fault {key}"}).encode(), 400)
+            setattr(self.faults, key, value)
+        if self.faults.callback_mode != "reorder":
+            await self._release_held()
+        return Response(json.dumps(answer).encode(), 200, media_type="application/json")
+
+    # ---- refunds ----
+
+    async def refund(self, request: Request) -> Response:
+        data, error = await self._admit(request)
+        if error:
+            return error
+        try:
+            order = self.orders[data["out_trade_no"]]
+            out_refund_no, amount = data["out_refund_no"], data["amount"]["refund"]
+            assert isinstance(amount, int) and amount > 0 and data["amount"]["total"] == order.total
+        except (KeyError, TypeError, AssertionError):
+            return self._error(400, "PARAM_ERROR", "the refund is malformed")
+        if out_refund_no in self.refunds:  # the same refund asked again
+            return self._answer(200, self.refunds[out_refund_no])
+        if order.trade_state not in ("SUCCESS", "REFUND"):
+            return self._error(400, "INVALID_REQUEST", "the order is not paid")
+        refunded = sum(r["amount"]["refund"] for r in self.refunds.values()
+                       if r["out_trade_no"] == order.out_trade_no and r["status"] != "CLOSED")
+        if refunded + amount > order.total:
+            return self._error(400, "NOT_ENOUGH", "refund exceeds what is left")
+        refund = {"refund_id": "50300" + secrets.token_hex(12), "out_refund_no": out_refund_no,
+                  "transaction_id": order.transaction_id, "out_trade_no": order.out_trade_no, "channel": "ORIGINAL",
+                  "status": "PROCESSING", "create_time": datetime.now().astimezone().isoformat(timespec="seconds"),
+                  "amount": {"refund": amount, "total": order.total, "payer_refund": amount,
+                             "payer_total": order.total, "currency": order.currency}}
+        self.refunds[out_refund_no] = refund
+        order.trade_state = "REFUND"
+        self._background(self._complete_refund(refund, data.get("notify_url") or order.notify_url))
+        return self._answer(200, refund)
+
+    async def _complete_refund(self, refund: dict[str, Any], notify_url: str) -> None:
+        await asyncio.sleep(0.05)
+        refund["status"] = "SUCCESS"
+        resource = {"mchid": self.mchid, "out_trade_no": refund["out_trade_no"],
+                    "transaction_id": refund["transaction_id"], "out_refund_no": refund["out_refund_no"],
+                    "refund_id": refund["refund_id"], "refund_status": "SUCCESS",
+                    "amount": {k: refund["amount"][k] for k in ("total", "refund", "payer_total", "payer_refund")}}
+        await self._callback(notify_url, "REFUND.SUCCESS", "refund", "退款成功", resource)
+
+    async def refund_query(self, request: Request) -> Response:
+        data, error = await self._admit(request)
+        if error:
+            return error
+        refund = self.refunds.get(request.path_params["out_refund_no"])
+        return self._answer(200, refund) if refund else self._error(404, "RESOURCE_NOT_EXISTS", "no such refund")
+
+    # ---- callbacks, shaped by the faults ----
+
+    def envelope(self, event_type: str, original_type: str, summary: str, resource: dict[str, Any]) -> bytes:
+        encrypted = wire.encrypt_resource(self.apiv3_key, json.dumps(resource, ensure_ascii=False).encode(),
+                                          original_type, original_type)
+        return json.dumps({"id": secrets.token_hex(18), "create_time": datetime.now().astimezone().isoformat(
+            timespec="seconds"), "resource_type": "encrypt-resource", "event_type": event_type, "summary": summary,
+            "resource": encrypted}, ensure_ascii=False).encode()
+
+    async def _callback(self, url: str, event_type: str, original_type: str, summary: str, resource: dict) -> None:
+        body = self.envelope(event_type, original_type, summary, resource)
+        mode = self.faults.callback_mode
+        if mode == "drop":
+            return
+        if mode == "reorder":  # hold it; the next one overtakes it
+            self.held.append((url, {"body": body}))
+            if len(self.held) >= 2:
+                await self._release_held()
+            return
+        if mode == "delay":
+            self._background(self._deliver(url, body, self.faults.callback_delay_ms / 1000))
+            return
+        await self._deliver(url, body)
+        if mode == "duplicate":
+            await self._deliver(url, body)
+
+    async def _release_held(self) -> None:
+        held, self.held = self.held, []
+        for url, item in reversed(held):
+            await self._deliver(url, item["body"])
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, url: str, body: bytes, delay: float = 0.0) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        try:
+            async for attempt in AsyncRetrying(stop=stop_after_attempt(5), wait=wait_exponential(0.2, max=2),
+                                               retry=retry_if_exception_type((httpx.HTTPError, CallbackRefused)),
+                                               reraise=True):
+                with attempt:
+                    headers = {**wire.signed_headers(self._signing_key(), self.platform_serial, body,
+                                                     int(time.time())), "Content-Type": "application/json"}
+                    async with httpx.AsyncClient(timeout=10) as client:
+                        response = await client.post(url, content=body, headers=headers)
+                    if response.status_code not in (200, 204):
+                        raise CallbackRefused(response.status_code)
+        except (httpx.HTTPError, CallbackRefused):
+            pass  # WeChat Pay would keep trying for a day; the merchant's query finds the truth

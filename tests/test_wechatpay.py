@@ -1,0 +1,225 @@
+"""WeChat Pay APIv3 end to end over real HTTP: the gateway, the plugin, and the simulator of WeChat
+Pay's side, each method from create to refund, and every forged callback refused."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.books import full_check
+from gateway.config import ChannelAccountConfig, Settings
+from plugins.wechatpay import wire
+from plugins.wechatpay.simulator import WechatPaySimulator
+from tests.conftest import SECRET_KEY, ServerThread, free_port, wait_for
+
+MCHID, APPID, SERIAL = "1900000109", "wx8888888888888888", "MERCHANT_SERIAL_0001"
+APIV3_KEY = "0123456789abcdef0123456789ABCDEF"
+
+
+@dataclass
+class WechatWorld:
+    gw: Any
+    client: Any
+    sim: WechatPaySimulator
+    sim_url: str
+    merchant_key: Any
+
+    def pay(self, payment: dict, outcome: str = "success") -> httpx.Response:
+        return httpx.post(f"{self.sim_url}/sim/orders/{payment['out_trade_no']}/pay", json={"outcome": outcome})
+
+    def faults(self, **faults: Any) -> dict:
+        return httpx.post(f"{self.sim_url}/sim/faults", json=faults).json()
+
+    def notify(self, body: bytes, key=None, serial: str | None = None, timestamp: int | None = None) -> httpx.Response:  # noqa: ANN001
+        headers = wire.signed_headers(key or self.sim.platform_key, serial or self.sim.platform_serial, body,
+                                      timestamp or int(time.time()))
+        return httpx.post(f"{self.gw.url}/v1/notify/wx", content=body,
+                          headers={**headers, "Content-Type": "application/json"})
+
+
+@pytest.fixture(scope="module")
+def merchant_key():  # noqa: ANN201
+    return wire.new_key()
+
+
+@pytest.fixture
+def world(gateway_factory, db_url, merchant_key) -> WechatWorld:  # noqa: ANN001
+    sim = WechatPaySimulator(mchid=MCHID, appid=APPID, apiv3_key=APIV3_KEY,
+                             merchant_public_key=merchant_key.public_key(), merchant_serial_no=SERIAL)
+    sim_port = free_port()
+    server = ServerThread(sim.app, sim_port).__enter__()
+    port = free_port()
+    settings = Settings(public_url=f"http://127.0.0.1:{port}", database_url=db_url, secret_key=SECRET_KEY,
+                        channel_accounts=(ChannelAccountConfig("wx", "wechatpay", True, {
+                            "mchid": MCHID, "appid": APPID, "merchant_serial_no": SERIAL,
+                            "merchant_private_key": wire.private_pem(merchant_key), "apiv3_key": APIV3_KEY,
+                            "platform_public_key": sim.platform_public_pem,
+                            "platform_public_key_id": sim.platform_serial,
+                            "base_url": f"http://127.0.0.1:{sim_port}"}),),
+                        channel_timeout_seconds=2.0)
+    gw = gateway_factory(settings)
+    yield WechatWorld(gw, gw.client(gw.merchant()), sim, f"http://127.0.0.1:{sim_port}", merchant_key)
+    server.__exit__(None, None, None)
+
+
+def books_clean(gw) -> bool:  # noqa: ANN001
+    with gw.gateway.db.transaction() as conn:
+        return full_check(conn) == []
+
+
+@pytest.mark.parametrize("method,metadata,action_type", [
+    ("native", {}, "qr"), ("jsapi", {"payer_openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}, "jsapi"),
+    ("h5", {"payer_client_ip": "203.0.113.7"}, "redirect"), ("app", {}, "app")])
+def test_each_method_pays_and_refunds_end_to_end(world, method, metadata, action_type) -> None:
+    client = world.client
+    payment = client.create_payment(merchant_order_no=f"wx-{method}", amount=2999, subject="咖啡", channel="wx",
+                                    method=method, metadata=metadata)
+    assert payment["status"] == "processing", payment
+    assert payment["action"]["type"] == action_type
+    if method in ("jsapi", "app"):  # the parameters the customer's WeChat client checks are signed by us
+        params = payment["action"]["params"]
+        lines = ((params["appId"], params["timeStamp"], params["nonceStr"], params["package"]) if method == "jsapi"
+                 else (params["appid"], params["timestamp"], params["noncestr"], params["prepayid"]))
+        signature = params["paySign"] if method == "jsapi" else params["sign"]
+        assert wire.rsa_verify(world.merchant_key.public_key(), wire.message(*lines), signature)
+
+    assert world.pay(payment).status_code == 200
+    paid = client.get_payment(payment["id"])
+    assert paid["status"] == "succeeded" and paid["channel_transaction_id"].startswith("42000")
+
+    refund = client.create_refund(payment["id"], merchant_refund_no=f"r-{method}", amount=999)
+    assert wait_for(lambda: client.get_refund(refund["id"])["status"] == "succeeded")
+    assert client.get_refund(refund["id"])["channel_refund_id"].startswith("50300")
+    assert client.get_payment(payment["id"])["amount_refunded"] == 999
+    assert books_clean(world.gw)
+
+
+def test_a_dropped_callback_is_found_by_query(world) -> None:
+    world.faults(callback_mode="drop")
+    payment = world.client.create_payment(merchant_order_no="drop", amount=100, channel="wx", method="native")
+    world.pay(payment)
+    assert world.client.get_payment(payment["id"])["status"] == "processing"
+    assert world.client.get_payment(payment["id"], sync=True)["status"] == "succeeded"
+    assert books_clean(world.gw)
+
+
+def test_duplicate_and_reordered_callbacks_apply_once(world) -> None:
+    world.faults(callback_mode="duplicate")
+    a = world.client.create_payment(merchant_order_no="dup", amount=100, channel="wx", method="native")
+    world.pay(a)
+    world.faults(callback_mode="reorder")
+    b = world.client.create_payment(merchant_order_no="r1", amount=200, channel="wx", method="native")
+    c = world.client.create_payment(merchant_order_no="r2", amount=300, channel="wx", method="native")
+    world.pay(b)
+    assert world.client.get_payment(b["id"])["status"] == "processing"  # held back
+    world.pay(c)  # overtakes b's callback, then b's arrives
+    assert {world.client.get_payment(p["id"])["status"] for p in (a, b, c)} == {"succeeded"}
+    assert world.gw.count("ledger_entries") == 3
+    assert books_clean(world.gw)
+
+
+def _paid_envelope(world, payment: dict, **over: Any) -> bytes:  # noqa: ANN001
+    resource = {"mchid": MCHID, "appid": APPID, "out_trade_no": payment["out_trade_no"], "trade_state": "SUCCESS",
+                "transaction_id": "4200000000000000000000000000", "amount": {"total": payment["amount"],
+                                                                           "currency": "CNY"}, **over}
+    return world.sim.envelope("TRANSACTION.SUCCESS", "transaction", "支付成功", resource)
+
+
+def test_forged_tampered_stale_and_foreign_callbacks_change_nothing(world) -> None:
+    payment = world.client.create_payment(merchant_order_no="forge", amount=100, channel="wx", method="native")
+    body = _paid_envelope(world, payment)
+    attempts = [
+        world.notify(body, key=wire.new_key()),                                    # signed by someone else
+        world.notify(body, serial="PUB_KEY_ID_UNKNOWN"),                           # a key we do not know
+        world.notify(body, timestamp=int(time.time()) - 600),                      # stale (or replayed later)
+        world.notify(_paid_envelope(world, payment, mchid="1999999999")),          # another merchant's
+        world.notify(_paid_envelope(world, payment, amount={"total": 1, "currency": "CNY"})),  # wrong amount
+    ]
+    headers = wire.signed_headers(world.sim.platform_key, world.sim.platform_serial, body, int(time.time()))
+    tampered = body.replace(b'"event_type"', b'"event_type" ')                    # the bytes changed after signing
+    attempts.append(httpx.post(f"{world.gw.url}/v1/notify/wx", content=tampered, headers=headers))
+    envelope = json.loads(body)
+    envelope["resource"]["ciphertext"] = envelope["resource"]["ciphertext"][:-4] + "AAAA"  # ciphertext altered
+    altered = json.dumps(envelope).encode()
+    attempts.append(world.notify(altered))
+    for response in attempts:
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "FAIL"
+    assert world.client.get_payment(payment["id"])["status"] == "processing"
+    assert world.gw.count("ledger_entries") == 0
+    ok = world.notify(body)  # the genuine one still works
+    assert ok.status_code == 204 and ok.content == b""
+    assert world.client.get_payment(payment["id"])["status"] == "succeeded"
+
+
+def test_a_rotated_platform_key_is_accepted_when_both_are_configured(gateway_factory, db_url, merchant_key) -> None:
+    sim = WechatPaySimulator(mchid=MCHID, appid=APPID, apiv3_key=APIV3_KEY,
+                             merchant_public_key=merchant_key.public_key(), merchant_serial_no=SERIAL)
+    old = {"id": sim.platform_serial, "key": sim.platform_public_pem}
+    new_serial, new_pem = sim.rotate_key()
+    port = free_port()
+    settings = Settings(public_url=f"http://127.0.0.1:{port}", database_url=db_url, secret_key=SECRET_KEY,
+                        channel_accounts=(ChannelAccountConfig("wx", "wechatpay", True, {
+                            "mchid": MCHID, "appid": APPID, "merchant_serial_no": SERIAL,
+                            "merchant_private_key": wire.private_pem(merchant_key), "apiv3_key": APIV3_KEY,
+                            "platform_public_keys": [old, {"id": new_serial, "key": new_pem}],
+                            "base_url": "http://127.0.0.1:9"}),))
+    gw = gateway_factory(settings)
+    client = gw.client(gw.merchant())
+    payment = client.request("POST", "/v1/payments", {"merchant_order_no": "rot", "amount": 100, "channel": "wx",
+                                                      "method": "native"}).json()
+    # No channel reachable at create: the payment exists, processing, with the attempt unknown.
+    assert payment["status"] == "processing" and payment["action"] is None
+    world = WechatWorld(gw, client, sim, "", merchant_key)
+    assert world.notify(_paid_envelope(world, payment)).status_code == 204
+    assert client.get_payment(payment["id"])["status"] == "succeeded"
+
+
+def test_server_errors_and_bad_response_signatures_are_unknown_never_failed(world) -> None:
+    world.faults(server_errors=1)
+    payment = world.client.create_payment(merchant_order_no="5xx", amount=100, channel="wx", method="native")
+    assert payment["status"] == "processing" and payment["action"] is None
+    # It never reached WeChat Pay: a query says so, and the payment simply stays open.
+    assert world.client.get_payment(payment["id"], sync=True)["status"] == "processing"
+    world.faults(bad_signature=True)
+    other = world.client.create_payment(merchant_order_no="badsig", amount=100, channel="wx", method="native")
+    assert other["status"] == "processing" and other["action"] is None
+    world.faults(bad_signature=False)
+    world.pay(other)  # WeChat Pay had it all along: the verified callback settles it
+    assert world.client.get_payment(other["id"])["status"] == "succeeded"
+
+
+def test_closing_asks_wechat_pay_and_a_paid_order_is_not_closed(world) -> None:
+    unpaid = world.client.create_payment(merchant_order_no="c1", amount=100, channel="wx", method="native")
+    assert world.client.close_payment(unpaid["id"])["status"] == "closed"
+    assert world.pay(unpaid).status_code == 409
+    raced = world.client.create_payment(merchant_order_no="c2", amount=100, channel="wx", method="native")
+    world.faults(callback_mode="drop")
+    world.pay(raced)  # paid, but we never heard
+    assert world.client.close_payment(raced["id"])["status"] == "succeeded"
+    assert books_clean(world.gw)
+
+
+def test_our_signing_agrees_with_an_independent_implementation(merchant_key) -> None:
+    """wechatpayv3 (a separate APIv3 SDK) signs a request we verify, and verifies and decrypts what we make."""
+    from wechatpayv3 import utils as reference
+
+    header = reference.build_authorization("/v3/pay/transactions/native", "POST", MCHID, SERIAL, merchant_key,
+                                           data='{"a":1}')
+    fields = wire.parse_authorization(header)
+    signed = wire.message("POST", "/v3/pay/transactions/native", fields["timestamp"], fields["nonce_str"], '{"a":1}')
+    assert wire.rsa_verify(merchant_key.public_key(), signed, fields["signature"])
+    ours = wire.authorization(MCHID, SERIAL, merchant_key, "GET", "/v3/x?mchid=1", b"", 1700000000, "n0nce")
+    theirs_sign = reference.rsa_sign(merchant_key, "GET\n/v3/x?mchid=1\n1700000000\nn0nce\n\n")
+    assert wire.parse_authorization(ours)["signature"] == theirs_sign
+    body = b'{"id":"1"}'
+    headers = wire.signed_headers(merchant_key, "S", body, 1700000000)
+    assert reference.rsa_verify(headers["Wechatpay-Timestamp"], headers["Wechatpay-Nonce"], body.decode(),
+                                headers["Wechatpay-Signature"], merchant_key.public_key())
+    resource = wire.encrypt_resource(APIV3_KEY.encode(), "支付成功".encode(), "transaction", "transaction")
+    assert reference.aes_decrypt(resource["nonce"], resource["ciphertext"], resource["associated_data"],
+                                 APIV3_KEY) == "支付成功"
