@@ -182,6 +182,12 @@ class Channel:
         """What to answer the channel: accepted means "stop retrying"."""
         return Acknowledgement(200 if accepted else 400, b"" if accepted else message.encode())
 
+    @classmethod
+    def standalone_simulator(cls, workdir: Any, url: str) -> tuple[Any, str] | None:
+        """Optional, for `paymux simulate NAME`: an ASGI app speaking the channel's side of the wire
+        (keys kept in workdir), and the TOML [[channel_accounts]] block that points a gateway at url."""
+        return None
+
     def hosted_app(self) -> Any | None:
         """An optional ASGI app the gateway mounts at /hosted/{account_id} (e.g. a checkout page)."""
         return None

@@ -179,6 +179,25 @@ def cmd_ledger_hold(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Run a channel's simulator on its own, with keys kept under .paymux/simulators/<plugin>/."""
+    import uvicorn
+
+    from gateway.plugins import discover_channel_types, make_plugin_manager
+
+    channel_type = discover_channel_types(make_plugin_manager()).get(args.plugin)
+    workdir = Path(".paymux/simulators") / args.plugin
+    made = channel_type.standalone_simulator(workdir, f"http://{args.host}:{args.port}") if channel_type else None
+    if made is None:
+        print(f"paymux: plugin {args.plugin!r} has no standalone simulator", file=sys.stderr)
+        return 2
+    app, account_block = made
+    print(f"# {args.plugin} simulator on http://{args.host}:{args.port}; add this account to your config:\n")
+    print(account_block, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 # ---- client commands: talk to a running gateway ----
 
 def _client(args: argparse.Namespace):  # noqa: ANN202
@@ -272,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reference", required=True, help="names the hold; freeze and unfreeze it once each")
         p.add_argument("--reason")
         p.set_defaults(fn=cmd_ledger_hold)
+
+    p = sub.add_parser("simulate", help="run a channel simulator (e.g. wechatpay) for local development")
+    p.add_argument("plugin")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8090)
+    p.set_defaults(fn=cmd_simulate)
 
     merchant = sub.add_parser("merchant", help="merchants").add_subparsers(dest="merchant_command", required=True)
     p = merchant.add_parser("create", help="create a merchant and print its id and secret")

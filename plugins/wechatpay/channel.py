@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from typing import Any, Mapping
 from urllib.parse import quote
 
@@ -227,12 +227,15 @@ class WechatPayChannel(Channel):
             raise NotificationRejected("malformed_body", f"the resource lacks {exc}") from None
         return []  # an event type we do not act on: acknowledged, nothing applied
 
+    @classmethod
+    def standalone_simulator(cls, workdir: Any, url: str) -> tuple[Any, str]:
+        """For `paymux simulate wechatpay`: the simulator app and the account block to configure."""
+        from plugins.wechatpay.simulator import standalone
+
+        return standalone(workdir, url)
+
     def acknowledge(self, accepted: bool, message: str = "") -> Acknowledgement:
         if accepted:
             return Acknowledgement(204)
         body = json.dumps({"code": "FAIL", "message": message[:200]}).encode()
         return Acknowledgement(400, body, "application/json")
-
-
-def now_rfc3339(ts: datetime) -> str:
-    return ts.astimezone(CHINA).isoformat(timespec="seconds")

@@ -318,3 +318,43 @@ class WechatPaySimulator:
                         raise CallbackRefused(response.status_code)
         except (httpx.HTTPError, CallbackRefused):
             pass  # WeChat Pay would keep trying for a day; the merchant's query finds the truth
+
+
+def standalone(workdir: Any, url: str) -> tuple[Starlette, str]:
+    """A simulator whose keys live in workdir (made on first run), and the TOML account block that
+    points a gateway at it."""
+    from pathlib import Path
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    files = {name: workdir / f"{name}.pem" for name in ("merchant_private_key", "platform_private_key",
+                                                        "platform_public_key")}
+    if not files["merchant_private_key"].exists():
+        merchant, platform = wire.new_key(), wire.new_key()
+        files["merchant_private_key"].write_text(wire.private_pem(merchant))
+        files["platform_private_key"].write_text(wire.private_pem(platform))
+        files["platform_public_key"].write_text(wire.public_pem(platform.public_key()))
+        (workdir / "apiv3_key").write_text(secrets.token_hex(16))
+        for path in workdir.iterdir():
+            path.chmod(0o600)
+    merchant = wire.load_private_key(files["merchant_private_key"].read_text())
+    apiv3_key = (workdir / "apiv3_key").read_text().strip()
+    sim = WechatPaySimulator(mchid="1900000109", appid="wx8888888888888888", apiv3_key=apiv3_key,
+                             merchant_public_key=merchant.public_key(), merchant_serial_no="SIM_MERCHANT_SERIAL",
+                             platform_key=wire.load_private_key(files["platform_private_key"].read_text()),
+                             platform_serial="PUB_KEY_ID_SIM0001")
+    block = f"""[[channel_accounts]]
+id = "wx"
+plugin = "wechatpay"
+enabled = true
+[channel_accounts.settings]
+mchid = "1900000109"
+appid = "wx8888888888888888"
+merchant_serial_no = "SIM_MERCHANT_SERIAL"
+merchant_private_key = "file:{files['merchant_private_key'].resolve()}"
+apiv3_key = "file:{(workdir / 'apiv3_key').resolve()}"
+platform_public_key = "file:{files['platform_public_key'].resolve()}"
+platform_public_key_id = "PUB_KEY_ID_SIM0001"
+base_url = "{url}"
+"""
+    return sim.app, block
