@@ -31,6 +31,8 @@ test: install-test
 
 bench: install-test
 	$(BIN)/python bench/api_create.py
+	$(BIN)/python bench/ledger_post.py
+	$(BIN)/python bench/notify.py
 
 clean:
 	rm -rf $(VENV) paymux.db paymux.db-wal paymux.db-shm .paymux
