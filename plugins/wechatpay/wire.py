@@ -12,10 +12,12 @@ import re
 import secrets
 from typing import Mapping
 
-from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from plugins.crypto import (load_private_key, load_public_key, new_key, private_pem, public_pem,  # noqa: F401
+                            rsa_sign, rsa_verify)
 
 SCHEME = "WECHATPAY2-SHA256-RSA2048"
 WINDOW_SECONDS = 300
@@ -31,52 +33,6 @@ class WireError(ValueError):
 def message(*parts: str | bytes) -> bytes:
     """Lines joined by \\n, each ending in \\n: the shape of every APIv3 signing string."""
     return b"".join((p if isinstance(p, bytes) else p.encode()) + b"\n" for p in parts)
-
-
-def rsa_sign(private_key: rsa.RSAPrivateKey, data: bytes) -> str:
-    return base64.b64encode(private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())).decode()
-
-
-def rsa_verify(public_key: rsa.RSAPublicKey, data: bytes, signature_b64: str) -> bool:
-    try:
-        public_key.verify(base64.b64decode(signature_b64, validate=True), data, padding.PKCS1v15(), hashes.SHA256())
-        return True
-    except (InvalidSignature, ValueError):
-        return False
-
-
-def load_private_key(pem: str) -> rsa.RSAPrivateKey:
-    key = serialization.load_pem_private_key(pem.encode(), password=None)
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError("not an RSA private key")
-    return key
-
-
-def load_public_key(pem: str) -> rsa.RSAPublicKey:
-    """A PEM public key, or the public key of a PEM certificate (platform certificates)."""
-    data = pem.encode()
-    if b"CERTIFICATE" in data:
-        from cryptography import x509
-
-        key = x509.load_pem_x509_certificate(data).public_key()
-    else:
-        key = serialization.load_pem_public_key(data)
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise ValueError("not an RSA public key")
-    return key
-
-
-def private_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
-
-
-def public_pem(key: rsa.RSAPublicKey) -> str:
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-
-
-def new_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def authorization(mchid: str, serial_no: str, key: rsa.RSAPrivateKey, method: str, path_and_query: str,

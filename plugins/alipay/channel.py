@@ -1,0 +1,208 @@
+"""Alipay OpenAPI (RSA2) as a paymux channel: qr (precreate), page, wap and app payments; query,
+close, refunds. Page, wap and app orders are signed here and need no call to Alipay to create."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
+                             NotificationRejected, Outcome, PaymentResult, RefundRequest, RefundResult, SettingsError)
+from plugins.alipay import wire
+
+DEFAULT_GATEWAY = "https://openapi.alipay.com/gateway.do"
+CHINA = timezone(timedelta(hours=8))
+TRADE_STATUS = {"TRADE_SUCCESS": Outcome.SUCCEEDED, "TRADE_FINISHED": Outcome.SUCCEEDED,
+                "WAIT_BUYER_PAY": Outcome.PENDING, "TRADE_CLOSED": Outcome.CLOSED}
+PAGE_METHODS = {"page": ("alipay.trade.page.pay", "FAST_INSTANT_TRADE_PAY"),
+                "wap": ("alipay.trade.wap.pay", "QUICK_WAP_WAY"),
+                "app": ("alipay.trade.app.pay", "QUICK_MSECURITY_PAY")}
+NOTIFY_MAX_AGE = timedelta(hours=26)   # Alipay retries for about 25 hours
+
+
+@dataclass(frozen=True)
+class AlipaySettings:
+    app_id: str
+    app_private_key: rsa.RSAPrivateKey
+    alipay_public_key: rsa.RSAPublicKey
+    seller_id: str | None
+    gateway_url: str = DEFAULT_GATEWAY
+    sign_type: str = "RSA2"
+
+
+class AlipayRefused(Exception):
+    def __init__(self, code: str, sub_code: str, message: str) -> None:
+        super().__init__(f"{code} {sub_code}: {message}")
+        self.code, self.sub_code, self.message = code, sub_code, message
+
+
+class AlipayChannel(Channel):
+    name = "alipay"
+    methods = ("qr", "page", "wap", "app")
+    local_create_methods = ("page", "wap", "app")   # signed here; Alipay hears of them from the payer
+    capabilities = frozenset({Capability.PAY, Capability.QUERY, Capability.CLOSE, Capability.REFUND,
+                              Capability.REFUND_QUERY, Capability.NOTIFY})
+    currencies = frozenset({"CNY"})
+
+    @classmethod
+    def parse_settings(cls, raw: Mapping[str, Any]) -> AlipaySettings:
+        for key in ("app_id", "app_private_key", "alipay_public_key"):
+            if not isinstance(raw.get(key), str) or not raw.get(key):
+                raise SettingsError(f"{key} is required")
+        if raw.get("sign_type", "RSA2") != "RSA2":
+            raise SettingsError("sign_type must be RSA2")
+        try:
+            private_key = wire.load_private_key(raw["app_private_key"])
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"app_private_key is not a PEM RSA private key: {exc}") from None
+        try:
+            public_key = wire.load_public_key(raw["alipay_public_key"])
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"alipay_public_key is not a PEM RSA public key: {exc}") from None
+        return AlipaySettings(raw["app_id"], private_key, public_key, raw.get("seller_id") or None,
+                              str(raw.get("gateway_url") or DEFAULT_GATEWAY))
+
+    @property
+    def settings(self) -> AlipaySettings:
+        return self.ctx.settings
+
+    def _params(self, method: str, biz: Mapping[str, Any], notify: bool = False) -> dict[str, str]:
+        s = self.settings
+        params = {"app_id": s.app_id, "method": method, "format": "JSON", "charset": "utf-8", "sign_type": "RSA2",
+                  "timestamp": datetime.fromtimestamp(self.ctx.clock.timestamp(), CHINA).strftime("%Y-%m-%d %H:%M:%S"),
+                  "version": "1.0", "biz_content": json.dumps(biz, ensure_ascii=False, separators=(",", ":"))}
+        if notify:
+            params["notify_url"] = self.ctx.notify_url
+        params["sign"] = wire.sign_params(s.app_private_key, params)
+        return params
+
+    async def _call(self, method: str, biz: Mapping[str, Any], notify: bool = False) -> dict[str, Any]:
+        response = await self.ctx.http.post(self.settings.gateway_url, data=self._params(method, biz, notify),
+                                            params={"charset": "utf-8"})
+        if response.status_code >= 500:
+            raise httpx.HTTPStatusError("Alipay server error", request=response.request, response=response)
+        text, sign = wire.response_text(response.text, method)
+        if not sign or not wire.rsa_verify(self.settings.alipay_public_key, text.encode(), sign):
+            raise wire.WireError("bad_signature", f"the {method} answer is not signed by Alipay")
+        data = json.loads(text)
+        if data.get("code") != "10000":
+            raise AlipayRefused(str(data.get("code")), str(data.get("sub_code")), str(data.get("sub_msg") or data.get("msg")))
+        return data
+
+    # ---- payments ----
+
+    async def create(self, request: CreatePayment) -> PaymentResult:
+        biz: dict[str, Any] = {"out_trade_no": request.out_trade_no, "total_amount": wire.yuan(request.amount),
+                               "subject": request.subject[:256]}
+        if request.expires_at:
+            biz["time_expire"] = request.expires_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
+        if request.method in PAGE_METHODS:
+            api, product = PAGE_METHODS[request.method]
+            params = self._params(api, {**biz, "product_code": product}, notify=True)
+            if request.method == "app":
+                return PaymentResult(Outcome.PENDING, action={"type": "app", "order_string": urlencode(params)})
+            return PaymentResult(Outcome.PENDING, action={
+                "type": "redirect", "url": f"{self.settings.gateway_url}?{urlencode(params)}"})
+        try:
+            data = await self._call("alipay.trade.precreate", biz, notify=True)
+        except AlipayRefused as exc:
+            final = exc.code == "40004" and exc.sub_code in ("ACQ.TRADE_HAS_SUCCESS", "ACQ.TRADE_HAS_CLOSE",
+                                                              "ACQ.INVALID_PARAMETER")
+            return PaymentResult(Outcome.FAILED if final else Outcome.UNKNOWN, error_code=exc.sub_code,
+                                 error_message=exc.message)
+        return PaymentResult(Outcome.PENDING, action={"type": "qr", "code": data["qr_code"]})
+
+    def _trade(self, data: Mapping[str, Any]) -> PaymentResult:
+        return PaymentResult(TRADE_STATUS.get(data.get("trade_status"), Outcome.UNKNOWN),
+                             channel_transaction_id=data.get("trade_no"),
+                             amount=wire.fen(data["total_amount"]) if data.get("total_amount") else None,
+                             currency="CNY")
+
+    async def query(self, out_trade_no: str) -> PaymentResult:
+        try:
+            return self._trade(await self._call("alipay.trade.query", {"out_trade_no": out_trade_no}))
+        except AlipayRefused as exc:
+            # Not there yet: the payer has not opened it (or it was never sent). Not paid.
+            outcome = Outcome.PENDING if exc.sub_code == "ACQ.TRADE_NOT_EXIST" else Outcome.UNKNOWN
+            return PaymentResult(outcome, error_code=exc.sub_code, error_message=exc.message)
+
+    async def close(self, out_trade_no: str) -> PaymentResult:
+        try:
+            await self._call("alipay.trade.close", {"out_trade_no": out_trade_no})
+        except AlipayRefused as exc:
+            if exc.sub_code == "ACQ.TRADE_NOT_EXIST":  # the payer never opened it: it can never be paid now
+                return PaymentResult(Outcome.CLOSED, error_code=exc.sub_code, error_message=exc.message)
+            if exc.sub_code != "ACQ.TRADE_STATUS_ERROR":
+                return PaymentResult(Outcome.UNKNOWN, error_code=exc.sub_code, error_message=exc.message)
+        return await self.query(out_trade_no)
+
+    # ---- refunds (Alipay answers them synchronously) ----
+
+    async def refund(self, request: RefundRequest) -> RefundResult:
+        biz = {"out_trade_no": request.out_trade_no, "refund_amount": wire.yuan(request.amount),
+               "out_request_no": request.out_refund_no}
+        if request.reason:
+            biz["refund_reason"] = request.reason[:256]
+        try:
+            data = await self._call("alipay.trade.refund", biz)
+        except AlipayRefused as exc:
+            declined = exc.sub_code in ("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "ACQ.TRADE_NOT_EXIST",
+                                        "ACQ.REFUND_AMOUNT_EXCEED", "ACQ.TRADE_STATUS_ERROR")
+            return RefundResult(Outcome.FAILED if declined else Outcome.UNKNOWN, error_code=exc.sub_code,
+                                error_message=exc.message)
+        # fund_change "Y" means money moved now; "N" on a retried request means it moved before.
+        return RefundResult(Outcome.SUCCEEDED, channel_refund_id=data.get("trade_no"), amount=request.amount)
+
+    async def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult:
+        try:
+            data = await self._call("alipay.trade.fastpay.refund.query",
+                                    {"out_trade_no": out_trade_no, "out_request_no": out_refund_no})
+        except AlipayRefused as exc:
+            return RefundResult(Outcome.UNKNOWN, error_code=exc.sub_code, error_message=exc.message)
+        if data.get("refund_status") == "REFUND_SUCCESS":
+            return RefundResult(Outcome.SUCCEEDED, amount=wire.fen(data["refund_amount"]))
+        return RefundResult(Outcome.PENDING)  # no record (yet): the refund request may still be in flight
+
+    # ---- async notifies ----
+
+    async def parse_notification(self, notification: InboundNotification) -> list[ChannelEvent]:
+        s = self.settings
+        try:
+            form = dict(parse_qsl(notification.body.decode("utf-8"), keep_blank_values=True, strict_parsing=True))
+        except (UnicodeDecodeError, ValueError):
+            raise NotificationRejected("malformed_body", "the notify is not a form") from None
+        if not wire.verify_params(s.alipay_public_key, form):
+            raise NotificationRejected("bad_signature", "the notify is not signed by Alipay")
+        if form.get("app_id") != s.app_id or (s.seller_id and form.get("seller_id") != s.seller_id):
+            raise NotificationRejected("wrong_merchant", "the notify is for another app_id or seller_id")
+        try:
+            sent = datetime.strptime(form["notify_time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
+            out_trade_no = form["out_trade_no"]
+            amount = wire.fen(form["total_amount"])
+        except (KeyError, ValueError) as exc:
+            raise NotificationRejected("malformed_body", f"the notify lacks or garbles {exc}") from None
+        if abs(self.ctx.clock.now() - sent) > NOTIFY_MAX_AGE:
+            raise NotificationRejected("stale_timestamp", "notify_time is older than Alipay's retry window")
+        if form.get("out_biz_no") and form.get("gmt_refund"):
+            return [ChannelEvent("refund", out_trade_no, Outcome.SUCCEEDED, out_refund_no=form["out_biz_no"],
+                                 channel_refund_id=form.get("trade_no"))]
+        outcome = TRADE_STATUS.get(form.get("trade_status", ""))
+        if outcome is None:
+            return []
+        return [ChannelEvent("payment", out_trade_no, outcome, amount=amount, currency="CNY",
+                             channel_transaction_id=form.get("trade_no"))]
+
+    def acknowledge(self, accepted: bool, message: str = "") -> Acknowledgement:
+        # Exactly these bytes: anything but "success" makes Alipay send it again.
+        return Acknowledgement(200, b"success" if accepted else b"fail", "text/plain")
+
+    @classmethod
+    def standalone_simulator(cls, workdir: Any, url: str) -> tuple[Any, str]:
+        from plugins.alipay.simulator import standalone
+
+        return standalone(workdir, url)

@@ -1,0 +1,310 @@
+"""Alipay's side of the OpenAPI, for tests and local development: one /gateway.do that verifies the
+app's RSA2 signatures and answers signed JSON, a checkout page for page and wap pay, and async
+notifies signed with Alipay's key, answered "success" or retried.
+
+Control endpoints (not Alipay's): POST /sim/orders/{out_trade_no}/pay {"outcome": "success"|"fail"},
+POST /sim/app (the order string, as the Alipay app receives it), POST /sim/faults.
+"""
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import secrets
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric import rsa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from plugins.alipay import wire
+
+CHINA = timezone(timedelta(hours=8))
+
+
+@dataclass
+class Faults:
+    callback_mode: str = "normal"     # normal | drop | duplicate | delay
+    callback_delay_ms: int = 300
+    server_errors: int = 0
+    bad_signature: bool = False
+
+
+@dataclass
+class SimTrade:
+    out_trade_no: str
+    total: int
+    subject: str
+    notify_url: str | None
+    status: str = "WAIT_BUYER_PAY"
+    trade_no: str = field(default_factory=lambda: datetime.now(CHINA).strftime("%Y%m%d") + "2200" + secrets.token_hex(6))
+    refunds: dict[str, int] = field(default_factory=dict)
+    created: str = field(default_factory=lambda: datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S"))
+
+
+class NotifyRefused(Exception):
+    pass
+
+
+def now_text() -> str:
+    return datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class AlipaySimulator:
+    def __init__(self, *, app_id: str, app_public_key: rsa.RSAPublicKey, seller_id: str = "2088102177846880",
+                 alipay_key: rsa.RSAPrivateKey | None = None) -> None:
+        self.app_id, self.app_public_key, self.seller_id = app_id, app_public_key, seller_id
+        self.alipay_key = alipay_key or wire.new_key()
+        self.faults = Faults()
+        self.trades: dict[str, SimTrade] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self.app = Starlette(routes=[
+            Route("/gateway.do", self.gateway, methods=["GET", "POST"]),
+            Route("/sim/orders/{out_trade_no}/pay", self.control_pay, methods=["POST"]),
+            Route("/sim/app", self.control_app, methods=["POST"]),
+            Route("/sim/faults", self.control_faults, methods=["POST"]),
+        ])
+
+    @property
+    def alipay_public_pem(self) -> str:
+        return wire.public_pem(self.alipay_key.public_key())
+
+    def _key(self) -> rsa.RSAPrivateKey:
+        return wire.new_key() if self.faults.bad_signature else self.alipay_key
+
+    def _answer(self, method: str, payload: dict[str, Any]) -> Response:
+        return Response(wire.signed_response(self._key(), method, payload), 200,
+                        media_type="application/json; charset=utf-8")
+
+    @staticmethod
+    def _fail(code: str, sub_code: str, sub_msg: str) -> dict[str, str]:
+        return {"code": code, "msg": "Business Failed", "sub_code": sub_code, "sub_msg": sub_msg}
+
+    # ---- the one gateway ----
+
+    async def gateway(self, request: Request) -> Response:
+        if self.faults.server_errors > 0:
+            self.faults.server_errors -= 1
+            return Response(b"<html>502 Bad Gateway</html>", 502)
+        params = dict(request.query_params)
+        if request.method == "POST":
+            params.update(dict(parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True)))
+        params.pop("charset_", None)
+        method = params.get("method", "")
+        if params.get("app_id") != self.app_id or not wire.verify_request(self.app_public_key, params):
+            return self._answer(method or "error", {"code": "40002", "msg": "Invalid Arguments",
+                                                    "sub_code": "isv.invalid-signature", "sub_msg": "验签出错"})
+        try:
+            biz = json.loads(params["biz_content"])
+        except (KeyError, ValueError):
+            return self._answer(method, self._fail("40002", "isv.missing-biz-content", "biz_content is required"))
+        handler = {"alipay.trade.precreate": self.precreate, "alipay.trade.page.pay": self.page_pay,
+                   "alipay.trade.wap.pay": self.page_pay, "alipay.trade.query": self.query,
+                   "alipay.trade.close": self.close, "alipay.trade.refund": self.refund,
+                   "alipay.trade.fastpay.refund.query": self.refund_query}.get(method)
+        if handler is None:
+            return self._answer(method, self._fail("40004", "isv.invalid-method", f"unknown method {method}"))
+        return await handler(method, biz, params)
+
+    def _open(self, biz: dict, params: dict) -> SimTrade | dict:
+        try:
+            total = wire.fen(biz["total_amount"])
+            out_trade_no = biz["out_trade_no"]
+        except (KeyError, wire.WireError):
+            return self._fail("40004", "ACQ.INVALID_PARAMETER", "out_trade_no and total_amount are required")
+        trade = self.trades.get(out_trade_no)
+        if trade is None:
+            trade = self.trades[out_trade_no] = SimTrade(out_trade_no, total, biz.get("subject", ""),
+                                                         params.get("notify_url"))
+        elif trade.status != "WAIT_BUYER_PAY":
+            sub = "ACQ.TRADE_HAS_CLOSE" if trade.status == "TRADE_CLOSED" else "ACQ.TRADE_HAS_SUCCESS"
+            return self._fail("40004", sub, f"trade is {trade.status}")
+        return trade
+
+    async def precreate(self, method: str, biz: dict, params: dict) -> Response:
+        trade = self._open(biz, params)
+        if isinstance(trade, dict):
+            return self._answer(method, trade)
+        return self._answer(method, {"code": "10000", "msg": "Success", "out_trade_no": trade.out_trade_no,
+                                     "qr_code": f"https://qr.alipay.com/bax{secrets.token_hex(10)}"})
+
+    async def page_pay(self, method: str, biz: dict, params: dict) -> Response:
+        trade = self._open(biz, params)
+        if isinstance(trade, dict):
+            return HTMLResponse(f"<p>{html.escape(trade['sub_msg'])}</p>", 409)
+        return HTMLResponse(f"""<!doctype html><meta charset=utf-8><title>支付宝 (simulated)</title>
+<h1>{html.escape(trade.subject)}</h1><p>¥{wire.yuan(trade.total)}</p>
+<form method=post action="/sim/orders/{html.escape(trade.out_trade_no)}/pay">
+<button name=outcome value=success>Pay</button> <button name=outcome value=fail>Cancel</button></form>""")
+
+    def _view(self, trade: SimTrade) -> dict[str, Any]:
+        return {"code": "10000", "msg": "Success", "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no,
+                "trade_status": trade.status, "total_amount": wire.yuan(trade.total),
+                "buyer_logon_id": "159****5620", "send_pay_date": trade.created}
+
+    async def query(self, method: str, biz: dict, params: dict) -> Response:
+        trade = self.trades.get(biz.get("out_trade_no", ""))
+        if trade is None:
+            return self._answer(method, self._fail("40004", "ACQ.TRADE_NOT_EXIST", "交易不存在"))
+        return self._answer(method, self._view(trade))
+
+    async def close(self, method: str, biz: dict, params: dict) -> Response:
+        trade = self.trades.get(biz.get("out_trade_no", ""))
+        if trade is None:
+            return self._answer(method, self._fail("40004", "ACQ.TRADE_NOT_EXIST", "交易不存在"))
+        if trade.status != "WAIT_BUYER_PAY":
+            return self._answer(method, self._fail("40004", "ACQ.TRADE_STATUS_ERROR", f"trade is {trade.status}"))
+        trade.status = "TRADE_CLOSED"
+        return self._answer(method, {"code": "10000", "msg": "Success", "trade_no": trade.trade_no,
+                                     "out_trade_no": trade.out_trade_no})
+
+    async def refund(self, method: str, biz: dict, params: dict) -> Response:
+        trade = self.trades.get(biz.get("out_trade_no", ""))
+        if trade is None:
+            return self._answer(method, self._fail("40004", "ACQ.TRADE_NOT_EXIST", "交易不存在"))
+        try:
+            amount, request_no = wire.fen(biz["refund_amount"]), biz.get("out_request_no") or trade.out_trade_no
+        except (KeyError, wire.WireError):
+            return self._answer(method, self._fail("40004", "ACQ.INVALID_PARAMETER", "refund_amount is required"))
+        fund_change = "N"
+        if request_no not in trade.refunds:  # a repeated out_request_no is the same refund
+            if trade.status not in ("TRADE_SUCCESS",):
+                return self._answer(method, self._fail("40004", "ACQ.TRADE_STATUS_ERROR", "trade is not paid"))
+            if sum(trade.refunds.values()) + amount > trade.total:
+                return self._answer(method, self._fail("40004", "ACQ.REFUND_AMOUNT_EXCEED", "退款金额超限"))
+            trade.refunds[request_no] = amount
+            fund_change = "Y"
+            self._background(self._notify(trade, {"out_biz_no": request_no, "gmt_refund": now_text(),
+                                                  "refund_fee": wire.yuan(sum(trade.refunds.values()))}))
+        if sum(trade.refunds.values()) == trade.total:
+            trade.status = "TRADE_CLOSED"  # fully refunded trades close, as Alipay's do
+        return self._answer(method, {"code": "10000", "msg": "Success", "trade_no": trade.trade_no,
+                                     "out_trade_no": trade.out_trade_no, "fund_change": fund_change,
+                                     "refund_fee": wire.yuan(sum(trade.refunds.values()))})
+
+    async def refund_query(self, method: str, biz: dict, params: dict) -> Response:
+        trade = self.trades.get(biz.get("out_trade_no", ""))
+        amount = trade.refunds.get(biz.get("out_request_no", "")) if trade else None
+        if amount is None:  # Alipay answers success with no refund fields when there is no such refund
+            return self._answer(method, {"code": "10000", "msg": "Success"})
+        return self._answer(method, {"code": "10000", "msg": "Success", "out_trade_no": trade.out_trade_no,
+                                     "out_request_no": biz["out_request_no"], "refund_amount": wire.yuan(amount),
+                                     "total_amount": wire.yuan(trade.total), "refund_status": "REFUND_SUCCESS"})
+
+    # ---- the payer ----
+
+    async def control_app(self, request: Request) -> Response:
+        params = dict(parse_qsl((await request.body()).decode()))
+        if not wire.verify_request(self.app_public_key, params):
+            return JSONResponse({"error": "the order string is not signed by the app"}, 400)
+        trade = self._open(json.loads(params["biz_content"]), params)
+        if isinstance(trade, dict):
+            return JSONResponse(trade, 409)
+        return JSONResponse({"out_trade_no": trade.out_trade_no})
+
+    async def control_pay(self, request: Request) -> Response:
+        trade = self.trades.get(request.path_params["out_trade_no"])
+        if "json" in request.headers.get("content-type", ""):
+            outcome = (await request.json()).get("outcome", "success")
+        else:
+            outcome = (await request.form()).get("outcome", "success")
+        if trade is None:
+            return JSONResponse({"error": "no such trade"}, 404)
+        if trade.status != "WAIT_BUYER_PAY":
+            return JSONResponse({"error": f"trade is {trade.status}"}, 409)
+        if outcome == "success":
+            trade.status = "TRADE_SUCCESS"
+            await self._notify(trade, {})
+        return JSONResponse(self._view(trade))
+
+    async def control_faults(self, request: Request) -> Response:
+        for key, value in (await request.json()).items():
+            if not hasattr(self.faults, key):
+                return JSONResponse({"error": f"unknown fault {key}"}, 400)
+            setattr(self.faults, key, value)
+        return JSONResponse({})
+
+    # ---- async notifies ----
+
+    def notify_form(self, trade: SimTrade, extra: dict[str, str]) -> dict[str, str]:
+        form = {"notify_time": now_text(), "notify_type": "trade_status_sync", "notify_id": secrets.token_hex(16),
+                "app_id": self.app_id, "charset": "utf-8", "version": "1.0", "sign_type": "RSA2",
+                "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no, "trade_status": trade.status,
+                "total_amount": wire.yuan(trade.total), "receipt_amount": wire.yuan(trade.total),
+                "buyer_pay_amount": wire.yuan(trade.total), "seller_id": self.seller_id,
+                "subject": trade.subject, "gmt_create": trade.created, "gmt_payment": now_text(), **extra}
+        form["sign"] = wire.rsa_sign(self._key(), wire.signing_string(form, ("sign", "sign_type")))
+        return form
+
+    async def _notify(self, trade: SimTrade, extra: dict[str, str]) -> None:
+        if not trade.notify_url or self.faults.callback_mode == "drop":
+            return
+        body = urlencode(self.notify_form(trade, extra)).encode()
+        if self.faults.callback_mode == "delay":
+            self._background(self._deliver(trade.notify_url, body, self.faults.callback_delay_ms / 1000))
+            return
+        await self._deliver(trade.notify_url, body)
+        if self.faults.callback_mode == "duplicate":
+            await self._deliver(trade.notify_url, body)
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, url: str, body: bytes, delay: float = 0.0) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        try:
+            async for attempt in AsyncRetrying(stop=stop_after_attempt(5), wait=wait_exponential(0.2, max=2),
+                                               retry=retry_if_exception_type((httpx.HTTPError, NotifyRefused)),
+                                               reraise=True):
+                with attempt:
+                    async with httpx.AsyncClient(timeout=10) as client:
+                        response = await client.post(url, content=body, headers={
+                            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+                    if response.content != b"success":  # anything else, and Alipay sends it again
+                        raise NotifyRefused(response.status_code)
+        except (httpx.HTTPError, NotifyRefused):
+            pass
+
+
+def standalone(workdir: Any, url: str) -> tuple[Starlette, str]:
+    from pathlib import Path
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    files = {n: workdir / f"{n}.pem" for n in ("app_private_key", "alipay_private_key", "alipay_public_key")}
+    if not files["app_private_key"].exists():
+        app_key, alipay_key = wire.new_key(), wire.new_key()
+        files["app_private_key"].write_text(wire.private_pem(app_key))
+        files["alipay_private_key"].write_text(wire.private_pem(alipay_key))
+        files["alipay_public_key"].write_text(wire.public_pem(alipay_key.public_key()))
+        for path in files.values():
+            path.chmod(0o600)
+    app_key = wire.load_private_key(files["app_private_key"].read_text())
+    sim = AlipaySimulator(app_id="2021000000000001", app_public_key=app_key.public_key(),
+                          alipay_key=wire.load_private_key(files["alipay_private_key"].read_text()))
+    block = f"""[[channel_accounts]]
+id = "ali"
+plugin = "alipay"
+enabled = true
+[channel_accounts.settings]
+app_id = "2021000000000001"
+app_private_key = "file:{files['app_private_key'].resolve()}"
+alipay_public_key = "file:{files['alipay_public_key'].resolve()}"
+seller_id = "{sim.seller_id}"
+gateway_url = "{url}/gateway.do"
+"""
+    return sim.app, block
+
+
+

@@ -1,0 +1,168 @@
+"""Alipay OpenAPI end to end over real HTTP: the gateway, the plugin, and the simulator of Alipay's
+side, each method from create to refund, and every forged notify refused."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+import pytest
+
+from gateway.books import full_check
+from gateway.config import ChannelAccountConfig, Settings
+from plugins.alipay import wire
+from plugins.alipay.simulator import CHINA, AlipaySimulator
+from tests.conftest import SECRET_KEY, ServerThread, free_port
+
+APP_ID = "2021000000000001"
+
+
+@dataclass
+class AlipayWorld:
+    gw: Any
+    client: Any
+    sim: AlipaySimulator
+    sim_url: str
+
+    def open_and_pay(self, payment: dict, outcome: str = "success") -> httpx.Response:
+        action = payment["action"]
+        if action["type"] == "redirect":  # the payer's browser opens the page, then clicks Pay
+            assert httpx.get(action["url"]).status_code == 200
+        elif action["type"] == "app":  # the Alipay app receives the order string
+            assert httpx.post(f"{self.sim_url}/sim/app", content=action["order_string"]).status_code == 200
+        return httpx.post(f"{self.sim_url}/sim/orders/{payment['out_trade_no']}/pay", json={"outcome": outcome})
+
+    def faults(self, **faults: Any) -> None:
+        httpx.post(f"{self.sim_url}/sim/faults", json=faults)
+
+    def notify(self, form: dict[str, str]) -> httpx.Response:
+        return httpx.post(f"{self.gw.url}/v1/notify/ali", content=urlencode(form),
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+
+@pytest.fixture(scope="module")
+def app_key():  # noqa: ANN201
+    return wire.new_key()
+
+
+@pytest.fixture
+def world(gateway_factory, db_url, app_key) -> AlipayWorld:  # noqa: ANN001
+    sim = AlipaySimulator(app_id=APP_ID, app_public_key=app_key.public_key())
+    sim_port = free_port()
+    server = ServerThread(sim.app, sim_port).__enter__()
+    port = free_port()
+    settings = Settings(public_url=f"http://127.0.0.1:{port}", database_url=db_url, secret_key=SECRET_KEY,
+                        channel_accounts=(ChannelAccountConfig("ali", "alipay", True, {
+                            "app_id": APP_ID, "app_private_key": wire.private_pem(app_key),
+                            "alipay_public_key": sim.alipay_public_pem, "seller_id": sim.seller_id,
+                            "gateway_url": f"http://127.0.0.1:{sim_port}/gateway.do"}),),
+                        channel_timeout_seconds=2.0)
+    gw = gateway_factory(settings)
+    yield AlipayWorld(gw, gw.client(gw.merchant()), sim, f"http://127.0.0.1:{sim_port}")
+    server.__exit__(None, None, None)
+
+
+def books_clean(gw) -> bool:  # noqa: ANN001
+    with gw.gateway.db.transaction() as conn:
+        return full_check(conn) == []
+
+
+@pytest.mark.parametrize("method,action_type", [("qr", "qr"), ("page", "redirect"), ("wap", "redirect"),
+                                                ("app", "app")])
+def test_each_method_pays_and_refunds_end_to_end(world, method, action_type) -> None:
+    client = world.client
+    payment = client.create_payment(merchant_order_no=f"ali-{method}", amount=1, subject="茶", channel="ali",
+                                    method=method)
+    assert payment["status"] == "processing" and payment["action"]["type"] == action_type
+    if method == "app":  # the order string the app gets is signed by us, the way Alipay checks it
+        params = dict(parse_qsl(payment["action"]["order_string"]))
+        assert wire.verify_request(world.gw.gateway.host.account("ali").channel.settings.app_private_key.public_key(),
+                                   params)
+    assert world.open_and_pay(payment).status_code == 200
+    assert client.get_payment(payment["id"])["status"] == "succeeded"
+
+    big = client.create_payment(merchant_order_no=f"ali-{method}-big", amount=123456789, channel="ali", method=method)
+    world.open_and_pay(big)
+    refund = client.create_refund(big["id"], merchant_refund_no=f"r-{method}", amount=23456789)
+    assert refund["status"] == "succeeded"  # Alipay answers refunds synchronously
+    assert client.get_payment(big["id"])["amount_refunded"] == 23456789
+    assert books_clean(world.gw)
+
+
+def test_a_dropped_notify_is_found_by_query_and_a_closed_trade_is_closed(world) -> None:
+    world.faults(callback_mode="drop")
+    payment = world.client.create_payment(merchant_order_no="drop", amount=100, channel="ali", method="qr")
+    world.open_and_pay(payment)
+    assert world.client.get_payment(payment["id"])["status"] == "processing"
+    assert world.client.get_payment(payment["id"], sync=True)["status"] == "succeeded"
+    never_opened = world.client.create_payment(merchant_order_no="page-close", amount=100, channel="ali",
+                                               method="page")
+    assert world.client.close_payment(never_opened["id"])["status"] == "closed"
+    assert books_clean(world.gw)
+
+
+def test_duplicate_notifies_apply_once_and_are_answered_success(world) -> None:
+    world.faults(callback_mode="duplicate")
+    payment = world.client.create_payment(merchant_order_no="dup", amount=100, channel="ali", method="qr")
+    world.open_and_pay(payment)
+    trade = world.sim.trades[payment["out_trade_no"]]
+    again = world.notify(world.sim.notify_form(trade, {}))
+    assert again.status_code == 200 and again.content == b"success"
+    assert world.gw.count("ledger_entries") == 1
+    assert books_clean(world.gw)
+
+
+def test_forged_tampered_stale_and_foreign_notifies_change_nothing(world) -> None:
+    payment = world.client.create_payment(merchant_order_no="forge", amount=100, channel="ali", method="qr")
+    trade = world.sim.trades[payment["out_trade_no"]]
+    trade.status = "TRADE_SUCCESS"
+    genuine = world.sim.notify_form(trade, {})
+    forged = dict(genuine, sign=wire.rsa_sign(wire.new_key(), wire.signing_string(genuine, ("sign", "sign_type"))))
+    tampered = dict(genuine, total_amount="0.01")
+
+    def resigned(**over: str) -> dict[str, str]:
+        form = {k: v for k, v in {**genuine, **over}.items() if k != "sign"}
+        return {**form, "sign": wire.rsa_sign(world.sim.alipay_key, wire.signing_string(form, ("sign", "sign_type")))}
+
+    stale = resigned(notify_time=(datetime.now(CHINA) - timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S"))
+    for form in (forged, tampered, stale, resigned(app_id="2021999999999999"), resigned(seller_id="2088000000000000"),
+                 resigned(total_amount="1.01"), {"garbage": "1"}):
+        response = world.notify(form)
+        assert response.status_code == 200 and response.content == b"fail", form
+    response = httpx.post(f"{world.gw.url}/v1/notify/ali", content=b"\xff\xfe not a form")
+    assert response.content == b"fail"
+    assert world.client.get_payment(payment["id"])["status"] == "processing"
+    assert world.notify(genuine).content == b"success"
+    assert world.client.get_payment(payment["id"])["status"] == "succeeded"
+
+
+def test_server_errors_and_unsigned_answers_are_unknown_never_failed(world) -> None:
+    world.faults(server_errors=1)
+    payment = world.client.create_payment(merchant_order_no="5xx", amount=100, channel="ali", method="qr")
+    assert payment["status"] == "processing" and payment["action"] is None
+    world.faults(bad_signature=True)
+    other = world.client.create_payment(merchant_order_no="badsig", amount=100, channel="ali", method="qr")
+    assert other["status"] == "processing" and other["action"] is None
+    assert world.client.get_payment(other["id"], sync=True)["status"] == "processing"
+
+
+@pytest.mark.parametrize("fen,yuan", [(1, "0.01"), (10, "0.10"), (100, "1.00"), (123456789, "1234567.89"),
+                                      (10**12, "10000000000.00")])
+def test_amounts_convert_exactly_at_the_edges(fen: int, yuan: str) -> None:
+    assert wire.yuan(fen) == yuan and wire.fen(yuan) == fen
+
+
+@pytest.mark.parametrize("bad", ["0.001", "-1.00", "1e3", "1,00", "", "abc", " 1.00"])
+def test_malformed_yuan_amounts_are_refused(bad: str) -> None:
+    with pytest.raises(wire.WireError):
+        wire.fen(bad)
+
+
+def test_the_response_signature_covers_the_exact_text() -> None:
+    key = wire.new_key()
+    raw = wire.signed_response(key, "alipay.trade.query", {"code": "10000", "msg": "成功", "note": "a},\"b"})
+    text, sign = wire.response_text(raw.decode(), "alipay.trade.query")
+    assert wire.rsa_verify(key.public_key(), text.encode(), sign)
+    assert not wire.rsa_verify(key.public_key(), text.replace("10000", "10001").encode(), sign)
