@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,17 +20,12 @@ from gateway.config import ChannelAccountConfig, Settings
 from gateway.merchants import MerchantCredentials, create_merchant
 from gateway.models import SQLModel
 from gateway.secretbox import SecretBox
+from gateway.testing.server import ServerThread, free_port, wait_for  # noqa: F401  (used by the tests)
 
 PG_URL = os.environ.get("PAYMUX_TEST_DATABASE_URL")
 SANDBOX_SECRET = "sandbox-test-secret"
 SECRET_KEY = "test-secret-key-0123456789abcdef"
 NO_PG = "PostgreSQL tests need PAYMUX_TEST_DATABASE_URL (CI sets it; see .ci/run)"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -96,31 +88,6 @@ def make_settings(db_url: str, port: int, **sandbox: Any) -> Settings:
     )
     return Settings(public_url=f"http://127.0.0.1:{port}", database_url=db_url, secret_key=SECRET_KEY,
                     channel_accounts=accounts)
-
-
-class ServerThread:
-    """uvicorn on loopback in a thread: real HTTP, real sockets, real callbacks."""
-
-    def __init__(self, app: Any, port: int) -> None:
-        import uvicorn
-
-        self.port = port
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                                    access_log=False, lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> "ServerThread":
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test gateway did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
 
 
 @dataclass
@@ -195,17 +162,6 @@ def checkout(payment: dict[str, Any], outcome: str = "success") -> dict[str, Any
     response = httpx.post(url, data={"outcome": outcome}, headers={"Accept": "application/json"}, timeout=30)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -130,3 +130,12 @@ def wait_until_up(url: str, server: subprocess.Popen) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError("gateway did not come up")
+
+
+def test_the_external_plugin_passes_the_conformance_kit(plugin_site: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             str(EXAMPLE / "check_conformance.py")],
+                            capture_output=True, text=True, env=env_with(plugin_site), timeout=300,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout

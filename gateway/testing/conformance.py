@@ -1,0 +1,252 @@
+"""The conformance suite a channel plugin passes: the built-in plugins pass it, and so should yours.
+
+    # tests/test_conformance.py in your plugin's package
+    from gateway.testing.conformance import ChannelConformance, ChannelHarness
+
+    class MyHarness(ChannelHarness):
+        plugin = "mychannel"
+        methods = ("qr",)
+        def settings(self): ...                  # the account settings, pointing at your simulator
+        def pay(self, payment, notify_url): ...  # what the payer does (your simulator's control)
+        def callback(self, payment, *, forge=False, stale=False): ...   # a success callback to send
+
+    class TestMyChannel(ChannelConformance):
+        harness = MyHarness
+
+Each test starts a real gateway (SQLite in a temporary directory, uvicorn on loopback) with one
+channel account, "conf", served by your plugin, and talks to it over HTTP with a signed client. A
+harness leaves a hook at its default (None / False) to say "this channel cannot do that"; the
+tests needing it are skipped, saying so.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Iterator
+
+import httpx
+import pytest
+
+from gateway.client import Client, PaymuxAPIError
+from gateway.config import ChannelAccountConfig, Settings
+from gateway.testing.server import ServerThread, free_port, wait_for
+
+ACCOUNT = "conf"
+_TEMPLATE: dict[str, Path] = {}
+
+
+class ChannelHarness:
+    """What the suite needs from a plugin author. Override what your channel can do."""
+
+    plugin: ClassVar[str]
+    methods: ClassVar[tuple[str, ...]]
+    metadata: ClassVar[dict[str, dict[str, str]]] = {}   # per method, e.g. {"jsapi": {"payer_openid": "o…"}}
+    callbacks: ClassVar[bool] = True                     # the channel announces payments by callback
+    refunds_complete_by_callback: ClassVar[bool] = False
+
+    def start(self) -> None:
+        """Start your simulator, if any."""
+
+    def stop(self) -> None:
+        """Stop it."""
+
+    def settings(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def unreachable_settings(self) -> dict[str, Any] | None:
+        """Settings whose channel endpoint answers nothing (a closed port); None if creating and
+        querying never call out."""
+        return None
+
+    def pay(self, payment: dict[str, Any], notify_url: str) -> None:
+        """Do what the payer does for this payment: open the page, scan the code, confirm. (notify_url
+        is where the gateway takes this account's callbacks, for channels without a simulator.)"""
+        raise NotImplementedError
+
+    def drop_callbacks(self, drop: bool) -> bool:
+        """Make the channel stop (or resume) sending callbacks; False if the simulator cannot."""
+        return False
+
+    def callback(self, payment: dict[str, Any], *, forge: bool = False,
+                 stale: bool = False) -> tuple[bytes, dict[str, str]] | None:
+        """A body and headers announcing this payment's success: genuine, or signed with a key the
+        gateway must not trust (forge), or too old to accept (stale). None for what cannot be built."""
+        return None
+
+    def tamper(self, body: bytes) -> bytes:
+        """The same callback with its bytes changed after signing."""
+        return body.replace(b"1", b"2", 1) if b"1" in body else body + b" "
+
+
+class Gateway:
+    def __init__(self, url: str, app: Any, client: Client) -> None:
+        self.url, self.app, self.client = url, app, client
+
+    @property
+    def notify_url(self) -> str:
+        return f"{self.url}/v1/notify/{ACCOUNT}"
+
+    def notify(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        return httpx.post(self.notify_url, content=body, headers=headers, timeout=30)
+
+    def books_clean(self) -> list[str]:
+        from gateway.books import full_check
+
+        with self.app.state.gateway.db.transaction() as conn:
+            return full_check(conn)
+
+    def entries(self) -> int:
+        from sqlalchemy import text
+
+        with self.app.state.gateway.db.transaction() as conn:
+            return conn.execute(text("SELECT count(*) FROM ledger_entries")).scalar_one()
+
+
+def _database(tmp: Path) -> str:
+    from gateway import db
+
+    if "path" not in _TEMPLATE:
+        template = Path(__import__("tempfile").mkdtemp()) / "template.db"
+        db.upgrade(f"sqlite:///{template}")
+        _TEMPLATE["path"] = template
+    shutil.copy(_TEMPLATE["path"], tmp / "paymux.db")
+    return f"sqlite:///{tmp / 'paymux.db'}"
+
+
+class ChannelConformance:
+    harness: ClassVar[type[ChannelHarness]]
+
+    @pytest.fixture
+    def channel(self) -> Iterator[ChannelHarness]:
+        harness = self.harness()
+        harness.start()
+        yield harness
+        harness.stop()
+
+    def _start(self, tmp_path: Path, settings: dict[str, Any]) -> Iterator[Gateway]:
+        from gateway.app import create_app
+        from gateway.clock import Clock
+        from gateway.merchants import create_merchant
+
+        port = free_port()
+        config = Settings(public_url=f"http://127.0.0.1:{port}", database_url=_database(tmp_path),
+                          secret_key="conformance-secret-key-0123456789",
+                          channel_accounts=(ChannelAccountConfig(ACCOUNT, self.harness.plugin, True, settings),),
+                          channel_timeout_seconds=2.0)
+        app = create_app(config)
+        with ServerThread(app, port):
+            gw = app.state.gateway
+            with gw.db.transaction() as conn:
+                creds = create_merchant(conn, gw.box, Clock(), "conformance")
+            client = Client(config.public_url, creds.merchant_id, creds.secret)
+            yield Gateway(config.public_url, app, client)
+            client.close()
+
+    @pytest.fixture
+    def gateway(self, channel: ChannelHarness, tmp_path: Path) -> Iterator[Gateway]:
+        yield from self._start(tmp_path, channel.settings())
+
+    def _create(self, gateway: Gateway, method: str, amount: int = 1000, order: str | None = None) -> dict:
+        return gateway.client.create_payment(
+            merchant_order_no=order or f"conf-{method}-{time.monotonic_ns()}", amount=amount, subject="conformance",
+            channel=ACCOUNT, method=method, metadata=self.harness.metadata.get(method, {}))
+
+    def _settle(self, gateway: Gateway, payment: dict) -> dict:
+        """The payment once it is no longer processing (asking the channel if it sends no callbacks)."""
+        def settled() -> dict | None:
+            current = gateway.client.get_payment(payment["id"], sync=not self.harness.callbacks)
+            return None if current["status"] == "processing" else current
+
+        return wait_for(settled)
+
+    # ---- round trips ----
+
+    def test_each_method_creates_pays_and_refunds(self, channel: ChannelHarness, gateway: Gateway) -> None:
+        for method in channel.methods:
+            payment = self._create(gateway, method)
+            assert payment["status"] == "processing", payment
+            assert payment["action"] and payment["action"].get("type"), "create must tell the merchant what to show"
+            channel.pay(payment, gateway.notify_url)
+            paid = self._settle(gateway, payment)
+            assert paid["status"] == "succeeded", paid
+            refund = gateway.client.create_refund(payment["id"], merchant_refund_no=f"r-{payment['id']}", amount=400)
+            assert wait_for(lambda r=refund: gateway.client.get_refund(r["id"])["status"] == "succeeded")
+            assert gateway.client.get_payment(payment["id"])["amount_refunded"] == 400
+        assert gateway.books_clean() == []
+
+    @pytest.mark.parametrize("amount", [1, 10**10])
+    def test_amounts_are_exact_at_the_edges(self, channel: ChannelHarness, gateway: Gateway, amount: int) -> None:
+        payment = self._create(gateway, channel.methods[0], amount=amount)
+        channel.pay(payment, gateway.notify_url)
+        paid = self._settle(gateway, payment)
+        assert (paid["status"], paid["amount"]) == ("succeeded", amount)
+        assert gateway.books_clean() == []
+
+    def test_a_payment_whose_callback_is_lost_is_found_by_query(self, channel: ChannelHarness,
+                                                               gateway: Gateway) -> None:
+        if not channel.drop_callbacks(True):
+            pytest.skip("the harness cannot drop callbacks")
+        payment = self._create(gateway, channel.methods[0])
+        channel.pay(payment, gateway.notify_url)
+        assert gateway.client.get_payment(payment["id"])["status"] == "processing"
+        assert gateway.client.get_payment(payment["id"], sync=True)["status"] == "succeeded"
+
+    def test_an_unpaid_payment_closes(self, channel: ChannelHarness, gateway: Gateway) -> None:
+        from gateway.channel import Capability
+
+        account = gateway.app.state.gateway.host.account(ACCOUNT)
+        if Capability.CLOSE not in account.channel.capabilities:
+            pytest.skip("the plugin does not declare close")
+        payment = self._create(gateway, channel.methods[0])
+        assert gateway.client.close_payment(payment["id"])["status"] == "closed"
+
+    # ---- callbacks ----
+
+    def _callback_or_skip(self, channel: ChannelHarness, payment: dict, **kind: bool) -> tuple[bytes, dict]:
+        built = channel.callback(payment, **kind)
+        if built is None:
+            pytest.skip(f"the harness cannot build a {' '.join(kind) or 'genuine'} callback")
+        return built
+
+    def test_forged_tampered_and_stale_callbacks_change_nothing(self, channel: ChannelHarness,
+                                                                gateway: Gateway) -> None:
+        payment = self._create(gateway, channel.methods[0])
+        body, headers = self._callback_or_skip(channel, payment)
+        attempts = [self._callback_or_skip(channel, payment, forge=True), (channel.tamper(body), headers)]
+        stale = channel.callback(payment, stale=True)
+        if stale is not None:
+            attempts.append(stale)
+        for bad_body, bad_headers in attempts:
+            response = gateway.notify(bad_body, bad_headers)
+            assert response.content != b"success" and response.status_code not in (204,), response.text
+        assert gateway.client.get_payment(payment["id"])["status"] == "processing"
+        assert gateway.entries() == 0
+        genuine_ack = gateway.notify(body, headers)
+        assert genuine_ack.status_code < 300
+        assert gateway.client.get_payment(payment["id"])["status"] == "succeeded"
+
+    def test_a_duplicate_callback_is_applied_once(self, channel: ChannelHarness, gateway: Gateway) -> None:
+        payment = self._create(gateway, channel.methods[0])
+        body, headers = self._callback_or_skip(channel, payment)
+        first, second = gateway.notify(body, headers), gateway.notify(body, headers)
+        assert first.status_code < 300 and second.status_code < 300
+        assert first.content == second.content  # the same acknowledgement: the channel stops retrying
+        assert gateway.client.get_payment(payment["id"])["status"] == "succeeded"
+        assert gateway.entries() == 1 and gateway.books_clean() == []
+
+    # ---- an unreachable channel ----
+
+    def test_an_unreachable_channel_is_unknown_never_failed(self, channel: ChannelHarness, tmp_path: Path) -> None:
+        settings = channel.unreachable_settings()
+        if settings is None:
+            pytest.skip("the channel creates and queries without calling out")
+        for gateway in self._start(tmp_path, settings):
+            payment = self._create(gateway, channel.methods[0])
+            assert payment["status"] == "processing"
+            assert gateway.client.get_payment(payment["id"], sync=True)["status"] == "processing"
+            try:
+                gateway.client.close_payment(payment["id"])
+            except PaymuxAPIError as exc:
+                assert exc.status in (409, 502), exc
+            assert gateway.client.get_payment(payment["id"])["status"] == "processing"
