@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar, Mapping
 
 import httpx
@@ -32,6 +32,7 @@ class Capability(str, enum.Enum):
     REFUND_QUERY = "refund_query"
     NOTIFY = "notify"
     HOSTED_PAGES = "hosted_pages"
+    STATEMENT = "statement"
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,10 @@ class NotificationRejected(Exception):
         self.reason = reason
 
 
+class StatementUnavailable(Exception):
+    """The channel has no statement for that day (yet), or the one it served failed its check."""
+
+
 class SettingsError(ValueError):
     """A channel account's settings are unusable; raised at start-up with the key that is wrong."""
 
@@ -176,6 +181,11 @@ class Channel:
 
     async def parse_notification(self, notification: InboundNotification) -> list[ChannelEvent]:
         """Verify and decode a callback; raise NotificationRejected when it is not genuine."""
+        raise NotImplementedError
+
+    async def download_statement(self, business_date: date) -> bytes:
+        """The channel's statement file for one day, exactly as the channel serves it (checked against
+        the hash the channel gives, where it gives one). Raise StatementUnavailable if there is none."""
         raise NotImplementedError
 
     def acknowledge(self, accepted: bool, message: str = "") -> Acknowledgement:

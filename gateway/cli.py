@@ -198,6 +198,38 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_statement_download(args: argparse.Namespace) -> int:
+    import asyncio
+    from datetime import date
+
+    from gateway.channel import StatementUnavailable
+    from gateway.logs import configure_logging, get_logger
+    from gateway.service import Gateway
+
+    try:
+        day = date.fromisoformat(args.date)
+    except ValueError:
+        raise ConfigError(f"--date {args.date!r} is not YYYY-MM-DD") from None
+    configure_logging(True)
+
+    async def download() -> bytes:
+        gateway = Gateway.build(_settings(args), get_logger())
+        try:
+            return await gateway.download_statement(args.account, day)
+        finally:
+            await gateway.aclose()
+
+    try:
+        content = asyncio.run(download())
+    except StatementUnavailable as exc:
+        print(f"paymux: no statement for {args.account} on {day}: {exc}", file=sys.stderr)
+        return 1
+    out = Path(args.out or f"{args.account}-{day.isoformat()}.statement")
+    out.write_bytes(content)
+    print(f"saved {len(content)} bytes to {out}")
+    return 0
+
+
 # ---- client commands: talk to a running gateway ----
 
 def _client(args: argparse.Namespace):  # noqa: ANN202
@@ -291,6 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reference", required=True, help="names the hold; freeze and unfreeze it once each")
         p.add_argument("--reason")
         p.set_defaults(fn=cmd_ledger_hold)
+
+    statement = sub.add_parser("statement", help="channel statements").add_subparsers(
+        dest="statement_command", required=True)
+    p = statement.add_parser("download", help="download a channel account's statement file for one day")
+    p.add_argument("--account", required=True)
+    p.add_argument("--date", required=True, help="YYYY-MM-DD, the channel's business date")
+    p.add_argument("--out", help="file to write (default: ACCOUNT-DATE.statement)")
+    p.set_defaults(fn=cmd_statement_download)
 
     p = sub.add_parser("simulate", help="run a channel simulator (e.g. wechatpay) for local development")
     p.add_argument("plugin")

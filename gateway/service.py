@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Iterable
 
 import httpx
 
 from gateway.auth import MerchantAuthenticator
-from gateway.channel import Acknowledgement, InboundNotification, NotificationRejected
+from gateway.channel import Acknowledgement, Capability, InboundNotification, NotificationRejected
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.errors import ConfigError
@@ -94,6 +95,15 @@ class Gateway:
             # while an operator looks; nothing was applied for that event.
             return channel.acknowledge(False, "amount or currency does not match the order")
         return channel.acknowledge(True)
+
+    async def download_statement(self, account_id: str, business_date: date) -> bytes:
+        """The channel's statement file for one day, as the channel serves it (parsing is reconciliation's)."""
+        account = self.host.account(account_id)
+        self.host.require(account, Capability.STATEMENT)
+        content = await account.channel.download_statement(business_date)
+        self.log.info("statement.downloaded", channel_account=account_id, business_date=business_date.isoformat(),
+                      size=len(content))
+        return content
 
     async def maintenance(self) -> None:
         """Forget what can never matter again: expired nonces and idempotency keys."""

@@ -166,3 +166,45 @@ def test_the_response_signature_covers_the_exact_text() -> None:
     text, sign = wire.response_text(raw.decode(), "alipay.trade.query")
     assert wire.rsa_verify(key.public_key(), text.encode(), sign)
     assert not wire.rsa_verify(key.public_key(), text.replace("10000", "10001").encode(), sign)
+
+
+def test_the_trade_bill_is_a_zip_of_gbk_csvs_in_alipays_format(world) -> None:
+    import asyncio
+    import csv
+    import io
+    import zipfile
+
+    from gateway.channel import StatementUnavailable
+    from gateway.logs import get_logger
+    from gateway.service import Gateway
+
+    payment = world.client.create_payment(merchant_order_no="bill-1", amount=12345, channel="ali", method="qr")
+    world.open_and_pay(payment)
+    world.client.create_refund(payment["id"], merchant_refund_no="bill-r1", amount=345)
+    today = datetime.now(CHINA).date()
+
+    def download(day):  # noqa: ANN001, ANN202
+        async def run() -> bytes:
+            gateway = Gateway.build(world.gw.settings, get_logger())
+            try:
+                return await gateway.download_statement("ali", day)
+            finally:
+                await gateway.aclose()
+        return asyncio.run(run())
+
+    archive = zipfile.ZipFile(io.BytesIO(download(today)))
+    names = archive.namelist()
+    detail_name = next(n for n in names if n.endswith("_业务明细.csv"))
+    assert any(n.endswith("_业务明细(汇总).csv") for n in names)
+    text = archive.read(detail_name).decode("gbk")
+    lines = text.splitlines()
+    assert lines[0] == "#支付宝业务明细查询" and lines[3].startswith("#---")
+    rows = list(csv.reader(io.StringIO("\n".join(line for line in lines if not line.startswith("#")))))
+    assert rows[0][:3] == ["支付宝交易号", "商户订单号", "业务类型"] and len(rows[0]) == 25
+    sale = next(r for r in rows[1:] if r[2] == "交易")
+    back = next(r for r in rows[1:] if r[2] == "退款")
+    assert sale[1] == payment["out_trade_no"] + "\t" and sale[11] == "123.45"
+    assert back[11] == "-3.45" and back[21].endswith("\t")
+    assert lines[-3].startswith("#交易合计：1笔")
+    with pytest.raises(StatementUnavailable, match="bill_not_exist"):
+        download(today.replace(year=today.year - 1))

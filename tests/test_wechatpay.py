@@ -223,3 +223,47 @@ def test_our_signing_agrees_with_an_independent_implementation(merchant_key) -> 
     resource = wire.encrypt_resource(APIV3_KEY.encode(), "支付成功".encode(), "transaction", "transaction")
     assert reference.aes_decrypt(resource["nonce"], resource["ciphertext"], resource["associated_data"],
                                  APIV3_KEY) == "支付成功"
+
+
+def test_the_trade_bill_downloads_in_wechat_pays_format_with_its_hash_checked(world) -> None:
+    import asyncio
+    import csv
+    import io
+    from datetime import datetime
+
+    from gateway.channel import StatementUnavailable
+    from gateway.logs import get_logger
+    from gateway.service import Gateway
+    from plugins.wechatpay.simulator import CHINA
+
+    payment = world.client.create_payment(merchant_order_no="bill-1", amount=12345, channel="wx", method="native")
+    world.pay(payment)
+    refund = world.client.create_refund(payment["id"], merchant_refund_no="bill-r1", amount=345)
+    wait_for(lambda: world.client.get_refund(refund["id"])["status"] == "succeeded")
+    today = datetime.now(CHINA).date()
+
+    def download(day):  # noqa: ANN001, ANN202
+        async def run() -> bytes:
+            gateway = Gateway.build(world.gw.settings, get_logger())
+            try:
+                return await gateway.download_statement("wx", day)
+            finally:
+                await gateway.aclose()
+        return asyncio.run(run())
+
+    lines = list(csv.reader(io.StringIO(download(today).decode("utf-8"))))
+    assert lines[0][:7] == ["交易时间", "公众账号ID", "商户号", "特约商户号", "设备号", "微信订单号", "商户订单号"]
+    assert len(lines[0]) == 27
+    body = [row for row in lines[1:] if row[0].startswith("`")]
+    sale = next(row for row in body if row[9] == "`SUCCESS")
+    back = next(row for row in body if row[9] == "`REFUND")
+    assert sale[6] == "`" + payment["out_trade_no"] and sale[12] == "`123.45" and sale[22] == "`0.74070"
+    assert back[12] == "`0.00" and back[16] == "`3.45" and back[19] == "`SUCCESS"
+    assert lines[-2][0] == "总交易单数" and lines[-1][:3] == ["`2", "`123.45", "`3.45"]
+
+    world.faults(corrupt_bills=True)
+    with pytest.raises(StatementUnavailable, match="hash"):
+        download(today)
+    world.faults(corrupt_bills=False)
+    with pytest.raises(StatementUnavailable, match="NO_STATEMENT_EXIST"):
+        download(today.replace(year=today.year - 1))

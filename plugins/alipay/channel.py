@@ -2,9 +2,11 @@
 close, refunds. Page, wap and app orders are signed here and need no call to Alipay to create."""
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Mapping
 from urllib.parse import parse_qsl, urlencode
 
@@ -12,7 +14,8 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
-                             NotificationRejected, Outcome, PaymentResult, RefundRequest, RefundResult, SettingsError)
+                             NotificationRejected, Outcome, PaymentResult, RefundRequest, RefundResult, SettingsError,
+                             StatementUnavailable)
 from plugins.alipay import wire
 
 DEFAULT_GATEWAY = "https://openapi.alipay.com/gateway.do"
@@ -46,7 +49,7 @@ class AlipayChannel(Channel):
     methods = ("qr", "page", "wap", "app")
     local_create_methods = ("page", "wap", "app")   # signed here; Alipay hears of them from the payer
     capabilities = frozenset({Capability.PAY, Capability.QUERY, Capability.CLOSE, Capability.REFUND,
-                              Capability.REFUND_QUERY, Capability.NOTIFY})
+                              Capability.REFUND_QUERY, Capability.NOTIFY, Capability.STATEMENT})
     currencies = frozenset({"CNY"})
 
     @classmethod
@@ -167,6 +170,21 @@ class AlipayChannel(Channel):
         if data.get("refund_status") == "REFUND_SUCCESS":
             return RefundResult(Outcome.SUCCEEDED, amount=wire.fen(data["refund_amount"]))
         return RefundResult(Outcome.PENDING)  # no record (yet): the refund request may still be in flight
+
+    # ---- statements ----
+
+    async def download_statement(self, business_date: date) -> bytes:
+        """The day's trade bill: a zip of GBK CSVs (detail and summary), as Alipay serves it."""
+        try:
+            data = await self._call("alipay.data.dataservice.bill.downloadurl.query",
+                                    {"bill_type": "trade", "bill_date": business_date.isoformat()})
+        except AlipayRefused as exc:
+            raise StatementUnavailable(f"{exc.sub_code}: {exc.message}") from None
+        response = await self.ctx.http.get(data["bill_download_url"])
+        response.raise_for_status()
+        if not zipfile.is_zipfile(io.BytesIO(response.content)):
+            raise StatementUnavailable("the downloaded bill is not a zip archive")
+        return response.content
 
     # ---- async notifies ----
 

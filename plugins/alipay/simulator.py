@@ -8,12 +8,15 @@ POST /sim/app (the order string, as the Alipay app receives it), POST /sim/fault
 from __future__ import annotations
 
 import asyncio
+import csv
 import html
+import io
 import json
 import secrets
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+import zipfile
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -28,6 +31,10 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from plugins.alipay import wire
 
 CHINA = timezone(timedelta(hours=8))
+DETAIL_HEADER = ["支付宝交易号", "商户订单号", "业务类型", "商品名称", "创建时间", "完成时间", "门店编号", "门店名称", "操作员",
+                 "终端号", "对方账户", "订单金额（元）", "商家实收（元）", "支付宝红包（元）", "集分宝（元）", "支付宝优惠（元）",
+                 "商家优惠（元）", "券核销金额（元）", "券名称", "商家红包消费金额（元）", "卡消费金额（元）", "退款批次号/请求号",
+                 "服务费（元）", "分润（元）", "备注"]
 
 
 @dataclass
@@ -47,6 +54,8 @@ class SimTrade:
     status: str = "WAIT_BUYER_PAY"
     trade_no: str = field(default_factory=lambda: datetime.now(CHINA).strftime("%Y%m%d") + "2200" + secrets.token_hex(6))
     refunds: dict[str, int] = field(default_factory=dict)
+    refund_times: dict[str, str] = field(default_factory=dict)
+    paid_at: str | None = None
     created: str = field(default_factory=lambda: datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S"))
 
 
@@ -65,11 +74,14 @@ class AlipaySimulator:
         self.alipay_key = alipay_key or wire.new_key()
         self.faults = Faults()
         self.trades: dict[str, SimTrade] = {}
+        self.bills: dict[str, bytes] = {}
+        self.base_url = ""
         self._tasks: set[asyncio.Task] = set()
         self.app = Starlette(routes=[
             Route("/gateway.do", self.gateway, methods=["GET", "POST"]),
             Route("/sim/orders/{out_trade_no}/pay", self.control_pay, methods=["POST"]),
             Route("/sim/app", self.control_app, methods=["POST"]),
+            Route("/sim/bills/{token}", self.bill_file, methods=["GET"]),
             Route("/sim/faults", self.control_faults, methods=["POST"]),
         ])
 
@@ -91,6 +103,7 @@ class AlipaySimulator:
     # ---- the one gateway ----
 
     async def gateway(self, request: Request) -> Response:
+        self.base_url = str(request.base_url).rstrip("/")
         if self.faults.server_errors > 0:
             self.faults.server_errors -= 1
             return Response(b"<html>502 Bad Gateway</html>", 502)
@@ -109,7 +122,8 @@ class AlipaySimulator:
         handler = {"alipay.trade.precreate": self.precreate, "alipay.trade.page.pay": self.page_pay,
                    "alipay.trade.wap.pay": self.page_pay, "alipay.trade.query": self.query,
                    "alipay.trade.close": self.close, "alipay.trade.refund": self.refund,
-                   "alipay.trade.fastpay.refund.query": self.refund_query}.get(method)
+                   "alipay.trade.fastpay.refund.query": self.refund_query,
+                   "alipay.data.dataservice.bill.downloadurl.query": self.bill_url}.get(method)
         if handler is None:
             return self._answer(method, self._fail("40004", "isv.invalid-method", f"unknown method {method}"))
         return await handler(method, biz, params)
@@ -181,6 +195,7 @@ class AlipaySimulator:
             if sum(trade.refunds.values()) + amount > trade.total:
                 return self._answer(method, self._fail("40004", "ACQ.REFUND_AMOUNT_EXCEED", "退款金额超限"))
             trade.refunds[request_no] = amount
+            trade.refund_times[request_no] = now_text()
             fund_change = "Y"
             self._background(self._notify(trade, {"out_biz_no": request_no, "gmt_refund": now_text(),
                                                   "refund_fee": wire.yuan(sum(trade.refunds.values()))}))
@@ -198,6 +213,77 @@ class AlipaySimulator:
         return self._answer(method, {"code": "10000", "msg": "Success", "out_trade_no": trade.out_trade_no,
                                      "out_request_no": biz["out_request_no"], "refund_amount": wire.yuan(amount),
                                      "total_amount": wire.yuan(trade.total), "refund_status": "REFUND_SUCCESS"})
+
+    # ---- statements ----
+
+    service_fee_bps = 60
+
+    def bill_zip(self, day: str) -> bytes | None:
+        """The day's trade bill as Alipay serves it: a zip of two GBK CSVs, the detail file (preface,
+        header, rows whose id cells end in a tab, trailer) and its summary."""
+        rows, sales, refunds = [], [0, 0], [0, 0]
+        yuan = wire.yuan
+        fee = lambda fen: (fen * self.service_fee_bps + 5000) // 10000  # noqa: E731
+        for trade in self.trades.values():
+            if trade.paid_at and trade.paid_at.startswith(day):
+                rows.append([trade.trade_no + "\t", trade.out_trade_no + "\t", "交易", trade.subject, trade.created,
+                             trade.paid_at, "", "", "", "", "159****5620", yuan(trade.total), yuan(trade.total),
+                             "0.00", "0.00", "0.00", "0.00", "0.00", "", "0.00", "0.00", "",
+                             "-" + yuan(fee(trade.total)), "0.00", ""])
+                sales = [sales[0] + 1, sales[1] + trade.total]
+            for request_no, amount in trade.refunds.items():
+                if trade.refund_times[request_no].startswith(day):
+                    rows.append([trade.trade_no + "\t", trade.out_trade_no + "\t", "退款", trade.subject,
+                                 trade.created, trade.refund_times[request_no], "", "", "", "", "159****5620",
+                                 "-" + yuan(amount), "-" + yuan(amount), "0.00", "0.00", "0.00", "0.00", "0.00", "",
+                                 "0.00", "0.00", request_no + "\t", yuan(fee(amount)), "0.00", ""])
+                    refunds = [refunds[0] + 1, refunds[1] + amount]
+        if not rows:
+            return None
+        compact = day.replace("-", "")
+        y, m, d = day.split("-")
+        detail = io.StringIO()
+        detail.write(f"#支付宝业务明细查询\r\n#账号：[{self.seller_id}0156]\r\n"
+                     f"#起始日期：[{y}年{m}月{d}日 00:00:00]   终止日期：[{y}年{m}月{d}日 23:59:59]\r\n"
+                     "#-----------------------------------------业务明细列表----------------------------------------\r\n")
+        writer = csv.writer(detail, lineterminator="\r\n")
+        writer.writerow(DETAIL_HEADER)
+        writer.writerows(rows)
+        detail.write("#-----------------------------------------业务明细列表结束------------------------------------\r\n"
+                     f"#交易合计：{sales[0]}笔，商家实收共{yuan(sales[1])}元，商家优惠共0.00元\r\n"
+                     f"#退款合计：{refunds[0]}笔，商家实收退款共{yuan(refunds[1])}元，商家优惠退款0.00元\r\n"
+                     f"#导出时间：[{now_text()}]\r\n")
+        summary = io.StringIO()
+        writer = csv.writer(summary, lineterminator="\r\n")
+        summary.write(f"#支付宝业务汇总查询\r\n#账号：[{self.seller_id}0156]\r\n")
+        writer.writerow(["门店编号", "门店名称", "交易订单总笔数", "退款订单总笔数", "订单金额（元）", "商家实收（元）",
+                         "服务费（元）", "实收净额（元）"])
+        net = sales[1] - refunds[1]
+        writer.writerow(["", "合计", sales[0], refunds[0], yuan(sales[1]), yuan(net), "-" + yuan(fee(net)),
+                         yuan(net - fee(net))])
+        summary.write(f"#导出时间：[{now_text()}]\r\n")
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(f"{self.seller_id}0156_{compact}_业务明细.csv", detail.getvalue().encode("gbk"))
+            archive.writestr(f"{self.seller_id}0156_{compact}_业务明细(汇总).csv", summary.getvalue().encode("gbk"))
+        return out.getvalue()
+
+    async def bill_url(self, method: str, biz: dict, params: dict) -> Response:
+        if biz.get("bill_type") != "trade" or not biz.get("bill_date"):
+            return self._answer(method, self._fail("40004", "isp.bill_type_invalid", "bill_type must be trade"))
+        content = self.bill_zip(biz["bill_date"])
+        if content is None:
+            return self._answer(method, self._fail("40004", "isp.bill_not_exist", "账单不存在"))
+        token = secrets.token_urlsafe(16)
+        self.bills[token] = content
+        return self._answer(method, {"code": "10000", "msg": "Success",
+                                     "bill_download_url": f"{self.base_url}/sim/bills/{token}"})
+
+    async def bill_file(self, request: Request) -> Response:
+        content = self.bills.get(request.path_params["token"])
+        if content is None:
+            return Response(b"", 404)
+        return Response(content, 200, media_type="application/zip")
 
     # ---- the payer ----
 
@@ -222,6 +308,7 @@ class AlipaySimulator:
             return JSONResponse({"error": f"trade is {trade.status}"}, 409)
         if outcome == "success":
             trade.status = "TRADE_SUCCESS"
+            trade.paid_at = now_text()
             await self._notify(trade, {})
         return JSONResponse(self._view(trade))
 

@@ -8,11 +8,15 @@ and POST /sim/faults {callback_mode, server_errors, slow_ms, bad_signature, rota
 from __future__ import annotations
 
 import asyncio
+import csv
+import hashlib
+import io
 import json
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -25,6 +29,12 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from plugins.wechatpay import wire
 
+CHINA = timezone(timedelta(hours=8))
+BILL_HEADER = ["交易时间", "公众账号ID", "商户号", "特约商户号", "设备号", "微信订单号", "商户订单号", "用户标识", "交易类型",
+               "交易状态", "付款银行", "货币种类", "应结订单金额", "代金券金额", "微信退款单号", "商户退款单号", "退款金额",
+               "充值券退款金额", "退款类型", "退款状态", "商品名称", "商户数据包", "手续费", "费率", "订单金额", "申请退款金额",
+               "费率备注"]
+
 
 
 @dataclass
@@ -34,6 +44,7 @@ class Faults:
     server_errors: int = 0            # answer this many next API calls with a 500
     slow_ms: int = 0                  # answer every API call this much later
     bad_signature: bool = False       # sign answers and callbacks with a key nobody trusts
+    corrupt_bills: bool = False       # serve bill files that do not match their hash
 
 
 @dataclass
@@ -66,6 +77,7 @@ class WechatPaySimulator:
         self.orders: dict[str, SimOrder] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self.held: list[tuple[str, dict]] = []      # callbacks held back for the reorder fault
+        self.bills: dict[str, bytes] = {}
         self._tasks: set[asyncio.Task] = set()
         self.app = Starlette(routes=[
             Route("/v3/pay/transactions/{method}", self.create, methods=["POST"]),
@@ -73,6 +85,8 @@ class WechatPaySimulator:
             Route("/v3/pay/transactions/out-trade-no/{out_trade_no}/close", self.close, methods=["POST"]),
             Route("/v3/refund/domestic/refunds", self.refund, methods=["POST"]),
             Route("/v3/refund/domestic/refunds/{out_refund_no}", self.refund_query, methods=["GET"]),
+            Route("/v3/bill/tradebill", self.tradebill, methods=["GET"]),
+            Route("/v3/billdownload/file", self.billdownload, methods=["GET"]),
             Route("/sim/orders/{out_trade_no}/pay", self.control_pay, methods=["POST"]),
             Route("/sim/faults", self.control_faults, methods=["POST"]),
         ])
@@ -202,7 +216,7 @@ class WechatPaySimulator:
         else:
             order.trade_state = "SUCCESS"
             order.transaction_id = "42000" + secrets.token_hex(12)
-            order.success_time = datetime.now().astimezone().isoformat(timespec="seconds")
+            order.success_time = datetime.now(CHINA).isoformat(timespec="seconds")
             await self._callback(order.notify_url, "TRANSACTION.SUCCESS", "transaction", "支付成功", self._view(order))
         return Response(json.dumps(self._view(order)).encode(), 200, media_type="application/json")
 
@@ -242,7 +256,7 @@ class WechatPaySimulator:
             return self._error(400, "NOT_ENOUGH", "refund exceeds what is left")
         refund = {"refund_id": "50300" + secrets.token_hex(12), "out_refund_no": out_refund_no,
                   "transaction_id": order.transaction_id, "out_trade_no": order.out_trade_no, "channel": "ORIGINAL",
-                  "status": "PROCESSING", "create_time": datetime.now().astimezone().isoformat(timespec="seconds"),
+                  "status": "PROCESSING", "create_time": datetime.now(CHINA).isoformat(timespec="seconds"),
                   "amount": {"refund": amount, "total": order.total, "payer_refund": amount,
                              "payer_total": order.total, "currency": order.currency}}
         self.refunds[out_refund_no] = refund
@@ -266,12 +280,80 @@ class WechatPaySimulator:
         refund = self.refunds.get(request.path_params["out_refund_no"])
         return self._answer(200, refund) if refund else self._error(404, "RESOURCE_NOT_EXISTS", "no such refund")
 
+    # ---- statements ----
+
+    fee_rate_bps = 60   # what this WeChat Pay charges, shown per row as 手续费 and 费率
+
+    def bill(self, day: str) -> bytes:
+        """The trade bill of one day (Beijing time), in WeChat Pay's format: a header, one row per
+        payment or refund with every cell prefixed by a backtick, then the totals."""
+        rows, paid, refunded, fees, ordered, asked = [], 0, 0, Decimal(0), 0, 0
+        yuan = lambda fen: f"{Decimal(fen) / 100:.2f}"  # noqa: E731
+        rate = f"{Decimal(self.fee_rate_bps) / 100:.2f}%"
+        for order in self.orders.values():
+            if not order.success_time or not order.success_time.startswith(day):
+                continue
+            fee = Decimal(order.total) * self.fee_rate_bps / 1_000_000
+            rows.append([order.success_time.replace("T", " ")[:19], self.appid, self.mchid, "0", "",
+                         order.transaction_id, order.out_trade_no, "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
+                         order.method.upper(), "SUCCESS", "OTHERS", order.currency, yuan(order.total), "0.00", "0",
+                         "0", "0.00", "0.00", "", "", order.description, "", f"{fee:.5f}", rate, yuan(order.total),
+                         "0.00", ""])
+            paid, fees, ordered = paid + order.total, fees + fee, ordered + order.total
+        for refund in self.refunds.values():
+            if refund["status"] != "SUCCESS" or not refund["create_time"].startswith(day):
+                continue
+            order = self.orders[refund["out_trade_no"]]
+            amount = refund["amount"]["refund"]
+            fee = -Decimal(amount) * self.fee_rate_bps / 1_000_000
+            rows.append([refund["create_time"].replace("T", " ")[:19], self.appid, self.mchid, "0", "",
+                         order.transaction_id, order.out_trade_no, "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
+                         order.method.upper(), "REFUND", "OTHERS", order.currency, "0.00", "0.00",
+                         refund["refund_id"], refund["out_refund_no"], yuan(amount), "0.00", "ORIGINAL", "SUCCESS",
+                         order.description, "", f"{fee:.5f}", rate, yuan(order.total), yuan(amount), ""])
+            refunded, fees, asked = refunded + amount, fees + fee, asked + amount
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow(BILL_HEADER)
+        writer.writerows([["`" + cell for cell in row] for row in rows])
+        writer.writerow(["总交易单数", "应结订单总金额", "退款总金额", "充值券退款总金额", "手续费总金额", "订单总金额",
+                         "申请退款总金额"])
+        writer.writerow(["`" + cell for cell in (str(len(rows)), yuan(paid), yuan(refunded), "0.00", f"{fees:.5f}",
+                                                 yuan(ordered), yuan(asked))])
+        return out.getvalue().encode("utf-8")
+
+    async def tradebill(self, request: Request) -> Response:
+        data, error = await self._admit(request)
+        if error:
+            return error
+        day = request.query_params.get("bill_date", "")
+        if request.query_params.get("bill_type", "ALL") != "ALL" or len(day) != 10:
+            return self._error(400, "PARAM_ERROR", "bill_date (yyyy-MM-dd) and bill_type=ALL")
+        content = self.bill(day)
+        if content.count(b"\n") <= 3:
+            return self._error(400, "NO_STATEMENT_EXIST", "no bill for that day")
+        token = secrets.token_urlsafe(16)
+        self.bills[token] = content
+        return self._answer(200, {"hash_type": "SHA1", "hash_value": hashlib.sha1(content).hexdigest(),
+                                  "download_url": f"{str(request.base_url).rstrip('/')}/v3/billdownload/file?token={token}"})
+
+    async def billdownload(self, request: Request) -> Response:
+        data, error = await self._admit(request)
+        if error:
+            return error
+        content = self.bills.get(request.query_params.get("token", ""))
+        if content is None:
+            return self._error(404, "RESOURCE_NOT_EXISTS", "no such bill")
+        if self.faults.corrupt_bills:
+            content = content.replace(b"SUCCESS", b"SUCCES5")
+        return Response(content, 200, media_type="text/plain; charset=utf-8")  # files are not signed
+
     # ---- callbacks, shaped by the faults ----
 
     def envelope(self, event_type: str, original_type: str, summary: str, resource: dict[str, Any]) -> bytes:
         encrypted = wire.encrypt_resource(self.apiv3_key, json.dumps(resource, ensure_ascii=False).encode(),
                                           original_type, original_type)
-        return json.dumps({"id": secrets.token_hex(18), "create_time": datetime.now().astimezone().isoformat(
+        return json.dumps({"id": secrets.token_hex(18), "create_time": datetime.now(CHINA).isoformat(
             timespec="seconds"), "resource_type": "encrypt-resource", "event_type": event_type, "summary": summary,
             "resource": encrypted}, ensure_ascii=False).encode()
 
