@@ -126,3 +126,5 @@ class ChannelCallback(SQLModel, table=True):
     outcome: str = Field(max_length=40)  # applied | duplicate | rejected | mismatch | unknown_reference
     detail: Optional[str] = Field(default=None, max_length=500)
     reference: Optional[str] = Field(default=None, max_length=64)
+    # The raw body of a verified callback, kept for audit before the channel is told "success".
+    body: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))

@@ -85,7 +85,8 @@ class Gateway:
                 outcomes.append(outcome)
                 conn.execute(callbacks.insert().values(
                     channel_account=account.id, received_at=now, verified=True, outcome=outcome,
-                    detail=f"{event.kind} {event.outcome.value}", reference=event.out_refund_no or event.out_trade_no))
+                    detail=f"{event.kind} {event.outcome.value}", reference=event.out_refund_no or event.out_trade_no,
+                    body=inbound.body))
             return outcomes
 
         outcomes = await self.db.tx(apply)

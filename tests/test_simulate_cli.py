@@ -18,15 +18,21 @@ from tests.test_external_plugin import wait_until_up
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_a_wechatpay_shaped_payment_runs_locally(tmp_path: Path) -> None:
+import pytest
+
+
+@pytest.mark.parametrize("plugin,account,method,code_prefix", [("wechatpay", "wx", "native", "weixin://"),
+                                                              ("alipay", "ali", "qr", "https://qr.alipay.com/")])
+def test_a_channel_shaped_payment_runs_locally(tmp_path: Path, plugin: str, account: str, method: str,
+                                               code_prefix: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     sim_port, port = free_port(), free_port()
-    sim = subprocess.Popen([sys.executable, "-m", "gateway.cli", "simulate", "wechatpay", "--port", str(sim_port)],
+    sim = subprocess.Popen([sys.executable, "-m", "gateway.cli", "simulate", plugin, "--port", str(sim_port)],
                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     gateway = None
     try:
         lines = []
-        while not lines or lines[-1].strip() != f'base_url = "http://127.0.0.1:{sim_port}"':
+        while not lines or not lines[-1].strip().startswith(("base_url", "gateway_url")):
             line = sim.stdout.readline()
             assert line, "the simulator printed no account block"
             lines.append(line)
@@ -42,8 +48,8 @@ def test_a_wechatpay_shaped_payment_runs_locally(tmp_path: Path) -> None:
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_until_up(f"http://127.0.0.1:{port}/healthz", gateway)
         client = Client(f"http://127.0.0.1:{port}", creds["merchant_id"], creds["secret"])
-        payment = client.create_payment(merchant_order_no="local-1", amount=1800, channel="wx", method="native")
-        assert payment["action"]["code"].startswith("weixin://")
+        payment = client.create_payment(merchant_order_no="local-1", amount=1800, channel=account, method=method)
+        assert payment["action"]["code"].startswith(code_prefix)
         paid = httpx.post(f"http://127.0.0.1:{sim_port}/sim/orders/{payment['out_trade_no']}/pay",
                           json={"outcome": "success"})
         assert paid.status_code == 200

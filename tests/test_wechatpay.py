@@ -154,6 +154,23 @@ def test_forged_tampered_stale_and_foreign_callbacks_change_nothing(world) -> No
     ok = world.notify(body)  # the genuine one still works
     assert ok.status_code == 204 and ok.content == b""
     assert world.client.get_payment(payment["id"])["status"] == "succeeded"
+    from sqlalchemy import text
+
+    with world.gw.gateway.db.transaction() as conn:  # the verified callback is kept, byte for byte
+        kept = conn.execute(text("SELECT body FROM channel_callbacks WHERE outcome = 'applied'")).scalars().all()
+    assert kept == [body]
+
+
+def test_a_pem_that_does_not_parse_stops_start_up_naming_the_account_and_setting(db_url) -> None:
+    from gateway.app import create_app
+    from gateway.errors import ConfigError
+
+    settings = Settings(database_url=db_url, secret_key=SECRET_KEY, channel_accounts=(ChannelAccountConfig(
+        "wx", "wechatpay", True, {"mchid": MCHID, "appid": APPID, "merchant_serial_no": SERIAL,
+                                  "merchant_private_key": "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----",
+                                  "apiv3_key": APIV3_KEY, "platform_public_key": "x", "platform_public_key_id": "s"}),))
+    with pytest.raises(ConfigError, match="'wx' \\(wechatpay\\): merchant_private_key"):
+        create_app(settings)
 
 
 def test_a_rotated_platform_key_is_accepted_when_both_are_configured(gateway_factory, db_url, merchant_key) -> None:
