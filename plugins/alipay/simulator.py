@@ -20,15 +20,14 @@ import zipfile
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from plugins.alipay import wire
+from plugins.simulation import CallbackSender
 
 CHINA = timezone(timedelta(hours=8))
 DETAIL_HEADER = ["支付宝交易号", "商户订单号", "业务类型", "商品名称", "创建时间", "完成时间", "门店编号", "门店名称", "操作员",
@@ -59,10 +58,6 @@ class SimTrade:
     created: str = field(default_factory=lambda: datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S"))
 
 
-class NotifyRefused(Exception):
-    pass
-
-
 def now_text() -> str:
     return datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -76,7 +71,7 @@ class AlipaySimulator:
         self.trades: dict[str, SimTrade] = {}
         self.bills: dict[str, bytes] = {}
         self.base_url = ""
-        self._tasks: set[asyncio.Task] = set()
+        self.sender = CallbackSender()
         self.app = Starlette(routes=[
             Route("/gateway.do", self.gateway, methods=["GET", "POST"]),
             Route("/sim/orders/{out_trade_no}/pay", self.control_pay, methods=["POST"]),
@@ -197,7 +192,7 @@ class AlipaySimulator:
             trade.refunds[request_no] = amount
             trade.refund_times[request_no] = now_text()
             fund_change = "Y"
-            self._background(self._notify(trade, {"out_biz_no": request_no, "gmt_refund": now_text(),
+            self.sender.background(self._notify(trade, {"out_biz_no": request_no, "gmt_refund": now_text(),
                                                   "refund_fee": wire.yuan(sum(trade.refunds.values()))}))
         if sum(trade.refunds.values()) == trade.total:
             trade.status = "TRADE_CLOSED"  # fully refunded trades close, as Alipay's do
@@ -336,32 +331,16 @@ class AlipaySimulator:
             return
         body = urlencode(self.notify_form(trade, extra)).encode()
         if self.faults.callback_mode == "delay":
-            self._background(self._deliver(trade.notify_url, body, self.faults.callback_delay_ms / 1000))
+            self.sender.background(self._deliver(trade.notify_url, body, self.faults.callback_delay_ms / 1000))
             return
         await self._deliver(trade.notify_url, body)
         if self.faults.callback_mode == "duplicate":
             await self._deliver(trade.notify_url, body)
 
-    def _background(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def _deliver(self, url: str, body: bytes, delay: float = 0.0) -> None:
-        if delay:
-            await asyncio.sleep(delay)
-        try:
-            async for attempt in AsyncRetrying(stop=stop_after_attempt(5), wait=wait_exponential(0.2, max=2),
-                                               retry=retry_if_exception_type((httpx.HTTPError, NotifyRefused)),
-                                               reraise=True):
-                with attempt:
-                    async with httpx.AsyncClient(timeout=10) as client:
-                        response = await client.post(url, content=body, headers={
-                            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
-                    if response.content != b"success":  # anything else, and Alipay sends it again
-                        raise NotifyRefused(response.status_code)
-        except (httpx.HTTPError, NotifyRefused):
-            pass
+        # Anything but exactly "success" and Alipay sends it again.
+        await self.sender.deliver(url, body, lambda: {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+                                  lambda response: response.content == b"success", delay)
 
 
 def standalone(workdir: Any, url: str) -> tuple[Starlette, str]:

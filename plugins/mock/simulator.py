@@ -11,15 +11,14 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from gateway.clock import Clock
 from plugins.mock import wire
+from plugins.simulation import CallbackSender
 
 
 @dataclass
@@ -40,17 +39,13 @@ class Order:
                 "currency": self.currency, "transaction_id": self.transaction_id}
 
 
-class CallbackRefused(Exception):
-    pass
-
-
 class SandboxSimulator:
     def __init__(self, settings: Any, notify_url: str, clock: Clock) -> None:
         self.settings = settings
         self.notify_url = notify_url
         self.clock = clock
         self.orders: dict[str, Order] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self.sender = CallbackSender()
         self.app = Starlette(routes=[
             Route("/checkout", self.checkout_page, methods=["GET"]),
             Route("/checkout", self.checkout_submit, methods=["POST"]),
@@ -118,33 +113,17 @@ class SandboxSimulator:
         if mode == "drop":
             return
         if mode == "delay":
-            self._background(self._deliver(event, delay=self.settings.callback_delay_ms / 1000))
+            self.sender.background(self._deliver(event, delay=self.settings.callback_delay_ms / 1000))
             return
         await self._deliver(event)
         if mode == "duplicate":
             await self._deliver(event)
 
-    def _background(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def _deliver(self, event: dict[str, Any], delay: float = 0.0) -> None:
-        if delay:
-            await asyncio.sleep(delay)
         body = wire.encode({"id": "evt_" + secrets.token_hex(8), **event})
-        try:
-            async for attempt in AsyncRetrying(stop=stop_after_attempt(5), wait=wait_exponential(0.2, max=2),
-                                               retry=retry_if_exception_type((httpx.HTTPError, CallbackRefused)),
-                                               reraise=True):
-                with attempt:
-                    async with httpx.AsyncClient(timeout=10) as client:
-                        headers = wire.signed_headers(self.settings.secret, body, self.clock.timestamp())
-                        response = await client.post(self.notify_url, content=body, headers=headers)
-                    if response.status_code != 200:
-                        raise CallbackRefused(response.status_code)
-        except (httpx.HTTPError, CallbackRefused):
-            pass  # like a real channel, it gives up; the gateway's query finds the truth
+        await self.sender.deliver(self.notify_url, body,
+                                  lambda: wire.signed_headers(self.settings.secret, body, self.clock.timestamp()),
+                                  lambda response: response.status_code == 200, delay)
 
     # ---- channel API (signed both ways) ----
 
@@ -190,7 +169,7 @@ class SandboxSimulator:
         refund = {"out_trade_no": order.out_trade_no, "out_refund_no": out_refund_no, "amount": amount,
                   "refund_id": "sbr" + secrets.token_hex(12), "refund_status": "PROCESSING"}
         order.refunds[out_refund_no] = refund
-        self._background(self._complete_refund(refund))
+        self.sender.background(self._complete_refund(refund))
         return self._signed(refund)
 
     async def _complete_refund(self, refund: dict[str, Any]) -> None:

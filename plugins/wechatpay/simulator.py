@@ -19,14 +19,13 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from plugins.simulation import CallbackSender
 from plugins.wechatpay import wire
 
 CHINA = timezone(timedelta(hours=8))
@@ -61,10 +60,6 @@ class SimOrder:
     created: float = field(default_factory=time.time)
 
 
-class CallbackRefused(Exception):
-    pass
-
-
 class WechatPaySimulator:
     def __init__(self, *, mchid: str, appid: str, apiv3_key: str, merchant_public_key: rsa.RSAPublicKey,
                  merchant_serial_no: str, platform_key: rsa.RSAPrivateKey | None = None,
@@ -78,7 +73,7 @@ class WechatPaySimulator:
         self.refunds: dict[str, dict[str, Any]] = {}
         self.held: list[tuple[str, dict]] = []      # callbacks held back for the reorder fault
         self.bills: dict[str, bytes] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self.sender = CallbackSender()
         self.app = Starlette(routes=[
             Route("/v3/pay/transactions/{method}", self.create, methods=["POST"]),
             Route("/v3/pay/transactions/out-trade-no/{out_trade_no}", self.query, methods=["GET"]),
@@ -261,7 +256,7 @@ class WechatPaySimulator:
                              "payer_total": order.total, "currency": order.currency}}
         self.refunds[out_refund_no] = refund
         order.trade_state = "REFUND"
-        self._background(self._complete_refund(refund, data.get("notify_url") or order.notify_url))
+        self.sender.background(self._complete_refund(refund, data.get("notify_url") or order.notify_url))
         return self._answer(200, refund)
 
     async def _complete_refund(self, refund: dict[str, Any], notify_url: str) -> None:
@@ -368,7 +363,7 @@ class WechatPaySimulator:
                 await self._release_held()
             return
         if mode == "delay":
-            self._background(self._deliver(url, body, self.faults.callback_delay_ms / 1000))
+            self.sender.background(self._deliver(url, body, self.faults.callback_delay_ms / 1000))
             return
         await self._deliver(url, body)
         if mode == "duplicate":
@@ -379,27 +374,11 @@ class WechatPaySimulator:
         for url, item in reversed(held):
             await self._deliver(url, item["body"])
 
-    def _background(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def _deliver(self, url: str, body: bytes, delay: float = 0.0) -> None:
-        if delay:
-            await asyncio.sleep(delay)
-        try:
-            async for attempt in AsyncRetrying(stop=stop_after_attempt(5), wait=wait_exponential(0.2, max=2),
-                                               retry=retry_if_exception_type((httpx.HTTPError, CallbackRefused)),
-                                               reraise=True):
-                with attempt:
-                    headers = {**wire.signed_headers(self._signing_key(), self.platform_serial, body,
-                                                     int(time.time())), "Content-Type": "application/json"}
-                    async with httpx.AsyncClient(timeout=10) as client:
-                        response = await client.post(url, content=body, headers=headers)
-                    if response.status_code not in (200, 204):
-                        raise CallbackRefused(response.status_code)
-        except (httpx.HTTPError, CallbackRefused):
-            pass  # WeChat Pay would keep trying for a day; the merchant's query finds the truth
+        await self.sender.deliver(
+            url, body, lambda: {**wire.signed_headers(self._signing_key(), self.platform_serial, body, int(time.time())),
+                                "Content-Type": "application/json"},
+            lambda response: response.status_code in (200, 204), delay)
 
 
 def standalone(workdir: Any, url: str) -> tuple[Starlette, str]:

@@ -1,0 +1,40 @@
+"""What every channel simulator does with its callbacks: send them now or in the background, and
+retry like a channel until the gateway acknowledges, giving up after a few tries."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+import httpx
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+
+class CallbackRefused(Exception):
+    pass
+
+
+class CallbackSender:
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task] = set()
+
+    def background(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def deliver(self, url: str, body: bytes, headers: Callable[[], dict[str, str]],
+                      accepted: Callable[[httpx.Response], bool], delay: float = 0.0) -> None:
+        """POST body to url until accepted(response); headers() is called per try (fresh signatures)."""
+        if delay:
+            await asyncio.sleep(delay)
+        try:
+            async for attempt in AsyncRetrying(stop=stop_after_attempt(5), wait=wait_exponential(0.2, max=2),
+                                               retry=retry_if_exception_type((httpx.HTTPError, CallbackRefused)),
+                                               reraise=True):
+                with attempt:
+                    async with httpx.AsyncClient(timeout=10) as client:
+                        response = await client.post(url, content=body, headers=headers())
+                    if not accepted(response):
+                        raise CallbackRefused(response.status_code)
+        except (httpx.HTTPError, CallbackRefused):
+            pass  # a real channel keeps trying for a day; the gateway's query finds the truth meanwhile
