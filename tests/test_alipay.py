@@ -208,3 +208,35 @@ def test_the_trade_bill_is_a_zip_of_gbk_csvs_in_alipays_format(world) -> None:
     assert lines[-3].startswith("#交易合计：1笔")
     with pytest.raises(StatementUnavailable, match="bill_not_exist"):
         download(today.replace(year=today.year - 1))
+
+
+def test_reordered_and_slow_notifies_still_settle_each_trade_once(world) -> None:
+    world.faults(callback_mode="reorder", slow_ms=50)
+    first = world.client.create_payment(merchant_order_no="o1", amount=100, channel="ali", method="qr")
+    second = world.client.create_payment(merchant_order_no="o2", amount=200, channel="ali", method="qr")
+    world.open_and_pay(first)
+    assert world.client.get_payment(first["id"])["status"] == "processing"  # its notify is held back
+    world.open_and_pay(second)  # overtakes it, then the first arrives
+    assert {world.client.get_payment(p["id"])["status"] for p in (first, second)} == {"succeeded"}
+    assert world.gw.count("ledger_entries") == 2 and books_clean(world.gw)
+
+
+def test_our_rsa2_agrees_with_alipays_own_sdk() -> None:
+    """Alipay's SDK signs with the pure-Python rsa package: same bytes signed, same signature."""
+    from alipay.aop.api.util.SignatureUtils import get_sign_content, sign_with_rsa2, verify_with_rsa
+    from cryptography.hazmat.primitives import serialization
+
+    key = wire.new_key()
+    pkcs1 = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                              serialization.NoEncryption()).decode()
+    params = {"app_id": APP_ID, "method": "alipay.trade.query", "charset": "utf-8", "sign_type": "RSA2",
+              "timestamp": "2026-11-22 12:00:00", "version": "1.0",
+              "biz_content": '{"out_trade_no":"订单-1","total_amount":"0.01"}'}
+    assert wire.signing_string(params, ("sign",)).decode() == get_sign_content(params)
+    assert wire.sign_params(key, params) == sign_with_rsa2(pkcs1, get_sign_content(params), "utf-8")
+    notify = {"notify_time": "2026-11-22 12:00:00", "out_trade_no": "订单-1", "total_amount": "0.01",
+              "trade_status": "TRADE_SUCCESS", "app_id": APP_ID}
+    signature = sign_with_rsa2(pkcs1, get_sign_content(notify), "utf-8")
+    assert wire.verify_params(key.public_key(), {**notify, "sign": signature, "sign_type": "RSA2"})
+    ours = wire.rsa_sign(key, get_sign_content(notify).encode())
+    assert verify_with_rsa(wire.public_pem(key.public_key()), get_sign_content(notify).encode(), ours)

@@ -38,10 +38,11 @@ DETAIL_HEADER = ["支付宝交易号", "商户订单号", "业务类型", "商�
 
 @dataclass
 class Faults:
-    callback_mode: str = "normal"     # normal | drop | duplicate | delay
+    callback_mode: str = "normal"     # normal | drop | duplicate | delay | reorder
     callback_delay_ms: int = 300
-    server_errors: int = 0
-    bad_signature: bool = False
+    server_errors: int = 0            # answer this many next calls with a 502
+    slow_ms: int = 0                  # answer every call this much later
+    bad_signature: bool = False       # sign answers and notifies with a key nobody trusts
 
 
 @dataclass
@@ -70,6 +71,7 @@ class AlipaySimulator:
         self.faults = Faults()
         self.trades: dict[str, SimTrade] = {}
         self.bills: dict[str, bytes] = {}
+        self.held: list[tuple[str, bytes]] = []
         self.base_url = ""
         self.sender = CallbackSender()
         self.app = Starlette(routes=[
@@ -99,6 +101,8 @@ class AlipaySimulator:
 
     async def gateway(self, request: Request) -> Response:
         self.base_url = str(request.base_url).rstrip("/")
+        if self.faults.slow_ms:
+            await asyncio.sleep(self.faults.slow_ms / 1000)
         if self.faults.server_errors > 0:
             self.faults.server_errors -= 1
             return Response(b"<html>502 Bad Gateway</html>", 502)
@@ -330,6 +334,13 @@ class AlipaySimulator:
         if not trade.notify_url or self.faults.callback_mode == "drop":
             return
         body = urlencode(self.notify_form(trade, extra)).encode()
+        if self.faults.callback_mode == "reorder":  # hold it; the next one overtakes it
+            self.held.append((trade.notify_url, body))
+            if len(self.held) >= 2:
+                held, self.held = self.held, []
+                for url, held_body in reversed(held):
+                    await self._deliver(url, held_body)
+            return
         if self.faults.callback_mode == "delay":
             self.sender.background(self._deliver(trade.notify_url, body, self.faults.callback_delay_ms / 1000))
             return
