@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.api import health, ledger, notify, payments, refunds
+from gateway.api import events, health, ledger, notify, payments, refunds
 from gateway.api.common import error_response, json_response
 from gateway.api.openapi import openapi_document
 from gateway.clock import Clock
@@ -40,6 +40,7 @@ def routes() -> list[Route]:
         Route("/v1/refunds/{refund_id}", refunds.get_refund, methods=["GET"]),
         Route("/v1/balance", ledger.balance, methods=["GET"]),
         Route("/v1/ledger/entries", ledger.entries, methods=["GET"]),
+        Route("/v1/events", events.list_events, methods=["GET"]),
         Route("/v1/notify/{channel_account}", notify.notify, methods=["POST", "GET"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/openapi.json", lambda request: json_response(openapi_document()), methods=["GET"]),
@@ -112,7 +113,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None, extra_plugins: Iterable[Any] = (),
-               log: Any = None) -> Starlette:
+               log: Any = None, run_workers: bool = True) -> Starlette:
     log = log or get_logger()
     gateway = Gateway.build(settings, log, clock, extra_plugins)
     hosted = [Mount(f"/hosted/{account.id}", app=app)
@@ -121,13 +122,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None, extra_plugins:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # noqa: ANN202
-        task = asyncio.create_task(_maintenance_loop(gateway))
+        tasks = [asyncio.create_task(_maintenance_loop(gateway))]
+        if run_workers:  # one machine: `paymux serve` also delivers; `paymux worker` scales this out
+            tasks.append(asyncio.create_task(gateway.notifier.run()))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await gateway.aclose()
 
     app = Starlette(

@@ -230,6 +230,46 @@ def cmd_statement_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_events_redeliver(args: argparse.Namespace) -> int:
+    from gateway.clock import Clock
+    from gateway.db import Database
+    from gateway.notifier import redeliver
+
+    database = Database(_settings(args).database_url)
+    with database.transaction() as conn:
+        queued = redeliver(conn, args.event_id, Clock().now())
+    database.dispose()
+    if not queued:
+        print(f"paymux: no event {args.event_id} with an endpoint to deliver to", file=sys.stderr)
+        return 1
+    print(f"event {args.event_id} queued for delivery")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Deliver merchant events (and, as they land, other background jobs) without serving HTTP."""
+    import asyncio
+
+    from gateway.logs import configure_logging, get_logger
+    from gateway.service import Gateway
+
+    settings = _settings(args)
+    configure_logging(settings.log_json)
+
+    async def work() -> None:
+        gateway = Gateway.build(settings, get_logger(role="worker"))
+        try:
+            await gateway.notifier.run()
+        finally:
+            await gateway.aclose()
+
+    try:
+        asyncio.run(work())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 # ---- client commands: talk to a running gateway ----
 
 def _client(args: argparse.Namespace):  # noqa: ANN202
@@ -323,6 +363,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reference", required=True, help="names the hold; freeze and unfreeze it once each")
         p.add_argument("--reason")
         p.set_defaults(fn=cmd_ledger_hold)
+
+    events = sub.add_parser("events", help="merchant events").add_subparsers(dest="events_command", required=True)
+    p = events.add_parser("redeliver", help="send an event to its merchant again")
+    p.add_argument("event_id")
+    p.set_defaults(fn=cmd_events_redeliver)
+
+    sub.add_parser("worker", help="deliver merchant events without serving HTTP (run as many as you like "
+                                  "against PostgreSQL)").set_defaults(fn=cmd_worker)
 
     statement = sub.add_parser("statement", help="channel statements").add_subparsers(
         dest="statement_command", required=True)

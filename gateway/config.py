@@ -36,6 +36,11 @@ class Settings:
     business_timezone: str = "Asia/Shanghai"
     day_cut_hour: int = 0                 # the accounting day starts this many hours after local midnight
     ledger_config: str | None = None      # chart of accounts, fees, templates (default: conf/ledger.toml)
+    # Merchant notifications: the waits before each retry (about 24 h in all), then the event is dead.
+    notify_schedule_seconds: tuple[float, ...] = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800,
+                                                  10800, 10800, 21600, 21600)
+    notify_timeout_seconds: float = 10.0
+    notify_poll_seconds: float = 1.0
     log_json: bool = True
     config_path: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -125,6 +130,8 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
         raw["public_url"] = env["PAYMUX_PUBLIC_URL"]
     known = {f for f in Settings.__dataclass_fields__} - {"channel_accounts", "database_url", "secret_key", "config_path", "extra"}
     direct = {k: raw.pop(k) for k in list(raw) if k in known}
+    if "notify_schedule_seconds" in direct:
+        direct["notify_schedule_seconds"] = tuple(direct["notify_schedule_seconds"])
     return Settings(
         database_url=database_url,
         secret_key=secret_key,

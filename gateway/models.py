@@ -128,3 +128,26 @@ class ChannelCallback(SQLModel, table=True):
     reference: Optional[str] = Field(default=None, max_length=64)
     # The raw body of a verified callback, kept for audit before the channel is told "success".
     body: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+
+
+class MerchantEvent(SQLModel, table=True):
+    """An outbox row: written in the transaction of the state change it announces, delivered later."""
+
+    __tablename__ = "merchant_events"
+    __table_args__ = (Index("ix_merchant_events_due", "status", "next_attempt_at"),
+                      Index("ix_merchant_events_merchant", "merchant_id", "seq"))
+
+    seq: Optional[int] = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=40)          # evt_…, stable across redeliveries
+    merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
+    type: str = Field(max_length=40)                     # payment.succeeded, refund.failed, …
+    resource_id: str = Field(max_length=40)
+    payload: dict = Field(sa_column=Column(JSON, nullable=False))
+    notify_url: Optional[str] = Field(default=None, max_length=2000)
+    status: str = Field(max_length=20)                   # pending | delivered | dead | no_endpoint
+    attempts: int = 0
+    next_attempt_at: Optional[datetime] = None
+    lease_until: Optional[datetime] = None
+    last_error: Optional[str] = Field(default=None, max_length=500)
+    created_at: datetime
+    delivered_at: Optional[datetime] = None

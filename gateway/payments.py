@@ -24,6 +24,7 @@ from gateway.errors import channel_error, conflict, invalid_request, not_found
 from gateway.ids import out_trade_no, public_id
 from gateway.idempotency import IdempotencyClaim, StoredResponse
 from gateway.models import Attempt, Payment, Refund
+from gateway.notifier import record_event
 from gateway.plugins import ChannelAccount, PluginHost
 from gateway.resources import payment_object, refund_object
 from gateway.routing import choose_account
@@ -316,6 +317,9 @@ class PaymentService:
             # Booked in the same transaction as the state change: one never exists without the other.
             entry, fee = self.booker.payment_succeeded(conn, payment_facts(p), now)
             conn.execute(update(payments).where(payments.c.id == p.id).values(fee_amount=fee))
+        # The merchant's notification too: the outbox row commits with the change it announces.
+        record_event(conn, p.merchant_id, f"payment.{outcome.value}", p.id, self._render_payment(conn, p.id),
+                     p.notify_url, now)
         self.log.info("payment.state_changed", payment_id=attempt.payment_id, attempt_id=attempt_id,
                       from_status=p.status, to_status=outcome.value, source=source)
         return True
@@ -428,11 +432,14 @@ class PaymentService:
         if result.outcome is Outcome.SUCCEEDED:
             pay_values["refunded_amount"] = payments.c.refunded_amount + r.amount
         conn.execute(update(payments).where(payments.c.id == r.payment_id).values(**pay_values))
-        p = payment_facts(conn.execute(select(payments).where(payments.c.id == r.payment_id)).first())
+        row = conn.execute(select(payments).where(payments.c.id == r.payment_id)).first()
+        p = payment_facts(row)
         if result.outcome is Outcome.SUCCEEDED:
             self.booker.refund_succeeded(conn, p, refund_id, r.amount, now)
         else:
             self.booker.refund_failed(conn, p, refund_id, now)
+        record_event(conn, r.merchant_id, f"refund.{result.outcome.value}", refund_id,
+                     self._render_refund(conn, refund_id), row.notify_url, now)
         self.log.info("refund.state_changed", refund_id=refund_id, payment_id=r.payment_id,
                       from_status="processing", to_status=result.outcome.value, source=source)
         return True

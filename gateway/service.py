@@ -14,6 +14,7 @@ from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.db import Database
 from gateway.models import ChannelCallback
+from gateway.notifier import Notifier
 from gateway.payments import PaymentService
 from gateway.plugins import ChannelAccount, PluginHost
 from gateway.secretbox import SecretBox
@@ -51,6 +52,7 @@ class Gateway:
     authenticator: MerchantAuthenticator
     ledger: Ledger
     payments: PaymentService
+    notifier: Notifier
 
     @classmethod
     def build(cls, settings: Settings, log: Any, clock: Clock | None = None,
@@ -61,9 +63,11 @@ class Gateway:
         host = PluginHost(settings, http, clock, log, extra_plugins)
         box = SecretBox.from_settings(settings)
         ledger = make_ledger(settings)
+        notifier = Notifier(db, box, clock, log, settings.notify_schedule_seconds, settings.notify_timeout_seconds,
+                            settings.notify_poll_seconds)
         return cls(settings, db, clock, log, http, host, box,
                    MerchantAuthenticator(box, settings.auth_window_seconds), ledger,
-                   PaymentService(db, host, clock, log, Booker(ledger)))
+                   PaymentService(db, host, clock, log, Booker(ledger)), notifier)
 
     async def handle_notification(self, account: ChannelAccount, inbound: InboundNotification) -> Acknowledgement:
         """Verify through the plugin, apply each event once, record the callback, answer as the channel expects."""
@@ -116,4 +120,5 @@ class Gateway:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        await self.notifier.aclose()
         self.db.dispose()

@@ -1,0 +1,125 @@
+"""Outbound merchant notifications: an outbox written with each state change, delivered until a 2xx.
+
+Delivery is at least once: an event is marked delivered only after a 2xx, so a crash between the
+answer and the mark sends it again; each event has a stable id to deduplicate on. Events are leased
+row by row (FOR UPDATE SKIP LOCKED on PostgreSQL), so any number of processes can deliver.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import Connection, and_, or_, select, update
+
+from gateway.client import EVENT_SIGNATURE_HEADER, sign_event
+from gateway.ids import public_id
+from gateway.models import Merchant, MerchantEvent
+from gateway.resources import iso
+
+events = MerchantEvent.__table__
+merchants = Merchant.__table__
+LEASE = timedelta(seconds=60)
+BATCH = 20
+
+
+def record_event(conn: Connection, merchant_id: str, event_type: str, resource_id: str, payload: dict[str, Any],
+                 notify_url: str | None, now: datetime) -> str:
+    """Write one event in the caller's transaction (the one that made the change it announces)."""
+    if notify_url is None:
+        notify_url = conn.execute(select(merchants.c.notify_url).where(merchants.c.id == merchant_id)).scalar()
+    event_id = public_id("evt")
+    conn.execute(events.insert().values(
+        id=event_id, merchant_id=merchant_id, type=event_type, resource_id=resource_id, payload=payload,
+        notify_url=notify_url, status="pending" if notify_url else "no_endpoint", attempts=0,
+        next_attempt_at=now if notify_url else None, created_at=now))
+    return event_id
+
+
+def event_object(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "object": "event", "type": row.type, "created_at": iso(row.created_at),
+            "data": {"object": row.payload}}
+
+
+def event_body(row: Any) -> bytes:
+    return json.dumps(event_object(row), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Notifier:
+    def __init__(self, db: Any, box: Any, clock: Any, log: Any, schedule: tuple[float, ...], timeout: float,
+                 poll: float) -> None:
+        self.db, self.box, self.clock, self.log = db, box, clock, log
+        self.schedule, self.poll = schedule, poll
+        self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+
+    def _claim(self, conn: Connection) -> list[Any]:
+        now = self.clock.now()
+        due = (select(events.c.seq).where(and_(
+            events.c.status == "pending", events.c.next_attempt_at <= now,
+            or_(events.c.lease_until.is_(None), events.c.lease_until < now)))
+            .order_by(events.c.next_attempt_at).limit(BATCH))
+        if conn.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        seqs = [row.seq for row in conn.execute(due)]
+        if not seqs:
+            return []
+        conn.execute(update(events).where(events.c.seq.in_(seqs)).values(lease_until=now + LEASE))
+        rows = conn.execute(select(events, merchants.c.secret_sealed)
+                            .join(merchants, merchants.c.id == events.c.merchant_id)
+                            .where(events.c.seq.in_(seqs))).all()
+        return rows
+
+    async def deliver_due(self) -> int:
+        """Deliver every event that is due now; returns how many were attempted."""
+        rows = await self.db.tx(self._claim)
+        await asyncio.gather(*(self._deliver(row) for row in rows))
+        return len(rows)
+
+    async def _deliver(self, row: Any) -> None:
+        body = event_body(row)
+        secret = self.box.open(row.secret_sealed, row.merchant_id)
+        headers = {"Content-Type": "application/json", "User-Agent": "paymux-notifier",
+                   EVENT_SIGNATURE_HEADER: sign_event(secret, body, self.clock.timestamp())}
+        error = None
+        try:
+            response = await self.http.post(row.notify_url, content=body, headers=headers)
+            if not 200 <= response.status_code < 300:
+                error = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        await self.db.tx(lambda conn: self._settle(conn, row, error))
+
+    def _settle(self, conn: Connection, row: Any, error: str | None) -> None:
+        now = self.clock.now()
+        attempts = row.attempts + 1
+        if error is None:
+            values: dict[str, Any] = {"status": "delivered", "delivered_at": now, "attempts": attempts,
+                                      "lease_until": None, "last_error": None}
+        elif attempts > len(self.schedule):
+            values = {"status": "dead", "attempts": attempts, "lease_until": None, "last_error": error}
+        else:
+            values = {"attempts": attempts, "lease_until": None, "last_error": error,
+                      "next_attempt_at": now + timedelta(seconds=self.schedule[attempts - 1])}
+        conn.execute(update(events).where(and_(events.c.seq == row.seq, events.c.status == "pending")).values(**values))
+        self.log.info("event.delivery", event_id=row.id, type=row.type, attempt=attempts,
+                      outcome=values.get("status", "retry"), error=error)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                while await self.deliver_due() == BATCH:
+                    pass
+            except Exception as exc:  # noqa: BLE001  a bad row or a lost database must not stop delivery
+                self.log.warning("notifier.failed", error=type(exc).__name__, detail=str(exc)[:200])
+            await asyncio.sleep(self.poll)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def redeliver(conn: Connection, event_id: str, now: datetime) -> bool:
+    """Queue an event again, whatever became of it (the merchant fixed its endpoint, say)."""
+    return bool(conn.execute(update(events).where(and_(events.c.id == event_id, events.c.notify_url.is_not(None)))
+                             .values(status="pending", next_attempt_at=now, lease_until=None)).rowcount)
