@@ -124,7 +124,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, extra_plugins:
     async def lifespan(app: Starlette):  # noqa: ANN202
         tasks = [asyncio.create_task(_maintenance_loop(gateway))]
         if run_workers:  # one machine: `paymux serve` also delivers; `paymux worker` scales this out
-            tasks.append(asyncio.create_task(gateway.notifier.run()))
+            tasks += [asyncio.create_task(gateway.notifier.run()), asyncio.create_task(gateway.janitor.run())]
         try:
             yield
         finally:

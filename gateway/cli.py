@@ -246,8 +246,27 @@ def cmd_events_redeliver(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_exceptions(args: argparse.Namespace) -> int:
+    from gateway.db import Database
+    from gateway.janitor import exceptions
+
+    database = Database(_settings(args).database_url)
+    with database.transaction() as conn:
+        found = exceptions(conn)
+    database.dispose()
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    if not found:
+        print("no exceptions: every open payment and refund is still being asked about")
+    for e in found:
+        print(f"{e['kind']:<8} {e['id']:<30} {e['channel_account']:<12} {e['amount']:>12} {e['status']:<10} "
+              f"asked {e['queries']}x, open since {e['since']}")
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Deliver merchant events (and, as they land, other background jobs) without serving HTTP."""
+    """The background work without HTTP: deliver merchant events, query open payments, close expired ones."""
     import asyncio
 
     from gateway.logs import configure_logging, get_logger
@@ -259,7 +278,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     async def work() -> None:
         gateway = Gateway.build(settings, get_logger(role="worker"))
         try:
-            await gateway.notifier.run()
+            await asyncio.gather(gateway.notifier.run(), gateway.janitor.run())
         finally:
             await gateway.aclose()
 
@@ -369,8 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("event_id")
     p.set_defaults(fn=cmd_events_redeliver)
 
-    sub.add_parser("worker", help="deliver merchant events without serving HTTP (run as many as you like "
-                                  "against PostgreSQL)").set_defaults(fn=cmd_worker)
+    sub.add_parser("worker", help="deliver merchant events and query open payments without serving HTTP "
+                                  "(run as many as you like against PostgreSQL)").set_defaults(fn=cmd_worker)
+    p = sub.add_parser("exceptions", help="open payments and refunds no channel answer has settled")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_exceptions)
 
     statement = sub.add_parser("statement", help="channel statements").add_subparsers(
         dest="statement_command", required=True)

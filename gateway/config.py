@@ -41,6 +41,12 @@ class Settings:
                                                   10800, 10800, 21600, 21600)
     notify_timeout_seconds: float = 10.0
     notify_poll_seconds: float = 1.0
+    # The janitor asks the channel about open attempts and refunds this long after they began
+    # (cumulative waits), then hourly until query_give_up_seconds, then lists them as exceptions.
+    query_schedule_seconds: tuple[float, ...] = (10, 20, 30, 60, 120, 300, 600, 1800, 3600)
+    query_give_up_seconds: float = 24 * 3600
+    janitor_poll_seconds: float = 1.0
+    channel_queries_per_second: float = 10.0
     log_json: bool = True
     config_path: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -130,8 +136,9 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
         raw["public_url"] = env["PAYMUX_PUBLIC_URL"]
     known = {f for f in Settings.__dataclass_fields__} - {"channel_accounts", "database_url", "secret_key", "config_path", "extra"}
     direct = {k: raw.pop(k) for k in list(raw) if k in known}
-    if "notify_schedule_seconds" in direct:
-        direct["notify_schedule_seconds"] = tuple(direct["notify_schedule_seconds"])
+    for key in ("notify_schedule_seconds", "query_schedule_seconds"):
+        if key in direct:
+            direct[key] = tuple(direct[key])
     return Settings(
         database_url=database_url,
         secret_key=secret_key,

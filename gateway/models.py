@@ -86,6 +86,10 @@ class Attempt(SQLModel, table=True):
     channel_transaction_id: Optional[str] = Field(default=None, max_length=128)
     error_code: Optional[str] = Field(default=None, max_length=64)
     error_message: Optional[str] = Field(default=None, max_length=500)
+    # The janitor's schedule: when to ask the channel next, how often it has, and when it gave up.
+    next_query_at: Optional[datetime] = Field(default=None, index=True)
+    queries: int = 0
+    exception_at: Optional[datetime] = None
     created_at: datetime
     updated_at: datetime
 
@@ -109,6 +113,9 @@ class Refund(SQLModel, table=True):
     channel_refund_id: Optional[str] = Field(default=None, max_length=128)
     failure_code: Optional[str] = Field(default=None, max_length=64)
     failure_message: Optional[str] = Field(default=None, max_length=500)
+    next_query_at: Optional[datetime] = Field(default=None, index=True)
+    queries: int = 0
+    exception_at: Optional[datetime] = None
     created_at: datetime
     updated_at: datetime
 

@@ -83,12 +83,14 @@ def payment_facts(p: Any) -> PaymentFacts:
 
 
 class PaymentService:
-    def __init__(self, db: Database, host: PluginHost, clock: Clock, log: Any, booker: Booker) -> None:
+    def __init__(self, db: Database, host: PluginHost, clock: Clock, log: Any, booker: Booker,
+                 first_query_after: float = 10.0) -> None:
         self.db = db
         self.host = host
         self.clock = clock
         self.log = log
         self.booker = booker
+        self.first_query_after = timedelta(seconds=first_query_after)  # when the janitor first asks
 
     # ---- channel calls: whatever goes wrong in a plugin is UNKNOWN, never FAILED ----
 
@@ -152,7 +154,8 @@ class PaymentService:
                 id=attempt_id, payment_id=payment_id, out_trade_no=trade_no, channel_account=account.id,
                 method=method, status="pending" if pending else "created",
                 action=dict(early.action) if pending and early.action else None,
-                channel_transaction_id=None, error_code=None, error_message=None, created_at=now, updated_at=now)
+                channel_transaction_id=None, error_code=None, error_message=None, next_query_at=now + self.first_query_after,
+                queries=0, exception_at=None, created_at=now, updated_at=now)
 
             def tx1(conn: Connection) -> StoredResponse | None:
                 caller.verify(conn)
@@ -237,7 +240,7 @@ class PaymentService:
 
         return await self.get_payment(caller, await self.db.tx(lookup), sync)
 
-    async def sync_payment(self, p: Any) -> None:
+    async def sync_payment(self, p: Any, source: str = "query") -> None:
         """Ask the channel about the current attempt and apply what it says."""
         account = self.host.account(p.channel_account)
         if not account.supports(Capability.QUERY):
@@ -245,9 +248,18 @@ class PaymentService:
         attempt = await self.db.tx(lambda conn: self._current_attempt(conn, p.id))
         result = await self._payment_call(account, "query", lambda: account.channel.query(attempt.out_trade_no))
         if result.outcome is Outcome.SUCCEEDED and not self._amount_matches(attempt, p, result.amount, result.currency):
-            self.log.error("channel.amount_mismatch", payment_id=p.id, source="query", channel_amount=result.amount)
+            self.log.error("channel.amount_mismatch", payment_id=p.id, source=source, channel_amount=result.amount)
             return
-        await self.db.tx(lambda conn: self._apply_payment_result(conn, attempt.id, result, source="query"))
+        await self.db.tx(lambda conn: self._apply_payment_result(conn, attempt.id, result, source=source))
+
+    async def sync_refund(self, r: Any, out_trade_no: str) -> None:
+        """Ask the channel about a processing refund and apply what it says."""
+        account = self.host.account(r.channel_account)
+        if not account.supports(Capability.REFUND_QUERY):
+            return
+        result = await self._refund_call(account, "refund_query",
+                                         lambda: account.channel.query_refund(out_trade_no, r.out_refund_no))
+        await self.db.tx(lambda conn: self._apply_refund_result(conn, r.id, result, source="janitor"))
 
     async def _load_for(self, caller: Caller, payment_id: str) -> Any:
         def load(conn: Connection) -> Any:
@@ -262,15 +274,25 @@ class PaymentService:
             return await self.db.tx(lambda conn: self._render_payment(conn, payment_id))
         if p.status != "processing":
             raise conflict("payment_not_closable", f"A {p.status} payment cannot be closed")
+        self.host.require(self.host.account(p.channel_account), Capability.CLOSE)
+        if not await self.close_at_channel(p, source="close"):
+            raise channel_error("close_unconfirmed",
+                                "The channel did not confirm the close; the payment stays processing. Retry later.")
+        return await self.db.tx(lambda conn: self._render_payment(conn, payment_id))
+
+    async def close_at_channel(self, p: Any, source: str) -> bool:
+        """Close the current attempt at the channel and apply what it says (closed, or paid after all).
+        False if the channel gave no final answer."""
         account = self.host.account(p.channel_account)
-        self.host.require(account, Capability.CLOSE)
         attempt = await self.db.tx(lambda conn: self._current_attempt(conn, p.id))
         result = await self._payment_call(account, "close", lambda: account.channel.close(attempt.out_trade_no))
         if result.outcome in (Outcome.UNKNOWN, Outcome.PENDING):
-            raise channel_error("close_unconfirmed",
-                                "The channel did not confirm the close; the payment stays processing. Retry later.")
-        await self.db.tx(lambda conn: self._apply_payment_result(conn, attempt.id, result, source="close"))
-        return await self.db.tx(lambda conn: self._render_payment(conn, payment_id))
+            return False
+        if result.outcome is Outcome.SUCCEEDED and not self._amount_matches(attempt, p, result.amount, result.currency):
+            self.log.error("channel.amount_mismatch", payment_id=p.id, source=source, channel_amount=result.amount)
+            return False
+        await self.db.tx(lambda conn: self._apply_payment_result(conn, attempt.id, result, source=source))
+        return True
 
     @staticmethod
     def _amount_matches(attempt: Any, p: Any, amount: int | None, currency: str | None) -> bool:
@@ -363,7 +385,8 @@ class PaymentService:
                         id=refund_id, payment_id=payment_id, attempt_id=attempt.id, merchant_id=merchant_id,
                         merchant_refund_no=new.merchant_refund_no, out_refund_no=out_refund_no,
                         channel_account=account.id, amount=new.amount, currency=p.currency, reason=new.reason,
-                        status="processing", fee_refund=fee_refund, created_at=now, updated_at=now))
+                        status="processing", fee_refund=fee_refund, next_query_at=now + self.first_query_after,
+                        created_at=now, updated_at=now))
                 except IntegrityError:
                     raise conflict("duplicate_refund", f"merchant_refund_no {new.merchant_refund_no!r} already exists",
                                    "merchant_refund_no") from None

@@ -13,6 +13,7 @@ from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.db import Database
+from gateway.janitor import Janitor
 from gateway.models import ChannelCallback
 from gateway.notifier import Notifier
 from gateway.payments import PaymentService
@@ -53,6 +54,7 @@ class Gateway:
     ledger: Ledger
     payments: PaymentService
     notifier: Notifier
+    janitor: Janitor
 
     @classmethod
     def build(cls, settings: Settings, log: Any, clock: Clock | None = None,
@@ -65,9 +67,12 @@ class Gateway:
         ledger = make_ledger(settings)
         notifier = Notifier(db, box, clock, log, settings.notify_schedule_seconds, settings.notify_timeout_seconds,
                             settings.notify_poll_seconds)
+        first_query = settings.query_schedule_seconds[0] if settings.query_schedule_seconds else 10.0
+        payments = PaymentService(db, host, clock, log, Booker(ledger), first_query)
+        janitor = Janitor(db, payments, clock, log, settings.query_schedule_seconds, settings.query_give_up_seconds,
+                          settings.janitor_poll_seconds, settings.channel_queries_per_second)
         return cls(settings, db, clock, log, http, host, box,
-                   MerchantAuthenticator(box, settings.auth_window_seconds), ledger,
-                   PaymentService(db, host, clock, log, Booker(ledger)), notifier)
+                   MerchantAuthenticator(box, settings.auth_window_seconds), ledger, payments, notifier, janitor)
 
     async def handle_notification(self, account: ChannelAccount, inbound: InboundNotification) -> Acknowledgement:
         """Verify through the plugin, apply each event once, record the callback, answer as the channel expects."""

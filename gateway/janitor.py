@@ -1,0 +1,160 @@
+"""The janitor: asks channels about what they have not told us, closes what expired, and hands what
+no answer resolves to people.
+
+- Every attempt still open (created, pending, unknown) on a processing payment, and every processing
+  refund, is queried on a schedule counted from its start (10 s, 20 s, 30 s, 1 m, … then hourly);
+  after query_give_up_seconds it is marked an exception (`paymux exceptions`) and left alone.
+- A processing payment past its expires_at is closed at the channel; if the close reveals it was
+  paid, it becomes succeeded like any late success.
+- Rows are leased by pushing next_query_at forward (FOR UPDATE SKIP LOCKED on PostgreSQL), so any
+  number of processes share the work and none asks twice at once. Queries keep to a per-account rate.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, select, update
+
+from gateway.models import Attempt, Payment, Refund
+from gateway.payments import OPEN_ATTEMPT, PaymentService
+
+attempts = Attempt.__table__
+payments = Payment.__table__
+refunds = Refund.__table__
+LEASE = timedelta(seconds=120)
+BATCH = 20
+
+
+class RateLimiter:
+    """At most `rate` calls a second per channel account, in this process: politeness to the channel
+    (its query APIs are rate-limited), not a correctness rule."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next_free: dict[str, float] = {}
+        self.lock = asyncio.Lock()
+
+    async def wait(self, account: str) -> None:
+        async with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next_free.get(account, now))
+            self.next_free[account] = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+class Janitor:
+    def __init__(self, db: Any, payments_service: PaymentService, clock: Any, log: Any,
+                 schedule: tuple[float, ...], give_up_seconds: float, poll: float, rate: float) -> None:
+        self.db, self.payments, self.clock, self.log = db, payments_service, clock, log
+        self.offsets = list(itertools.accumulate(schedule)) or [give_up_seconds]
+        self.give_up = give_up_seconds
+        self.poll = poll
+        self.limiter = RateLimiter(rate)
+
+    def next_query_at(self, started: datetime, queries: int) -> datetime | None:
+        """When to ask after `queries` questions, counted from the start; None once past giving up."""
+        if queries < len(self.offsets):
+            offset = self.offsets[queries]
+        else:
+            offset = self.offsets[-1] + 3600 * (queries - len(self.offsets) + 1)
+        return None if offset > self.give_up else started + timedelta(seconds=offset)
+
+    # ---- claiming work ----
+
+    def _lease(self, conn: Connection, table: Any, query: Any) -> list[Any]:
+        now = self.clock.now()
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(of=table, skip_locked=True)
+        rows = conn.execute(query.limit(BATCH)).all()
+        if rows:
+            conn.execute(update(table).where(table.c.id.in_([r.id for r in rows])).values(next_query_at=now + LEASE))
+        return rows
+
+    def _claim_attempts(self, conn: Connection) -> list[Any]:
+        now = self.clock.now()
+        return self._lease(conn, attempts, select(attempts).join(payments, payments.c.id == attempts.c.payment_id).where(
+            and_(payments.c.status == "processing", attempts.c.status.in_(OPEN_ATTEMPT),
+                 attempts.c.exception_at.is_(None), attempts.c.next_query_at <= now))
+            .order_by(attempts.c.next_query_at))
+
+    def _claim_refunds(self, conn: Connection) -> list[Any]:
+        now = self.clock.now()
+        return self._lease(conn, refunds, select(refunds).where(and_(
+            refunds.c.status == "processing", refunds.c.exception_at.is_(None), refunds.c.next_query_at <= now))
+            .order_by(refunds.c.next_query_at))
+
+    def _expired(self, conn: Connection) -> list[Any]:
+        now = self.clock.now()
+        return conn.execute(select(payments).where(and_(payments.c.status == "processing",
+                                                        payments.c.expires_at <= now)).limit(BATCH)).all()
+
+    # ---- doing it ----
+
+    async def sweep(self) -> int:
+        """One pass; returns how many things it asked about."""
+        work = 0
+        for p in await self.db.tx(self._expired):
+            await self.limiter.wait(p.channel_account)
+            closed = await self.payments.close_at_channel(p, source="expiry")
+            self.log.info("janitor.expiry", payment_id=p.id, closed=closed)
+            work += 1
+        for attempt in await self.db.tx(self._claim_attempts):
+            await self.limiter.wait(attempt.channel_account)
+            p = await self.db.tx(lambda conn, a=attempt: conn.execute(
+                select(payments).where(payments.c.id == a.payment_id)).first())
+            await self.payments.sync_payment(p, source="janitor")
+            await self.db.tx(lambda conn, a=attempt: self._reschedule(conn, attempts, a))
+            work += 1
+        for refund in await self.db.tx(self._claim_refunds):
+            await self.limiter.wait(refund.channel_account)
+            trade_no = await self.db.tx(lambda conn, r=refund: conn.execute(
+                select(attempts.c.out_trade_no).where(attempts.c.id == r.attempt_id)).scalar_one())
+            await self.payments.sync_refund(refund, trade_no)
+            await self.db.tx(lambda conn, r=refund: self._reschedule(conn, refunds, r))
+            work += 1
+        return work
+
+    def _reschedule(self, conn: Connection, table: Any, row: Any) -> None:
+        """Still open after the question? Plan the next one, or give up and hand it to people."""
+        current = conn.execute(select(table.c.status).where(table.c.id == row.id)).scalar_one()
+        still_open = current in OPEN_ATTEMPT if table is attempts else current == "processing"
+        if not still_open:
+            return
+        queries = row.queries + 1
+        when = self.next_query_at(row.created_at, queries)
+        values: dict[str, Any] = {"queries": queries, "next_query_at": when}
+        if when is None:
+            values["exception_at"] = self.clock.now()
+            self.log.warning("janitor.exception", table=table.name, id=row.id, queries=queries)
+        conn.execute(update(table).where(table.c.id == row.id).values(**values))
+
+    async def run(self) -> None:
+        while True:
+            try:
+                while await self.sweep():
+                    pass
+            except Exception as exc:  # noqa: BLE001  one bad row must not stop the sweeping
+                self.log.warning("janitor.failed", error=type(exc).__name__, detail=str(exc)[:200])
+            await asyncio.sleep(self.poll)
+
+
+def exceptions(conn: Connection) -> list[dict[str, Any]]:
+    """What the janitor gave up on: open attempts and refunds no answer has settled."""
+    found = []
+    for a in conn.execute(select(attempts, payments.c.merchant_id, payments.c.amount)
+                          .join(payments, payments.c.id == attempts.c.payment_id)
+                          .where(and_(attempts.c.exception_at.is_not(None), payments.c.status == "processing"))):
+        found.append({"kind": "payment", "id": a.payment_id, "out_trade_no": a.out_trade_no,
+                      "channel_account": a.channel_account, "merchant_id": a.merchant_id, "amount": a.amount,
+                      "status": a.status, "queries": a.queries, "since": a.exception_at.isoformat()})
+    for r in conn.execute(select(refunds).where(and_(refunds.c.exception_at.is_not(None),
+                                                     refunds.c.status == "processing"))):
+        found.append({"kind": "refund", "id": r.id, "out_trade_no": r.out_refund_no,
+                      "channel_account": r.channel_account, "merchant_id": r.merchant_id, "amount": r.amount,
+                      "status": r.status, "queries": r.queries, "since": r.exception_at.isoformat()})
+    return found

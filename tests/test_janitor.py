@@ -1,0 +1,70 @@
+"""The janitor: lost callbacks found by query, expired payments closed (or found paid), refunds
+settled, and what no answer settles handed to people as exceptions."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import update
+
+from gateway.janitor import exceptions
+from gateway.models import Payment
+from tests.conftest import checkout, free_port, make_settings, wait_for
+
+FAST = dict(query_schedule_seconds=(0.2, 0.2, 0.2), janitor_poll_seconds=0.1, query_give_up_seconds=3600)
+
+
+def test_a_lost_callback_is_found_without_anyone_asking(gateway_factory, db_url) -> None:
+    gw = gateway_factory(make_settings(db_url, free_port(), callback_mode="drop").with_changes(**FAST))
+    client = gw.client(gw.merchant())
+    payment = client.create_payment(merchant_order_no="lost", amount=300)
+    checkout(payment)
+    assert wait_for(lambda: client.get_payment(payment["id"])["status"] == "succeeded")
+    refund = client.create_refund(payment["id"], merchant_refund_no="r", amount=100)
+    assert wait_for(lambda: client.get_refund(refund["id"])["status"] == "succeeded")
+    types = [e["type"] for e in client.request("GET", "/v1/events").json()["data"]]
+    assert types == ["refund.succeeded", "payment.succeeded"]
+
+
+def _expire(gw, payment_id: str) -> None:  # noqa: ANN001
+    payments = Payment.__table__
+    with gw.gateway.db.transaction() as conn:
+        conn.execute(update(payments).where(payments.c.id == payment_id)
+                     .values(expires_at=gw.gateway.clock.now() - timedelta(seconds=1)))
+
+
+def test_an_expired_payment_is_closed_at_the_channel(gateway_factory, db_url) -> None:
+    gw = gateway_factory(make_settings(db_url, free_port()).with_changes(**FAST))
+    client = gw.client(gw.merchant())
+    payment = client.create_payment(merchant_order_no="late", amount=300, expires_in=600)
+    _expire(gw, payment["id"])
+    assert wait_for(lambda: client.get_payment(payment["id"])["status"] == "closed")
+    refused = httpx.post(payment["action"]["url"], data={"outcome": "success"}, headers={"Accept": "application/json"})
+    assert refused.status_code == 409  # the channel will not take the money any more
+
+
+def test_an_expired_payment_that_was_paid_becomes_a_late_success(gateway_factory, db_url) -> None:
+    slow = dict(FAST, query_schedule_seconds=(3600,))  # only the expiry sweep can find it
+    gw = gateway_factory(make_settings(db_url, free_port(), callback_mode="drop").with_changes(**slow))
+    client = gw.client(gw.merchant())
+    payment = client.create_payment(merchant_order_no="paid", amount=300, expires_in=600)
+    checkout(payment)
+    _expire(gw, payment["id"])
+    assert wait_for(lambda: client.get_payment(payment["id"])["status"] == "succeeded")
+
+
+def test_what_no_answer_settles_becomes_an_exception(gateway_factory, db_url) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}/nowhere"
+    settings = make_settings(db_url, free_port(), base_url=nowhere).with_changes(
+        query_schedule_seconds=(0.1, 0.1), janitor_poll_seconds=0.1, query_give_up_seconds=0.3)
+    gw = gateway_factory(settings)
+    client = gw.client(gw.merchant())
+    payment = client.create_payment(merchant_order_no="silent", amount=300)
+
+    def listed() -> list:
+        with gw.gateway.db.transaction() as conn:
+            return exceptions(conn)
+
+    found = wait_for(listed)
+    assert [(e["kind"], e["id"]) for e in found] == [("payment", payment["id"])]
+    assert client.get_payment(payment["id"])["status"] == "processing"  # never guessed to be failed
