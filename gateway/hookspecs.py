@@ -23,3 +23,12 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 @hookspec
 def register_channels(register: Callable[[type], None]) -> None:
     """Called once at start-up: call register(ChannelSubclass) for each channel type offered."""
+
+
+@hookspec
+def assess_payment(request: "RiskRequest") -> "RiskDecision | None":
+    """Called before a payment is created: return RiskDecision.deny(reason) or .review(reason) to stop
+    it, or None to let it through. Every implementation is asked; any deny wins, then any review."""
+
+
+from gateway.risk import RiskDecision, RiskRequest  # noqa: E402  (the types a risk plugin sees)

@@ -27,6 +27,7 @@ from gateway.models import Attempt, Payment, Refund
 from gateway.notifier import record_event
 from gateway.plugins import ChannelAccount, PluginHost
 from gateway.resources import payment_object, refund_object
+from gateway.risk import RiskGate, RiskRequest
 from gateway.routing import choose_account
 from ledger.booking import Booker, PaymentFacts
 from ledger.errors import InsufficientBalance
@@ -65,6 +66,7 @@ class NewPayment:
     notify_url: str | None
     expires_in: int | None
     metadata: dict[str, str]
+    client_ip: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,8 @@ def payment_facts(p: Any) -> PaymentFacts:
 
 class PaymentService:
     def __init__(self, db: Database, host: PluginHost, clock: Clock, log: Any, booker: Booker,
-                 first_query_after: float = 10.0) -> None:
+                 first_query_after: float = 10.0, risk: RiskGate | None = None) -> None:
+        self.risk = risk
         self.db = db
         self.host = host
         self.clock = clock
@@ -135,6 +138,14 @@ class PaymentService:
         payment_id = public_id("pay")
         merchant_id = caller.merchant_id
         local = method in account.channel.local_create_methods
+        if claim and await self.db.tx(lambda conn: idempotency.find(conn, claim)) is not None:
+            # A retry of a request already made: answer as it was answered, without judging it again.
+            return await idempotency.resolve_existing(self.db.tx, claim, self.clock.now, self._recover_payment)
+        if self.risk is not None:
+            await self.risk.check(RiskRequest(
+                merchant_id, new.amount, new.currency, method, account.id, new.client_ip, new.metadata,
+                self.risk.config, self.clock.now(), history=lambda key, value, since: self._history(
+                    merchant_id, key, value, since)))
 
         async def run() -> StoredResponse:
             now = self.clock.now()
@@ -191,6 +202,16 @@ class PaymentService:
             return await self.db.tx(tx2)
 
         return await self._idempotent(claim, run, self._recover_payment)
+
+    def _history(self, merchant_id: str, key: str, value: str, since: Any) -> tuple[int, int]:
+        """For risk rules: (count, amount) of a merchant's payments since `since`, all or one payer's."""
+        query = select(func.count(), func.coalesce(func.sum(payments.c.amount), 0)).where(
+            payments.c.merchant_id == merchant_id, payments.c.created_at >= since)
+        if key != "merchant":
+            query = query.where(payments.c.metadata[key].as_string() == value)
+        with self.db.transaction() as conn:
+            count, amount = conn.execute(query).one()
+        return int(count), int(amount)
 
     def _respond(self, conn: Connection, claim: IdempotencyClaim | None, obj: dict) -> StoredResponse:
         response = _json(201, obj)

@@ -14,6 +14,7 @@ from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.db import Database
 from gateway.janitor import Janitor
+from gateway.risk import RiskGate
 from gateway.models import ChannelCallback
 from gateway.notifier import Notifier
 from gateway.payments import PaymentService
@@ -68,7 +69,8 @@ class Gateway:
         notifier = Notifier(db, box, clock, log, settings.notify_schedule_seconds, settings.notify_timeout_seconds,
                             settings.notify_poll_seconds)
         first_query = settings.query_schedule_seconds[0] if settings.query_schedule_seconds else 10.0
-        payments = PaymentService(db, host, clock, log, Booker(ledger), first_query)
+        risk = RiskGate(host.pm, settings.extra.get("risk", {}) or {}, log)
+        payments = PaymentService(db, host, clock, log, Booker(ledger), first_query, risk)
         janitor = Janitor(db, payments, clock, log, settings.query_schedule_seconds, settings.query_give_up_seconds,
                           settings.janitor_poll_seconds, settings.channel_queries_per_second)
         return cls(settings, db, clock, log, http, host, box,

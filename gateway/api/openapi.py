@@ -15,6 +15,7 @@ def _ref(name: str) -> dict:
 
 def _errors(*statuses: int) -> dict:
     described = {400: "Invalid request", 401: "Authentication failed", 404: "Not found",
+                 403: "Denied or held for review by a risk rule (payment_denied, payment_review)",
                  409: "Conflict (duplicate order, idempotency)", 413: "Body larger than 64 KiB",
                  502: "The channel gave no usable answer"}
     return {str(s): {"description": described[s], "content": {"application/json": {"schema": _ref("Error")}}}
@@ -98,7 +99,7 @@ def openapi_document() -> dict[str, Any]:
         "/v1/payments": {
             "post": {"operationId": "createPayment", "summary": "Create a payment", "parameters": [_ID_KEY],
                      "requestBody": body("CreatePaymentBody"),
-                     "responses": {"201": _json(_ref("Payment"), "Created"), **_errors(400, 401, 409, 413, 502)}},
+                     "responses": {"201": _json(_ref("Payment"), "Created"), **_errors(400, 401, 403, 409, 413, 502)}},
             "get": {"operationId": "findPayment", "summary": "Find a payment by merchant_order_no",
                     "parameters": [{"name": "merchant_order_no", "in": "query", "required": True,
                                     "schema": {"type": "string"}}, _SYNC],
@@ -131,6 +132,13 @@ def openapi_document() -> dict[str, Any]:
                                     "schema": {"type": "integer", "minimum": 1},
                                     "description": "next_cursor of the previous page"}],
                     "responses": {"200": _json(_ref("LedgerEntryList"), "A page of entries"), **_errors(400, 401)}}},
+        "/v1/events": {
+            "get": {"operationId": "listEvents", "summary": "The merchant's events, newest first",
+                    "parameters": [{"name": "limit", "in": "query", "required": False,
+                                    "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                                   {"name": "cursor", "in": "query", "required": False,
+                                    "schema": {"type": "integer", "minimum": 1}}],
+                    "responses": {"200": {"description": "A page of events"}, **_errors(400, 401)}}},
         "/healthz": {"get": {"operationId": "health", "summary": "Liveness and database check", "security": [],
                              "responses": {"200": {"description": "OK"}, "503": {"description": "Degraded"}}}},
     }
