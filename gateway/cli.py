@@ -27,6 +27,18 @@ def _box_and_db(settings: Settings):  # noqa: ANN202
     return SecretBox.from_settings(settings), Database(settings.database_url)
 
 
+def _in_transaction(args: argparse.Namespace, fn: Any) -> Any:
+    """fn(conn) in one transaction on the configured database, for commands that do not serve."""
+    from gateway.db import Database
+
+    database = Database(_settings(args).database_url)
+    try:
+        with database.transaction() as conn:
+            return fn(conn)
+    finally:
+        database.dispose()
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from gateway import db
 
@@ -125,12 +137,8 @@ def cmd_merchant_create(args: argparse.Namespace) -> int:
 
 def cmd_ledger_check(args: argparse.Namespace) -> int:
     from gateway.books import full_check
-    from gateway.db import Database
 
-    database = Database(_settings(args).database_url)
-    with database.transaction() as conn:
-        problems = full_check(conn)
-    database.dispose()
+    problems = _in_transaction(args, full_check)
     for problem in problems:
         print(problem)
     print(f"ledger check: {len(problems)} violation(s)" if problems else "ledger check: clean")
@@ -232,13 +240,9 @@ def cmd_statement_download(args: argparse.Namespace) -> int:
 
 def cmd_events_redeliver(args: argparse.Namespace) -> int:
     from gateway.clock import Clock
-    from gateway.db import Database
     from gateway.notifier import redeliver
 
-    database = Database(_settings(args).database_url)
-    with database.transaction() as conn:
-        queued = redeliver(conn, args.event_id, Clock().now())
-    database.dispose()
+    queued = _in_transaction(args, lambda conn: redeliver(conn, args.event_id, Clock().now()))
     if not queued:
         print(f"paymux: no event {args.event_id} with an endpoint to deliver to", file=sys.stderr)
         return 1
@@ -247,13 +251,9 @@ def cmd_events_redeliver(args: argparse.Namespace) -> int:
 
 
 def cmd_exceptions(args: argparse.Namespace) -> int:
-    from gateway.db import Database
     from gateway.janitor import exceptions
 
-    database = Database(_settings(args).database_url)
-    with database.transaction() as conn:
-        found = exceptions(conn)
-    database.dispose()
+    found = _in_transaction(args, exceptions)
     if args.json:
         print(json.dumps(found, indent=2))
         return 0
