@@ -73,3 +73,11 @@ def test_freeze_refuses_what_is_not_available_and_says_why(tmp_path: Path) -> No
     result = run(tmp_path, "ledger", "freeze", "mch_x", "100", "--reference", "case-1", check=False)
     assert result.returncode == 1 and "insufficient_balance" in result.stderr
     assert "clean" in run(tmp_path, "ledger", "check").stdout
+
+
+def test_exceptions_and_redeliver_speak_plainly(tmp_path: Path) -> None:
+    run(tmp_path, "db", "upgrade")
+    assert "no exceptions" in run(tmp_path, "exceptions").stdout
+    assert run(tmp_path, "exceptions", "--json").stdout.strip() == "[]"
+    missing = run(tmp_path, "events", "redeliver", "evt_nope", check=False)
+    assert missing.returncode == 1 and "no event evt_nope" in missing.stderr
