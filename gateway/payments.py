@@ -301,7 +301,7 @@ class PaymentService:
                                 "The channel did not confirm the close; the payment stays processing. Retry later.")
         return await self.db.tx(lambda conn: self._render_payment(conn, payment_id))
 
-    async def close_at_channel(self, p: Any, source: str) -> bool:
+    async def close_at_channel(self, p: Any, source: str, attempt_only: bool = False) -> bool:
         """Close the current attempt at the channel and apply what it says (closed, or paid after all).
         False if the channel gave no final answer."""
         account = self.host.account(p.channel_account)
@@ -312,15 +312,53 @@ class PaymentService:
         if result.outcome is Outcome.SUCCEEDED and not self._amount_matches(attempt, p, result.amount, result.currency):
             self.log.error("channel.amount_mismatch", payment_id=p.id, source=source, channel_amount=result.amount)
             return False
-        await self.db.tx(lambda conn: self._apply_payment_result(conn, attempt.id, result, source=source))
+        await self.db.tx(lambda conn: self._apply_payment_result(conn, attempt.id, result, source=source,
+                                                                 attempt_only=attempt_only))
         return True
+
+    async def new_attempt(self, caller: Caller, payment_id: str, method: str | None, channel: str | None) -> dict:
+        """The customer wants another way to pay the same order: retire the attempt in flight at its
+        channel first (two live attempts are how one order gets paid twice), then start a new one."""
+        p = await self._load_for(caller, payment_id)
+        if p.status != "processing":
+            raise conflict("payment_not_processing", f"A {p.status} payment takes no new attempt")
+        account, method = choose_account(self.host, channel, method, p.currency)
+        current = await self.db.tx(lambda conn: self._current_attempt(conn, p.id))
+        if current.status in OPEN_ATTEMPT:
+            if not self.host.account(p.channel_account).supports(Capability.CLOSE) or \
+                    not await self.close_at_channel(p, source="new_attempt", attempt_only=True):
+                raise conflict("payment_in_progress", "The attempt in flight could not be closed at its channel; "
+                                                      "the payment may still be paid there. Query it and retry.")
+        now = self.clock.now()
+        attempt_id, trade_no = public_id("att"), out_trade_no()
+
+        def start(conn: Connection) -> bool:
+            moved = conn.execute(update(payments).where(and_(payments.c.id == p.id, payments.c.status == "processing"))
+                                 .values(channel_account=account.id, method=method, updated_at=now)).rowcount
+            if moved:  # still processing: the close did not reveal a payment
+                conn.execute(INSERT_ATTEMPT, dict(
+                    id=attempt_id, payment_id=p.id, out_trade_no=trade_no, channel_account=account.id, method=method,
+                    status="created", action=None, channel_transaction_id=None, error_code=None, error_message=None,
+                    next_query_at=now + self.first_query_after, queries=0, exception_at=None, created_at=now,
+                    updated_at=now))
+            return bool(moved)
+
+        if await self.db.tx(start):
+            request = CreatePayment(trade_no, p.amount, p.currency, p.subject, method, p.expires_at, p.metadata or {})
+            result = await self._payment_call(account, "create", lambda: account.channel.create(request))
+            await self.db.tx(lambda conn: self._apply_payment_result(conn, attempt_id, result, source="create"))
+            self.log.info("payment.attempt_started", payment_id=p.id, attempt_id=attempt_id, channel_account=account.id)
+        return await self.db.tx(lambda conn: self._render_payment(conn, p.id))
 
     @staticmethod
     def _amount_matches(attempt: Any, p: Any, amount: int | None, currency: str | None) -> bool:
         return (amount is None or amount == p.amount) and (currency is None or currency == p.currency)
 
-    def _apply_payment_result(self, conn: Connection, attempt_id: str, result: PaymentResult, source: str) -> bool:
-        """Move an attempt and its payment per a channel result. True if the payment changed state."""
+    def _apply_payment_result(self, conn: Connection, attempt_id: str, result: PaymentResult, source: str,
+                              attempt_only: bool = False) -> bool:
+        """Move an attempt and its payment per a channel result. True if the payment changed state.
+        attempt_only: a close that retires one attempt for another leaves the payment processing
+        (a success still moves it: money taken always counts)."""
         now = self.clock.now()
         outcome = result.outcome
         values: dict[str, Any] = {"updated_at": now}
@@ -339,7 +377,7 @@ class PaymentService:
         # A verified success is money taken: it wins over a local close or failure (a late success).
         allowed = ("created", "pending", "unknown", "closed", "failed") if outcome is Outcome.SUCCEEDED else OPEN_ATTEMPT
         changed = conn.execute(MOVE_ATTEMPT, {**values, "b_from": list(allowed)}).rowcount
-        if not changed:
+        if not changed or (attempt_only and outcome is not Outcome.SUCCEEDED):
             return False
         attempt = conn.execute(select(attempts.c.payment_id).where(attempts.c.id == attempt_id)).first()
         pay_values: dict[str, Any] = {"status": outcome.value, "updated_at": now}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from gateway.api.schemas import CreatePaymentBody, CreateRefundBody
+from gateway.api.schemas import CreatePaymentBody, CreateRefundBody, NewAttemptBody
 
 REF = "#/components/schemas/{model}"
 
@@ -40,7 +40,7 @@ def _path_param(name: str) -> dict:
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model in (CreatePaymentBody, CreateRefundBody):
+    for model in (CreatePaymentBody, CreateRefundBody, NewAttemptBody):
         schema = model.model_json_schema(ref_template=REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -113,6 +113,14 @@ def openapi_document() -> dict[str, Any]:
                      "parameters": [_path_param("payment_id")],
                      "responses": {"200": _json(_ref("Payment"), "Closed (or paid meanwhile)"),
                                    **_errors(400, 401, 404, 409, 502)}}},
+        "/v1/payments/{payment_id}/attempts": {
+            "post": {"operationId": "newAttempt",
+                     "summary": "Pay the same order another way: the attempt in flight is closed at its channel first",
+                     "parameters": [_path_param("payment_id")],
+                     "requestBody": {"required": False,
+                                     "content": {"application/json": {"schema": _ref("NewAttemptBody")}}},
+                     "responses": {"200": _json(_ref("Payment"), "The payment with its new attempt (or paid meanwhile)"),
+                                   **_errors(400, 401, 404, 409)}}},
         "/v1/payments/{payment_id}/refunds": {
             "post": {"operationId": "createRefund", "summary": "Refund all or part of a payment",
                      "parameters": [_path_param("payment_id"), _ID_KEY], "requestBody": body("CreateRefundBody"),

@@ -6,7 +6,7 @@ from starlette.responses import Response
 
 from gateway.api.common import (gateway_of, idempotency_claim, json_response, merchant_endpoint, parse_json,
                                 query_flag, stored_response)
-from gateway.api.schemas import CreatePaymentBody, parse_body
+from gateway.api.schemas import CreatePaymentBody, NewAttemptBody, parse_body
 from gateway.auth import SignedCaller
 from gateway.errors import invalid_request
 from gateway.payments import NewPayment
@@ -36,6 +36,14 @@ async def find_payment(request: Request, caller: SignedCaller) -> Response:
         raise invalid_request("parameter_missing", "merchant_order_no is required", "merchant_order_no")
     payment = await gateway_of(request).payments.find_payment(caller, order_no, query_flag(request, "sync"))
     return json_response({"object": "list", "data": [payment]})
+
+
+@merchant_endpoint
+async def new_attempt(request: Request, caller: SignedCaller) -> Response:
+    data = parse_body(NewAttemptBody, parse_json(caller.body) if caller.body.strip() else {})
+    payment = await gateway_of(request).payments.new_attempt(caller, request.path_params["payment_id"], data.method,
+                                                             data.channel)
+    return json_response(payment)
 
 
 @merchant_endpoint

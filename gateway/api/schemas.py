@@ -57,6 +57,11 @@ class CreatePaymentBody(_Body):
     metadata: Annotated[dict[str, str], AfterValidator(_metadata)] = Field(default_factory=dict)
 
 
+class NewAttemptBody(_Body):
+    channel: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    method: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = None
+
+
 class CreateRefundBody(_Body):
     merchant_refund_no: Reference
     amount: Annotated[int, Field(gt=0, le=MAX_AMOUNT)]
