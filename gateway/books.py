@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from gateway.models import Payment, Refund
+from gateway.models import Attempt, Payment, Refund
 from gateway.resources import iso
 from ledger.check import check_ledger
 from ledger.core import Entry, Ledger
@@ -14,6 +14,7 @@ from ledger.models import LedgerEntry
 
 payments = Payment.__table__
 refunds = Refund.__table__
+attempts = Attempt.__table__
 entries = LedgerEntry.__table__
 
 BALANCE_KINDS = {"merchant_available": "available", "merchant_in_transit": "in_transit",
@@ -55,17 +56,24 @@ def cross_check(conn: Connection) -> list[str]:
                             f"{'present' if booked else 'missing'}")
     expected_by_status = {"processing": ("refund.requested",), "succeeded": ("refund.requested", "refund.succeeded"),
                           "failed": ("refund.requested", "refund.failed")}
-    for r in conn.execute(select(refunds.c.id, refunds.c.status)):
+    for r in conn.execute(select(refunds.c.id, refunds.c.status, refunds.c.kind, refunds.c.attempt_id)):
+        expected = expected_by_status[r.status]
+        if r.kind == "duplicate":  # the money came in as a second payment, not reserved from the merchant
+            if f"attempt:{r.attempt_id}:payment.duplicate_succeeded" not in keys:
+                problems.append(f"duplicate refund {r.id} has no payment.duplicate_succeeded entry")
+            expected = tuple(e for e in expected if e == "refund.succeeded")
         for event_type in ("refund.requested", "refund.succeeded", "refund.failed"):
             present = f"refund:{r.id}:{event_type}" in keys
-            if present != (event_type in expected_by_status[r.status]):
+            if present != (event_type in expected):
                 problems.append(f"refund {r.id} is {r.status} but its {event_type} entry is "
                                 f"{'present' if present else 'missing'}")
     payment_ids = {row.id for row in conn.execute(select(payments.c.id))}
     refund_ids = {row.id for row in conn.execute(select(refunds.c.id))}
+    attempt_ids = {row.id for row in conn.execute(select(attempts.c.id))}
     for e in conn.execute(select(entries.c.id, entries.c.reference)):
         kind, _, ident = (e.reference or "").partition(":")
-        if (kind == "payment" and ident not in payment_ids) or (kind == "refund" and ident not in refund_ids):
+        if (kind == "payment" and ident not in payment_ids) or (kind == "refund" and ident not in refund_ids) or \
+                (kind == "attempt" and ident not in attempt_ids):
             problems.append(f"entry {e.id} refers to {e.reference}, which does not exist")
     return problems
 

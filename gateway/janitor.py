@@ -17,7 +17,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, or_, select, update
 
 from gateway.models import Attempt, Payment, Refund
 from gateway.payments import OPEN_ATTEMPT, PaymentService
@@ -114,7 +114,12 @@ class Janitor:
             await self.limiter.wait(refund.channel_account)
             trade_no = await self.db.tx(lambda conn, r=refund: conn.execute(
                 select(attempts.c.out_trade_no).where(attempts.c.id == r.attempt_id)).scalar_one())
-            await self.payments.sync_refund(refund, trade_no)
+            if refund.submitted:
+                await self.payments.sync_refund(refund, trade_no)
+            else:  # one paymux started itself (a duplicate payment's): send it first
+                total = await self.db.tx(lambda conn, r=refund: conn.execute(
+                    select(payments.c.amount).where(payments.c.id == r.payment_id)).scalar_one())
+                await self.payments.submit_refund(refund, trade_no, total)
             await self.db.tx(lambda conn, r=refund: self._reschedule(conn, refunds, r))
             work += 1
         return work
@@ -152,8 +157,9 @@ def exceptions(conn: Connection) -> list[dict[str, Any]]:
         found.append({"kind": "payment", "id": a.payment_id, "out_trade_no": a.out_trade_no,
                       "channel_account": a.channel_account, "merchant_id": a.merchant_id, "amount": a.amount,
                       "status": a.status, "queries": a.queries, "since": a.exception_at.isoformat()})
-    for r in conn.execute(select(refunds).where(and_(refunds.c.exception_at.is_not(None),
-                                                     refunds.c.status == "processing"))):
+    # and a duplicate payment's refund the channel refused: that money is still owed to the customer
+    for r in conn.execute(select(refunds).where(and_(refunds.c.exception_at.is_not(None), or_(
+            refunds.c.status == "processing", and_(refunds.c.kind == "duplicate", refunds.c.status == "failed"))))):
         found.append({"kind": "refund", "id": r.id, "out_trade_no": r.out_refund_no,
                       "channel_account": r.channel_account, "merchant_id": r.merchant_id, "amount": r.amount,
                       "status": r.status, "queries": r.queries, "since": r.exception_at.isoformat()})

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Optional
 
 from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import true as sa_true
 from sqlmodel import Field, SQLModel
 
 
@@ -110,6 +111,9 @@ class Refund(SQLModel, table=True):
     reason: Optional[str] = Field(default=None, max_length=256)
     status: str = Field(max_length=20, index=True)  # processing | succeeded | failed
     fee_refund: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))  # fee given back
+    # merchant: asked for by the merchant; duplicate: paymux returning a second payment of one order
+    kind: str = Field(default="merchant", max_length=20, sa_column_kwargs={"server_default": "merchant"})
+    submitted: bool = Field(default=True, sa_column_kwargs={"server_default": sa_true()})  # sent to the channel yet
     channel_refund_id: Optional[str] = Field(default=None, max_length=128)
     failure_code: Optional[str] = Field(default=None, max_length=64)
     failure_message: Optional[str] = Field(default=None, max_length=500)

@@ -316,6 +316,38 @@ class PaymentService:
                                                                  attempt_only=attempt_only))
         return True
 
+    def _refund_duplicate(self, conn: Connection, attempt_id: str, p: Any, now: Any) -> None:
+        """Another attempt of this order was paid too: the customer paid twice. Book the money as owed
+        back, and queue a refund of it that the janitor sends to the channel."""
+        attempt = conn.execute(select(attempts).where(attempts.c.id == attempt_id)).first()
+        self.booker.book(conn, "payment.duplicate_succeeded", f"attempt:{attempt_id}", merchant_id=p.merchant_id,
+                         channel_account=attempt.channel_account, currency=p.currency, now=now,
+                         variables={"amount": p.amount}, memo=f"second payment of {p.id}")
+        refund_id = public_id("re")
+        conn.execute(insert(refunds).values(
+            id=refund_id, payment_id=p.id, attempt_id=attempt_id, merchant_id=p.merchant_id,
+            merchant_refund_no=f"auto-duplicate-{attempt_id}", out_refund_no=out_trade_no(),
+            channel_account=attempt.channel_account, amount=p.amount, currency=p.currency,
+            reason="this order was paid twice", status="processing", fee_refund=0, kind="duplicate",
+            submitted=False, next_query_at=now, queries=0, created_at=now, updated_at=now))
+        record_event(conn, p.merchant_id, "payment.duplicate", p.id,
+                     {**self._render_payment(conn, p.id), "duplicate_refund": self._render_refund(conn, refund_id)},
+                     p.notify_url, now)
+        self.log.warning("payment.duplicate", payment_id=p.id, attempt_id=attempt_id, refund_id=refund_id)
+
+    async def submit_refund(self, r: Any, out_trade_no: str, total: int) -> None:
+        """Send a refund paymux started itself (a duplicate payment's) to the channel."""
+        account = self.host.account(r.channel_account)
+        request = RefundRequest(out_trade_no, r.out_refund_no, r.amount, total, r.currency, r.reason)
+        result = await self._refund_call(account, "refund", lambda: account.channel.refund(request))
+
+        def settle(conn: Connection) -> None:
+            if result.outcome is not Outcome.UNKNOWN:  # the channel has it (or refused it): do not send again
+                conn.execute(update(refunds).where(refunds.c.id == r.id).values(submitted=True))
+            self._apply_refund_result(conn, r.id, result, source="janitor")
+
+        await self.db.tx(settle)
+
     async def new_attempt(self, caller: Caller, payment_id: str, method: str | None, channel: str | None) -> dict:
         """The customer wants another way to pay the same order: retire the attempt in flight at its
         channel first (two live attempts are how one order gets paid twice), then start a new one."""
@@ -393,6 +425,8 @@ class PaymentService:
         moved = conn.execute(MOVE_PAYMENT, {**pay_values, "b_payment_id": attempt.payment_id,
                                             "b_from": list(from_states)}).rowcount
         if not moved:
+            if outcome is Outcome.SUCCEEDED and p.status == "succeeded":
+                self._refund_duplicate(conn, attempt_id, p, now)
             return False
         if outcome is Outcome.SUCCEEDED:
             # Booked in the same transaction as the state change: one never exists without the other.
@@ -509,6 +543,9 @@ class PaymentService:
                                .values(**values)).rowcount
         if not changed:
             return False
+        if r.kind == "duplicate":
+            self._settle_duplicate_refund(conn, r, result, now)
+            return True
         pending = payments.c.refund_pending_amount - r.amount
         pay_values: dict[str, Any] = {"refund_pending_amount": pending, "updated_at": now}
         if result.outcome is Outcome.SUCCEEDED:
@@ -525,6 +562,18 @@ class PaymentService:
         self.log.info("refund.state_changed", refund_id=refund_id, payment_id=r.payment_id,
                       from_status="processing", to_status=result.outcome.value, source=source)
         return True
+
+    def _settle_duplicate_refund(self, conn: Connection, r: Any, result: RefundResult, now: Any) -> None:
+        """A duplicate payment's refund is not the merchant's: the payment's refunded amounts stay."""
+        row = conn.execute(select(payments).where(payments.c.id == r.payment_id)).first()
+        if result.outcome is Outcome.SUCCEEDED:
+            self.booker.refund_succeeded(conn, payment_facts(row), r.id, r.amount, now)
+        else:  # the money stays owed in refunds_payable: a person must return it another way
+            conn.execute(update(refunds).where(refunds.c.id == r.id).values(exception_at=now))
+        record_event(conn, r.merchant_id, f"refund.{result.outcome.value}", r.id, self._render_refund(conn, r.id),
+                     row.notify_url, now)
+        self.log.info("refund.state_changed", refund_id=r.id, payment_id=r.payment_id, kind="duplicate",
+                      to_status=result.outcome.value)
 
     # ---- channel callbacks ----
 

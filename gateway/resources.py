@@ -42,6 +42,7 @@ def refund_object(r: Any) -> dict[str, Any]:
         "id": r.id,
         "object": "refund",
         "payment_id": r.payment_id,
+        "kind": r.kind,
         "merchant_refund_no": r.merchant_refund_no,
         "status": r.status,
         "amount": r.amount,

@@ -25,7 +25,7 @@ from ledger.chart import ChartError, load_chart
 from ledger.core import Ledger
 
 callbacks = ChannelCallback.__table__
-REQUIRED_TEMPLATES = ("payment.succeeded", "refund.requested", "refund.succeeded", "refund.failed",
+REQUIRED_TEMPLATES = ("payment.succeeded", "payment.duplicate_succeeded", "refund.requested", "refund.succeeded", "refund.failed",
                       "merchant.freeze", "merchant.unfreeze")
 
 

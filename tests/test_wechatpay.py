@@ -284,3 +284,42 @@ def test_the_trade_bill_downloads_in_wechat_pays_format_with_its_hash_checked(wo
     world.faults(corrupt_bills=False)
     with pytest.raises(StatementUnavailable, match="NO_STATEMENT_EXIST"):
         download(today.replace(year=today.year - 1))
+
+
+def test_a_second_payment_of_one_order_is_refunded_automatically(gateway_factory, db_url, merchant_key) -> None:
+    """The close of the first attempt raced the customer: WeChat Pay took the money for both."""
+    sim = WechatPaySimulator(mchid=MCHID, appid=APPID, apiv3_key=APIV3_KEY,
+                             merchant_public_key=merchant_key.public_key(), merchant_serial_no=SERIAL)
+    sim_port = free_port()
+    with ServerThread(sim.app, sim_port):
+        settings = Settings(public_url=f"http://127.0.0.1:{free_port()}", database_url=db_url, secret_key=SECRET_KEY,
+                            channel_accounts=(ChannelAccountConfig("wx", "wechatpay", True, {
+                                "mchid": MCHID, "appid": APPID, "merchant_serial_no": SERIAL,
+                                "merchant_private_key": wire.private_pem(merchant_key), "apiv3_key": APIV3_KEY,
+                                "platform_public_key": sim.platform_public_pem,
+                                "platform_public_key_id": sim.platform_serial,
+                                "base_url": f"http://127.0.0.1:{sim_port}"}),),
+                            janitor_poll_seconds=0.1)
+        gw = gateway_factory(settings)
+        world = WechatWorld(gw, gw.client(gw.merchant()), sim, f"http://127.0.0.1:{sim_port}", merchant_key)
+        first = world.client.create_payment(merchant_order_no="twice", amount=5000, channel="wx", method="native")
+        second = world.client.request("POST", f"/v1/payments/{first['id']}/attempts", {"method": "h5"}).json()
+        assert second["out_trade_no"] != first["out_trade_no"]
+        world.pay(second)
+        assert world.client.get_payment(first["id"])["status"] == "succeeded"
+        order = sim.orders[first["out_trade_no"]]  # ...but the first was paid as well, just before its close
+        order.trade_state, order.transaction_id, order.success_time = "SUCCESS", "4200000000000000000000009999", "x"
+        assert world.notify(_paid_envelope(world, first, transaction_id=order.transaction_id)).status_code == 204
+
+        def duplicate_refund():  # noqa: ANN202
+            events = world.client.request("GET", "/v1/events").json()["data"]
+            return next((e for e in events if e["type"] == "payment.duplicate"), None)
+
+        refund = wait_for(duplicate_refund)["data"]["object"]["duplicate_refund"]
+        assert refund["kind"] == "duplicate" and refund["amount"] == 5000
+        assert wait_for(lambda: world.client.get_refund(refund["id"])["status"] == "succeeded")
+        payment = world.client.get_payment(first["id"])
+        assert payment["status"] == "succeeded" and payment["amount_refunded"] == 0  # the merchant's payment stands
+        balance = world.client.request("GET", "/v1/balance").json()["balances"][0]
+        assert balance["in_transit"] == 5000 - 30 and balance["refund_pending"] == 0  # charged once, net of fee
+        assert books_clean(gw)
