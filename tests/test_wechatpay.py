@@ -41,6 +41,16 @@ class WechatWorld:
                           headers={**headers, "Content-Type": "application/json"})
 
 
+def wechat_settings(db_url: str, sim: WechatPaySimulator, merchant_key, sim_port: int, **over: Any) -> Settings:  # noqa: ANN001
+    """A gateway with one WeChat Pay account, "wx", pointed at the simulator on sim_port."""
+    return Settings(public_url=f"http://127.0.0.1:{free_port()}", database_url=db_url, secret_key=SECRET_KEY,
+                    channel_accounts=(ChannelAccountConfig("wx", "wechatpay", True, {
+                        "mchid": MCHID, "appid": APPID, "merchant_serial_no": SERIAL,
+                        "merchant_private_key": wire.private_pem(merchant_key), "apiv3_key": APIV3_KEY,
+                        "platform_public_key": sim.platform_public_pem, "platform_public_key_id": sim.platform_serial,
+                        "base_url": f"http://127.0.0.1:{sim_port}"}),), **over)
+
+
 @pytest.fixture(scope="module")
 def merchant_key():  # noqa: ANN201
     return wire.new_key()
@@ -52,16 +62,7 @@ def world(gateway_factory, db_url, merchant_key) -> WechatWorld:  # noqa: ANN001
                              merchant_public_key=merchant_key.public_key(), merchant_serial_no=SERIAL)
     sim_port = free_port()
     server = ServerThread(sim.app, sim_port).__enter__()
-    port = free_port()
-    settings = Settings(public_url=f"http://127.0.0.1:{port}", database_url=db_url, secret_key=SECRET_KEY,
-                        channel_accounts=(ChannelAccountConfig("wx", "wechatpay", True, {
-                            "mchid": MCHID, "appid": APPID, "merchant_serial_no": SERIAL,
-                            "merchant_private_key": wire.private_pem(merchant_key), "apiv3_key": APIV3_KEY,
-                            "platform_public_key": sim.platform_public_pem,
-                            "platform_public_key_id": sim.platform_serial,
-                            "base_url": f"http://127.0.0.1:{sim_port}"}),),
-                        channel_timeout_seconds=2.0)
-    gw = gateway_factory(settings)
+    gw = gateway_factory(wechat_settings(db_url, sim, merchant_key, sim_port, channel_timeout_seconds=2.0))
     yield WechatWorld(gw, gw.client(gw.merchant()), sim, f"http://127.0.0.1:{sim_port}", merchant_key)
     server.__exit__(None, None, None)
 
@@ -292,15 +293,7 @@ def test_a_second_payment_of_one_order_is_refunded_automatically(gateway_factory
                              merchant_public_key=merchant_key.public_key(), merchant_serial_no=SERIAL)
     sim_port = free_port()
     with ServerThread(sim.app, sim_port):
-        settings = Settings(public_url=f"http://127.0.0.1:{free_port()}", database_url=db_url, secret_key=SECRET_KEY,
-                            channel_accounts=(ChannelAccountConfig("wx", "wechatpay", True, {
-                                "mchid": MCHID, "appid": APPID, "merchant_serial_no": SERIAL,
-                                "merchant_private_key": wire.private_pem(merchant_key), "apiv3_key": APIV3_KEY,
-                                "platform_public_key": sim.platform_public_pem,
-                                "platform_public_key_id": sim.platform_serial,
-                                "base_url": f"http://127.0.0.1:{sim_port}"}),),
-                            janitor_poll_seconds=0.1)
-        gw = gateway_factory(settings)
+        gw = gateway_factory(wechat_settings(db_url, sim, merchant_key, sim_port, janitor_poll_seconds=0.1))
         world = WechatWorld(gw, gw.client(gw.merchant()), sim, f"http://127.0.0.1:{sim_port}", merchant_key)
         first = world.client.create_payment(merchant_order_no="twice", amount=5000, channel="wx", method="native")
         second = world.client.request("POST", f"/v1/payments/{first['id']}/attempts", {"method": "h5"}).json()
