@@ -147,17 +147,20 @@ def measure(kind: str, seconds: float, concurrency: int) -> tuple[float, float]:
     return gateway_rps, baseline_rps
 
 
+def database_kinds() -> list[str]:
+    """SQLite always; PostgreSQL when a URL for it is set (saying so when it is not)."""
+    if os.environ.get("PAYMUX_BENCH_DATABASE_URL") or os.environ.get("PAYMUX_TEST_DATABASE_URL"):
+        return ["sqlite", "postgresql"]
+    print("postgresql: skipped (set PAYMUX_TEST_DATABASE_URL to measure it)")
+    return ["sqlite"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
-    kinds = ["sqlite"]
-    if os.environ.get("PAYMUX_BENCH_DATABASE_URL") or os.environ.get("PAYMUX_TEST_DATABASE_URL"):
-        kinds.append("postgresql")
-    else:
-        print("postgresql: skipped (set PAYMUX_TEST_DATABASE_URL to measure it)")
-    for kind in kinds:
+    for kind in database_kinds():
         gateway_rps, baseline_rps = measure(kind, args.seconds, args.concurrency)
         print(f"{kind}: create-payment {gateway_rps:.0f} req/s, bare INSERT endpoint {baseline_rps:.0f} req/s, "
               f"ratio {gateway_rps / baseline_rps:.2f} (target >= 0.5)")

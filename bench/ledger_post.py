@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
 import tempfile
 import threading
@@ -24,7 +23,7 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.api_create import prepare_database  # noqa: E402
+from bench.api_create import database_kinds, prepare_database  # noqa: E402
 from gateway import db as dbmod  # noqa: E402
 from ledger.chart import load_chart  # noqa: E402
 from ledger.core import AccountRef, Ledger, NewEntry, Posting  # noqa: E402
@@ -122,11 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
-    kinds = ["sqlite"]
-    if os.environ.get("PAYMUX_BENCH_DATABASE_URL") or os.environ.get("PAYMUX_TEST_DATABASE_URL"):
-        kinds.append("postgresql")
-    else:
-        print("postgresql: skipped (set PAYMUX_TEST_DATABASE_URL to measure it)")
+    kinds = database_kinds()
     print("targets: ratio >= 0.5 with one writer; >= 1000 entries/s with 8 writers on a hot PostgreSQL account")
     for kind in kinds:
         for line in measure(kind, args.seconds):

@@ -39,6 +39,3 @@ class InsufficientBalance(LedgerError):
 class AlreadyReversed(LedgerError):
     code = "already_reversed"
 
-
-class UnknownAccount(LedgerError):
-    code = "unknown_account"

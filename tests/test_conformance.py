@@ -39,7 +39,6 @@ class SimulatorHarness(ChannelHarness):
 class SandboxHarness(ChannelHarness):
     plugin = "mock"
     methods = ("redirect", "qr")
-    refunds_complete_by_callback = True
 
     def __init__(self) -> None:
         self.settings_now = {"secret": SANDBOX_SECRET}
@@ -65,7 +64,6 @@ class WechatPayHarness(SimulatorHarness):
     plugin = "wechatpay"
     methods = ("native", "jsapi", "h5", "app")
     metadata = {"jsapi": {"payer_openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}}
-    refunds_complete_by_callback = True
 
     def __init__(self) -> None:
         self.merchant_key = wechat_wire.new_key()

@@ -21,6 +21,7 @@ tests needing it are skipped, saying so.
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
@@ -43,7 +44,6 @@ class ChannelHarness:
     methods: ClassVar[tuple[str, ...]]
     metadata: ClassVar[dict[str, dict[str, str]]] = {}   # per method, e.g. {"jsapi": {"payer_openid": "o…"}}
     callbacks: ClassVar[bool] = True                     # the channel announces payments by callback
-    refunds_complete_by_callback: ClassVar[bool] = False
 
     def start(self) -> None:
         """Start your simulator, if any."""
@@ -107,7 +107,7 @@ def _database(tmp: Path) -> str:
     from gateway import db
 
     if "path" not in _TEMPLATE:
-        template = Path(__import__("tempfile").mkdtemp()) / "template.db"
+        template = Path(tempfile.mkdtemp()) / "template.db"
         db.upgrade(f"sqlite:///{template}")
         _TEMPLATE["path"] = template
     shutil.copy(_TEMPLATE["path"], tmp / "paymux.db")
