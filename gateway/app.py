@@ -123,7 +123,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, extra_plugins:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # noqa: ANN202
-        tasks = [asyncio.create_task(_maintenance_loop(gateway))]
+        tasks = [asyncio.create_task(_maintenance_loop(gateway)), asyncio.create_task(gateway.health_loop())]
         if run_workers:  # one machine: `paymux serve` also delivers; `paymux worker` scales this out
             tasks += [asyncio.create_task(gateway.notifier.run()), asyncio.create_task(gateway.janitor.run())]
         try:

@@ -73,6 +73,10 @@ class PaymentResult:
     currency: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    # FAILED on create, and another channel account may well take the payment (this account is
+    # suspended, over its quota, …): the router fails over. UNKNOWN on create fails over too, as long
+    # as no action (link, QR code) came back, since then nobody can pay the first attempt.
+    retryable: bool = False
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,51 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_channels(args: argparse.Namespace) -> int:
+    """Each channel account: routing settings, health over the last minutes, circuit, limits used today."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from gateway.clock import Clock
+    from gateway.health import recent_health
+    from gateway.routing import day_start, usage_since
+
+    settings = _settings(args)
+    now = Clock().now()
+    since = day_start(now, ZoneInfo(settings.business_timezone), timedelta(hours=settings.day_cut_hour))
+    ids = [a.id for a in settings.channel_accounts]
+    health, usage = _in_transaction(args, lambda conn: (
+        recent_health(conn, now - timedelta(minutes=args.minutes)), usage_since(conn, ids, since)))
+    listing = []
+    for a in settings.channel_accounts:
+        seen = health.get(a.id, {"calls": 0, "errors": 0, "timeouts": 0, "success_rate": None,
+                                 "mean_latency_ms": None})
+        count, amount = usage.get(a.id, (0, 0))
+        limits = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(a.limits).items() if v is not None}
+        listing.append({
+            "id": a.id, "plugin": a.plugin, "enabled": a.enabled, "priority": a.priority, "weight": a.weight,
+            "circuit": seen.get("circuit", {"state": "closed", "since": None, "error_rate": 0.0}),
+            "last_minutes": args.minutes, "calls": seen["calls"], "errors": seen["errors"],
+            "timeouts": seen["timeouts"], "success_rate": seen["success_rate"],
+            "mean_latency_ms": seen["mean_latency_ms"],
+            "today": {"count": count, "amount": amount}, "limits": limits})
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    print(f"{'account':<14}{'plugin':<11}{'state':<10}{'prio':>5}{'wt':>4}  {'circuit':<10}"
+          f"{'calls':>7}{'errors':>7}{'ok%':>7}{'ms':>8}  today (count/amount of limits)")
+    for c in listing:
+        rate = "-" if c["success_rate"] is None else f"{c['success_rate'] * 100:.1f}"
+        latency = "-" if c["mean_latency_ms"] is None else f"{c['mean_latency_ms']:.0f}"
+        limits = c["limits"]
+        today = (f"{c['today']['count']}/{limits.get('daily_count', '∞')} "
+                 f"{c['today']['amount']}/{limits.get('daily_amount', '∞')}")
+        print(f"{c['id']:<14}{c['plugin']:<11}{'enabled' if c['enabled'] else 'disabled':<10}{c['priority']:>5}"
+              f"{c['weight']:>4}  {c['circuit']['state']:<10}{c['calls']:>7}{c['errors']:>7}{rate:>7}{latency:>8}  "
+              f"{today}")
+    return 0
+
+
 def cmd_merchant_create(args: argparse.Namespace) -> int:
     from gateway.clock import Clock
     from gateway.merchants import create_merchant
@@ -278,7 +323,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     async def work() -> None:
         gateway = Gateway.build(settings, get_logger(role="worker"))
         try:
-            await asyncio.gather(gateway.notifier.run(), gateway.janitor.run())
+            await asyncio.gather(gateway.notifier.run(), gateway.janitor.run(), gateway.health_loop())
         finally:
             await gateway.aclose()
 
@@ -367,6 +412,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="installed plugins and configured channel accounts")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_plugins)
+
+    p = sub.add_parser("channels", help="channel accounts: health, circuit, limits used today")
+    p.add_argument("--minutes", type=int, default=15, help="health over the last MINUTES (default 15)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_channels)
 
     ledger = sub.add_parser("ledger", help="the books").add_subparsers(dest="ledger_command", required=True)
     ledger.add_parser("check", help="verify every ledger invariant; exits 1 naming each violation").set_defaults(

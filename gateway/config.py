@@ -14,13 +14,92 @@ DEFAULT_CONFIG = REPO_ROOT / "conf" / "paymux.toml"
 
 
 @dataclass(frozen=True)
+class CircuitConfig:
+    """When a channel account's circuit opens (see gateway/health.py)."""
+
+    error_rate: float = 0.5          # share of failed calls in the window that opens it
+    min_calls: int = 10              # ... once at least this many calls were made in the window
+    window_seconds: float = 60.0
+    cooldown_seconds: float = 30.0   # open this long, then one probe payment may go through
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> "CircuitConfig":
+        raw = _table(raw, where, cls)
+        config = cls(**raw)
+        if not (_number(config.error_rate) and 0 < config.error_rate <= 1):
+            raise ConfigError(f"{where}.error_rate must be a share above 0 and at most 1")
+        if not (_whole(config.min_calls) and config.min_calls >= 1):
+            raise ConfigError(f"{where}.min_calls must be a whole number of at least 1")
+        for key in ("window_seconds", "cooldown_seconds"):
+            if not (_number(getattr(config, key)) and getattr(config, key) > 0):
+                raise ConfigError(f"{where}.{key} must be a number of seconds above 0")
+        return config
+
+
+@dataclass(frozen=True)
+class AccountLimits:
+    """What one channel account may take. Amounts in minor units; daily = the business day."""
+
+    min_amount: int | None = None
+    max_amount: int | None = None
+    daily_amount: int | None = None
+    daily_count: int | None = None
+    methods: tuple[str, ...] | None = None
+    currencies: tuple[str, ...] | None = None
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> "AccountLimits":
+        raw = _table(raw, where, cls)
+        for key in ("min_amount", "max_amount", "daily_amount", "daily_count"):
+            if key in raw and not (_whole(raw[key]) and raw[key] >= 0):
+                raise ConfigError(f"{where}.{key} must be a whole number of at least 0")
+        for key in ("methods", "currencies"):
+            if key in raw:
+                if not (isinstance(raw[key], list) and raw[key] and all(isinstance(v, str) for v in raw[key])):
+                    raise ConfigError(f"{where}.{key} must be a list of strings")
+                raw[key] = tuple(raw[key])
+        limits = cls(**raw)
+        if limits.min_amount is not None and limits.max_amount is not None and limits.min_amount > limits.max_amount:
+            raise ConfigError(f"{where}.min_amount is above max_amount")
+        return limits
+
+    @property
+    def daily(self) -> bool:
+        return self.daily_amount is not None or self.daily_count is not None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _table(raw: Any, where: str, kind: type) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(raw) - set(kind.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    return dict(raw)
+
+
+@dataclass(frozen=True)
 class ChannelAccountConfig:
-    """One channel account: which plugin serves it, whether it takes new payments, its settings."""
+    """One channel account: which plugin serves it, whether it takes new payments, its settings,
+    and how the router treats it (priority: lower is tried first; weight: share among equals)."""
 
     id: str
     plugin: str
     enabled: bool
     settings: Mapping[str, Any]
+    priority: int = 100
+    weight: int = 1
+    limits: AccountLimits = AccountLimits()
+    circuit: CircuitConfig = CircuitConfig()
 
 
 @dataclass(frozen=True)
@@ -47,6 +126,9 @@ class Settings:
     query_give_up_seconds: float = 24 * 3600
     janitor_poll_seconds: float = 1.0
     channel_queries_per_second: float = 10.0
+    health_flush_seconds: float = 5.0
+    # [routing] merchant_preferences: merchant id -> channel account ids to try first, in order
+    merchant_preferences: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     log_json: bool = True
     config_path: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -122,9 +204,19 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
         enabled = item.get("enabled", True)
         if not isinstance(enabled, bool):
             raise ConfigError(f"{where}.enabled must be true or false")
+        unknown = set(item) - {"id", "plugin", "enabled", "settings", "priority", "weight", "limits", "circuit"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        for key, default, least in (("priority", 100, 0), ("weight", 1, 1)):
+            if not (_whole(item.get(key, default)) and item.get(key, default) >= least):
+                raise ConfigError(f"{where}.{key} must be a whole number of at least {least}")
         # Disabled accounts still verify callbacks and answer queries for earlier payments.
         settings = resolve_reference(item.get("settings", {}) or {}, env, f"{where}.settings")
-        accounts.append(ChannelAccountConfig(account_id, item["plugin"], enabled, settings))
+        accounts.append(ChannelAccountConfig(
+            account_id, item["plugin"], enabled, settings, item.get("priority", 100), item.get("weight", 1),
+            AccountLimits.parse(item.get("limits"), f"{where}.limits"),
+            CircuitConfig.parse(item.get("circuit"), f"{where}.circuit")))
+    preferences = _merchant_preferences(raw.pop("routing", None), seen)
 
     database_url = env.get("PAYMUX_DATABASE_URL") or database.get("url") or Settings.database_url
     secret_key = env.get("PAYMUX_SECRET_KEY") or raw.pop("secret_key", None)
@@ -134,7 +226,8 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
 
     if env.get("PAYMUX_PUBLIC_URL"):
         raw["public_url"] = env["PAYMUX_PUBLIC_URL"]
-    known = {f for f in Settings.__dataclass_fields__} - {"channel_accounts", "database_url", "secret_key", "config_path", "extra"}
+    known = {f for f in Settings.__dataclass_fields__} - {"channel_accounts", "database_url", "secret_key", "config_path", "extra",
+                                                    "merchant_preferences"}
     direct = {k: raw.pop(k) for k in list(raw) if k in known}
     for key in ("notify_schedule_seconds", "query_schedule_seconds"):
         if key in direct:
@@ -143,10 +236,30 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
         database_url=database_url,
         secret_key=secret_key,
         channel_accounts=tuple(accounts),
+        merchant_preferences=preferences,
         config_path=config_path,
         extra=raw,
         **direct,
     )
+
+
+def _merchant_preferences(routing: Any, accounts: set[str]) -> dict[str, tuple[str, ...]]:
+    routing = routing or {}
+    if not isinstance(routing, Mapping) or set(routing) - {"merchant_preferences"}:
+        raise ConfigError("[routing] may hold only merchant_preferences")
+    prefs = routing.get("merchant_preferences") or {}
+    if not isinstance(prefs, Mapping):
+        raise ConfigError("routing.merchant_preferences must be a table of merchant id = [account ids]")
+    found = {}
+    for merchant_id, ids in prefs.items():
+        where = f"routing.merchant_preferences.{merchant_id}"
+        if not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+            raise ConfigError(f"{where} must be a list of channel account ids")
+        for account_id in ids:
+            if account_id not in accounts:
+                raise ConfigError(f"{where} names channel account {account_id!r}, which is not configured")
+        found[merchant_id] = tuple(ids)
+    return found
 
 
 def _optional_file_reference(value: str, env: Mapping[str, str]) -> str | None:

@@ -4,6 +4,8 @@ no answer resolves to people.
 - Every attempt still open (created, pending, unknown) on a processing payment, and every processing
   refund, is queried on a schedule counted from its start (10 s, 20 s, 30 s, 1 m, … then hourly);
   after query_give_up_seconds it is marked an exception (`paymux exceptions`) and left alone.
+- An open attempt that is no longer its payment's current one (a failover left it behind) is closed
+  at its channel rather than queried: nobody holds its action, and a close settles it for good.
 - A processing payment past its expires_at is closed at the channel; if the close reveals it was
   paid, it becomes succeeded like any late success.
 - Rows are leased by pushing next_query_at forward (FOR UPDATE SKIP LOCKED on PostgreSQL), so any
@@ -105,9 +107,13 @@ class Janitor:
             work += 1
         for attempt in await self.db.tx(self._claim_attempts):
             await self.limiter.wait(attempt.channel_account)
-            p = await self.db.tx(lambda conn, a=attempt: conn.execute(
-                select(payments).where(payments.c.id == a.payment_id)).first())
-            await self.payments.sync_payment(p, source="janitor")
+            p, current = await self.db.tx(lambda conn, a=attempt: (
+                conn.execute(select(payments).where(payments.c.id == a.payment_id)).first(),
+                self.payments.current_attempt(conn, a.payment_id).id))
+            if current == attempt.id:
+                await self.payments.sync_payment(p, source="janitor", attempt=attempt)
+            else:  # left behind by a failover or a new attempt: retire it at its channel
+                await self.payments.close_at_channel(p, source="janitor", attempt_only=True, attempt=attempt)
             await self.db.tx(lambda conn, a=attempt: self._reschedule(conn, attempts, a))
             work += 1
         for refund in await self.db.tx(self._claim_refunds):

@@ -75,6 +75,7 @@ class Attempt(SQLModel, table=True):
     """One call to a channel, with its own out-trade-number; a retry is a new attempt."""
 
     __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_account_created", "channel_account", "created_at"),)
 
     id: str = Field(primary_key=True, max_length=40)
     payment_id: str = Field(foreign_key="payments.id", index=True, max_length=40)
@@ -91,6 +92,9 @@ class Attempt(SQLModel, table=True):
     next_query_at: Optional[datetime] = Field(default=None, index=True)
     queries: int = 0
     exception_at: Optional[datetime] = None
+    # Why the router sent this attempt here: the rule that chose it, the accounts it skipped and why,
+    # and the attempt it failed over from.
+    routing: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime
     updated_at: datetime
 
@@ -162,3 +166,27 @@ class MerchantEvent(SQLModel, table=True):
     last_error: Optional[str] = Field(default=None, max_length=500)
     created_at: datetime
     delivered_at: Optional[datetime] = None
+
+
+class ChannelHealth(SQLModel, table=True):
+    """Channel calls per account and minute, summed over every process (see gateway/health.py)."""
+
+    __tablename__ = "channel_health"
+
+    channel_account: str = Field(primary_key=True, max_length=64)
+    minute: datetime = Field(primary_key=True)
+    calls: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    errors: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    timeouts: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    latency_ms: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class ChannelCircuit(SQLModel, table=True):
+    """The last circuit change any process saw for an account."""
+
+    __tablename__ = "channel_circuits"
+
+    channel_account: str = Field(primary_key=True, max_length=64)
+    state: str = Field(max_length=20)   # closed | open | half_open
+    changed_at: datetime
+    error_rate: float

@@ -6,11 +6,13 @@ callbacks, concurrent queries and reconciliation can race and the change still h
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
+import httpx
 from sqlalchemy import Connection, and_, bindparam, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 
@@ -28,7 +30,8 @@ from gateway.notifier import record_event
 from gateway.plugins import ChannelAccount, PluginHost
 from gateway.resources import payment_object, refund_object
 from gateway.risk import RiskGate, RiskRequest
-from gateway.routing import choose_account
+from gateway.health import HealthBoard
+from gateway.routing import Plan, Router
 from ledger.booking import Booker, PaymentFacts
 from ledger.errors import InsufficientBalance
 
@@ -85,9 +88,11 @@ def payment_facts(p: Any) -> PaymentFacts:
 
 
 class PaymentService:
-    def __init__(self, db: Database, host: PluginHost, clock: Clock, log: Any, booker: Booker,
+    def __init__(self, db: Database, host: PluginHost, clock: Clock, log: Any, booker: Booker, router: Router,
                  first_query_after: float = 10.0, risk: RiskGate | None = None) -> None:
         self.risk = risk
+        self.router = router
+        self.health: HealthBoard = router.health
         self.db = db
         self.host = host
         self.clock = clock
@@ -99,12 +104,19 @@ class PaymentService:
 
     async def _call(self, account: ChannelAccount, operation: str, fn: Callable[[], Awaitable[Any]],
                     unknown: Callable[[str, str], Any]) -> Any:
+        """Every channel call goes through here: its health is recorded, its exceptions become UNKNOWN."""
+        started = time.perf_counter()
         try:
-            return await fn()
+            result = await fn()
         except Exception as exc:  # noqa: BLE001  a plugin's failure must not decide money
+            self.health.record(account.id, operation, ok=False, timeout=isinstance(exc, httpx.TimeoutException),
+                               seconds=time.perf_counter() - started)
             self.log.warning("channel.call_failed", channel_account=account.id, operation=operation,
                              error=type(exc).__name__, detail=str(exc)[:200])
             return unknown("channel_unreachable", f"{type(exc).__name__}: {str(exc)[:200]}")
+        self.health.record(account.id, operation, ok=result.outcome is not Outcome.UNKNOWN, timeout=False,
+                           seconds=time.perf_counter() - started)
+        return result
 
     def _payment_call(self, account, operation, fn):  # noqa: ANN001, ANN202
         return self._call(account, operation, fn,
@@ -133,14 +145,18 @@ class PaymentService:
 
         For a method the channel creates locally (a signed link, no call out), create() runs first
         and everything is written in one transaction: nothing exists outside until it commits.
+        A create that fails retryably before any action was handed out fails over to the next
+        account the router planned, as a new attempt (see _fail_over).
         """
-        account, method = choose_account(self.host, new.channel, new.method, new.currency)
-        payment_id = public_id("pay")
         merchant_id = caller.merchant_id
-        local = method in account.channel.local_create_methods
         if claim and await self.db.tx(lambda conn: idempotency.find(conn, claim)) is not None:
             # A retry of a request already made: answer as it was answered, without judging it again.
             return await idempotency.resolve_existing(self.db.tx, claim, self.clock.now, self._recover_payment)
+        plan = await self.router.plan(self.db.tx, self.clock.now(), merchant_id, new.amount, new.currency,
+                                      new.method, new.channel)
+        account, method = plan.routes[0].account, plan.routes[0].method
+        payment_id = public_id("pay")
+        local = method in account.channel.local_create_methods
         if self.risk is not None:
             await self.risk.check(RiskRequest(
                 merchant_id, new.amount, new.currency, method, account.id, new.client_ip, new.metadata,
@@ -152,7 +168,10 @@ class PaymentService:
             expires_at = now + timedelta(seconds=new.expires_in) if new.expires_in else None
             attempt_id, trade_no = public_id("att"), out_trade_no()
             request = CreatePayment(trade_no, new.amount, new.currency, new.subject, method, expires_at, new.metadata)
-            early = await self._payment_call(account, "create", lambda: account.channel.create(request)) if local else None
+            early = await self._create_call(account, request) if local else None
+            deferred = None
+            if early is not None and self._fails_over(early) and len(plan.routes) > 1:
+                deferred, early = early, None   # write the attempt as created; the failover loop takes it on
             payment_row = dict(
                 id=payment_id, merchant_id=merchant_id, merchant_order_no=new.merchant_order_no,
                 amount=new.amount, currency=new.currency, subject=new.subject, channel_account=account.id,
@@ -161,12 +180,9 @@ class PaymentService:
                 failure_code=None,
                 failure_message=None, expires_at=expires_at, paid_at=None, created_at=now, updated_at=now)
             pending = early is not None and early.outcome is Outcome.PENDING
-            attempt_row = dict(
-                id=attempt_id, payment_id=payment_id, out_trade_no=trade_no, channel_account=account.id,
-                method=method, status="pending" if pending else "created",
-                action=dict(early.action) if pending and early.action else None,
-                channel_transaction_id=None, error_code=None, error_message=None, next_query_at=now + self.first_query_after,
-                queries=0, exception_at=None, created_at=now, updated_at=now)
+            attempt_row = self._attempt_row(attempt_id, payment_id, trade_no, account.id, method, now,
+                                            plan.record(0), status="pending" if pending else "created",
+                                            action=dict(early.action) if pending and early.action else None)
 
             def tx1(conn: Connection) -> StoredResponse | None:
                 caller.verify(conn)
@@ -193,15 +209,70 @@ class PaymentService:
                           channel_account=account.id, amount=new.amount, currency=new.currency)
             if response is not None:
                 return response
-            result = await self._payment_call(account, "create", lambda: account.channel.create(request))
+            result = deferred or await self._create_call(account, request)
+            last_attempt, result = await self._fail_over(plan, payment_id, attempt_id, request, result)
 
             def tx2(conn: Connection) -> StoredResponse:
-                self._apply_payment_result(conn, attempt_id, result, source="create")
+                self._apply_payment_result(conn, last_attempt, result, source="create")
                 return self._respond(conn, claim, self._render_payment(conn, payment_id))
 
             return await self.db.tx(tx2)
 
         return await self._idempotent(claim, run, self._recover_payment)
+
+    def _attempt_row(self, attempt_id: str, payment_id: str, trade_no: str, account_id: str, method: str, now: Any,
+                     routing: dict | None, status: str = "created", action: dict | None = None) -> dict[str, Any]:
+        return dict(id=attempt_id, payment_id=payment_id, out_trade_no=trade_no, channel_account=account_id,
+                    method=method, status=status, action=action, channel_transaction_id=None, error_code=None,
+                    error_message=None, next_query_at=now + self.first_query_after, queries=0, exception_at=None,
+                    routing=routing, created_at=now, updated_at=now)
+
+    def _create_call(self, account: ChannelAccount, request: CreatePayment) -> Awaitable[PaymentResult]:
+        self.health.begin(account.id)
+        return self._payment_call(account, "create", lambda: account.channel.create(request))
+
+    @staticmethod
+    def _fails_over(result: PaymentResult) -> bool:
+        """Nobody can pay an attempt whose create gave no action: another account may take the payment."""
+        return result.action is None and (result.outcome is Outcome.UNKNOWN or
+                                          (result.outcome is Outcome.FAILED and result.retryable))
+
+    async def _fail_over(self, plan: Plan, payment_id: str, attempt_id: str, request: CreatePayment,
+                         result: PaymentResult) -> tuple[str, PaymentResult]:
+        """Try the planned accounts in turn while a create fails retryably. The attempt left behind
+        keeps its answer (an UNKNOWN one is still queried, and closed, by the janitor; if it was paid
+        after all, the second payment is refunded like any duplicate). Returns the last attempt and
+        its result."""
+        for index in range(1, len(plan.routes)):
+            if not self._fails_over(result):
+                break
+            route = plan.routes[index]
+            now = self.clock.now()
+            previous, failed = attempt_id, result
+            attempt_id, trade_no = public_id("att"), out_trade_no()
+            origin = {"attempt": previous, "channel_account": plan.routes[index - 1].account.id,
+                      "outcome": failed.outcome.value, "error_code": failed.error_code}
+
+            def switch(conn: Connection) -> bool:
+                self._apply_payment_result(conn, previous, failed, source="create", attempt_only=True)
+                moved = conn.execute(update(payments).where(and_(payments.c.id == payment_id,
+                                                                 payments.c.status == "processing"))
+                                     .values(channel_account=route.account.id, method=route.method,
+                                             updated_at=now)).rowcount
+                if moved:
+                    conn.execute(INSERT_ATTEMPT, self._attempt_row(attempt_id, payment_id, trade_no, route.account.id,
+                                                                   route.method, now, plan.record(index, origin)))
+                return bool(moved)
+
+            if not await self.db.tx(switch):
+                return previous, failed   # no longer processing: nothing more to try
+            self.log.warning("payment.failover", payment_id=payment_id, from_attempt=previous,
+                             from_account=origin["channel_account"], to_account=route.account.id,
+                             error_code=failed.error_code)
+            request = CreatePayment(trade_no, request.amount, request.currency, request.subject, route.method,
+                                    request.expires_at, request.metadata)
+            result = await self._create_call(route.account, request)
+        return attempt_id, result
 
     def _history(self, merchant_id: str, key: str, value: str, since: Any) -> tuple[int, int]:
         """For risk rules: (count, amount) of a merchant's payments since `since`, all or one payer's."""
@@ -227,7 +298,7 @@ class PaymentService:
         return payment_object(conn.execute(RENDER_PAYMENT, {"b_payment_id": payment_id}).first())
 
     @staticmethod
-    def _current_attempt(conn: Connection, payment_id: str):  # noqa: ANN205
+    def current_attempt(conn: Connection, payment_id: str):  # noqa: ANN205
         return conn.execute(select(attempts).where(attempts.c.payment_id == payment_id)
                             .order_by(attempts.c.created_at.desc(), attempts.c.id.desc()).limit(1)).first()
 
@@ -261,12 +332,13 @@ class PaymentService:
 
         return await self.get_payment(caller, await self.db.tx(lookup), sync)
 
-    async def sync_payment(self, p: Any, source: str = "query") -> None:
-        """Ask the channel about the current attempt and apply what it says."""
-        account = self.host.account(p.channel_account)
+    async def sync_payment(self, p: Any, source: str = "query", attempt: Any = None) -> None:
+        """Ask the channel about an attempt (the current one by default) and apply what it says."""
+        if attempt is None:
+            attempt = await self.db.tx(lambda conn: self.current_attempt(conn, p.id))
+        account = self.host.account(attempt.channel_account)
         if not account.supports(Capability.QUERY):
             return
-        attempt = await self.db.tx(lambda conn: self._current_attempt(conn, p.id))
         result = await self._payment_call(account, "query", lambda: account.channel.query(attempt.out_trade_no))
         if result.outcome is Outcome.SUCCEEDED and not self._amount_matches(attempt, p, result.amount, result.currency):
             self.log.error("channel.amount_mismatch", payment_id=p.id, source=source, channel_amount=result.amount)
@@ -301,11 +373,12 @@ class PaymentService:
                                 "The channel did not confirm the close; the payment stays processing. Retry later.")
         return await self.db.tx(lambda conn: self._render_payment(conn, payment_id))
 
-    async def close_at_channel(self, p: Any, source: str, attempt_only: bool = False) -> bool:
-        """Close the current attempt at the channel and apply what it says (closed, or paid after all).
-        False if the channel gave no final answer."""
-        account = self.host.account(p.channel_account)
-        attempt = await self.db.tx(lambda conn: self._current_attempt(conn, p.id))
+    async def close_at_channel(self, p: Any, source: str, attempt_only: bool = False, attempt: Any = None) -> bool:
+        """Close an attempt (the current one by default) at the channel and apply what it says (closed,
+        or paid after all). False if the channel gave no final answer."""
+        if attempt is None:
+            attempt = await self.db.tx(lambda conn: self.current_attempt(conn, p.id))
+        account = self.host.account(attempt.channel_account)
         result = await self._payment_call(account, "close", lambda: account.channel.close(attempt.out_trade_no))
         if result.outcome in (Outcome.UNKNOWN, Outcome.PENDING):
             return False
@@ -354,8 +427,10 @@ class PaymentService:
         p = await self._load_for(caller, payment_id)
         if p.status != "processing":
             raise conflict("payment_not_processing", f"A {p.status} payment takes no new attempt")
-        account, method = choose_account(self.host, channel, method, p.currency)
-        current = await self.db.tx(lambda conn: self._current_attempt(conn, p.id))
+        plan = await self.router.plan(self.db.tx, self.clock.now(), p.merchant_id, p.amount, p.currency, method,
+                                      channel)
+        account, method = plan.routes[0].account, plan.routes[0].method
+        current = await self.db.tx(lambda conn: self.current_attempt(conn, p.id))
         if current.status in OPEN_ATTEMPT:
             if not self.host.account(p.channel_account).supports(Capability.CLOSE) or \
                     not await self.close_at_channel(p, source="new_attempt", attempt_only=True):
@@ -368,16 +443,13 @@ class PaymentService:
             moved = conn.execute(update(payments).where(and_(payments.c.id == p.id, payments.c.status == "processing"))
                                  .values(channel_account=account.id, method=method, updated_at=now)).rowcount
             if moved:  # still processing: the close did not reveal a payment
-                conn.execute(INSERT_ATTEMPT, dict(
-                    id=attempt_id, payment_id=p.id, out_trade_no=trade_no, channel_account=account.id, method=method,
-                    status="created", action=None, channel_transaction_id=None, error_code=None, error_message=None,
-                    next_query_at=now + self.first_query_after, queries=0, exception_at=None, created_at=now,
-                    updated_at=now))
+                conn.execute(INSERT_ATTEMPT, self._attempt_row(attempt_id, p.id, trade_no, account.id, method, now,
+                                                               {**plan.record(0), "replaces": current.id}))
             return bool(moved)
 
         if await self.db.tx(start):
             request = CreatePayment(trade_no, p.amount, p.currency, p.subject, method, p.expires_at, p.metadata or {})
-            result = await self._payment_call(account, "create", lambda: account.channel.create(request))
+            result = await self._create_call(account, request)
             await self.db.tx(lambda conn: self._apply_payment_result(conn, attempt_id, result, source="create"))
             self.log.info("payment.attempt_started", payment_id=p.id, attempt_id=attempt_id, channel_account=account.id)
         return await self.db.tx(lambda conn: self._render_payment(conn, p.id))
@@ -412,6 +484,8 @@ class PaymentService:
         if not changed or (attempt_only and outcome is not Outcome.SUCCEEDED):
             return False
         attempt = conn.execute(select(attempts.c.payment_id).where(attempts.c.id == attempt_id)).first()
+        if outcome is not Outcome.SUCCEEDED and self.current_attempt(conn, attempt.payment_id).id != attempt_id:
+            return False   # an attempt left behind (failover, new attempt) ends alone; the payment goes on
         pay_values: dict[str, Any] = {"status": outcome.value, "updated_at": now}
         from_states: tuple[str, ...] = ("processing",)
         if outcome is Outcome.SUCCEEDED:

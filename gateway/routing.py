@@ -1,36 +1,171 @@
-"""Channel selection for a new payment. (Failover and limits come with the routing issue.)"""
+"""Which channel account takes a new payment, in which order to fail over, and why.
+
+The router keeps, for one payment, every enabled account that takes payments and
+- offers the method and currency (the channel's own list, narrowed by the account's limits),
+- takes the amount (min_amount/max_amount) and has room left today (daily_amount/daily_count,
+  counted from the attempts it took this business day that did not fail or close),
+- has no open circuit (gateway/health.py).
+It orders them: the merchant's preferred accounts first (`[routing] merchant_preferences`), then by
+priority (lower first), and within one priority by a weighted shuffle (weight 3 gets about three
+times the payments of weight 1). A merchant naming `channel` on the payment takes that account only.
+Every skipped account and the reason are written on the attempt (attempts.routing).
+
+Daily limits are counted before the payment is written, so two payments racing for the last room
+can both get it: the limit is a guard against runaway volume, not an exact cap.
+"""
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Any, Awaitable, Callable, Mapping
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, func, select
+
 from gateway.channel import Capability
-from gateway.errors import invalid_request
+from gateway.errors import PaymuxError, invalid_request
+from gateway.health import HealthBoard
+from gateway.models import Attempt, Payment
 from gateway.plugins import ChannelAccount, PluginHost
 
+attempts = Attempt.__table__
+payments = Payment.__table__
 
-def choose_account(host: PluginHost, requested: str | None, method: str | None, currency: str) -> tuple[ChannelAccount, str]:
-    """The account and pay method for a new payment; the merchant's choice when given."""
-    if requested is not None:
-        account = host.account(requested, for_new_payment=True)
-        return account, _check_offer(account, method, currency)
-    for account in host.accounts.values():
-        if account.enabled and account.supports(Capability.PAY) and _offers(account, method, currency):
-            return account, method or account.channel.methods[0]
-    raise invalid_request("no_channel_available",
-                          f"No enabled channel account offers method {method or 'any'!r} in {currency}", "channel")
+# Reasons an account is skipped that no retry will change: the merchant's request does not fit it.
+STATIC_REASONS = ("method_not_offered", "currency_not_offered", "below_min_amount", "above_max_amount",
+                  "does_not_take_payments")
 
 
-def _offers(account: ChannelAccount, method: str | None, currency: str) -> bool:
-    channel = account.channel
-    return (method is None or method in channel.methods) and (
-        channel.currencies is None or currency in channel.currencies)
+@dataclass(frozen=True)
+class Route:
+    account: ChannelAccount
+    method: str
+    why: str
 
 
-def _check_offer(account: ChannelAccount, method: str | None, currency: str) -> str:
-    channel = account.channel
-    if not account.supports(Capability.PAY) or not channel.methods:
-        raise invalid_request("capability_not_supported", f"Channel account {account.id!r} does not take payments", "channel")
-    if method is not None and method not in channel.methods:
-        raise invalid_request("unsupported_method",
-                              f"Channel account {account.id!r} offers methods {', '.join(channel.methods)}", "method")
-    if channel.currencies is not None and currency not in channel.currencies:
-        raise invalid_request("unsupported_currency", f"Channel account {account.id!r} does not take {currency}", "currency")
-    return method or channel.methods[0]
+@dataclass
+class Plan:
+    routes: list[Route]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def record(self, index: int, failover_from: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """What is written on the attempt made for routes[index]."""
+        record: dict[str, Any] = {"chose": self.routes[index].account.id, "why": self.routes[index].why,
+                                  "candidates": [r.account.id for r in self.routes]}
+        if self.skipped:
+            record["skipped"] = dict(self.skipped)
+        if failover_from:
+            record["failover_from"] = dict(failover_from)
+        return record
+
+
+Usage = Mapping[str, tuple[int, int]]   # account id -> (count, amount) taken today
+
+
+def day_start(now: datetime, tz: ZoneInfo, day_cut: timedelta) -> datetime:
+    """The start of the business day containing `now`, as an aware datetime."""
+    local = now.astimezone(tz) - day_cut
+    return datetime.combine(local.date(), time(), tz) + day_cut
+
+
+def usage_since(conn: Connection, account_ids: list[str], since: datetime) -> dict[str, tuple[int, int]]:
+    """(count, amount) of the attempts each account took since `since` that did not fail or close."""
+    rows = conn.execute(
+        select(attempts.c.channel_account, func.count(), func.coalesce(func.sum(payments.c.amount), 0))
+        .join(payments, payments.c.id == attempts.c.payment_id)
+        .where(attempts.c.channel_account.in_(account_ids), attempts.c.created_at >= since,
+               attempts.c.status.not_in(("failed", "closed")))
+        .group_by(attempts.c.channel_account))
+    return {account: (int(count), int(amount)) for account, count, amount in rows}
+
+
+class Router:
+    def __init__(self, host: PluginHost, health: HealthBoard, preferences: Mapping[str, tuple[str, ...]],
+                 business_timezone: str, day_cut_hour: int, rng: random.Random | None = None) -> None:
+        self.host = host
+        self.health = health
+        self.preferences = preferences
+        self.tz = ZoneInfo(business_timezone)
+        self.day_cut = timedelta(hours=day_cut_hour)
+        self.rng = rng or random.Random()
+
+    def day_start(self, now: datetime) -> datetime:
+        return day_start(now, self.tz, self.day_cut)
+
+    async def plan(self, run_tx: Callable[[Callable[[Connection], Any]], Awaitable[Any]], now: datetime,
+                   merchant_id: str, amount: int, currency: str, method: str | None,
+                   requested: str | None) -> Plan:
+        if requested is not None:
+            candidates = [self.host.account(requested, for_new_payment=True)]
+        else:
+            candidates = [a for a in self.host.accounts.values() if a.enabled]
+        daily = [a.id for a in candidates if a.config.limits.daily]
+        since = self.day_start(now)
+        usage: Usage = await run_tx(lambda conn: usage_since(conn, daily, since)) if daily else {}
+        eligible: list[tuple[ChannelAccount, str]] = []
+        skipped: dict[str, str] = {}
+        for account in candidates:
+            reason, chosen_method = self._judge(account, amount, currency, method, usage)
+            if reason:
+                skipped[account.id] = reason
+            else:
+                eligible.append((account, chosen_method))
+        if not eligible:
+            raise self._nothing_fits(requested, skipped, method, currency)
+        return Plan(self._order(eligible, merchant_id, requested), skipped)
+
+    def _judge(self, account: ChannelAccount, amount: int, currency: str, method: str | None,
+               usage: Usage) -> tuple[str | None, str]:
+        channel, limits = account.channel, account.config.limits
+        if not account.supports(Capability.PAY) or not channel.methods:
+            return "does_not_take_payments", ""
+        methods = [m for m in channel.methods if limits.methods is None or m in limits.methods]
+        if method is not None and method not in methods:
+            return "method_not_offered", ""
+        currencies = channel.currencies if limits.currencies is None else limits.currencies
+        if currencies is not None and currency not in currencies:
+            return "currency_not_offered", ""
+        if limits.min_amount is not None and amount < limits.min_amount:
+            return "below_min_amount", ""
+        if limits.max_amount is not None and amount > limits.max_amount:
+            return "above_max_amount", ""
+        count, taken = usage.get(account.id, (0, 0))
+        if limits.daily_count is not None and count + 1 > limits.daily_count:
+            return "daily_count_reached", ""
+        if limits.daily_amount is not None and taken + amount > limits.daily_amount:
+            return "daily_amount_reached", ""
+        if not self.health.available(account.id):
+            return "circuit_open", ""
+        return None, method or methods[0]
+
+    def _order(self, eligible: list[tuple[ChannelAccount, str]], merchant_id: str, requested: str | None) -> list[Route]:
+        if requested is not None:
+            return [Route(account, method, "requested") for account, method in eligible]
+        preferred = self.preferences.get(merchant_id, ())
+        by_id = {account.id: (account, method) for account, method in eligible}
+        routes = [Route(*by_id.pop(account_id), "merchant_preference") for account_id in preferred if account_id in by_id]
+        rest = sorted(by_id.values(), key=lambda item: (item[0].config.priority,
+                                                         -self.rng.random() ** (1.0 / item[0].config.weight)))
+        routes += [Route(account, method, f"priority {account.config.priority}, weight {account.config.weight}")
+                   for account, method in rest]
+        return routes
+
+    @staticmethod
+    def _nothing_fits(requested: str | None, skipped: dict[str, str], method: str | None, currency: str) -> PaymuxError:
+        reasons = ", ".join(f"{account}: {reason}" for account, reason in skipped.items())
+        if all(reason in STATIC_REASONS for reason in skipped.values()):
+            if requested is not None:
+                code = {"method_not_offered": "unsupported_method", "currency_not_offered": "unsupported_currency",
+                        "does_not_take_payments": "capability_not_supported"}.get(
+                    skipped[requested], "amount_outside_channel_limits")
+                param = {"unsupported_method": "method", "unsupported_currency": "currency",
+                         "amount_outside_channel_limits": "amount"}.get(code, "channel")
+                return invalid_request(code, f"Channel account {requested!r} cannot take this payment ({reasons})",
+                                       param)
+            return invalid_request("no_channel_available",
+                                   f"No enabled channel account takes method {method or 'any'!r} in {currency} "
+                                   f"for this amount ({reasons or 'none configured'})", "channel")
+        # Open circuits or today's limits: it may work later, or elsewhere.
+        return PaymuxError(503, "channel_error", "channel_unavailable",
+                           f"No channel account can take this payment now ({reasons}); retry later", None)

@@ -1,6 +1,7 @@
 """The gateway's services wired together once, passed to handlers and commands."""
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterable
@@ -13,12 +14,15 @@ from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.db import Database
+from gateway.health import HEALTH_KEEP, HealthBoard
+from gateway.health import purge as purge_health
 from gateway.janitor import Janitor
 from gateway.risk import RiskGate
 from gateway.models import ChannelCallback
 from gateway.notifier import Notifier
 from gateway.payments import PaymentService
 from gateway.plugins import ChannelAccount, PluginHost
+from gateway.routing import Router
 from gateway.secretbox import SecretBox
 from ledger.booking import Booker
 from ledger.chart import ChartError, load_chart
@@ -56,6 +60,7 @@ class Gateway:
     payments: PaymentService
     notifier: Notifier
     janitor: Janitor
+    health: HealthBoard
 
     @classmethod
     def build(cls, settings: Settings, log: Any, clock: Clock | None = None,
@@ -70,11 +75,15 @@ class Gateway:
                             settings.notify_poll_seconds)
         first_query = settings.query_schedule_seconds[0] if settings.query_schedule_seconds else 10.0
         risk = RiskGate(host.pm, settings.extra.get("risk", {}) or {}, log)
-        payments = PaymentService(db, host, clock, log, Booker(ledger), first_query, risk)
+        health = HealthBoard({a.id: a.circuit for a in settings.channel_accounts}, log, wall=clock.now)
+        router = Router(host, health, settings.merchant_preferences, settings.business_timezone,
+                        settings.day_cut_hour)
+        payments = PaymentService(db, host, clock, log, Booker(ledger), router, first_query, risk)
         janitor = Janitor(db, payments, clock, log, settings.query_schedule_seconds, settings.query_give_up_seconds,
                           settings.janitor_poll_seconds, settings.channel_queries_per_second)
         return cls(settings, db, clock, log, http, host, box,
-                   MerchantAuthenticator(box, settings.auth_window_seconds), ledger, payments, notifier, janitor)
+                   MerchantAuthenticator(box, settings.auth_window_seconds), ledger, payments, notifier, janitor,
+                   health)
 
     async def handle_notification(self, account: ChannelAccount, inbound: InboundNotification) -> Acknowledgement:
         """Verify through the plugin, apply each event once, record the callback, answer as the channel expects."""
@@ -123,9 +132,26 @@ class Gateway:
 
         now = self.clock.now()
         await self.db.tx(lambda conn: (self.authenticator.purge(conn, now),
-                                       idempotency.purge(conn, now, self.settings.idempotency_ttl_seconds)))
+                                       idempotency.purge(conn, now, self.settings.idempotency_ttl_seconds),
+                                       purge_health(conn, now - HEALTH_KEEP)))
+
+    async def flush_health(self) -> None:
+        await self.db.tx(self.health.flush)
+
+    async def health_loop(self) -> None:
+        """Every few seconds, add what this process saw of the channels to the shared numbers."""
+        while True:
+            await asyncio.sleep(self.settings.health_flush_seconds)
+            try:
+                await self.flush_health()
+            except Exception as exc:  # noqa: BLE001  numbers for people must never stop payments
+                self.log.warning("health.flush_failed", error=type(exc).__name__, detail=str(exc)[:200])
 
     async def aclose(self) -> None:
+        try:
+            await self.flush_health()
+        except Exception as exc:  # noqa: BLE001  closing down: say so, go on
+            self.log.warning("health.flush_failed", error=type(exc).__name__, detail=str(exc)[:200])
         await self.http.aclose()
         await self.notifier.aclose()
         self.db.dispose()

@@ -170,6 +170,8 @@ class WechatPayChannel(Channel):
             await self._call("POST", f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no)}/close",
                              {"mchid": self.settings.mchid})
         except ChannelRefused as exc:
+            if exc.code == "ORDER_NOT_EXIST":  # the create never reached WeChat Pay: nobody can pay it
+                return PaymentResult(Outcome.CLOSED, error_code=exc.code, error_message=exc.message)
             if exc.code != "ORDER_PAID":
                 return PaymentResult(Outcome.UNKNOWN, error_code=exc.code, error_message=exc.message)
         # Closing answers 204 with no order in it: ask what the order is now (paid meanwhile, or closed).
