@@ -37,6 +37,7 @@ def routes() -> list[Route]:
         Route("/v1/payments/{payment_id}", payments.get_payment, methods=["GET"]),
         Route("/v1/payments/{payment_id}/close", payments.close_payment, methods=["POST"]),
         Route("/v1/payments/{payment_id}/attempts", payments.new_attempt, methods=["POST"]),
+        Route("/v1/payments/{payment_id}/attempts", payments.list_attempts, methods=["GET"]),
         Route("/v1/payments/{payment_id}/refunds", refunds.create_refund, methods=["POST"]),
         Route("/v1/refunds/{refund_id}", refunds.get_refund, methods=["GET"]),
         Route("/v1/balance", ledger.balance, methods=["GET"]),

@@ -28,7 +28,7 @@ from gateway.idempotency import IdempotencyClaim, StoredResponse
 from gateway.models import Attempt, Payment, Refund
 from gateway.notifier import record_event
 from gateway.plugins import ChannelAccount, PluginHost
-from gateway.resources import payment_object, refund_object
+from gateway.resources import attempt_object, payment_object, refund_object
 from gateway.risk import RiskGate, RiskRequest
 from gateway.health import HealthBoard
 from gateway.routing import Plan, Router
@@ -331,6 +331,16 @@ class PaymentService:
             return row.id
 
         return await self.get_payment(caller, await self.db.tx(lookup), sync)
+
+    async def list_attempts(self, caller: Caller, payment_id: str) -> list[dict]:
+        def load(conn: Connection) -> list[dict]:
+            caller.verify(conn)
+            self._load_payment(conn, caller.merchant_id, payment_id)
+            return [attempt_object(a) for a in conn.execute(
+                select(attempts).where(attempts.c.payment_id == payment_id)
+                .order_by(attempts.c.created_at, attempts.c.id))]
+
+        return await self.db.tx(load)
 
     async def sync_payment(self, p: Any, source: str = "query", attempt: Any = None) -> None:
         """Ask the channel about an attempt (the current one by default) and apply what it says."""

@@ -54,3 +54,21 @@ def refund_object(r: Any) -> dict[str, Any]:
         "created_at": iso(r.created_at),
         "updated_at": iso(r.updated_at),
     }
+
+
+def attempt_object(a: Any) -> dict[str, Any]:
+    """One attempt of a payment: where it went, why (routing), and what the channel said."""
+    return {
+        "id": a.id,
+        "object": "attempt",
+        "payment_id": a.payment_id,
+        "channel": a.channel_account,
+        "method": a.method,
+        "status": a.status,
+        "out_trade_no": a.out_trade_no,
+        "channel_transaction_id": a.channel_transaction_id,
+        "error": {"code": a.error_code, "message": a.error_message} if a.error_code else None,
+        "routing": a.routing,
+        "created_at": iso(a.created_at),
+        "updated_at": iso(a.updated_at),
+    }

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from gateway.books import full_check
 from gateway.config import ChannelAccountConfig, Settings
@@ -120,6 +121,30 @@ def test_duplicate_and_reordered_callbacks_apply_once(world) -> None:
     world.pay(c)  # overtakes b's callback, then b's arrives
     assert {world.client.get_payment(p["id"])["status"] for p in (a, b, c)} == {"succeeded"}
     assert world.gw.count("ledger_entries") == 3
+    assert books_clean(world.gw)
+
+
+def test_a_refund_callback_that_overtakes_its_payments_callback_books_each_once(world) -> None:
+    """The payment's callback is held back; the merchant learns of the payment by query and refunds;
+    the refund's callback then arrives first and the payment's last."""
+    world.faults(callback_mode="reorder")
+    payment = world.client.create_payment(merchant_order_no="late", amount=800, channel="wx", method="native")
+    world.pay(payment)                                    # its callback is held
+    assert world.client.get_payment(payment["id"], sync=True)["status"] == "succeeded"
+    refund = world.client.create_refund(payment["id"], merchant_refund_no="late-r", amount=300)
+    assert wait_for(lambda: world.client.get_refund(refund["id"])["status"] == "succeeded")
+    with world.gw.gateway.db.transaction() as conn:
+        order = [r.detail for r in conn.execute(text(
+            "SELECT detail, outcome FROM channel_callbacks WHERE verified ORDER BY id"))]
+    assert order[:1] == ["refund succeeded"]              # the refund's callback came first...
+    assert wait_for(lambda: world.gw.count("channel_callbacks") == 2)
+    with world.gw.gateway.db.transaction() as conn:
+        outcomes = dict(conn.execute(text("SELECT detail, outcome FROM channel_callbacks")).all())
+    assert outcomes == {"refund succeeded": "applied", "payment succeeded": "duplicate"}  # ...the payment's changed nothing
+    assert world.client.get_payment(payment["id"])["amount_refunded"] == 300
+    events = [e["type"] for e in world.client.request("GET", "/v1/events").json()["data"]]
+    assert sorted(events) == ["payment.succeeded", "refund.succeeded"]
+    assert world.gw.count("ledger_entries") == 3          # payment, refund requested, refund succeeded
     assert books_clean(world.gw)
 
 

@@ -17,7 +17,8 @@ def _errors(*statuses: int) -> dict:
     described = {400: "Invalid request", 401: "Authentication failed", 404: "Not found",
                  403: "Denied or held for review by a risk rule (payment_denied, payment_review)",
                  409: "Conflict (duplicate order, idempotency)", 413: "Body larger than 64 KiB",
-                 502: "The channel gave no usable answer"}
+                 502: "The channel gave no usable answer",
+                 503: "No channel account can take the payment now (open circuits, daily limits): channel_unavailable"}
     return {str(s): {"description": described[s], "content": {"application/json": {"schema": _ref("Error")}}}
             for s in statuses}
 
@@ -68,6 +69,16 @@ def openapi_document() -> dict[str, Any]:
         "updated_at": {"type": "string"}}}
     schemas["PaymentList"] = {"type": "object", "properties": {"object": {"const": "list"},
                                                                "data": {"type": "array", "items": _ref("Payment")}}}
+    schemas["Attempt"] = {"type": "object", "required": ["id", "status", "channel"], "properties": {
+        "id": {"type": "string", "pattern": "^att_"}, "object": {"const": "attempt"}, "payment_id": {"type": "string"},
+        "channel": {"type": "string"}, "method": {"type": "string"},
+        "status": {"type": "string", "enum": ["created", "pending", "unknown", "succeeded", "failed", "closed"]},
+        "out_trade_no": {"type": "string"}, "channel_transaction_id": nullable_str, "error": failure,
+        "routing": {"type": ["object", "null"], "description": "chose, why, candidates, skipped {account: reason}, "
+                                                               "failover_from {attempt, channel_account, error_code}"},
+        "created_at": {"type": "string"}, "updated_at": {"type": "string"}}}
+    schemas["AttemptList"] = {"type": "object", "properties": {"object": {"const": "list"},
+                                                               "data": {"type": "array", "items": _ref("Attempt")}}}
     schemas["Refund"] = {"type": "object", "required": ["id", "status", "amount"], "properties": {
         "id": {"type": "string", "pattern": "^re_"}, "object": {"const": "refund"}, "payment_id": {"type": "string"},
         "merchant_refund_no": {"type": "string"},
@@ -99,7 +110,7 @@ def openapi_document() -> dict[str, Any]:
         "/v1/payments": {
             "post": {"operationId": "createPayment", "summary": "Create a payment", "parameters": [_ID_KEY],
                      "requestBody": body("CreatePaymentBody"),
-                     "responses": {"201": _json(_ref("Payment"), "Created"), **_errors(400, 401, 403, 409, 413, 502)}},
+                     "responses": {"201": _json(_ref("Payment"), "Created"), **_errors(400, 401, 403, 409, 413, 502, 503)}},
             "get": {"operationId": "findPayment", "summary": "Find a payment by merchant_order_no",
                     "parameters": [{"name": "merchant_order_no", "in": "query", "required": True,
                                     "schema": {"type": "string"}}, _SYNC],
@@ -120,7 +131,11 @@ def openapi_document() -> dict[str, Any]:
                      "requestBody": {"required": False,
                                      "content": {"application/json": {"schema": _ref("NewAttemptBody")}}},
                      "responses": {"200": _json(_ref("Payment"), "The payment with its new attempt (or paid meanwhile)"),
-                                   **_errors(400, 401, 404, 409)}}},
+                                   **_errors(400, 401, 404, 409, 503)}},
+            "get": {"operationId": "listAttempts",
+                    "summary": "The payment's attempts, oldest first, with the router's reasons and each channel answer",
+                    "parameters": [_path_param("payment_id")],
+                    "responses": {"200": _json(_ref("AttemptList"), "The attempts"), **_errors(401, 404)}}},
         "/v1/payments/{payment_id}/refunds": {
             "post": {"operationId": "createRefund", "summary": "Refund all or part of a payment",
                      "parameters": [_path_param("payment_id"), _ID_KEY], "requestBody": body("CreateRefundBody"),

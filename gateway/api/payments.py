@@ -47,5 +47,11 @@ async def new_attempt(request: Request, caller: SignedCaller) -> Response:
 
 
 @merchant_endpoint
+async def list_attempts(request: Request, caller: SignedCaller) -> Response:
+    data = await gateway_of(request).payments.list_attempts(caller, request.path_params["payment_id"])
+    return json_response({"object": "list", "data": data})
+
+
+@merchant_endpoint
 async def close_payment(request: Request, caller: SignedCaller) -> Response:
     return json_response(await gateway_of(request).payments.close_payment(caller, request.path_params["payment_id"]))
