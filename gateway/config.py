@@ -127,6 +127,9 @@ class Settings:
     janitor_poll_seconds: float = 1.0
     channel_queries_per_second: float = 10.0
     health_flush_seconds: float = 5.0
+    # A worker that claims a job (a query, a delivery) holds it this long; if the worker dies, another
+    # takes the job after it. Keep it above the slowest channel call or delivery.
+    lease_seconds: float = 120.0
     # [routing] merchant_preferences: merchant id -> channel account ids to try first, in order
     merchant_preferences: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     log_json: bool = True

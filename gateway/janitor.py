@@ -27,7 +27,6 @@ from gateway.payments import OPEN_ATTEMPT, PaymentService
 attempts = Attempt.__table__
 payments = Payment.__table__
 refunds = Refund.__table__
-LEASE = timedelta(seconds=120)
 BATCH = 20
 
 
@@ -51,8 +50,10 @@ class RateLimiter:
 
 class Janitor:
     def __init__(self, db: Any, payments_service: PaymentService, clock: Any, log: Any,
-                 schedule: tuple[float, ...], give_up_seconds: float, poll: float, rate: float) -> None:
+                 schedule: tuple[float, ...], give_up_seconds: float, poll: float, rate: float,
+                 lease_seconds: float = 120.0) -> None:
         self.db, self.payments, self.clock, self.log = db, payments_service, clock, log
+        self.lease = timedelta(seconds=lease_seconds)
         self.offsets = list(itertools.accumulate(schedule)) or [give_up_seconds]
         self.give_up = give_up_seconds
         self.poll = poll
@@ -74,7 +75,7 @@ class Janitor:
             query = query.with_for_update(of=table, skip_locked=True)
         rows = conn.execute(query.limit(BATCH)).all()
         if rows:
-            conn.execute(update(table).where(table.c.id.in_([r.id for r in rows])).values(next_query_at=now + LEASE))
+            conn.execute(update(table).where(table.c.id.in_([r.id for r in rows])).values(next_query_at=now + self.lease))
         return rows
 
     def _claim_attempts(self, conn: Connection) -> list[Any]:

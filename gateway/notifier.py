@@ -21,7 +21,6 @@ from gateway.resources import iso
 
 events = MerchantEvent.__table__
 merchants = Merchant.__table__
-LEASE = timedelta(seconds=60)
 BATCH = 20
 
 
@@ -49,8 +48,9 @@ def event_body(row: Any) -> bytes:
 
 class Notifier:
     def __init__(self, db: Any, box: Any, clock: Any, log: Any, schedule: tuple[float, ...], timeout: float,
-                 poll: float) -> None:
+                 poll: float, lease_seconds: float = 120.0) -> None:
         self.db, self.box, self.clock, self.log = db, box, clock, log
+        self.lease = timedelta(seconds=lease_seconds)
         self.schedule, self.poll = schedule, poll
         self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
 
@@ -65,7 +65,7 @@ class Notifier:
         seqs = [row.seq for row in conn.execute(due)]
         if not seqs:
             return []
-        conn.execute(update(events).where(events.c.seq.in_(seqs)).values(lease_until=now + LEASE))
+        conn.execute(update(events).where(events.c.seq.in_(seqs)).values(lease_until=now + self.lease))
         rows = conn.execute(select(events, merchants.c.secret_sealed)
                             .join(merchants, merchants.c.id == events.c.merchant_id)
                             .where(events.c.seq.in_(seqs))).all()

@@ -72,7 +72,7 @@ class Gateway:
         box = SecretBox.from_settings(settings)
         ledger = make_ledger(settings)
         notifier = Notifier(db, box, clock, log, settings.notify_schedule_seconds, settings.notify_timeout_seconds,
-                            settings.notify_poll_seconds)
+                            settings.notify_poll_seconds, settings.lease_seconds)
         first_query = settings.query_schedule_seconds[0] if settings.query_schedule_seconds else 10.0
         risk = RiskGate(host.pm, settings.extra.get("risk", {}) or {}, log)
         health = HealthBoard({a.id: a.circuit for a in settings.channel_accounts}, log, wall=clock.now)
@@ -80,7 +80,7 @@ class Gateway:
                         settings.day_cut_hour)
         payments = PaymentService(db, host, clock, log, Booker(ledger), router, first_query, risk)
         janitor = Janitor(db, payments, clock, log, settings.query_schedule_seconds, settings.query_give_up_seconds,
-                          settings.janitor_poll_seconds, settings.channel_queries_per_second)
+                          settings.janitor_poll_seconds, settings.channel_queries_per_second, settings.lease_seconds)
         return cls(settings, db, clock, log, http, host, box,
                    MerchantAuthenticator(box, settings.auth_window_seconds), ledger, payments, notifier, janitor,
                    health)

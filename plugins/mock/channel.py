@@ -12,7 +12,7 @@ from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent,
                              NotificationRejected, Outcome, PaymentResult, RefundRequest, RefundResult, SettingsError)
 from plugins.mock import wire
 
-CALLBACK_MODES = ("normal", "drop", "duplicate", "delay")
+CALLBACK_MODES = ("normal", "drop", "duplicate", "delay", "mixed")  # mixed: each callback one of the others at random
 TRADE_STATUS = {"NOTPAY": Outcome.PENDING, "SUCCESS": Outcome.SUCCEEDED, "FAIL": Outcome.FAILED,
                 "CLOSED": Outcome.CLOSED}
 REFUND_STATUS = {"PROCESSING": Outcome.PENDING, "SUCCESS": Outcome.SUCCEEDED, "FAIL": Outcome.FAILED}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import random
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,6 +111,8 @@ class SandboxSimulator:
 
     async def _send_callback(self, event: dict[str, Any]) -> None:
         mode = self.settings.callback_mode
+        if mode == "mixed":
+            mode = random.choice(("normal", "drop", "duplicate", "delay"))
         if mode == "drop":
             return
         if mode == "delay":
