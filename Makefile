@@ -33,6 +33,7 @@ bench: install-test
 	$(BIN)/python bench/api_create.py
 	$(BIN)/python bench/ledger_post.py
 	$(BIN)/python bench/notify.py
+	$(BIN)/python bench/notify_delivery.py
 
 clean:
 	rm -rf $(VENV) paymux.db paymux.db-wal paymux.db-shm .paymux

@@ -74,10 +74,15 @@ class Notifier:
     async def deliver_due(self) -> int:
         """Deliver every event that is due now; returns how many were attempted."""
         rows = await self.db.tx(self._claim)
-        await asyncio.gather(*(self._deliver(row) for row in rows))
+        if not rows:
+            return 0
+        errors = await asyncio.gather(*(self._deliver(row) for row in rows))
+        # One transaction records the whole batch; a crash before it leaves the leases to expire and
+        # the events to be sent again (at-least-once: merchants deduplicate by event id).
+        await self.db.tx(lambda conn: [self._settle(conn, row, error) for row, error in zip(rows, errors)])
         return len(rows)
 
-    async def _deliver(self, row: Any) -> None:
+    async def _deliver(self, row: Any) -> str | None:
         body = event_body(row)
         secret = self.box.open(row.secret_sealed, row.merchant_id)
         headers = {"Content-Type": "application/json", "User-Agent": "paymux-notifier",
@@ -89,7 +94,7 @@ class Notifier:
                 error = f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {str(exc)[:200]}"
-        await self.db.tx(lambda conn: self._settle(conn, row, error))
+        return error
 
     def _settle(self, conn: Connection, row: Any, error: str | None) -> None:
         now = self.clock.now()

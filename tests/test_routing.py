@@ -250,6 +250,20 @@ def test_a_create_that_fails_before_any_action_fails_over_and_the_first_attempt_
     assert gw.count("ledger_entries") == 1 and books_clean(gw)
 
 
+def test_a_slow_answer_within_the_timeout_is_waited_for_not_failed_over(gateway_factory, db_url, two_wechats) -> None:
+    a, b, key = two_wechats
+    gw = gateway_factory(routed_settings(db_url, a.account("wx-a", 1, key), b.account("wx-b", 2, key),
+                                         channel_timeout_seconds=2.0))
+    client = gw.client(gw.merchant())
+    a.faults(slow_ms=600)
+    payment = client.create_payment(merchant_order_no="slow", amount=100, method="native")
+    assert payment["channel"] == "wx-a" and payment["action"]["type"] == "qr"
+    assert len(client.request("GET", f"/v1/payments/{payment['id']}/attempts").json()["data"]) == 1
+    a.pay(payment)                                # the callback comes; queries are slow but answered
+    assert wait_for(lambda: client.get_payment(payment["id"], sync=True)["status"] == "succeeded")
+    assert gw.gateway.health.state("wx-a") == CLOSED
+
+
 def test_a_declined_create_does_not_fail_over(gateway_factory, db_url, two_wechats) -> None:
     """A decline is an answer: the payment fails, it is not sent elsewhere behind the merchant's back."""
     a, b, key = two_wechats
