@@ -100,6 +100,8 @@ class ChannelAccountConfig:
     weight: int = 1
     limits: AccountLimits = AccountLimits()
     circuit: CircuitConfig = CircuitConfig()
+    query_schedule_seconds: tuple[float, ...] | None = None   # the janitor's waits for this account
+    queries_per_second: float | None = None                    # its query rate limit
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,8 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
         enabled = item.get("enabled", True)
         if not isinstance(enabled, bool):
             raise ConfigError(f"{where}.enabled must be true or false")
-        unknown = set(item) - {"id", "plugin", "enabled", "settings", "priority", "weight", "limits", "circuit"}
+        unknown = set(item) - {"id", "plugin", "enabled", "settings", "priority", "weight", "limits", "circuit",
+                               "query_schedule_seconds", "queries_per_second"}
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         for key, default, least in (("priority", 100, 0), ("weight", 1, 1)):
@@ -218,7 +221,8 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
         accounts.append(ChannelAccountConfig(
             account_id, item["plugin"], enabled, settings, item.get("priority", 100), item.get("weight", 1),
             AccountLimits.parse(item.get("limits"), f"{where}.limits"),
-            CircuitConfig.parse(item.get("circuit"), f"{where}.circuit")))
+            CircuitConfig.parse(item.get("circuit"), f"{where}.circuit"),
+            *_query_policy(item, where)))
     preferences = _merchant_preferences(raw.pop("routing", None), seen)
 
     database_url = env.get("PAYMUX_DATABASE_URL") or database.get("url") or Settings.database_url
@@ -244,6 +248,18 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
         extra=raw,
         **direct,
     )
+
+
+def _query_policy(item: Mapping[str, Any], where: str) -> tuple[tuple[float, ...] | None, float | None]:
+    schedule = item.get("query_schedule_seconds")
+    if schedule is not None:
+        if not (isinstance(schedule, list) and schedule and all(_number(w) and w > 0 for w in schedule)):
+            raise ConfigError(f"{where}.query_schedule_seconds must be a list of waits in seconds, each above 0")
+        schedule = tuple(float(w) for w in schedule)
+    rate = item.get("queries_per_second")
+    if rate is not None and not (_number(rate) and rate > 0):
+        raise ConfigError(f"{where}.queries_per_second must be a number above 0")
+    return schedule, rate
 
 
 def _merchant_preferences(routing: Any, accounts: set[str]) -> dict[str, tuple[str, ...]]:

@@ -14,15 +14,15 @@ no answer resolves to people.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Mapping
 
 from sqlalchemy import Connection, and_, or_, select, update
 
 from gateway.models import Attempt, Payment, Refund
 from gateway.payments import OPEN_ATTEMPT, PaymentService
+from gateway.schedule import QuerySchedule
 
 attempts = Attempt.__table__
 payments = Payment.__table__
@@ -31,11 +31,13 @@ BATCH = 20
 
 
 class RateLimiter:
-    """At most `rate` calls a second per channel account, in this process: politeness to the channel
-    (its query APIs are rate-limited), not a correctness rule."""
+    """At most `rate` calls a second per channel account (its own `queries_per_second`, or the
+    default), in this process: politeness to the channel (its query APIs are rate-limited), not a
+    correctness rule."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, per_account: Mapping[str, float] | None = None) -> None:
         self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.intervals = {account: 1.0 / r if r > 0 else 0.0 for account, r in (per_account or {}).items()}
         self.next_free: dict[str, float] = {}
         self.lock = asyncio.Lock()
 
@@ -43,29 +45,19 @@ class RateLimiter:
         async with self.lock:
             now = time.monotonic()
             start = max(now, self.next_free.get(account, now))
-            self.next_free[account] = start + self.interval
+            self.next_free[account] = start + self.intervals.get(account, self.interval)
         if start > now:
             await asyncio.sleep(start - now)
 
 
 class Janitor:
     def __init__(self, db: Any, payments_service: PaymentService, clock: Any, log: Any,
-                 schedule: tuple[float, ...], give_up_seconds: float, poll: float, rate: float,
-                 lease_seconds: float = 120.0) -> None:
+                 schedule: QuerySchedule, poll: float, limiter: RateLimiter, lease_seconds: float = 120.0) -> None:
         self.db, self.payments, self.clock, self.log = db, payments_service, clock, log
         self.lease = timedelta(seconds=lease_seconds)
-        self.offsets = list(itertools.accumulate(schedule)) or [give_up_seconds]
-        self.give_up = give_up_seconds
+        self.schedule = schedule
         self.poll = poll
-        self.limiter = RateLimiter(rate)
-
-    def next_query_at(self, started: datetime, queries: int) -> datetime | None:
-        """When to ask after `queries` questions, counted from the start; None once past giving up."""
-        if queries < len(self.offsets):
-            offset = self.offsets[queries]
-        else:
-            offset = self.offsets[-1] + 3600 * (queries - len(self.offsets) + 1)
-        return None if offset > self.give_up else started + timedelta(seconds=offset)
+        self.limiter = limiter
 
     # ---- claiming work ----
 
@@ -138,7 +130,7 @@ class Janitor:
         if not still_open:
             return
         queries = row.queries + 1
-        when = self.next_query_at(row.created_at, queries)
+        when = self.schedule.next_at(row.created_at, queries, row.channel_account)
         values: dict[str, Any] = {"queries": queries, "next_query_at": when}
         if when is None:
             values["exception_at"] = self.clock.now()

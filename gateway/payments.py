@@ -32,6 +32,7 @@ from gateway.resources import attempt_object, payment_object, refund_object
 from gateway.risk import RiskGate, RiskRequest
 from gateway.health import HealthBoard
 from gateway.routing import Plan, Router
+from gateway.schedule import QuerySchedule
 from ledger.booking import Booker, PaymentFacts
 from ledger.errors import InsufficientBalance
 
@@ -89,7 +90,7 @@ def payment_facts(p: Any) -> PaymentFacts:
 
 class PaymentService:
     def __init__(self, db: Database, host: PluginHost, clock: Clock, log: Any, booker: Booker, router: Router,
-                 first_query_after: float = 10.0, risk: RiskGate | None = None) -> None:
+                 schedule: QuerySchedule | None = None, risk: RiskGate | None = None) -> None:
         self.risk = risk
         self.router = router
         self.health: HealthBoard = router.health
@@ -98,7 +99,7 @@ class PaymentService:
         self.clock = clock
         self.log = log
         self.booker = booker
-        self.first_query_after = timedelta(seconds=first_query_after)  # when the janitor first asks
+        self.schedule = schedule or QuerySchedule((10.0,), 24 * 3600)  # when the janitor first asks
 
     # ---- channel calls: whatever goes wrong in a plugin is UNKNOWN, never FAILED ----
 
@@ -224,7 +225,7 @@ class PaymentService:
                      routing: dict | None, status: str = "created", action: dict | None = None) -> dict[str, Any]:
         return dict(id=attempt_id, payment_id=payment_id, out_trade_no=trade_no, channel_account=account_id,
                     method=method, status=status, action=action, channel_transaction_id=None, error_code=None,
-                    error_message=None, next_query_at=now + self.first_query_after, queries=0, exception_at=None,
+                    error_message=None, next_query_at=now + self.schedule.first(account_id), queries=0, exception_at=None,
                     routing=routing, created_at=now, updated_at=now)
 
     def _create_call(self, account: ChannelAccount, request: CreatePayment) -> Awaitable[PaymentResult]:
@@ -562,7 +563,7 @@ class PaymentService:
                         id=refund_id, payment_id=payment_id, attempt_id=attempt.id, merchant_id=merchant_id,
                         merchant_refund_no=new.merchant_refund_no, out_refund_no=out_refund_no,
                         channel_account=account.id, amount=new.amount, currency=p.currency, reason=new.reason,
-                        status="processing", fee_refund=fee_refund, next_query_at=now + self.first_query_after,
+                        status="processing", fee_refund=fee_refund, next_query_at=now + self.schedule.first(account.id),
                         created_at=now, updated_at=now))
                 except IntegrityError:
                     raise conflict("duplicate_refund", f"merchant_refund_no {new.merchant_refund_no!r} already exists",

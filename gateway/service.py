@@ -16,7 +16,8 @@ from gateway.errors import ConfigError
 from gateway.db import Database
 from gateway.health import HEALTH_KEEP, HealthBoard
 from gateway.health import purge as purge_health
-from gateway.janitor import Janitor
+from gateway.janitor import Janitor, RateLimiter
+from gateway.schedule import QuerySchedule
 from gateway.risk import RiskGate
 from gateway.models import ChannelCallback
 from gateway.notifier import Notifier
@@ -73,14 +74,19 @@ class Gateway:
         ledger = make_ledger(settings)
         notifier = Notifier(db, box, clock, log, settings.notify_schedule_seconds, settings.notify_timeout_seconds,
                             settings.notify_poll_seconds, settings.lease_seconds)
-        first_query = settings.query_schedule_seconds[0] if settings.query_schedule_seconds else 10.0
+        schedule = QuerySchedule(settings.query_schedule_seconds, settings.query_give_up_seconds,
+                                 {a.id: a.query_schedule_seconds for a in settings.channel_accounts
+                                  if a.query_schedule_seconds is not None})
         risk = RiskGate(host.pm, settings.extra.get("risk", {}) or {}, log)
         health = HealthBoard({a.id: a.circuit for a in settings.channel_accounts}, log, wall=clock.now)
         router = Router(host, health, settings.merchant_preferences, settings.business_timezone,
                         settings.day_cut_hour)
-        payments = PaymentService(db, host, clock, log, Booker(ledger), router, first_query, risk)
-        janitor = Janitor(db, payments, clock, log, settings.query_schedule_seconds, settings.query_give_up_seconds,
-                          settings.janitor_poll_seconds, settings.channel_queries_per_second, settings.lease_seconds)
+        payments = PaymentService(db, host, clock, log, Booker(ledger), router, schedule, risk)
+        limiter = RateLimiter(settings.channel_queries_per_second,
+                              {a.id: a.queries_per_second for a in settings.channel_accounts
+                               if a.queries_per_second is not None})
+        janitor = Janitor(db, payments, clock, log, schedule, settings.janitor_poll_seconds, limiter,
+                          settings.lease_seconds)
         return cls(settings, db, clock, log, http, host, box,
                    MerchantAuthenticator(box, settings.auth_window_seconds), ledger, payments, notifier, janitor,
                    health)

@@ -108,7 +108,9 @@ def retrying(fn: Any, give_up: float = 60.0) -> Any:
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_no_order_lost_no_event_lost_nothing_charged_twice_under_sigkill(db_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("round_no", [1, 2])   # twice a run, each with its own random kill points
+def test_no_order_lost_no_event_lost_nothing_charged_twice_under_sigkill(db_url: str, tmp_path: Path,
+                                                                         round_no: int) -> None:
     port, sim_port, receiver_port = free_port(), free_port(), free_port()
     public_url = f"http://127.0.0.1:{port}"
     sim = SandboxSimulator(MockSettings(SECRET, callback_mode="mixed", callback_delay_ms=700),

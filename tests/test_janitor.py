@@ -7,9 +7,11 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import update
 
+from gateway.config import ChannelAccountConfig
 from gateway.janitor import exceptions
 from gateway.models import Payment
-from tests.conftest import checkout, free_port, make_settings, wait_for
+from gateway.schedule import QuerySchedule
+from tests.conftest import SANDBOX_SECRET, checkout, free_port, make_settings, wait_for
 
 FAST = dict(query_schedule_seconds=(0.2, 0.2, 0.2), janitor_poll_seconds=0.1, query_give_up_seconds=3600)
 
@@ -68,3 +70,30 @@ def test_what_no_answer_settles_becomes_an_exception(gateway_factory, db_url) ->
     found = wait_for(listed)
     assert [(e["kind"], e["id"]) for e in found] == [("payment", payment["id"])]
     assert client.get_payment(payment["id"])["status"] == "processing"  # never guessed to be failed
+
+
+def test_each_channel_account_is_asked_on_its_own_schedule(gateway_factory, db_url) -> None:
+    base = make_settings(db_url, free_port(), callback_mode="drop")
+    quick, slow = (ChannelAccountConfig(i, "mock", True, {"secret": SANDBOX_SECRET, "callback_mode": "drop"},
+                                        query_schedule_seconds=waits, queries_per_second=50.0)
+                   for i, waits in (("quick", (0.2, 0.2)), ("slow", (3600.0,))))
+    gw = gateway_factory(base.with_changes(channel_accounts=(quick, slow), janitor_poll_seconds=0.1,
+                                           query_schedule_seconds=(3600,)))
+    client = gw.client(gw.merchant())
+    at_quick = client.create_payment(merchant_order_no="q", amount=300, channel="quick")
+    at_slow = client.create_payment(merchant_order_no="s", amount=300, channel="slow")
+    checkout(at_quick)
+    checkout(at_slow)
+    assert wait_for(lambda: client.get_payment(at_quick["id"])["status"] == "succeeded")
+    assert client.get_payment(at_slow["id"])["status"] == "processing"   # its first question is an hour off
+
+
+def test_a_schedule_counts_from_the_start_then_hourly_until_giving_up() -> None:
+    from datetime import UTC, datetime
+
+    schedule = QuerySchedule((10, 20), 4 * 3600, {"x": (1, 1, 1)})
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    assert schedule.first() == timedelta(seconds=10) and schedule.first("x") == timedelta(seconds=1)
+    assert [schedule.next_at(start, n) - start for n in range(3)] == [timedelta(seconds=s) for s in (10, 30, 3630)]
+    assert schedule.next_at(start, 2, "x") - start == timedelta(seconds=3)
+    assert schedule.next_at(start, 6, "x") is None                      # 3 + 4 h is past giving up
