@@ -34,6 +34,7 @@ bench: install-test
 	$(BIN)/python bench/ledger_post.py
 	$(BIN)/python bench/notify.py
 	$(BIN)/python bench/notify_delivery.py
+	$(BIN)/python bench/recon.py
 
 clean:
 	rm -rf $(VENV) paymux.db paymux.db-wal paymux.db-shm .paymux

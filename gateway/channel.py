@@ -144,6 +144,38 @@ class StatementUnavailable(Exception):
     """The channel has no statement for that day (yet), or the one it served failed its check."""
 
 
+class StatementInvalid(Exception):
+    """A statement file that cannot be read as a whole: empty, truncated, wrongly encoded, malformed.
+    `line` is the 1-based line of the file where it went wrong, when one line is to blame."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(f"line {line}: {message}" if line is not None else message)
+        self.line = line
+
+
+# The columns of ParsedStatement.lines, one row per statement line (a payment or a refund):
+STATEMENT_COLUMNS = {
+    "line_no": "Int64",                 # 1-based line of the file
+    "kind": "String",                   # payment | refund
+    "channel_transaction_id": "String",
+    "out_trade_no": "String",           # our attempt's out-trade-no
+    "out_refund_no": "String",          # our refund's out-refund-no (refund lines; null on payments)
+    "amount": "Int64",                  # minor units, positive, what was paid or refunded
+    "fee_millis": "Int64",              # the channel's fee in 1/1000 minor unit: + charged, - given back
+    "status": "String",                 # succeeded | failed | closed | pending (normalized)
+    "time": "String",                   # as the channel wrote it
+}
+
+
+@dataclass(frozen=True)
+class ParsedStatement:
+    """A statement as normalized lines (a polars DataFrame with STATEMENT_COLUMNS) plus the totals
+    the channel declares in its own summary, kind -> (count, amount), to check the lines against."""
+
+    lines: Any
+    totals: Mapping[str, tuple[int, int]] | None = None
+
+
 class SettingsError(ValueError):
     """A channel account's settings are unusable; raised at start-up with the key that is wrong."""
 
@@ -159,6 +191,7 @@ class Channel:
     # Alipay's page and wap pay). The core may then call create() before writing anything and store
     # the attempt in the request's one transaction. Leave empty when unsure: the default is safe.
     local_create_methods: ClassVar[tuple[str, ...]] = ()
+    statement_currency: ClassVar[str] = "CNY"   # the currency of the amounts on its statements
 
     def __init__(self, ctx: ChannelContext) -> None:
         self.ctx = ctx
@@ -190,6 +223,12 @@ class Channel:
     async def download_statement(self, business_date: date) -> bytes:
         """The channel's statement file for one day, exactly as the channel serves it (checked against
         the hash the channel gives, where it gives one). Raise StatementUnavailable if there is none."""
+        raise NotImplementedError
+
+    def parse_statement(self, content: bytes) -> ParsedStatement:
+        """Read a statement file (as download_statement returned it) into normalized lines. Pure CPU,
+        no I/O; raise StatementInvalid naming the line for a file that cannot be read as a whole.
+        A statement of millions of lines should be parsed column-wise (plugins/statements.py helps)."""
         raise NotImplementedError
 
     def acknowledge(self, accepted: bool, message: str = "") -> Acknowledgement:

@@ -165,6 +165,215 @@ def cmd_channels(args: argparse.Namespace) -> int:
     return 0
 
 
+def _date(text: str) -> Any:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _with_gateway(settings: Settings, role: str, work: Any) -> Any:
+    """Run `await work(gateway)` with a gateway built for a command (no HTTP server)."""
+    import asyncio
+
+    from gateway.logs import configure_logging, get_logger
+    from gateway.service import Gateway
+
+    configure_logging(settings.log_json)
+
+    async def run() -> Any:
+        gateway = Gateway.build(settings, get_logger(role=role))
+        try:
+            return await work(gateway)
+        finally:
+            await gateway.aclose()
+
+    return asyncio.run(run())
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """One account and day here; every enabled account with statements in parallel processes."""
+    from gateway.reconcile import Reconciler
+
+    settings = _settings(args)
+    if args.account is None:
+        return _reconcile_all(args, settings)
+    if args.file is not None and not Path(args.file).is_file():
+        print(f"paymux: {args.file} is not a file", file=sys.stderr)
+        return 2
+    report = _with_gateway(settings, "reconcile", lambda gw: Reconciler(gw).reconcile(
+        args.account, args.date, Path(args.file) if args.file else None, confirm=not args.defer_queries))
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        _print_run(report)
+    return 0 if report["status"] in ("completed", "superseded") else 1
+
+
+def _print_run(report: dict[str, Any]) -> None:
+    print(f"{report['channel_account']} {report['business_date']}: {report['status']} (run {report['run_id']})")
+    if report["message"]:
+        print(f"  {report['message']}")
+    if report["status"] != "failed":
+        print(f"  {report['statement_rows']} statement lines; " + ", ".join(
+            f"{name} {n}" for name, n in report["counts"].items()))
+        print(f"  resolved by rule: {report['auto_resolved']}; open for people: {report['open']}")
+
+
+def _reconcile_all(args: argparse.Namespace, settings: Settings) -> int:
+    import subprocess
+
+    from gateway.channel import Capability
+    from gateway.plugins import discover_channel_types, make_plugin_manager
+
+    types = discover_channel_types(make_plugin_manager())
+    accounts = [a.id for a in settings.channel_accounts
+                if a.enabled and a.plugin in types and Capability.STATEMENT in types[a.plugin].capabilities]
+    base = [sys.executable, "-m", "gateway.cli"] + (["--config", args.config] if args.config else [])
+    procs = {a: subprocess.Popen(base + ["reconcile", "--account", a, "--date", args.date.isoformat(), "--json"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for a in accounts}
+    reports, worst = [], 0
+    for account, proc in procs.items():
+        out, err = proc.communicate()
+        try:
+            report = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            report = {"channel_account": account, "status": "failed", "message": err.strip()[-500:] or "no answer"}
+        reports.append(report)
+        worst = max(worst, proc.returncode)
+    if args.json:
+        print(json.dumps(reports, ensure_ascii=False))
+    else:
+        for report in reports:
+            if "run_id" in report:
+                _print_run(report)
+            else:
+                print(f"{report['channel_account']}: failed: {report['message']}")
+    return worst
+
+
+def cmd_settle(args: argparse.Namespace) -> int:
+    from gateway.clock import Clock
+    from gateway.plugins import discover_channel_types, make_plugin_manager
+    from gateway.service import make_ledger
+    from gateway.settlement import SettlementRefused, Settler
+    from ledger.booking import Booker
+
+    if args.force and not args.by:
+        print("paymux: --force needs --by NAME: who answers for settling with open differences", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    settler = Settler(settings, discover_channel_types(make_plugin_manager()), Booker(make_ledger(settings)))
+    try:
+        report = _in_transaction(args, lambda conn: settler.settle(conn, args.date, Clock().now(),
+                                                                   args.by if args.force else None)).as_dict()
+    except SettlementRefused as exc:
+        print(f"paymux: settlement refused: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    for b in report["booked"]:
+        print(f"booked {b['kind']:<15} {b['owner']:<40} {b['business_date']} {b['amount']:>14,} {b['currency']}")
+    for s in report["skipped"]:
+        print(f"skipped {s}")
+    if not report["booked"] and not report["skipped"]:
+        print("nothing due")
+    return 0
+
+
+def cmd_report_daily(args: argparse.Namespace) -> int:
+    from gateway.settlement import daily_report
+
+    settings = _settings(args)
+    report = _in_transaction(args, lambda conn: daily_report(conn, settings, args.date))
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return 0
+    print(f"daily report {report['date']}  (amounts in minor units)")
+    print(f"\n{'channel account':<16}{'payments':>9}{'volume':>14}{'stmt rows':>10}{'ch. fees':>10}"
+          f"{'settled':>14}  open differences")
+    for c in report["channel_accounts"]:
+        st = c["statement"] or {}
+        diffs = ", ".join(f"{k} {v}" for k, v in c["open_differences"].items() if v) or "none"
+        print(f"{c['channel_account']:<16}{c['payments']:>9}{c['volume']:>14,}{st.get('rows', '-'):>10}"
+              f"{st.get('channel_fees', '-'):>10}{c['settled'] if c['settled'] is not None else '-':>14}  "
+              f"{diffs if c['reconciled'] else 'not reconciled'}")
+    print(f"\n{'merchant':<34}{'payments':>9}{'volume':>14}{'fees':>10}{'settled':>14}{'advanced':>12}")
+    for m in report["merchants"]:
+        print(f"{m['merchant_id']:<34}{m['payments']:>9}{m['volume']:>14,}{m['fees']:>10,}{m['settled']:>14,}"
+              f"{m['advanced']:>12,}")
+    print(f"\nrefunds paid back: {report['refunds']:,}; advances outstanding (exposure): "
+          f"{report['advances_outstanding']:,}")
+    return 0
+
+
+def cmd_recon_confirm(args: argparse.Namespace) -> int:
+    from gateway.reconcile import Reconciler, run_report
+
+    row = _with_gateway(_settings(args), "reconcile", lambda gw: Reconciler(gw).confirm_run(args.run_id))
+    report = run_report(row)
+    print(json.dumps(report, ensure_ascii=False) if args.json else
+          f"run {report['run_id']}: resolved by rule {report['auto_resolved']}, open {report['open']}")
+    return 0
+
+
+def cmd_recon_list(args: argparse.Namespace) -> int:
+    from gateway.reconcile import open_items
+
+    found = _in_transaction(args, lambda conn: open_items(conn, args.account, args.date, args.all))
+    if args.json:
+        print(json.dumps(found, ensure_ascii=False, indent=2))
+        return 0
+    if not found:
+        print("nothing open: every difference is resolved")
+    for i in found:
+        proposal = f"  proposed: {i['proposal']['action']} by {i['proposal']['by']}" if i.get("proposal") else ""
+        print(f"{i['id']:>6} {i['business_date']} {i['channel_account']:<12} {i['class']:<18} {i['kind']:<7} "
+              f"{i['reference']:<34} channel {i['channel_amount']} {i['channel_status']} / here {i['local_amount']} "
+              f"{i['local_status']}  difference {i['difference']}  [{i['status']}]{proposal}")
+    return 0
+
+
+def cmd_recon_resolve(args: argparse.Namespace) -> int:
+    from gateway.clock import Clock
+    from gateway.reconcile import propose
+
+    item = _recon_command(args, lambda conn: propose(conn, args.item_id, args.action, args.by, args.reason,
+                                                     Clock().now()))
+    if item is None:
+        return 1
+    print(f"item {item['id']}: {args.action} proposed by {args.by}; another person approves it with "
+          f"`paymux recon approve {item['id']} --by NAME`")
+    return 0
+
+
+def cmd_recon_approve(args: argparse.Namespace) -> int:
+    from gateway.clock import Clock
+    from gateway.reconcile import approve
+    from gateway.service import make_ledger
+    from ledger.booking import Booker
+
+    booker = Booker(make_ledger(_settings(args)))
+    item = _recon_command(args, lambda conn: approve(conn, args.item_id, args.by, booker, Clock().now()))
+    if item is None:
+        return 1
+    print(f"item {item['id']}: {item['resolution']} approved ({item['resolved_by']})")
+    return 0
+
+
+def _recon_command(args: argparse.Namespace, fn: Any) -> Any:
+    from gateway.reconcile import ReconError
+
+    try:
+        return _in_transaction(args, fn)
+    except ReconError as exc:
+        print(f"paymux: {exc.code}: {exc.message}", file=sys.stderr)
+        return None
+
+
 def cmd_merchant_create(args: argparse.Namespace) -> int:
     from gateway.clock import Clock
     from gateway.merchants import create_merchant
@@ -252,28 +461,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_statement_download(args: argparse.Namespace) -> int:
-    import asyncio
-    from datetime import date
-
     from gateway.channel import StatementUnavailable
-    from gateway.logs import configure_logging, get_logger
-    from gateway.service import Gateway
 
+    day = args.date
     try:
-        day = date.fromisoformat(args.date)
-    except ValueError:
-        raise ConfigError(f"--date {args.date!r} is not YYYY-MM-DD") from None
-    configure_logging(True)
-
-    async def download() -> bytes:
-        gateway = Gateway.build(_settings(args), get_logger())
-        try:
-            return await gateway.download_statement(args.account, day)
-        finally:
-            await gateway.aclose()
-
-    try:
-        content = asyncio.run(download())
+        content = _with_gateway(_settings(args), "statement", lambda gw: gw.download_statement(args.account, day))
     except StatementUnavailable as exc:
         print(f"paymux: no statement for {args.account} on {day}: {exc}", file=sys.stderr)
         return 1
@@ -413,6 +605,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_plugins)
 
+    p = sub.add_parser("reconcile", help="reconcile channel statements against the books")
+    p.add_argument("--account", help="one channel account (default: every enabled one with statements, in parallel)")
+    p.add_argument("--date", required=True, type=_date, help="the business date, YYYY-MM-DD")
+    p.add_argument("--file", help="the statement file (default: download it through the plugin)")
+    p.add_argument("--defer-queries", action="store_true",
+                   help="leave the channel queries that confirm late successes to `paymux recon confirm RUN_ID`")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_reconcile)
+
+    recon = sub.add_parser("recon", help="reconciliation differences").add_subparsers(dest="recon_command",
+                                                                                    required=True)
+    p = recon.add_parser("confirm", help="ask the channel about a run's open status differences (late successes)")
+    p.add_argument("run_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_recon_confirm)
+    p = recon.add_parser("list", help="open differences (--all: resolved ones too)")
+    p.add_argument("--account")
+    p.add_argument("--date", type=_date)
+    p.add_argument("--all", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_recon_list)
+    p = recon.add_parser("resolve", help="propose how to resolve a difference (another person approves)")
+    p.add_argument("item_id", type=int)
+    p.add_argument("--action", required=True, choices=["adjust", "dismiss"])
+    p.add_argument("--by", required=True)
+    p.add_argument("--reason", required=True)
+    p.set_defaults(fn=cmd_recon_resolve)
+    p = recon.add_parser("approve", help="approve another person's proposal: it is booked")
+    p.add_argument("item_id", type=int)
+    p.add_argument("--by", required=True)
+    p.set_defaults(fn=cmd_recon_approve)
+
+    p = sub.add_parser("settle", help="book channel and merchant settlements due on a date")
+    p.add_argument("--date", required=True, type=_date, help="the settlement date, YYYY-MM-DD")
+    p.add_argument("--force", action="store_true", help="settle despite open differences (needs --by)")
+    p.add_argument("--by", help="who forces it")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_settle)
+
+    report = sub.add_parser("report", help="reports").add_subparsers(dest="report_command", required=True)
+    p = report.add_parser("daily", help="per channel account and merchant: volume, fees, refunds, differences, "
+                                        "settlements")
+    p.add_argument("--date", required=True, type=_date)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_report_daily)
+
     p = sub.add_parser("channels", help="channel accounts: health, circuit, limits used today")
     p.add_argument("--minutes", type=int, default=15, help="health over the last MINUTES (default 15)")
     p.add_argument("--json", action="store_true")
@@ -448,7 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="statement_command", required=True)
     p = statement.add_parser("download", help="download a channel account's statement file for one day")
     p.add_argument("--account", required=True)
-    p.add_argument("--date", required=True, help="YYYY-MM-DD, the channel's business date")
+    p.add_argument("--date", required=True, type=_date, help="YYYY-MM-DD, the channel's business date")
     p.add_argument("--out", help="file to write (default: ACCOUNT-DATE.statement)")
     p.set_defaults(fn=cmd_statement_download)
 

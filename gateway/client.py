@@ -69,8 +69,8 @@ class Client:
     def create_refund(self, payment_id: str, idempotency_key: str | None = None, **fields: Any) -> dict[str, Any]:
         return self._ok(self.request("POST", f"/v1/payments/{payment_id}/refunds", fields, idempotency_key))
 
-    def get_refund(self, refund_id: str) -> dict[str, Any]:
-        return self._ok(self.request("GET", f"/v1/refunds/{refund_id}"))
+    def get_refund(self, refund_id: str, sync: bool = False) -> dict[str, Any]:
+        return self._ok(self.request("GET", f"/v1/refunds/{refund_id}", params={"sync": "true"} if sync else None))
 
     def close(self) -> None:
         self.http.close()

@@ -102,6 +102,8 @@ class ChannelAccountConfig:
     circuit: CircuitConfig = CircuitConfig()
     query_schedule_seconds: tuple[float, ...] | None = None   # the janitor's waits for this account
     queries_per_second: float | None = None                    # its query rate limit
+    fee_bps: int | None = None          # what the channel charges (basis points): reconciliation checks it
+    settlement_days: int = 1            # the channel pays a day's net this many days later (T+n)
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,14 @@ class Settings:
     janitor_poll_seconds: float = 1.0
     channel_queries_per_second: float = 10.0
     health_flush_seconds: float = 5.0
+    # Reconciliation: where statement files are kept, how long a success of ours may be absent from
+    # the channel's statements before it is missing (the channel's day-cut), how far back to look.
+    statement_dir: str = ".paymux/statements"
+    recon_carry_days: int = 3
+    recon_lookback_days: int = 7
+    # [settlement] merchant_days: merchants are paid T+n (their own in [settlement.merchants])
+    merchant_settlement_days: int = 1
+    merchant_settlement_overrides: Mapping[str, int] = field(default_factory=dict)
     # A worker that claims a job (a query, a delivery) holds it this long; if the worker dies, another
     # takes the job after it. Keep it above the slowest channel call or delivery.
     lease_seconds: float = 120.0
@@ -210,7 +220,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
         if not isinstance(enabled, bool):
             raise ConfigError(f"{where}.enabled must be true or false")
         unknown = set(item) - {"id", "plugin", "enabled", "settings", "priority", "weight", "limits", "circuit",
-                               "query_schedule_seconds", "queries_per_second"}
+                               "query_schedule_seconds", "queries_per_second", "fee_bps", "settlement_days"}
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         for key, default, least in (("priority", 100, 0), ("weight", 1, 1)):
@@ -222,8 +232,10 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
             account_id, item["plugin"], enabled, settings, item.get("priority", 100), item.get("weight", 1),
             AccountLimits.parse(item.get("limits"), f"{where}.limits"),
             CircuitConfig.parse(item.get("circuit"), f"{where}.circuit"),
-            *_query_policy(item, where)))
+            *_query_policy(item, where), _fee_bps(item, where), _days(item.get("settlement_days", 1),
+                                                                      f"{where}.settlement_days")))
     preferences = _merchant_preferences(raw.pop("routing", None), seen)
+    merchant_days, merchant_overrides = _settlement(raw.pop("settlement", None))
 
     database_url = env.get("PAYMUX_DATABASE_URL") or database.get("url") or Settings.database_url
     secret_key = env.get("PAYMUX_SECRET_KEY") or raw.pop("secret_key", None)
@@ -234,7 +246,8 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
     if env.get("PAYMUX_PUBLIC_URL"):
         raw["public_url"] = env["PAYMUX_PUBLIC_URL"]
     known = {f for f in Settings.__dataclass_fields__} - {"channel_accounts", "database_url", "secret_key", "config_path", "extra",
-                                                    "merchant_preferences"}
+                                                    "merchant_preferences", "merchant_settlement_days",
+                                                    "merchant_settlement_overrides"}
     direct = {k: raw.pop(k) for k in list(raw) if k in known}
     for key in ("notify_schedule_seconds", "query_schedule_seconds"):
         if key in direct:
@@ -244,10 +257,36 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
         secret_key=secret_key,
         channel_accounts=tuple(accounts),
         merchant_preferences=preferences,
+        merchant_settlement_days=merchant_days,
+        merchant_settlement_overrides=merchant_overrides,
         config_path=config_path,
         extra=raw,
         **direct,
     )
+
+
+def _days(value: Any, where: str) -> int:
+    if not (_whole(value) and 0 <= value <= 30):
+        raise ConfigError(f"{where} must be a whole number of days, 0 to 30")
+    return value
+
+
+def _settlement(raw: Any) -> tuple[int, dict[str, int]]:
+    raw = raw or {}
+    if not isinstance(raw, Mapping) or set(raw) - {"merchant_days", "merchants"}:
+        raise ConfigError("[settlement] may hold merchant_days and [settlement.merchants]")
+    merchants = raw.get("merchants") or {}
+    if not isinstance(merchants, Mapping):
+        raise ConfigError("[settlement.merchants] must be a table of merchant id = days")
+    return (_days(raw.get("merchant_days", 1), "settlement.merchant_days"),
+            {m: _days(d, f"settlement.merchants.{m}") for m, d in merchants.items()})
+
+
+def _fee_bps(item: Mapping[str, Any], where: str) -> int | None:
+    fee = item.get("fee_bps")
+    if fee is not None and not (_whole(fee) and 0 <= fee <= 10000):
+        raise ConfigError(f"{where}.fee_bps must be a whole number of basis points, 0 to 10000")
+    return fee
 
 
 def _query_policy(item: Mapping[str, Any], where: str) -> tuple[tuple[float, ...] | None, float | None]:

@@ -10,6 +10,7 @@ import contextvars
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
@@ -87,6 +88,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url)
+        self.dialect = self.engine.dialect.name
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         # SQLite has one writer at a time. Queueing our own threads on a lock is far cheaper than
         # letting them poll SQLite's busy handler, which sleeps for up to 100 ms between tries.
@@ -148,11 +150,36 @@ class Database:
         """Run fn(conn) inside one transaction, in a database thread."""
         return await self.run(self.run_tx, fn)
 
+    @property
+    def connectorx_url(self) -> str:
+        """The same database as connectorx names it (bulk reads straight into Arrow)."""
+        return _connectorx_url(self.url)
+
+    def text_time(self, column: str) -> str:
+        """SQL for a timestamp column as 'YYYY-MM-DD HH:MM:SS' text in UTC (parsed column-wise later)."""
+        if self.dialect == "sqlite":
+            return f"substr({column}, 1, 19)"
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
+
+    def literal_time(self, at: datetime) -> str:
+        """An aware datetime as a SQL literal comparable with the stored timestamps (bulk queries only)."""
+        utc = at.astimezone(UTC)
+        if self.dialect == "sqlite":
+            return f"'{utc.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+        return f"'{utc.isoformat()}'::timestamptz"
+
     def dispose(self) -> None:
         self._executor.shutdown(wait=True)
         for conn in self._open:
             conn.close()
         self.engine.dispose()
+
+
+def _connectorx_url(url: str) -> str:
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite"):
+        return "sqlite://" + str(Path(parsed.database or "").resolve())
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def on_rollback(conn: Connection, hook: Callable[[], None]) -> None:

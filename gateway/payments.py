@@ -181,7 +181,7 @@ class PaymentService:
                 failure_code=None,
                 failure_message=None, expires_at=expires_at, paid_at=None, created_at=now, updated_at=now)
             pending = early is not None and early.outcome is Outcome.PENDING
-            attempt_row = self._attempt_row(attempt_id, payment_id, trade_no, account.id, method, now,
+            attempt_row = self._attempt_row(attempt_id, payment_id, new.amount, trade_no, account.id, method, now,
                                             plan.record(0), status="pending" if pending else "created",
                                             action=dict(early.action) if pending and early.action else None)
 
@@ -221,9 +221,9 @@ class PaymentService:
 
         return await self._idempotent(claim, run, self._recover_payment)
 
-    def _attempt_row(self, attempt_id: str, payment_id: str, trade_no: str, account_id: str, method: str, now: Any,
-                     routing: dict | None, status: str = "created", action: dict | None = None) -> dict[str, Any]:
-        return dict(id=attempt_id, payment_id=payment_id, out_trade_no=trade_no, channel_account=account_id,
+    def _attempt_row(self, attempt_id: str, payment_id: str, amount: int, trade_no: str, account_id: str, method: str,
+                     now: Any, routing: dict | None, status: str = "created", action: dict | None = None) -> dict[str, Any]:
+        return dict(id=attempt_id, payment_id=payment_id, amount=amount, out_trade_no=trade_no, channel_account=account_id,
                     method=method, status=status, action=action, channel_transaction_id=None, error_code=None,
                     error_message=None, next_query_at=now + self.schedule.first(account_id), queries=0, exception_at=None,
                     routing=routing, created_at=now, updated_at=now)
@@ -261,8 +261,9 @@ class PaymentService:
                                      .values(channel_account=route.account.id, method=route.method,
                                              updated_at=now)).rowcount
                 if moved:
-                    conn.execute(INSERT_ATTEMPT, self._attempt_row(attempt_id, payment_id, trade_no, route.account.id,
-                                                                   route.method, now, plan.record(index, origin)))
+                    conn.execute(INSERT_ATTEMPT, self._attempt_row(attempt_id, payment_id, request.amount, trade_no,
+                                                                   route.account.id, route.method, now,
+                                                                   plan.record(index, origin)))
                 return bool(moved)
 
             if not await self.db.tx(switch):
@@ -454,8 +455,8 @@ class PaymentService:
             moved = conn.execute(update(payments).where(and_(payments.c.id == p.id, payments.c.status == "processing"))
                                  .values(channel_account=account.id, method=method, updated_at=now)).rowcount
             if moved:  # still processing: the close did not reveal a payment
-                conn.execute(INSERT_ATTEMPT, self._attempt_row(attempt_id, p.id, trade_no, account.id, method, now,
-                                                               {**plan.record(0), "replaces": current.id}))
+                conn.execute(INSERT_ATTEMPT, self._attempt_row(attempt_id, p.id, p.amount, trade_no, account.id, method,
+                                                               now, {**plan.record(0), "replaces": current.id}))
             return bool(moved)
 
         if await self.db.tx(start):
@@ -602,16 +603,22 @@ class PaymentService:
     def _render_refund(self, conn: Connection, refund_id: str) -> dict:
         return refund_object(conn.execute(select(refunds).where(refunds.c.id == refund_id)).first())
 
-    async def get_refund(self, caller: Caller, refund_id: str) -> dict:
-        def load(conn: Connection) -> dict:
+    async def get_refund(self, caller: Caller, refund_id: str, sync: bool = False) -> dict:
+        def load(conn: Connection) -> Any:
             caller.verify(conn)
             r = conn.execute(select(refunds).where(and_(refunds.c.id == refund_id,
                                                         refunds.c.merchant_id == caller.merchant_id))).first()
             if r is None:
                 raise not_found("refund", refund_id)
-            return refund_object(r)
+            return r
 
-        return await self.db.tx(load)
+        r = await self.db.tx(load)
+        if sync and r.status == "processing" and r.submitted:
+            trade_no = await self.db.tx(lambda conn: conn.execute(
+                select(attempts.c.out_trade_no).where(attempts.c.id == r.attempt_id)).scalar_one())
+            await self.sync_refund(r, trade_no)
+            return await self.db.tx(lambda conn: self._render_refund(conn, refund_id))
+        return refund_object(r)
 
     def _apply_refund_result(self, conn: Connection, refund_id: str, result: RefundResult, source: str) -> bool:
         if result.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED):

@@ -142,7 +142,7 @@ def openapi_document() -> dict[str, Any]:
                      "responses": {"201": _json(_ref("Refund"), "Created"), **_errors(400, 401, 404, 409, 413)}}},
         "/v1/refunds/{refund_id}": {
             "get": {"operationId": "getRefund", "summary": "Retrieve a refund",
-                    "parameters": [_path_param("refund_id")],
+                    "parameters": [_path_param("refund_id"), _SYNC],
                     "responses": {"200": _json(_ref("Refund"), "The refund"), **_errors(401, 404)}}},
         "/v1/balance": {
             "get": {"operationId": "getBalance", "summary": "The merchant's balances per currency (minor units)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.api.common import (gateway_of, idempotency_claim, json_response, merchant_endpoint, parse_json,
+from gateway.api.common import (gateway_of, idempotency_claim, json_response, merchant_endpoint, parse_json, query_flag,
                                 stored_response)
 from gateway.api.schemas import CreateRefundBody, parse_body
 from gateway.auth import SignedCaller
@@ -22,4 +22,5 @@ async def create_refund(request: Request, caller: SignedCaller) -> Response:
 
 @merchant_endpoint
 async def get_refund(request: Request, caller: SignedCaller) -> Response:
-    return json_response(await gateway_of(request).payments.get_refund(caller, request.path_params["refund_id"]))
+    return json_response(await gateway_of(request).payments.get_refund(caller, request.path_params["refund_id"],
+                                                                       query_flag(request, "sync")))

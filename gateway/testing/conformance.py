@@ -250,3 +250,45 @@ class ChannelConformance:
             except PaymuxAPIError as exc:
                 assert exc.status in (409, 502), exc
             assert gateway.client.get_payment(payment["id"])["status"] == "processing"
+
+    # ---- the daily statement ----
+
+    def test_the_statement_lists_the_day_as_normalized_lines(self, channel: ChannelHarness, gateway: Gateway) -> None:
+        """download_statement then parse_statement: today's payment and refund, in the normalized columns,
+        agreeing with the totals the channel declares."""
+        import asyncio
+        from datetime import datetime
+
+        from gateway.channel import STATEMENT_COLUMNS, Capability
+        from gateway.logs import get_logger
+        from gateway.service import Gateway as Services
+        from ledger.recon import totals_disagree
+
+        running = gateway.app.state.gateway
+        account = running.host.account(ACCOUNT)
+        if Capability.STATEMENT not in account.channel.capabilities:
+            pytest.skip("the plugin does not declare statement")
+        payment = self._create(gateway, channel.methods[0], amount=1234)
+        channel.pay(payment, gateway.notify_url)
+        assert self._settle(gateway, payment)["status"] == "succeeded"
+        refund = gateway.client.create_refund(payment["id"], merchant_refund_no=f"r-{payment['id']}", amount=234)
+        assert wait_for(lambda: gateway.client.get_refund(refund["id"], sync=True)["status"] == "succeeded")
+        day = running.ledger.business_date(datetime.now().astimezone())
+
+        async def download() -> bytes:
+            services = Services.build(running.settings, get_logger())
+            try:
+                return await services.download_statement(ACCOUNT, day)
+            finally:
+                await services.aclose()
+
+        parsed = account.channel.parse_statement(asyncio.run(download()))
+        lines = parsed.lines
+        assert list(lines.columns) == list(STATEMENT_COLUMNS), "parse_statement must return the normalized columns"
+        rows = lines.to_dicts()
+        paid = [r for r in rows if r["kind"] == "payment" and r["out_trade_no"] == payment["out_trade_no"]]
+        back = [r for r in rows if r["kind"] == "refund" and r["out_trade_no"] == payment["out_trade_no"]]
+        assert [(r["amount"], r["status"]) for r in paid] == [(1234, "succeeded")], rows
+        assert [(r["amount"], r["status"]) for r in back] == [(234, "succeeded")], rows
+        assert back[0]["out_refund_no"], "a refund line names our out_refund_no"
+        assert totals_disagree(dict(parsed.totals) if parsed.totals else None, lines) is None

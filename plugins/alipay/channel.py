@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
                              NotificationRejected, Outcome, PaymentResult, RefundRequest, RefundResult, SettingsError,
-                             StatementUnavailable)
+                             ParsedStatement, StatementUnavailable)
 from plugins.alipay import wire
+from plugins.alipay.statement import parse_bill
 
 DEFAULT_GATEWAY = "https://openapi.alipay.com/gateway.do"
 CHINA = timezone(timedelta(hours=8))
@@ -185,6 +186,9 @@ class AlipayChannel(Channel):
         if not zipfile.is_zipfile(io.BytesIO(response.content)):
             raise StatementUnavailable("the downloaded bill is not a zip archive")
         return response.content
+
+    def parse_statement(self, content: bytes) -> ParsedStatement:
+        return parse_bill(content)
 
     # ---- async notifies ----
 

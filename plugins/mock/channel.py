@@ -4,13 +4,16 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Mapping
 
 import httpx
 
 from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
-                             NotificationRejected, Outcome, PaymentResult, RefundRequest, RefundResult, SettingsError)
+                             NotificationRejected, Outcome, ParsedStatement, PaymentResult, RefundRequest, RefundResult,
+                             SettingsError, StatementUnavailable)
 from plugins.mock import wire
+from plugins.mock.statement import parse_sandbox_statement
 
 CALLBACK_MODES = ("normal", "drop", "duplicate", "delay", "mixed")  # mixed: each callback one of the others at random
 TRADE_STATUS = {"NOTPAY": Outcome.PENDING, "SUCCESS": Outcome.SUCCEEDED, "FAIL": Outcome.FAILED,
@@ -25,6 +28,7 @@ class MockSettings:
     callback_delay_ms: int = 0
     create_latency_ms: int = 0
     fail_create: float = 0.0
+    fee_bps: int = 60               # what the sandbox charges, shown on its statement
     base_url: str | None = None     # where the sandbox is served; default {public_url}/hosted/{account}
 
 
@@ -33,7 +37,8 @@ class MockChannel(Channel):
     methods = ("redirect", "qr")
     local_create_methods = ("redirect", "qr")   # the checkout link is signed here; the sandbox hears of it later
     capabilities = frozenset({Capability.PAY, Capability.QUERY, Capability.CLOSE, Capability.REFUND,
-                              Capability.REFUND_QUERY, Capability.NOTIFY, Capability.HOSTED_PAGES})
+                              Capability.REFUND_QUERY, Capability.NOTIFY, Capability.HOSTED_PAGES,
+                              Capability.STATEMENT})
 
     @classmethod
     def parse_settings(cls, raw: Mapping[str, Any]) -> MockSettings:
@@ -52,8 +57,11 @@ class MockChannel(Channel):
         for key in ("callback_delay_ms", "create_latency_ms"):
             if not isinstance(raw.get(key, 0), int) or raw.get(key, 0) < 0:
                 raise SettingsError(f"{key} must be a whole number of milliseconds")
+        fee_bps = raw.get("fee_bps", 60)
+        if not isinstance(fee_bps, int) or not 0 <= fee_bps <= 10000:
+            raise SettingsError("fee_bps must be a whole number of basis points, 0 to 10000")
         return MockSettings(secret, mode, raw.get("callback_delay_ms", 0), raw.get("create_latency_ms", 0),
-                            float(fail_create), raw.get("base_url"))
+                            float(fail_create), fee_bps, raw.get("base_url"))
 
     @property
     def settings(self) -> MockSettings:
@@ -115,6 +123,15 @@ class MockChannel(Channel):
     async def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult:
         return self._refund(await self._call("/api/refund/query",
                                              {"out_trade_no": out_trade_no, "out_refund_no": out_refund_no}))
+
+    async def download_statement(self, business_date: date) -> bytes:
+        data = await self._call("/api/statement", {"date": business_date.isoformat()})
+        if "error" in data:
+            raise StatementUnavailable(f"{data['error']}: {data.get('message')}")
+        return str(data["content"]).encode("utf-8")
+
+    def parse_statement(self, content: bytes) -> ParsedStatement:
+        return parse_sandbox_statement(content)
 
     async def parse_notification(self, notification: InboundNotification) -> list[ChannelEvent]:
         try:

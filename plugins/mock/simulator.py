@@ -6,10 +6,13 @@ a restart forgets them. Fault settings (callback_mode, callback_delay_ms) shape 
 from __future__ import annotations
 
 import asyncio
+import csv
 import html
+import io
 import random
 import secrets
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from starlette.applications import Starlette
@@ -30,6 +33,7 @@ class Order:
     subject: str = ""
     status: str = "NOTPAY"          # NOTPAY | SUCCESS | FAIL | CLOSED
     transaction_id: str | None = None
+    paid_at: str | None = None      # Beijing time, "YYYY-MM-DD HH:MM:SS", when it was paid
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def refunded(self) -> int:
@@ -54,6 +58,7 @@ class SandboxSimulator:
             Route("/api/close", self.api_close, methods=["POST"]),
             Route("/api/refund", self.api_refund, methods=["POST"]),
             Route("/api/refund/query", self.api_refund_query, methods=["POST"]),
+            Route("/api/statement", self.api_statement, methods=["POST"]),
         ])
 
     # ---- hosted checkout ----
@@ -98,6 +103,7 @@ class SandboxSimulator:
                                                   **order.view()})
         order.status = "SUCCESS" if outcome == "success" else "FAIL"
         order.transaction_id = "sbx" + secrets.token_hex(12)
+        order.paid_at = beijing_now()
         await self._send_callback({"event": "payment", **order.view()})
         return self._answer(wants_json, 200, order.view())
 
@@ -178,6 +184,7 @@ class SandboxSimulator:
     async def _complete_refund(self, refund: dict[str, Any]) -> None:
         await asyncio.sleep(0.05)  # the money moves after the request is acknowledged
         refund["refund_status"] = "SUCCESS"
+        refund["succeeded_at"] = beijing_now()
         await self._send_callback({"event": "refund", **refund})
 
     async def api_refund_query(self, request: Request) -> Response:
@@ -187,6 +194,48 @@ class SandboxSimulator:
         order = self.orders.get(str(data.get("out_trade_no")))
         refund = order.refunds.get(str(data.get("out_refund_no"))) if order else None
         return self._signed(refund or {"error": "REFUND_NOT_EXIST", "message": "no such refund"})
+
+
+    # ---- the daily statement ----
+
+    def statement(self, day: str) -> str | None:
+        """The sandbox's statement of one day (Beijing time): CSV, amounts in fen, fees in 1/1000 fen."""
+        fee = lambda fen: (fen * self.settings.fee_bps + 5) // 10  # noqa: E731  (1/1000 fen, half up)
+        rows, paid, refunded = [], [0, 0], [0, 0]
+        for order in self.orders.values():
+            if order.status == "SUCCESS" and order.paid_at and order.paid_at.startswith(day):
+                rows.append([order.paid_at, order.transaction_id, order.out_trade_no, "", "payment", "SUCCESS",
+                             order.amount, fee(order.amount)])
+                paid = [paid[0] + 1, paid[1] + order.amount]
+            for refund in order.refunds.values():
+                if refund["refund_status"] == "SUCCESS" and refund.get("succeeded_at", "").startswith(day):
+                    rows.append([refund["succeeded_at"], order.transaction_id, order.out_trade_no,
+                                 refund["out_refund_no"], "refund", "SUCCESS", refund["amount"], -fee(refund["amount"])])
+                    refunded = [refunded[0] + 1, refunded[1] + refund["amount"]]
+        if not rows:
+            return None
+        out = io.StringIO()
+        out.write(f"# paymux sandbox statement {day}\n")
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["time", "transaction_id", "out_trade_no", "out_refund_no", "kind", "status", "amount",
+                         "fee_millis"])
+        writer.writerows(rows)
+        out.write(f"# total rows={len(rows)} payments={paid[0]} payment_amount={paid[1]} refunds={refunded[0]} "
+                  f"refund_amount={refunded[1]}\n")
+        return out.getvalue()
+
+    async def api_statement(self, request: Request) -> Response:
+        data = await self._read(request)
+        if isinstance(data, Response):
+            return data
+        content = self.statement(str(data.get("date")))
+        if content is None:
+            return self._signed({"error": "NO_STATEMENT", "message": "no statement for that day"})
+        return self._signed({"date": data.get("date"), "content": content})
+
+
+def beijing_now() -> str:
+    return datetime.now(timezone(timedelta(hours=8))).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _page(title: str, body: str) -> str:

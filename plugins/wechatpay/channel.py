@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
                              NotificationRejected, Outcome, PaymentResult, RefundRequest, RefundResult, SettingsError,
-                             StatementUnavailable)
+                             ParsedStatement, StatementUnavailable)
 from plugins.wechatpay import wire
+from plugins.wechatpay.statement import parse_tradebill
 
 DEFAULT_BASE_URL = "https://api.mch.weixin.qq.com"
 CHINA = timezone(timedelta(hours=8))
@@ -222,6 +223,9 @@ class WechatPayChannel(Channel):
         if info.get("hash_type") != "SHA1" or hashlib.sha1(content).hexdigest() != info.get("hash_value"):
             raise StatementUnavailable("the downloaded bill does not match the hash WeChat Pay gave")
         return gzip.decompress(content) if content[:2] == b"\x1f\x8b" else content
+
+    def parse_statement(self, content: bytes) -> ParsedStatement:
+        return parse_tradebill(content)
 
     # ---- callbacks ----
 

@@ -1,0 +1,223 @@
+"""Settlement: after reconciliation, the money of a day moves.
+
+`settle(S)` books, idempotently (one row per kind, owner and day in `settlements`):
+- for each channel account that settles T+n (`settlement_days`, default 1), the day X = S - n, if
+  reconciled: the channel's net for X (payments - refunds - its fees, from the statement) from
+  clearing into the reserve bank (`settlement.channel`), and the repayment of any advance made on
+  X (`settlement.advance_repaid`);
+- for each merchant on T+m (`[settlement] merchant_days`, default 1, or its own), the day Y = S - m,
+  if every account that carried its payments on Y is reconciled: what those payments credited to
+  its in-transit balance becomes available (`settlement.merchant`). Where the channel has not yet
+  paid Y (a T+0 merchant on a T+1 channel), the platform pays from its own money: an advance
+  (`settlement.advance`, advances against clearing), which is the exposure the report shows.
+A day whose reconciliation has open `missing_channel`, `amount_mismatch` or `status_mismatch` items is
+refused unless forced by a named person (`--force --by NAME`), recorded on what it books.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, String, and_, func, insert, literal, select
+
+from gateway.channel import Capability
+from gateway.models import Payment, ReconItem, ReconRun, Settlement
+from ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
+
+runs = ReconRun.__table__
+items = ReconItem.__table__
+settlements = Settlement.__table__
+payments = Payment.__table__
+entries = LedgerEntry.__table__
+postings = LedgerPosting.__table__
+accounts = LedgerAccount.__table__
+
+BLOCKING = ("missing_channel", "amount_mismatch", "status_mismatch")
+
+
+class SettlementRefused(Exception):
+    pass
+
+
+@dataclass
+class SettleReport:
+    settle_date: str
+    booked: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"settle_date": self.settle_date, "booked": self.booked, "skipped": self.skipped}
+
+
+class Settler:
+    def __init__(self, settings: Any, host_types: dict[str, Any], booker: Any) -> None:
+        self.settings = settings
+        self.booker = booker
+        self.statement_accounts = [a for a in settings.channel_accounts if a.plugin in host_types and
+                                   Capability.STATEMENT in host_types[a.plugin].capabilities]
+
+    def merchant_days(self, merchant_id: str) -> int:
+        return self.settings.merchant_settlement_overrides.get(merchant_id, self.settings.merchant_settlement_days)
+
+    def settle(self, conn: Connection, settle_date: date, now: datetime, force_by: str | None = None) -> SettleReport:
+        report = SettleReport(settle_date.isoformat())
+        channel_days = {a.id: a.settlement_days for a in self.statement_accounts}
+        # Which channel days are due, and are they reconciled and clean?
+        for account in self.statement_accounts:
+            day = settle_date - timedelta(days=account.settlement_days)
+            run = self._reconciled(conn, account.id, day)
+            if run is None:
+                report.skipped.append(f"{account.id} {day}: not reconciled")
+                continue
+            self._check_clean(conn, account.id, day, force_by)
+            net = run.payment_amount - run.refund_amount - run.fee_amount
+            if self._book(conn, report, "channel", account.id, day, settle_date, net, run.currency, now, force_by,
+                          channel_account=account.id):
+                repaid = self._advanced(conn, account.id, day)
+                if repaid:
+                    self._book(conn, report, "advance_repaid", account.id, day, settle_date, repaid, run.currency,
+                               now, force_by, channel_account=account.id)
+        # Merchants, each on its own cycle.
+        for merchant_id, account_id, currency, day, amount in self._merchant_days(conn, settle_date):
+            run = self._reconciled(conn, account_id, day) if account_id in channel_days else None
+            if account_id in channel_days and run is None:
+                report.skipped.append(f"{merchant_id} via {account_id} {day}: not reconciled")
+                continue
+            if account_id in channel_days:
+                self._check_clean(conn, account_id, day, force_by)
+            owner = f"{merchant_id}@{account_id}"
+            available = self._in_transit(conn, merchant_id, currency)
+            amount = min(amount, available)
+            if amount <= 0:
+                continue
+            booked = self._book(conn, report, "merchant", owner, day, settle_date, amount, currency, now, force_by,
+                                merchant_id=merchant_id, channel_account=account_id)
+            channel_paid_on = day + timedelta(days=channel_days.get(account_id, 0))
+            if booked and channel_paid_on > settle_date:   # paid before the channel pays us: an advance
+                self._book(conn, report, "advance", owner, day, settle_date, amount, currency, now, force_by,
+                           merchant_id=merchant_id, channel_account=account_id)
+        return report
+
+    # ---- the pieces ----
+
+    @staticmethod
+    def _reconciled(conn: Connection, account_id: str, day: date) -> Any:
+        return conn.execute(select(runs).where(and_(runs.c.channel_account == account_id,
+                                                    runs.c.business_date == day, runs.c.status == "completed"))
+                            .order_by(runs.c.started_at.desc())).first()
+
+    @staticmethod
+    def _check_clean(conn: Connection, account_id: str, day: date, force_by: str | None) -> None:
+        blocking = conn.execute(select(items.c["class"], func.count()).where(and_(
+            items.c.channel_account == account_id, items.c.business_date <= day, items.c.status == "open",
+            items.c["class"].in_(BLOCKING))).group_by(items.c["class"])).all()
+        if blocking and not force_by:
+            what = ", ".join(f"{n} {cls}" for cls, n in blocking)
+            raise SettlementRefused(f"{account_id} up to {day}: open differences ({what}); resolve them, or settle "
+                                    f"with --force --by NAME")
+
+    def _merchant_days(self, conn: Connection, settle_date: date) -> list[tuple[str, str, str, date, int]]:
+        """(merchant, channel account, currency, day, in-transit credited by that day's payments) due now."""
+        due: list[tuple[str, str, str, date, int]] = []
+        merchants = [row.merchant_id for row in conn.execute(select(payments.c.merchant_id).distinct())]
+        for merchant_id in merchants:
+            day = settle_date - timedelta(days=self.merchant_days(merchant_id))
+            rows = conn.execute(
+                select(payments.c.channel_account, accounts.c.currency, func.sum(-postings.c.amount))
+                .select_from(postings.join(entries, entries.c.id == postings.c.entry_id)
+                             .join(accounts, accounts.c.id == postings.c.account_id)
+                             .join(payments, entries.c.reference == literal("payment:", String) + payments.c.id))
+                .where(and_(entries.c.event_type == "payment.succeeded", entries.c.business_date == day,
+                            accounts.c.code == "merchant_in_transit", accounts.c.owner_id == merchant_id))
+                .group_by(payments.c.channel_account, accounts.c.currency)).all()
+            due += [(merchant_id, account_id, currency, day, int(amount)) for account_id, currency, amount in rows]
+        return due
+
+    @staticmethod
+    def _in_transit(conn: Connection, merchant_id: str, currency: str) -> int:
+        row = conn.execute(select(accounts.c.balance).where(and_(
+            accounts.c.code == "merchant_in_transit", accounts.c.owner_id == merchant_id,
+            accounts.c.currency == currency))).first()
+        return -int(row.balance) if row else 0   # a credit-normal account: its net balance is negative
+
+    @staticmethod
+    def _advanced(conn: Connection, account_id: str, day: date) -> int:
+        return int(conn.execute(select(func.coalesce(func.sum(settlements.c.amount), 0)).where(and_(
+            settlements.c.kind == "advance", settlements.c.channel_account == account_id,
+            settlements.c.business_date == day))).scalar_one())
+
+    def _book(self, conn: Connection, report: SettleReport, kind: str, owner: str, day: date, settle_date: date,
+              amount: int, currency: str, now: datetime, force_by: str | None, *, channel_account: str | None = None,
+              merchant_id: str | None = None) -> bool:
+        """Book one settlement once; False if it was booked before (settling a day twice changes nothing)."""
+        if conn.execute(select(settlements.c.id).where(and_(settlements.c.kind == kind, settlements.c.owner == owner,
+                                                            settlements.c.business_date == day))).first():
+            return False
+        event = {"channel": "settlement.channel" if amount >= 0 else "settlement.channel_debit",
+                 "merchant": "settlement.merchant", "advance": "settlement.advance",
+                 "advance_repaid": "settlement.advance_repaid"}[kind]
+        reference = f"settle:{kind}:{owner}:{day.isoformat()}"
+        if amount:
+            self.booker.book(conn, event, reference, merchant_id=merchant_id or "",
+                             channel_account=channel_account or "", currency=currency,
+                             variables={"amount": abs(amount)}, now=now,
+                             memo=f"{kind} of {day.isoformat()}" + (f", forced by {force_by}" if force_by else ""))
+        conn.execute(insert(settlements).values(
+            kind=kind, owner=owner, channel_account=channel_account, merchant_id=merchant_id, business_date=day,
+            settle_date=settle_date, amount=amount, currency=currency, entry_key=f"{reference}:{event}" if amount else None,
+            forced_by=force_by, created_at=now))
+        report.booked.append({"kind": kind, "owner": owner, "business_date": day.isoformat(), "amount": amount,
+                              "currency": currency})
+        return True
+
+
+def daily_report(conn: Connection, settings: Any, day: date) -> dict[str, Any]:
+    """Per channel account and per merchant: volume, fees, refunds, differences by class, settlements."""
+    from ledger.recon import CLASSES
+
+    succeeded = (select(payments.c.merchant_id, payments.c.channel_account, payments.c.amount, payments.c.fee_amount,
+                        accounts.c.currency)
+                 .select_from(entries.join(payments, entries.c.reference == literal("payment:", String) + payments.c.id)
+                              .join(postings, postings.c.entry_id == entries.c.id)
+                              .join(accounts, accounts.c.id == postings.c.account_id))
+                 .where(and_(entries.c.event_type == "payment.succeeded", entries.c.business_date == day,
+                             accounts.c.code == "channel_clearing"))).subquery()
+    refunded = (select(entries.c.reference, func.sum(postings.c.amount).label("amount"))
+                .select_from(entries.join(postings, postings.c.entry_id == entries.c.id)
+                             .join(accounts, accounts.c.id == postings.c.account_id))
+                .where(and_(entries.c.event_type == "refund.succeeded", entries.c.business_date == day,
+                            accounts.c.code == "refunds_payable"))
+                .group_by(entries.c.reference)).subquery()
+    settled = {(r.kind, r.owner): r.amount for r in conn.execute(select(settlements).where(
+        settlements.c.business_date == day))}
+    channel_rows = []
+    for a in settings.channel_accounts:
+        volume = conn.execute(select(func.count(), func.coalesce(func.sum(succeeded.c.amount), 0))
+                              .where(succeeded.c.channel_account == a.id)).one()
+        run = conn.execute(select(runs).where(and_(runs.c.channel_account == a.id, runs.c.business_date == day,
+                                                   runs.c.status == "completed"))).first()
+        open_by_class = dict(conn.execute(select(items.c["class"], func.count()).where(and_(
+            items.c.channel_account == a.id, items.c.business_date == day, items.c.status == "open"))
+            .group_by(items.c["class"])).all())
+        channel_rows.append({
+            "channel_account": a.id, "payments": int(volume[0]), "volume": int(volume[1]),
+            "reconciled": run is not None, "statement": None if run is None else {
+                "run_id": run.id, "rows": run.statement_rows, "payment_amount": run.payment_amount,
+                "refund_amount": run.refund_amount, "channel_fees": run.fee_amount,
+                "counts": {name: int((run.counts or {}).get(name, 0)) for name in CLASSES}},
+            "open_differences": {name: int(open_by_class.get(name, 0)) for name in CLASSES if name != "matched"},
+            "settled": settled.get(("channel", a.id)), "advances_repaid": settled.get(("advance_repaid", a.id))})
+    merchant_rows = []
+    for merchant_id, n, volume, fees in conn.execute(
+            select(succeeded.c.merchant_id, func.count(), func.sum(succeeded.c.amount),
+                   func.coalesce(func.sum(succeeded.c.fee_amount), 0)).group_by(succeeded.c.merchant_id)):
+        owners = [owner for (kind, owner) in settled if kind == "merchant" and owner.startswith(f"{merchant_id}@")]
+        merchant_rows.append({"merchant_id": merchant_id, "payments": int(n), "volume": int(volume), "fees": int(fees),
+                              "settled": sum(int(settled[("merchant", o)]) for o in owners),
+                              "advanced": sum(int(settled.get(("advance", o), 0)) for o in owners)})
+    refunds_total = conn.execute(select(func.coalesce(func.sum(refunded.c.amount), 0))).scalar_one()
+    exposure = conn.execute(select(func.coalesce(func.sum(accounts.c.balance), 0)).where(
+        accounts.c.code == "advances")).scalar_one()
+    return {"date": day.isoformat(), "channel_accounts": channel_rows, "merchants": merchant_rows,
+            "refunds": int(refunds_total), "advances_outstanding": int(exposure)}

@@ -1,0 +1,144 @@
+"""Matching a channel statement against our records, as set operations on columns (polars).
+
+No database and no HTTP here: the caller loads the statement lines and the local records into
+DataFrames, `classify` joins them by key (a hash join) and returns the count of every class and
+one row per line or record that did not match. Classes, exactly:
+
+  matched            the same thing on both sides
+  missing_local      on the statement, unknown here
+  missing_channel    succeeded here, on no statement once the carry-over window has passed
+  pending_carryover  succeeded here, not on this statement, still within the window (day-cut)
+  status_mismatch    one side says succeeded, the other does not
+  amount_mismatch    both succeeded, amounts differ
+  fee_mismatch       the channel's fee is not the account's contracted rate
+  duplicate          a line that repeats an earlier line's key on the same statement
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+CLASSES = ("matched", "missing_local", "missing_channel", "pending_carryover", "status_mismatch",
+           "amount_mismatch", "fee_mismatch", "duplicate")
+
+LOCAL_PAYMENT_COLUMNS = {"out_trade_no": pl.String, "local_status": pl.String, "local_amount": pl.Int64,
+                         "local_date": pl.Date}
+LOCAL_REFUND_COLUMNS = {"out_refund_no": pl.String, "out_trade_no": pl.String, "local_status": pl.String,
+                        "local_amount": pl.Int64, "local_date": pl.Date}
+ITEM_COLUMNS = ("class", "kind", "reference", "out_trade_no", "line_no", "channel_transaction_id", "channel_status",
+                "local_status", "channel_amount", "local_amount", "channel_effect", "local_effect",
+                "channel_fee_millis", "expected_fee_millis")
+
+
+@dataclass
+class Classified:
+    counts: dict[str, int]
+    items: pl.DataFrame            # ITEM_COLUMNS, every line or record that is not matched
+    statement_keys: pl.DataFrame   # kind, reference: every key on the statement
+    payment_amount: int            # succeeded payment lines
+    refund_amount: int             # succeeded refund lines
+    fee_amount: int                # the channel's fees on succeeded lines, in minor units (half up per line)
+
+
+def fen_from_millis(expr: pl.Expr) -> pl.Expr:
+    """1/1000 minor units to minor units, half away from zero (as channels round a fee)."""
+    return pl.when(expr >= 0).then((expr + 500) // 1000).otherwise(-((-expr + 500) // 1000))
+
+
+def expected_fee_millis(amount: pl.Expr, bps: int) -> pl.Expr:
+    """amount (minor units) at bps basis points, in 1/1000 minor units, half up."""
+    return (amount * bps + 5) // 10
+
+
+def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: pl.DataFrame, *,
+             business_date: date, today: date, carry_days: int, fee_bps: int | None,
+             elsewhere: pl.DataFrame | None = None) -> Classified:
+    """lines: the statement (gateway.channel.STATEMENT_COLUMNS). local_*: our records around the
+    day (LOCAL_*_COLUMNS; local_date is the business date of their success). elsewhere: kind,
+    reference of lines on the account's other statements already reconciled (a day-cut may put
+    our success on a neighbouring day's statement)."""
+    lines = lines.with_columns(reference=pl.when(pl.col("kind") == "refund").then(pl.col("out_refund_no"))
+                               .otherwise(pl.col("out_trade_no")))
+    lines = lines.with_columns(repeat=~pl.struct("kind", "reference").is_first_distinct())
+    succeeded = pl.col("status") == "succeeded"
+    sign = pl.when(pl.col("kind") == "refund").then(-1).otherwise(1)
+    lines = lines.with_columns(channel_effect=pl.when(succeeded).then(pl.col("amount") * sign).otherwise(0),
+                               fee_fen=pl.when(succeeded).then(fen_from_millis(pl.col("fee_millis"))).otherwise(0))
+
+    payments = lines.filter(pl.col("kind") == "payment").join(
+        local_payments.select(list(LOCAL_PAYMENT_COLUMNS)).rename({"out_trade_no": "reference"}),
+        on="reference", how="left")
+    refunds = lines.filter(pl.col("kind") == "refund").join(
+        local_refunds.select(list(LOCAL_REFUND_COLUMNS)).drop("out_trade_no").rename({"out_refund_no": "reference"}),
+        on="reference", how="left")
+    joined = pl.concat([payments, refunds], how="vertical_relaxed")
+    local_ok = pl.col("local_status") == "succeeded"
+    expected = (expected_fee_millis(pl.col("amount"), fee_bps) * sign) if fee_bps is not None else pl.lit(None)
+    fee_differs = (fen_from_millis(pl.col("fee_millis")) != fen_from_millis(expected)) if fee_bps is not None \
+        else pl.lit(False)
+    joined = joined.with_columns(
+        expected_fee_millis=expected.cast(pl.Int64),
+        local_effect=pl.when(local_ok).then(pl.col("local_amount") * sign).otherwise(0),
+        **{"class": pl.when(pl.col("repeat")).then(pl.lit("duplicate"))
+           .when(pl.col("local_status").is_null()).then(pl.lit("missing_local"))
+           .when(succeeded != local_ok).then(pl.lit("status_mismatch"))
+           .when(succeeded & (pl.col("amount") != pl.col("local_amount"))).then(pl.lit("amount_mismatch"))
+           .when(succeeded & fee_differs).then(pl.lit("fee_mismatch"))
+           .otherwise(pl.lit("matched"))})
+    on_statement = lines.select("kind", "reference").unique()
+    known = pl.concat([on_statement, elsewhere.select("kind", "reference")]) if elsewhere is not None \
+        and elsewhere.height else on_statement
+    window_open = today <= date.fromordinal(business_date.toordinal() + carry_days)
+    absent = pl.concat([
+        local_payments.filter((pl.col("local_status") == "succeeded") & (pl.col("local_date") == business_date))
+        .select(kind=pl.lit("payment"), reference=pl.col("out_trade_no"), out_trade_no=pl.col("out_trade_no"),
+                local_status=pl.col("local_status"), local_amount=pl.col("local_amount"),
+                local_effect=pl.col("local_amount")),
+        local_refunds.filter((pl.col("local_status") == "succeeded") & (pl.col("local_date") == business_date))
+        .select(kind=pl.lit("refund"), reference=pl.col("out_refund_no"), out_trade_no=pl.col("out_trade_no"),
+                local_status=pl.col("local_status"), local_amount=pl.col("local_amount"),
+                local_effect=-pl.col("local_amount")),
+    ]).join(known, on=["kind", "reference"], how="anti").with_columns(
+        pl.lit("pending_carryover" if window_open else "missing_channel").alias("class"),
+        channel_effect=pl.lit(0, pl.Int64))
+
+    counts = {name: 0 for name in CLASSES}
+    for name, n in joined.group_by("class").len().iter_rows():
+        counts[name] += n
+    for name, n in absent.group_by("class").len().iter_rows():
+        counts[name] += n
+    items = pl.concat([
+        joined.filter(pl.col("class") != "matched").select(
+            "class", "kind", "reference", "out_trade_no", "line_no", "channel_transaction_id",
+            channel_status="status", local_status="local_status", channel_amount="amount",
+            local_amount="local_amount", channel_effect="channel_effect", local_effect="local_effect",
+            channel_fee_millis="fee_millis", expected_fee_millis="expected_fee_millis"),
+        absent.select("class", "kind", "reference", "out_trade_no", "local_status", "local_amount",
+                      "channel_effect", "local_effect"),
+    ], how="diagonal_relaxed").select(list(ITEM_COLUMNS))
+    ok_lines = lines.filter(succeeded)
+    return Classified(
+        counts=counts, items=items, statement_keys=on_statement,
+        payment_amount=int(ok_lines.filter(pl.col("kind") == "payment")["amount"].sum()),
+        refund_amount=int(ok_lines.filter(pl.col("kind") == "refund")["amount"].sum()),
+        fee_amount=int(lines["fee_fen"].sum()))
+
+
+def statement_totals(lines: pl.DataFrame) -> dict[str, int]:
+    """What the lines add up to, in the keys a plugin's ParsedStatement.totals may declare."""
+    payments, refunds = lines.filter(pl.col("kind") == "payment"), lines.filter(pl.col("kind") == "refund")
+    return {"rows": lines.height, "payment_count": payments.height, "payment_amount": int(payments["amount"].sum()),
+            "refund_count": refunds.height, "refund_amount": int(refunds["amount"].sum())}
+
+
+def totals_disagree(declared: dict[str, Any] | None, lines: pl.DataFrame) -> str | None:
+    """None if every total the channel declared matches its lines; else what differs."""
+    if not declared:
+        return None
+    actual = statement_totals(lines)
+    wrong = [f"{key} {declared[key]} (the lines add up to {actual[key]})"
+             for key in actual if key in declared and int(declared[key]) != actual[key]]
+    return "the statement's own totals disagree with its lines: " + ", ".join(wrong) if wrong else None

@@ -1,0 +1,83 @@
+"""Column-wise helpers for the built-in plugins' statement parsers: millions of lines are read by
+polars into string columns, checked with one regular expression per column, and converted at once.
+Any line that does not fit is named in the StatementInvalid raised."""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Iterable, Mapping
+
+import polars as pl
+
+from gateway.channel import STATEMENT_COLUMNS, ParsedStatement, StatementInvalid
+
+SCHEMA = {name: getattr(pl, kind) for name, kind in STATEMENT_COLUMNS.items()}
+
+
+def read_table(text: bytes, header_line: int, columns: Iterable[str], what: str,
+               n_rows: int | None = None) -> pl.DataFrame:
+    """CSV (UTF-8 bytes, the header on the first line) read as strings, only `columns`, with
+    `line_no` (the line of the file; the header is on header_line). n_rows: read no further (so a
+    trailer need not be cut off, which would copy the file)."""
+    wanted = list(columns)
+    header = next(csv.reader(io.StringIO(text[:text.find(b"\n") + 1].decode("utf-8", "replace"))), [])
+    header = [h.strip().lstrip("\ufeff").lstrip("`") for h in header]
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        raise StatementInvalid(f"the {what} header lacks {', '.join(missing)}", header_line)
+    try:
+        frame = pl.read_csv(text, has_header=True, new_columns=header, columns=wanted, n_rows=n_rows,
+                            infer_schema=False, encoding="utf8", quote_char='"', truncate_ragged_lines=False)
+    except (pl.exceptions.PolarsError, UnicodeDecodeError) as exc:
+        line = _bad_line(text, len(header), header_line)
+        reason = (f"not UTF-8, or not {len(header)} cells" if line is not None
+                  else str(exc).splitlines()[0][:200])
+        raise StatementInvalid(f"the {what} rows cannot be read: {reason}", line) from None
+    return frame.with_row_index("line_no", offset=header_line + 1).with_columns(pl.col("line_no").cast(pl.Int64))
+
+
+def _bad_line(text: bytes, width: int, header_line: int) -> int | None:
+    """The first line (of the file) that is not UTF-8 or has the wrong number of cells."""
+    for offset, raw in enumerate(text.split(b"\n")[1:], start=header_line + 1):
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return offset
+        if len(next(csv.reader([line]))) != width:
+            return offset
+    return None
+
+
+def first_failure(frame: pl.DataFrame, ok: pl.Series, message: str) -> None:
+    """Raise StatementInvalid at the first row where `ok` is false (or null)."""
+    bad = ok.fill_null(False).not_()
+    if bad.any():
+        row = frame.filter(bad).row(0, named=True)
+        raise StatementInvalid(message.format(**row), row["line_no"])
+
+
+def minor_units(frame: pl.DataFrame, column: str, decimals: int, scale_to: int) -> pl.Series:
+    """A decimal column ("12.34", "-0.00600") as integers with `scale_to` decimals (2 for fen from
+    yuan, 5 for 1/1000 fen), checking every cell first."""
+    cells = frame[column]
+    ok = cells.str.contains(rf"^-?\d{{1,15}}\.\d{{{decimals}}}$")
+    if not ok.fill_null(False).all():
+        first_failure(frame, ok, f"{column} {{{column}!r}} is not an amount with {decimals} decimals")
+    digits = cells.str.replace(".", "", literal=True).cast(pl.Int64)
+    return digits * 10 ** (scale_to - decimals)
+
+
+def normalized(frame: pl.DataFrame, totals: Mapping[str, int] | None) -> ParsedStatement:
+    """Select and type the normalized columns; an empty statement of a day without business is fine."""
+    return ParsedStatement(frame.select([pl.col(name).cast(kind) for name, kind in SCHEMA.items()]), totals)
+
+
+def empty_check(content: bytes) -> None:
+    if not content or not content.strip():
+        raise StatementInvalid("the file is empty")
+
+
+def line_of(content: bytes, offset: int) -> int:
+    return content.count(b"\n", 0, offset) + 1

@@ -1,0 +1,340 @@
+"""Reconciliation end to end with `paymux reconcile`, as an operator runs it: the sandbox's real
+statement, edited to carry one difference of every class, against a gateway on loopback; the late
+success only reconciliation finds; maker-checker; idempotent and superseding runs; broken files."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from sqlalchemy import text, update
+
+from gateway.books import full_check
+from gateway.models import Attempt, Payment
+from gateway.config import AccountLimits, ChannelAccountConfig, CircuitConfig, Settings
+from tests.conftest import SANDBOX_SECRET, SECRET_KEY, checkout, free_port, wait_for
+
+REPO = Path(__file__).resolve().parent.parent
+CHINA = ZoneInfo("Asia/Shanghai")
+
+
+def today() -> date:
+    return datetime.now(CHINA).date()
+
+
+class Operator:
+    """Runs paymux commands against the test gateway's database and channel accounts."""
+
+    def __init__(self, settings: Settings, tmp: Path, extra: str = "") -> None:
+        self.tmp = tmp
+        self.config = tmp / "paymux.toml"
+        lines = [f'public_url = "{settings.public_url}"', f'secret_key = "{SECRET_KEY}"',
+                 f'statement_dir = "{tmp / "statements"}"', "log_json = true",
+                 "query_schedule_seconds = [3600]", f'[database]\nurl = "{settings.database_url}"']
+        for a in settings.channel_accounts:
+            lines.append(f'[[channel_accounts]]\nid = "{a.id}"\nplugin = "{a.plugin}"\nenabled = {str(a.enabled).lower()}')
+            if a.fee_bps is not None:
+                lines.append(f"fee_bps = {a.fee_bps}")
+            lines.append("[channel_accounts.settings]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in a.settings.items()]
+        self.config.write_text("\n".join(lines) + "\n" + extra + "\n")
+
+    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run([sys.executable, "-m", "gateway.cli", "--config", str(self.config), *args],
+                              capture_output=True, text=True, cwd=self.tmp, env={"PYTHONPATH": str(REPO), "PATH": ""})
+        if ok:
+            assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    def reconcile(self, account: str, day: date, file: Path | None = None) -> dict[str, Any]:
+        args = ["reconcile", "--account", account, "--date", day.isoformat(), "--json"]
+        done = self.run(*args, *(["--file", str(file)] if file else []), ok=False)
+        assert done.stdout.strip(), done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def items(self, *extra: str) -> list[dict[str, Any]]:
+        return json.loads(self.run("recon", "list", "--json", *extra).stdout)
+
+
+def sandbox_settings(db_url: str, **over: Any) -> Settings:
+    account = ChannelAccountConfig("sandbox", "mock", True, {"secret": SANDBOX_SECRET, "callback_mode": "drop"},
+                                   100, 1, AccountLimits(), CircuitConfig(), fee_bps=60)
+    return Settings(public_url=f"http://127.0.0.1:{free_port()}", database_url=db_url, secret_key=SECRET_KEY,
+                    channel_accounts=(account,), query_schedule_seconds=(3600,), **over)
+
+
+def edit_sandbox(content: str, *, drop: set[str] = frozenset(), amount: dict[str, int] | None = None,
+                 fee: dict[str, int] | None = None, repeat: set[str] = frozenset(),
+                 extra: list[list[str]] = ()) -> str:
+    """Change a sandbox statement the way a channel's file differs from our books, totals kept true."""
+    head, header, *rows, _total = content.strip("\n").split("\n")
+    out = []
+    for line in rows:
+        cells = line.split(",")
+        trade = cells[2]
+        if trade in drop:
+            continue
+        if trade in (amount or {}) and cells[4] == "payment":
+            cells[6] = str(amount[trade])
+        if trade in (fee or {}) and cells[4] == "payment":
+            cells[7] = str(fee[trade])
+        out.append(cells)
+        if trade in repeat and cells[4] == "payment":
+            out.append(list(cells))
+    out += [list(e) for e in extra]
+    pay = [c for c in out if c[4] == "payment"]
+    ref = [c for c in out if c[4] == "refund"]
+    total = (f"# total rows={len(out)} payments={len(pay)} payment_amount={sum(int(c[6]) for c in pay)} "
+             f"refunds={len(ref)} refund_amount={sum(int(c[6]) for c in ref)}")
+    return "\n".join([head, header, *(",".join(c) for c in out), total]) + "\n"
+
+
+def books_clean(gw: Any) -> bool:
+    with gw.gateway.db.transaction() as conn:
+        return full_check(conn) == []
+
+
+def sync(client: Any, payment: dict) -> None:
+    assert client.get_payment(payment["id"], sync=True)["status"] == "succeeded"
+
+
+def test_every_class_is_found_resolved_by_rule_or_by_two_people(gateway_factory, db_url, tmp_path) -> None:
+    gw = gateway_factory(sandbox_settings(db_url))
+    client = gw.client(gw.merchant())
+    op = Operator(gw.settings, tmp_path)
+    made = {name: client.create_payment(merchant_order_no=name, amount=amount) for name, amount in (
+        ("match", 10000), ("amount", 2000), ("fee", 3000), ("late", 4000), ("twice", 5000), ("carry", 6000))}
+    for payment in made.values():
+        checkout(payment)                                   # paid at the sandbox; its callback is dropped
+    for name in ("match", "amount", "fee", "twice", "carry"):
+        sync(client, made[name])                            # ...and found by query, except "late"
+    refund = client.create_refund(made["match"]["id"], merchant_refund_no="r1", amount=2500)
+    assert wait_for(lambda: client.get_refund(refund["id"], sync=True)["status"] == "succeeded")
+    trade = {name: p["out_trade_no"] for name, p in made.items()}
+
+    original = tmp_path / "sandbox.statement"
+    op.run("statement", "download", "--account", "sandbox", "--date", today().isoformat(), "--out", str(original))
+    edited = tmp_path / "edited.statement"
+    edited.write_text(edit_sandbox(
+        original.read_text(), drop={trade["carry"]}, amount={trade["amount"]: 2100}, fee={trade["fee"]: 99000},
+        repeat={trade["twice"]},
+        extra=[["2026-01-01 00:00:00", "sbxUNKNOWN", "T-NOT-OURS", "", "payment", "SUCCESS", "777", "4662"]]))
+
+    report = op.reconcile("sandbox", today(), edited)
+    assert report["status"] == "completed", report
+    assert report["counts"] == {"matched": 3, "missing_local": 1, "missing_channel": 0, "pending_carryover": 1,
+                                "status_mismatch": 1, "amount_mismatch": 1, "fee_mismatch": 1, "duplicate": 1}
+    assert report["statement_rows"] == 8 and report["auto_resolved"] == 1 and report["open"] == 5
+    # The late success reconciliation found is a success like any other: state, ledger entry, event.
+    late = client.get_payment(made["late"]["id"])
+    assert late["status"] == "succeeded"
+    assert "payment.succeeded" in {e["type"] for e in client.request("GET", "/v1/events").json()["data"]
+                                   if e["data"]["object"]["id"] == late["id"]}
+    listed = op.items()
+    items = {i["class"]: i for i in listed}
+    assert len(listed) == 5 and set(items) == {"missing_local", "pending_carryover", "amount_mismatch",
+                                               "fee_mismatch", "duplicate"}
+    assert items["amount_mismatch"]["difference"] == 100 and items["missing_local"]["difference"] == 777
+    assert items["fee_mismatch"]["channel_fee_millis"] == 99000 and items["fee_mismatch"]["expected_fee_millis"] == 18000
+
+    # The same file again is the same run; nothing is counted or booked twice.
+    assert op.reconcile("sandbox", today(), edited)["run_id"] == report["run_id"]
+
+    # Maker-checker: alice proposes, alice cannot approve, bob can; the money goes through suspense.
+    missing = items["missing_local"]["id"]
+    op.run("recon", "resolve", str(missing), "--action", "adjust", "--by", "alice", "--reason", "channel took 7.77")
+    refused = op.run("recon", "approve", str(missing), "--by", "Alice", ok=False)
+    assert refused.returncode == 1 and "same_person" in refused.stderr
+    op.run("recon", "approve", str(missing), "--by", "bob")
+    carry = items["pending_carryover"]["id"]
+    nothing = op.run("recon", "resolve", str(items["fee_mismatch"]["id"]), "--action", "adjust", "--by", "alice",
+                     "--reason", "x", ok=False)
+    assert "nothing_to_adjust" in nothing.stderr
+    op.run("recon", "resolve", str(carry), "--action", "dismiss", "--by", "alice", "--reason", "will check tomorrow")
+    balances = {line.split()[1]: line.split()[-1] for line in
+                op.run("ledger", "balances", "--owner", "platform").stdout.splitlines()[1:]}
+    assert balances["suspense"] == "-777", balances     # the 7.77 nobody owns yet waits in suspense (a credit)
+    still_open = {i["id"]: i for i in op.items()}
+    assert missing not in still_open and still_open[carry]["proposal"]["action"] == "dismiss"
+    assert books_clean(gw)
+    assert op.run("ledger", "check").returncode == 0
+
+
+def test_a_later_file_for_the_day_supersedes_and_a_carried_line_is_matched_later(gateway_factory, db_url,
+                                                                                 tmp_path) -> None:
+    gw = gateway_factory(sandbox_settings(db_url))
+    client = gw.client(gw.merchant())
+    op = Operator(gw.settings, tmp_path)
+    a, b = (client.create_payment(merchant_order_no=n, amount=100 + i) for i, n in enumerate(("a", "b")))
+    for p in (a, b):
+        checkout(p)
+        sync(client, p)
+    full = tmp_path / "full.statement"
+    op.run("statement", "download", "--account", "sandbox", "--date", today().isoformat(), "--out", str(full))
+    partial = tmp_path / "partial.statement"
+    partial.write_text(edit_sandbox(full.read_text(), drop={b["out_trade_no"]}))
+    first = op.reconcile("sandbox", today(), partial)
+    assert first["counts"]["pending_carryover"] == 1 and first["open"] == 1
+    second = op.reconcile("sandbox", today(), full)       # the channel sent a corrected file
+    assert second["run_id"] != first["run_id"] and second["counts"]["matched"] == 2 and second["open"] == 0
+    runs = {r["run_id"]: r["status"] for r in _runs(gw)}
+    assert runs == {first["run_id"]: "superseded", second["run_id"]: "completed"}
+    assert op.items() == []                               # the first run's open item gave way
+    with gw.gateway.db.transaction() as conn:               # fees booked once for the day, not per file
+        fees = conn.execute(text("SELECT sum(fees_booked) FROM recon_runs")).scalar_one()
+    assert fees == second["fee_amount"] == 1 + 1            # 100 and 101 fen at 60 bps: 0.6 fen -> 1 each
+    assert books_clean(gw)
+
+
+def _runs(gw: Any) -> list[dict]:
+    with gw.gateway.db.transaction() as conn:
+        return [{"run_id": r.id, "status": r.status} for r in conn.execute(text("SELECT id, status FROM recon_runs"))]
+
+
+@pytest.mark.parametrize("breakage,expected", [
+    (lambda s: b"", "the file is empty"),
+    (lambda s: s[: s.rfind(b"# total")], "truncated"),
+    (lambda s: s.replace(b",payment,SUCCESS,", b",payment,SUCCESS,12x", 1), "line 3: amount"),
+    (lambda s: s.replace(b"# total rows=", b"# total rows=9", 1), "disagree"),
+    (lambda s: s.replace(b",payment,", b",pay\xff\xfement,", 1), "line 3"),          # not UTF-8
+    (lambda s: s.replace(b",payment,SUCCESS,", b",payment,SUCCESS,1,2,3,", 1), "line 3"),   # cells added
+])
+def test_a_broken_statement_fails_the_run_naming_the_line_and_writes_nothing(gateway_factory, db_url, tmp_path,
+                                                                             breakage, expected) -> None:
+    gw = gateway_factory(sandbox_settings(db_url))
+    client = gw.client(gw.merchant())
+    op = Operator(gw.settings, tmp_path)
+    payment = client.create_payment(merchant_order_no="one", amount=100)
+    checkout(payment)
+    sync(client, payment)
+    good = tmp_path / "good.statement"
+    op.run("statement", "download", "--account", "sandbox", "--date", today().isoformat(), "--out", str(good))
+    bad = tmp_path / "bad.statement"
+    bad.write_bytes(breakage(good.read_bytes()))
+    report = op.reconcile("sandbox", today(), bad)
+    assert report["status"] == "failed" and expected in report["message"], report
+    with gw.gateway.db.transaction() as conn:
+        assert conn.execute(text("SELECT count(*) FROM recon_items")).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM ledger_entries WHERE event_type LIKE 'recon.%'")).scalar_one() == 0
+    assert op.reconcile("sandbox", today(), good)["status"] == "completed"   # the right file still goes through
+
+
+def test_a_success_no_statement_has_after_the_window_is_missing_at_the_channel(gateway_factory, db_url,
+                                                                              tmp_path) -> None:
+    gw = gateway_factory(sandbox_settings(db_url))
+    client = gw.client(gw.merchant())
+    op = Operator(gw.settings, tmp_path)
+    kept, lost = (client.create_payment(merchant_order_no=n, amount=100 + i) for i, n in enumerate(("kept", "lost")))
+    for p in (kept, lost):
+        checkout(p)
+        sync(client, p)
+    full = tmp_path / "full.statement"
+    op.run("statement", "download", "--account", "sandbox", "--date", today().isoformat(), "--out", str(full))
+    # Five days later we reconcile that day; the channel's file for it lacks one of our successes.
+    then = datetime.now(UTC) - timedelta(days=5)
+    with gw.gateway.db.transaction() as conn:
+        conn.execute(update(Payment.__table__).values(created_at=then, paid_at=then))
+        conn.execute(update(Attempt.__table__).values(created_at=then, updated_at=then))
+    day = today() - timedelta(days=5)
+    old = tmp_path / "old.statement"
+    old.write_text(edit_sandbox(full.read_text(), drop={lost["out_trade_no"]}))
+    report = op.reconcile("sandbox", day, old)
+    assert report["counts"]["matched"] == 1 and report["counts"]["missing_channel"] == 1, report
+    assert report["counts"]["pending_carryover"] == 0
+    [item] = op.items()
+    assert item["class"] == "missing_channel" and item["reference"] == lost["out_trade_no"]
+    assert item["difference"] == -101              # our books say the channel holds 1.01 it does not
+    op.run("recon", "resolve", str(item["id"]), "--action", "adjust", "--by", "carol", "--reason", "never arrived")
+    op.run("recon", "approve", str(item["id"]), "--by", "dave")
+    assert op.items() == [] and books_clean(gw)
+
+
+def balances(op: Operator, owner: str) -> dict[str, int]:
+    out = op.run("ledger", "balances", "--owner", owner).stdout.splitlines()[1:]
+    return {line.split()[1]: int(line.split()[-1].replace(",", "")) for line in out}
+
+
+def test_settlement_moves_money_on_each_merchants_day_and_advances_are_booked(gateway_factory, db_url,
+                                                                              tmp_path) -> None:
+    gw = gateway_factory(sandbox_settings(db_url))
+    slow, fast = gw.merchant("t-plus-1"), gw.merchant("t-plus-0")
+    op = Operator(gw.settings, tmp_path, f'[settlement]\nmerchant_days = 1\n[settlement.merchants]\n'
+                                         f'{fast.merchant_id} = 0\n')
+    for creds, amount in ((slow, 10000), (fast, 20000)):
+        client = gw.client(creds)
+        payment = client.create_payment(merchant_order_no="o", amount=amount)
+        checkout(payment)
+        sync(client, payment)
+    day = today()
+    assert op.reconcile("sandbox", day)["counts"]["matched"] == 2
+
+    first = json.loads(op.run("settle", "--date", day.isoformat(), "--json").stdout)
+    assert {(b["kind"], b["amount"]) for b in first["booked"]} == {("merchant", 20000 - 120), ("advance", 20000 - 120)}
+    assert any("not reconciled" in s for s in first["skipped"])              # the channel pays T+1
+    assert balances(op, f"merchant:{fast.merchant_id}")["merchant_available"] == 19880
+    assert "merchant_available" not in balances(op, f"merchant:{slow.merchant_id}")   # not its day yet
+    assert balances(op, "platform")["advances"] == 19880                   # the platform paid before the channel
+
+    second = json.loads(op.run("settle", "--date", (day + timedelta(days=1)).isoformat(), "--json").stdout)
+    fees = 60 + 120                                                      # the sandbox's 60 bps of each
+    assert {(b["kind"], b["amount"]) for b in second["booked"]} == {
+        ("channel", 30000 - fees), ("advance_repaid", 19880), ("merchant", 10000 - 60)}
+    assert balances(op, f"merchant:{slow.merchant_id}")["merchant_available"] == 9940
+    platform = balances(op, "platform")
+    assert platform["advances"] == 0 and platform["reserve_bank"] == 30000 - fees
+    assert balances(op, "channel_account:sandbox").get("channel_clearing", 0) == 0   # all paid out
+    again = json.loads(op.run("settle", "--date", (day + timedelta(days=1)).isoformat(), "--json").stdout)
+    assert again["booked"] == []                                         # settling twice books nothing
+    report = json.loads(op.run("report", "daily", "--date", day.isoformat(), "--json").stdout)
+    [channel] = report["channel_accounts"]
+    assert channel["payments"] == 2 and channel["volume"] == 30000 and channel["settled"] == 30000 - fees
+    assert {m["merchant_id"]: m["settled"] for m in report["merchants"]} == {slow.merchant_id: 9940,
+                                                                            fast.merchant_id: 19880}
+    assert op.run("report", "daily", "--date", day.isoformat()).stdout.count("sandbox") == 1
+    assert op.run("ledger", "check").returncode == 0 and books_clean(gw)
+
+
+def test_a_day_with_open_differences_is_settled_only_when_someone_answers_for_it(gateway_factory, db_url,
+                                                                                tmp_path) -> None:
+    gw = gateway_factory(sandbox_settings(db_url))
+    client = gw.client(gw.merchant())
+    op = Operator(gw.settings, tmp_path)
+    payment = client.create_payment(merchant_order_no="o", amount=5000)
+    checkout(payment)
+    sync(client, payment)
+    full = tmp_path / "full.statement"
+    op.run("statement", "download", "--account", "sandbox", "--date", today().isoformat(), "--out", str(full))
+    wrong = tmp_path / "wrong.statement"
+    wrong.write_text(edit_sandbox(full.read_text(), amount={payment["out_trade_no"]: 4000}))
+    assert op.reconcile("sandbox", today(), wrong)["counts"]["amount_mismatch"] == 1
+    tomorrow = (today() + timedelta(days=1)).isoformat()
+    refused = op.run("settle", "--date", tomorrow, ok=False)
+    assert refused.returncode == 1 and "1 amount_mismatch" in refused.stderr
+    assert "reserve_bank" not in balances(op, "platform")
+    forced = json.loads(op.run("settle", "--date", tomorrow, "--force", "--by", "cfo", "--json").stdout)
+    assert {b["kind"] for b in forced["booked"]} == {"channel", "merchant"}
+    with gw.gateway.db.transaction() as conn:
+        assert {r.forced_by for r in conn.execute(text("SELECT forced_by FROM settlements"))} == {"cfo"}
+    assert books_clean(gw)
+
+
+def test_every_account_is_reconciled_in_parallel_processes(gateway_factory, db_url, tmp_path) -> None:
+    accounts = tuple(ChannelAccountConfig(name, "mock", True, {"secret": SANDBOX_SECRET, "callback_mode": "drop"},
+                                          fee_bps=60) for name in ("sbx-a", "sbx-b"))
+    gw = gateway_factory(Settings(public_url=f"http://127.0.0.1:{free_port()}", database_url=db_url,
+                                  secret_key=SECRET_KEY, channel_accounts=accounts, query_schedule_seconds=(3600,)))
+    client = gw.client(gw.merchant())
+    op = Operator(gw.settings, tmp_path)
+    for i, account in enumerate(("sbx-a", "sbx-b", "sbx-b")):
+        payment = client.create_payment(merchant_order_no=f"p{i}", amount=100 + i, channel=account)
+        checkout(payment)
+        sync(client, payment)
+    reports = json.loads(op.run("reconcile", "--date", today().isoformat(), "--json").stdout)
+    assert {r["channel_account"]: (r["status"], r["counts"]["matched"]) for r in reports} == {
+        "sbx-a": ("completed", 1), "sbx-b": ("completed", 2)}

@@ -1,0 +1,190 @@
+"""Golden reconciliations of WeChat Pay's and Alipay's own statement formats: the simulator's bill for
+the day, edited to carry one difference of every class (totals kept true), gives exactly those counts,
+and the late success only the statement knew of reaches the merchant and the ledger."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import re
+import zipfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import pytest
+
+from gateway.config import Settings
+from plugins.alipay import wire as ali_wire
+from plugins.alipay.simulator import AlipaySimulator
+from plugins.wechatpay import wire as wx_wire
+from plugins.wechatpay.simulator import WechatPaySimulator
+from tests.conftest import SECRET_KEY, ServerThread, free_port, wait_for
+from tests.test_reconcile import CHINA, Operator, books_clean, today
+from tests.test_wechatpay import APIV3_KEY, APPID, MCHID, SERIAL, wechat_settings
+
+EXPECTED = {"matched": 3, "missing_local": 1, "missing_channel": 0, "pending_carryover": 1, "status_mismatch": 1,
+            "amount_mismatch": 1, "fee_mismatch": 1, "duplicate": 1}
+AMOUNTS = {"match": 10000, "amount": 2000, "fee": 3000, "late": 4000, "twice": 5000, "carry": 6000}
+
+
+def pay_all(client: Any, account: str, method: str, pay: Callable[[dict], None], drop: Callable[[bool], None]) -> dict:
+    made = {}
+    for name, amount in AMOUNTS.items():
+        payment = client.create_payment(merchant_order_no=f"{account}-{name}", amount=amount, channel=account,
+                                        method=method)
+        drop(name == "late")                          # the one whose callback never comes
+        pay(payment)
+        drop(False)
+        made[name] = payment
+    for name in AMOUNTS:
+        if name != "late":
+            assert wait_for(lambda n=name: client.get_payment(made[n]["id"])["status"] == "succeeded")
+    assert client.get_payment(made["late"]["id"])["status"] == "processing"
+    refund = client.create_refund(made["match"]["id"], merchant_refund_no=f"{account}-r1", amount=2500)
+    assert wait_for(lambda: client.get_refund(refund["id"], sync=True)["status"] == "succeeded")
+    return {name: p["out_trade_no"] for name, p in made.items()}
+
+
+def check(op: Operator, gw: Any, client: Any, account: str, statement: bytes, tmp_path: Path, late_id: str) -> None:
+    path = tmp_path / f"{account}.statement"
+    path.write_bytes(statement)
+    report = op.reconcile(account, today(), path)
+    assert report["status"] == "completed", report
+    assert report["counts"] == EXPECTED
+    assert report["auto_resolved"] == 1 and report["open"] == 5
+    assert client.get_payment(late_id)["status"] == "succeeded"
+    events = client.request("GET", "/v1/events").json()["data"]
+    assert any(e["type"] == "payment.succeeded" and e["data"]["object"]["id"] == late_id for e in events)
+    assert books_clean(gw) and op.run("ledger", "check").returncode == 0
+
+
+# ---- WeChat Pay: UTF-8 CSV, backtick cells, summary rows ----
+
+def edit_tradebill(content: bytes, trade: dict[str, str]) -> bytes:
+    rows = list(csv.reader(io.StringIO(content.decode("utf-8"))))
+    header, body = rows[0], [r for r in rows[1:-2]]
+    col = {name: i for i, name in enumerate(header)}
+    out = []
+    for row in body:
+        no, refund = row[col["商户订单号"]][1:], row[col["交易状态"]] == "`REFUND"
+        if no == trade["carry"]:
+            continue
+        if no == trade["amount"] and not refund:
+            row[col["应结订单金额"]] = "`21.00"
+        if no == trade["fee"] and not refund:
+            row[col["手续费"]] = "`0.99000"
+        out.append(row)
+        if no == trade["twice"] and not refund:
+            out.append(list(row))
+    stranger = list(out[0])
+    stranger[col["商户订单号"]], stranger[col["微信订单号"]] = "`T-NOT-OURS", "`4200000000000000000000000777"
+    stranger[col["应结订单金额"]], stranger[col["手续费"]] = "`7.77", "`0.04662"
+    out.append(stranger)
+    fen = lambda cell: int(cell.lstrip("`").replace(".", ""))  # noqa: E731
+    paid = sum(fen(r[col["应结订单金额"]]) for r in out)
+    refunded = sum(fen(r[col["退款金额"]]) for r in out)
+    summary = [f"`{len(out)}", f"`{paid / 100:.2f}", f"`{refunded / 100:.2f}", "`0.00", "`0.00000", "`0.00", "`0.00"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerows([header, *out, rows[-2], summary])
+    return buffer.getvalue().encode("utf-8")
+
+
+def test_a_wechat_pay_trade_bill_with_every_class(gateway_factory, db_url, tmp_path) -> None:
+    key = wx_wire.new_key()
+    sim = WechatPaySimulator(mchid=MCHID, appid=APPID, apiv3_key=APIV3_KEY, merchant_public_key=key.public_key(),
+                             merchant_serial_no=SERIAL)
+    port = free_port()
+    with ServerThread(sim.app, port):
+        settings = wechat_settings(db_url, sim, key, port, query_schedule_seconds=(3600,))
+        settings = dataclasses.replace(settings, channel_accounts=(
+            dataclasses.replace(settings.channel_accounts[0], fee_bps=sim.fee_rate_bps),))
+        gw = gateway_factory(settings)
+        client = gw.client(gw.merchant())
+
+        def pay(payment: dict) -> None:
+            httpx.post(f"http://127.0.0.1:{port}/sim/orders/{payment['out_trade_no']}/pay",
+                       json={"outcome": "success"}).raise_for_status()
+
+        def drop(on: bool) -> None:
+            sim.faults.callback_mode = "drop" if on else "normal"
+
+        trade = pay_all(client, "wx", "native", pay, drop)
+        late_id = client.request("GET", "/v1/payments", params={"merchant_order_no": "wx-late"}).json()["data"][0]["id"]
+        check(Operator(settings, tmp_path), gw, client, "wx", edit_tradebill(sim.bill(today().isoformat()), trade),
+              tmp_path, late_id)
+
+
+# ---- Alipay: a zip of GBK CSVs, #-lines around the detail ----
+
+def edit_alipay(content: bytes, trade: dict[str, str]) -> bytes:
+    archive = zipfile.ZipFile(io.BytesIO(content))
+    detail_name = next(n for n in archive.namelist() if "汇总" not in n)
+    lines = archive.read(detail_name).decode("gbk").split("\r\n")
+    header = next(i for i, line in enumerate(lines) if line.startswith("支付宝交易号"))
+    end = next(i for i in range(header + 1, len(lines)) if lines[i].startswith("#"))
+    rows = list(csv.reader(io.StringIO("\n".join(lines[header + 1:end]))))
+    out = []
+    for row in rows:
+        no, refund = row[1].strip(), row[2] == "退款"
+        if no == trade["carry"]:
+            continue
+        if no == trade["amount"] and not refund:
+            row[11] = row[12] = "21.00"
+        if no == trade["fee"] and not refund:
+            row[22] = "-0.99"
+        out.append(row)
+        if no == trade["twice"] and not refund:
+            out.append(list(row))
+    stranger = list(out[0])
+    stranger[0], stranger[1], stranger[11], stranger[12], stranger[22] = (
+        "2026112222000000000777\t", "T-NOT-OURS\t", "7.77", "7.77", "-0.05")
+    out.append(stranger)
+    fen = lambda cell: abs(int(cell.replace(".", "")))  # noqa: E731
+    sales = [r for r in out if r[2] == "交易"]
+    backs = [r for r in out if r[2] == "退款"]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(out)
+    trailer = "\r\n".join(lines[end:])
+    trailer = re.sub(r"#交易合计：\d+笔，商家实收共[\d.]+元",
+                     f"#交易合计：{len(sales)}笔，商家实收共{sum(fen(r[11]) for r in sales) / 100:.2f}元", trailer)
+    trailer = re.sub(r"#退款合计：\d+笔，商家实收退款共-?[\d.]+元",
+                     f"#退款合计：{len(backs)}笔，商家实收退款共{sum(fen(r[11]) for r in backs) / 100:.2f}元", trailer)
+    detail = "\r\n".join(lines[:header + 1]) + "\r\n" + buffer.getvalue() + trailer
+    out_zip = io.BytesIO()
+    with zipfile.ZipFile(out_zip, "w") as new:
+        for name in archive.namelist():
+            new.writestr(name, detail.encode("gbk") if name == detail_name else archive.read(name))
+    return out_zip.getvalue()
+
+
+def test_an_alipay_bill_with_every_class(gateway_factory, db_url, tmp_path) -> None:
+    key = ali_wire.new_key()
+    sim = AlipaySimulator(app_id="2021000000000001", app_public_key=key.public_key())
+    port = free_port()
+    with ServerThread(sim.app, port):
+        from gateway.config import AccountLimits, ChannelAccountConfig, CircuitConfig
+
+        account = ChannelAccountConfig("ali", "alipay", True, {
+            "app_id": "2021000000000001", "app_private_key": ali_wire.private_pem(key),
+            "alipay_public_key": sim.alipay_public_pem, "seller_id": sim.seller_id,
+            "gateway_url": f"http://127.0.0.1:{port}/gateway.do"}, 100, 1, AccountLimits(), CircuitConfig(),
+            fee_bps=sim.service_fee_bps)
+        settings = Settings(public_url=f"http://127.0.0.1:{free_port()}", database_url=db_url, secret_key=SECRET_KEY,
+                            channel_accounts=(account,), query_schedule_seconds=(3600,), channel_timeout_seconds=2.0)
+        gw = gateway_factory(settings)
+        client = gw.client(gw.merchant())
+
+        def pay(payment: dict) -> None:
+            httpx.post(f"http://127.0.0.1:{port}/sim/orders/{payment['out_trade_no']}/pay",
+                       json={"outcome": "success"}).raise_for_status()
+
+        def drop(on: bool) -> None:
+            sim.faults.callback_mode = "drop" if on else "normal"
+
+        trade = pay_all(client, "ali", "qr", pay, drop)
+        late_id = client.request("GET", "/v1/payments", params={"merchant_order_no": "ali-late"}).json()["data"][0]["id"]
+        check(Operator(settings, tmp_path), gw, client, "ali", edit_alipay(sim.bill_zip(today().isoformat()), trade),
+              tmp_path, late_id)
