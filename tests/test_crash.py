@@ -15,7 +15,7 @@ import httpx
 from gateway.client import Client
 from plugins.mock import wire
 from tests.conftest import free_port
-from tests.test_external_plugin import wait_until_up
+from gateway.testing.server import start_logged
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "crash-sandbox-secret"
@@ -31,10 +31,8 @@ def test_killing_the_server_mid_burst_leaves_the_ledger_clean(db_url: str, tmp_p
     cli = [sys.executable, "-m", "gateway.cli", "--config", str(config)]
 
     def serve() -> subprocess.Popen:
-        server = subprocess.Popen(cli + ["serve", "--port", str(port)], env=env, cwd=tmp_path,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_until_up(f"http://127.0.0.1:{port}/healthz", server)
-        return server
+        return start_logged(cli + ["serve", "--port", str(port)], tmp_path / "server.log", env, tmp_path,
+                            f"http://127.0.0.1:{port}/healthz")
 
     creds = json.loads(subprocess.run(cli + ["merchant", "create", "crash", "--json"], env=env, cwd=tmp_path,
                                       capture_output=True, text=True, check=True).stdout)

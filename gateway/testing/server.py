@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 
 def free_port() -> int:
@@ -48,3 +52,25 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> A
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(interval)
+
+
+def start_logged(cmd: list[str], log: Path, env: dict | None = None, cwd: Path | None = None,
+                 health_url: str | None = None, timeout: float = 30.0) -> subprocess.Popen:
+    """Start a process whose stderr goes to `log` (a pipe nobody reads fills up and stops the process),
+    and wait until health_url answers 200 when one is given."""
+    with open(log, "ab") as sink:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=sink)
+    if health_url is None:
+        return proc
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{cmd[-3:]} exited: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            if httpx.get(health_url, timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"{cmd[-3:]} did not come up")
