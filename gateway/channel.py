@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar, Mapping
 
 import httpx
@@ -49,6 +49,15 @@ class ChannelContext:
     @property
     def notify_url(self) -> str:
         return f"{self.public_url.rstrip('/')}/v1/notify/{self.account_id}"
+
+
+def order_time(reference: str) -> datetime | None:
+    """When paymux made an out_trade_no or out_refund_no: its first 12 hex digits are the creation time
+    in milliseconds (UTC). For channels that want the order's time back on a query (UnionPay's txnTime)."""
+    try:
+        return datetime.fromtimestamp(int(reference[:12], 16) / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from plugins.alipay.simulator import AlipaySimulator
 from plugins.mock import wire as mock_wire
 from plugins.wechatpay import wire as wechat_wire
 from plugins.wechatpay.simulator import WechatPaySimulator
+from tests.unionpay_world import UnionPayMerchant
 
 SANDBOX_SECRET = "conformance-sandbox-secret"
 APIV3 = "0123456789abcdef0123456789ABCDEF"
@@ -135,6 +136,33 @@ class AlipayHarness(SimulatorHarness):
         return body.replace(b"total_amount=", b"total_amount=9", 1)
 
 
+class UnionPayHarness(SimulatorHarness):
+    plugin = "unionpay"
+    methods = ("web",)
+
+    def __init__(self) -> None:
+        self.merchant = UnionPayMerchant()
+        self.sim = self.merchant.sim
+
+    def settings(self, base_url: str | None = None) -> dict[str, Any]:
+        return self.merchant.settings(base_url or self.server.url)
+
+    def unreachable_settings(self) -> dict[str, Any]:
+        return self.settings(f"http://127.0.0.1:{free_port()}")
+
+    def drop_callbacks(self, drop: bool) -> bool:
+        self.sim.faults.drop_notifications = drop
+        return True
+
+    def pay(self, payment: dict, notify_url: str) -> None:
+        self.merchant.pay(self.server.url, payment)
+
+    def callback(self, payment: dict, *, forge: bool = False, stale: bool = False):  # noqa: ANN201
+        if stale:
+            return None   # ACP notifications carry no timestamp to be stale by
+        return self.merchant.notification(payment, forge=forge)
+
+
 class TestSandboxConformance(ChannelConformance):
     harness = SandboxHarness
 
@@ -145,3 +173,7 @@ class TestWechatPayConformance(ChannelConformance):
 
 class TestAlipayConformance(ChannelConformance):
     harness = AlipayHarness
+
+
+class TestUnionPayConformance(ChannelConformance):
+    harness = UnionPayHarness

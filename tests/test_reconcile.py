@@ -42,7 +42,7 @@ class Operator:
             if a.fee_bps is not None:
                 lines.append(f"fee_bps = {a.fee_bps}")
             lines.append("[channel_accounts.settings]")
-            lines += [f"{k} = {json.dumps(v)}" for k, v in a.settings.items()]
+            lines += [f"{k} = {_toml(v)}" for k, v in a.settings.items()]
         self.config.write_text("\n".join(lines) + "\n" + extra + "\n")
 
     def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
@@ -60,6 +60,12 @@ class Operator:
 
     def items(self, *extra: str) -> list[dict[str, Any]]:
         return json.loads(self.run("recon", "list", "--json", *extra).stdout)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
 
 
 def sandbox_settings(db_url: str, **over: Any) -> Settings:
@@ -205,8 +211,19 @@ def _runs(gw: Any) -> list[dict]:
     (lambda s: s.replace(b",payment,", b",pay\xff\xfement,", 1), "line 3"),          # not UTF-8
     (lambda s: s.replace(b",payment,SUCCESS,", b",payment,SUCCESS,1,2,3,", 1), "line 3"),   # cells added
 ])
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_broken_statement_fails_the_run_naming_the_line_and_writes_nothing(gateway_factory, db_url, tmp_path,
                                                                              breakage, expected) -> None:
+    """Reading a file is the same on either database (SQLite here); that a failed run writes nothing
+    is checked on PostgreSQL too, below."""
+    broken_run(gateway_factory, db_url, tmp_path, breakage, expected)
+
+
+def test_a_failed_run_writes_nothing_on_either_database(gateway_factory, db_url, tmp_path) -> None:
+    broken_run(gateway_factory, db_url, tmp_path, lambda s: s[: s.rfind(b"# total")], "truncated")
+
+
+def broken_run(gateway_factory: Any, db_url: str, tmp_path: Path, breakage: Any, expected: str) -> None:
     gw = gateway_factory(sandbox_settings(db_url))
     client = gw.client(gw.merchant())
     op = Operator(gw.settings, tmp_path)

@@ -1,0 +1,9 @@
+"""UnionPay ACP 5.1.0 channel plugin (gateway payment, query, refund, notifications, statement), with a
+simulator of UnionPay's side (simulator.py)."""
+from gateway.hookspecs import hookimpl
+from plugins.unionpay.channel import UnionPayChannel
+
+
+@hookimpl
+def register_channels(register):  # noqa: ANN001, ANN201
+    register(UnionPayChannel)

@@ -1,0 +1,216 @@
+"""UnionPay's side of ACP 5.1.0, for tests and local development.
+
+- POST /gateway/api/frontTransReq.do: the payer's browser posts the merchant's signed form; the
+  simulator checks it and shows a card page (Pay / Fail).
+- POST /gateway/api/backTransReq.do: refund (txnType 04) and same-day cancel (31), answered at once
+  (respCode 00: accepted) and completed by a background notification.
+- POST /gateway/api/queryTrans.do: an order's state (origRespCode) by orderId + txnTime.
+- POST /gateway/api/fileTransRequest.do: the day's statement (fileContent: Base64 of a zip).
+- POST /sim/orders/{orderId}/pay {"outcome": "success"|"fail"}: what the payer does.
+- POST /sim/faults {"drop_notifications": bool, "server_errors": n}.
+Every answer and notification is signed with UnionPay's signing certificate, which it carries
+(signPubKeyCert); the certificate chains to a root the merchant trusts (verify_cert).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import secrets
+import zipfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from plugins.simulation import CallbackSender
+from plugins.unionpay import wire
+
+
+@dataclass
+class SimOrder:
+    order_id: str
+    txn_time: str
+    amount: int
+    back_url: str
+    reserved: str = ""
+    txn_type: str = "01"
+    status: str = "WAIT"            # WAIT | SUCCESS | FAIL
+    query_id: str = field(default_factory=lambda: "7" + secrets.token_hex(10))
+    orig_query_id: str = ""
+    finished_at: str = ""
+
+
+@dataclass
+class Faults:
+    drop_notifications: bool = False
+    server_errors: int = 0
+
+
+class UnionPaySimulator:
+    def __init__(self, *, mer_id: str, merchant_cert_pem: str) -> None:
+        self.mer_id = mer_id
+        self.merchant_key = wire.load_certs(merchant_cert_pem)[0].public_key()
+        self.root_key, self.mid_key, self.sign_key = wire.new_key(), wire.new_key(), wire.new_key()
+        self.root = wire.issue("CFCA ACS TEST OCA31", self.root_key, None, self.root_key, ca=True)
+        self.middle = wire.issue("CFCA ACS TEST SM2 OCA33", self.mid_key, self.root, self.root_key, ca=True)
+        self.sign_cert = wire.issue(f"{wire.UNIONPAY_NAME}:SIGN", self.sign_key, self.middle, self.mid_key, ca=False)
+        self.orders: dict[str, SimOrder] = {}
+        self.faults = Faults()
+        self.sender = CallbackSender()
+        self.app = Starlette(routes=[
+            Route("/gateway/api/frontTransReq.do", self.front, methods=["POST"]),
+            Route("/gateway/api/backTransReq.do", self.back, methods=["POST"]),
+            Route("/gateway/api/queryTrans.do", self.query, methods=["POST"]),
+            Route("/gateway/api/fileTransRequest.do", self.file, methods=["POST"]),
+            Route("/sim/orders/{order_id}/pay", self.control_pay, methods=["POST"]),
+            Route("/sim/faults", self.control_faults, methods=["POST"]),
+        ])
+
+    @property
+    def trust_pem(self) -> str:
+        """What a merchant configures as verify_cert: UnionPay's root and intermediate certificates."""
+        return wire.cert_pem(self.root) + wire.cert_pem(self.middle)
+
+    # ---- the wire ----
+
+    def signed(self, fields: dict[str, str], key: rsa.RSAPrivateKey | None = None, cert: Any = None) -> dict[str, str]:
+        fields = {**fields, "signPubKeyCert": wire.cert_pem(cert or self.sign_cert), "signMethod": "01",
+                  "version": "5.1.0", "encoding": "UTF-8"}
+        fields["signature"] = wire.rsa_sign(key or self.sign_key, wire.digest(fields))
+        return fields
+
+    def answer(self, fields: dict[str, str]) -> Response:
+        signed = self.signed(fields)
+        body = "&".join(f"{k}={v}" for k, v in signed.items())   # ACP answers are k=v&… (values not encoded)
+        return Response(body.encode(), 200, media_type="text/plain;charset=UTF-8")
+
+    async def _read(self, request: Request) -> tuple[dict[str, str] | None, Response | None]:
+        if self.faults.server_errors > 0:
+            self.faults.server_errors -= 1
+            return None, Response(b"system busy", 503)
+        fields = dict(parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True))
+        if fields.get("merId") != self.mer_id or not wire.verify_with_key(fields, self.merchant_key):
+            return None, self.answer({"respCode": "11", "respMsg": "验证签名失败", "merId": fields.get("merId", "")})
+        return fields, None
+
+    # ---- the browser's form ----
+
+    async def front(self, request: Request) -> Response:
+        fields, error = await self._read(request)
+        if error:
+            return HTMLResponse("<h1>签名错误</h1>", 400)
+        order = self.orders.get(fields["orderId"])
+        if order is None:
+            order = self.orders[fields["orderId"]] = SimOrder(fields["orderId"], fields["txnTime"], int(fields["txnAmt"]),
+                                                              fields.get("backUrl", ""), fields.get("reqReserved", ""))
+        return HTMLResponse(f"<h1>银联在线支付</h1><p>{html.escape(order.order_id)}: {order.amount / 100:.2f} 元</p>"
+                            f"<form method=post action=/sim/orders/{html.escape(order.order_id)}/pay>"
+                            "<button name=outcome value=success>支付</button></form>")
+
+    async def control_pay(self, request: Request) -> Response:
+        order = self.orders.get(request.path_params["order_id"])
+        if order is None or order.status != "WAIT":
+            return Response(b'{"error":"no payable order"}', 409, media_type="application/json")
+        outcome = "success"
+        if "json" in request.headers.get("content-type", ""):
+            outcome = (await request.json()).get("outcome", "success")
+        order.status = "SUCCESS" if outcome == "success" else "FAIL"
+        order.finished_at = wire.bank_time(datetime.now(UTC))
+        await self.notify(order)
+        return Response(b'{"ok":true}', 200, media_type="application/json")
+
+    async def notify(self, order: SimOrder) -> None:
+        if self.faults.drop_notifications or not order.back_url:
+            return
+        fields = self.signed(self.view(order))
+        body = "&".join(f"{k}={_quote(v)}" for k, v in fields.items()).encode()
+        await self.sender.deliver(order.back_url, body, lambda: {"Content-Type": "application/x-www-form-urlencoded"},
+                                  lambda response: response.status_code == 200)
+
+    def view(self, order: SimOrder) -> dict[str, str]:
+        code = {"SUCCESS": "00", "FAIL": "01", "WAIT": "05"}[order.status]
+        fields = {"merId": self.mer_id, "orderId": order.order_id, "txnTime": order.txn_time, "txnType": order.txn_type,
+                  "txnSubType": "00" if order.txn_type != "01" else "01", "txnAmt": str(order.amount),
+                  "currencyCode": "156", "queryId": order.query_id, "respCode": code, "respMsg": order.status,
+                  "reqReserved": order.reserved, "accessType": "0", "bizType": "000201"}
+        if order.orig_query_id:
+            fields["origQryId"] = order.orig_query_id
+        return fields
+
+    # ---- background transactions ----
+
+    async def back(self, request: Request) -> Response:
+        fields, error = await self._read(request)
+        if error:
+            return error
+        original = next((o for o in self.orders.values() if o.query_id == fields.get("origQryId")), None)
+        if fields.get("txnType") not in ("04", "31") or original is None or original.status != "SUCCESS":
+            return self.answer({"respCode": "12", "respMsg": "原交易不存在或状态不正确", "merId": self.mer_id,
+                                "orderId": fields.get("orderId", "")})
+        taken = sum(o.amount for o in self.orders.values() if o.orig_query_id == original.query_id and o.status != "FAIL")
+        if int(fields["txnAmt"]) + taken > original.amount:
+            return self.answer({"respCode": "12", "respMsg": "退货金额超限", "merId": self.mer_id,
+                                "orderId": fields["orderId"]})
+        order = self.orders.setdefault(fields["orderId"], SimOrder(
+            fields["orderId"], fields["txnTime"], int(fields["txnAmt"]), fields.get("backUrl", ""),
+            fields.get("reqReserved", ""), txn_type=fields["txnType"], orig_query_id=original.query_id))
+        answer = self.answer({**self.view(order), "respCode": "00", "respMsg": "成功[0000000]"})
+        order.status = "SUCCESS"              # the money moves after the answer; the notification says so
+        order.finished_at = wire.bank_time(datetime.now(UTC))
+        self.sender.background(self.notify(order))
+        return answer
+
+    async def query(self, request: Request) -> Response:
+        fields, error = await self._read(request)
+        if error:
+            return error
+        order = self.orders.get(fields.get("orderId", ""))
+        if order is None or order.txn_time != fields.get("txnTime"):
+            return self.answer({"respCode": "34", "respMsg": "查无此交易", "merId": self.mer_id,
+                                "orderId": fields.get("orderId", "")})
+        view = self.view(order)
+        return self.answer({**view, "respCode": "00", "respMsg": "成功", "origRespCode": view["respCode"],
+                            "origRespMsg": order.status})
+
+    async def file(self, request: Request) -> Response:
+        fields, error = await self._read(request)
+        if error:
+            return error
+        day = fields.get("settleDate", "")   # MMDD
+        rows = [o for o in self.orders.values() if o.status == "SUCCESS" and o.finished_at[4:8] == day]
+        if not rows:
+            return self.answer({"respCode": "98", "respMsg": "文件不存在", "merId": self.mer_id})
+        return self.answer({"respCode": "00", "respMsg": "成功", "merId": self.mer_id, "settleDate": day,
+                            "fileType": "00", "fileContent": base64.b64encode(statement_zip(rows, day)).decode()})
+
+    async def control_faults(self, request: Request) -> Response:
+        for key, value in (await request.json()).items():
+            if hasattr(self.faults, key):
+                setattr(self.faults, key, value)
+        return Response(b"{}", 200, media_type="application/json")
+
+
+def statement_zip(orders: list[SimOrder], day: str) -> bytes:
+    """The day's statement: one fixed-order line per transaction (txnType, orderId, queryId, txnAmt
+    in fen, fee in fen, time, original queryId), separated by '|', then a total line."""
+    lines = [f"{o.txn_type}|{o.order_id}|{o.query_id}|{o.amount}|{(o.amount * 60 + 5000) // 10000}|{o.finished_at}|"
+             f"{o.orig_query_id}|{o.reserved}" for o in orders]
+    text = "\n".join(lines + [f"TOTAL|{len(lines)}|{sum(o.amount for o in orders if o.txn_type == '01')}|"
+                              f"{sum(o.amount for o in orders if o.txn_type != '01')}"]) + "\n"
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr(f"INN{day}01ZM_{len(lines)}", text.encode("utf-8"))
+    return out.getvalue()
+
+
+def _quote(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="")
