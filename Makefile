@@ -26,8 +26,10 @@ run: install
 	$(BIN)/paymux init
 	$(BIN)/paymux serve --host 127.0.0.1 --port 8000
 
+PYTEST_WORKERS ?= 2
+
 test: install-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: install-test
 	$(BIN)/python bench/api_create.py

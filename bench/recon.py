@@ -82,6 +82,8 @@ def write_local(url: str, rows: int, merchant_id: str, paid_at: datetime, marks:
             ((f"att_{i:020d}", f"pay_{i:020d}", amount_of(i), trade_no(i), "pending" if i in open_ones else "succeeded",
               text, text) for i in range(rows)))
         conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")   # as a database that has been idle overnight
+        conn.execute("ANALYZE")
         conn.close()
         return
     import psycopg
@@ -102,6 +104,10 @@ def write_local(url: str, rows: int, merchant_id: str, paid_at: datetime, marks:
                     copy.write_row((f"att_{i:020d}", f"pay_{i:020d}", amount_of(i), trade_no(i), "wx", "native",
                                     "pending" if i in open_ones else "succeeded", 0, iso, iso))
         conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE attempts")        # as a database that has been idle overnight:
+        conn.execute("VACUUM ANALYZE payments")        # statistics current, the bulk load checkpointed
+        conn.execute("CHECKPOINT")
 
 
 def write_bill(path: Path, rows: int, day: date, marks: dict[str, range]) -> None:

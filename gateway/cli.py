@@ -441,6 +441,46 @@ def cmd_ledger_hold(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_positions(args: argparse.Namespace) -> int:
+    """Each channel account's position (prefunded for payouts), or a top-up of one, as a booked entry."""
+    from gateway.clock import Clock
+    from gateway.service import make_ledger
+    from ledger.booking import Booker
+    from ledger.core import AccountRef
+    from ledger.errors import LedgerError
+
+    settings = _settings(args)
+    ledger = make_ledger(settings)
+    if args.positions_command == "topup":
+        if settings.account(args.account) is None:
+            print(f"paymux: no channel account {args.account!r}", file=sys.stderr)
+            return 2
+        if args.amount <= 0:
+            print("paymux: the amount must be a positive number of minor units", file=sys.stderr)
+            return 2
+        try:
+            entry = _in_transaction(args, lambda conn: Booker(ledger).book(
+                conn, "position.topup", f"position:{args.account}:{args.reference}", merchant_id="",
+                channel_account=args.account, currency=args.currency, variables={"amount": args.amount},
+                now=Clock().now(), memo=args.reason))
+        except LedgerError as exc:
+            print(f"paymux: {exc.code}: {exc.message}", file=sys.stderr)
+            return 1
+        print(f"entry {entry.id} ({entry.key}): {args.account} position +{args.amount} {args.currency}")
+        return 0
+    rows = _in_transaction(args, lambda conn: [
+        {"channel_account": a.id, "currency": currency,
+         "position": ledger.balance(conn, AccountRef("channel_position", a.id, currency))}
+        for a in settings.channel_accounts for currency in (args.currency,)])
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'channel account':<20}{'currency':<10}{'position':>16}")
+    for r in rows:
+        print(f"{r['channel_account']:<20}{r['currency']:<10}{r['position']:>16,}")
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run a channel's simulator on its own, with keys kept under .paymux/simulators/<plugin>/."""
     import uvicorn
@@ -636,6 +676,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("item_id", type=int)
     p.add_argument("--by", required=True)
     p.set_defaults(fn=cmd_recon_approve)
+
+    positions = sub.add_parser("positions", help="channel positions (prefunded for payouts)")
+    positions.set_defaults(fn=cmd_positions, positions_command="list", currency="CNY", json=False)
+    sub_positions = positions.add_subparsers(dest="positions_command")
+    p = sub_positions.add_parser("list", help="each channel account's position")
+    p.add_argument("--currency", default="CNY")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_positions)
+    p = sub_positions.add_parser("topup", help="book cash sent from the reserve bank to a channel account")
+    p.add_argument("account")
+    p.add_argument("amount", type=int, help="minor units")
+    p.add_argument("--currency", default="CNY")
+    p.add_argument("--reference", required=True, help="names the transfer; booking it twice books it once")
+    p.add_argument("--reason")
+    p.set_defaults(fn=cmd_positions)
 
     p = sub.add_parser("settle", help="book channel and merchant settlements due on a date")
     p.add_argument("--date", required=True, type=_date, help="the settlement date, YYYY-MM-DD")

@@ -183,19 +183,26 @@ class Reconciler:
             f"SELECT out_trade_no, status AS local_status, amount AS local_amount, {stamp('updated_at')} AS at "
             f"FROM attempts WHERE channel_account = '{account_id}' AND created_at >= {db.literal_time(since)} "
             f"AND created_at < {db.literal_time(until)}"),
-            {"out_trade_no": pl.String, "local_status": pl.String, "local_amount": pl.Int64, "at": pl.String})
+            {"out_trade_no": pl.String, "local_status": pl.String, "local_amount": pl.Int64,
+             "at": pl.Datetime("us", "UTC")})
         ref = read_frame(db, (
             f"SELECT r.out_refund_no AS out_refund_no, a.out_trade_no AS out_trade_no, r.status AS local_status, "
             f"r.amount AS local_amount, {stamp('r.updated_at')} AS at FROM refunds r "
             f"JOIN attempts a ON a.id = r.attempt_id WHERE r.channel_account = '{account_id}' "
             f"AND r.created_at >= {db.literal_time(since)} AND r.created_at < {db.literal_time(until)}"),
             {"out_refund_no": pl.String, "out_trade_no": pl.String, "local_status": pl.String,
-             "local_amount": pl.Int64, "at": pl.String})
+             "local_amount": pl.Int64, "at": pl.Datetime("us", "UTC")})
         return self._with_date(pay), self._with_date(ref)
 
     def _with_date(self, frame: pl.DataFrame) -> pl.DataFrame:
         """local_date: the business date of a success (its UTC time in the business time zone, after the cut)."""
-        at = pl.col("at").str.to_datetime("%Y-%m-%d %H:%M:%S", time_zone="UTC", strict=False)
+        kind = frame.schema["at"]
+        if kind == pl.String:
+            at = pl.col("at").str.to_datetime("%Y-%m-%d %H:%M:%S", time_zone="UTC", strict=False)
+        elif getattr(kind, "time_zone", None) is None:
+            at = pl.col("at").dt.replace_time_zone("UTC")
+        else:
+            at = pl.col("at").dt.convert_time_zone("UTC")
         local = at.dt.convert_time_zone(str(self.tz)) - pl.duration(seconds=int(self.day_cut.total_seconds()))
         return frame.with_columns(local_date=pl.when(pl.col("local_status") == "succeeded")
                                   .then(local.dt.date()).otherwise(None)).drop("at")
@@ -370,7 +377,7 @@ def read_frame(db: Any, query: str, schema: dict[str, Any]) -> pl.DataFrame:
     frame = connectorx.read_sql(db.connectorx_url, query, return_type="polars")
     if frame.height == 0:
         return pl.DataFrame(schema=schema)
-    return frame.with_columns(pl.col(c).cast(t) for c, t in schema.items())
+    return frame.with_columns(pl.col(c).cast(t) for c, t in schema.items() if c != "at")
 
 
 def _item_details(conn: Connection, found: pl.DataFrame) -> dict[tuple[str, str], dict[str, Any]]:
@@ -432,12 +439,9 @@ def open_items(conn: Connection, account_id: str | None = None, business_date: d
         query = query.where(items.c.channel_account == account_id)
     if business_date:
         query = query.where(items.c.business_date == business_date)
-    found = []
-    for row in conn.execute(query):
-        pending = conn.execute(select(proposals).where(and_(proposals.c.item_id == row.id,
-                                                            proposals.c.status == "proposed"))).first()
-        found.append(item_object(row, pending))
-    return found
+    rows = conn.execute(query).all()
+    pending = {p.item_id: p for p in conn.execute(select(proposals).where(proposals.c.status == "proposed"))}
+    return [item_object(row, pending.get(row.id)) for row in rows]
 
 
 def item_object(row: Any, proposal: Any = None) -> dict[str, Any]:

@@ -33,7 +33,7 @@ callbacks = ChannelCallback.__table__
 REQUIRED_TEMPLATES = ("payment.succeeded", "payment.duplicate_succeeded", "refund.requested", "refund.succeeded", "refund.failed",
                       "merchant.freeze", "merchant.unfreeze", "recon.channel_fees", "recon.channel_fees_returned",
                       "recon.adjust_gain", "recon.adjust_loss", "settlement.channel", "settlement.channel_debit",
-                      "settlement.merchant", "settlement.advance", "settlement.advance_repaid")
+                      "settlement.merchant", "settlement.advance", "settlement.advance_repaid", "position.topup")
 
 
 def make_ledger(settings: Settings) -> Ledger:
