@@ -22,7 +22,8 @@ import pytest
 
 
 @pytest.mark.parametrize("plugin,account,method,code_prefix", [("wechatpay", "wx", "native", "weixin://"),
-                                                              ("alipay", "ali", "qr", "https://qr.alipay.com/")])
+                                                              ("alipay", "ali", "qr", "https://qr.alipay.com/"),
+                                                              ("unionpay", "up", "web", None)])
 def test_a_channel_shaped_payment_runs_locally(tmp_path: Path, plugin: str, account: str, method: str,
                                                code_prefix: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -49,7 +50,12 @@ def test_a_channel_shaped_payment_runs_locally(tmp_path: Path, plugin: str, acco
         wait_until_up(f"http://127.0.0.1:{port}/healthz", gateway)
         client = Client(f"http://127.0.0.1:{port}", creds["merchant_id"], creds["secret"])
         payment = client.create_payment(merchant_order_no="local-1", amount=1800, channel=account, method=method)
-        assert payment["action"]["code"].startswith(code_prefix)
+        action = payment["action"]
+        if action["type"] == "form":   # the payer's browser posts the signed form to the channel first
+            assert action["url"].startswith(f"http://127.0.0.1:{sim_port}/")
+            assert httpx.post(action["url"], data=action["fields"]).status_code == 200
+        else:
+            assert action["code"].startswith(code_prefix)
         paid = httpx.post(f"http://127.0.0.1:{sim_port}/sim/orders/{payment['out_trade_no']}/pay",
                           json={"outcome": "success"})
         assert paid.status_code == 200

@@ -196,6 +196,13 @@ class UnionPayChannel(Channel):
     def parse_statement(self, content: bytes) -> ParsedStatement:
         return parse_file(content)
 
+    @classmethod
+    def standalone_simulator(cls, workdir: Any, url: str) -> tuple[Any, str]:
+        """For `paymux simulate unionpay`: the simulator app and the account block to configure."""
+        from plugins.unionpay.simulator import standalone
+
+        return standalone(workdir, url)
+
 
 def parse_file(content: bytes) -> ParsedStatement:
     """txnType|orderId|queryId|txnAmt|fee|time|origQryId|reqReserved per line, then TOTAL|n|paid|refunded."""

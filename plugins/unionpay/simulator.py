@@ -54,13 +54,19 @@ class Faults:
 
 
 class UnionPaySimulator:
-    def __init__(self, *, mer_id: str, merchant_cert_pem: str) -> None:
+    def __init__(self, *, mer_id: str, merchant_cert_pem: str, material: dict[str, Any] | None = None) -> None:
+        """material: UnionPay's keys and certificates kept from an earlier run (see standalone)."""
         self.mer_id = mer_id
         self.merchant_key = wire.load_certs(merchant_cert_pem)[0].public_key()
-        self.root_key, self.mid_key, self.sign_key = wire.new_key(), wire.new_key(), wire.new_key()
-        self.root = wire.issue("CFCA ACS TEST OCA31", self.root_key, None, self.root_key, ca=True)
-        self.middle = wire.issue("CFCA ACS TEST SM2 OCA33", self.mid_key, self.root, self.root_key, ca=True)
-        self.sign_cert = wire.issue(f"{wire.UNIONPAY_NAME}:SIGN", self.sign_key, self.middle, self.mid_key, ca=False)
+        if material:
+            self.root_key, self.mid_key, self.sign_key = material["root_key"], material["mid_key"], material["sign_key"]
+            self.root, self.middle, self.sign_cert = material["root"], material["middle"], material["sign_cert"]
+        else:
+            self.root_key, self.mid_key, self.sign_key = wire.new_key(), wire.new_key(), wire.new_key()
+            self.root = wire.issue("CFCA ACS TEST OCA31", self.root_key, None, self.root_key, ca=True)
+            self.middle = wire.issue("CFCA ACS TEST SM2 OCA33", self.mid_key, self.root, self.root_key, ca=True)
+            self.sign_cert = wire.issue(f"{wire.UNIONPAY_NAME}:SIGN", self.sign_key, self.middle, self.mid_key,
+                                        ca=False)
         self.orders: dict[str, SimOrder] = {}
         self.faults = Faults()
         self.sender = CallbackSender()
@@ -208,6 +214,42 @@ def statement_zip(orders: list[SimOrder], day: str) -> bytes:
     with zipfile.ZipFile(out, "w") as archive:
         archive.writestr(f"INN{day}01ZM_{len(lines)}", text.encode("utf-8"))
     return out.getvalue()
+
+
+def standalone(workdir: Any, url: str) -> tuple[Starlette, str]:
+    """A simulator whose keys and certificates live in workdir (made on first run), and the TOML
+    account block that points a gateway at it."""
+    from pathlib import Path
+
+    from cryptography import x509
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    names = ("merchant", "root", "mid", "sign")
+    if not (workdir / "sign.crt").exists():
+        merchant_key = wire.new_key()
+        merchant_cert = wire.issue("acp local merchant", merchant_key, None, merchant_key, ca=False)
+        sim = UnionPaySimulator(mer_id=LOCAL_MER_ID, merchant_cert_pem=wire.cert_pem(merchant_cert))
+        for name, key, cert in zip(names, (merchant_key, sim.root_key, sim.mid_key, sim.sign_key),
+                                   (merchant_cert, sim.root, sim.middle, sim.sign_cert)):
+            (workdir / f"{name}.key").write_text(wire.private_pem(key))
+            (workdir / f"{name}.crt").write_text(wire.cert_pem(cert))
+        (workdir / "trust.pem").write_text(sim.trust_pem)
+        for path in workdir.iterdir():
+            path.chmod(0o600)
+    keys = {n: wire.load_private_key((workdir / f"{n}.key").read_text()) for n in names}
+    certs = {n: x509.load_pem_x509_certificate((workdir / f"{n}.crt").read_bytes()) for n in names}
+    sim = UnionPaySimulator(mer_id=LOCAL_MER_ID, merchant_cert_pem=wire.cert_pem(certs["merchant"]), material={
+        "root_key": keys["root"], "mid_key": keys["mid"], "sign_key": keys["sign"], "root": certs["root"],
+        "middle": certs["mid"], "sign_cert": certs["sign"]})
+    block = (f'[[channel_accounts]]\nid = "up"\nplugin = "unionpay"\n[channel_accounts.settings]\n'
+             f'mer_id = "{LOCAL_MER_ID}"\nverify_cert = "file:{workdir.resolve()}/trust.pem"\n'
+             f'sign_cert = {{private_key = "file:{workdir.resolve()}/merchant.key", '
+             f'cert_id = "{certs["merchant"].serial_number}"}}\nbase_url = "{url}"\n')
+    return sim.app, block
+
+
+LOCAL_MER_ID = "777290058110048"
 
 
 def _quote(value: str) -> str:
