@@ -546,21 +546,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """The background work without HTTP: deliver merchant events, query open payments, close expired ones."""
     import asyncio
 
-    from gateway.logs import configure_logging, get_logger
-    from gateway.service import Gateway
-
-    settings = _settings(args)
-    configure_logging(settings.log_json)
-
-    async def work() -> None:
-        gateway = Gateway.build(settings, get_logger(role="worker"))
-        try:
-            await asyncio.gather(gateway.notifier.run(), gateway.janitor.run(), gateway.health_loop())
-        finally:
-            await gateway.aclose()
+    async def work(gateway: Any) -> None:
+        await asyncio.gather(gateway.notifier.run(), gateway.janitor.run(), gateway.health_loop())
 
     try:
-        asyncio.run(work())
+        _with_gateway(_settings(args), "worker", work)
     except KeyboardInterrupt:
         pass
     return 0

@@ -155,7 +155,7 @@ class Database:
         """The same database as connectorx names it (bulk reads straight into Arrow)."""
         return _connectorx_url(self.url)
 
-    def text_time(self, column: str) -> str:
+    def bulk_time(self, column: str) -> str:
         """SQL for a timestamp column in a bulk read: SQLite's stored text, cut to seconds (parsed
         column-wise later, faster than per value); PostgreSQL's timestamptz as it is (binary)."""
         if self.dialect == "sqlite":

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Mapping
 
 from sqlalchemy import Connection, and_, or_, select, update

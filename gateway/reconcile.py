@@ -25,16 +25,15 @@ import shutil
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import polars as pl
 from sqlalchemy import Connection, and_, func, insert, select, update
 
 from gateway.channel import Capability, StatementInvalid, StatementUnavailable
-from gateway.errors import ConfigError, PaymuxError
+from gateway.errors import PaymuxError
 from gateway.ids import public_id
 from gateway.models import Attempt, Payment, ReconItem, ReconProposal, ReconRun, Refund
-from ledger.recon import CLASSES, Classified, classify, statement_totals, totals_disagree
+from ledger.recon import ABSENCES, CLASSES, Classified, classify, excuse, statement_totals, totals_disagree
 
 runs = ReconRun.__table__
 items = ReconItem.__table__
@@ -43,7 +42,6 @@ attempts = Attempt.__table__
 payments = Payment.__table__
 refunds = Refund.__table__
 
-OPEN_ACROSS_DAYS = ("pending_carryover", "missing_channel")
 QUERY_CONCURRENCY = 16
 
 
@@ -59,8 +57,7 @@ class Reconciler:
         self.dir = Path(settings.statement_dir)
         self.carry_days = settings.recon_carry_days
         self.lookback = timedelta(days=settings.recon_lookback_days)
-        self.tz = ZoneInfo(settings.business_timezone)
-        self.day_cut = timedelta(hours=settings.day_cut_hour)
+        self.tz, self.day_cut = gateway.ledger.tz, gateway.ledger.day_cut   # the books' business day
 
     # ---- the run ----
 
@@ -71,14 +68,14 @@ class Reconciler:
         query rate, not by us."""
         account = self.gw.host.account(account_id)
         self.gw.host.require(account, Capability.STATEMENT)
-        now = self.gw.clock.now()
         try:
             content = file.read_bytes() if file is not None else \
                 await account.channel.download_statement(business_date)
         except OSError as exc:
             raise ReconError("statement_unreadable", f"{file}: {exc.strerror}") from None
         except StatementUnavailable as exc:
-            return await self._failed_without_file(account_id, business_date, f"statement download failed: {exc}")
+            run_id = await self._start_run(account_id, business_date, "", "", "CNY")
+            return await self._fail(run_id, f"statement download failed: {exc}")
         sha = hashlib.sha256(content).hexdigest()
         existing = await self.gw.db.tx(lambda conn: conn.execute(select(runs).where(and_(
             runs.c.channel_account == account_id, runs.c.business_date == business_date, runs.c.sha256 == sha,
@@ -86,12 +83,7 @@ class Reconciler:
         if existing is not None:  # the same file again: the same answer
             return run_report(existing)
         path = self._store(account_id, business_date, sha, content, file)
-        run_id = public_id("rr")
-        await self.gw.db.tx(lambda conn: conn.execute(insert(runs).values(
-            id=run_id, channel_account=account_id, business_date=business_date, sha256=sha, file_path=str(path),
-            status="running", statement_rows=0, counts={}, summary={}, payment_amount=0, refund_amount=0,
-            fee_amount=0, fees_booked=0, currency=account.channel.statement_currency, auto_resolved=0, open=0,
-            started_at=now)))
+        run_id = await self._start_run(account_id, business_date, sha, str(path), account.channel.statement_currency)
         holder = [content]   # _run takes the only reference, so the file's bytes go once it is parsed
         del content
         try:
@@ -109,7 +101,7 @@ class Reconciler:
         problem = totals_disagree(dict(parsed.totals) if parsed.totals else None, parsed.lines)
         if problem:
             raise StatementInvalid(problem)
-        today = self.business_date(self.gw.clock.now())
+        today = self.gw.ledger.business_date(self.gw.clock.now())
         local_payments, local_refunds = await asyncio.to_thread(self._load_local, account_id, business_date)
         result = classify(parsed.lines, local_payments, local_refunds, business_date=business_date, today=today,
                           carry_days=self.carry_days, fee_bps=account.config.fee_bps)
@@ -126,9 +118,6 @@ class Reconciler:
         self.gw.log.info("recon.completed", run_id=run_id, channel_account=account_id,
                          business_date=business_date.isoformat(), rows=parsed.lines.height, counts=result.counts)
         return run_report(row)
-
-    def business_date(self, at: datetime) -> date:
-        return (at.astimezone(self.tz) - self.day_cut).date()
 
     def _day_start(self, day: date) -> datetime:
         return (datetime.combine(day, time(), self.tz) + self.day_cut).astimezone(UTC)
@@ -161,14 +150,15 @@ class Reconciler:
         self.gw.log.warning("recon.failed", run_id=run_id, message=message)
         return run_report(row)
 
-    async def _failed_without_file(self, account_id: str, business_date: date, message: str) -> dict[str, Any]:
+    async def _start_run(self, account_id: str, business_date: date, sha: str, path: str, currency: str) -> str:
+        """A run row, status running, in its own transaction: a crash leaves it to be seen, not lost."""
         run_id = public_id("rr")
         now = self.gw.clock.now()
         await self.gw.db.tx(lambda conn: conn.execute(insert(runs).values(
-            id=run_id, channel_account=account_id, business_date=business_date, sha256="", file_path="",
+            id=run_id, channel_account=account_id, business_date=business_date, sha256=sha, file_path=path,
             status="running", statement_rows=0, counts={}, summary={}, payment_amount=0, refund_amount=0,
-            fee_amount=0, fees_booked=0, currency="CNY", auto_resolved=0, open=0, started_at=now)))
-        return await self._fail(run_id, message)
+            fee_amount=0, fees_booked=0, currency=currency, auto_resolved=0, open=0, started_at=now)))
+        return run_id
 
     # ---- our side, in bulk ----
 
@@ -178,7 +168,7 @@ class Reconciler:
         since = self._day_start(business_date) - self.lookback
         until = self._day_start(business_date + timedelta(days=2))
         db = self.gw.db
-        stamp = db.text_time
+        stamp = db.bulk_time
         pay = read_frame(db, (
             f"SELECT out_trade_no, status AS local_status, amount AS local_amount, {stamp('updated_at')} AS at "
             f"FROM attempts WHERE channel_account = '{account_id}' AND created_at >= {db.literal_time(since)} "
@@ -210,7 +200,7 @@ class Reconciler:
     def _excuse_neighbours(self, account_id: str, business_date: date, result: Classified) -> Classified:
         """A success of ours absent from this statement but on a neighbouring day's (the channel's day-cut)
         is that day's match, not a difference of this one."""
-        absent = result.items.filter(pl.col("class").is_in(OPEN_ACROSS_DAYS))
+        absent = result.items.filter(pl.col("class").is_in(ABSENCES))
         if absent.height == 0:
             return result
         folder = self.dir / account_id
@@ -219,18 +209,8 @@ class Reconciler:
         files = [f for n in neighbours if n.is_dir() for f in n.glob("*.keys.parquet")]
         if not files:
             return result
-        seen = pl.scan_parquet(files).join(absent.lazy().select("kind", "reference"), on=["kind", "reference"],
-                                           how="semi").unique().collect()
-        if seen.height == 0:
-            return result
-        kept = result.items.join(seen.with_columns(pl.lit(True).alias("_seen")), on=["kind", "reference"],
-                                 how="left").filter(~(pl.col("class").is_in(OPEN_ACROSS_DAYS) &
-                                                      pl.col("_seen").fill_null(False))).drop("_seen")
-        counts = dict(result.counts)
-        for name in OPEN_ACROSS_DAYS:
-            counts[name] = kept.filter(pl.col("class") == name).height
-        return Classified(counts, kept, result.statement_keys, result.payment_amount, result.refund_amount,
-                          result.fee_amount)
+        return excuse(result, pl.scan_parquet(files).join(absent.lazy().select("kind", "reference"),
+                                                          on=["kind", "reference"], how="semi").collect())
 
     # ---- writing the results: one transaction ----
 
@@ -275,7 +255,7 @@ class Reconciler:
         """Open carry-overs of earlier days whose line this statement has: matched here, by rule."""
         waiting = conn.execute(select(items.c.id, items.c.kind, items.c.reference, items.c.run_id).where(and_(
             items.c.channel_account == account_id, items.c.status == "open",
-            items.c["class"].in_(OPEN_ACROSS_DAYS), items.c.business_date != business_date))).all()
+            items.c["class"].in_(ABSENCES), items.c.business_date != business_date))).all()
         if not waiting:
             return 0
         frame = pl.DataFrame([dict(r._mapping) for r in waiting], schema={
@@ -418,11 +398,6 @@ def run_report(row: Any) -> dict[str, Any]:
             "auto_resolved": row.auto_resolved, "open": row.open, "summary": row.summary,
             "payment_amount": row.payment_amount, "refund_amount": row.refund_amount, "fee_amount": row.fee_amount,
             "sha256": row.sha256}
-
-
-def check_config(settings: Any) -> None:
-    if settings.recon_carry_days < 0 or settings.recon_lookback_days < 1:
-        raise ConfigError("recon_carry_days must be >= 0 and recon_lookback_days >= 1")
 
 
 # ---- people: maker-checker ----

@@ -15,7 +15,7 @@ one row per line or record that did not match. Classes, exactly:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -54,12 +54,10 @@ def expected_fee_millis(amount: pl.Expr, bps: int) -> pl.Expr:
 
 
 def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: pl.DataFrame, *,
-             business_date: date, today: date, carry_days: int, fee_bps: int | None,
-             elsewhere: pl.DataFrame | None = None) -> Classified:
+             business_date: date, today: date, carry_days: int, fee_bps: int | None) -> Classified:
     """lines: the statement (gateway.channel.STATEMENT_COLUMNS). local_*: our records around the
-    day (LOCAL_*_COLUMNS; local_date is the business date of their success). elsewhere: kind,
-    reference of lines on the account's other statements already reconciled (a day-cut may put
-    our success on a neighbouring day's statement)."""
+    day (LOCAL_*_COLUMNS; local_date is the business date of their success). Absences a neighbouring
+    statement explains are taken out afterwards with `excuse`."""
     lines = lines.with_columns(reference=pl.when(pl.col("kind") == "refund").then(pl.col("out_refund_no"))
                                .otherwise(pl.col("out_trade_no")))
     lines = lines.with_columns(repeat=~pl.struct("kind", "reference").is_first_distinct())
@@ -89,8 +87,6 @@ def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: p
            .when(succeeded & fee_differs).then(pl.lit("fee_mismatch"))
            .otherwise(pl.lit("matched"))})
     on_statement = lines.select("kind", "reference").unique()
-    known = pl.concat([on_statement, elsewhere.select("kind", "reference")]) if elsewhere is not None \
-        and elsewhere.height else on_statement
     window_open = today <= date.fromordinal(business_date.toordinal() + carry_days)
     absent = pl.concat([
         local_payments.filter((pl.col("local_status") == "succeeded") & (pl.col("local_date") == business_date))
@@ -101,7 +97,7 @@ def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: p
         .select(kind=pl.lit("refund"), reference=pl.col("out_refund_no"), out_trade_no=pl.col("out_trade_no"),
                 local_status=pl.col("local_status"), local_amount=pl.col("local_amount"),
                 local_effect=-pl.col("local_amount")),
-    ]).join(known, on=["kind", "reference"], how="anti").with_columns(
+    ]).join(on_statement, on=["kind", "reference"], how="anti").with_columns(
         pl.lit("pending_carryover" if window_open else "missing_channel").alias("class"),
         channel_effect=pl.lit(0, pl.Int64))
 
@@ -125,6 +121,24 @@ def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: p
         payment_amount=int(ok_lines.filter(pl.col("kind") == "payment")["amount"].sum()),
         refund_amount=int(ok_lines.filter(pl.col("kind") == "refund")["amount"].sum()),
         fee_amount=int(lines["fee_fen"].sum()))
+
+
+ABSENCES = ("pending_carryover", "missing_channel")
+
+
+def excuse(result: Classified, seen: pl.DataFrame) -> Classified:
+    """Take out the absences (successes of ours not on this statement) whose kind and reference are in
+    `seen`: lines of the account's neighbouring statements, where a day-cut put them. They are that
+    day's matches, not differences of this one."""
+    if seen.height == 0:
+        return result
+    seen = seen.select("kind", "reference").unique().with_columns(_seen=pl.lit(True))
+    kept = result.items.join(seen, on=["kind", "reference"], how="left").filter(
+        ~(pl.col("class").is_in(ABSENCES) & pl.col("_seen").fill_null(False))).drop("_seen")
+    counts = dict(result.counts)
+    for name in ABSENCES:
+        counts[name] = kept.filter(pl.col("class") == name).height
+    return replace(result, counts=counts, items=kept)
 
 
 def statement_totals(lines: pl.DataFrame) -> dict[str, int]:
