@@ -36,6 +36,16 @@ from gateway.secretbox import SecretBox  # noqa: E402
 SECRET_KEY = "bench-secret-key-0123456789abcdef"
 
 
+def bench_database(url: str, notify_url: str | None = None):  # noqa: ANN201
+    """Migrate the benchmark's database and make the merchant that signs its requests."""
+    dbmod.upgrade(url)
+    database = dbmod.Database(url)
+    with database.transaction() as conn:
+        creds = create_merchant(conn, SecretBox(SECRET_KEY), Clock(), "bench", notify_url=notify_url)
+    database.dispose()
+    return creds
+
+
 def free_port() -> int:
     import socket
 
@@ -125,11 +135,7 @@ def measure(kind: str, seconds: float, concurrency: int) -> tuple[float, float]:
         workdir = Path(tmp)
         url, cleanup = prepare_database(kind, workdir)
         try:
-            dbmod.upgrade(url)
-            database = dbmod.Database(url)
-            with database.transaction() as conn:
-                creds = create_merchant(conn, SecretBox(SECRET_KEY), Clock(), "bench")
-            database.dispose()
+            creds = bench_database(url)
 
             port = free_port()
             config = workdir / "paymux.toml"

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,16 +18,11 @@ import aiohttp
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.api_create import free_port, prepare_database, start  # noqa: E402
-from gateway import db as dbmod  # noqa: E402
+from bench.api_create import SECRET_KEY, bench_database, free_port, prepare_database, start  # noqa: E402
 from gateway.client import Client  # noqa: E402
-from gateway.clock import Clock  # noqa: E402
-from gateway.merchants import create_merchant  # noqa: E402
-from gateway.secretbox import SecretBox  # noqa: E402
 from plugins.wechatpay import wire  # noqa: E402
 from plugins.wechatpay.simulator import WechatPaySimulator  # noqa: E402
 
-SECRET_KEY = "bench-secret-key-0123456789abcdef"
 MCHID, APPID, SERIAL, APIV3 = "1900000109", "wx8888888888888888", "BENCH_SERIAL", "0123456789abcdef0123456789ABCDEF"
 
 
@@ -68,11 +60,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, ServerThread(sim.app, sim_port):
         workdir = Path(tmp)
         url, cleanup = prepare_database("sqlite", workdir)
-        dbmod.upgrade(url)
-        database = dbmod.Database(url)
-        with database.transaction() as conn:
-            creds = create_merchant(conn, SecretBox(SECRET_KEY), Clock(), "bench")
-        database.dispose()
+        creds = bench_database(url)
         (workdir / "merchant.pem").write_text(wire.private_pem(merchant_key))
         (workdir / "platform.pem").write_text(sim.platform_public_pem)
         config = workdir / "paymux.toml"

@@ -19,17 +19,16 @@ from sqlalchemy import func, select
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.api_create import database_kinds, free_port, prepare_database, start  # noqa: E402
+from bench.api_create import (SECRET_KEY, bench_database, database_kinds, free_port,  # noqa: E402
+                              prepare_database, start)
 from gateway import db as dbmod  # noqa: E402
 from gateway.client import sign_event  # noqa: E402
 from gateway.clock import Clock  # noqa: E402
-from gateway.merchants import create_merchant  # noqa: E402
 from gateway.models import MerchantEvent  # noqa: E402
 from gateway.client import EVENT_SIGNATURE_HEADER  # noqa: E402
 from gateway.notifier import BATCH, Notifier, event_body, record_event  # noqa: E402
 from gateway.secretbox import SecretBox  # noqa: E402
 
-SECRET_KEY = "bench-secret-key-0123456789abcdef"
 events = MerchantEvent.__table__
 
 
@@ -74,11 +73,10 @@ def measure(kind: str, count: int, receiver_url: str) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         url, cleanup = prepare_database(kind, Path(tmp))
         try:
-            dbmod.upgrade(url)
+            creds = bench_database(url, notify_url=receiver_url)
             database = dbmod.Database(url)
             clock = Clock()
             with database.transaction() as conn:
-                creds = create_merchant(conn, SecretBox(SECRET_KEY), clock, "bench", notify_url=receiver_url)
                 for i in range(count):
                     record_event(conn, creds.merchant_id, "payment.succeeded", f"pay_{i:08d}",
                                  {"id": f"pay_{i:08d}", "object": "payment", "status": "succeeded",

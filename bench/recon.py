@@ -14,7 +14,6 @@ lines. The channel queries that confirm status mismatches as late successes are 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import resource
@@ -32,15 +31,11 @@ import polars as pl
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.api_create import database_kinds, prepare_database  # noqa: E402
+from bench.api_create import SECRET_KEY, bench_database, database_kinds, prepare_database  # noqa: E402
 from gateway import db as dbmod  # noqa: E402
-from gateway.clock import Clock  # noqa: E402
-from gateway.merchants import create_merchant  # noqa: E402
-from gateway.secretbox import SecretBox  # noqa: E402
 from plugins.wechatpay import wire  # noqa: E402
 from plugins.wechatpay.simulator import BILL_HEADER  # noqa: E402
 
-SECRET_KEY = "bench-secret-key-0123456789abcdef"
 CHINA = ZoneInfo("Asia/Shanghai")
 FEE_BPS = 60
 CLASSES = ("missing_local", "missing_channel", "status_mismatch", "amount_mismatch", "fee_mismatch", "duplicate")
@@ -171,11 +166,7 @@ def measure(kind: str, rows: int, keep: Path | None = None) -> None:
         workdir = keep or Path(tmp)
         url, cleanup = prepare_database(kind, workdir)
         try:
-            dbmod.upgrade(url)
-            database = dbmod.Database(url)
-            with database.transaction() as conn:
-                creds = create_merchant(conn, SecretBox(SECRET_KEY), Clock(), "bench")
-            database.dispose()
+            creds = bench_database(url)
             day = datetime.now(CHINA).date() - timedelta(days=5)
             marks = plan(rows)
             prepared = time.perf_counter()

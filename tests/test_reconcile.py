@@ -4,6 +4,7 @@ success only reconciliation finds; maker-checker; idempotent and superseding run
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -11,7 +12,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from sqlalchemy import text, update
 
@@ -101,6 +101,32 @@ def edit_sandbox(content: str, *, drop: set[str] = frozenset(), amount: dict[str
     return "\n".join([head, header, *(",".join(c) for c in out), total]) + "\n"
 
 
+@dataclass
+class PaidDay:
+    gw: Any
+    client: Any
+    op: Operator
+    payments: list[dict]
+    statement: Path          # the sandbox's statement of today, as downloaded
+
+
+def paid_day(gateway_factory: Any, db_url: str, tmp_path: Path, *amounts: int) -> PaidDay:
+    """A sandbox gateway with one payment per amount, paid at the sandbox and known here (its callback
+    dropped, found by query), and the sandbox's statement of the day downloaded."""
+    gw = gateway_factory(sandbox_settings(db_url))
+    client = gw.client(gw.merchant())
+    op = Operator(gw.settings, tmp_path)
+    made = []
+    for i, amount in enumerate(amounts):
+        payment = client.create_payment(merchant_order_no=f"o{i}", amount=amount)
+        checkout(payment)
+        sync(client, payment)
+        made.append(payment)
+    statement = tmp_path / "full.statement"
+    op.run("statement", "download", "--account", "sandbox", "--date", today().isoformat(), "--out", str(statement))
+    return PaidDay(gw, client, op, made, statement)
+
+
 def books_clean(gw: Any) -> bool:
     with gw.gateway.db.transaction() as conn:
         return full_check(conn) == []
@@ -174,15 +200,8 @@ def test_every_class_is_found_resolved_by_rule_or_by_two_people(gateway_factory,
 
 def test_a_later_file_for_the_day_supersedes_and_a_carried_line_is_matched_later(gateway_factory, db_url,
                                                                                  tmp_path) -> None:
-    gw = gateway_factory(sandbox_settings(db_url))
-    client = gw.client(gw.merchant())
-    op = Operator(gw.settings, tmp_path)
-    a, b = (client.create_payment(merchant_order_no=n, amount=100 + i) for i, n in enumerate(("a", "b")))
-    for p in (a, b):
-        checkout(p)
-        sync(client, p)
-    full = tmp_path / "full.statement"
-    op.run("statement", "download", "--account", "sandbox", "--date", today().isoformat(), "--out", str(full))
+    day = paid_day(gateway_factory, db_url, tmp_path, 100, 101)
+    gw, op, full, (_, b) = day.gw, day.op, day.statement, day.payments
     partial = tmp_path / "partial.statement"
     partial.write_text(edit_sandbox(full.read_text(), drop={b["out_trade_no"]}))
     first = op.reconcile("sandbox", today(), partial)
@@ -224,14 +243,8 @@ def test_a_failed_run_writes_nothing_on_either_database(gateway_factory, db_url,
 
 
 def broken_run(gateway_factory: Any, db_url: str, tmp_path: Path, breakage: Any, expected: str) -> None:
-    gw = gateway_factory(sandbox_settings(db_url))
-    client = gw.client(gw.merchant())
-    op = Operator(gw.settings, tmp_path)
-    payment = client.create_payment(merchant_order_no="one", amount=100)
-    checkout(payment)
-    sync(client, payment)
-    good = tmp_path / "good.statement"
-    op.run("statement", "download", "--account", "sandbox", "--date", today().isoformat(), "--out", str(good))
+    day = paid_day(gateway_factory, db_url, tmp_path, 100)
+    gw, op, good = day.gw, day.op, day.statement
     bad = tmp_path / "bad.statement"
     bad.write_bytes(breakage(good.read_bytes()))
     report = op.reconcile("sandbox", today(), bad)
@@ -244,15 +257,8 @@ def broken_run(gateway_factory: Any, db_url: str, tmp_path: Path, breakage: Any,
 
 def test_a_success_no_statement_has_after_the_window_is_missing_at_the_channel(gateway_factory, db_url,
                                                                               tmp_path) -> None:
-    gw = gateway_factory(sandbox_settings(db_url))
-    client = gw.client(gw.merchant())
-    op = Operator(gw.settings, tmp_path)
-    kept, lost = (client.create_payment(merchant_order_no=n, amount=100 + i) for i, n in enumerate(("kept", "lost")))
-    for p in (kept, lost):
-        checkout(p)
-        sync(client, p)
-    full = tmp_path / "full.statement"
-    op.run("statement", "download", "--account", "sandbox", "--date", today().isoformat(), "--out", str(full))
+    paid = paid_day(gateway_factory, db_url, tmp_path, 100, 101)
+    gw, op, full, (_, lost) = paid.gw, paid.op, paid.statement, paid.payments
     # Five days later we reconcile that day; the channel's file for it lacks one of our successes.
     then = datetime.now(UTC) - timedelta(days=5)
     with gw.gateway.db.transaction() as conn:
@@ -319,14 +325,8 @@ def test_settlement_moves_money_on_each_merchants_day_and_advances_are_booked(ga
 
 def test_a_day_with_open_differences_is_settled_only_when_someone_answers_for_it(gateway_factory, db_url,
                                                                                 tmp_path) -> None:
-    gw = gateway_factory(sandbox_settings(db_url))
-    client = gw.client(gw.merchant())
-    op = Operator(gw.settings, tmp_path)
-    payment = client.create_payment(merchant_order_no="o", amount=5000)
-    checkout(payment)
-    sync(client, payment)
-    full = tmp_path / "full.statement"
-    op.run("statement", "download", "--account", "sandbox", "--date", today().isoformat(), "--out", str(full))
+    day = paid_day(gateway_factory, db_url, tmp_path, 5000)
+    gw, op, full, [payment] = day.gw, day.op, day.statement, day.payments
     wrong = tmp_path / "wrong.statement"
     wrong.write_text(edit_sandbox(full.read_text(), amount={payment["out_trade_no"]: 4000}))
     assert op.reconcile("sandbox", today(), wrong)["counts"]["amount_mismatch"] == 1

@@ -8,20 +8,18 @@ import dataclasses
 import io
 import re
 import zipfile
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
 import httpx
-import pytest
 
-from gateway.config import Settings
+from gateway.config import AccountLimits, ChannelAccountConfig, CircuitConfig, Settings
 from plugins.alipay import wire as ali_wire
 from plugins.alipay.simulator import AlipaySimulator
 from plugins.wechatpay import wire as wx_wire
 from plugins.wechatpay.simulator import WechatPaySimulator
 from tests.conftest import SECRET_KEY, ServerThread, free_port, wait_for
-from tests.test_reconcile import CHINA, Operator, books_clean, today
+from tests.test_reconcile import Operator, books_clean, today
 from tests.test_wechatpay import APIV3_KEY, APPID, MCHID, SERIAL, wechat_settings
 
 EXPECTED = {"matched": 3, "missing_local": 1, "missing_channel": 0, "pending_carryover": 1, "status_mismatch": 1,
@@ -29,27 +27,33 @@ EXPECTED = {"matched": 3, "missing_local": 1, "missing_channel": 0, "pending_car
 AMOUNTS = {"match": 10000, "amount": 2000, "fee": 3000, "late": 4000, "twice": 5000, "carry": 6000}
 
 
-def pay_all(client: Any, account: str, method: str, pay: Callable[[dict], None], drop: Callable[[bool], None]) -> dict:
+def golden(gateway_factory: Any, settings: Settings, sim: Any, sim_url: str, method: str,
+           statement_of: Callable[[dict[str, str]], bytes], tmp_path: Path) -> None:
+    """Pay one order per AMOUNTS name at the simulator (the "late" one's callback dropped), refund
+    "match", then reconcile the simulator's statement as statement_of edits it: exactly EXPECTED, and
+    the late success only the statement knew of reaches the merchant and the books."""
+    account = settings.channel_accounts[0].id
+    gw = gateway_factory(settings)
+    client = gw.client(gw.merchant())
     made = {}
     for name, amount in AMOUNTS.items():
         payment = client.create_payment(merchant_order_no=f"{account}-{name}", amount=amount, channel=account,
                                         method=method)
-        drop(name == "late")                          # the one whose callback never comes
-        pay(payment)
-        drop(False)
+        sim.faults.callback_mode = "drop" if name == "late" else "normal"   # its callback never comes
+        httpx.post(f"{sim_url}/sim/orders/{payment['out_trade_no']}/pay", json={"outcome": "success"}).raise_for_status()
         made[name] = payment
+    sim.faults.callback_mode = "normal"
     for name in AMOUNTS:
         if name != "late":
             assert wait_for(lambda n=name: client.get_payment(made[n]["id"])["status"] == "succeeded")
-    assert client.get_payment(made["late"]["id"])["status"] == "processing"
+    late_id = made["late"]["id"]
+    assert client.get_payment(late_id)["status"] == "processing"
     refund = client.create_refund(made["match"]["id"], merchant_refund_no=f"{account}-r1", amount=2500)
     assert wait_for(lambda: client.get_refund(refund["id"], sync=True)["status"] == "succeeded")
-    return {name: p["out_trade_no"] for name, p in made.items()}
 
-
-def check(op: Operator, gw: Any, client: Any, account: str, statement: bytes, tmp_path: Path, late_id: str) -> None:
     path = tmp_path / f"{account}.statement"
-    path.write_bytes(statement)
+    path.write_bytes(statement_of({name: p["out_trade_no"] for name, p in made.items()}))
+    op = Operator(settings, tmp_path)
     report = op.reconcile(account, today(), path)
     assert report["status"] == "completed", report
     assert report["counts"] == EXPECTED
@@ -101,20 +105,8 @@ def test_a_wechat_pay_trade_bill_with_every_class(gateway_factory, db_url, tmp_p
         settings = wechat_settings(db_url, sim, key, port, query_schedule_seconds=(3600,))
         settings = dataclasses.replace(settings, channel_accounts=(
             dataclasses.replace(settings.channel_accounts[0], fee_bps=sim.fee_rate_bps),))
-        gw = gateway_factory(settings)
-        client = gw.client(gw.merchant())
-
-        def pay(payment: dict) -> None:
-            httpx.post(f"http://127.0.0.1:{port}/sim/orders/{payment['out_trade_no']}/pay",
-                       json={"outcome": "success"}).raise_for_status()
-
-        def drop(on: bool) -> None:
-            sim.faults.callback_mode = "drop" if on else "normal"
-
-        trade = pay_all(client, "wx", "native", pay, drop)
-        late_id = client.request("GET", "/v1/payments", params={"merchant_order_no": "wx-late"}).json()["data"][0]["id"]
-        check(Operator(settings, tmp_path), gw, client, "wx", edit_tradebill(sim.bill(today().isoformat()), trade),
-              tmp_path, late_id)
+        golden(gateway_factory, settings, sim, f"http://127.0.0.1:{port}", "native",
+               lambda trade: edit_tradebill(sim.bill(today().isoformat()), trade), tmp_path)
 
 
 # ---- Alipay: a zip of GBK CSVs, #-lines around the detail ----
@@ -165,8 +157,6 @@ def test_an_alipay_bill_with_every_class(gateway_factory, db_url, tmp_path) -> N
     sim = AlipaySimulator(app_id="2021000000000001", app_public_key=key.public_key())
     port = free_port()
     with ServerThread(sim.app, port):
-        from gateway.config import AccountLimits, ChannelAccountConfig, CircuitConfig
-
         account = ChannelAccountConfig("ali", "alipay", True, {
             "app_id": "2021000000000001", "app_private_key": ali_wire.private_pem(key),
             "alipay_public_key": sim.alipay_public_pem, "seller_id": sim.seller_id,
@@ -174,17 +164,5 @@ def test_an_alipay_bill_with_every_class(gateway_factory, db_url, tmp_path) -> N
             fee_bps=sim.service_fee_bps)
         settings = Settings(public_url=f"http://127.0.0.1:{free_port()}", database_url=db_url, secret_key=SECRET_KEY,
                             channel_accounts=(account,), query_schedule_seconds=(3600,), channel_timeout_seconds=2.0)
-        gw = gateway_factory(settings)
-        client = gw.client(gw.merchant())
-
-        def pay(payment: dict) -> None:
-            httpx.post(f"http://127.0.0.1:{port}/sim/orders/{payment['out_trade_no']}/pay",
-                       json={"outcome": "success"}).raise_for_status()
-
-        def drop(on: bool) -> None:
-            sim.faults.callback_mode = "drop" if on else "normal"
-
-        trade = pay_all(client, "ali", "qr", pay, drop)
-        late_id = client.request("GET", "/v1/payments", params={"merchant_order_no": "ali-late"}).json()["data"][0]["id"]
-        check(Operator(settings, tmp_path), gw, client, "ali", edit_alipay(sim.bill_zip(today().isoformat()), trade),
-              tmp_path, late_id)
+        golden(gateway_factory, settings, sim, f"http://127.0.0.1:{port}", "qr",
+               lambda trade: edit_alipay(sim.bill_zip(today().isoformat()), trade), tmp_path)

@@ -2,17 +2,16 @@
 and a gateway payment from form to refund to reconciled statement against the simulator."""
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
+from gateway.channel import SettingsError
 from gateway.config import AccountLimits, ChannelAccountConfig, CircuitConfig, Settings
-from gateway.errors import ConfigError
-from gateway.plugins import PluginHost
 from plugins.unionpay import wire
 from plugins.unionpay.channel import UnionPayChannel
-from gateway.channel import SettingsError
 from tests.conftest import SECRET_KEY, ServerThread, free_port, wait_for
 from tests.test_reconcile import Operator, books_clean, today
 from tests.unionpay_world import MER_ID, UnionPayMerchant
@@ -24,8 +23,6 @@ def test_the_signature_is_over_the_sha256_hex_of_the_sorted_fields() -> None:
     signed = wire.sign(fields, key, "69629715588")
     assert wire.signing_string(signed) == ("certId=69629715588&empty=&merId=777290058110048&orderId=o1&"
                                            "signMethod=01&txnAmt=100&version=5.1.0")
-    import hashlib
-
     assert wire.digest(signed) == hashlib.sha256(wire.signing_string(signed).encode()).hexdigest().encode()
     assert wire.verify_with_key(signed, key.public_key())
     assert not wire.verify_with_key({**signed, "txnAmt": "101"}, key.public_key())
@@ -81,8 +78,6 @@ def test_a_gateway_payment_from_form_to_refund_to_reconciled_statement(gateway_f
         assert wait_for(lambda: client.get_refund(refund["id"])["status"] == "succeeded")
         assert client.get_payment(payment["id"])["amount_refunded"] == 2345
         forged, headers = merchant.notification(payment, forge=True)
-        import httpx
-
         assert httpx.post(f"{settings.public_url}/v1/notify/up", content=forged, headers=headers).status_code == 400
         report = Operator(settings, tmp_path).reconcile("up", today())
         assert report["status"] == "completed", report

@@ -2,6 +2,7 @@
 the UnionPay tests and its conformance harness."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -34,7 +35,7 @@ class UnionPayMerchant:
     def notification(self, payment: dict, *, forge: bool = False) -> tuple[bytes, dict[str, str]]:
         """A success notification as UnionPay posts it; forged: signed by a look-alike certificate
         that does not chain to UnionPay's root."""
-        order = SimOrder(payment["out_trade_no"], wire.bank_time(__import__("datetime").datetime.now()),
+        order = SimOrder(payment["out_trade_no"], wire.bank_time(datetime.now(UTC)),
                          payment["amount"], "", payment["out_trade_no"], status="SUCCESS")
         if forge:
             key = wire.new_key()
