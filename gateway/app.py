@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.api import events, health, ledger, notify, payments, refunds
+from gateway.api import events, health, ledger, notify, payments, payouts, refunds
 from gateway.api.common import error_response, json_response
 from gateway.api.openapi import openapi_document
 from gateway.clock import Clock
@@ -40,6 +40,14 @@ def routes() -> list[Route]:
         Route("/v1/payments/{payment_id}/attempts", payments.list_attempts, methods=["GET"]),
         Route("/v1/payments/{payment_id}/refunds", refunds.create_refund, methods=["POST"]),
         Route("/v1/refunds/{refund_id}", refunds.get_refund, methods=["GET"]),
+        Route("/v1/payments/{payment_id}/splits", payouts.create_split, methods=["POST"]),
+        Route("/v1/payments/{payment_id}/splits", payouts.list_splits, methods=["GET"]),
+        Route("/v1/splits/{split_id}", payouts.get_split, methods=["GET"]),
+        Route("/v1/receivers", payouts.create_receiver, methods=["POST"]),
+        Route("/v1/receivers/{receiver_id}", payouts.get_receiver, methods=["GET"]),
+        Route("/v1/payouts", payouts.create_payout, methods=["POST"]),
+        Route("/v1/payouts", payouts.find_payout, methods=["GET"]),
+        Route("/v1/payouts/{payout_id}", payouts.get_payout, methods=["GET"]),
         Route("/v1/balance", ledger.balance, methods=["GET"]),
         Route("/v1/ledger/entries", ledger.entries, methods=["GET"]),
         Route("/v1/events", events.list_events, methods=["GET"]),

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from gateway.models import Attempt, Payment, Refund
+from gateway.models import Attempt, Payment, Payout, Refund, Split
 from gateway.resources import iso
 from ledger.check import check_ledger
 from ledger.core import Entry, Ledger
@@ -16,9 +16,12 @@ payments = Payment.__table__
 refunds = Refund.__table__
 attempts = Attempt.__table__
 entries = LedgerEntry.__table__
+payouts = Payout.__table__
+splits = Split.__table__
 
 BALANCE_KINDS = {"merchant_available": "available", "merchant_in_transit": "in_transit",
-                 "merchant_frozen": "frozen", "refunds_payable": "refund_pending"}
+                 "merchant_frozen": "frozen", "refunds_payable": "refund_pending",
+                 "payouts_pending": "payout_pending", "splits_payable": "split_pending"}
 
 
 def merchant_balances(conn: Connection, ledger: Ledger, merchant_id: str) -> list[dict[str, Any]]:
@@ -28,7 +31,7 @@ def merchant_balances(conn: Connection, ledger: Ledger, merchant_id: str) -> lis
         if kind is None:
             continue
         row = by_currency.setdefault(balance.account.currency, {
-            "currency": balance.account.currency, "available": 0, "in_transit": 0, "frozen": 0, "refund_pending": 0})
+            "currency": balance.account.currency, **{k: 0 for k in BALANCE_KINDS.values()}})
         row[kind] = balance.normal
     return [by_currency[c] for c in sorted(by_currency)]
 
@@ -67,13 +70,27 @@ def cross_check(conn: Connection) -> list[str]:
             if present != (event_type in expected):
                 problems.append(f"refund {r.id} is {r.status} but its {event_type} entry is "
                                 f"{'present' if present else 'missing'}")
+    for table, kind, ends in ((payouts, "payout", {"succeeded": "payout.succeeded", "failed": "payout.failed"}),
+                              (splits, "split", {"succeeded": "split.succeeded", "failed": "split.failed"})):
+        for r in conn.execute(select(table.c.id, table.c.status)):
+            started = r.status not in ("scheduled", "cancelled") and not (
+                kind == "split" and r.status == "failed" and f"split:{r.id}:split.requested" not in keys)
+            expected = ({f"{kind}.requested"} if started else set()) | ({ends[r.status]} if r.status in ends and started
+                                                                        else set())
+            for event_type in (f"{kind}.requested", *ends.values()):
+                present = f"{kind}:{r.id}:{event_type}" in keys
+                if present != (event_type in expected):
+                    problems.append(f"{kind} {r.id} is {r.status} but its {event_type} entry is "
+                                    f"{'present' if present else 'missing'}")
     payment_ids = {row.id for row in conn.execute(select(payments.c.id))}
     refund_ids = {row.id for row in conn.execute(select(refunds.c.id))}
     attempt_ids = {row.id for row in conn.execute(select(attempts.c.id))}
+    known = {"payment": payment_ids, "refund": refund_ids, "attempt": attempt_ids,
+             "payout": {row.id for row in conn.execute(select(payouts.c.id))},
+             "split": {row.id for row in conn.execute(select(splits.c.id))}}
     for e in conn.execute(select(entries.c.id, entries.c.reference)):
         kind, _, ident = (e.reference or "").partition(":")
-        if (kind == "payment" and ident not in payment_ids) or (kind == "refund" and ident not in refund_ids) or \
-                (kind == "attempt" and ident not in attempt_ids):
+        if kind in known and ident not in known[kind]:
             problems.append(f"entry {e.id} refers to {e.reference}, which does not exist")
     return problems
 

@@ -33,6 +33,8 @@ class Capability(str, enum.Enum):
     NOTIFY = "notify"
     HOSTED_PAGES = "hosted_pages"
     STATEMENT = "statement"
+    PAYOUT = "payout"          # payout() and query_payout(): pay a bank account from the account's position
+    SPLIT = "split"            # split() and query_split(): pass part of a paid order on to a receiver
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,59 @@ class RefundResult:
 
 
 @dataclass(frozen=True)
+class PayoutRequest:
+    """Pay `amount` from the channel account's position to a bank account. out_payout_no is paymux's
+    and never changes for one payout: sending it again must never pay twice at the channel."""
+
+    out_payout_no: str
+    amount: int
+    currency: str
+    account_name: str
+    account_no: str
+    bank_code: str | None
+    remark: str | None
+
+
+@dataclass(frozen=True)
+class PayoutResult:
+    """The channel's answer about one payout. `unheard`: the channel says it has no such payout (a
+    query's "order does not exist"), so the request never reached it and may be sent again under
+    the same out_payout_no. FAILED with `retryable`: nothing was paid and another account may pay it."""
+
+    outcome: Outcome
+    channel_payout_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    unheard: bool = False
+    retryable: bool = False
+
+
+@dataclass(frozen=True)
+class SplitRequest:
+    """Pass `amount` of a paid order on to a receiver (WeChat Pay profit sharing, Alipay order
+    settle). receiver_account is the receiver's binding for this channel account, or its account."""
+
+    out_split_no: str
+    out_trade_no: str
+    channel_transaction_id: str | None
+    amount: int
+    currency: str
+    receiver_type: str
+    receiver_account: str
+    receiver_name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    outcome: Outcome
+    channel_split_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    unheard: bool = False
+
+
+@dataclass(frozen=True)
 class InboundNotification:
     """A channel callback exactly as it arrived: the raw body bytes, never re-encoded."""
 
@@ -120,7 +175,8 @@ class InboundNotification:
 
 @dataclass(frozen=True)
 class ChannelEvent:
-    """One verified fact from a callback. kind is "payment" or "refund"."""
+    """One verified fact from a callback. kind is "payment", "refund", "payout" (out_trade_no then
+    carries the out_payout_no) or "split" (out_split_no; channel_transaction_id: the channel's split id)."""
 
     kind: str
     out_trade_no: str
@@ -130,6 +186,7 @@ class ChannelEvent:
     channel_transaction_id: str | None = None
     out_refund_no: str | None = None
     channel_refund_id: str | None = None
+    out_split_no: str | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +295,20 @@ class Channel:
         """Read a statement file (as download_statement returned it) into normalized lines. Pure CPU,
         no I/O; raise StatementInvalid naming the line for a file that cannot be read as a whole.
         A statement of millions of lines should be parsed column-wise (plugins/statements.py helps)."""
+        raise NotImplementedError
+
+    async def payout(self, request: PayoutRequest) -> PayoutResult:
+        """Send a payout (Capability.PAYOUT). The same out_payout_no sent twice must be one payout."""
+        raise NotImplementedError
+
+    async def query_payout(self, out_payout_no: str) -> PayoutResult:
+        raise NotImplementedError
+
+    async def split(self, request: SplitRequest) -> SplitResult:
+        """Pass part of a paid order to a receiver (Capability.SPLIT); the same out_split_no twice is one split."""
+        raise NotImplementedError
+
+    async def query_split(self, request: SplitRequest) -> SplitResult:
         raise NotImplementedError
 
     def acknowledge(self, accepted: bool, message: str = "") -> Acknowledgement:

@@ -34,6 +34,8 @@ def signed_headers(merchant_id: str, secret: str, method: str, url: httpx.URL, b
 
 
 def _encode(body: Any) -> bytes:
+    if isinstance(body, bytes):   # already encoded, sent as it is
+        return body
     return b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
 
 

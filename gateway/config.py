@@ -144,6 +144,8 @@ class Settings:
     lease_seconds: float = 120.0
     # [routing] merchant_preferences: merchant id -> channel account ids to try first, in order
     merchant_preferences: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # [splits] refund_policy: what a refund of a split payment may take ("refuse": only what was not split)
+    split_refund_policy: str = "refuse"
     log_json: bool = True
     config_path: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -236,6 +238,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
                                                                       f"{where}.settlement_days")))
     preferences = _merchant_preferences(raw.pop("routing", None), seen)
     merchant_days, merchant_overrides = _settlement(raw.pop("settlement", None))
+    split_policy = _split_policy(raw.pop("splits", None))
 
     database_url = env.get("PAYMUX_DATABASE_URL") or database.get("url") or Settings.database_url
     secret_key = env.get("PAYMUX_SECRET_KEY") or raw.pop("secret_key", None)
@@ -247,7 +250,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
         raw["public_url"] = env["PAYMUX_PUBLIC_URL"]
     known = {f for f in Settings.__dataclass_fields__} - {"channel_accounts", "database_url", "secret_key", "config_path", "extra",
                                                     "merchant_preferences", "merchant_settlement_days",
-                                                    "merchant_settlement_overrides"}
+                                                    "merchant_settlement_overrides", "split_refund_policy"}
     direct = {k: raw.pop(k) for k in list(raw) if k in known}
     for key in ("notify_schedule_seconds", "query_schedule_seconds"):
         if key in direct:
@@ -259,10 +262,23 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
         merchant_preferences=preferences,
         merchant_settlement_days=merchant_days,
         merchant_settlement_overrides=merchant_overrides,
+        split_refund_policy=split_policy,
         config_path=config_path,
         extra=raw,
         **direct,
     )
+
+
+def _split_policy(raw: Any) -> str:
+    from gateway.splits import REFUND_POLICIES
+
+    raw = raw or {}
+    if not isinstance(raw, Mapping) or set(raw) - {"refund_policy"}:
+        raise ConfigError("[splits] may hold only refund_policy")
+    policy = raw.get("refund_policy", "refuse")
+    if policy not in REFUND_POLICIES:
+        raise ConfigError(f"[splits] refund_policy must be one of {', '.join(REFUND_POLICIES)}")
+    return policy
 
 
 def _days(value: Any, where: str) -> int:

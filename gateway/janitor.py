@@ -8,6 +8,9 @@ no answer resolves to people.
   at its channel rather than queried: nobody holds its action, and a close settles it for good.
 - A processing payment past its expires_at is closed at the channel; if the close reveals it was
   paid, it becomes succeeded like any late success.
+- Every processing payout and split is queried on the same schedule; one the channel never heard
+  of is sent again under its one number (never another), and a split declared with its payment
+  is first sent here, once the payment succeeded.
 - Rows are leased by pushing next_query_at forward (FOR UPDATE SKIP LOCKED on PostgreSQL), so any
   number of processes share the work and none asks twice at once. Queries keep to a per-account rate.
 """
@@ -20,13 +23,15 @@ from typing import Any, Mapping
 
 from sqlalchemy import Connection, and_, or_, select, update
 
-from gateway.models import Attempt, Payment, Refund
+from gateway.models import Attempt, Payment, Payout, Refund, Split
 from gateway.payments import OPEN_ATTEMPT, PaymentService
 from gateway.schedule import QuerySchedule
 
 attempts = Attempt.__table__
 payments = Payment.__table__
 refunds = Refund.__table__
+payouts = Payout.__table__
+splits = Split.__table__
 BATCH = 20
 
 
@@ -52,8 +57,10 @@ class RateLimiter:
 
 class Janitor:
     def __init__(self, db: Any, payments_service: PaymentService, clock: Any, log: Any,
-                 schedule: QuerySchedule, poll: float, limiter: RateLimiter, lease_seconds: float = 120.0) -> None:
+                 schedule: QuerySchedule, poll: float, limiter: RateLimiter, lease_seconds: float = 120.0,
+                 payouts_service: Any = None, splits_service: Any = None) -> None:
         self.db, self.payments, self.clock, self.log = db, payments_service, clock, log
+        self.payouts, self.splits = payouts_service, splits_service
         self.lease = timedelta(seconds=lease_seconds)
         self.schedule = schedule
         self.poll = poll
@@ -77,11 +84,14 @@ class Janitor:
                  attempts.c.exception_at.is_(None), attempts.c.next_query_at <= now))
             .order_by(attempts.c.next_query_at))
 
-    def _claim_refunds(self, conn: Connection) -> list[Any]:
-        now = self.clock.now()
-        return self._lease(conn, refunds, select(refunds).where(and_(
-            refunds.c.status == "processing", refunds.c.exception_at.is_(None), refunds.c.next_query_at <= now))
-            .order_by(refunds.c.next_query_at))
+    def _claim(self, table: Any) -> Any:
+        """Lease a batch of a table's processing rows that are due (refunds, payouts, splits)."""
+        def claim(conn: Connection) -> list[Any]:
+            now = self.clock.now()
+            return self._lease(conn, table, select(table).where(and_(
+                table.c.status == "processing", table.c.exception_at.is_(None), table.c.next_query_at <= now))
+                .order_by(table.c.next_query_at))
+        return claim
 
     def _expired(self, conn: Connection) -> list[Any]:
         now = self.clock.now()
@@ -109,7 +119,7 @@ class Janitor:
                 await self.payments.close_at_channel(p, source="janitor", attempt_only=True, attempt=attempt)
             await self.db.tx(lambda conn, a=attempt: self._reschedule(conn, attempts, a))
             work += 1
-        for refund in await self.db.tx(self._claim_refunds):
+        for refund in await self.db.tx(self._claim(refunds)):
             await self.limiter.wait(refund.channel_account)
             trade_no = await self.db.tx(lambda conn, r=refund: conn.execute(
                 select(attempts.c.out_trade_no).where(attempts.c.id == r.attempt_id)).scalar_one())
@@ -121,6 +131,14 @@ class Janitor:
                 await self.payments.submit_refund(refund, trade_no, total)
             await self.db.tx(lambda conn, r=refund: self._reschedule(conn, refunds, r))
             work += 1
+        for table, service in ((payouts, self.payouts), (splits, self.splits)):
+            if service is None:
+                continue
+            for row in await self.db.tx(self._claim(table)):
+                await self.limiter.wait(row.channel_account)
+                await service.sync(row)
+                await self.db.tx(lambda conn, r=row, t=table: self._reschedule(conn, t, r))
+                work += 1
         return work
 
     def _reschedule(self, conn: Connection, table: Any, row: Any) -> None:
@@ -162,4 +180,10 @@ def exceptions(conn: Connection) -> list[dict[str, Any]]:
         found.append({"kind": "refund", "id": r.id, "out_trade_no": r.out_refund_no,
                       "channel_account": r.channel_account, "merchant_id": r.merchant_id, "amount": r.amount,
                       "status": r.status, "queries": r.queries, "since": r.exception_at.isoformat()})
+    for table, kind, number in ((payouts, "payout", "out_payout_no"), (splits, "split", "out_split_no")):
+        for r in conn.execute(select(table).where(and_(table.c.exception_at.is_not(None),
+                                                       table.c.status == "processing"))):
+            found.append({"kind": kind, "id": r.id, "out_trade_no": getattr(r, number),
+                          "channel_account": r.channel_account, "merchant_id": r.merchant_id, "amount": r.amount,
+                          "status": r.status, "queries": r.queries, "since": r.exception_at.isoformat()})
     return found

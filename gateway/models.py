@@ -59,6 +59,9 @@ class Payment(SQLModel, table=True):
     status: str = Field(max_length=20, index=True)  # processing | succeeded | failed | closed
     refunded_amount: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     refund_pending_amount: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    # Passed on to receivers, or on its way (splits that have not failed), and given back from them.
+    split_amount: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0,
+                                                          server_default="0"))
     notify_url: Optional[str] = Field(default=None, max_length=2000)
     metadata_: dict = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
     channel_transaction_id: Optional[str] = Field(default=None, max_length=128)
@@ -296,3 +299,84 @@ class Settlement(SQLModel, table=True):
     entry_key: Optional[str] = Field(default=None, max_length=200)
     forced_by: Optional[str] = Field(default=None, max_length=100)
     created_at: datetime
+
+
+class Payout(SQLModel, table=True):
+    """A payout (代付) from a merchant's available balance to a bank account, paid by one channel
+    account from its position. out_payout_no never changes: it is what makes a resend harmless."""
+
+    __tablename__ = "payouts"
+    __table_args__ = (UniqueConstraint("merchant_id", "merchant_payout_no", name="uq_payouts_merchant_payout"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
+    merchant_payout_no: str = Field(max_length=64)
+    request_hash: str = Field(max_length=64)          # the request, to tell a retry from a different payout
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    fee: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    currency: str = Field(max_length=3)
+    account_name: str = Field(max_length=100)
+    account_no: str = Field(max_length=40)
+    bank_code: Optional[str] = Field(default=None, max_length=20)
+    remark: Optional[str] = Field(default=None, max_length=100)
+    notify_url: Optional[str] = Field(default=None, max_length=2000)
+    channel_account: str = Field(max_length=64)
+    out_payout_no: str = Field(unique=True, max_length=64)
+    status: str = Field(max_length=20, index=True)   # processing | succeeded | failed
+    submitted: bool = False                           # sent to the channel at least once
+    channel_payout_id: Optional[str] = Field(default=None, max_length=128)
+    failure_code: Optional[str] = Field(default=None, max_length=64)
+    failure_message: Optional[str] = Field(default=None, max_length=500)
+    routing: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    next_query_at: Optional[datetime] = Field(default=None, index=True)
+    queries: int = 0
+    exception_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Receiver(SQLModel, table=True):
+    """Someone a merchant passes part of its payments on to (分账接收方)."""
+
+    __tablename__ = "receivers"
+    __table_args__ = (UniqueConstraint("merchant_id", "account", name="uq_receivers_merchant_account"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
+    type: str = Field(max_length=20)                  # merchant | personal
+    name: str = Field(max_length=100)
+    account: str = Field(max_length=64)               # the receiver's account reference
+    # Per channel account, the receiver's identity there where the channel needs its own (an openid).
+    bindings: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="active", max_length=20)
+    created_at: datetime
+
+
+class Split(SQLModel, table=True):
+    """Part of a paid payment passed on to a receiver (分账), at the payment's channel."""
+
+    __tablename__ = "splits"
+    __table_args__ = (UniqueConstraint("merchant_id", "merchant_split_no", name="uq_splits_merchant_split"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    payment_id: str = Field(foreign_key="payments.id", index=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
+    merchant_split_no: str = Field(max_length=64)
+    receiver_id: str = Field(foreign_key="receivers.id", max_length=40)
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    description: str = Field(default="", max_length=80)
+    channel_account: str = Field(max_length=64)
+    out_split_no: str = Field(unique=True, max_length=64)
+    # scheduled (declared at creation, waiting for the payment) | processing | succeeded | failed | cancelled
+    status: str = Field(max_length=20, index=True)
+    submitted: bool = False
+    channel_split_id: Optional[str] = Field(default=None, max_length=128)
+    failure_code: Optional[str] = Field(default=None, max_length=64)
+    failure_message: Optional[str] = Field(default=None, max_length=500)
+    next_query_at: Optional[datetime] = Field(default=None, index=True)
+    queries: int = 0
+    exception_at: Optional[datetime] = None
+    created_at: datetime
+    updated_at: datetime

@@ -71,6 +71,7 @@ class NewPayment:
     expires_in: int | None
     metadata: dict[str, str]
     client_ip: str | None = None
+    splits: tuple[Any, ...] = ()    # SplitSpec: passed on to receivers once the payment succeeds
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class PaymentService:
         self.log = log
         self.booker = booker
         self.schedule = schedule or QuerySchedule((10.0,), 24 * 3600)  # when the janitor first asks
+        self.splits: Any = None   # gateway.splits.SplitService, once the gateway is wired
 
     # ---- channel calls: whatever goes wrong in a plugin is UNKNOWN, never FAILED ----
 
@@ -155,6 +157,7 @@ class PaymentService:
             return await idempotency.resolve_existing(self.db.tx, claim, self.clock.now, self._recover_payment)
         plan = await self.router.plan(self.db.tx, self.clock.now(), merchant_id, new.amount, new.currency,
                                       new.method, new.channel)
+        split_room = self._split_room(plan, merchant_id, new) if new.splits else 0
         account, method = plan.routes[0].account, plan.routes[0].method
         payment_id = public_id("pay")
         local = method in account.channel.local_create_methods
@@ -195,6 +198,9 @@ class PaymentService:
                     raise conflict("duplicate_order", f"merchant_order_no {new.merchant_order_no!r} already has a payment",
                                    "merchant_order_no") from None
                 conn.execute(INSERT_ATTEMPT, attempt_row)
+                if new.splits:
+                    self.splits.schedule(conn, merchant_id, payment_id, new.merchant_order_no, new.currency,
+                                         split_room, new.splits, account.id, now)
                 if early is None:
                     return None
                 if pending:  # what was just written is the whole truth: render it without reading back
@@ -220,6 +226,16 @@ class PaymentService:
             return await self.db.tx(tx2)
 
         return await self._idempotent(claim, run, self._recover_payment)
+
+    def _split_room(self, plan: Plan, merchant_id: str, new: NewPayment) -> int:
+        """Keep only accounts that can split; the most the splits may take is the amount less the
+        largest fee any of them would charge."""
+        plan.routes[:] = [r for r in plan.routes if r.account.supports(Capability.SPLIT)]
+        if not plan.routes:
+            raise invalid_request("split_not_supported", "No channel account that could take this payment can "
+                                  "split it among receivers", "splits")
+        return new.amount - max(self.booker.merchant_fee(PaymentFacts("", merchant_id, r.account.id, new.amount,
+                                                                      new.currency)) for r in plan.routes)
 
     def _attempt_row(self, attempt_id: str, payment_id: str, amount: int, trade_no: str, account_id: str, method: str,
                      now: Any, routing: dict | None, status: str = "created", action: dict | None = None) -> dict[str, Any]:
@@ -495,7 +511,8 @@ class PaymentService:
         changed = conn.execute(MOVE_ATTEMPT, {**values, "b_from": list(allowed)}).rowcount
         if not changed or (attempt_only and outcome is not Outcome.SUCCEEDED):
             return False
-        attempt = conn.execute(select(attempts.c.payment_id).where(attempts.c.id == attempt_id)).first()
+        attempt = conn.execute(select(attempts.c.payment_id, attempts.c.channel_account)
+                               .where(attempts.c.id == attempt_id)).first()
         if outcome is not Outcome.SUCCEEDED and self.current_attempt(conn, attempt.payment_id).id != attempt_id:
             return False   # an attempt left behind (failover, new attempt) ends alone; the payment goes on
         pay_values: dict[str, Any] = {"status": outcome.value, "updated_at": now}
@@ -518,6 +535,8 @@ class PaymentService:
             # Booked in the same transaction as the state change: one never exists without the other.
             entry, fee = self.booker.payment_succeeded(conn, payment_facts(p), now)
             conn.execute(update(payments).where(payments.c.id == p.id).values(fee_amount=fee))
+        if self.splits is not None:
+            self.splits.payment_ended(conn, p.id, attempt.channel_account, outcome, now)
         # The merchant's notification too: the outbox row commits with the change it announces.
         record_event(conn, p.merchant_id, f"payment.{outcome.value}", p.id, self._render_payment(conn, p.id),
                      p.notify_url, now)
@@ -542,15 +561,21 @@ class PaymentService:
             def tx1(conn: Connection):  # noqa: ANN202
                 if claim:
                     idempotency.claim(conn, claim, refund_id, now)
+                # What was split among receivers is theirs: [splits] refund_policy "refuse" refunds the rest.
                 reserved = conn.execute(update(payments).where(and_(
                     payments.c.id == payment_id, payments.c.status == "succeeded",
-                    payments.c.refunded_amount + payments.c.refund_pending_amount + new.amount <= payments.c.amount))
+                    payments.c.refunded_amount + payments.c.refund_pending_amount + payments.c.split_amount
+                    + new.amount <= payments.c.amount))
                     .values(refund_pending_amount=payments.c.refund_pending_amount + new.amount, updated_at=now)).rowcount
                 if not reserved:
                     cur = self._load_payment(conn, merchant_id, payment_id)
                     if cur.status != "succeeded":
                         raise conflict("payment_not_refundable", f"A {cur.status} payment cannot be refunded")
-                    left = cur.amount - cur.refunded_amount - cur.refund_pending_amount
+                    left = cur.amount - cur.refunded_amount - cur.refund_pending_amount - cur.split_amount
+                    if cur.split_amount and new.amount <= left + cur.split_amount:
+                        raise invalid_request("refund_exceeds_unsplit",
+                                              f"Refund of {new.amount} exceeds the {left} not split among receivers "
+                                              f"({cur.split_amount} was split)", "amount")
                     raise invalid_request("refund_exceeds_payment",
                                           f"Refund of {new.amount} exceeds the {left} left to refund", "amount")
                 attempt = conn.execute(select(attempts).where(and_(attempts.c.payment_id == payment_id,

@@ -72,3 +72,56 @@ def attempt_object(a: Any) -> dict[str, Any]:
         "created_at": iso(a.created_at),
         "updated_at": iso(a.updated_at),
     }
+
+
+def masked(account_no: str) -> str:
+    """A bank account number as shown back: its first 4 and last 4 digits."""
+    return account_no if len(account_no) <= 8 else f"{account_no[:4]}{'*' * (len(account_no) - 8)}{account_no[-4:]}"
+
+
+def payout_object(p: Any) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "object": "payout",
+        "merchant_payout_no": p.merchant_payout_no,
+        "status": p.status,
+        "amount": p.amount,
+        "fee": p.fee,
+        "currency": p.currency,
+        "bank_account": {"name": p.account_name, "number": masked(p.account_no), "bank_code": p.bank_code},
+        "remark": p.remark,
+        "channel": p.channel_account,
+        "out_payout_no": p.out_payout_no,
+        "channel_payout_id": p.channel_payout_id,
+        "routing": p.routing,
+        "failure": {"code": p.failure_code, "message": p.failure_message} if p.failure_code else None,
+        "notify_url": p.notify_url,
+        "created_at": iso(p.created_at),
+        "updated_at": iso(p.updated_at),
+        "finished_at": iso(p.finished_at),
+    }
+
+
+def receiver_object(r: Any) -> dict[str, Any]:
+    return {"id": r.id, "object": "receiver", "type": r.type, "name": r.name, "account": r.account,
+            "bindings": r.bindings, "status": r.status, "created_at": iso(r.created_at)}
+
+
+def split_object(s: Any) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "object": "split",
+        "payment_id": s.payment_id,
+        "merchant_split_no": s.merchant_split_no,
+        "receiver": s.receiver_id,
+        "status": s.status,
+        "amount": s.amount,
+        "currency": s.currency,
+        "description": s.description,
+        "channel": s.channel_account,
+        "out_split_no": s.out_split_no,
+        "channel_split_id": s.channel_split_id,
+        "failure": {"code": s.failure_code, "message": s.failure_message} if s.failure_code else None,
+        "created_at": iso(s.created_at),
+        "updated_at": iso(s.updated_at),
+    }

@@ -151,6 +151,41 @@ class Router:
                    for account, method in rest]
         return routes
 
+    def plan_payout(self, merchant_id: str, amount: int, currency: str, requested: str | None,
+                    positions: Mapping[str, int]) -> Plan:
+        """The accounts that may pay out `amount`: they declare PAYOUT, take the currency and amount,
+        have no open circuit, and hold at least `amount` of position (what is not held for payouts
+        in flight). Ordered like payments. The ledger checks the position again when it holds it."""
+        if requested is not None:
+            candidates = [self.host.account(requested, for_new_payment=True)]
+        else:
+            candidates = [a for a in self.host.accounts.values() if a.enabled]
+        eligible, skipped = [], {}
+        for account in candidates:
+            limits = account.config.limits
+            currencies = account.channel.currencies if limits.currencies is None else limits.currencies
+            reason = ("does_not_pay_out" if not account.supports(Capability.PAYOUT) else
+                      "currency_not_offered" if currencies is not None and currency not in currencies else
+                      "below_min_amount" if limits.min_amount is not None and amount < limits.min_amount else
+                      "above_max_amount" if limits.max_amount is not None and amount > limits.max_amount else
+                      "circuit_open" if not self.health.available(account.id) else
+                      "position_insufficient" if positions.get(account.id, 0) < amount else None)
+            if reason:
+                skipped[account.id] = reason
+            else:
+                eligible.append((account, "payout"))
+        if not eligible:
+            reasons = ", ".join(f"{account}: {reason}" for account, reason in skipped.items()) or "none configured"
+            if all(reason in STATIC_REASONS + ("does_not_pay_out",) for reason in skipped.values()):
+                return_error = invalid_request("no_channel_available",
+                                               f"No enabled channel account pays out {amount} {currency} ({reasons})",
+                                               "channel" if requested else "amount")
+            else:   # positions run low or circuits open: it may work after a top-up, or later
+                return_error = PaymuxError(503, "channel_error", "channel_unavailable",
+                                           f"No channel account can pay this out now ({reasons}); retry later", None)
+            raise return_error
+        return Plan(self._order(eligible, merchant_id, requested), skipped)
+
     @staticmethod
     def _nothing_fits(requested: str | None, skipped: dict[str, str], method: str | None, currency: str) -> PaymuxError:
         reasons = ", ".join(f"{account}: {reason}" for account, reason in skipped.items())

@@ -22,6 +22,8 @@ from gateway.risk import RiskGate
 from gateway.models import ChannelCallback
 from gateway.notifier import Notifier
 from gateway.payments import PaymentService
+from gateway.payouts import PayoutService
+from gateway.splits import SplitService
 from gateway.plugins import ChannelAccount, PluginHost
 from gateway.routing import Router
 from gateway.secretbox import SecretBox
@@ -33,7 +35,9 @@ callbacks = ChannelCallback.__table__
 REQUIRED_TEMPLATES = ("payment.succeeded", "payment.duplicate_succeeded", "refund.requested", "refund.succeeded", "refund.failed",
                       "merchant.freeze", "merchant.unfreeze", "recon.channel_fees", "recon.channel_fees_returned",
                       "recon.adjust_gain", "recon.adjust_loss", "settlement.channel", "settlement.channel_debit",
-                      "settlement.merchant", "settlement.advance", "settlement.advance_repaid", "position.topup")
+                      "settlement.merchant", "settlement.advance", "settlement.advance_repaid", "position.topup",
+                      "payout.requested", "payout.succeeded", "payout.failed", "split.requested", "split.succeeded",
+                      "split.failed")
 
 
 def make_ledger(settings: Settings) -> Ledger:
@@ -64,6 +68,8 @@ class Gateway:
     notifier: Notifier
     janitor: Janitor
     health: HealthBoard
+    payouts: PayoutService
+    splits: SplitService
 
     @classmethod
     def build(cls, settings: Settings, log: Any, clock: Clock | None = None,
@@ -84,14 +90,16 @@ class Gateway:
         router = Router(host, health, settings.merchant_preferences, settings.business_timezone,
                         settings.day_cut_hour)
         payments = PaymentService(db, host, clock, log, Booker(ledger), router, schedule, risk)
+        payments.splits = splits = SplitService(payments, settings.split_refund_policy)
+        payouts = PayoutService(payments)
         limiter = RateLimiter(settings.channel_queries_per_second,
                               {a.id: a.queries_per_second for a in settings.channel_accounts
                                if a.queries_per_second is not None})
         janitor = Janitor(db, payments, clock, log, schedule, settings.janitor_poll_seconds, limiter,
-                          settings.lease_seconds)
+                          settings.lease_seconds, payouts, splits)
         return cls(settings, db, clock, log, http, host, box,
                    MerchantAuthenticator(box, settings.auth_window_seconds), ledger, payments, notifier, janitor,
-                   health)
+                   health, payouts, splits)
 
     async def handle_notification(self, account: ChannelAccount, inbound: InboundNotification) -> Acknowledgement:
         """Verify through the plugin, apply each event once, record the callback, answer as the channel expects."""
@@ -109,11 +117,11 @@ class Gateway:
         def apply(conn) -> list[str]:  # noqa: ANN001
             outcomes = []
             for event in events:
-                outcome = self.payments.apply_event(conn, account.id, event)
+                outcome = self.applier(event.kind)(conn, account.id, event)
                 outcomes.append(outcome)
                 conn.execute(callbacks.insert().values(
                     channel_account=account.id, received_at=now, verified=True, outcome=outcome,
-                    detail=f"{event.kind} {event.outcome.value}", reference=event.out_refund_no or event.out_trade_no,
+                    detail=f"{event.kind} {event.outcome.value}", reference=event.out_split_no or event.out_refund_no or event.out_trade_no,
                     body=inbound.body))
             return outcomes
 
@@ -124,6 +132,11 @@ class Gateway:
             # while an operator looks; nothing was applied for that event.
             return channel.acknowledge(False, "amount or currency does not match the order")
         return channel.acknowledge(True)
+
+    def applier(self, kind: str) -> Any:
+        """Who applies a verified callback fact of this kind."""
+        return {"payout": self.payouts.apply_event, "split": self.splits.apply_event}.get(kind,
+                                                                                        self.payments.apply_event)
 
     async def download_statement(self, account_id: str, business_date: date) -> bytes:
         """The channel's statement file for one day, as the channel serves it (parsing is reconciliation's)."""

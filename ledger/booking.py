@@ -51,7 +51,8 @@ class Booker:
         self.chart = ledger.chart
 
     def book(self, conn: Connection, event_type: str, reference: str, *, merchant_id: str, channel_account: str,
-             currency: str, variables: Mapping[str, int], now: datetime, memo: str | None = None) -> Entry:
+             currency: str, variables: Mapping[str, int], now: datetime, memo: str | None = None,
+             receiver_id: str = "") -> Entry:
         """Turn one business event into one entry, as its template says."""
         template = self.chart.template(event_type)
         key = f"{reference}:{event_type}"
@@ -60,7 +61,7 @@ class Booker:
             if original is None:
                 raise InvalidEntry(f"{event_type} for {reference} needs its {template.reverses} entry, which is missing")
             return self.ledger.reverse(conn, original, now=now, key=key, event_type=event_type, memo=memo)
-        owners = {"platform": "", "merchant": merchant_id, "channel_account": channel_account}
+        owners = {"platform": "", "merchant": merchant_id, "channel_account": channel_account, "receiver": receiver_id}
         lines = []
         for line in template.lines:
             amount = line.amount.evaluate(variables)
@@ -102,18 +103,10 @@ class Booker:
     def refund_requested(self, conn: Connection, p: PaymentFacts, refund_id: str, refund_amount: int,
                          fee_refund: int, now: datetime) -> Entry:
         """Reserve the refund: the merchant's part from in-transit first, then available."""
-        owed = refund_amount - fee_refund
-        in_transit = self.ledger.balance(conn, AccountRef("merchant_in_transit", p.merchant_id, p.currency), lock=True)
-        available = self.ledger.balance(conn, AccountRef("merchant_available", p.merchant_id, p.currency), lock=True)
-        from_in_transit = min(in_transit, owed)
-        from_available = owed - from_in_transit
-        if from_available > available:
-            raise InsufficientBalance(f"the merchant's balance ({in_transit + available}) cannot cover a refund "
-                                      f"needing {owed}", "merchant_available")
+        taken = self._from_merchant(conn, p.merchant_id, p.currency, refund_amount - fee_refund, "a refund")
         return self.book(conn, "refund.requested", f"refund:{refund_id}", merchant_id=p.merchant_id,
                          channel_account=p.channel_account, currency=p.currency, now=now,
-                         variables={"refund_amount": refund_amount, "fee_refund": fee_refund,
-                                    "from_in_transit": from_in_transit, "from_available": from_available})
+                         variables={"refund_amount": refund_amount, "fee_refund": fee_refund, **taken})
 
     def refund_succeeded(self, conn: Connection, p: PaymentFacts, refund_id: str, refund_amount: int,
                          now: datetime) -> Entry:
@@ -124,6 +117,54 @@ class Booker:
     def refund_failed(self, conn: Connection, p: PaymentFacts, refund_id: str, now: datetime) -> Entry:
         return self.book(conn, "refund.failed", f"refund:{refund_id}", merchant_id=p.merchant_id,
                          channel_account=p.channel_account, currency=p.currency, now=now, variables={})
+
+    def _from_merchant(self, conn: Connection, merchant_id: str, currency: str, owed: int, what: str) -> dict[str, int]:
+        """Take `owed` from the merchant's in-transit first, then available (locked while deciding)."""
+        in_transit = self.ledger.balance(conn, AccountRef("merchant_in_transit", merchant_id, currency), lock=True)
+        available = self.ledger.balance(conn, AccountRef("merchant_available", merchant_id, currency), lock=True)
+        from_in_transit = min(in_transit, owed)
+        if owed - from_in_transit > available:
+            raise InsufficientBalance(f"the merchant's balance ({in_transit + available}) cannot cover {what} "
+                                      f"needing {owed}", "merchant_available")
+        return {"from_in_transit": from_in_transit, "from_available": owed - from_in_transit}
+
+    # ---- payouts: merchant available -> bank account, paid from a channel account's position ----
+
+    def payout_requested(self, conn: Connection, payout_id: str, merchant_id: str, channel_account: str,
+                         currency: str, amount: int, fee: int, now: datetime) -> Entry:
+        """Freeze amount + fee of the merchant's available balance and hold amount of the channel
+        account's position; either being short raises InsufficientBalance naming the account."""
+        return self.book(conn, "payout.requested", f"payout:{payout_id}", merchant_id=merchant_id,
+                         channel_account=channel_account, currency=currency, now=now,
+                         variables={"amount": amount, "fee": fee})
+
+    def payout_succeeded(self, conn: Connection, payout_id: str, merchant_id: str, channel_account: str,
+                         currency: str, amount: int, fee: int, now: datetime) -> Entry:
+        return self.book(conn, "payout.succeeded", f"payout:{payout_id}", merchant_id=merchant_id,
+                         channel_account=channel_account, currency=currency, now=now,
+                         variables={"amount": amount, "fee": fee})
+
+    def payout_failed(self, conn: Connection, payout_id: str, now: datetime) -> Entry:
+        return self.book(conn, "payout.failed", f"payout:{payout_id}", merchant_id="", channel_account="",
+                         currency="", now=now, variables={})
+
+    # ---- splits: merchant -> receiver, of a paid payment ----
+
+    def split_requested(self, conn: Connection, split_id: str, merchant_id: str, channel_account: str,
+                        currency: str, amount: int, now: datetime) -> Entry:
+        return self.book(conn, "split.requested", f"split:{split_id}", merchant_id=merchant_id,
+                         channel_account=channel_account, currency=currency, now=now,
+                         variables={"amount": amount, **self._from_merchant(conn, merchant_id, currency, amount,
+                                                                             "a split")})
+
+    def split_succeeded(self, conn: Connection, split_id: str, merchant_id: str, receiver_id: str,
+                        currency: str, amount: int, now: datetime) -> Entry:
+        return self.book(conn, "split.succeeded", f"split:{split_id}", merchant_id=merchant_id, channel_account="",
+                         receiver_id=receiver_id, currency=currency, now=now, variables={"amount": amount})
+
+    def split_failed(self, conn: Connection, split_id: str, now: datetime) -> Entry:
+        return self.book(conn, "split.failed", f"split:{split_id}", merchant_id="", channel_account="",
+                         currency="", now=now, variables={})
 
     # ---- holds ----
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 DEFAULT_LEDGER_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "ledger.toml"
-OWNER_TYPES = ("platform", "merchant", "channel_account")
+OWNER_TYPES = ("platform", "merchant", "channel_account", "receiver")
 
 
 class ChartError(ValueError):
@@ -83,6 +83,7 @@ class FeeSchedule:
     channel_accounts: Mapping[str, int] = field(default_factory=dict)
     merchants: Mapping[str, int] = field(default_factory=dict)
     refund_policy: str = "pro_rata"
+    payout_fee: int = 0     # flat, minor units, charged on top of each payout
 
     def bps(self, merchant_id: str, channel_account: str) -> int:
         if merchant_id in self.merchants:
@@ -158,7 +159,9 @@ def chart_from_mapping(raw: Mapping[str, Any]) -> Chart:
     if policy not in ("pro_rata", "keep"):
         raise ChartError("fees.refund_policy must be pro_rata or keep")
     fees = FeeSchedule(int(fees_raw.get("default_bps", 0)), dict(fees_raw.get("channel_accounts") or {}),
-                       dict(fees_raw.get("merchants") or {}), policy)
+                       dict(fees_raw.get("merchants") or {}), policy, fees_raw.get("payout_fee", 0))
+    if not isinstance(fees.payout_fee, int) or not 0 <= fees.payout_fee <= 10**9:
+        raise ChartError("fees.payout_fee must be a whole, non-negative number of minor units")
     for name, bps in [("default_bps", fees.default_bps), *fees.channel_accounts.items(), *fees.merchants.items()]:
         if not isinstance(bps, int) or not 0 <= bps <= 10000:
             raise ChartError(f"fees: {name} must be whole basis points from 0 to 10000")

@@ -22,6 +22,7 @@ class UnionPayMerchant:
 
     def settings(self, base_url: str) -> dict[str, Any]:
         return {"mer_id": MER_ID, "base_url": base_url, "verify_cert": self.sim.trust_pem,
+                "encrypt_cert": wire.cert_pem(self.sim.encrypt_cert),
                 "sign_cert": {"private_key": wire.private_pem(self.key), "cert_id": str(self.cert.serial_number)}}
 
     def pay(self, base_url: str, payment: dict, outcome: str = "success") -> None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from babel.numbers import list_currencies
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -45,6 +45,18 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")]
+
+
+class SplitSpec(_Body):
+    """A split declared with the payment: passed on to the receiver once the payment succeeds."""
+
+    receiver: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    amount: Annotated[int, Field(gt=0, le=MAX_AMOUNT)]
+    merchant_split_no: Reference | None = None
+    description: Annotated[str, StringConstraints(max_length=80)] = ""
+
+
 class CreatePaymentBody(_Body):
     merchant_order_no: Reference
     amount: Annotated[int, Field(gt=0, le=MAX_AMOUNT, description="minor units, e.g. fen")]
@@ -55,6 +67,40 @@ class CreatePaymentBody(_Body):
     notify_url: Url | None = None
     expires_in: Annotated[int, Field(ge=60, le=30 * 24 * 3600)] | None = None
     metadata: Annotated[dict[str, str], AfterValidator(_metadata)] = Field(default_factory=dict)
+    splits: Annotated[list[SplitSpec], Field(max_length=10)] = Field(
+        default_factory=list, description="Passed on to receivers once the payment succeeds")
+
+
+class CreateSplitBody(_Body):
+    merchant_split_no: Reference
+    receiver: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    amount: Annotated[int, Field(gt=0, le=MAX_AMOUNT)]
+    description: Annotated[str, StringConstraints(max_length=80)] = ""
+
+
+class CreateReceiverBody(_Body):
+    type: Literal["merchant", "personal"]
+    name: Name
+    account: Reference
+    bindings: Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], Reference],
+                        Field(max_length=20)] = Field(default_factory=dict,
+                                                      description="channel account id -> the receiver there")
+
+
+class BankAccount(_Body):
+    name: Name
+    number: Annotated[str, StringConstraints(min_length=8, max_length=32, pattern=r"^[0-9]+$")]
+    bank_code: Annotated[str, StringConstraints(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9]+$")] | None = None
+
+
+class CreatePayoutBody(_Body):
+    merchant_payout_no: Reference
+    amount: Annotated[int, Field(gt=0, le=MAX_AMOUNT, description="minor units, e.g. fen")]
+    currency: Annotated[str, AfterValidator(_currency)] = "CNY"
+    bank_account: BankAccount
+    remark: Annotated[str, StringConstraints(max_length=100)] | None = None
+    channel: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    notify_url: Url | None = None
 
 
 class NewAttemptBody(_Body):
@@ -81,7 +127,7 @@ def parse_body(model: type[_Body], data: Any) -> Any:
 def _to_error(err: dict) -> PaymuxError:
     param = ".".join(str(p) for p in err.get("loc", ())) or None
     kind = err.get("type", "")
-    top = param.split(".")[0] if param else None
+    top = param.split(".")[-1] if param else None   # the field itself, also inside a list (splits.0.amount)
     if kind == "missing":
         return invalid_request("parameter_missing", f"{param} is required", param)
     if kind == "extra_forbidden":

@@ -10,8 +10,9 @@ from typing import Any, Mapping
 import httpx
 
 from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
-                             NotificationRejected, Outcome, ParsedStatement, PaymentResult, RefundRequest, RefundResult,
-                             SettingsError, StatementUnavailable)
+                             NotificationRejected, Outcome, ParsedStatement, PaymentResult, PayoutRequest,
+                             PayoutResult, RefundRequest, RefundResult, SettingsError, SplitRequest, SplitResult,
+                             StatementUnavailable)
 from plugins.mock import wire
 from plugins.mock.statement import parse_sandbox_statement
 
@@ -19,6 +20,8 @@ CALLBACK_MODES = ("normal", "drop", "duplicate", "delay", "mixed")  # mixed: eac
 TRADE_STATUS = {"NOTPAY": Outcome.PENDING, "SUCCESS": Outcome.SUCCEEDED, "FAIL": Outcome.FAILED,
                 "CLOSED": Outcome.CLOSED}
 REFUND_STATUS = {"PROCESSING": Outcome.PENDING, "SUCCESS": Outcome.SUCCEEDED, "FAIL": Outcome.FAILED}
+# Payouts and splits move through the same three states as refunds.
+MOVE_STATUS = REFUND_STATUS
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class MockSettings:
     create_latency_ms: int = 0
     fail_create: float = 0.0
     fee_bps: int = 60               # what the sandbox charges, shown on its statement
+    payout_latency_ms: int = 0      # the sandbox takes this long to answer a payout (it pays at once)
     base_url: str | None = None     # where the sandbox is served; default {public_url}/hosted/{account}
 
 
@@ -38,7 +42,7 @@ class MockChannel(Channel):
     local_create_methods = ("redirect", "qr")   # the checkout link is signed here; the sandbox hears of it later
     capabilities = frozenset({Capability.PAY, Capability.QUERY, Capability.CLOSE, Capability.REFUND,
                               Capability.REFUND_QUERY, Capability.NOTIFY, Capability.HOSTED_PAGES,
-                              Capability.STATEMENT})
+                              Capability.STATEMENT, Capability.PAYOUT, Capability.SPLIT})
 
     @classmethod
     def parse_settings(cls, raw: Mapping[str, Any]) -> MockSettings:
@@ -54,14 +58,14 @@ class MockChannel(Channel):
         fail_create = raw.get("fail_create", 0.0)
         if not isinstance(fail_create, (int, float)) or not 0 <= fail_create <= 1:
             raise SettingsError("fail_create must be a probability between 0 and 1")
-        for key in ("callback_delay_ms", "create_latency_ms"):
+        for key in ("callback_delay_ms", "create_latency_ms", "payout_latency_ms"):
             if not isinstance(raw.get(key, 0), int) or raw.get(key, 0) < 0:
                 raise SettingsError(f"{key} must be a whole number of milliseconds")
         fee_bps = raw.get("fee_bps", 60)
         if not isinstance(fee_bps, int) or not 0 <= fee_bps <= 10000:
             raise SettingsError("fee_bps must be a whole number of basis points, 0 to 10000")
         return MockSettings(secret, mode, raw.get("callback_delay_ms", 0), raw.get("create_latency_ms", 0),
-                            float(fail_create), fee_bps, raw.get("base_url"))
+                            float(fail_create), fee_bps, raw.get("payout_latency_ms", 0), raw.get("base_url"))
 
     @property
     def settings(self) -> MockSettings:
@@ -124,6 +128,37 @@ class MockChannel(Channel):
         return self._refund(await self._call("/api/refund/query",
                                              {"out_trade_no": out_trade_no, "out_refund_no": out_refund_no}))
 
+    # ---- payouts and splits ----
+
+    @staticmethod
+    def _moved(data: dict[str, Any], id_key: str, declined: tuple[str, ...], result: Any) -> Any:
+        if "error" in data:
+            if data["error"] in ("PAYOUT_NOT_EXIST", "SPLIT_NOT_EXIST"):
+                return result(Outcome.UNKNOWN, error_code=str(data["error"]), unheard=True)
+            return result(Outcome.FAILED if data["error"] in declined else Outcome.UNKNOWN,
+                          error_code=str(data["error"]), error_message=data.get("message"))
+        return result(MOVE_STATUS.get(data.get("status"), Outcome.UNKNOWN), data.get(id_key),
+                      error_code=data.get("fail_code"), error_message=data.get("fail_message"))
+
+    async def payout(self, request: PayoutRequest) -> PayoutResult:
+        return self._moved(await self._call("/api/payout", {
+            "out_payout_no": request.out_payout_no, "amount": request.amount, "currency": request.currency,
+            "account_name": request.account_name, "account_no": request.account_no, "bank_code": request.bank_code}),
+            "payout_id", ("AMOUNT_INVALID",), PayoutResult)
+
+    async def query_payout(self, out_payout_no: str) -> PayoutResult:
+        return self._moved(await self._call("/api/payout/query", {"out_payout_no": out_payout_no}), "payout_id", (),
+                           PayoutResult)
+
+    async def split(self, request: SplitRequest) -> SplitResult:
+        return self._moved(await self._call("/api/split", {
+            "out_trade_no": request.out_trade_no, "out_split_no": request.out_split_no, "amount": request.amount,
+            "receiver": request.receiver_account}), "split_id", ("ORDER_NOT_PAID", "SPLIT_EXCEEDS"), SplitResult)
+
+    async def query_split(self, request: SplitRequest) -> SplitResult:
+        return self._moved(await self._call("/api/split/query", {
+            "out_trade_no": request.out_trade_no, "out_split_no": request.out_split_no}), "split_id", (), SplitResult)
+
     async def download_statement(self, business_date: date) -> bytes:
         data = await self._call("/api/statement", {"date": business_date.isoformat()})
         if "error" in data:
@@ -140,6 +175,13 @@ class MockChannel(Channel):
         except wire.WireError as exc:
             raise NotificationRejected(exc.reason, str(exc)) from None
         try:
+            if data["event"] == "payout":
+                return [ChannelEvent("payout", data["out_payout_no"], MOVE_STATUS[data["status"]],
+                                     amount=int(data["amount"]), channel_transaction_id=data.get("payout_id"))]
+            if data["event"] == "split":
+                return [ChannelEvent("split", data["out_trade_no"], MOVE_STATUS[data["status"]],
+                                     amount=int(data["amount"]), channel_transaction_id=data.get("split_id"),
+                                     out_split_no=data["out_split_no"])]
             if data["event"] == "refund":
                 return [ChannelEvent("refund", data["out_trade_no"], REFUND_STATUS[data["refund_status"]],
                                      amount=int(data["amount"]), out_refund_no=data["out_refund_no"],
@@ -157,4 +199,5 @@ class MockChannel(Channel):
     def hosted_app(self) -> Any:
         from plugins.mock.simulator import SandboxSimulator
 
-        return SandboxSimulator(self.settings, notify_url=self.ctx.notify_url, clock=self.ctx.clock).app
+        self._sim = SandboxSimulator(self.settings, notify_url=self.ctx.notify_url, clock=self.ctx.clock)
+        return self._sim.app

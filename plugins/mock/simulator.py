@@ -35,9 +35,13 @@ class Order:
     transaction_id: str | None = None
     paid_at: str | None = None      # Beijing time, "YYYY-MM-DD HH:MM:SS", when it was paid
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    splits: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def refunded(self) -> int:
         return sum(r["amount"] for r in self.refunds.values() if r["refund_status"] != "FAIL")
+
+    def split_total(self) -> int:
+        return sum(s["amount"] for s in self.splits.values() if s["status"] != "FAIL")
 
     def view(self) -> dict[str, Any]:
         return {"out_trade_no": self.out_trade_no, "trade_status": self.status, "amount": self.amount,
@@ -50,6 +54,9 @@ class SandboxSimulator:
         self.notify_url = notify_url
         self.clock = clock
         self.orders: dict[str, Order] = {}
+        # Payouts by out_payout_no; paid_count counts money actually sent per number (must stay <= 1).
+        self.payouts: dict[str, dict[str, Any]] = {}
+        self.paid_count: dict[str, int] = {}
         self.sender = CallbackSender()
         self.app = Starlette(routes=[
             Route("/checkout", self.checkout_page, methods=["GET"]),
@@ -59,6 +66,10 @@ class SandboxSimulator:
             Route("/api/refund", self.api_refund, methods=["POST"]),
             Route("/api/refund/query", self.api_refund_query, methods=["POST"]),
             Route("/api/statement", self.api_statement, methods=["POST"]),
+            Route("/api/payout", self.api_payout, methods=["POST"]),
+            Route("/api/payout/query", self.api_payout_query, methods=["POST"]),
+            Route("/api/split", self.api_split, methods=["POST"]),
+            Route("/api/split/query", self.api_split_query, methods=["POST"]),
         ])
 
     # ---- hosted checkout ----
@@ -195,6 +206,75 @@ class SandboxSimulator:
         refund = order.refunds.get(str(data.get("out_refund_no"))) if order else None
         return self._signed(refund or {"error": "REFUND_NOT_EXIST", "message": "no such refund"})
 
+    # ---- payouts: an account number ending in 0000 is declined; the same out_payout_no is one payout ----
+
+    async def api_payout(self, request: Request) -> Response:
+        data = await self._read(request)
+        if isinstance(data, Response):
+            return data
+        number, amount = str(data.get("out_payout_no")), data.get("amount")
+        payout = self.payouts.get(number)
+        if payout is None:
+            if not isinstance(amount, int) or amount <= 0:
+                return self._signed({"error": "AMOUNT_INVALID", "message": "amount must be positive fen"})
+            declined = str(data.get("account_no", "")).endswith("0000")
+            payout = self.payouts[number] = {
+                "out_payout_no": number, "amount": amount, "payout_id": "sbp" + secrets.token_hex(12),
+                "status": "FAIL" if declined else "PROCESSING",
+                **({"fail_code": "ACCOUNT_INVALID", "fail_message": "the bank account does not exist"}
+                   if declined else {})}
+            if not declined:
+                self.sender.background(self._complete_payout(payout))
+        if self.settings.payout_latency_ms:   # the request was taken; the answer is slow (a client timeout)
+            await asyncio.sleep(self.settings.payout_latency_ms / 1000)
+        return self._signed(payout)
+
+    async def _complete_payout(self, payout: dict[str, Any]) -> None:
+        await asyncio.sleep(0.05)
+        self.paid_count[payout["out_payout_no"]] = self.paid_count.get(payout["out_payout_no"], 0) + 1
+        payout["status"] = "SUCCESS"
+        await self._send_callback({"event": "payout", **payout})
+
+    async def api_payout_query(self, request: Request) -> Response:
+        data = await self._read(request)
+        if isinstance(data, Response):
+            return data
+        payout = self.payouts.get(str(data.get("out_payout_no")))
+        return self._signed(payout or {"error": "PAYOUT_NOT_EXIST", "message": "no such payout"})
+
+    # ---- splits of a paid order ----
+
+    async def api_split(self, request: Request) -> Response:
+        data = await self._read(request)
+        if isinstance(data, Response):
+            return data
+        order = self.orders.get(str(data.get("out_trade_no")))
+        if order is None or order.status != "SUCCESS":
+            return self._signed({"error": "ORDER_NOT_PAID", "message": "the order is not paid"})
+        number, amount = str(data.get("out_split_no")), data.get("amount")
+        if number in order.splits:
+            return self._signed(order.splits[number])
+        if not isinstance(amount, int) or amount <= 0 or \
+                order.split_total() + order.refunded() + amount > (order.amount or 0):
+            return self._signed({"error": "SPLIT_EXCEEDS", "message": "split exceeds what is left of the order"})
+        split = order.splits[number] = {"out_trade_no": order.out_trade_no, "out_split_no": number, "amount": amount,
+                                        "receiver": data.get("receiver"), "split_id": "sbs" + secrets.token_hex(12),
+                                        "status": "PROCESSING"}
+        self.sender.background(self._complete_split(split))
+        return self._signed(split)
+
+    async def _complete_split(self, split: dict[str, Any]) -> None:
+        await asyncio.sleep(0.05)
+        split["status"] = "SUCCESS"
+        await self._send_callback({"event": "split", **split})
+
+    async def api_split_query(self, request: Request) -> Response:
+        data = await self._read(request)
+        if isinstance(data, Response):
+            return data
+        order = self.orders.get(str(data.get("out_trade_no")))
+        split = order.splits.get(str(data.get("out_split_no"))) if order else None
+        return self._signed(split or {"error": "SPLIT_NOT_EXIST", "message": "no such split"})
 
     # ---- the daily statement ----
 

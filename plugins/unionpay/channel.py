@@ -3,8 +3,13 @@
 - create (method `web`): a form the payer's browser posts to frontTransReq.do, signed here; nothing
   is sent until the payer opens it, so it is a local create.
 - query: queryTrans.do by orderId and txnTime (the order's time, read from our out_trade_no).
-- refund: backTransReq.do txnType 04 against the consume's queryId (asked for first); the
-  refund's own notification (reqReserved carries our out_trade_no) or a query settles it.
+- refund: backTransReq.do against the consume's queryId (asked for first): a full refund on the
+  consume's own day (Beijing) is a same-day cancel (txnType 31, no refund fee, nothing reaches the
+  card statement), anything else a refund (04); the answer's notification (reqReserved carries
+  our out_trade_no) or a query settles it.
+- payout (代付): backTransReq.do txnType 12, bizType 000401, the card number (accNo) encrypted with
+  UnionPay's encryption certificate (`encrypt_cert`), the holder's name in customerInfo; the same
+  orderId and txnTime sent again are the same payout; query and notifications settle it.
 - notifications: form posts to backUrl, verified by their signPubKeyCert against UnionPay's root.
 - statement: fileTransRequest.do, a zip with one '|'-separated line per transaction.
 """
@@ -23,8 +28,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
-                             NotificationRejected, Outcome, ParsedStatement, PaymentResult, RefundRequest, RefundResult,
-                             SettingsError, StatementInvalid, StatementUnavailable, order_time)
+                             NotificationRejected, Outcome, ParsedStatement, PaymentResult, PayoutRequest,
+                             PayoutResult, RefundRequest, RefundResult, SettingsError, StatementInvalid,
+                             StatementUnavailable, order_time)
 from plugins.statements import empty_check, first_failure, normalized
 from plugins.unionpay import wire
 
@@ -41,6 +47,7 @@ class UnionPaySettings:
     base_url: str
     front_url: str | None
     back_url: str | None
+    encrypt_cert: x509.Certificate | None = None    # UnionPay's encryption certificate (payouts need it)
 
 
 class UnionPayChannel(Channel):
@@ -49,8 +56,9 @@ class UnionPayChannel(Channel):
     local_create_methods = ("web",)
     currencies = frozenset({"CNY"})
     capabilities = frozenset({Capability.PAY, Capability.QUERY, Capability.REFUND, Capability.REFUND_QUERY,
-                              Capability.NOTIFY, Capability.STATEMENT})
-    KEYS: ClassVar[set[str]] = {"mer_id", "sign_cert", "verify_cert", "front_url", "back_url", "base_url"}
+                              Capability.NOTIFY, Capability.STATEMENT, Capability.PAYOUT})
+    KEYS: ClassVar[set[str]] = {"mer_id", "sign_cert", "verify_cert", "encrypt_cert", "front_url", "back_url",
+                                "base_url"}
 
     @classmethod
     def parse_settings(cls, raw: Mapping[str, Any]) -> UnionPaySettings:
@@ -73,17 +81,24 @@ class UnionPayChannel(Channel):
             trusted = tuple(wire.load_certs(str(raw.get("verify_cert", ""))))
         except ValueError as exc:
             raise SettingsError(f"verify_cert: UnionPay's root and intermediate certificates (PEM): {exc}") from None
+        encrypt = None
+        if raw.get("encrypt_cert"):
+            try:
+                encrypt = wire.load_certs(str(raw["encrypt_cert"]))[0]
+            except (ValueError, IndexError) as exc:
+                raise SettingsError(f"encrypt_cert: UnionPay's encryption certificate (PEM): {exc}") from None
         return UnionPaySettings(mer_id, key, str(sign["cert_id"]), trusted, str(raw.get("base_url", PRODUCTION)).rstrip("/"),
-                                raw.get("front_url"), raw.get("back_url"))
+                                raw.get("front_url"), raw.get("back_url"), encrypt)
 
     @property
     def settings(self) -> UnionPaySettings:
         return self.ctx.settings
 
-    def _common(self, txn_type: str, sub_type: str, order_id: str, at: datetime) -> dict[str, str]:
+    def _common(self, txn_type: str, sub_type: str, order_id: str, at: datetime,
+                biz_type: str = "000201") -> dict[str, str]:
         s = self.settings
         return {"version": "5.1.0", "encoding": "UTF-8", "txnType": txn_type, "txnSubType": sub_type,
-                "bizType": "000201", "accessType": "0", "channelType": "07", "merId": s.mer_id, "orderId": order_id,
+                "bizType": biz_type, "accessType": "0", "channelType": "07", "merId": s.mer_id, "orderId": order_id,
                 "txnTime": wire.bank_time(at)}
 
     def _time(self, reference: str) -> datetime:
@@ -137,7 +152,11 @@ class UnionPayChannel(Channel):
             return RefundResult(Outcome.FAILED if paid.outcome is Outcome.FAILED else Outcome.UNKNOWN,
                                 error_code="original_not_paid", error_message="the consume is not known as paid")
         s = self.settings
-        fields = {**self._common("04", "00", request.out_refund_no, self._time(request.out_refund_no)),
+        consumed = self._time(request.out_trade_no).astimezone(wire.BEIJING).date()
+        same_day = request.amount == request.total_amount and consumed == self.ctx.clock.now().astimezone(
+            wire.BEIJING).date()
+        fields = {**self._common("31" if same_day else "04", "00", request.out_refund_no,
+                                 self._time(request.out_refund_no)),
                   "txnAmt": str(request.amount), "origQryId": paid.channel_transaction_id,
                   "backUrl": s.back_url or self.ctx.notify_url, "reqReserved": request.out_trade_no}
         answer = await self._post("/gateway/api/backTransReq.do", fields)
@@ -151,6 +170,34 @@ class UnionPayChannel(Channel):
                                                self._common("00", "00", out_refund_no, self._time(out_refund_no))))
         return RefundResult(result.outcome if result.outcome is not Outcome.CLOSED else Outcome.FAILED,
                             channel_refund_id=result.channel_transaction_id, amount=result.amount,
+                            error_code=result.error_code, error_message=result.error_message)
+
+    # ---- payouts (代付) ----
+
+    async def payout(self, request: PayoutRequest) -> PayoutResult:
+        s = self.settings
+        if s.encrypt_cert is None:
+            return PayoutResult(Outcome.FAILED, error_code="encrypt_cert_missing",
+                                error_message="payouts need UnionPay's encryption certificate (encrypt_cert)")
+        fields = {**self._common("12", "00", request.out_payout_no, self._time(request.out_payout_no), "000401"),
+                  "txnAmt": str(request.amount), "currencyCode": "156",
+                  "accNo": wire.encrypt(request.account_no, s.encrypt_cert),
+                  "encryptCertId": str(s.encrypt_cert.serial_number),
+                  "customerInfo": wire.customer_info(customerNm=request.account_name),
+                  "backUrl": s.back_url or self.ctx.notify_url}
+        answer = await self._post("/gateway/api/backTransReq.do", fields)
+        code = answer.get("respCode")
+        if code == "00" or code in UNKNOWN_CODES:   # accepted: the notification (or a query) says how it ended
+            return PayoutResult(Outcome.PENDING, channel_payout_id=answer.get("queryId"))
+        return PayoutResult(Outcome.FAILED, error_code=code, error_message=answer.get("respMsg"))
+
+    async def query_payout(self, out_payout_no: str) -> PayoutResult:
+        fields = self._common("00", "00", out_payout_no, self._time(out_payout_no), "000401")
+        answer = await self._post("/gateway/api/queryTrans.do", fields)
+        if answer.get("respCode") == "34":          # no such order: it never reached UnionPay
+            return PayoutResult(Outcome.UNKNOWN, error_code="34", error_message=answer.get("respMsg"), unheard=True)
+        result = self._result(answer)
+        return PayoutResult(result.outcome, channel_payout_id=result.channel_transaction_id,
                             error_code=result.error_code, error_message=result.error_message)
 
     # ---- notifications ----
@@ -171,6 +218,9 @@ class UnionPayChannel(Channel):
             amount = int(fields["txnAmt"])
             if fields["txnType"] == "01":
                 return [ChannelEvent("payment", fields["orderId"], outcome, amount=amount, currency="CNY",
+                                     channel_transaction_id=fields.get("queryId"))]
+            if fields["txnType"] == "12":
+                return [ChannelEvent("payout", fields["orderId"], outcome, amount=amount,
                                      channel_transaction_id=fields.get("queryId"))]
             if fields["txnType"] in ("04", "31"):
                 return [ChannelEvent("refund", fields["reqReserved"], outcome, amount=amount,
@@ -205,7 +255,8 @@ class UnionPayChannel(Channel):
 
 
 def parse_file(content: bytes) -> ParsedStatement:
-    """txnType|orderId|queryId|txnAmt|fee|time|origQryId|reqReserved per line, then TOTAL|n|paid|refunded."""
+    """txnType|orderId|queryId|txnAmt|fee|time|origQryId|reqReserved per line, then TOTAL|n|paid|refunded
+    (paid: consumes, refunded: refunds and cancels; n counts every line, payouts too)."""
     empty_check(content)
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
@@ -224,6 +275,9 @@ def parse_file(content: bytes) -> ParsedStatement:
         "txn_type", "order_id", "query_id", "amount", "fee", "time", "orig", "reserved"])).unnest("cells")
     for column in ("amount", "fee"):
         first_failure(frame, frame[column].str.contains(r"^\d{1,15}$"), f"{column} {{{column}!r}} is not in fen")
+    # Payouts (12) are on the file too; they move the position, not the receivable: not matched here.
+    payouts = frame.filter(pl.col("txn_type") == "12").height
+    frame = frame.filter(pl.col("txn_type") != "12")
     refund = pl.col("txn_type").is_in(["04", "31"])
     frame = frame.with_columns(
         kind=pl.when(refund).then(pl.lit("refund")).otherwise(pl.lit("payment")),
@@ -233,4 +287,5 @@ def parse_file(content: bytes) -> ParsedStatement:
         amount=pl.col("amount").cast(pl.Int64),
         fee_millis=pl.col("fee").cast(pl.Int64) * pl.when(refund).then(-1000).otherwise(1000),
         status=pl.lit("succeeded"))
-    return normalized(frame, {"rows": int(total[1]), "payment_amount": int(total[2]), "refund_amount": int(total[3])})
+    return normalized(frame, {"rows": int(total[1]) - payouts, "payment_amount": int(total[2]),
+                              "refund_amount": int(total[3])})

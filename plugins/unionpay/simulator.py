@@ -3,18 +3,24 @@
 - POST /gateway/api/frontTransReq.do: the payer's browser posts the merchant's signed form; the
   simulator checks it and shows a card page (Pay / Fail).
 - POST /gateway/api/backTransReq.do: refund (txnType 04) and same-day cancel (31), answered at once
-  (respCode 00: accepted) and completed by a background notification.
+  (respCode 00: accepted) and completed by a background notification; payout (12, bizType 000401):
+  accNo decrypted with UnionPay's encryption key, one payout per orderId however often it is sent
+  (paid_count says how often money really left), a card ending in 0000 declined (respCode 14).
 - POST /gateway/api/queryTrans.do: an order's state (origRespCode) by orderId + txnTime.
 - POST /gateway/api/fileTransRequest.do: the day's statement (fileContent: Base64 of a zip).
 - POST /sim/orders/{orderId}/pay {"outcome": "success"|"fail"}: what the payer does.
-- POST /sim/faults {"drop_notifications": bool, "server_errors": n}.
+- POST /sim/faults {"drop_notifications": bool, "server_errors": n, "payout_answer_delay_ms": n}
+  (the payout is taken and paid, its answer comes late: a client timeout).
+- GET /sim/payouts: what was paid, per orderId.
 Every answer and notification is signed with UnionPay's signing certificate, which it carries
 (signPubKeyCert); the certificate chains to a root the merchant trusts (verify_cert).
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import html
+import json
 import io
 import secrets
 import zipfile
@@ -45,12 +51,14 @@ class SimOrder:
     query_id: str = field(default_factory=lambda: "7" + secrets.token_hex(10))
     orig_query_id: str = ""
     finished_at: str = ""
+    biz_type: str = "000201"
 
 
 @dataclass
 class Faults:
     drop_notifications: bool = False
     server_errors: int = 0
+    payout_answer_delay_ms: int = 0
 
 
 class UnionPaySimulator:
@@ -61,12 +69,17 @@ class UnionPaySimulator:
         if material:
             self.root_key, self.mid_key, self.sign_key = material["root_key"], material["mid_key"], material["sign_key"]
             self.root, self.middle, self.sign_cert = material["root"], material["middle"], material["sign_cert"]
+            self.enc_key, self.encrypt_cert = material["enc_key"], material["enc_cert"]
         else:
             self.root_key, self.mid_key, self.sign_key = wire.new_key(), wire.new_key(), wire.new_key()
             self.root = wire.issue("CFCA ACS TEST OCA31", self.root_key, None, self.root_key, ca=True)
             self.middle = wire.issue("CFCA ACS TEST SM2 OCA33", self.mid_key, self.root, self.root_key, ca=True)
             self.sign_cert = wire.issue(f"{wire.UNIONPAY_NAME}:SIGN", self.sign_key, self.middle, self.mid_key,
                                         ca=False)
+            self.enc_key = wire.new_key()
+            self.encrypt_cert = wire.issue(f"{wire.UNIONPAY_NAME}:ENCRYPT", self.enc_key, self.middle, self.mid_key,
+                                           ca=False)
+        self.paid_count: dict[str, int] = {}
         self.orders: dict[str, SimOrder] = {}
         self.faults = Faults()
         self.sender = CallbackSender()
@@ -77,6 +90,7 @@ class UnionPaySimulator:
             Route("/gateway/api/fileTransRequest.do", self.file, methods=["POST"]),
             Route("/sim/orders/{order_id}/pay", self.control_pay, methods=["POST"]),
             Route("/sim/faults", self.control_faults, methods=["POST"]),
+            Route("/sim/payouts", self.control_payouts, methods=["GET"]),
         ])
 
     @property
@@ -141,11 +155,11 @@ class UnionPaySimulator:
                                   lambda response: response.status_code == 200)
 
     def view(self, order: SimOrder) -> dict[str, str]:
-        code = {"SUCCESS": "00", "FAIL": "01", "WAIT": "05"}[order.status]
+        code = {"SUCCESS": "00", "FAIL": "14" if order.txn_type == "12" else "01", "WAIT": "05"}[order.status]
         fields = {"merId": self.mer_id, "orderId": order.order_id, "txnTime": order.txn_time, "txnType": order.txn_type,
                   "txnSubType": "00" if order.txn_type != "01" else "01", "txnAmt": str(order.amount),
                   "currencyCode": "156", "queryId": order.query_id, "respCode": code, "respMsg": order.status,
-                  "reqReserved": order.reserved, "accessType": "0", "bizType": "000201"}
+                  "reqReserved": order.reserved, "accessType": "0", "bizType": order.biz_type}
         if order.orig_query_id:
             fields["origQryId"] = order.orig_query_id
         return fields
@@ -156,6 +170,8 @@ class UnionPaySimulator:
         fields, error = await self._read(request)
         if error:
             return error
+        if fields.get("txnType") == "12":
+            return await self.payout(fields)
         original = next((o for o in self.orders.values() if o.query_id == fields.get("origQryId")), None)
         if fields.get("txnType") not in ("04", "31") or original is None or original.status != "SUCCESS":
             return self.answer({"respCode": "12", "respMsg": "原交易不存在或状态不正确", "merId": self.mer_id,
@@ -172,6 +188,37 @@ class UnionPaySimulator:
         order.finished_at = wire.bank_time(datetime.now(UTC))
         self.sender.background(self.notify(order))
         return answer
+
+    async def payout(self, fields: dict[str, str]) -> Response:
+        order = self.orders.get(fields.get("orderId", ""))
+        if order is None:   # a payout sent again under its orderId is the same payout
+            try:
+                card = wire.decrypt(fields["accNo"], self.enc_key)
+                holder = wire.read_customer_info(fields["customerInfo"]).get("customerNm", "")
+                amount = int(fields["txnAmt"])
+            except (KeyError, ValueError) as exc:
+                return self.answer({"respCode": "30", "respMsg": f"报文格式错误 {exc}", "merId": self.mer_id,
+                                    "orderId": fields.get("orderId", "")})
+            if fields.get("encryptCertId") != str(self.encrypt_cert.serial_number) or not holder or amount <= 0:
+                return self.answer({"respCode": "30", "respMsg": "报文格式错误", "merId": self.mer_id,
+                                    "orderId": fields.get("orderId", "")})
+            order = self.orders[fields["orderId"]] = SimOrder(
+                fields["orderId"], fields["txnTime"], amount, fields.get("backUrl", ""), txn_type="12",
+                biz_type="000401")
+            if card.endswith("0000"):
+                order.status = "FAIL"
+                return self.answer({**self.view(order), "respCode": "14", "respMsg": "无效卡号"})
+            order.status = "SUCCESS"          # paid now, told by notification after the answer
+            order.finished_at = wire.bank_time(datetime.now(UTC))
+            self.paid_count[order.order_id] = self.paid_count.get(order.order_id, 0) + 1
+            self.sender.background(self.notify(order))
+        if self.faults.payout_answer_delay_ms:
+            await asyncio.sleep(self.faults.payout_answer_delay_ms / 1000)
+        code = {"SUCCESS": "00", "FAIL": "14"}.get(order.status, "00")
+        return self.answer({**self.view(order), "respCode": code, "respMsg": "成功" if code == "00" else "无效卡号"})
+
+    async def control_payouts(self, request: Request) -> Response:
+        return Response(json.dumps(self.paid_count).encode(), 200, media_type="application/json")
 
     async def query(self, request: Request) -> Response:
         fields, error = await self._read(request)
@@ -209,7 +256,7 @@ def statement_zip(orders: list[SimOrder], day: str) -> bytes:
     lines = [f"{o.txn_type}|{o.order_id}|{o.query_id}|{o.amount}|{(o.amount * 60 + 5000) // 10000}|{o.finished_at}|"
              f"{o.orig_query_id}|{o.reserved}" for o in orders]
     text = "\n".join(lines + [f"TOTAL|{len(lines)}|{sum(o.amount for o in orders if o.txn_type == '01')}|"
-                              f"{sum(o.amount for o in orders if o.txn_type != '01')}"]) + "\n"
+                              f"{sum(o.amount for o in orders if o.txn_type in ('04', '31'))}"]) + "\n"
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
         archive.writestr(f"INN{day}01ZM_{len(lines)}", text.encode("utf-8"))
@@ -225,13 +272,13 @@ def standalone(workdir: Any, url: str) -> tuple[Starlette, str]:
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    names = ("merchant", "root", "mid", "sign")
-    if not (workdir / "sign.crt").exists():
+    names = ("merchant", "root", "mid", "sign", "enc")
+    if not (workdir / "enc.crt").exists():   # (a workdir from before payouts is made anew)
         merchant_key = wire.new_key()
         merchant_cert = wire.issue("acp local merchant", merchant_key, None, merchant_key, ca=False)
         sim = UnionPaySimulator(mer_id=LOCAL_MER_ID, merchant_cert_pem=wire.cert_pem(merchant_cert))
-        for name, key, cert in zip(names, (merchant_key, sim.root_key, sim.mid_key, sim.sign_key),
-                                   (merchant_cert, sim.root, sim.middle, sim.sign_cert)):
+        for name, key, cert in zip(names, (merchant_key, sim.root_key, sim.mid_key, sim.sign_key, sim.enc_key),
+                                   (merchant_cert, sim.root, sim.middle, sim.sign_cert, sim.encrypt_cert)):
             (workdir / f"{name}.key").write_text(wire.private_pem(key))
             (workdir / f"{name}.crt").write_text(wire.cert_pem(cert))
         (workdir / "trust.pem").write_text(sim.trust_pem)
@@ -241,9 +288,10 @@ def standalone(workdir: Any, url: str) -> tuple[Starlette, str]:
     certs = {n: x509.load_pem_x509_certificate((workdir / f"{n}.crt").read_bytes()) for n in names}
     sim = UnionPaySimulator(mer_id=LOCAL_MER_ID, merchant_cert_pem=wire.cert_pem(certs["merchant"]), material={
         "root_key": keys["root"], "mid_key": keys["mid"], "sign_key": keys["sign"], "root": certs["root"],
-        "middle": certs["mid"], "sign_cert": certs["sign"]})
+        "middle": certs["mid"], "sign_cert": certs["sign"], "enc_key": keys["enc"], "enc_cert": certs["enc"]})
     block = (f'[[channel_accounts]]\nid = "up"\nplugin = "unionpay"\n[channel_accounts.settings]\n'
              f'mer_id = "{LOCAL_MER_ID}"\nverify_cert = "file:{workdir.resolve()}/trust.pem"\n'
+             f'encrypt_cert = "file:{workdir.resolve()}/enc.crt"\n'
              f'sign_cert = {{private_key = "file:{workdir.resolve()}/merchant.key", '
              f'cert_id = "{certs["merchant"].serial_number}"}}\nbase_url = "{url}"\n')
     return sim.app, block

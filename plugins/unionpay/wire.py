@@ -2,12 +2,16 @@
 notifications verified with the certificate they carry (signPubKeyCert), itself checked against
 UnionPay's root and intermediate certificates and its owner's name.
 
+Sensitive fields (a payout's card number, accNo) travel encrypted with UnionPay's encryption
+certificate: RSA PKCS#1 v1.5, Base64, and `encryptCertId` names that certificate.
+
 Signing: every field except `signature`, sorted by name, joined `k=v&k=v`; the lowercase hex SHA-256
 of that string is signed with SHA256withRSA (PKCS#1 v1.5) and Base64-encoded; `certId` names the
 signing certificate (its serial number, in decimal), `signMethod=01`.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Mapping
@@ -16,7 +20,7 @@ from zoneinfo import ZoneInfo
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from plugins.crypto import load_private_key, new_key, private_pem, rsa_sign, rsa_verify  # noqa: F401
@@ -102,6 +106,28 @@ def verify(fields: Mapping[str, str], trusted: list[x509.Certificate], now: date
     key = cert.public_key()
     if not isinstance(key, rsa.RSAPublicKey) or not verify_with_key(fields, key):
         raise WireError("bad_signature", "the signature does not verify")
+
+
+def encrypt(value: str, cert: x509.Certificate) -> str:
+    """A sensitive field as ACP sends it: RSA PKCS#1 v1.5 under UnionPay's encryption certificate, Base64."""
+    key = cert.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ValueError("the encryption certificate does not hold an RSA key")
+    return base64.b64encode(key.encrypt(value.encode("utf-8"), padding.PKCS1v15())).decode()
+
+
+def decrypt(value: str, key: rsa.RSAPrivateKey) -> str:
+    return key.decrypt(base64.b64decode(value), padding.PKCS1v15()).decode("utf-8")
+
+
+def customer_info(**fields: str) -> str:
+    """customerInfo: Base64 of `{k=v&k=v}` (here only the account holder's name, customerNm)."""
+    return base64.b64encode(("{" + "&".join(f"{k}={v}" for k, v in fields.items()) + "}").encode("utf-8")).decode()
+
+
+def read_customer_info(value: str) -> dict[str, str]:
+    text = base64.b64decode(value).decode("utf-8").strip("{}")
+    return dict(part.split("=", 1) for part in text.split("&") if "=" in part)
 
 
 # ---- certificates, for simulators and tests ----

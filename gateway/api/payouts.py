@@ -1,0 +1,70 @@
+"""/v1/payouts, /v1/receivers and /v1/payments/{id}/splits: marketplace money movement."""
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.api.common import gateway_of, json_response, merchant_endpoint, parse_json, query_flag
+from gateway.api.schemas import CreatePayoutBody, CreateReceiverBody, CreateSplitBody, parse_body
+from gateway.auth import SignedCaller
+from gateway.errors import invalid_request
+from gateway.payouts import NewPayout
+
+
+@merchant_endpoint
+async def create_payout(request: Request, caller: SignedCaller) -> Response:
+    data = parse_body(CreatePayoutBody, parse_json(caller.body))
+    bank = data.bank_account
+    new = NewPayout(data.merchant_payout_no, data.amount, data.currency, bank.name, bank.number, bank.bank_code,
+                    data.remark, data.notify_url, data.channel)
+    status, payout = await gateway_of(request).payouts.create(caller, new)
+    return json_response(payout, status)
+
+
+@merchant_endpoint
+async def get_payout(request: Request, caller: SignedCaller) -> Response:
+    return json_response(await gateway_of(request).payouts.get(caller, request.path_params["payout_id"],
+                                                               sync=query_flag(request, "sync")))
+
+
+@merchant_endpoint
+async def find_payout(request: Request, caller: SignedCaller) -> Response:
+    number = request.query_params.get("merchant_payout_no")
+    if not number:
+        raise invalid_request("parameter_missing", "merchant_payout_no is required", "merchant_payout_no")
+    payout = await gateway_of(request).payouts.get(caller, merchant_payout_no=number, sync=query_flag(request, "sync"))
+    return json_response({"object": "list", "data": [payout]})
+
+
+@merchant_endpoint
+async def create_receiver(request: Request, caller: SignedCaller) -> Response:
+    data = parse_body(CreateReceiverBody, parse_json(caller.body))
+    receiver = await gateway_of(request).splits.create_receiver(caller, data.type, data.name, data.account,
+                                                                dict(data.bindings))
+    return json_response(receiver, 201)
+
+
+@merchant_endpoint
+async def get_receiver(request: Request, caller: SignedCaller) -> Response:
+    return json_response(await gateway_of(request).splits.get_receiver(caller, request.path_params["receiver_id"]))
+
+
+@merchant_endpoint
+async def create_split(request: Request, caller: SignedCaller) -> Response:
+    data = parse_body(CreateSplitBody, parse_json(caller.body))
+    status, split = await gateway_of(request).splits.create(caller, request.path_params["payment_id"],
+                                                            data.merchant_split_no, data.receiver, data.amount,
+                                                            data.description)
+    return json_response(split, status)
+
+
+@merchant_endpoint
+async def list_splits(request: Request, caller: SignedCaller) -> Response:
+    data = await gateway_of(request).splits.list_for(caller, request.path_params["payment_id"])
+    return json_response({"object": "list", "data": data})
+
+
+@merchant_endpoint
+async def get_split(request: Request, caller: SignedCaller) -> Response:
+    return json_response(await gateway_of(request).splits.get(caller, request.path_params["split_id"],
+                                                              sync=query_flag(request, "sync")))

@@ -1,0 +1,223 @@
+"""Payouts (代付): from a merchant's available balance to a bank account, paid by a channel account
+out of its position (头寸). No HTTP, no SQL strings.
+
+The rules that keep a payout from ever being paid twice:
+- One payout has one out_payout_no and one channel account, chosen before anything is sent and
+  never changed. Whatever happens (a timeout, a crash, a restart), paymux only ever asks that
+  account about that number, or sends that same number again, which the channel must treat as
+  the same payout.
+- It is sent again only when the channel says it never heard of it (a query's "no such order").
+- A failure is final: the frozen amount and the held position are released, and the merchant may
+  ask again under a new merchant_payout_no. Nothing is retried on another channel by paymux.
+
+Money: at request `payout.requested` freezes amount + fee of the merchant's available balance and
+holds amount of the account's position, in the transaction that writes the payout; success books
+`payout.succeeded`, failure reverses the request. Every end is a merchant event.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from gateway.auth import Caller
+from gateway.channel import Capability, ChannelEvent, Outcome, PayoutRequest, PayoutResult
+from gateway.errors import PaymuxError, conflict, invalid_request, not_found
+from gateway.ids import out_trade_no, public_id
+from gateway.models import Payout
+from gateway.notifier import record_event
+from gateway.resources import payout_object
+from ledger.core import AccountRef
+from ledger.errors import InsufficientBalance
+
+payouts = Payout.__table__
+
+
+@dataclass(frozen=True)
+class NewPayout:
+    merchant_payout_no: str
+    amount: int
+    currency: str
+    account_name: str
+    account_no: str
+    bank_code: str | None
+    remark: str | None
+    notify_url: str | None
+    channel: str | None
+
+    def request_hash(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+
+def payout_request(row: Any) -> PayoutRequest:
+    return PayoutRequest(row.out_payout_no, row.amount, row.currency, row.account_name, row.account_no,
+                         row.bank_code, row.remark)
+
+
+class PayoutService:
+    def __init__(self, payments: Any) -> None:
+        # Shares the payment service's database, plugins, clock, ledger, router and channel-call wrapper.
+        self.p = payments
+        self.db, self.host, self.clock, self.log = payments.db, payments.host, payments.clock, payments.log
+        self.booker = payments.booker
+
+    def _call(self, account: Any, operation: str, fn: Any) -> Any:
+        return self.p._call(account, operation, fn, lambda code, msg: PayoutResult(
+            Outcome.UNKNOWN, error_code=code, error_message=msg))
+
+    def positions(self, conn: Connection, currency: str) -> dict[str, int]:
+        """What each account can still pay out: its position less what payouts in flight hold."""
+        return {a: self.booker.ledger.balance(conn, AccountRef("channel_position", a, currency))
+                for a in self.host.accounts}
+
+    async def create(self, caller: Caller, new: NewPayout) -> tuple[int, dict]:
+        """(201, payout) when made now; (200, payout) for a retry of the same request."""
+        request_hash = new.request_hash()
+
+        def existing(conn: Connection) -> Any:
+            caller.verify(conn)
+            return conn.execute(select(payouts).where(and_(
+                payouts.c.merchant_id == caller.merchant_id,
+                payouts.c.merchant_payout_no == new.merchant_payout_no))).first()
+
+        def replay(row: Any) -> tuple[int, dict]:
+            if row.request_hash != request_hash:
+                raise conflict("duplicate_payout", f"merchant_payout_no {new.merchant_payout_no!r} was used for "
+                                                   "a different payout", "merchant_payout_no")
+            return 200, payout_object(row)
+
+        fee = self.booker.chart.fees.payout_fee
+        row, available = await self.db.tx(lambda conn: (existing(conn), self.booker.ledger.balance(
+            conn, AccountRef("merchant_available", caller.merchant_id, new.currency))))
+        if row is not None:
+            return replay(row)
+        if available < new.amount + fee:   # checked again, under lock, when the ledger freezes it
+            raise self._short(new.amount, fee)
+        positions = await self.db.tx(lambda conn: self.positions(conn, new.currency))
+        plan = self.p.router.plan_payout(caller.merchant_id, new.amount, new.currency, new.channel, positions)
+        payout_id, out_payout_no = public_id("po"), out_trade_no()
+
+        def tx1(conn: Connection) -> Any:
+            now = self.clock.now()
+            short: dict[str, str] = {}
+            for index, route in enumerate(plan.routes):
+                try:   # the ledger holds the position for good: a race for the last of it loses here
+                    with conn.begin_nested():
+                        self.booker.payout_requested(conn, payout_id, caller.merchant_id, route.account.id,
+                                                     new.currency, new.amount, fee, now)
+                except InsufficientBalance as exc:
+                    if exc.account != "channel_position":
+                        raise self._short(new.amount, fee) from None
+                    short[route.account.id] = "position_insufficient"
+                    continue
+                routing = plan.record(index)
+                if short:
+                    routing["skipped"] = {**routing.get("skipped", {}), **short}
+                # A concurrent identical request inserting first raises IntegrityError: all is rolled back.
+                conn.execute(insert(payouts).values(
+                    id=payout_id, merchant_id=caller.merchant_id, merchant_payout_no=new.merchant_payout_no,
+                    request_hash=request_hash, amount=new.amount, fee=fee, currency=new.currency,
+                    account_name=new.account_name, account_no=new.account_no, bank_code=new.bank_code,
+                    remark=new.remark, notify_url=new.notify_url, channel_account=route.account.id,
+                    out_payout_no=out_payout_no, status="processing", submitted=False, routing=routing,
+                    next_query_at=now + self.p.schedule.first(route.account.id), queries=0,
+                    created_at=now, updated_at=now))
+                return conn.execute(select(payouts).where(payouts.c.id == payout_id)).first()
+            raise PaymuxError(503, "channel_error", "channel_unavailable",
+                              "No channel account has the position for this payout now; retry later", None)
+
+        try:
+            row = await self.db.tx(tx1)
+        except IntegrityError:   # lost the race to a request with the same merchant_payout_no
+            return replay(await self.db.tx(existing))
+        self.log.info("payout.created", payout_id=payout_id, merchant_id=caller.merchant_id,
+                      channel_account=row.channel_account, amount=new.amount)
+        await self.send(row)
+        return 201, await self.db.tx(lambda conn: self._render(conn, payout_id))
+
+    @staticmethod
+    def _short(amount: int, fee: int) -> PaymuxError:
+        return invalid_request("insufficient_balance", f"The merchant's available balance cannot cover {amount}"
+                               + (f" and the payout fee {fee}" if fee else ""), "amount")
+
+    async def send(self, row: Any) -> bool:
+        """Send the payout (again) under its one out_payout_no; apply what the channel answers."""
+        account = self.host.account(row.channel_account)
+        result = await self._call(account, "payout", lambda: account.channel.payout(payout_request(row)))
+        return await self.db.tx(lambda conn: self.apply(conn, row.id, result, "create", sent=True))
+
+    async def sync(self, row: Any) -> bool:
+        """Ask the channel about a processing payout; one it never heard of is sent again, same number."""
+        account = self.host.account(row.channel_account)
+        result = await self._call(account, "query_payout", lambda: account.channel.query_payout(row.out_payout_no))
+        if result.unheard:
+            self.log.warning("payout.resend", payout_id=row.id, out_payout_no=row.out_payout_no)
+            return await self.send(row)
+        return await self.db.tx(lambda conn: self.apply(conn, row.id, result, "query"))
+
+    def apply(self, conn: Connection, payout_id: str, result: PayoutResult, source: str, sent: bool = False) -> bool:
+        """Move a processing payout per a channel result; True if it ended here."""
+        now = self.clock.now()
+        values: dict[str, Any] = {"updated_at": now}
+        if sent:
+            values["submitted"] = True
+        if result.channel_payout_id:
+            values["channel_payout_id"] = result.channel_payout_id
+        if result.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED):
+            conn.execute(update(payouts).where(and_(payouts.c.id == payout_id, payouts.c.status == "processing"))
+                         .values(**values))
+            return False
+        values.update(status=result.outcome.value, finished_at=now)
+        if result.outcome is Outcome.FAILED:
+            values.update(failure_code=result.error_code or "channel_declined",
+                          failure_message=(result.error_message or "The channel declined the payout")[:500])
+        moved = conn.execute(update(payouts).where(and_(payouts.c.id == payout_id, payouts.c.status == "processing"))
+                             .values(**values)).rowcount
+        if not moved:
+            return False
+        row = conn.execute(select(payouts).where(payouts.c.id == payout_id)).first()
+        if result.outcome is Outcome.SUCCEEDED:
+            self.booker.payout_succeeded(conn, row.id, row.merchant_id, row.channel_account, row.currency,
+                                         row.amount, row.fee, now)
+        else:
+            self.booker.payout_failed(conn, row.id, now)
+        record_event(conn, row.merchant_id, f"payout.{result.outcome.value}", row.id, payout_object(row),
+                     row.notify_url, now)
+        self.log.info("payout.state_changed", payout_id=row.id, to_status=row.status, source=source)
+        return True
+
+    def apply_event(self, conn: Connection, account_id: str, event: ChannelEvent) -> str:
+        row = conn.execute(select(payouts).where(and_(payouts.c.out_payout_no == event.out_trade_no,
+                                                      payouts.c.channel_account == account_id))).first()
+        if row is None:
+            return "unknown_reference"
+        if event.amount is not None and event.amount != row.amount:
+            return "mismatch"
+        result = PayoutResult(event.outcome, channel_payout_id=event.channel_transaction_id)
+        return "applied" if self.apply(conn, row.id, result, "callback") else "duplicate"
+
+    # ---- reading ----
+
+    def _render(self, conn: Connection, payout_id: str) -> dict:
+        return payout_object(conn.execute(select(payouts).where(payouts.c.id == payout_id)).first())
+
+    async def get(self, caller: Caller, payout_id: str | None = None, merchant_payout_no: str | None = None,
+                  sync: bool = False) -> dict:
+        def load(conn: Connection) -> Any:
+            caller.verify(conn)
+            where = payouts.c.id == payout_id if payout_id else payouts.c.merchant_payout_no == merchant_payout_no
+            row = conn.execute(select(payouts).where(and_(where, payouts.c.merchant_id == caller.merchant_id))).first()
+            if row is None:
+                raise not_found("payout", payout_id or merchant_payout_no or "")
+            return row
+
+        row = await self.db.tx(load)
+        if sync and row.status == "processing":
+            self.host.require(self.host.account(row.channel_account), Capability.PAYOUT)
+            await self.sync(row)
+            return await self.db.tx(lambda conn: self._render(conn, row.id))
+        return payout_object(row)

@@ -1,0 +1,306 @@
+"""Receivers and split payments (分账): part of a paid payment passed on, at the payment's channel,
+to someone the merchant registered. No HTTP, no SQL strings.
+
+- A split is asked for after the payment succeeded (POST /v1/payments/{id}/splits), or declared
+  with the payment (`splits`), in which case it waits ("scheduled") and starts in the transaction
+  that makes the payment succeed (a payment that fails or closes cancels it).
+- The sum of a payment's splits never exceeds what is left of it after its fee and refunds:
+  payments.split_amount is raised by a conditional UPDATE, so concurrent splits and refunds
+  cannot both take the last of it. A refund of a split payment is refused for what was split
+  (`[splits] refund_policy = "refuse"`, the one policy so far).
+- Money: `split.requested` reserves the amount from the merchant (in-transit first, then
+  available) into splits_payable; `split.succeeded` passes it to the receiver's in-transit;
+  `split.failed` reverses the request and gives the payment its room back.
+- Splits are sent and asked about like refunds: at once when asked for, then by the janitor (a
+  split the channel never heard of is sent again under the same out_split_no).
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, Sequence
+
+from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from gateway.auth import Caller
+from gateway.channel import Capability, ChannelEvent, Outcome, SplitRequest, SplitResult
+from gateway.errors import conflict, invalid_request, not_found
+from gateway.ids import out_trade_no, public_id
+from gateway.models import Attempt, Payment, Receiver, Split
+from gateway.notifier import record_event
+from gateway.resources import receiver_object, split_object
+from ledger.errors import LedgerError
+
+payments = Payment.__table__
+attempts = Attempt.__table__
+receivers = Receiver.__table__
+splits = Split.__table__
+
+REFUND_POLICIES = ("refuse",)
+
+
+class SplitService:
+    def __init__(self, payments_service: Any, refund_policy: str = "refuse") -> None:
+        self.refund_policy = refund_policy
+        self.p = payments_service
+        self.db, self.host, self.clock, self.log = payments_service.db, payments_service.host, \
+            payments_service.clock, payments_service.log
+        self.booker = payments_service.booker
+
+    # ---- receivers ----
+
+    async def create_receiver(self, caller: Caller, type_: str, name: str, account: str,
+                              bindings: dict[str, str]) -> dict:
+        unknown = sorted(set(bindings) - set(self.host.accounts))
+        if unknown:
+            raise invalid_request("unknown_channel", f"bindings name unknown channel account(s): {', '.join(unknown)}",
+                                  "bindings")
+        receiver_id, now = public_id("rcv"), self.clock.now()
+
+        def tx(conn: Connection) -> dict:
+            caller.verify(conn)
+            try:
+                conn.execute(insert(receivers).values(id=receiver_id, merchant_id=caller.merchant_id, type=type_,
+                                                      name=name, account=account, bindings=bindings,
+                                                      status="active", created_at=now))
+            except IntegrityError:
+                raise conflict("duplicate_receiver", f"A receiver with account {account!r} exists", "account") from None
+            return receiver_object(conn.execute(select(receivers).where(receivers.c.id == receiver_id)).first())
+
+        return await self.db.tx(tx)
+
+    async def get_receiver(self, caller: Caller, receiver_id: str) -> dict:
+        def tx(conn: Connection) -> dict:
+            caller.verify(conn)
+            return receiver_object(self._receiver(conn, caller.merchant_id, receiver_id))
+
+        return await self.db.tx(tx)
+
+    @staticmethod
+    def _receiver(conn: Connection, merchant_id: str, receiver_id: str, param: str | None = None) -> Any:
+        r = conn.execute(select(receivers).where(and_(receivers.c.id == receiver_id,
+                                                      receivers.c.merchant_id == merchant_id))).first()
+        if r is None:
+            if param:
+                raise invalid_request("unknown_receiver", f"No receiver {receiver_id!r}", param)
+            raise not_found("receiver", receiver_id)
+        return r
+
+    # ---- splits declared with the payment ----
+
+    def schedule(self, conn: Connection, merchant_id: str, payment_id: str, merchant_order_no: str, currency: str,
+                 room: int, specs: Sequence[Any], channel_account: str, now: Any) -> None:
+        """Write the payment's declared splits, waiting for it to succeed. room: the most they may
+        take (the amount less the largest fee a planned account would charge)."""
+        if sum(s.amount for s in specs) > room:
+            raise invalid_request("split_exceeds_payment", f"The splits ({sum(s.amount for s in specs)}) exceed the "
+                                  f"{room} left of the payment after its fee", "splits")
+        for index, spec in enumerate(specs):
+            self._receiver(conn, merchant_id, spec.receiver, f"splits.{index}.receiver")
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(splits).values(self._row(
+                        merchant_id, payment_id, spec.merchant_split_no or f"{merchant_order_no}-{index + 1}",
+                        spec.receiver, spec.amount, currency, spec.description, channel_account, "scheduled", now)))
+            except IntegrityError:
+                raise conflict("duplicate_split", f"splits.{index}: that merchant_split_no exists",
+                               f"splits.{index}.merchant_split_no") from None
+
+    def _row(self, merchant_id: str, payment_id: str, merchant_split_no: str, receiver_id: str, amount: int,
+             currency: str, description: str, channel_account: str, status: str, now: Any) -> dict[str, Any]:
+        return dict(id=public_id("spl"), payment_id=payment_id, merchant_id=merchant_id,
+                    merchant_split_no=merchant_split_no, receiver_id=receiver_id, amount=amount, currency=currency,
+                    description=description, channel_account=channel_account, out_split_no=out_trade_no(),
+                    status=status, submitted=False, next_query_at=now, queries=0, created_at=now, updated_at=now)
+
+    def payment_ended(self, conn: Connection, payment_id: str, channel_account: str, outcome: Outcome,
+                      now: Any) -> None:
+        """Called in the transaction that ends a payment. Succeeded (at channel_account, where the
+        money is): its scheduled splits start (the janitor sends them); failed or closed: they are
+        cancelled (a late success starts them after all)."""
+        if outcome is not Outcome.SUCCEEDED:
+            conn.execute(update(splits).where(and_(splits.c.payment_id == payment_id, splits.c.status == "scheduled"))
+                         .values(status="cancelled", failure_code="payment_not_paid",
+                                 failure_message=f"The payment {outcome.value}", updated_at=now))
+            return
+        waiting = conn.execute(select(splits).where(and_(
+            splits.c.payment_id == payment_id, (splits.c.status == "scheduled") | and_(
+                splits.c.status == "cancelled", splits.c.failure_code == "payment_not_paid")))
+            .order_by(splits.c.created_at, splits.c.id)).all()
+        for s in waiting:
+            try:   # a split that cannot start fails alone: it must never undo the payment's success
+                with conn.begin_nested():
+                    self._start(conn, s, channel_account, now)
+            except (LedgerError, _NoRoom) as exc:
+                conn.execute(update(splits).where(splits.c.id == s.id).values(
+                    status="failed", failure_code="split_exceeds_payment", failure_message=str(exc)[:500],
+                    updated_at=now))
+
+    def _start(self, conn: Connection, s: Any, channel_account: str, now: Any) -> None:
+        """Reserve the split's room on its payment and book split.requested; it is then processing."""
+        p = payments.c
+        reserved = conn.execute(update(payments).where(and_(
+            p.id == s.payment_id, p.status == "succeeded",
+            p.amount - p.fee_amount - p.refunded_amount - p.refund_pending_amount - p.split_amount >= s.amount))
+            .values(split_amount=p.split_amount + s.amount, updated_at=now)).rowcount
+        if not reserved:
+            raise _NoRoom(f"The split of {s.amount} exceeds what is left of the payment")
+        self.booker.split_requested(conn, s.id, s.merchant_id, channel_account, s.currency, s.amount, now)
+        conn.execute(update(splits).where(splits.c.id == s.id).values(
+            status="processing", channel_account=channel_account, failure_code=None, failure_message=None,
+            next_query_at=now, updated_at=now))
+
+    # ---- splits asked for after success ----
+
+    async def create(self, caller: Caller, payment_id: str, merchant_split_no: str, receiver_id: str, amount: int,
+                     description: str) -> tuple[int, dict]:
+        def tx1(conn: Connection) -> tuple[bool, Any]:
+            caller.verify(conn)
+            pay = conn.execute(select(payments).where(and_(payments.c.id == payment_id,
+                                                           payments.c.merchant_id == caller.merchant_id))).first()
+            if pay is None:
+                raise not_found("payment", payment_id)
+            existing = conn.execute(select(splits).where(and_(splits.c.merchant_id == caller.merchant_id,
+                                                              splits.c.merchant_split_no == merchant_split_no))).first()
+            if existing is not None:
+                if (existing.payment_id, existing.receiver_id, existing.amount) != (payment_id, receiver_id, amount):
+                    raise conflict("duplicate_split", f"merchant_split_no {merchant_split_no!r} was used for a "
+                                                      "different split", "merchant_split_no")
+                return False, existing
+            self.host.require(self.host.account(pay.channel_account), Capability.SPLIT)
+            self._receiver(conn, caller.merchant_id, receiver_id, "receiver")
+            if pay.status != "succeeded":
+                raise conflict("payment_not_splittable", f"A {pay.status} payment cannot be split")
+            now = self.clock.now()
+            row = self._row(caller.merchant_id, payment_id, merchant_split_no, receiver_id, amount, pay.currency,
+                            description, pay.channel_account, "processing", now)
+            conn.execute(insert(splits).values(row))
+            try:
+                with conn.begin_nested():
+                    self._start(conn, SimpleNamespace(**row), pay.channel_account, now)
+            except _NoRoom:
+                left = pay.amount - (pay.fee_amount or 0) - pay.refunded_amount - pay.refund_pending_amount \
+                    - pay.split_amount
+                raise invalid_request("split_exceeds_payment", f"A split of {amount} exceeds the {left} left of the "
+                                      "payment after its fee, refunds and splits", "amount") from None
+            except LedgerError as exc:
+                raise invalid_request("insufficient_balance", f"The merchant's balance cannot cover this split: "
+                                      f"{exc.message}", "amount") from None
+            return True, conn.execute(select(splits).where(splits.c.id == row["id"])).first()
+
+        try:
+            made, row = await self.db.tx(tx1)
+        except IntegrityError:   # the same merchant_split_no won a race: answer as for a retry
+            made, row = await self.db.tx(tx1)
+        if not made:
+            return 200, split_object(row)
+        self.log.info("split.created", split_id=row.id, payment_id=payment_id, amount=amount)
+        await self.submit(row)
+        return 201, await self.db.tx(lambda conn: self._render(conn, row.id))
+
+    # ---- talking to the channel ----
+
+    def _request(self, conn: Connection, s: Any) -> SplitRequest:
+        pay = conn.execute(select(payments.c.channel_transaction_id).where(payments.c.id == s.payment_id)).first()
+        trade_no = conn.execute(select(attempts.c.out_trade_no).where(and_(
+            attempts.c.payment_id == s.payment_id, attempts.c.status == "succeeded"))
+            .order_by(attempts.c.updated_at)).scalar()
+        r = conn.execute(select(receivers).where(receivers.c.id == s.receiver_id)).first()
+        return SplitRequest(s.out_split_no, trade_no, pay.channel_transaction_id, s.amount, s.currency, r.type,
+                            (r.bindings or {}).get(s.channel_account, r.account), r.name, s.description or "split")
+
+    def _call(self, account: Any, operation: str, fn: Any) -> Any:
+        return self.p._call(account, operation, fn, lambda code, msg: SplitResult(
+            Outcome.UNKNOWN, error_code=code, error_message=msg))
+
+    async def submit(self, s: Any) -> bool:
+        account = self.host.account(s.channel_account)
+        request = await self.db.tx(lambda conn: self._request(conn, s))
+        result = await self._call(account, "split", lambda: account.channel.split(request))
+        return await self.db.tx(lambda conn: self.apply(conn, s.id, result, "create", sent=True))
+
+    async def sync(self, s: Any) -> bool:
+        if not s.submitted:
+            return await self.submit(s)
+        account = self.host.account(s.channel_account)
+        request = await self.db.tx(lambda conn: self._request(conn, s))
+        result = await self._call(account, "query_split", lambda: account.channel.query_split(request))
+        if result.unheard:
+            self.log.warning("split.resend", split_id=s.id, out_split_no=s.out_split_no)
+            return await self.submit(s)
+        return await self.db.tx(lambda conn: self.apply(conn, s.id, result, "query"))
+
+    def apply(self, conn: Connection, split_id: str, result: SplitResult, source: str, sent: bool = False) -> bool:
+        now = self.clock.now()
+        values: dict[str, Any] = {"updated_at": now}
+        if sent:
+            values["submitted"] = True
+        if result.channel_split_id:
+            values["channel_split_id"] = result.channel_split_id
+        open_ = and_(splits.c.id == split_id, splits.c.status == "processing")
+        if result.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED):
+            conn.execute(update(splits).where(open_).values(**values))
+            return False
+        values["status"] = result.outcome.value
+        if result.outcome is Outcome.FAILED:
+            values.update(failure_code=result.error_code or "channel_declined",
+                          failure_message=(result.error_message or "The channel declined the split")[:500])
+        if not conn.execute(update(splits).where(open_).values(**values)).rowcount:
+            return False
+        s = conn.execute(select(splits).where(splits.c.id == split_id)).first()
+        if result.outcome is Outcome.SUCCEEDED:
+            self.booker.split_succeeded(conn, s.id, s.merchant_id, s.receiver_id, s.currency, s.amount, now)
+        else:
+            self.booker.split_failed(conn, s.id, now)
+            conn.execute(update(payments).where(payments.c.id == s.payment_id).values(
+                split_amount=payments.c.split_amount - s.amount, updated_at=now))
+        notify_url = conn.execute(select(payments.c.notify_url).where(payments.c.id == s.payment_id)).scalar()
+        record_event(conn, s.merchant_id, f"split.{result.outcome.value}", s.id, split_object(s), notify_url, now)
+        self.log.info("split.state_changed", split_id=s.id, payment_id=s.payment_id, to_status=s.status, source=source)
+        return True
+
+    def apply_event(self, conn: Connection, account_id: str, event: ChannelEvent) -> str:
+        s = conn.execute(select(splits).where(and_(splits.c.out_split_no == event.out_split_no,
+                                                   splits.c.channel_account == account_id))).first()
+        if s is None:
+            return "unknown_reference"
+        if event.amount is not None and event.amount != s.amount:
+            return "mismatch"
+        return "applied" if self.apply(conn, s.id, SplitResult(event.outcome, event.channel_transaction_id),
+                                       "callback") else "duplicate"
+
+    # ---- reading ----
+
+    def _render(self, conn: Connection, split_id: str) -> dict:
+        return split_object(conn.execute(select(splits).where(splits.c.id == split_id)).first())
+
+    async def get(self, caller: Caller, split_id: str, sync: bool = False) -> dict:
+        def load(conn: Connection) -> Any:
+            caller.verify(conn)
+            s = conn.execute(select(splits).where(and_(splits.c.id == split_id,
+                                                       splits.c.merchant_id == caller.merchant_id))).first()
+            if s is None:
+                raise not_found("split", split_id)
+            return s
+
+        s = await self.db.tx(load)
+        if sync and s.status == "processing":
+            await self.sync(s)
+            return await self.db.tx(lambda conn: self._render(conn, split_id))
+        return split_object(s)
+
+    async def list_for(self, caller: Caller, payment_id: str) -> list[dict]:
+        def load(conn: Connection) -> list[dict]:
+            caller.verify(conn)
+            if conn.execute(select(payments.c.id).where(and_(payments.c.id == payment_id,
+                                                             payments.c.merchant_id == caller.merchant_id))).first() is None:
+                raise not_found("payment", payment_id)
+            return [split_object(s) for s in conn.execute(select(splits).where(splits.c.payment_id == payment_id)
+                                                           .order_by(splits.c.created_at, splits.c.id))]
+
+        return await self.db.tx(load)
+
+
+class _NoRoom(Exception):
+    """The payment has not that much left to split."""
+

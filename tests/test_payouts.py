@@ -1,0 +1,225 @@
+"""Payouts (代付) through the sandbox over real HTTP: frozen at request, booked on success, released
+on failure, routed by position, found by the janitor, and never paid twice."""
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from gateway.books import full_check
+from gateway.config import AccountLimits, ChannelAccountConfig, CircuitConfig
+from gateway.models import Payout
+from gateway.config import Settings
+from tests.conftest import SANDBOX_SECRET, SECRET_KEY, checkout, free_port, wait_for
+
+FAST = dict(query_schedule_seconds=(0.3, 0.3, 0.3), janitor_poll_seconds=0.1, query_give_up_seconds=3600)
+BANK = {"name": "张三", "number": "6216261000000000018", "bank_code": "ICBC"}
+
+
+def settings(db_url: str, *, accounts: tuple = (), timeout: float = 10.0, **sandbox) -> Settings:  # noqa: ANN003
+    accounts = accounts or (ChannelAccountConfig("sandbox", "mock", True, {"secret": SANDBOX_SECRET, **sandbox}),)
+    return Settings(public_url=f"http://127.0.0.1:{free_port()}", database_url=db_url, secret_key=SECRET_KEY,
+                    channel_accounts=accounts, channel_timeout_seconds=timeout, **FAST)
+
+
+def book(gw, event_type: str, reference: str, amount: int, merchant_id: str = "", account: str = "sandbox") -> None:  # noqa: ANN001
+    """Money arriving the way settlement and a top-up book it (their own commands are tested elsewhere)."""
+    with gw.gateway.db.transaction() as conn:
+        gw.gateway.payments.booker.book(conn, event_type, reference, merchant_id=merchant_id, channel_account=account,
+                                        currency="CNY", variables={"amount": amount}, now=gw.gateway.clock.now())
+
+
+def funded(gw, available: int = 100000, position: int = 50000, account: str = "sandbox"):  # noqa: ANN001, ANN201
+    """A merchant with `available` to pay out (a real payment, settled) and a prefunded account."""
+    creds = gw.merchant()
+    client = gw.client(creds)
+    payment = client.create_payment(merchant_order_no="sale", amount=available * 2, channel=account)
+    checkout(payment)
+    assert wait_for(lambda: client.get_payment(payment["id"])["status"] == "succeeded")
+    book(gw, "settlement.merchant", f"test-settle:{creds.merchant_id}", available, merchant_id=creds.merchant_id)
+    if position:
+        book(gw, "position.topup", f"position:{account}:test", position, account=account)
+    return creds, client
+
+
+def balance(client) -> dict:  # noqa: ANN001
+    return client.request("GET", "/v1/balance").json()["balances"][0]
+
+
+def position(gw, account: str = "sandbox") -> tuple[int, int]:  # noqa: ANN001
+    from ledger.core import AccountRef
+
+    with gw.gateway.db.transaction() as conn:
+        return tuple(gw.gateway.ledger.balance(conn, AccountRef(code, account, "CNY"))
+                     for code in ("channel_position", "channel_position_committed"))
+
+
+def sandbox(gw, account: str = "sandbox"):  # noqa: ANN001, ANN201
+    """The sandbox simulator the gateway mounts (its paid_count tells how often money really left)."""
+    return gw.gateway.host.account(account).channel._sim
+
+
+def payout(client, number: str = "po-1", amount: int = 30000, **fields) -> httpx.Response:  # noqa: ANN001, ANN003
+    return client.request("POST", "/v1/payouts", {"merchant_payout_no": number, "amount": amount,
+                                                  "bank_account": BANK, **fields})
+
+
+def test_a_payout_is_frozen_then_paid_once_and_booked(gateway_factory, db_url) -> None:
+    gw = gateway_factory(settings(db_url))
+    creds, client = funded(gw)
+    before = balance(client)
+    made = payout(client, notify_url="https://shop.example/hook")
+    assert made.status_code == 201, made.text
+    p = made.json()
+    assert p["status"] == "processing" and p["channel"] == "sandbox" and p["out_payout_no"]
+    assert p["bank_account"] == {"name": "张三", "number": "6216***********0018", "bank_code": "ICBC"}
+    assert balance(client)["available"] == before["available"] - 30000      # frozen at once
+    assert balance(client)["payout_pending"] == 30000
+    assert position(gw) == (20000, 30000)                                   # the position is held
+    assert wait_for(lambda: client.request("GET", f"/v1/payouts/{p['id']}").json()["status"] == "succeeded")
+    after = balance(client)
+    assert (after["available"], after["payout_pending"]) == (before["available"] - 30000, 0)
+    assert position(gw) == (20000, 0)
+    assert sandbox(gw).paid_count == {p["out_payout_no"]: 1}
+    events = [e["type"] for e in client.request("GET", "/v1/events").json()["data"]]
+    assert events[0] == "payout.succeeded"
+    # The same request again is the same payout; the same number for something else is refused.
+    again = payout(client, notify_url="https://shop.example/hook")
+    assert (again.status_code, again.json()["id"], again.json()["status"]) == (200, p["id"], "succeeded")
+    other = payout(client, amount=100)
+    assert other.status_code == 409 and other.json()["error"]["code"] == "duplicate_payout"
+    found = client.request("GET", "/v1/payouts?merchant_payout_no=po-1").json()["data"]
+    assert [f["id"] for f in found] == [p["id"]]
+    with gw.gateway.db.transaction() as conn:
+        assert full_check(conn) == []
+
+
+def test_a_declined_payout_releases_the_money_and_the_position(gateway_factory, db_url) -> None:
+    gw = gateway_factory(settings(db_url))
+    creds, client = funded(gw)
+    before = balance(client)
+    made = payout(client, "po-bad", bank_account={**BANK, "number": "6216261000000000000"})
+    assert made.status_code == 201
+    assert made.json()["status"] == "failed" and made.json()["failure"]["code"] == "ACCOUNT_INVALID"
+    assert balance(client) == before and position(gw) == (50000, 0)
+    events = [e["type"] for e in client.request("GET", "/v1/events").json()["data"]]
+    assert events[0] == "payout.failed"
+    with gw.gateway.db.transaction() as conn:
+        assert full_check(conn) == []
+
+
+def test_payouts_are_refused_with_nothing_written(gateway_factory, db_url) -> None:
+    gw = gateway_factory(settings(db_url))
+    creds, client = funded(gw, available=1000, position=0)
+    cases = [
+        (payout(client, amount=1001), 400, "insufficient_balance"),     # more than available
+        (payout(client, amount=500), 503, "channel_unavailable"),       # no position anywhere
+        (payout(client, amount=-5), 400, "amount_too_small"),
+        (payout(client, bank_account={**BANK, "number": "12ab"}), 400, "parameter_invalid"),
+        (payout(client, bank_account={"name": "x"}), 400, "parameter_missing"),
+        (payout(client, amount=500, channel="nowhere"), 400, "unknown_channel"),
+        (client.request("POST", "/v1/payouts", b"{not json"), 400, "invalid_json"),
+    ]
+    for response, status, code in cases:
+        assert (response.status_code, response.json()["error"]["code"]) == (status, code), response.text
+    book(gw, "position.topup", "position:sandbox:t", 100000)
+    assert payout(client, amount=1001).json()["error"]["code"] == "insufficient_balance"
+    assert gw.count("payouts") == 0
+    assert client.request("GET", "/v1/payouts/po_missing").status_code == 404
+
+
+def test_payouts_go_where_the_position_is(gateway_factory, db_url) -> None:
+    accounts = tuple(ChannelAccountConfig(name, "mock", True, {"secret": SANDBOX_SECRET}, priority, 1,
+                                          AccountLimits(max_amount=max_amount), CircuitConfig())
+                     for name, priority, max_amount in (("first", 1, None), ("second", 2, None), ("small", 0, 100)))
+    gw = gateway_factory(settings(db_url, accounts=accounts))
+    creds, client = funded(gw, position=10000, account="first")
+    book(gw, "position.topup", "position:second:t", 50000, account="second")
+    book(gw, "position.topup", "position:small:t", 50000, account="small")
+    made = payout(client, amount=30000).json()
+    assert made["channel"] == "second"          # first has too little position; small caps the amount
+    assert made["routing"]["skipped"] == {"first": "position_insufficient", "small": "above_max_amount"}
+    assert payout(client, "po-2", amount=5000).json()["channel"] == "first"
+
+
+def test_a_payout_that_timed_out_is_found_paid_and_never_sent_elsewhere(gateway_factory, db_url) -> None:
+    accounts = tuple(ChannelAccountConfig(name, "mock", True, {"secret": SANDBOX_SECRET, "callback_mode": "drop",
+                                                                 "payout_latency_ms": latency}, priority, 1,
+                                          AccountLimits(), CircuitConfig())
+                     for name, priority, latency in (("slow", 1, 1500), ("spare", 2, 0)))
+    gw = gateway_factory(settings(db_url, accounts=accounts, timeout=0.5).with_changes(
+        query_schedule_seconds=(1.5, 0.5, 0.5)))   # the janitor first asks after the create gave up
+    creds, client = funded(gw, account="slow")
+    book(gw, "position.topup", "position:spare:t", 50000, account="spare")
+    made = payout(client, amount=30000)
+    assert made.status_code == 201 and made.json()["status"] == "processing"     # the answer never came
+    assert made.json()["channel"] == "slow"
+    assert wait_for(lambda: client.request("GET", f"/v1/payouts/{made.json()['id']}").json()["status"]
+                    == "succeeded", timeout=20)
+    number = made.json()["out_payout_no"]
+    assert sandbox(gw, "slow").paid_count == {number: 1} and sandbox(gw, "spare").payouts == {}
+    # Sending it again, as after a crash, is the same payout at the channel.
+    with gw.gateway.db.transaction() as conn:
+        row = conn.execute(Payout.__table__.select()).first()
+    asyncio.run(_send_again(gw, row))
+    assert sandbox(gw, "slow").paid_count == {number: 1}
+    with gw.gateway.db.transaction() as conn:
+        assert full_check(conn) == []
+
+
+async def _send_again(gw, row) -> None:  # noqa: ANN001
+    """The payout sent once more through the channel plugin, on a client of this test's own."""
+    from gateway.channel import ChannelContext
+    from gateway.payouts import payout_request
+    from plugins.mock.channel import MockChannel
+
+    account = gw.gateway.host.account(row.channel_account)
+    async with httpx.AsyncClient() as http:
+        channel = MockChannel(ChannelContext(account.id, account.channel.ctx.settings, http, gw.gateway.clock,
+                                             gw.gateway.log, gw.url))
+        assert (await channel.payout(payout_request(row))).channel_payout_id == row.channel_payout_id
+
+
+def test_a_payout_that_never_reached_the_channel_is_sent_again_under_its_number(gateway_factory, db_url,
+                                                                                 monkeypatch) -> None:
+    gw = gateway_factory(settings(db_url, callback_mode="drop"))
+    creds, client = funded(gw)
+    channel = gw.gateway.host.account("sandbox").channel
+    real = type(channel).payout
+    calls = []
+
+    async def lost_once(self, request):  # noqa: ANN001, ANN202
+        calls.append(request.out_payout_no)
+        if len(calls) == 1:   # the connection broke before the channel read the request
+            raise httpx.ConnectError("connection reset")
+        return await real(self, request)
+
+    monkeypatch.setattr(type(channel), "payout", lost_once)
+    made = payout(client).json()
+    assert made["status"] == "processing" and sandbox(gw).payouts == {}
+    assert wait_for(lambda: client.request("GET", f"/v1/payouts/{made['id']}").json()["status"] == "succeeded",
+                    timeout=20)
+    assert calls == [made["out_payout_no"]] * 2 and sandbox(gw).paid_count == {made["out_payout_no"]: 1}
+
+
+@pytest.mark.parametrize("concurrency", [8])
+def test_concurrent_identical_requests_make_one_payout(gateway_factory, db_url, concurrency) -> None:
+    gw = gateway_factory(settings(db_url))
+    creds, client = funded(gw)
+
+    async def burst() -> list[httpx.Response]:
+        from gateway.client import AsyncClient
+
+        async_client = AsyncClient(gw.url, creds.merchant_id, creds.secret)
+        try:
+            return await asyncio.gather(*[async_client.request("POST", "/v1/payouts", {
+                "merchant_payout_no": "same", "amount": 1000, "bank_account": BANK}) for _ in range(concurrency)])
+        finally:
+            await async_client.aclose()
+
+    answers = asyncio.run(burst())
+    assert {a.status_code for a in answers} <= {200, 201} and len({a.json()["id"] for a in answers}) == 1
+    assert gw.count("payouts") == 1
+    assert wait_for(lambda: balance(client)["payout_pending"] == 0)
+    assert balance(client)["available"] == 100000 - 1000      # frozen and paid once

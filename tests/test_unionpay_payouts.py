@@ -1,0 +1,164 @@
+"""UnionPay payouts (代付, txnType 12) and same-day cancels (31) against the simulator over real HTTP,
+the statement with payouts on it reconciled, and a payout that is never paid twice though the
+channel's answer times out and the gateway is killed mid-call and restarted."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+
+from gateway.client import Client
+from gateway.clock import Clock
+from gateway.config import AccountLimits, ChannelAccountConfig, CircuitConfig, Settings
+from gateway.db import Database
+from gateway.service import make_ledger
+from gateway.testing.server import start_logged
+from ledger.booking import Booker
+from tests.conftest import SECRET_KEY, ServerThread, free_port, wait_for
+from tests.test_reconcile import Operator, books_clean, today
+from tests.unionpay_world import UnionPayMerchant
+
+REPO = Path(__file__).resolve().parent.parent
+CARD = {"name": "张三", "number": "6216261000000000018"}
+
+
+def up_settings(db_url: str, sim_url: str, merchant: UnionPayMerchant, **over) -> Settings:  # noqa: ANN003
+    account = ChannelAccountConfig("up", "unionpay", True, merchant.settings(sim_url), 100, 1, AccountLimits(),
+                                   CircuitConfig(), fee_bps=60)
+    return Settings(public_url=f"http://127.0.0.1:{free_port()}", database_url=db_url, secret_key=SECRET_KEY,
+                    channel_accounts=(account,), **over)
+
+
+def fund(settings: Settings, merchant_id: str, available: int, position: int) -> None:
+    """Sales of the merchant's, settled, and the account's prefunded position, booked with the
+    templates payments, settlement and `paymux positions topup` use (tested on their own)."""
+    db, booker = Database(settings.database_url), Booker(make_ledger(settings))
+    try:
+        with db.transaction() as conn:
+            for event, variables in (("payment.succeeded", {"amount": available, "fee": 0, "platform_coupon": 0}),
+                                     ("settlement.merchant", {"amount": available})):
+                booker.book(conn, event, f"funding:{merchant_id}", merchant_id=merchant_id, channel_account="up",
+                            currency="CNY", variables=variables, now=Clock().now())
+            booker.book(conn, "position.topup", "position:up:t", merchant_id="", channel_account="up",
+                        currency="CNY", variables={"amount": position}, now=Clock().now())
+    finally:
+        db.dispose()
+
+
+def test_payouts_cancels_and_the_statement_with_payouts_on_it(gateway_factory, db_url, tmp_path) -> None:
+    merchant = UnionPayMerchant()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with ServerThread(merchant.sim.app, port):
+        settings = up_settings(db_url, url, merchant, query_schedule_seconds=(3600,))
+        gw = gateway_factory(settings)
+        creds = gw.merchant()
+        client = gw.client(creds)
+        # A full refund on the day of the payment is a same-day cancel (31); a partial one a refund (04).
+        whole = client.create_payment(merchant_order_no="up-1", amount=5000, channel="up")
+        part = client.create_payment(merchant_order_no="up-2", amount=8000, channel="up")
+        for payment in (whole, part):
+            merchant.pay(url, payment)
+            assert wait_for(lambda p=payment: client.get_payment(p["id"])["status"] == "succeeded")
+        cancel = client.create_refund(whole["id"], merchant_refund_no="c-1", amount=5000)
+        refund = client.create_refund(part["id"], merchant_refund_no="r-1", amount=3000)
+        for r in (cancel, refund):
+            assert wait_for(lambda r=r: client.get_refund(r["id"])["status"] == "succeeded")
+        kinds = {o.order_id: o.txn_type for o in merchant.sim.orders.values()}
+        assert kinds[_out_refund_no(gw, cancel["id"])] == "31"
+        assert kinds[_out_refund_no(gw, refund["id"])] == "04"
+
+        fund(settings, creds.merchant_id, available=50000, position=40000)
+        made = client.request("POST", "/v1/payouts", {"merchant_payout_no": "po-1", "amount": 20000,
+                                                      "bank_account": CARD})
+        assert made.status_code == 201, made.text
+        payout = made.json()
+        assert payout["channel"] == "up" and payout["status"] in ("processing", "succeeded")
+        assert wait_for(lambda: client.request("GET", f"/v1/payouts/{payout['id']}").json()["status"] == "succeeded")
+        sent = merchant.sim.orders[payout["out_payout_no"]]
+        assert (sent.txn_type, sent.biz_type, sent.amount) == ("12", "000401", 20000)
+        assert merchant.sim.paid_count == {payout["out_payout_no"]: 1}
+        declined = client.request("POST", "/v1/payouts", {"merchant_payout_no": "po-2", "amount": 100,
+                                                          "bank_account": {**CARD, "number": "6216261000000000000"}})
+        assert declined.json()["status"] == "failed" and declined.json()["failure"]["code"] == "14"
+        balance = client.request("GET", "/v1/balance").json()["balances"][0]
+        assert (balance["available"], balance["payout_pending"]) == (30000, 0)
+        # The day's file carries the payouts too; they are not payments, and nothing is left over.
+        report = Operator(settings, tmp_path).reconcile("up", today())
+        assert report["status"] == "completed", report
+        assert report["counts"]["matched"] == 4 and report["open"] == 0, report
+        assert books_clean(gw)
+
+
+def _out_refund_no(gw, refund_id: str) -> str:  # noqa: ANN001
+    from gateway.models import Refund
+
+    with gw.gateway.db.transaction() as conn:
+        return conn.execute(Refund.__table__.select().where(Refund.__table__.c.id == refund_id)).first().out_refund_no
+
+
+def test_a_payout_is_paid_once_across_a_timeout_a_crash_and_a_retry(db_url, tmp_path) -> None:
+    merchant = UnionPayMerchant()
+    port = free_port()
+    sim_url = f"http://127.0.0.1:{port}"
+    with ServerThread(merchant.sim.app, port):
+        settings = up_settings(db_url, sim_url, merchant)
+        op = Operator(settings, tmp_path)
+        # The janitor first asks 2 s after a payout began; the gateway gives up on an answer after 1 s.
+        slow = op.config.read_text().replace("log_json = true", "log_json = true\nchannel_timeout_seconds = 1.0\n"
+                                             "janitor_poll_seconds = 0.2").replace(
+            "query_schedule_seconds = [3600]", "query_schedule_seconds = [2, 0.5, 0.5]")
+        op.config.write_text(slow)
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        cli = [sys.executable, "-m", "gateway.cli", "--config", str(op.config)]
+        gateway_port = int(settings.public_url.rsplit(":", 1)[1])
+
+        def serve() -> subprocess.Popen:
+            return start_logged(cli + ["serve", "--port", str(gateway_port)], tmp_path / "server.log", env, tmp_path,
+                                f"{settings.public_url}/healthz")
+
+        creds = json.loads(op.run("merchant", "create", "shop", "--json").stdout)
+        fund(settings, creds["merchant_id"], available=50000, position=50000)
+        # UnionPay takes the payout and pays it, but its answer comes after 3 s and it tells nobody.
+        httpx.post(f"{sim_url}/sim/faults", json={"payout_answer_delay_ms": 3000, "drop_notifications": True})
+        server = serve()
+        client = Client(settings.public_url, creds["merchant_id"], creds["secret"])
+        body = {"merchant_payout_no": "po-crash", "amount": 12000, "bank_account": CARD}
+        outcome: list = []
+        thread = threading.Thread(target=lambda: outcome.append(_try(client, body)))
+        thread.start()
+        assert wait_for(lambda: merchant.sim.paid_count != {}, timeout=10)    # UnionPay has paid …
+        server.send_signal(signal.SIGKILL)                                     # … and the gateway dies mid-call
+        server.wait()
+        thread.join()
+        assert outcome == ["connection lost"]
+        # Restarted, the janitor asks UnionPay (nothing sends it elsewhere), and the merchant's retry
+        # of the same request is the same payout.
+        server = serve()
+        try:
+            again = client.request("POST", "/v1/payouts", body)
+            assert again.status_code == 200, again.text
+            payout_id = again.json()["id"]
+            assert wait_for(lambda: client.request("GET", f"/v1/payouts/{payout_id}").json()["status"] == "succeeded",
+                            timeout=30)
+            number = again.json()["out_payout_no"]
+            assert merchant.sim.paid_count == {number: 1}
+            balance = client.request("GET", "/v1/balance").json()["balances"][0]
+            assert (balance["available"], balance["payout_pending"]) == (50000 - 12000, 0)
+            assert op.run("ledger", "check").returncode == 0
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=15)
+
+
+def _try(client: Client, body: dict) -> str:
+    try:
+        return f"answered {client.request('POST', '/v1/payouts', body).status_code}"
+    except httpx.HTTPError:
+        return "connection lost"
