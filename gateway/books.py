@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from gateway.models import Attempt, Payment, Payout, Refund, Split
+from gateway.models import Attempt, Payment, Payout, Refund, Split, SplitReturn
 from gateway.resources import iso
 from ledger.check import check_ledger
 from ledger.core import Entry, Ledger
@@ -18,6 +18,7 @@ attempts = Attempt.__table__
 entries = LedgerEntry.__table__
 payouts = Payout.__table__
 splits = Split.__table__
+split_returns = SplitReturn.__table__
 
 BALANCE_KINDS = {"merchant_available": "available", "merchant_in_transit": "in_transit",
                  "merchant_frozen": "frozen", "refunds_payable": "refund_pending",
@@ -82,12 +83,18 @@ def cross_check(conn: Connection) -> list[str]:
                 if present != (event_type in expected):
                     problems.append(f"{kind} {r.id} is {r.status} but its {event_type} entry is "
                                     f"{'present' if present else 'missing'}")
+    for r in conn.execute(select(split_returns.c.id, split_returns.c.status)):
+        present = f"split_return:{r.id}:split.returned" in keys
+        if present != (r.status == "succeeded"):
+            problems.append(f"split return {r.id} is {r.status} but its split.returned entry is "
+                            f"{'present' if present else 'missing'}")
     payment_ids = {row.id for row in conn.execute(select(payments.c.id))}
     refund_ids = {row.id for row in conn.execute(select(refunds.c.id))}
     attempt_ids = {row.id for row in conn.execute(select(attempts.c.id))}
     known = {"payment": payment_ids, "refund": refund_ids, "attempt": attempt_ids,
              "payout": {row.id for row in conn.execute(select(payouts.c.id))},
-             "split": {row.id for row in conn.execute(select(splits.c.id))}}
+             "split": {row.id for row in conn.execute(select(splits.c.id))},
+             "split_return": {row.id for row in conn.execute(select(split_returns.c.id))}}
     for e in conn.execute(select(entries.c.id, entries.c.reference)):
         kind, _, ident = (e.reference or "").partition(":")
         if kind in known and ident not in known[kind]:

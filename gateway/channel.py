@@ -35,6 +35,7 @@ class Capability(str, enum.Enum):
     STATEMENT = "statement"
     PAYOUT = "payout"          # payout() and query_payout(): pay a bank account from the account's position
     SPLIT = "split"            # split() and query_split(): pass part of a paid order on to a receiver
+    SPLIT_RETURN = "split_return"   # return_split() and query_split_return(): take a split back from its receiver
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,22 @@ class SplitRequest:
     receiver_type: str
     receiver_account: str
     receiver_name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class SplitReturn:
+    """Take `amount` of a split back from its receiver (WeChat Pay's profit-sharing return)."""
+
+    out_return_no: str
+    out_split_no: str
+    out_trade_no: str
+    channel_transaction_id: str | None
+    channel_split_id: str | None
+    amount: int
+    currency: str
+    receiver_type: str
+    receiver_account: str
     description: str
 
 
@@ -309,6 +326,13 @@ class Channel:
         raise NotImplementedError
 
     async def query_split(self, request: SplitRequest) -> SplitResult:
+        raise NotImplementedError
+
+    async def return_split(self, request: SplitReturn) -> SplitResult:
+        """Take a split (part of it) back (Capability.SPLIT_RETURN); the same out_return_no twice is one return."""
+        raise NotImplementedError
+
+    async def query_split_return(self, request: SplitReturn) -> SplitResult:
         raise NotImplementedError
 
     def acknowledge(self, accepted: bool, message: str = "") -> Acknowledgement:

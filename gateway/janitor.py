@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 from sqlalchemy import Connection, and_, or_, select, update
 
-from gateway.models import Attempt, Payment, Payout, Refund, Split
+from gateway.models import Attempt, Payment, Payout, Refund, Split, SplitReturn
 from gateway.payments import OPEN_ATTEMPT, PaymentService
 from gateway.schedule import QuerySchedule
 
@@ -32,6 +32,7 @@ payments = Payment.__table__
 refunds = Refund.__table__
 payouts = Payout.__table__
 splits = Split.__table__
+split_returns = SplitReturn.__table__
 BATCH = 20
 
 
@@ -131,12 +132,14 @@ class Janitor:
                 await self.payments.submit_refund(refund, trade_no, total)
             await self.db.tx(lambda conn, r=refund: self._reschedule(conn, refunds, r))
             work += 1
-        for table, service in ((payouts, self.payouts), (splits, self.splits)):
-            if service is None:
+        jobs = ((payouts, self.payouts and self.payouts.sync), (splits, self.splits and self.splits.sync),
+                (split_returns, self.splits and self.splits.sync_return))
+        for table, sync in jobs:
+            if sync is None:
                 continue
             for row in await self.db.tx(self._claim(table)):
                 await self.limiter.wait(row.channel_account)
-                await service.sync(row)
+                await sync(row)
                 await self.db.tx(lambda conn, r=row, t=table: self._reschedule(conn, t, r))
                 work += 1
         return work
@@ -180,7 +183,8 @@ def exceptions(conn: Connection) -> list[dict[str, Any]]:
         found.append({"kind": "refund", "id": r.id, "out_trade_no": r.out_refund_no,
                       "channel_account": r.channel_account, "merchant_id": r.merchant_id, "amount": r.amount,
                       "status": r.status, "queries": r.queries, "since": r.exception_at.isoformat()})
-    for table, kind, number in ((payouts, "payout", "out_payout_no"), (splits, "split", "out_split_no")):
+    for table, kind, number in ((payouts, "payout", "out_payout_no"), (splits, "split", "out_split_no"),
+                                (split_returns, "split_return", "out_return_no")):
         for r in conn.execute(select(table).where(and_(table.c.exception_at.is_not(None),
                                                        table.c.status == "processing"))):
             found.append({"kind": kind, "id": r.id, "out_trade_no": getattr(r, number),

@@ -371,8 +371,38 @@ class Split(SQLModel, table=True):
     out_split_no: str = Field(unique=True, max_length=64)
     # scheduled (declared at creation, waiting for the payment) | processing | succeeded | failed | cancelled
     status: str = Field(max_length=20, index=True)
+    # Taken back from the receiver, or being taken back (returns that have not failed).
+    returned_amount: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0,
+                                                             server_default="0"))
     submitted: bool = False
     channel_split_id: Optional[str] = Field(default=None, max_length=128)
+    failure_code: Optional[str] = Field(default=None, max_length=64)
+    failure_message: Optional[str] = Field(default=None, max_length=500)
+    next_query_at: Optional[datetime] = Field(default=None, index=True)
+    queries: int = 0
+    exception_at: Optional[datetime] = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SplitReturn(SQLModel, table=True):
+    """Part of a split taken back from its receiver, so a refund can take it ([splits] refund_policy
+    = "return"). for_refund_no: the merchant_refund_no of the refund that needed it."""
+
+    __tablename__ = "split_returns"
+
+    id: str = Field(primary_key=True, max_length=40)
+    split_id: str = Field(foreign_key="splits.id", index=True, max_length=40)
+    payment_id: str = Field(foreign_key="payments.id", index=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
+    for_refund_no: str = Field(max_length=64)
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    channel_account: str = Field(max_length=64)
+    out_return_no: str = Field(unique=True, max_length=64)
+    status: str = Field(max_length=20, index=True)   # processing | succeeded | failed
+    submitted: bool = False
+    channel_return_id: Optional[str] = Field(default=None, max_length=128)
     failure_code: Optional[str] = Field(default=None, max_length=64)
     failure_message: Optional[str] = Field(default=None, max_length=500)
     next_query_at: Optional[datetime] = Field(default=None, index=True)

@@ -553,6 +553,8 @@ class PaymentService:
         account = self.host.account(p.channel_account)
         self.host.require(account, Capability.REFUND)
         refund_id = public_id("re")
+        if p.split_amount and self.splits is not None:   # what receivers hold comes back first, if so configured
+            await self.splits.take_back(merchant_id, payment_id, new.merchant_refund_no, new.amount)
 
         async def run() -> StoredResponse:
             now = self.clock.now()

@@ -116,6 +116,7 @@ def split_object(s: Any) -> dict[str, Any]:
         "receiver": s.receiver_id,
         "status": s.status,
         "amount": s.amount,
+        "amount_returned": s.returned_amount,
         "currency": s.currency,
         "description": s.description,
         "channel": s.channel_account,

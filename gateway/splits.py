@@ -6,11 +6,15 @@ to someone the merchant registered. No HTTP, no SQL strings.
   that makes the payment succeed (a payment that fails or closes cancels it).
 - The sum of a payment's splits never exceeds what is left of it after its fee and refunds:
   payments.split_amount is raised by a conditional UPDATE, so concurrent splits and refunds
-  cannot both take the last of it. A refund of a split payment is refused for what was split
-  (`[splits] refund_policy = "refuse"`, the one policy so far).
+  cannot both take the last of it. A refund of a split payment that needs what was split is
+  refused (`[splits] refund_policy = "refuse"`, the default) or first takes it back from the
+  receivers, newest split first (`"return"`, where the channel can: Capability.SPLIT_RETURN);
+  the refund goes ahead once every return succeeded, and answers 409 split_return_pending (retry
+  it under the same merchant_refund_no) while one is in flight.
 - Money: `split.requested` reserves the amount from the merchant (in-transit first, then
   available) into splits_payable; `split.succeeded` passes it to the receiver's in-transit;
-  `split.failed` reverses the request and gives the payment its room back.
+  `split.failed` reverses the request and gives the payment its room back; `split.returned`
+  moves a return from the receiver's in-transit back to the merchant's.
 - Splits are sent and asked about like refunds: at once when asked for, then by the janitor (a
   split the channel never heard of is sent again under the same out_split_no).
 """
@@ -24,9 +28,10 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import Caller
 from gateway.channel import Capability, ChannelEvent, Outcome, SplitRequest, SplitResult
+from gateway.channel import SplitReturn as SplitReturnRequest
 from gateway.errors import conflict, invalid_request, not_found
 from gateway.ids import out_trade_no, public_id
-from gateway.models import Attempt, Payment, Receiver, Split
+from gateway.models import Attempt, Payment, Receiver, Refund, Split, SplitReturn
 from gateway.notifier import record_event
 from gateway.resources import receiver_object, split_object
 from ledger.errors import LedgerError
@@ -35,8 +40,10 @@ payments = Payment.__table__
 attempts = Attempt.__table__
 receivers = Receiver.__table__
 splits = Split.__table__
+returns = SplitReturn.__table__
+refunds = Refund.__table__
 
-REFUND_POLICIES = ("refuse",)
+REFUND_POLICIES = ("refuse", "return")
 
 
 class SplitService:
@@ -268,6 +275,138 @@ class SplitService:
             return "mismatch"
         return "applied" if self.apply(conn, s.id, SplitResult(event.outcome, event.channel_transaction_id),
                                        "callback") else "duplicate"
+
+    # ---- taking splits back for a refund ([splits] refund_policy = "return") ----
+
+    async def take_back(self, merchant_id: str, payment_id: str, refund_no: str, refund_amount: int) -> None:
+        """Before a refund that needs money already split, take it back from the receivers. Returns
+        when nothing (more) is needed; raises 409 while a return is in flight or after one failed.
+        Any other problem is left for the refund itself to report."""
+        if self.refund_policy != "return":
+            return
+
+        def plan(conn: Connection) -> list[Any]:
+            pay = conn.execute(select(payments).where(and_(payments.c.id == payment_id,
+                                                           payments.c.merchant_id == merchant_id))).first()
+            if pay is None or pay.status != "succeeded" or pay.split_amount == 0 or conn.execute(
+                    select(refunds.c.id).where(and_(refunds.c.merchant_id == merchant_id,
+                                                    refunds.c.merchant_refund_no == refund_no))).first():
+                return []
+            # What this refund takes from the merchant (less the fee it gives back), against what the
+            # merchant kept of this payment after its fee, earlier refunds and the splits.
+            refunding = pay.refunded_amount + pay.refund_pending_amount
+            fee, fee_back_before = pay.fee_amount or 0, self.p._fee_refunded(conn, payment_id)
+            fee_back = self.booker.fee_refund(pay.amount, fee, refund_amount, fee_back_before,
+                                              completes=refunding + refund_amount == pay.amount)
+            kept = pay.amount - fee - (refunding - fee_back_before) - pay.split_amount
+            short = max(refund_amount - fee_back - kept, refunding + pay.split_amount + refund_amount - pay.amount)
+            if short <= 0:
+                return []
+            if conn.execute(select(returns.c.id).where(and_(
+                    returns.c.merchant_id == merchant_id, returns.c.for_refund_no == refund_no,
+                    returns.c.status == "processing"))).first():
+                raise self._pending(refund_no)
+            if not self.host.account(pay.channel_account).supports(Capability.SPLIT_RETURN):
+                raise invalid_request("split_return_not_supported", f"Channel account {pay.channel_account!r} cannot "
+                                      "take splits back; this refund needs what was split", "amount")
+            sources = conn.execute(select(splits).where(and_(
+                splits.c.payment_id == payment_id, splits.c.status == "succeeded",
+                splits.c.amount > splits.c.returned_amount)).order_by(splits.c.created_at.desc(),
+                                                                       splits.c.id.desc())).all()
+            if sum(s.amount - s.returned_amount for s in sources) < short:
+                return []    # even every split back would not do: the refund says how much it may be
+            now, made = self.clock.now(), []
+            for s in sources:
+                take = min(short, s.amount - s.returned_amount)
+                conn.execute(update(splits).where(splits.c.id == s.id).values(
+                    returned_amount=splits.c.returned_amount + take, updated_at=now))
+                row = dict(id=public_id("srt"), split_id=s.id, payment_id=payment_id, merchant_id=merchant_id,
+                           for_refund_no=refund_no, amount=take, currency=s.currency, channel_account=s.channel_account,
+                           out_return_no=out_trade_no(), status="processing", submitted=False, next_query_at=now,
+                           queries=0, created_at=now, updated_at=now)
+                conn.execute(insert(returns).values(row))
+                made.append(SimpleNamespace(**row))
+                short -= take
+                if short == 0:
+                    break
+            return made
+
+        made = await self.db.tx(plan)
+        for r in made:
+            await self.submit_return(r)
+        if not made:
+            return
+        ended = await self.db.tx(lambda conn: conn.execute(select(returns).where(
+            returns.c.id.in_([r.id for r in made]))).all())
+        failed = [r for r in ended if r.status == "failed"]
+        if failed:
+            raise conflict("split_return_failed", f"Taking the split back failed ({failed[0].failure_code}: "
+                           f"{failed[0].failure_message}); the refund was not made")
+        if any(r.status != "succeeded" for r in ended):
+            raise self._pending(refund_no)
+
+    @staticmethod
+    def _pending(refund_no: str) -> Exception:
+        return conflict("split_return_pending", "Splits are being taken back from their receivers for this refund; "
+                        f"retry it under merchant_refund_no {refund_no!r} shortly")
+
+    def _return_request(self, conn: Connection, r: Any) -> SplitReturnRequest:
+        s = conn.execute(select(splits).where(splits.c.id == r.split_id)).first()
+        split = self._request(conn, s)
+        return SplitReturnRequest(r.out_return_no, s.out_split_no, split.out_trade_no, split.channel_transaction_id,
+                                  s.channel_split_id, r.amount, r.currency, split.receiver_type,
+                                  split.receiver_account, f"refund {r.for_refund_no}"[:80])
+
+    async def submit_return(self, r: Any) -> bool:
+        account = self.host.account(r.channel_account)
+        request = await self.db.tx(lambda conn: self._return_request(conn, r))
+        result = await self._call(account, "return_split", lambda: account.channel.return_split(request))
+        return await self.db.tx(lambda conn: self.apply_return(conn, r.id, result, "create", sent=True))
+
+    async def sync_return(self, r: Any) -> bool:
+        if not r.submitted:
+            return await self.submit_return(r)
+        account = self.host.account(r.channel_account)
+        request = await self.db.tx(lambda conn: self._return_request(conn, r))
+        result = await self._call(account, "query_split_return",
+                                  lambda: account.channel.query_split_return(request))
+        if result.unheard:
+            return await self.submit_return(r)
+        return await self.db.tx(lambda conn: self.apply_return(conn, r.id, result, "query"))
+
+    def apply_return(self, conn: Connection, return_id: str, result: SplitResult, source: str,
+                     sent: bool = False) -> bool:
+        now = self.clock.now()
+        values: dict[str, Any] = {"updated_at": now}
+        if sent:
+            values["submitted"] = True
+        if result.channel_split_id:
+            values["channel_return_id"] = result.channel_split_id
+        open_ = and_(returns.c.id == return_id, returns.c.status == "processing")
+        if result.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED):
+            conn.execute(update(returns).where(open_).values(**values))
+            return False
+        values["status"] = result.outcome.value
+        if result.outcome is Outcome.FAILED:
+            values.update(failure_code=result.error_code or "channel_declined",
+                          failure_message=(result.error_message or "The channel declined the return")[:500])
+        if not conn.execute(update(returns).where(open_).values(**values)).rowcount:
+            return False
+        r = conn.execute(select(returns).where(returns.c.id == return_id)).first()
+        s = conn.execute(select(splits).where(splits.c.id == r.split_id)).first()
+        if result.outcome is Outcome.SUCCEEDED:
+            self.booker.split_returned(conn, r.id, r.merchant_id, s.receiver_id, r.currency, r.amount, now)
+            conn.execute(update(payments).where(payments.c.id == r.payment_id).values(
+                split_amount=payments.c.split_amount - r.amount, updated_at=now))
+        else:
+            conn.execute(update(splits).where(splits.c.id == s.id).values(
+                returned_amount=splits.c.returned_amount - r.amount, updated_at=now))
+        notify_url = conn.execute(select(payments.c.notify_url).where(payments.c.id == r.payment_id)).scalar()
+        event = "split.returned" if result.outcome is Outcome.SUCCEEDED else "split.return_failed"
+        record_event(conn, r.merchant_id, event, s.id, split_object(
+            conn.execute(select(splits).where(splits.c.id == s.id)).first()), notify_url, now)
+        self.log.info("split.return_state_changed", return_id=r.id, split_id=s.id, to_status=r.status, source=source)
+        return True
 
     # ---- reading ----
 

@@ -162,6 +162,12 @@ class Booker:
         return self.book(conn, "split.succeeded", f"split:{split_id}", merchant_id=merchant_id, channel_account="",
                          receiver_id=receiver_id, currency=currency, now=now, variables={"amount": amount})
 
+    def split_returned(self, conn: Connection, return_id: str, merchant_id: str, receiver_id: str, currency: str,
+                       amount: int, now: datetime) -> Entry:
+        return self.book(conn, "split.returned", f"split_return:{return_id}", merchant_id=merchant_id,
+                         channel_account="", receiver_id=receiver_id, currency=currency, now=now,
+                         variables={"amount": amount})
+
     def split_failed(self, conn: Connection, split_id: str, now: datetime) -> Entry:
         return self.book(conn, "split.failed", f"split:{split_id}", merchant_id="", channel_account="",
                          currency="", now=now, variables={})

@@ -125,3 +125,48 @@ def test_bad_splits_and_receivers_are_refused_with_nothing_written(gateway_facto
     assert (early.status_code, early.json()["error"]["code"]) == (409, "payment_not_splittable")
     assert client.request("GET", f"/v1/receivers/{theirs['id']}").status_code == 404
     assert client.request("GET", f"/v1/receivers/{rcv['id']}").json()["name"] == "Supplier Ltd"
+
+
+def test_with_the_return_policy_a_refund_takes_splits_back_first(gateway_factory, db_url) -> None:
+    gw = gateway_factory(make_settings(db_url, free_port()).with_changes(split_refund_policy="return", **FAST))
+    client = gw.client(gw.merchant())
+    older, newer = receiver(client, "older"), receiver(client, "newer")
+    payment = paid(client, "o-r", 10000)                                         # fee 60
+    for number, rcv, amount in (("s-old", older, 3000), ("s-new", newer, 2000)):
+        made = client.request("POST", f"/v1/payments/{payment['id']}/splits",
+                              {"merchant_split_no": number, "receiver": rcv["id"], "amount": amount}).json()
+        assert wait_for(lambda m=made: client.request("GET", f"/v1/splits/{m['id']}").json()["status"] == "succeeded")
+    # The merchant kept 10000 - fee 60 - 5000 split = 4940; a refund of 7500 takes 7500 - 45 (the fee it
+    # gives back) = 7455 from the merchant, so 2515 comes back from the receivers, newest split first.
+    refund = client.create_refund(payment["id"], merchant_refund_no="r-big", amount=7500)
+    assert wait_for(lambda: client.get_refund(refund["id"])["status"] == "succeeded")
+    by_number = {s["merchant_split_no"]: s for s in client.request(
+        "GET", f"/v1/payments/{payment['id']}/splits").json()["data"]}
+    assert (by_number["s-new"]["amount_returned"], by_number["s-old"]["amount_returned"]) == (2000, 515)
+    assert (receiver_balance(gw, newer["id"]), receiver_balance(gw, older["id"])) == (0, 2485)
+    types = [e["type"] for e in client.request("GET", "/v1/events").json()["data"]]
+    assert types.count("split.returned") == 2
+    with gw.gateway.db.transaction() as conn:
+        assert full_check(conn) == []
+
+
+def test_a_return_that_fails_leaves_the_refund_unmade(gateway_factory, db_url) -> None:
+    gw = gateway_factory(make_settings(db_url, free_port()).with_changes(split_refund_policy="return", **FAST))
+    client = gw.client(gw.merchant())
+    spent = receiver(client, "spent-0000")           # the sandbox's receiver that has spent everything
+    payment = paid(client, "o-f", 10000)
+    made = client.request("POST", f"/v1/payments/{payment['id']}/splits",
+                          {"merchant_split_no": "s", "receiver": spent["id"], "amount": 4000}).json()
+    assert wait_for(lambda: client.request("GET", f"/v1/splits/{made['id']}").json()["status"] == "succeeded")
+    refused = client.request("POST", f"/v1/payments/{payment['id']}/refunds",
+                             {"merchant_refund_no": "r", "amount": 8000})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "split_return_failed")
+    assert "BALANCE_NOT_ENOUGH" in refused.json()["error"]["message"]
+    assert gw.count("refunds") == 0 and receiver_balance(gw, spent["id"]) == 4000
+    split = client.request("GET", f"/v1/splits/{made['id']}").json()
+    assert split["amount_returned"] == 0
+    # What was never split can still be refunded.
+    assert client.create_refund(payment["id"], merchant_refund_no="r-small", amount=5000)["status"] in (
+        "processing", "succeeded")
+    with gw.gateway.db.transaction() as conn:
+        assert full_check(conn) == []

@@ -1,4 +1,4 @@
-"""marketplace: payouts, receivers and splits; payments count what they passed on
+"""marketplace: payouts, receivers, splits and their returns; payments count what they passed on
 
 Revision ID: 0010
 Revises: 0009
@@ -78,6 +78,7 @@ def upgrade() -> None:
         sa.Column("channel_account", sa.String(64), nullable=False),
         sa.Column("out_split_no", sa.String(64), nullable=False, unique=True),
         sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("returned_amount", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("submitted", sa.Boolean(), nullable=False),
         sa.Column("channel_split_id", sa.String(128), nullable=True),
         sa.Column("failure_code", sa.String(64), nullable=True),
@@ -90,9 +91,34 @@ def upgrade() -> None:
     op.create_index("ix_splits_payment_id", "splits", ["payment_id"])
     op.create_index("ix_splits_status", "splits", ["status"])
     op.create_index("ix_splits_next_query_at", "splits", ["next_query_at"])
+    op.create_table(
+        "split_returns",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("split_id", sa.String(40), sa.ForeignKey("splits.id"), nullable=False),
+        sa.Column("payment_id", sa.String(40), sa.ForeignKey("payments.id"), nullable=False),
+        sa.Column("merchant_id", sa.String(40), sa.ForeignKey("merchants.id"), nullable=False),
+        sa.Column("for_refund_no", sa.String(64), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(3), nullable=False),
+        sa.Column("channel_account", sa.String(64), nullable=False),
+        sa.Column("out_return_no", sa.String(64), nullable=False, unique=True),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("submitted", sa.Boolean(), nullable=False),
+        sa.Column("channel_return_id", sa.String(128), nullable=True),
+        sa.Column("failure_code", sa.String(64), nullable=True),
+        sa.Column("failure_message", sa.String(500), nullable=True),
+        *_schedule(),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_split_returns_split_id", "split_returns", ["split_id"])
+    op.create_index("ix_split_returns_payment_id", "split_returns", ["payment_id"])
+    op.create_index("ix_split_returns_status", "split_returns", ["status"])
+    op.create_index("ix_split_returns_next_query_at", "split_returns", ["next_query_at"])
 
 
 def downgrade() -> None:
+    op.drop_table("split_returns")
     op.drop_table("splits")
     op.drop_table("receivers")
     op.drop_table("payouts")

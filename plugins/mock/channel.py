@@ -12,6 +12,7 @@ import httpx
 from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
                              NotificationRejected, Outcome, ParsedStatement, PaymentResult, PayoutRequest,
                              PayoutResult, RefundRequest, RefundResult, SettingsError, SplitRequest, SplitResult,
+                             SplitReturn,
                              StatementUnavailable)
 from plugins.mock import wire
 from plugins.mock.statement import parse_sandbox_statement
@@ -42,7 +43,8 @@ class MockChannel(Channel):
     local_create_methods = ("redirect", "qr")   # the checkout link is signed here; the sandbox hears of it later
     capabilities = frozenset({Capability.PAY, Capability.QUERY, Capability.CLOSE, Capability.REFUND,
                               Capability.REFUND_QUERY, Capability.NOTIFY, Capability.HOSTED_PAGES,
-                              Capability.STATEMENT, Capability.PAYOUT, Capability.SPLIT})
+                              Capability.STATEMENT, Capability.PAYOUT, Capability.SPLIT,
+                              Capability.SPLIT_RETURN})
 
     @classmethod
     def parse_settings(cls, raw: Mapping[str, Any]) -> MockSettings:
@@ -133,7 +135,7 @@ class MockChannel(Channel):
     @staticmethod
     def _moved(data: dict[str, Any], id_key: str, declined: tuple[str, ...], result: Any) -> Any:
         if "error" in data:
-            if data["error"] in ("PAYOUT_NOT_EXIST", "SPLIT_NOT_EXIST"):
+            if data["error"] in ("PAYOUT_NOT_EXIST", "SPLIT_NOT_EXIST", "RETURN_NOT_EXIST"):
                 return result(Outcome.UNKNOWN, error_code=str(data["error"]), unheard=True)
             return result(Outcome.FAILED if data["error"] in declined else Outcome.UNKNOWN,
                           error_code=str(data["error"]), error_message=data.get("message"))
@@ -158,6 +160,18 @@ class MockChannel(Channel):
     async def query_split(self, request: SplitRequest) -> SplitResult:
         return self._moved(await self._call("/api/split/query", {
             "out_trade_no": request.out_trade_no, "out_split_no": request.out_split_no}), "split_id", (), SplitResult)
+
+    def _return(self, request: SplitReturn) -> dict[str, Any]:
+        return {"out_trade_no": request.out_trade_no, "out_split_no": request.out_split_no,
+                "out_return_no": request.out_return_no, "amount": request.amount}
+
+    async def return_split(self, request: SplitReturn) -> SplitResult:
+        return self._moved(await self._call("/api/split/return", self._return(request)), "return_id",
+                           ("RETURN_EXCEEDS", "SPLIT_NOT_FINISHED"), SplitResult)
+
+    async def query_split_return(self, request: SplitReturn) -> SplitResult:
+        return self._moved(await self._call("/api/split/return/query", self._return(request)), "return_id", (),
+                           SplitResult)
 
     async def download_statement(self, business_date: date) -> bytes:
         data = await self._call("/api/statement", {"date": business_date.isoformat()})

@@ -41,7 +41,9 @@ class Order:
         return sum(r["amount"] for r in self.refunds.values() if r["refund_status"] != "FAIL")
 
     def split_total(self) -> int:
-        return sum(s["amount"] for s in self.splits.values() if s["status"] != "FAIL")
+        """What receivers hold of the order: splits that did not fail, less what came back."""
+        return sum(s["amount"] - sum(r["amount"] for r in s["returns"].values() if r["status"] == "SUCCESS")
+                   for s in self.splits.values() if s["status"] != "FAIL")
 
     def view(self) -> dict[str, Any]:
         return {"out_trade_no": self.out_trade_no, "trade_status": self.status, "amount": self.amount,
@@ -70,6 +72,8 @@ class SandboxSimulator:
             Route("/api/payout/query", self.api_payout_query, methods=["POST"]),
             Route("/api/split", self.api_split, methods=["POST"]),
             Route("/api/split/query", self.api_split_query, methods=["POST"]),
+            Route("/api/split/return", self.api_split_return, methods=["POST"]),
+            Route("/api/split/return/query", self.api_split_return_query, methods=["POST"]),
         ])
 
     # ---- hosted checkout ----
@@ -184,8 +188,10 @@ class SandboxSimulator:
         out_refund_no, amount = str(data.get("out_refund_no")), data.get("amount")
         if out_refund_no in order.refunds:  # a retried refund request is the same refund
             return self._signed(order.refunds[out_refund_no])
-        if not isinstance(amount, int) or amount <= 0 or order.refunded() + amount > (order.amount or 0):
-            return self._signed({"error": "REFUND_EXCEEDS", "message": "refund exceeds what is left"})
+        if not isinstance(amount, int) or amount <= 0 or \
+                order.refunded() + order.split_total() + amount > (order.amount or 0):
+            return self._signed({"error": "REFUND_EXCEEDS", "message": "refund exceeds what is left (receivers "
+                                                                       "hold what was split)"})
         refund = {"out_trade_no": order.out_trade_no, "out_refund_no": out_refund_no, "amount": amount,
                   "refund_id": "sbr" + secrets.token_hex(12), "refund_status": "PROCESSING"}
         order.refunds[out_refund_no] = refund
@@ -259,7 +265,7 @@ class SandboxSimulator:
             return self._signed({"error": "SPLIT_EXCEEDS", "message": "split exceeds what is left of the order"})
         split = order.splits[number] = {"out_trade_no": order.out_trade_no, "out_split_no": number, "amount": amount,
                                         "receiver": data.get("receiver"), "split_id": "sbs" + secrets.token_hex(12),
-                                        "status": "PROCESSING"}
+                                        "status": "PROCESSING", "returns": {}}
         self.sender.background(self._complete_split(split))
         return self._signed(split)
 
@@ -275,6 +281,39 @@ class SandboxSimulator:
         order = self.orders.get(str(data.get("out_trade_no")))
         split = order.splits.get(str(data.get("out_split_no"))) if order else None
         return self._signed(split or {"error": "SPLIT_NOT_EXIST", "message": "no such split"})
+
+    # ---- returns: a split taken back from its receiver, at once (a receiver ending in 0000 has nothing) ----
+
+    def _split_of(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        order = self.orders.get(str(data.get("out_trade_no")))
+        return order.splits.get(str(data.get("out_split_no"))) if order else None
+
+    async def api_split_return(self, request: Request) -> Response:
+        data = await self._read(request)
+        if isinstance(data, Response):
+            return data
+        split, number, amount = self._split_of(data), str(data.get("out_return_no")), data.get("amount")
+        if split is None or split["status"] != "SUCCESS":
+            return self._signed({"error": "SPLIT_NOT_FINISHED", "message": "no finished split to take back from"})
+        if number in split["returns"]:
+            return self._signed(split["returns"][number])
+        back = sum(r["amount"] for r in split["returns"].values() if r["status"] == "SUCCESS")
+        if not isinstance(amount, int) or amount <= 0 or back + amount > split["amount"]:
+            return self._signed({"error": "RETURN_EXCEEDS", "message": "more than the split"})
+        broke = str(split.get("receiver", "")).endswith("0000")
+        split["returns"][number] = {"out_return_no": number, "out_split_no": split["out_split_no"], "amount": amount,
+                                    "return_id": "sbt" + secrets.token_hex(12), "status": "FAIL" if broke else "SUCCESS",
+                                    **({"fail_code": "BALANCE_NOT_ENOUGH", "fail_message": "the receiver has spent it"}
+                                       if broke else {})}
+        return self._signed(split["returns"][number])
+
+    async def api_split_return_query(self, request: Request) -> Response:
+        data = await self._read(request)
+        if isinstance(data, Response):
+            return data
+        split = self._split_of(data)
+        found = split["returns"].get(str(data.get("out_return_no"))) if split else None
+        return self._signed(found or {"error": "RETURN_NOT_EXIST", "message": "no such return"})
 
     # ---- the daily statement ----
 
