@@ -72,6 +72,9 @@ class CreatePayment:
     method: str
     expires_at: datetime | None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # The merchant will split it among receivers: channels that must know at creation are told here
+    # (WeChat Pay's settle_info.profit_sharing freezes the money for splitting).
+    split: bool = False
 
 
 @dataclass(frozen=True)

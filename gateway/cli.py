@@ -468,16 +468,18 @@ def cmd_positions(args: argparse.Namespace) -> int:
             return 1
         print(f"entry {entry.id} ({entry.key}): {args.account} position +{args.amount} {args.currency}")
         return 0
+    # position: what the account can still pay out; held: what payouts in flight hold of it.
     rows = _in_transaction(args, lambda conn: [
         {"channel_account": a.id, "currency": currency,
-         "position": ledger.balance(conn, AccountRef("channel_position", a.id, currency))}
+         "position": ledger.balance(conn, AccountRef("channel_position", a.id, currency)),
+         "held": ledger.balance(conn, AccountRef("channel_position_committed", a.id, currency))}
         for a in settings.channel_accounts for currency in (args.currency,)])
     if args.json:
         print(json.dumps(rows))
         return 0
-    print(f"{'channel account':<20}{'currency':<10}{'position':>16}")
+    print(f"{'channel account':<20}{'currency':<10}{'position':>16}{'held':>16}")
     for r in rows:
-        print(f"{r['channel_account']:<20}{r['currency']:<10}{r['position']:>16,}")
+        print(f"{r['channel_account']:<20}{r['currency']:<10}{r['position']:>16,}{r['held']:>16,}")
     return 0
 
 

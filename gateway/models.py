@@ -5,6 +5,7 @@ from datetime import date, datetime
 from typing import Optional
 
 from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlalchemy import true as sa_true
 from sqlmodel import Field, SQLModel
 
@@ -62,6 +63,7 @@ class Payment(SQLModel, table=True):
     # Passed on to receivers, or on its way (splits that have not failed), and given back from them.
     split_amount: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0,
                                                           server_default="0"))
+    splittable: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})  # to be split
     notify_url: Optional[str] = Field(default=None, max_length=2000)
     metadata_: dict = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
     channel_transaction_id: Optional[str] = Field(default=None, max_length=128)

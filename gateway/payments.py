@@ -72,6 +72,7 @@ class NewPayment:
     metadata: dict[str, str]
     client_ip: str | None = None
     splits: tuple[Any, ...] = ()    # SplitSpec: passed on to receivers once the payment succeeds
+    splittable: bool = False        # to be split (now or later): only accounts that can split take it
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ class PaymentService:
             return await idempotency.resolve_existing(self.db.tx, claim, self.clock.now, self._recover_payment)
         plan = await self.router.plan(self.db.tx, self.clock.now(), merchant_id, new.amount, new.currency,
                                       new.method, new.channel)
-        split_room = self._split_room(plan, merchant_id, new) if new.splits else 0
+        split_room = self._split_room(plan, merchant_id, new) if new.splittable else 0
         account, method = plan.routes[0].account, plan.routes[0].method
         payment_id = public_id("pay")
         local = method in account.channel.local_create_methods
@@ -171,7 +172,8 @@ class PaymentService:
             now = self.clock.now()
             expires_at = now + timedelta(seconds=new.expires_in) if new.expires_in else None
             attempt_id, trade_no = public_id("att"), out_trade_no()
-            request = CreatePayment(trade_no, new.amount, new.currency, new.subject, method, expires_at, new.metadata)
+            request = CreatePayment(trade_no, new.amount, new.currency, new.subject, method, expires_at, new.metadata,
+                                    split=new.splittable)
             early = await self._create_call(account, request) if local else None
             deferred = None
             if early is not None and self._fails_over(early) and len(plan.routes) > 1:
@@ -181,6 +183,7 @@ class PaymentService:
                 amount=new.amount, currency=new.currency, subject=new.subject, channel_account=account.id,
                 method=method, status="processing", refunded_amount=0, refund_pending_amount=0,
                 notify_url=new.notify_url, metadata=new.metadata, channel_transaction_id=None, fee_amount=None,
+                split_amount=0, splittable=new.splittable,
                 failure_code=None,
                 failure_message=None, expires_at=expires_at, paid_at=None, created_at=now, updated_at=now)
             pending = early is not None and early.outcome is Outcome.PENDING
@@ -227,13 +230,18 @@ class PaymentService:
 
         return await self._idempotent(claim, run, self._recover_payment)
 
-    def _split_room(self, plan: Plan, merchant_id: str, new: NewPayment) -> int:
-        """Keep only accounts that can split; the most the splits may take is the amount less the
-        largest fee any of them would charge."""
+    @staticmethod
+    def _only_splitting(plan: Plan) -> None:
+        """A payment to be split goes only to accounts that can split it."""
         plan.routes[:] = [r for r in plan.routes if r.account.supports(Capability.SPLIT)]
         if not plan.routes:
             raise invalid_request("split_not_supported", "No channel account that could take this payment can "
                                   "split it among receivers", "splits")
+
+    def _split_room(self, plan: Plan, merchant_id: str, new: NewPayment) -> int:
+        """Keep only accounts that can split; the most the splits may take is the amount less the
+        largest fee any of them would charge."""
+        self._only_splitting(plan)
         return new.amount - max(self.booker.merchant_fee(PaymentFacts("", merchant_id, r.account.id, new.amount,
                                                                       new.currency)) for r in plan.routes)
 
@@ -288,7 +296,7 @@ class PaymentService:
                              from_account=origin["channel_account"], to_account=route.account.id,
                              error_code=failed.error_code)
             request = CreatePayment(trade_no, request.amount, request.currency, request.subject, route.method,
-                                    request.expires_at, request.metadata)
+                                    request.expires_at, request.metadata, split=request.split)
             result = await self._create_call(route.account, request)
         return attempt_id, result
 
@@ -457,6 +465,8 @@ class PaymentService:
             raise conflict("payment_not_processing", f"A {p.status} payment takes no new attempt")
         plan = await self.router.plan(self.db.tx, self.clock.now(), p.merchant_id, p.amount, p.currency, method,
                                       channel)
+        if p.splittable:
+            self._only_splitting(plan)
         account, method = plan.routes[0].account, plan.routes[0].method
         current = await self.db.tx(lambda conn: self.current_attempt(conn, p.id))
         if current.status in OPEN_ATTEMPT:
@@ -476,7 +486,8 @@ class PaymentService:
             return bool(moved)
 
         if await self.db.tx(start):
-            request = CreatePayment(trade_no, p.amount, p.currency, p.subject, method, p.expires_at, p.metadata or {})
+            request = CreatePayment(trade_no, p.amount, p.currency, p.subject, method, p.expires_at, p.metadata or {},
+                                    split=p.splittable)
             result = await self._create_call(account, request)
             await self.db.tx(lambda conn: self._apply_payment_result(conn, attempt_id, result, source="create"))
             self.log.info("payment.attempt_started", payment_id=p.id, attempt_id=attempt_id, channel_account=account.id)

@@ -20,6 +20,8 @@ def payment_object(p: Any) -> dict[str, Any]:
         "currency": p.currency,
         "amount_refunded": p.refunded_amount,
         "amount_refund_pending": p.refund_pending_amount,
+        "amount_split": p.split_amount,
+        "splittable": p.splittable,
         "fee": p.fee_amount,
         "subject": p.subject,
         "channel": p.channel_account,

@@ -13,7 +13,7 @@ def test_a_top_up_is_booked_once_and_shown(db_url, tmp_path) -> None:
     op.run("positions", "topup", "sandbox", "500000", "--reference", "wire-1")      # the same transfer again
     op.run("positions", "topup", "sandbox", "250000", "--reference", "wire-2")
     listed = json.loads(op.run("positions", "list", "--json").stdout)
-    assert listed == [{"channel_account": "sandbox", "currency": "CNY", "position": 750000}]
+    assert listed == [{"channel_account": "sandbox", "currency": "CNY", "position": 750000, "held": 0}]
     assert "750,000" in op.run("positions").stdout
     assert balances(op, "platform")["reserve_bank"] == -750000      # the cash left the reserve bank
     refused = op.run("positions", "topup", "nowhere", "1", "--reference", "x", ok=False)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from gateway.api.schemas import CreatePaymentBody, CreateRefundBody, NewAttemptBody
+from gateway.api.schemas import (CreatePaymentBody, CreatePayoutBody, CreateReceiverBody, CreateRefundBody,
+                                 CreateSplitBody, NewAttemptBody)
 
 REF = "#/components/schemas/{model}"
 
@@ -41,7 +42,8 @@ def _path_param(name: str) -> dict:
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model in (CreatePaymentBody, CreateRefundBody, NewAttemptBody):
+    for model in (CreatePaymentBody, CreateRefundBody, NewAttemptBody, CreatePayoutBody, CreateReceiverBody,
+                  CreateSplitBody):
         schema = model.model_json_schema(ref_template=REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -58,7 +60,8 @@ def openapi_document() -> dict[str, Any]:
         "merchant_order_no": {"type": "string"},
         "status": {"type": "string", "enum": ["processing", "succeeded", "failed", "closed"]},
         "amount": {"type": "integer"}, "currency": {"type": "string"}, "amount_refunded": {"type": "integer"},
-        "amount_refund_pending": {"type": "integer"}, "fee": {"type": ["integer", "null"]}, "subject": {"type": "string"}, "channel": {"type": "string"},
+        "amount_refund_pending": {"type": "integer"}, "amount_split": {"type": "integer"},
+        "splittable": {"type": "boolean"}, "fee": {"type": ["integer", "null"]}, "subject": {"type": "string"}, "channel": {"type": "string"},
         "method": {"type": "string"},
         "action": {"type": ["object", "null"], "description": "What to show the customer next",
                    "properties": {"type": {"type": "string", "examples": ["redirect", "qr", "app", "jsapi", "form"]},
@@ -96,7 +99,38 @@ def openapi_document() -> dict[str, Any]:
         "type": "array", "items": {"type": "object", "required": ["currency", "available", "in_transit", "frozen"],
                                    "properties": {"currency": {"type": "string"}, "available": {"type": "integer"},
                                                   "in_transit": {"type": "integer"}, "frozen": {"type": "integer"},
-                                                  "refund_pending": {"type": "integer"}}}}}}
+                                                  "refund_pending": {"type": "integer"},
+                                                  "payout_pending": {"type": "integer"},
+                                                  "split_pending": {"type": "integer"}}}}}}
+    schemas["Payout"] = {"type": "object", "required": ["id", "status", "amount"], "properties": {
+        "id": {"type": "string", "pattern": "^po_"}, "object": {"const": "payout"},
+        "merchant_payout_no": {"type": "string"},
+        "status": {"type": "string", "enum": ["processing", "succeeded", "failed"]},
+        "amount": {"type": "integer"}, "fee": {"type": "integer"}, "currency": {"type": "string"},
+        "bank_account": {"type": "object", "properties": {
+            "name": {"type": "string"}, "number": {"type": "string", "description": "masked: first and last 4"},
+            "bank_code": nullable_str}},
+        "remark": nullable_str, "channel": {"type": "string"}, "out_payout_no": {"type": "string"},
+        "channel_payout_id": nullable_str, "routing": {"type": ["object", "null"]}, "failure": failure,
+        "notify_url": nullable_str, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
+        "finished_at": nullable_str}}
+    schemas["PayoutList"] = {"type": "object", "properties": {"object": {"const": "list"},
+                                                              "data": {"type": "array", "items": _ref("Payout")}}}
+    schemas["Receiver"] = {"type": "object", "required": ["id", "type", "account"], "properties": {
+        "id": {"type": "string", "pattern": "^rcv_"}, "object": {"const": "receiver"},
+        "type": {"type": "string", "enum": ["merchant", "personal"]}, "name": {"type": "string"},
+        "account": {"type": "string"}, "bindings": {"type": "object", "additionalProperties": {"type": "string"}},
+        "status": {"type": "string"}, "created_at": {"type": "string"}}}
+    schemas["Split"] = {"type": "object", "required": ["id", "status", "amount"], "properties": {
+        "id": {"type": "string", "pattern": "^spl_"}, "object": {"const": "split"}, "payment_id": {"type": "string"},
+        "merchant_split_no": {"type": "string"}, "receiver": {"type": "string"},
+        "status": {"type": "string", "enum": ["scheduled", "processing", "succeeded", "failed", "cancelled"]},
+        "amount": {"type": "integer"}, "amount_returned": {"type": "integer"}, "currency": {"type": "string"},
+        "description": {"type": "string"}, "channel": {"type": "string"}, "out_split_no": {"type": "string"},
+        "channel_split_id": nullable_str, "failure": failure, "created_at": {"type": "string"},
+        "updated_at": {"type": "string"}}}
+    schemas["SplitList"] = {"type": "object", "properties": {"object": {"const": "list"},
+                                                             "data": {"type": "array", "items": _ref("Split")}}}
     schemas["LedgerEntryList"] = {"type": "object", "properties": {
         "object": {"const": "list"}, "has_more": {"type": "boolean"}, "next_cursor": {"type": ["integer", "null"]},
         "data": {"type": "array", "items": {"type": "object", "properties": {
@@ -148,6 +182,43 @@ def openapi_document() -> dict[str, Any]:
             "get": {"operationId": "getRefund", "summary": "Retrieve a refund",
                     "parameters": [_path_param("refund_id"), _SYNC],
                     "responses": {"200": _json(_ref("Refund"), "The refund"), **_errors(401, 404)}}},
+        "/v1/payments/{payment_id}/splits": {
+            "post": {"operationId": "createSplit",
+                     "summary": "Pass part of a succeeded payment to a receiver (idempotent by merchant_split_no)",
+                     "parameters": [_path_param("payment_id")], "requestBody": body("CreateSplitBody"),
+                     "responses": {"201": _json(_ref("Split"), "Created"),
+                                   "200": _json(_ref("Split"), "The same split asked for again"),
+                                   **_errors(400, 401, 404, 409, 413)}},
+            "get": {"operationId": "listSplits", "summary": "The payment's splits, oldest first",
+                    "parameters": [_path_param("payment_id")],
+                    "responses": {"200": _json(_ref("SplitList"), "The splits"), **_errors(401, 404)}}},
+        "/v1/splits/{split_id}": {
+            "get": {"operationId": "getSplit", "summary": "Retrieve a split",
+                    "parameters": [_path_param("split_id"), _SYNC],
+                    "responses": {"200": _json(_ref("Split"), "The split"), **_errors(400, 401, 404)}}},
+        "/v1/receivers": {
+            "post": {"operationId": "createReceiver", "summary": "Register someone payments may be split to",
+                     "requestBody": body("CreateReceiverBody"),
+                     "responses": {"201": _json(_ref("Receiver"), "Created"), **_errors(400, 401, 409, 413)}}},
+        "/v1/receivers/{receiver_id}": {
+            "get": {"operationId": "getReceiver", "summary": "Retrieve a receiver",
+                    "parameters": [_path_param("receiver_id")],
+                    "responses": {"200": _json(_ref("Receiver"), "The receiver"), **_errors(401, 404)}}},
+        "/v1/payouts": {
+            "post": {"operationId": "createPayout",
+                     "summary": "Pay from the available balance to a bank account (idempotent by merchant_payout_no)",
+                     "requestBody": body("CreatePayoutBody"),
+                     "responses": {"201": _json(_ref("Payout"), "Created"),
+                                   "200": _json(_ref("Payout"), "The same payout asked for again"),
+                                   **_errors(400, 401, 409, 413, 503)}},
+            "get": {"operationId": "findPayout", "summary": "Find a payout by merchant_payout_no",
+                    "parameters": [{"name": "merchant_payout_no", "in": "query", "required": True,
+                                    "schema": {"type": "string"}}, _SYNC],
+                    "responses": {"200": _json(_ref("PayoutList"), "Found"), **_errors(400, 401, 404)}}},
+        "/v1/payouts/{payout_id}": {
+            "get": {"operationId": "getPayout", "summary": "Retrieve a payout",
+                    "parameters": [_path_param("payout_id"), _SYNC],
+                    "responses": {"200": _json(_ref("Payout"), "The payout"), **_errors(400, 401, 404)}}},
         "/v1/balance": {
             "get": {"operationId": "getBalance", "summary": "The merchant's balances per currency (minor units)",
                     "responses": {"200": _json(_ref("Balance"), "Balances"), **_errors(401)}}},

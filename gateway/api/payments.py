@@ -18,7 +18,8 @@ async def create_payment(request: Request, caller: SignedCaller) -> Response:
     data = parse_body(CreatePaymentBody, parse_json(caller.body))
     new = NewPayment(data.merchant_order_no, data.amount, data.currency, data.subject, data.channel, data.method,
                      data.notify_url, data.expires_in, data.metadata,
-                     client_ip=request.client.host if request.client else None, splits=tuple(data.splits))
+                     client_ip=request.client.host if request.client else None, splits=tuple(data.splits),
+                     splittable=data.splittable or bool(data.splits))
     return stored_response(await gateway_of(request).payments.create_payment(caller, new, claim))
 
 

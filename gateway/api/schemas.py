@@ -69,6 +69,8 @@ class CreatePaymentBody(_Body):
     metadata: Annotated[dict[str, str], AfterValidator(_metadata)] = Field(default_factory=dict)
     splits: Annotated[list[SplitSpec], Field(max_length=10)] = Field(
         default_factory=list, description="Passed on to receivers once the payment succeeds")
+    splittable: bool = Field(default=False, description="It will be split later (POST /v1/payments/{id}/splits); "
+                                                        "implied by splits")
 
 
 class CreateSplitBody(_Body):

@@ -44,6 +44,10 @@ class ChannelHarness:
     methods: ClassVar[tuple[str, ...]]
     metadata: ClassVar[dict[str, dict[str, str]]] = {}   # per method, e.g. {"jsapi": {"payer_openid": "o…"}}
     callbacks: ClassVar[bool] = True                     # the channel announces payments by callback
+    # Payouts (Capability.PAYOUT): a bank account your simulator pays, and one it declines.
+    payout_account: ClassVar[dict[str, str]] = {"name": "张三", "number": "6216261000000000018"}
+    # Splits (Capability.SPLIT): a receiver your simulator accepts (binding: the account at your channel).
+    receiver: ClassVar[dict[str, Any]] = {"type": "merchant", "name": "Conformance Receiver", "account": "1900000110"}
 
     def start(self) -> None:
         """Start your simulator, if any."""
@@ -252,6 +256,79 @@ class ChannelConformance:
             assert gateway.client.get_payment(payment["id"])["status"] == "processing"
 
     # ---- the daily statement ----
+
+    # ---- marketplace ----
+
+    def _fund(self, gateway: Gateway, amount: int) -> None:
+        """The merchant's settled sales and the account's position, booked with the ledger's own templates."""
+        gw = gateway.app.state.gateway
+        merchant_id = gateway.client.merchant_id
+        with gw.db.transaction() as conn:
+            for event, ref, variables in (
+                    ("payment.succeeded", f"funding:{merchant_id}", {"amount": amount, "fee": 0, "platform_coupon": 0}),
+                    ("settlement.merchant", f"funding:{merchant_id}", {"amount": amount}),
+                    ("position.topup", f"position:{ACCOUNT}:conformance", {"amount": amount})):
+                gw.payments.booker.book(conn, event, ref, merchant_id=merchant_id, channel_account=ACCOUNT,
+                                        currency="CNY", variables=variables, now=gw.clock.now())
+
+    def test_a_payout_is_paid_once_however_often_it_is_sent(self, channel: ChannelHarness, gateway: Gateway) -> None:
+        """POST /v1/payouts ends succeeded (asking the channel if it sends no callbacks), the position
+        and the merchant's balance move once, and sending the same out_payout_no again is the same
+        payout at the channel; a number it never heard of is `unheard`."""
+        import asyncio
+
+        from gateway.channel import Capability, ChannelContext, Outcome
+        from gateway.payouts import payout_request
+        from gateway.models import Payout
+
+        running = gateway.app.state.gateway
+        account = running.host.account(ACCOUNT)
+        if Capability.PAYOUT not in account.channel.capabilities:
+            pytest.skip("the plugin does not declare payout")
+        self._fund(gateway, 50000)
+        made = gateway.client.request("POST", "/v1/payouts", {"merchant_payout_no": "conf-po", "amount": 12345,
+                                                               "bank_account": channel.payout_account})
+        assert made.status_code == 201, made.text
+        assert wait_for(lambda: gateway.client.request("GET", f"/v1/payouts/{made.json()['id']}?sync=true")
+                        .json()["status"] == "succeeded"), "the payout never succeeded"
+        with running.db.transaction() as conn:
+            row = conn.execute(Payout.__table__.select()).first()
+
+        async def again() -> tuple:
+            async with httpx.AsyncClient(timeout=5) as http:
+                plugin = type(account.channel)(ChannelContext(ACCOUNT, account.channel.ctx.settings, http,
+                                                              running.clock, running.log, gateway.url))
+                resent = await plugin.payout(payout_request(row))
+                return resent, await plugin.query_payout(row.out_payout_no), await plugin.query_payout(
+                    row.out_payout_no[:-4] + "0000")
+
+        resent, queried, unknown = asyncio.run(again())
+        assert resent.outcome is not Outcome.FAILED and queried.outcome is Outcome.SUCCEEDED
+        assert unknown.unheard, "query_payout of a number the channel never heard of must say unheard"
+        balance = gateway.client.request("GET", "/v1/balance").json()["balances"][0]
+        assert (balance["available"], balance["payout_pending"]) == (50000 - 12345 - row.fee, 0)
+        assert gateway.books_clean() == []
+
+    def test_a_split_passes_part_of_a_payment_to_a_receiver(self, channel: ChannelHarness, gateway: Gateway) -> None:
+        from gateway.channel import Capability
+
+        if Capability.SPLIT not in gateway.app.state.gateway.host.account(ACCOUNT).channel.capabilities:
+            pytest.skip("the plugin does not declare split")
+        receiver = gateway.client.request("POST", "/v1/receivers", channel.receiver)
+        assert receiver.status_code == 201, receiver.text
+        method = channel.methods[0]
+        payment = gateway.client.create_payment(
+            merchant_order_no=f"conf-split-{time.monotonic_ns()}", amount=10000, subject="conformance",
+            channel=ACCOUNT, method=method, metadata=self.harness.metadata.get(method, {}), splittable=True)
+        channel.pay(payment, gateway.notify_url)
+        assert self._settle(gateway, payment)["status"] == "succeeded"
+        made = gateway.client.request("POST", f"/v1/payments/{payment['id']}/splits", {
+            "merchant_split_no": f"s-{payment['id']}", "receiver": receiver.json()["id"], "amount": 2500})
+        assert made.status_code == 201, made.text
+        assert wait_for(lambda: gateway.client.request("GET", f"/v1/splits/{made.json()['id']}?sync=true")
+                        .json()["status"] == "succeeded"), "the split never succeeded"
+        assert gateway.client.get_payment(payment["id"])["amount_split"] == 2500
+        assert gateway.books_clean() == []
 
     def test_the_statement_lists_the_day_as_normalized_lines(self, channel: ChannelHarness, gateway: Gateway) -> None:
         """download_statement then parse_statement: today's payment and refund, in the normalized columns,

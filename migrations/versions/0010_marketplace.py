@@ -23,6 +23,7 @@ def _schedule() -> list[sa.Column]:
 def upgrade() -> None:
     with op.batch_alter_table("payments") as batch:
         batch.add_column(sa.Column("split_amount", sa.BigInteger(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("splittable", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_table(
         "payouts",
         sa.Column("id", sa.String(40), primary_key=True),
@@ -124,3 +125,4 @@ def downgrade() -> None:
     op.drop_table("payouts")
     with op.batch_alter_table("payments") as batch:
         batch.drop_column("split_amount")
+        batch.drop_column("splittable")

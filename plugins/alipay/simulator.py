@@ -57,6 +57,11 @@ class SimTrade:
     refund_times: dict[str, str] = field(default_factory=dict)
     paid_at: str | None = None
     created: str = field(default_factory=lambda: datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S"))
+    royalty_freeze: bool = False                                          # held for alipay.trade.order.settle
+    settles: dict[str, dict[str, Any]] = field(default_factory=dict)      # out_request_no -> settle
+
+    def settled(self) -> int:
+        return sum(d["amount_fen"] for d in self.settles.values() if d["state"] != "FAIL")
 
 
 def now_text() -> str:
@@ -72,6 +77,7 @@ class AlipaySimulator:
         self.trades: dict[str, SimTrade] = {}
         self.bills: dict[str, bytes] = {}
         self.held: list[tuple[str, bytes]] = []
+        self.bound: dict[tuple[str, str], str] = {}      # (type, account) -> name: royalty receivers
         self.base_url = ""
         self.sender = CallbackSender()
         self.app = Starlette(routes=[
@@ -122,7 +128,9 @@ class AlipaySimulator:
                    "alipay.trade.wap.pay": self.page_pay, "alipay.trade.query": self.query,
                    "alipay.trade.close": self.close, "alipay.trade.refund": self.refund,
                    "alipay.trade.fastpay.refund.query": self.refund_query,
-                   "alipay.data.dataservice.bill.downloadurl.query": self.bill_url}.get(method)
+                   "alipay.data.dataservice.bill.downloadurl.query": self.bill_url,
+                   "alipay.trade.royalty.relation.bind": self.bind, "alipay.trade.order.settle": self.settle,
+                   "alipay.trade.order.settle.query": self.settle_query}.get(method)
         if handler is None:
             return self._answer(method, self._fail("40004", "isv.invalid-method", f"unknown method {method}"))
         return await handler(method, biz, params)
@@ -137,6 +145,7 @@ class AlipaySimulator:
         if trade is None:
             trade = self.trades[out_trade_no] = SimTrade(out_trade_no, total, biz.get("subject", ""),
                                                          params.get("notify_url"))
+            trade.royalty_freeze = (biz.get("extend_params") or {}).get("royalty_freeze") == "true"
         elif trade.status != "WAIT_BUYER_PAY":
             sub = "ACQ.TRADE_HAS_CLOSE" if trade.status == "TRADE_CLOSED" else "ACQ.TRADE_HAS_SUCCESS"
             return self._fail("40004", sub, f"trade is {trade.status}")
@@ -191,7 +200,7 @@ class AlipaySimulator:
         if request_no not in trade.refunds:  # a repeated out_request_no is the same refund
             if trade.status not in ("TRADE_SUCCESS",):
                 return self._answer(method, self._fail("40004", "ACQ.TRADE_STATUS_ERROR", "trade is not paid"))
-            if sum(trade.refunds.values()) + amount > trade.total:
+            if sum(trade.refunds.values()) + trade.settled() + amount > trade.total:
                 return self._answer(method, self._fail("40004", "ACQ.REFUND_AMOUNT_EXCEED", "退款金额超限"))
             trade.refunds[request_no] = amount
             trade.refund_times[request_no] = now_text()
@@ -212,6 +221,53 @@ class AlipaySimulator:
         return self._answer(method, {"code": "10000", "msg": "Success", "out_trade_no": trade.out_trade_no,
                                      "out_request_no": biz["out_request_no"], "refund_amount": wire.yuan(amount),
                                      "total_amount": wire.yuan(trade.total), "refund_status": "REFUND_SUCCESS"})
+
+    # ---- royalty (分账): bind receivers, settle a frozen trade to them ----
+
+    async def bind(self, method: str, biz: dict, params: dict) -> Response:
+        try:
+            for receiver in biz["receiver_list"]:
+                assert receiver["type"] in ("userId", "loginName") and receiver["account"]
+                self.bound[(receiver["type"], receiver["account"])] = receiver.get("name", "")
+        except (KeyError, TypeError, AssertionError):
+            return self._answer(method, self._fail("40004", "ACQ.INVALID_PARAMETER", "receiver_list is malformed"))
+        return self._answer(method, {"code": "10000", "msg": "Success", "result_code": "SUCCESS"})
+
+    async def settle(self, method: str, biz: dict, params: dict) -> Response:
+        trade = next((t for t in self.trades.values() if t.trade_no == biz.get("trade_no")), None)
+        try:
+            number, [royalty] = biz["out_request_no"], biz["royalty_parameters"]
+            amount, key = wire.fen(royalty["amount"]), (royalty["trans_in_type"], royalty["trans_in"])
+        except (KeyError, TypeError, ValueError, wire.WireError):
+            return self._answer(method, self._fail("40004", "ACQ.INVALID_PARAMETER", "royalty_parameters malformed"))
+        if trade is None or trade.status != "TRADE_SUCCESS":
+            return self._answer(method, self._fail("40004", "ACQ.TRADE_NOT_EXIST", "交易不存在或未支付"))
+        if number not in trade.settles:
+            if not trade.royalty_freeze:
+                return self._answer(method, self._fail("40004", "ACQ.TRADE_NOT_ALLOW_SETTLE", "交易未冻结，不能分账"))
+            if key not in self.bound:
+                return self._answer(method, self._fail("40004", "ACQ.NO_ROYALTY_RELATION", "分账关系未绑定"))
+            if sum(trade.refunds.values()) + trade.settled() + amount > trade.total:
+                return self._answer(method, self._fail("40004", "ACQ.ALLOC_AMOUNT_VALIDATE_ERROR", "分账金额超限"))
+            detail = trade.settles[number] = {"operation_type": "transfer", "trans_in": key[1], "amount_fen": amount,
+                                              "amount": royalty["amount"], "state": "PROCESSING",
+                                              "settle_no": "2026" + secrets.token_hex(10)}
+            self.sender.background(self._finish_settle(detail))
+        return self._answer(method, {"code": "10000", "msg": "Success", "trade_no": trade.trade_no,
+                                     "settle_no": trade.settles[number]["settle_no"]})
+
+    async def _finish_settle(self, detail: dict[str, Any]) -> None:
+        await asyncio.sleep(0.05)
+        detail.update(state="SUCCESS", execute_dt=now_text())
+
+    async def settle_query(self, method: str, biz: dict, params: dict) -> Response:
+        trade = next((t for t in self.trades.values() if t.trade_no == biz.get("trade_no")), None)
+        if trade is None:
+            return self._answer(method, self._fail("40004", "ACQ.TRADE_NOT_EXIST", "交易不存在"))
+        detail = trade.settles.get(biz.get("out_request_no", ""))
+        details = [] if detail is None else [{k: v for k, v in detail.items() if k not in ("amount_fen", "settle_no")}]
+        return self._answer(method, {"code": "10000", "msg": "Success", "out_request_no": biz.get("out_request_no"),
+                                     "settle_no": detail["settle_no"] if detail else None, "royalty_detail_list": details})
 
     # ---- statements ----
 

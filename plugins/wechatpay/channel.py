@@ -1,4 +1,12 @@
-"""WeChat Pay APIv3 as a paymux channel: native, jsapi, h5 and app payments; query, close, refunds."""
+"""WeChat Pay APIv3 as a paymux channel: native, jsapi, h5 and app payments; query, close, refunds;
+profit sharing (分账) and its returns.
+
+Profit sharing: a payment to be split is created with settle_info.profit_sharing (WeChat Pay then
+holds its money for splitting); each split adds its receiver (/v3/profitsharing/receivers/add,
+name encrypted) and is one profit-sharing order (out_order_no = out_split_no) with that receiver;
+a return (/v3/profitsharing/return-orders) takes money back from a MERCHANT_ID receiver. Both are
+settled by query (the janitor asks); WeChat Pay keeps what is left frozen until it is unfrozen or
+30 days pass — the remainder is not unfrozen here."""
 from __future__ import annotations
 
 import gzip
@@ -15,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
                              NotificationRejected, Outcome, PaymentResult, RefundRequest, RefundResult, SettingsError,
-                             ParsedStatement, StatementUnavailable)
+                             ParsedStatement, SplitRequest, SplitResult, SplitReturn, StatementUnavailable)
 from plugins.wechatpay import wire
 from plugins.wechatpay.statement import parse_tradebill
 
@@ -26,6 +34,8 @@ TRADE_STATE = {"SUCCESS": Outcome.SUCCEEDED, "REFUND": Outcome.SUCCEEDED, "NOTPA
                "PAYERROR": Outcome.FAILED}
 REFUND_STATUS = {"SUCCESS": Outcome.SUCCEEDED, "PROCESSING": Outcome.PENDING, "CLOSED": Outcome.FAILED,
                  "ABNORMAL": Outcome.FAILED}
+SHARING_RESULT = {"PENDING": Outcome.PENDING, "SUCCESS": Outcome.SUCCEEDED, "CLOSED": Outcome.FAILED}
+RETURN_RESULT = {"PROCESSING": Outcome.PENDING, "SUCCESS": Outcome.SUCCEEDED, "FAILED": Outcome.FAILED}
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,8 @@ class WechatPayChannel(Channel):
     name = "wechatpay"
     methods = ("native", "jsapi", "h5", "app")
     capabilities = frozenset({Capability.PAY, Capability.QUERY, Capability.CLOSE, Capability.REFUND,
-                              Capability.REFUND_QUERY, Capability.NOTIFY, Capability.STATEMENT})
+                              Capability.REFUND_QUERY, Capability.NOTIFY, Capability.STATEMENT, Capability.SPLIT,
+                              Capability.SPLIT_RETURN})
     currencies = frozenset({"CNY"})
 
     @classmethod
@@ -89,12 +100,13 @@ class WechatPayChannel(Channel):
 
     # ---- transport: every request signed, every answer verified ----
 
-    async def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> tuple[int, dict]:
+    async def _call(self, method: str, path: str, payload: dict[str, Any] | None = None,
+                    extra_headers: Mapping[str, str] | None = None) -> tuple[int, dict]:
         s = self.settings
         body = b"" if payload is None else json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         headers = {"Authorization": wire.authorization(s.mchid, s.merchant_serial_no, s.merchant_private_key, method,
                                                        path, body, self.ctx.clock.timestamp()),
-                   "Accept": "application/json"}
+                   "Accept": "application/json", **(extra_headers or {})}
         if payload is not None:
             headers["Content-Type"] = "application/json"
         response = await self.ctx.http.request(method, s.base_url + path, content=body, headers=headers)
@@ -116,6 +128,8 @@ class WechatPayChannel(Channel):
             "amount": {"total": request.amount, "currency": request.currency}}
         if request.expires_at:
             payload["time_expire"] = request.expires_at.astimezone(CHINA).isoformat(timespec="seconds")
+        if request.split:
+            payload["settle_info"] = {"profit_sharing": True}
         if request.method == "jsapi":
             openid = request.metadata.get("payer_openid")
             if not openid:
@@ -204,6 +218,84 @@ class WechatPayChannel(Channel):
         except ChannelRefused as exc:
             return RefundResult(Outcome.UNKNOWN, error_code=exc.code, error_message=exc.message)
         return self._refund(data)
+
+    # ---- profit sharing ----
+
+    def _encrypted(self, text: str) -> tuple[str, dict[str, str]]:
+        serial, key = next(iter(self.settings.platform_keys.items()))
+        return wire.encrypt_sensitive(key, text), {"Wechatpay-Serial": serial}
+
+    @staticmethod
+    def _receiver_type(receiver_type: str) -> str:
+        return "MERCHANT_ID" if receiver_type == "merchant" else "PERSONAL_OPENID"
+
+    @staticmethod
+    def _sharing(data: Mapping[str, Any]) -> SplitResult:
+        receivers = data.get("receivers") or [{}]
+        result = receivers[0].get("result")
+        outcome = SHARING_RESULT.get(result, Outcome.UNKNOWN)
+        return SplitResult(outcome, data.get("order_id"),
+                           error_code=receivers[0].get("fail_reason") if outcome is Outcome.FAILED else None)
+
+    async def split(self, request: SplitRequest) -> SplitResult:
+        s = self.settings
+        kind = self._receiver_type(request.receiver_type)
+        name, headers = self._encrypted(request.receiver_name)
+        try:
+            await self._call("POST", "/v3/profitsharing/receivers/add", {
+                "appid": s.appid, "type": kind, "account": request.receiver_account, "name": name,
+                "relation_type": "PARTNER"}, headers)
+            _, data = await self._call("POST", "/v3/profitsharing/orders", {
+                "appid": s.appid, "transaction_id": request.channel_transaction_id,
+                "out_order_no": request.out_split_no, "unfreeze_unsplit": False,
+                "receivers": [{"type": kind, "account": request.receiver_account, "amount": request.amount,
+                               "description": request.description[:80]}]})
+        except ChannelRefused as exc:
+            declined = exc.status == 400 and exc.code in ("INVALID_REQUEST", "PARAM_ERROR", "NOT_ENOUGH")
+            return SplitResult(Outcome.FAILED if declined else Outcome.UNKNOWN, error_code=exc.code,
+                               error_message=exc.message)
+        return self._sharing(data)
+
+    async def query_split(self, request: SplitRequest) -> SplitResult:
+        path = (f"/v3/profitsharing/orders/{quote(request.out_split_no)}"
+                f"?transaction_id={quote(request.channel_transaction_id or '')}")
+        try:
+            _, data = await self._call("GET", path)
+        except ChannelRefused as exc:
+            return SplitResult(Outcome.UNKNOWN, error_code=exc.code, error_message=exc.message,
+                               unheard=exc.code == "RESOURCE_NOT_EXISTS")
+        return self._sharing(data)
+
+    @staticmethod
+    def _returned(data: Mapping[str, Any]) -> SplitResult:
+        outcome = RETURN_RESULT.get(data.get("result"), Outcome.UNKNOWN)
+        return SplitResult(outcome, data.get("return_id"),
+                           error_code=data.get("fail_reason") if outcome is Outcome.FAILED else None)
+
+    async def return_split(self, request: SplitReturn) -> SplitResult:
+        if request.receiver_type != "merchant":
+            return SplitResult(Outcome.FAILED, error_code="receiver_not_returnable",
+                               error_message="WeChat Pay takes splits back from merchant receivers only")
+        try:
+            _, data = await self._call("POST", "/v3/profitsharing/return-orders", {
+                "out_order_no": request.out_split_no, "out_return_no": request.out_return_no,
+                "return_mchid": request.receiver_account, "amount": request.amount,
+                "description": request.description[:80]})
+        except ChannelRefused as exc:
+            declined = exc.status == 400 and exc.code in ("INVALID_REQUEST", "PARAM_ERROR", "NOT_ENOUGH")
+            return SplitResult(Outcome.FAILED if declined else Outcome.UNKNOWN, error_code=exc.code,
+                               error_message=exc.message)
+        return self._returned(data)
+
+    async def query_split_return(self, request: SplitReturn) -> SplitResult:
+        path = (f"/v3/profitsharing/return-orders/{quote(request.out_return_no)}"
+                f"?out_order_no={quote(request.out_split_no)}")
+        try:
+            _, data = await self._call("GET", path)
+        except ChannelRefused as exc:
+            return SplitResult(Outcome.UNKNOWN, error_code=exc.code, error_message=exc.message,
+                               unheard=exc.code == "RESOURCE_NOT_EXISTS")
+        return self._returned(data)
 
     # ---- statements ----
 

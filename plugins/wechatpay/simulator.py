@@ -58,6 +58,7 @@ class SimOrder:
     transaction_id: str | None = None
     success_time: str | None = None
     created: float = field(default_factory=time.time)
+    profit_sharing: bool = False    # settle_info.profit_sharing: its money is held for splitting
 
 
 class WechatPaySimulator:
@@ -71,6 +72,9 @@ class WechatPaySimulator:
         self.faults = faults or Faults()
         self.orders: dict[str, SimOrder] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
+        self.receivers: dict[tuple[str, str], str] = {}           # (type, account) -> name, as added
+        self.sharing: dict[str, dict[str, Any]] = {}             # out_order_no -> profit-sharing order
+        self.returns: dict[str, dict[str, Any]] = {}             # out_return_no -> return order
         self.held: list[tuple[str, dict]] = []      # callbacks held back for the reorder fault
         self.bills: dict[str, bytes] = {}
         self.sender = CallbackSender()
@@ -82,6 +86,11 @@ class WechatPaySimulator:
             Route("/v3/refund/domestic/refunds/{out_refund_no}", self.refund_query, methods=["GET"]),
             Route("/v3/bill/tradebill", self.tradebill, methods=["GET"]),
             Route("/v3/billdownload/file", self.billdownload, methods=["GET"]),
+            Route("/v3/profitsharing/receivers/add", self.add_receiver, methods=["POST"]),
+            Route("/v3/profitsharing/orders", self.share, methods=["POST"]),
+            Route("/v3/profitsharing/orders/{out_order_no}", self.share_query, methods=["GET"]),
+            Route("/v3/profitsharing/return-orders", self.share_return, methods=["POST"]),
+            Route("/v3/profitsharing/return-orders/{out_return_no}", self.share_return_query, methods=["GET"]),
             Route("/sim/orders/{out_trade_no}/pay", self.control_pay, methods=["POST"]),
             Route("/sim/faults", self.control_faults, methods=["POST"]),
         ])
@@ -167,7 +176,8 @@ class WechatPaySimulator:
             return self._error(400, "ORDER_CLOSED" if existing.trade_state == "CLOSED" else "OUT_TRADE_NO_USED",
                                f"order is {existing.trade_state}")
         self.orders[out_trade_no] = SimOrder(out_trade_no, method, total, currency, data.get("description", ""),
-                                             data["notify_url"])
+                                             data["notify_url"],
+                                             profit_sharing=bool((data.get("settle_info") or {}).get("profit_sharing")))
         prepay = "wx" + secrets.token_hex(14)
         if method == "native":
             return self._answer(200, {"code_url": f"weixin://wxpay/bizpayurl?pr={prepay[:12]}"})
@@ -247,8 +257,8 @@ class WechatPaySimulator:
             return self._error(400, "INVALID_REQUEST", "the order is not paid")
         refunded = sum(r["amount"]["refund"] for r in self.refunds.values()
                        if r["out_trade_no"] == order.out_trade_no and r["status"] != "CLOSED")
-        if refunded + amount > order.total:
-            return self._error(400, "NOT_ENOUGH", "refund exceeds what is left")
+        if refunded + self.shared(order) + amount > order.total:
+            return self._error(400, "NOT_ENOUGH", "refund exceeds what is left (receivers hold what was shared)")
         refund = {"refund_id": "50300" + secrets.token_hex(12), "out_refund_no": out_refund_no,
                   "transaction_id": order.transaction_id, "out_trade_no": order.out_trade_no, "channel": "ORIGINAL",
                   "status": "PROCESSING", "create_time": datetime.now(CHINA).isoformat(timespec="seconds"),
@@ -274,6 +284,113 @@ class WechatPaySimulator:
             return error
         refund = self.refunds.get(request.path_params["out_refund_no"])
         return self._answer(200, refund) if refund else self._error(404, "RESOURCE_NOT_EXISTS", "no such refund")
+
+    # ---- profit sharing ----
+
+    def shared(self, order: SimOrder) -> int:
+        """What receivers hold of an order: shares not closed, less what was returned."""
+        total = 0
+        for share in self.sharing.values():
+            if share["transaction_id"] == order.transaction_id and share["receivers"][0]["result"] != "CLOSED":
+                back = sum(r["amount"] for r in self.returns.values()
+                           if r["out_order_no"] == share["out_order_no"] and r["result"] == "SUCCESS")
+                total += share["receivers"][0]["amount"] - back
+        return total
+
+    async def add_receiver(self, request: Request) -> Response:
+        data, error = await self._admit(request)
+        if error:
+            return error
+        if request.headers.get("wechatpay-serial") != self.platform_serial:
+            return self._error(400, "PARAM_ERROR", "Wechatpay-Serial must name the platform key that encrypted name")
+        try:
+            name = wire.decrypt_sensitive(self.platform_key, data["name"])
+            kind, account = data["type"], data["account"]
+            assert kind in ("MERCHANT_ID", "PERSONAL_OPENID") and account and data["appid"] == self.appid
+        except (KeyError, ValueError, TypeError, AssertionError):
+            return self._error(400, "PARAM_ERROR", "the receiver is malformed or its name does not decrypt")
+        self.receivers[(kind, account)] = name
+        return self._answer(200, {"type": kind, "account": account, "relation_type": data.get("relation_type")})
+
+    async def share(self, request: Request) -> Response:
+        data, error = await self._admit(request)
+        if error:
+            return error
+        try:
+            out_order_no, [receiver] = data["out_order_no"], data["receivers"]
+            amount, kind, account = receiver["amount"], receiver["type"], receiver["account"]
+            assert isinstance(amount, int) and amount > 0
+        except (KeyError, ValueError, TypeError, AssertionError):
+            return self._error(400, "PARAM_ERROR", "the profit-sharing order is malformed (one receiver here)")
+        if out_order_no in self.sharing:   # the same order asked again
+            return self._answer(200, self.sharing[out_order_no])
+        order = next((o for o in self.orders.values() if o.transaction_id == data.get("transaction_id")), None)
+        if order is None or order.trade_state not in ("SUCCESS", "REFUND"):
+            return self._error(400, "INVALID_REQUEST", "the order is not paid")
+        if not order.profit_sharing:
+            return self._error(400, "INVALID_REQUEST", "订单不支持分账: the order was not created with profit_sharing")
+        if (kind, account) not in self.receivers:
+            return self._error(400, "INVALID_REQUEST", "分账接收方未添加: add the receiver first")
+        refunded = sum(r["amount"]["refund"] for r in self.refunds.values()
+                       if r["out_trade_no"] == order.out_trade_no and r["status"] != "CLOSED")
+        if refunded + self.shared(order) + amount > order.total:
+            return self._error(400, "NOT_ENOUGH", "more than is left of the order")
+        share = self.sharing[out_order_no] = {
+            "transaction_id": order.transaction_id, "out_order_no": out_order_no,
+            "order_id": "30000" + secrets.token_hex(12), "state": "PROCESSING",
+            "receivers": [{"type": kind, "account": account, "amount": amount, "result": "PENDING",
+                           "description": receiver.get("description", ""), "detail_id": "36" + secrets.token_hex(12),
+                           "create_time": datetime.now(CHINA).isoformat(timespec="seconds")}]}
+        self.sender.background(self._finish_share(share))
+        return self._answer(200, share)
+
+    async def _finish_share(self, share: dict[str, Any]) -> None:
+        await asyncio.sleep(0.05)
+        share["state"] = "FINISHED"
+        share["receivers"][0].update(result="SUCCESS", finish_time=datetime.now(CHINA).isoformat(timespec="seconds"))
+
+    async def share_query(self, request: Request) -> Response:
+        data, error = await self._admit(request)
+        if error:
+            return error
+        share = self.sharing.get(request.path_params["out_order_no"])
+        if share is None or share["transaction_id"] != request.query_params.get("transaction_id"):
+            return self._error(404, "RESOURCE_NOT_EXISTS", "no such profit-sharing order")
+        return self._answer(200, share)
+
+    async def share_return(self, request: Request) -> Response:
+        data, error = await self._admit(request)
+        if error:
+            return error
+        try:
+            number, amount, mchid = data["out_return_no"], data["amount"], data["return_mchid"]
+            share = self.sharing[data["out_order_no"]]
+            assert isinstance(amount, int) and amount > 0
+        except (KeyError, TypeError, AssertionError):
+            return self._error(400, "PARAM_ERROR", "the return is malformed or its order unknown")
+        if number in self.returns:
+            return self._answer(200, self.returns[number])
+        receiver = share["receivers"][0]
+        back = sum(r["amount"] for r in self.returns.values()
+                   if r["out_order_no"] == share["out_order_no"] and r["result"] == "SUCCESS")
+        if receiver["result"] != "SUCCESS" or receiver["type"] != "MERCHANT_ID" or receiver["account"] != mchid or \
+                back + amount > receiver["amount"]:
+            return self._error(400, "INVALID_REQUEST", "nothing of that receiver's share to take back")
+        self.returns[number] = {"order_id": share["order_id"], "out_order_no": share["out_order_no"],
+                                "out_return_no": number, "return_id": "31" + secrets.token_hex(12),
+                                "return_mchid": mchid, "amount": amount, "result": "SUCCESS",
+                                "description": data.get("description", ""),
+                                "finish_time": datetime.now(CHINA).isoformat(timespec="seconds")}
+        return self._answer(200, self.returns[number])
+
+    async def share_return_query(self, request: Request) -> Response:
+        data, error = await self._admit(request)
+        if error:
+            return error
+        found = self.returns.get(request.path_params["out_return_no"])
+        if found is None or found["out_order_no"] != request.query_params.get("out_order_no"):
+            return self._error(404, "RESOURCE_NOT_EXISTS", "no such return")
+        return self._answer(200, found)
 
     # ---- statements ----
 

@@ -4,6 +4,8 @@ Request signature: Base64(SHA256withRSA(merchant key, "METHOD\\nPATH?QUERY\\nTIM
   Authorization: WECHATPAY2-SHA256-RSA2048 mchid="…",nonce_str="…",signature="…",timestamp="…",serial_no="…"
 Response and callback signature: over "TIMESTAMP\\nNONCE\\nBODY\\n" with WeChat Pay's key named by
   Wechatpay-Serial, in Wechatpay-Timestamp, Wechatpay-Nonce, Wechatpay-Signature.
+Sensitive request fields (a profit-sharing receiver's name): RSA-OAEP (SHA-1, MGF1) under WeChat
+  Pay's public key, Base64, with that key's serial in the request's Wechatpay-Serial header.
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import secrets
 from typing import Mapping
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from plugins.crypto import (load_private_key, load_public_key, new_key, private_pem, public_pem,  # noqa: F401
@@ -99,3 +102,15 @@ def encrypt_resource(apiv3_key: bytes, plaintext: bytes, associated_data: str, o
     ciphertext = AESGCM(apiv3_key).encrypt(nonce.encode(), plaintext, associated_data.encode())
     return {"algorithm": "AEAD_AES_256_GCM", "ciphertext": base64.b64encode(ciphertext).decode(), "nonce": nonce,
             "associated_data": associated_data, "original_type": original_type}
+
+
+def _oaep() -> padding.OAEP:
+    return padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
+
+
+def encrypt_sensitive(public_key: rsa.RSAPublicKey, text: str) -> str:
+    return base64.b64encode(public_key.encrypt(text.encode("utf-8"), _oaep())).decode()
+
+
+def decrypt_sensitive(private_key: rsa.RSAPrivateKey, value: str) -> str:
+    return private_key.decrypt(base64.b64decode(value), _oaep()).decode("utf-8")
