@@ -313,12 +313,14 @@ class Payout(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
     merchant_payout_no: str = Field(max_length=64)
-    request_hash: str = Field(max_length=64)          # the request, to tell a retry from a different payout
+    request_hash: str = Field(max_length=64)   # keyed digest of the request: a retry or a different payout
     amount: int = Field(sa_column=Column(BigInteger, nullable=False))
     fee: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     currency: str = Field(max_length=3)
     account_name: str = Field(max_length=100)
-    account_no: str = Field(max_length=40)
+    # The bank account number sealed (AES-GCM, bound to the payout id), and as shown back: 6216****0018.
+    account_no_sealed: str = Field(sa_column=Column(Text, nullable=False))
+    account_no_masked: str = Field(max_length=40)
     bank_code: Optional[str] = Field(default=None, max_length=20)
     remark: Optional[str] = Field(default=None, max_length=100)
     notify_url: Optional[str] = Field(default=None, max_length=2000)

@@ -16,7 +16,6 @@ holds amount of the account's position, in the transaction that writes the payou
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -30,7 +29,8 @@ from gateway.errors import PaymuxError, conflict, invalid_request, not_found
 from gateway.ids import out_trade_no, public_id
 from gateway.models import Payout
 from gateway.notifier import record_event
-from gateway.resources import payout_object
+from gateway.resources import masked, payout_object
+from gateway.secretbox import SecretBox
 from ledger.core import AccountRef
 from ledger.errors import InsufficientBalance
 
@@ -49,19 +49,20 @@ class NewPayout:
     notify_url: str | None
     channel: str | None
 
-    def request_hash(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+    def request_hash(self, box: SecretBox) -> str:
+        return box.fingerprint(json.dumps(asdict(self), sort_keys=True))
 
 
-def payout_request(row: Any) -> PayoutRequest:
-    return PayoutRequest(row.out_payout_no, row.amount, row.currency, row.account_name, row.account_no,
-                         row.bank_code, row.remark)
+def payout_request(row: Any, box: SecretBox) -> PayoutRequest:
+    """What the channel is sent: the bank account number unsealed only here, in memory."""
+    return PayoutRequest(row.out_payout_no, row.amount, row.currency, row.account_name,
+                         box.open(row.account_no_sealed, row.id), row.bank_code, row.remark)
 
 
 class PayoutService:
-    def __init__(self, payments: Any) -> None:
+    def __init__(self, payments: Any, box: SecretBox) -> None:
         # Shares the payment service's database, plugins, clock, ledger, router and channel-call wrapper.
-        self.p = payments
+        self.p, self.box = payments, box
         self.db, self.host, self.clock, self.log = payments.db, payments.host, payments.clock, payments.log
         self.booker = payments.booker
 
@@ -76,7 +77,7 @@ class PayoutService:
 
     async def create(self, caller: Caller, new: NewPayout) -> tuple[int, dict]:
         """(201, payout) when made now; (200, payout) for a retry of the same request."""
-        request_hash = new.request_hash()
+        request_hash = new.request_hash(self.box)
 
         def existing(conn: Connection) -> Any:
             caller.verify(conn)
@@ -121,7 +122,8 @@ class PayoutService:
                 conn.execute(insert(payouts).values(
                     id=payout_id, merchant_id=caller.merchant_id, merchant_payout_no=new.merchant_payout_no,
                     request_hash=request_hash, amount=new.amount, fee=fee, currency=new.currency,
-                    account_name=new.account_name, account_no=new.account_no, bank_code=new.bank_code,
+                    account_name=new.account_name, account_no_sealed=self.box.seal(new.account_no, payout_id),
+                    account_no_masked=masked(new.account_no), bank_code=new.bank_code,
                     remark=new.remark, notify_url=new.notify_url, channel_account=route.account.id,
                     out_payout_no=out_payout_no, status="processing", submitted=False, routing=routing,
                     next_query_at=now + self.p.schedule.first(route.account.id), queries=0,
@@ -147,7 +149,7 @@ class PayoutService:
     async def send(self, row: Any) -> bool:
         """Send the payout (again) under its one out_payout_no; apply what the channel answers."""
         account = self.host.account(row.channel_account)
-        result = await self._call(account, "payout", lambda: account.channel.payout(payout_request(row)))
+        result = await self._call(account, "payout", lambda: account.channel.payout(payout_request(row, self.box)))
         return await self.db.tx(lambda conn: self.apply(conn, row.id, result, "create", sent=True))
 
     async def sync(self, row: Any) -> bool:

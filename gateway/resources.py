@@ -90,7 +90,7 @@ def payout_object(p: Any) -> dict[str, Any]:
         "amount": p.amount,
         "fee": p.fee,
         "currency": p.currency,
-        "bank_account": {"name": p.account_name, "number": masked(p.account_no), "bank_code": p.bank_code},
+        "bank_account": {"name": p.account_name, "number": p.account_no_masked, "bank_code": p.bank_code},
         "remark": p.remark,
         "channel": p.channel_account,
         "out_payout_no": p.out_payout_no,

@@ -6,7 +6,7 @@ import os
 import secrets
 from pathlib import Path
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -26,6 +26,8 @@ class SecretBox:
             key_material.encode()
         )
         self._aead = AESGCM(key)
+        self._mac_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"paymux fingerprint v1").derive(
+            key_material.encode())
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "SecretBox":
@@ -40,6 +42,13 @@ class SecretBox:
         nonce = os.urandom(12)
         sealed = self._aead.encrypt(nonce, plaintext.encode(), owner.encode())
         return (_VERSION + b"." + base64.urlsafe_b64encode(nonce + sealed)).decode()
+
+    def fingerprint(self, text: str) -> str:
+        """A keyed digest (HMAC-SHA256) to compare sensitive values by, without storing them readably:
+        a plain hash of a card number could be reversed by trying every number."""
+        mac = hmac.HMAC(self._mac_key, hashes.SHA256())
+        mac.update(text.encode())
+        return mac.finalize().hex()
 
     def open(self, token: str, owner: str) -> str:
         version, _, body = token.encode().partition(b".")

@@ -91,7 +91,7 @@ class Gateway:
                         settings.day_cut_hour)
         payments = PaymentService(db, host, clock, log, Booker(ledger), router, schedule, risk)
         payments.splits = splits = SplitService(payments, settings.split_refund_policy)
-        payouts = PayoutService(payments)
+        payouts = PayoutService(payments, box)
         limiter = RateLimiter(settings.channel_queries_per_second,
                               {a.id: a.queries_per_second for a in settings.channel_accounts
                                if a.queries_per_second is not None})

@@ -14,7 +14,9 @@ scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) 
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) |
                            st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
 fields = st.sampled_from(["merchant_order_no", "amount", "currency", "subject", "channel", "method", "notify_url",
-                          "expires_in", "metadata", "merchant_refund_no", "reason", "extra"])
+                          "expires_in", "metadata", "merchant_refund_no", "reason", "extra", "splits", "splittable",
+                          "merchant_payout_no", "bank_account", "remark", "merchant_split_no", "receiver", "type",
+                          "name", "account", "bindings", "description"])
 payment_like = st.dictionaries(fields, json_values, max_size=8)
 raw_bodies = st.binary(max_size=200) | st.builds(lambda d: json.dumps(d).encode(), payment_like) | \
     st.integers(1, 60_000).map(lambda n: b"[" * n + b"]" * n)
@@ -55,6 +57,18 @@ def test_refund_and_close_never_answer_500(gw, merchant, client) -> None:
     @given(raw=raw_bodies, path=st.sampled_from([f"/v1/payments/{payment['id']}/refunds",
                                                  f"/v1/payments/{payment['id']}/close",
                                                  "/v1/payments/%00%ff/refunds"]))
+    def run(raw: bytes, path: str) -> None:
+        _check(_post(gw, merchant, path, raw))
+
+    run()
+
+
+def test_payouts_receivers_and_splits_never_answer_500(gw, merchant, client) -> None:
+    payment = client.create_payment(merchant_order_no="fuzz-2", amount=1000)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(raw=raw_bodies, path=st.sampled_from(["/v1/payouts", "/v1/receivers",
+                                                 f"/v1/payments/{payment['id']}/splits"]))
     def run(raw: bytes, path: str) -> None:
         _check(_post(gw, merchant, path, raw))
 

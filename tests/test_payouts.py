@@ -74,6 +74,9 @@ def test_a_payout_is_frozen_then_paid_once_and_booked(gateway_factory, db_url) -
     p = made.json()
     assert p["status"] == "processing" and p["channel"] == "sandbox" and p["out_payout_no"]
     assert p["bank_account"] == {"name": "张三", "number": "6216***********0018", "bank_code": "ICBC"}
+    with gw.gateway.db.transaction() as conn:   # the number is kept sealed, and the request only by keyed digest
+        stored = " ".join(str(v) for v in conn.execute(Payout.__table__.select()).first())
+    assert BANK["number"] not in stored and BANK["number"][4:-4] not in stored
     assert balance(client)["available"] == before["available"] - 30000      # frozen at once
     assert balance(client)["payout_pending"] == 30000
     assert position(gw) == (20000, 30000)                                   # the position is held
@@ -178,7 +181,8 @@ async def _send_again(gw, row) -> None:  # noqa: ANN001
     async with httpx.AsyncClient() as http:
         channel = MockChannel(ChannelContext(account.id, account.channel.ctx.settings, http, gw.gateway.clock,
                                              gw.gateway.log, gw.url))
-        assert (await channel.payout(payout_request(row))).channel_payout_id == row.channel_payout_id
+        resent = await channel.payout(payout_request(row, gw.gateway.box))
+        assert resent.channel_payout_id == row.channel_payout_id
 
 
 def test_a_payout_that_never_reached_the_channel_is_sent_again_under_its_number(gateway_factory, db_url,

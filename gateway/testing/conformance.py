@@ -298,7 +298,7 @@ class ChannelConformance:
             async with httpx.AsyncClient(timeout=5) as http:
                 plugin = type(account.channel)(ChannelContext(ACCOUNT, account.channel.ctx.settings, http,
                                                               running.clock, running.log, gateway.url))
-                resent = await plugin.payout(payout_request(row))
+                resent = await plugin.payout(payout_request(row, running.box))
                 return resent, await plugin.query_payout(row.out_payout_no), await plugin.query_payout(
                     row.out_payout_no[:-4] + "0000")
 
