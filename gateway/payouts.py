@@ -29,6 +29,7 @@ from gateway.errors import PaymuxError, conflict, invalid_request, not_found
 from gateway.ids import out_trade_no, public_id
 from gateway.models import Payout
 from gateway.notifier import record_event
+from gateway.operations import record_answer
 from gateway.resources import masked, payout_object
 from gateway.secretbox import SecretBox
 from ledger.core import AccountRef
@@ -164,24 +165,12 @@ class PayoutService:
     def apply(self, conn: Connection, payout_id: str, result: PayoutResult, source: str, sent: bool = False) -> bool:
         """Move a processing payout per a channel result; True if it ended here."""
         now = self.clock.now()
-        values: dict[str, Any] = {"updated_at": now}
-        if sent:
-            values["submitted"] = True
-        if result.channel_payout_id:
-            values["channel_payout_id"] = result.channel_payout_id
-        if result.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED):
-            conn.execute(update(payouts).where(and_(payouts.c.id == payout_id, payouts.c.status == "processing"))
-                         .values(**values))
+        row = record_answer(conn, payouts, payout_id, result.outcome, now, what="payout",
+                            channel_id_column="channel_payout_id", channel_id=result.channel_payout_id,
+                            error_code=result.error_code, error_message=result.error_message, sent=sent,
+                            finished_at=now)
+        if row is None:
             return False
-        values.update(status=result.outcome.value, finished_at=now)
-        if result.outcome is Outcome.FAILED:
-            values.update(failure_code=result.error_code or "channel_declined",
-                          failure_message=(result.error_message or "The channel declined the payout")[:500])
-        moved = conn.execute(update(payouts).where(and_(payouts.c.id == payout_id, payouts.c.status == "processing"))
-                             .values(**values)).rowcount
-        if not moved:
-            return False
-        row = conn.execute(select(payouts).where(payouts.c.id == payout_id)).first()
         if result.outcome is Outcome.SUCCEEDED:
             self.booker.payout_succeeded(conn, row.id, row.merchant_id, row.channel_account, row.currency,
                                          row.amount, row.fee, now)

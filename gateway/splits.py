@@ -33,6 +33,7 @@ from gateway.errors import conflict, invalid_request, not_found
 from gateway.ids import out_trade_no, public_id
 from gateway.models import Attempt, Payment, Receiver, Refund, Split, SplitReturn
 from gateway.notifier import record_event
+from gateway.operations import record_answer
 from gateway.resources import receiver_object, split_object
 from ledger.errors import LedgerError
 
@@ -239,22 +240,11 @@ class SplitService:
 
     def apply(self, conn: Connection, split_id: str, result: SplitResult, source: str, sent: bool = False) -> bool:
         now = self.clock.now()
-        values: dict[str, Any] = {"updated_at": now}
-        if sent:
-            values["submitted"] = True
-        if result.channel_split_id:
-            values["channel_split_id"] = result.channel_split_id
-        open_ = and_(splits.c.id == split_id, splits.c.status == "processing")
-        if result.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED):
-            conn.execute(update(splits).where(open_).values(**values))
+        s = record_answer(conn, splits, split_id, result.outcome, now, what="split", channel_id_column="channel_split_id",
+                          channel_id=result.channel_split_id, error_code=result.error_code,
+                          error_message=result.error_message, sent=sent)
+        if s is None:
             return False
-        values["status"] = result.outcome.value
-        if result.outcome is Outcome.FAILED:
-            values.update(failure_code=result.error_code or "channel_declined",
-                          failure_message=(result.error_message or "The channel declined the split")[:500])
-        if not conn.execute(update(splits).where(open_).values(**values)).rowcount:
-            return False
-        s = conn.execute(select(splits).where(splits.c.id == split_id)).first()
         if result.outcome is Outcome.SUCCEEDED:
             self.booker.split_succeeded(conn, s.id, s.merchant_id, s.receiver_id, s.currency, s.amount, now)
         else:
@@ -377,22 +367,11 @@ class SplitService:
     def apply_return(self, conn: Connection, return_id: str, result: SplitResult, source: str,
                      sent: bool = False) -> bool:
         now = self.clock.now()
-        values: dict[str, Any] = {"updated_at": now}
-        if sent:
-            values["submitted"] = True
-        if result.channel_split_id:
-            values["channel_return_id"] = result.channel_split_id
-        open_ = and_(returns.c.id == return_id, returns.c.status == "processing")
-        if result.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED):
-            conn.execute(update(returns).where(open_).values(**values))
+        r = record_answer(conn, returns, return_id, result.outcome, now, what="return",
+                          channel_id_column="channel_return_id", channel_id=result.channel_split_id,
+                          error_code=result.error_code, error_message=result.error_message, sent=sent)
+        if r is None:
             return False
-        values["status"] = result.outcome.value
-        if result.outcome is Outcome.FAILED:
-            values.update(failure_code=result.error_code or "channel_declined",
-                          failure_message=(result.error_message or "The channel declined the return")[:500])
-        if not conn.execute(update(returns).where(open_).values(**values)).rowcount:
-            return False
-        r = conn.execute(select(returns).where(returns.c.id == return_id)).first()
         s = conn.execute(select(splits).where(splits.c.id == r.split_id)).first()
         if result.outcome is Outcome.SUCCEEDED:
             self.booker.split_returned(conn, r.id, r.merchant_id, s.receiver_id, r.currency, r.amount, now)

@@ -237,6 +237,17 @@ class WechatPayChannel(Channel):
         return SplitResult(outcome, data.get("order_id"),
                            error_code=receivers[0].get("fail_reason") if outcome is Outcome.FAILED else None)
 
+    @staticmethod
+    def _refused(exc: ChannelRefused, query: bool = False) -> SplitResult:
+        """A refused split or return: a 400 about the request is a decline; a query's 404 means WeChat
+        Pay never heard of it; anything else is unknown."""
+        if query:
+            return SplitResult(Outcome.UNKNOWN, error_code=exc.code, error_message=exc.message,
+                               unheard=exc.code == "RESOURCE_NOT_EXISTS")
+        declined = exc.status == 400 and exc.code in ("INVALID_REQUEST", "PARAM_ERROR", "NOT_ENOUGH")
+        return SplitResult(Outcome.FAILED if declined else Outcome.UNKNOWN, error_code=exc.code,
+                           error_message=exc.message)
+
     async def split(self, request: SplitRequest) -> SplitResult:
         s = self.settings
         kind = self._receiver_type(request.receiver_type)
@@ -251,9 +262,7 @@ class WechatPayChannel(Channel):
                 "receivers": [{"type": kind, "account": request.receiver_account, "amount": request.amount,
                                "description": request.description[:80]}]})
         except ChannelRefused as exc:
-            declined = exc.status == 400 and exc.code in ("INVALID_REQUEST", "PARAM_ERROR", "NOT_ENOUGH")
-            return SplitResult(Outcome.FAILED if declined else Outcome.UNKNOWN, error_code=exc.code,
-                               error_message=exc.message)
+            return self._refused(exc)
         return self._sharing(data)
 
     async def query_split(self, request: SplitRequest) -> SplitResult:
@@ -262,8 +271,7 @@ class WechatPayChannel(Channel):
         try:
             _, data = await self._call("GET", path)
         except ChannelRefused as exc:
-            return SplitResult(Outcome.UNKNOWN, error_code=exc.code, error_message=exc.message,
-                               unheard=exc.code == "RESOURCE_NOT_EXISTS")
+            return self._refused(exc, query=True)
         return self._sharing(data)
 
     @staticmethod
@@ -282,9 +290,7 @@ class WechatPayChannel(Channel):
                 "return_mchid": request.receiver_account, "amount": request.amount,
                 "description": request.description[:80]})
         except ChannelRefused as exc:
-            declined = exc.status == 400 and exc.code in ("INVALID_REQUEST", "PARAM_ERROR", "NOT_ENOUGH")
-            return SplitResult(Outcome.FAILED if declined else Outcome.UNKNOWN, error_code=exc.code,
-                               error_message=exc.message)
+            return self._refused(exc)
         return self._returned(data)
 
     async def query_split_return(self, request: SplitReturn) -> SplitResult:
@@ -293,8 +299,7 @@ class WechatPayChannel(Channel):
         try:
             _, data = await self._call("GET", path)
         except ChannelRefused as exc:
-            return SplitResult(Outcome.UNKNOWN, error_code=exc.code, error_message=exc.message,
-                               unheard=exc.code == "RESOURCE_NOT_EXISTS")
+            return self._refused(exc, query=True)
         return self._returned(data)
 
     # ---- statements ----
