@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, text
 
 from gateway.models import Attempt, Payment, Payout, Refund, Split, SplitReturn
 from gateway.resources import iso
@@ -103,4 +103,9 @@ def cross_check(conn: Connection) -> list[str]:
 
 
 def full_check(conn: Connection) -> list[str]:
+    """The ledger's own invariants and its agreement with payments, refunds, payouts and splits. Call
+    it first in its transaction: on PostgreSQL it reads one snapshot (REPEATABLE READ), so a payment
+    settling while the check runs cannot look half-booked (status read before, entry after)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
     return check_ledger(conn) + cross_check(conn)
