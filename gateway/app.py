@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -24,6 +24,7 @@ from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.errors import PaymuxError, invalid_request
 from gateway.logs import get_logger
+from gateway.metrics import route_of
 from gateway.service import Gateway
 
 MAINTENANCE_EVERY_SECONDS = 60.0
@@ -53,6 +54,7 @@ def routes() -> list[Route]:
         Route("/v1/events", events.list_events, methods=["GET"]),
         Route("/v1/notify/{channel_account}", notify.notify, methods=["POST", "GET"]),
         Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/metrics", health.metrics, methods=["GET"]),
         Route("/openapi.json", lambda request: json_response(openapi_document()), methods=["GET"]),
     ]
 
@@ -60,10 +62,11 @@ def routes() -> list[Route]:
 class RequestContextMiddleware:
     """Request id, one log line per request, and the body-size limit (checked while reading)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, log: Any) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, log: Any, metrics: Any = None) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.log = log
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -101,8 +104,11 @@ class RequestContextMiddleware:
                 return message
 
             await self.app(scope, limited_receive, send_wrapper)
+        seconds = time.perf_counter() - started
         self.log.info("http.request", method=scope["method"], path=scope["path"], status=status_holder["status"],
-                      duration_ms=round((time.perf_counter() - started) * 1000, 2))
+                      duration_ms=round(seconds * 1000, 2))
+        if self.metrics is not None:
+            self.metrics.request(route_of(scope), scope["method"], status_holder["status"], seconds)
 
 
 async def _paymux_error(request: Request, exc: Exception) -> Response:
@@ -145,10 +151,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None, extra_plugins:
                     await task
             await gateway.aclose()
 
+    from gateway.console import console_app
+
+    console = [Route("/console", lambda request: RedirectResponse("/console/", 307)),
+               Mount("/console", app=console_app(gateway))]
     app = Starlette(
-        routes=routes() + hosted,
+        routes=routes() + hosted + console,
         exception_handlers={PaymuxError: _paymux_error, HTTPException: _http_error, Exception: _unexpected},
-        middleware=[Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, log=log)],
+        middleware=[Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, log=log,
+                               metrics=gateway.metrics)],
         lifespan=lifespan,
     )
     app.state.gateway = gateway

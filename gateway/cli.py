@@ -122,32 +122,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_channels(args: argparse.Namespace) -> int:
     """Each channel account: routing settings, health over the last minutes, circuit, limits used today."""
-    from datetime import timedelta
-    from zoneinfo import ZoneInfo
-
     from gateway.clock import Clock
-    from gateway.health import recent_health
-    from gateway.routing import day_start, usage_since
+    from gateway.health import channel_listing
 
     settings = _settings(args)
-    now = Clock().now()
-    since = day_start(now, ZoneInfo(settings.business_timezone), timedelta(hours=settings.day_cut_hour))
-    ids = [a.id for a in settings.channel_accounts]
-    health, usage = _in_transaction(args, lambda conn: (
-        recent_health(conn, now - timedelta(minutes=args.minutes)), usage_since(conn, ids, since)))
-    listing = []
-    for a in settings.channel_accounts:
-        seen = health.get(a.id, {"calls": 0, "errors": 0, "timeouts": 0, "success_rate": None,
-                                 "mean_latency_ms": None})
-        count, amount = usage.get(a.id, (0, 0))
-        limits = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(a.limits).items() if v is not None}
-        listing.append({
-            "id": a.id, "plugin": a.plugin, "enabled": a.enabled, "priority": a.priority, "weight": a.weight,
-            "circuit": seen.get("circuit", {"state": "closed", "since": None, "error_rate": 0.0}),
-            "last_minutes": args.minutes, "calls": seen["calls"], "errors": seen["errors"],
-            "timeouts": seen["timeouts"], "success_rate": seen["success_rate"],
-            "mean_latency_ms": seen["mean_latency_ms"],
-            "today": {"count": count, "amount": amount}, "limits": limits})
+    listing = _in_transaction(args, lambda conn: channel_listing(conn, settings, Clock().now(), args.minutes))
     if args.json:
         print(json.dumps(listing, indent=2))
         return 0
@@ -386,6 +365,41 @@ def cmd_merchant_create(args: argparse.Namespace) -> int:
         print(json.dumps({"merchant_id": creds.merchant_id, "secret": creds.secret}))
     else:
         print(f"merchant_id = {creds.merchant_id}\nsecret      = {creds.secret}")
+    return 0
+
+
+def cmd_operator(args: argparse.Namespace) -> int:
+    """Console operators: create (the password from --password-stdin, $PAYMUX_OPERATOR_PASSWORD, or
+    asked for), list, disable, enable."""
+    import getpass
+
+    from gateway.clock import Clock
+    from gateway.console import OperatorError, create_operator, operators, set_disabled
+    from sqlalchemy import select
+
+    if args.operator_command == "list":
+        rows = _in_transaction(args, lambda conn: conn.execute(select(operators).order_by(operators.c.name)).all())
+        for r in rows:
+            print(f"{r.name:<24}{r.role:<10}{'disabled' if r.disabled else 'active':<10}"
+                  f"{r.last_sign_in_at.isoformat() if r.last_sign_in_at else 'never signed in'}")
+        return 0
+    if args.operator_command in ("disable", "enable"):
+        if not _in_transaction(args, lambda conn: set_disabled(conn, args.name, args.operator_command == "disable")):
+            print(f"paymux: no operator {args.name!r}", file=sys.stderr)
+            return 2
+        print(f"{args.name}: {args.operator_command}d")
+        return 0
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = os.environ.get("PAYMUX_OPERATOR_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
+    try:
+        operator_id = _in_transaction(args, lambda conn: create_operator(conn, args.name, args.role, password,
+                                                                         Clock().now()))
+    except OperatorError as exc:
+        print(f"paymux: {exc}", file=sys.stderr)
+        return 2
+    print(f"operator {args.name} ({args.role}) created: {operator_id}")
     return 0
 
 
@@ -749,6 +763,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notify-url")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_merchant_create)
+
+    operator = sub.add_parser("operator", help="console operators").add_subparsers(dest="operator_command",
+                                                                                  required=True)
+    p = operator.add_parser("create", help="create an operator (viewer, operator or approver)")
+    p.add_argument("name")
+    p.add_argument("--role", required=True, choices=("viewer", "operator", "approver"))
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.set_defaults(fn=cmd_operator)
+    for name, text in (("list", "list operators"), ("disable", "stop an operator signing in"),
+                       ("enable", "let a disabled operator sign in again")):
+        p = operator.add_parser(name, help=text)
+        if name != "list":
+            p.add_argument("name")
+        p.set_defaults(fn=cmd_operator)
 
     def client_command(name: str, fn: Any, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)

@@ -131,6 +131,8 @@ class Settings:
     janitor_poll_seconds: float = 1.0
     channel_queries_per_second: float = 10.0
     health_flush_seconds: float = 5.0
+    ledger_check_every_seconds: float = 300.0   # /metrics runs the full ledger check at most this often
+    metrics_token: str | None = None            # if set, GET /metrics needs Authorization: Bearer <token>
     # Reconciliation: where statement files are kept, how long a success of ours may be absent from
     # the channel's statements before it is missing (the channel's day-cut), how far back to look.
     statement_dir: str = ".paymux/statements"

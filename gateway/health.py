@@ -189,3 +189,30 @@ def purge(conn: Connection, before: datetime) -> None:
 
 
 HEALTH_KEEP = timedelta(days=31)
+
+
+def channel_listing(conn: Connection, settings: Any, now: datetime, minutes: int) -> list[dict[str, Any]]:
+    """Each configured channel account: routing settings, health over the last `minutes`, circuit,
+    and what it took today against its limits (for `paymux channels` and the console)."""
+    from datetime import timedelta as _td
+    from zoneinfo import ZoneInfo
+
+    from gateway.routing import day_start, usage_since
+
+    since = day_start(now, ZoneInfo(settings.business_timezone), _td(hours=settings.day_cut_hour))
+    health = recent_health(conn, now - _td(minutes=minutes))
+    usage = usage_since(conn, [a.id for a in settings.channel_accounts], since)
+    listing = []
+    for a in settings.channel_accounts:
+        seen = health.get(a.id, {"calls": 0, "errors": 0, "timeouts": 0, "success_rate": None,
+                                 "mean_latency_ms": None})
+        count, amount = usage.get(a.id, (0, 0))
+        limits = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(a.limits).items() if v is not None}
+        listing.append({
+            "id": a.id, "plugin": a.plugin, "enabled": a.enabled, "priority": a.priority, "weight": a.weight,
+            "circuit": seen.get("circuit", {"state": "closed", "since": None, "error_rate": 0.0}),
+            "last_minutes": minutes, "calls": seen["calls"], "errors": seen["errors"],
+            "timeouts": seen["timeouts"], "success_rate": seen["success_rate"],
+            "mean_latency_ms": seen["mean_latency_ms"],
+            "today": {"count": count, "amount": amount}, "limits": limits})
+    return listing

@@ -17,10 +17,12 @@ no answer resolves to people.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from datetime import timedelta
 from typing import Any, Mapping
 
+import structlog
 from sqlalchemy import Connection, and_, or_, select, update
 
 from gateway.models import Attempt, Payment, Payout, Refund, Split, SplitReturn
@@ -102,7 +104,9 @@ class Janitor:
     # ---- doing it ----
 
     async def sweep(self) -> int:
-        """One pass; returns how many things it asked about."""
+        """One pass; returns how many things it asked about. Its log lines, channel calls and the
+        events it causes carry one request id (jan_…), like a merchant request's."""
+        structlog.contextvars.bind_contextvars(request_id="jan_" + secrets.token_hex(8))
         work = 0
         for p in await self.db.tx(self._expired):
             await self.limiter.wait(p.channel_account)

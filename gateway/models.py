@@ -167,6 +167,9 @@ class MerchantEvent(SQLModel, table=True):
     payload: dict = Field(sa_column=Column(JSON, nullable=False))
     notify_url: Optional[str] = Field(default=None, max_length=2000)
     status: str = Field(max_length=20)                   # pending | delivered | dead | no_endpoint
+    # The request (or janitor pass) that made the change: the same id is on its log lines and is
+    # sent as Paymux-Request-Id with each delivery, so one payment can be followed end to end.
+    request_id: Optional[str] = Field(default=None, max_length=64)
     attempts: int = 0
     next_attempt_at: Optional[datetime] = None
     lease_until: Optional[datetime] = None
@@ -414,3 +417,34 @@ class SplitReturn(SQLModel, table=True):
     exception_at: Optional[datetime] = None
     created_at: datetime
     updated_at: datetime
+
+
+class Operator(SQLModel, table=True):
+    """Someone who signs in to the console. viewer: reads; operator: also acts and proposes;
+    approver: also approves what someone else proposed."""
+
+    __tablename__ = "operators"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(unique=True, max_length=100)
+    role: str = Field(max_length=20)
+    password_hash: str = Field(sa_column=Column(Text, nullable=False))   # scrypt$n$r$p$salt$hash
+    disabled: bool = False
+    created_at: datetime
+    last_sign_in_at: Optional[datetime] = None
+
+
+class AuditEntry(SQLModel, table=True):
+    """One action taken in the console: who, what, when, and the state before and after."""
+
+    __tablename__ = "audit_log"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = Field(index=True)
+    operator: str = Field(max_length=100)
+    role: str = Field(max_length=20)
+    action: str = Field(max_length=60)
+    target: str = Field(max_length=120)
+    before: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    after: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    client_ip: Optional[str] = Field(default=None, max_length=64)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import structlog
 from sqlalchemy import Connection, and_, or_, select, update
 
 from gateway.client import EVENT_SIGNATURE_HEADER, sign_event
@@ -30,9 +31,10 @@ def record_event(conn: Connection, merchant_id: str, event_type: str, resource_i
     if notify_url is None:
         notify_url = conn.execute(select(merchants.c.notify_url).where(merchants.c.id == merchant_id)).scalar()
     event_id = public_id("evt")
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
     conn.execute(events.insert().values(
         id=event_id, merchant_id=merchant_id, type=event_type, resource_id=resource_id, payload=payload,
-        notify_url=notify_url, status="pending" if notify_url else "no_endpoint", attempts=0,
+        notify_url=notify_url, status="pending" if notify_url else "no_endpoint", attempts=0, request_id=request_id,
         next_attempt_at=now if notify_url else None, created_at=now))
     return event_id
 
@@ -87,6 +89,8 @@ class Notifier:
         secret = self.box.open(row.secret_sealed, row.merchant_id)
         headers = {"Content-Type": "application/json", "User-Agent": "paymux-notifier",
                    EVENT_SIGNATURE_HEADER: sign_event(secret, body, self.clock.timestamp())}
+        if row.request_id:   # the request that made the change, to follow it through both sides' logs
+            headers["Paymux-Request-Id"] = row.request_id
         error = None
         try:
             response = await self.http.post(row.notify_url, content=body, headers=headers)

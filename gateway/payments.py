@@ -103,6 +103,7 @@ class PaymentService:
         self.booker = booker
         self.schedule = schedule or QuerySchedule((10.0,), 24 * 3600)  # when the janitor first asks
         self.splits: Any = None   # gateway.splits.SplitService, once the gateway is wired
+        self.metrics: Any = None  # gateway.metrics.Metrics, likewise
 
     # ---- channel calls: whatever goes wrong in a plugin is UNKNOWN, never FAILED ----
 
@@ -113,13 +114,21 @@ class PaymentService:
         try:
             result = await fn()
         except Exception as exc:  # noqa: BLE001  a plugin's failure must not decide money
+            seconds = time.perf_counter() - started
             self.health.record(account.id, operation, ok=False, timeout=isinstance(exc, httpx.TimeoutException),
-                               seconds=time.perf_counter() - started)
+                               seconds=seconds)
+            if self.metrics is not None:
+                self.metrics.channel_call(account.id, operation, "error", seconds)
             self.log.warning("channel.call_failed", channel_account=account.id, operation=operation,
                              error=type(exc).__name__, detail=str(exc)[:200])
             return unknown("channel_unreachable", f"{type(exc).__name__}: {str(exc)[:200]}")
+        seconds = time.perf_counter() - started
         self.health.record(account.id, operation, ok=result.outcome is not Outcome.UNKNOWN, timeout=False,
-                           seconds=time.perf_counter() - started)
+                           seconds=seconds)
+        if self.metrics is not None:
+            self.metrics.channel_call(account.id, operation, result.outcome.value, seconds)
+        self.log.info("channel.call", channel_account=account.id, operation=operation, outcome=result.outcome.value,
+                      ms=round(seconds * 1000, 1))
         return result
 
     def _payment_call(self, account, operation, fn):  # noqa: ANN001, ANN202

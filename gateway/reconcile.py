@@ -397,7 +397,7 @@ def run_report(row: Any) -> dict[str, Any]:
             "status": row.status, "message": row.message, "statement_rows": row.statement_rows, "counts": counts,
             "auto_resolved": row.auto_resolved, "open": row.open, "summary": row.summary,
             "payment_amount": row.payment_amount, "refund_amount": row.refund_amount, "fee_amount": row.fee_amount,
-            "sha256": row.sha256}
+            "currency": row.currency, "sha256": row.sha256}
 
 
 # ---- people: maker-checker ----

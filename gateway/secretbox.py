@@ -26,8 +26,8 @@ class SecretBox:
             key_material.encode()
         )
         self._aead = AESGCM(key)
-        self._mac_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"paymux fingerprint v1").derive(
-            key_material.encode())
+        self._material = key_material.encode()
+        self._mac_key = self.subkey(b"paymux fingerprint v1")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "SecretBox":
@@ -42,6 +42,10 @@ class SecretBox:
         nonce = os.urandom(12)
         sealed = self._aead.encrypt(nonce, plaintext.encode(), owner.encode())
         return (_VERSION + b"." + base64.urlsafe_b64encode(nonce + sealed)).decode()
+
+    def subkey(self, purpose: bytes) -> bytes:
+        """A key of its own for one purpose (HKDF with `purpose` as info), never the encryption key."""
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(self._material)
 
     def fingerprint(self, text: str) -> str:
         """A keyed digest (HMAC-SHA256) to compare sensitive values by, without storing them readably:

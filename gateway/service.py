@@ -19,6 +19,7 @@ from gateway.health import purge as purge_health
 from gateway.janitor import Janitor, RateLimiter
 from gateway.schedule import QuerySchedule
 from gateway.risk import RiskGate
+from gateway.metrics import Metrics
 from gateway.models import ChannelCallback
 from gateway.notifier import Notifier
 from gateway.payments import PaymentService
@@ -70,6 +71,7 @@ class Gateway:
     health: HealthBoard
     payouts: PayoutService
     splits: SplitService
+    metrics: Metrics
 
     @classmethod
     def build(cls, settings: Settings, log: Any, clock: Clock | None = None,
@@ -90,6 +92,7 @@ class Gateway:
         router = Router(host, health, settings.merchant_preferences, settings.business_timezone,
                         settings.day_cut_hour)
         payments = PaymentService(db, host, clock, log, Booker(ledger), router, schedule, risk)
+        payments.metrics = metrics = Metrics(settings.ledger_check_every_seconds)
         payments.splits = splits = SplitService(payments, settings.split_refund_policy)
         payouts = PayoutService(payments, box)
         limiter = RateLimiter(settings.channel_queries_per_second,
@@ -99,7 +102,7 @@ class Gateway:
                           settings.lease_seconds, payouts, splits)
         return cls(settings, db, clock, log, http, host, box,
                    MerchantAuthenticator(box, settings.auth_window_seconds), ledger, payments, notifier, janitor,
-                   health, payouts, splits)
+                   health, payouts, splits, metrics)
 
     async def handle_notification(self, account: ChannelAccount, inbound: InboundNotification) -> Acknowledgement:
         """Verify through the plugin, apply each event once, record the callback, answer as the channel expects."""
@@ -109,6 +112,7 @@ class Gateway:
             events = await channel.parse_notification(inbound)
         except NotificationRejected as exc:
             self.log.warning("callback.rejected", channel_account=account.id, reason=exc.reason)
+            self.metrics.callback_rejections.labels(account.id, exc.reason).inc()
             await self.db.tx(lambda conn: conn.execute(callbacks.insert().values(
                 channel_account=account.id, received_at=now, verified=False, outcome="rejected",
                 detail=f"{exc.reason}: {exc}"[:500])))

@@ -63,8 +63,9 @@ def test_a_payment_event_is_delivered_signed_with_a_stable_id(fast_gw, receiver)
     [event] = receiver.events(creds.secret)
     assert event["type"] == "payment.succeeded" and event["id"].startswith("evt_")
     assert event["data"]["object"]["id"] == payment["id"] and event["data"]["object"]["status"] == "succeeded"
-    listed = client.request("GET", "/v1/events").json()["data"]
-    assert [(e["id"], e["delivery"]["status"]) for e in listed] == [(event["id"], "delivered")]
+    # The answer was received before the notifier records it: wait for the record.
+    assert wait_for(lambda: [(e["id"], e["delivery"]["status"]) for e in client.request("GET", "/v1/events")
+                             .json()["data"]] == [(event["id"], "delivered")])
 
 
 def test_failed_answers_are_retried_and_the_id_stays_the_same(fast_gw, receiver) -> None:

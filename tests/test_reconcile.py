@@ -45,9 +45,10 @@ class Operator:
             lines += [f"{k} = {_toml(v)}" for k, v in a.settings.items()]
         self.config.write_text("\n".join(lines) + "\n" + extra + "\n")
 
-    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    def run(self, *args: str, ok: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
         done = subprocess.run([sys.executable, "-m", "gateway.cli", "--config", str(self.config), *args],
-                              capture_output=True, text=True, cwd=self.tmp, env={"PYTHONPATH": str(REPO), "PATH": ""})
+                              capture_output=True, text=True, cwd=self.tmp, env={"PYTHONPATH": str(REPO), "PATH": ""},
+                              input=stdin)
         if ok:
             assert done.returncode == 0, done.stdout + done.stderr
         return done

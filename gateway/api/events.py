@@ -31,6 +31,7 @@ async def list_events(request: Request, caller: SignedCaller) -> Response:
     rows = await gateway_of(request).db.tx(read)
     more = len(rows) > limit
     rows = rows[:limit]
-    data = [{**event_object(r), "delivery": {"status": r.status, "attempts": r.attempts}} for r in rows]
+    data = [{**event_object(r), "delivery": {"status": r.status, "attempts": r.attempts},
+             "request_id": r.request_id} for r in rows]
     return json_response({"object": "list", "data": data, "has_more": more,
                           "next_cursor": rows[-1].seq if more else None})

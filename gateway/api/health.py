@@ -1,11 +1,14 @@
-"""/healthz: the process is up and the database answers."""
+"""/healthz: the process is up and the database answers. /metrics: what Prometheus scrapes."""
 from __future__ import annotations
+
+import hmac
 
 from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.common import gateway_of, json_response
+from gateway.metrics import CONTENT_TYPE
 
 
 async def healthz(request: Request) -> Response:
@@ -15,3 +18,15 @@ async def healthz(request: Request) -> Response:
     except Exception:  # noqa: BLE001  health must answer, not raise
         return json_response({"status": "degraded", "database": "unreachable"}, 503)
     return json_response({"status": "ok", "database": "ok", "channel_accounts": len(gw.host.accounts)})
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text format. With `metrics_token` set, only `Authorization: Bearer <token>` may read."""
+    gw = gateway_of(request)
+    token = gw.settings.metrics_token
+    if token and not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {token}"):
+        return json_response({"error": {"type": "authentication_error", "code": "metrics_token_required",
+                                        "message": "GET /metrics needs Authorization: Bearer <metrics_token>",
+                                        "param": None}}, 401)
+    await gw.db.tx(gw.metrics.refresh)
+    return Response(gw.metrics.render(), media_type=CONTENT_TYPE)

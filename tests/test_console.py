@@ -1,0 +1,134 @@
+"""The operator console's security, over real HTTP: sessions, CSRF, roles, maker-checker, escaping,
+the audit log. (The browser walk-through is tests/test_console_browser.py.)"""
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from gateway.clock import Clock
+from gateway.console import create_operator
+from gateway.console.views import routes
+from tests.conftest import checkout, free_port, make_settings, wait_for
+
+PASSWORD = "correct horse battery"
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture
+def db_url(sqlite_url: str) -> str:
+    """The console reads through the same queries on both databases (the browser test runs on PostgreSQL)."""
+    return sqlite_url
+
+
+def add_operator(gw, name: str, role: str) -> None:  # noqa: ANN001
+    with gw.gateway.db.transaction() as conn:
+        create_operator(conn, name, role, PASSWORD, Clock().now())
+
+
+class Browser:
+    """What a browser does: keeps cookies, reads the CSRF token off each form page."""
+
+    def __init__(self, url: str) -> None:
+        self.http = httpx.Client(base_url=url, follow_redirects=False)
+
+    def csrf(self, path: str = "/console/login") -> str:
+        return CSRF.search(self.http.get(path).text).group(1)
+
+    def sign_in(self, name: str, password: str = PASSWORD, next_: str = "/console/") -> httpx.Response:
+        return self.http.post("/console/login", data={"csrf": self.csrf(), "name": name, "password": password,
+                                                      "next": next_})
+
+    def post(self, path: str, data: dict, form_page: str = "/console/") -> httpx.Response:
+        return self.http.post(path, data={"csrf": self.csrf(form_page), **data})
+
+
+def test_every_page_needs_a_session_and_sign_in_needs_the_password(gateway_factory, db_url) -> None:
+    gw = gateway_factory(make_settings(db_url, free_port()))
+    add_operator(gw, "vera", "viewer")
+    browser = Browser(gw.url)
+    for route in routes():
+        if route.path in ("/login",):
+            continue
+        path = "/console" + route.path.replace("{payment_id}", "pay_x").replace("{run_id}", "run_x") \
+            .replace("{item_id:int}", "1").replace("{event_id}", "evt_x")
+        for method in route.methods - {"HEAD"}:
+            answer = browser.http.request(method, path)
+            assert answer.status_code == 303 and answer.headers["location"].startswith("/console/login?next="), path
+    assert browser.http.get("/console").status_code == 307
+    assert browser.sign_in("vera", "wrong password!").status_code == 401
+    assert browser.sign_in("nobody").status_code == 401
+    signed = browser.sign_in("vera", next_="/console/payments?q=x")
+    assert (signed.status_code, signed.headers["location"]) == (303, "/console/payments?q=x")
+    cookie = signed.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/console" in cookie
+    assert browser.http.get("/console/payments").status_code == 200
+    # Signing in never sends anyone off the console (no open redirect).
+    other = Browser(gw.url)
+    assert other.sign_in("vera", next_="https://evil.example/").headers["location"] == "/console/"
+    assert other.sign_in("vera", next_="//evil.example/x").headers["location"] == "/console/"
+
+
+def test_forms_need_the_csrf_token_and_roles_are_enforced_on_the_server(gateway_factory, db_url) -> None:
+    gw = gateway_factory(make_settings(db_url, free_port()).with_changes(notify_poll_seconds=3600))
+    client = gw.client(gw.merchant())
+    payment = client.create_payment(merchant_order_no="c-1", amount=300, notify_url="http://127.0.0.1:9/x")
+    checkout(payment)
+    assert wait_for(lambda: client.get_payment(payment["id"])["status"] == "succeeded")
+    event_id = client.request("GET", "/v1/events").json()["data"][0]["id"]
+    add_operator(gw, "vera", "viewer")
+    add_operator(gw, "otto", "operator")
+    viewer, operator = Browser(gw.url), Browser(gw.url)
+    viewer.sign_in("vera")
+    operator.sign_in("otto")
+    path = f"/console/events/{event_id}/redeliver"
+    # No token, a wrong token, or another session's token: refused, nothing done.
+    assert operator.http.post(path, data={}).status_code == 403
+    assert operator.http.post(path, data={"csrf": "forged"}).status_code == 403
+    assert operator.http.post(path, data={"csrf": viewer.csrf("/console/")}).status_code == 403
+    assert viewer.post(path, {}).status_code == 403                     # a viewer cannot act
+    assert "Redeliver" not in viewer.http.get("/console/events").text
+    done = operator.post(path, {})
+    assert (done.status_code, done.headers["location"]) == (303, f"/console/events?done=queued+{event_id}")
+    audit = operator.http.get("/console/audit").text
+    assert "event.redeliver" in audit and event_id in audit and "otto" in audit
+    assert audit.count("event.redeliver") == 1
+
+
+def test_merchant_supplied_text_is_escaped_everywhere(gateway_factory, db_url) -> None:
+    gw = gateway_factory(make_settings(db_url, free_port()))
+    creds = gw.merchant('<b onmouseover="alert(1)">shop</b>')
+    client = gw.client(creds)
+    payment = client.create_payment(merchant_order_no="xss-1", amount=500, subject="<script>alert('subject')</script>",
+                                    metadata={"note": "<img src=x onerror=alert(2)>"})
+    checkout(payment)
+    assert wait_for(lambda: client.get_payment(payment["id"])["status"] == "succeeded")
+    add_operator(gw, "vera", "viewer")
+    browser = Browser(gw.url)
+    browser.sign_in("vera")
+    for path in ("/console/payments", f"/console/payments/{payment['id']}", "/console/merchants", "/console/events",
+                 "/console/", "/console/channels", "/console/refunds", "/console/recon", "/console/exceptions"):
+        page = browser.http.get(path)
+        assert page.status_code == 200, path
+        assert "<script>alert" not in page.text and "<img src=x" not in page.text and "<b onmouseover" not in page.text
+        assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    story = browser.http.get(f"/console/payments/{payment['id']}").text
+    assert "&lt;script&gt;alert(&#39;subject&#39;)&lt;/script&gt;" in story and "&lt;img src=x" in story
+    assert "payment.succeeded" in story and "channel_clearing" in story    # its entry and its event are there
+    search = browser.http.get("/console/payments", params={"q": "xss-1"}).text
+    assert payment["id"] in search
+
+
+def test_a_disabled_operator_is_signed_out_at_once(gateway_factory, db_url) -> None:
+    from gateway.console import set_disabled
+
+    gw = gateway_factory(make_settings(db_url, free_port()))
+    add_operator(gw, "otto", "operator")
+    browser = Browser(gw.url)
+    browser.sign_in("otto")
+    assert browser.http.get("/console/").status_code == 200
+    with gw.gateway.db.transaction() as conn:
+        set_disabled(conn, "otto", True)
+    assert browser.http.get("/console/").status_code == 303
+    assert browser.sign_in("otto").status_code == 401
