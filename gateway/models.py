@@ -47,7 +47,10 @@ class IdempotencyKey(SQLModel, table=True):
 
 class Payment(SQLModel, table=True):
     __tablename__ = "payments"
-    __table_args__ = (UniqueConstraint("merchant_id", "merchant_order_no", name="uq_payments_merchant_order"),)
+    __table_args__ = (UniqueConstraint("merchant_id", "merchant_order_no", name="uq_payments_merchant_order"),
+                      # an operator searches by order no alone (the console); newest-first lists and days
+                      # use the primary key (ids are time-ordered), channel ids the attempts' index
+                      Index("ix_payments_order_no", "merchant_order_no"))
 
     id: str = Field(primary_key=True, max_length=40)
     merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
@@ -80,7 +83,8 @@ class Attempt(SQLModel, table=True):
     """One call to a channel, with its own out-trade-number; a retry is a new attempt."""
 
     __tablename__ = "attempts"
-    __table_args__ = (Index("ix_attempts_account_created", "channel_account", "created_at"),)
+    __table_args__ = (Index("ix_attempts_account_created", "channel_account", "created_at"),
+                      Index("ix_attempts_channel_transaction", "channel_transaction_id"))
 
     id: str = Field(primary_key=True, max_length=40)
     payment_id: str = Field(foreign_key="payments.id", index=True, max_length=40)
@@ -139,7 +143,8 @@ class ChannelCallback(SQLModel, table=True):
     """Every inbound channel callback, verified or not: the evidence behind a state change."""
 
     __tablename__ = "channel_callbacks"
-    __table_args__ = (Index("ix_channel_callbacks_account_received", "channel_account", "received_at"),)
+    __table_args__ = (Index("ix_channel_callbacks_account_received", "channel_account", "received_at"),
+                      Index("ix_channel_callbacks_reference", "reference"))
 
     id: Optional[int] = Field(default=None, primary_key=True)
     channel_account: str = Field(max_length=64)
@@ -157,7 +162,8 @@ class MerchantEvent(SQLModel, table=True):
 
     __tablename__ = "merchant_events"
     __table_args__ = (Index("ix_merchant_events_due", "status", "next_attempt_at"),
-                      Index("ix_merchant_events_merchant", "merchant_id", "seq"))
+                      Index("ix_merchant_events_merchant", "merchant_id", "seq"),
+                      Index("ix_merchant_events_resource", "resource_id"))
 
     seq: Optional[int] = Field(default=None, primary_key=True)
     id: str = Field(unique=True, max_length=40)          # evt_…, stable across redeliveries
@@ -438,6 +444,7 @@ class AuditEntry(SQLModel, table=True):
     """One action taken in the console: who, what, when, and the state before and after."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_operator_at", "operator", "at"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
     at: datetime = Field(index=True)

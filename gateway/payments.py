@@ -108,8 +108,10 @@ class PaymentService:
     # ---- channel calls: whatever goes wrong in a plugin is UNKNOWN, never FAILED ----
 
     async def _call(self, account: ChannelAccount, operation: str, fn: Callable[[], Awaitable[Any]],
-                    unknown: Callable[[str, str], Any]) -> Any:
-        """Every channel call goes through here: its health is recorded, its exceptions become UNKNOWN."""
+                    unknown: Callable[[str, str], Any], local: bool = False) -> Any:
+        """Every channel call goes through here: its health is recorded, its exceptions become UNKNOWN,
+        and it is logged with the request's id (`channel.call`) — unless it is `local`, a create the
+        plugin answers without calling out (a signed link), which is recorded but not logged."""
         started = time.perf_counter()
         try:
             result = await fn()
@@ -127,13 +129,14 @@ class PaymentService:
                            seconds=seconds)
         if self.metrics is not None:
             self.metrics.channel_call(account.id, operation, result.outcome.value, seconds)
-        self.log.info("channel.call", channel_account=account.id, operation=operation, outcome=result.outcome.value,
-                      ms=round(seconds * 1000, 1))
+        if not local:
+            self.log.info("channel.call", channel_account=account.id, operation=operation,
+                          outcome=result.outcome.value, ms=round(seconds * 1000, 1))
         return result
 
-    def _payment_call(self, account, operation, fn):  # noqa: ANN001, ANN202
+    def _payment_call(self, account, operation, fn, local=False):  # noqa: ANN001, ANN202
         return self._call(account, operation, fn,
-                          lambda code, msg: PaymentResult(Outcome.UNKNOWN, error_code=code, error_message=msg))
+                          lambda code, msg: PaymentResult(Outcome.UNKNOWN, error_code=code, error_message=msg), local)
 
     def _refund_call(self, account, operation, fn):  # noqa: ANN001, ANN202
         return self._call(account, operation, fn,
@@ -183,7 +186,7 @@ class PaymentService:
             attempt_id, trade_no = public_id("att"), out_trade_no()
             request = CreatePayment(trade_no, new.amount, new.currency, new.subject, method, expires_at, new.metadata,
                                     split=new.splittable)
-            early = await self._create_call(account, request) if local else None
+            early = await self._create_call(account, request, local=True) if local else None
             deferred = None
             if early is not None and self._fails_over(early) and len(plan.routes) > 1:
                 deferred, early = early, None   # write the attempt as created; the failover loop takes it on
@@ -261,9 +264,10 @@ class PaymentService:
                     error_message=None, next_query_at=now + self.schedule.first(account_id), queries=0, exception_at=None,
                     routing=routing, created_at=now, updated_at=now)
 
-    def _create_call(self, account: ChannelAccount, request: CreatePayment) -> Awaitable[PaymentResult]:
+    def _create_call(self, account: ChannelAccount, request: CreatePayment,
+                     local: bool = False) -> Awaitable[PaymentResult]:
         self.health.begin(account.id)
-        return self._payment_call(account, "create", lambda: account.channel.create(request))
+        return self._payment_call(account, "create", lambda: account.channel.create(request), local)
 
     @staticmethod
     def _fails_over(result: PaymentResult) -> bool:

@@ -132,3 +132,71 @@ def test_a_disabled_operator_is_signed_out_at_once(gateway_factory, db_url) -> N
         set_disabled(conn, "otto", True)
     assert browser.http.get("/console/").status_code == 303
     assert browser.sign_in("otto").status_code == 401
+
+
+def test_an_approver_cannot_approve_their_own_proposal_nor_an_operator_approve(gateway_factory, db_url,
+                                                                              tmp_path) -> None:
+    from tests.test_reconcile import edit_sandbox, paid_day, today
+
+    day = paid_day(gateway_factory, db_url, tmp_path, 5000)
+    wrong = tmp_path / "wrong.statement"
+    wrong.write_text(edit_sandbox(day.statement.read_text(), amount={day.payments[0]["out_trade_no"]: 4000}))
+    run = day.op.reconcile("sandbox", today(), wrong)
+    [item] = day.op.items()
+    gw = day.gw
+    add_operator(gw, "otto", "operator")
+    add_operator(gw, "anna", "approver")
+    otto, anna = Browser(gw.url), Browser(gw.url)
+    otto.sign_in("otto")
+    anna.sign_in("anna")
+    run_page = f"/console/recon/runs/{run['run_id']}"
+    proposed = anna.post(f"/console/recon/items/{item['id']}/propose", {"action": "adjust", "reason": "bank says so"},
+                         run_page)
+    assert proposed.status_code == 303
+    own = anna.post(f"/console/recon/items/{item['id']}/approve", {}, run_page)
+    assert own.status_code == 409 and "same_person" in own.text
+    assert otto.post(f"/console/recon/items/{item['id']}/approve", {}, run_page).status_code == 403
+    assert day.op.items()[0]["status"] == "open"                     # nothing was booked
+    audit = anna.http.get("/console/audit").text
+    assert "recon.propose" in audit and "recon.approve" not in audit and "console.sign_in" in audit
+    assert Browser(gw.url).sign_in("anna", "not her password").status_code == 401
+    assert "console.sign_in_failed" in anna.http.get("/console/audit").text
+
+
+def test_repeated_failed_sign_ins_lock_the_name_out(gateway_factory, db_url) -> None:
+    gw = gateway_factory(make_settings(db_url, free_port()))
+    add_operator(gw, "otto", "operator")
+    browser = Browser(gw.url)
+    for _ in range(5):
+        assert browser.sign_in("otto", "guess-guess-guess").status_code == 401
+    locked = browser.sign_in("otto")                       # even with the right password, for now
+    assert locked.status_code == 429 and "Too many failed sign-ins" in locked.text
+    assert Browser(gw.url).sign_in("someone-else").status_code == 401
+
+
+def test_payments_are_found_by_each_of_their_numbers_status_and_day(gateway_factory, db_url) -> None:
+    from datetime import timedelta
+
+    from tests.test_reconcile import today
+
+    gw = gateway_factory(make_settings(db_url, free_port()))
+    client = gw.client(gw.merchant())
+    paid = client.create_payment(merchant_order_no="find-me", amount=800)
+    checkout(paid)
+    assert wait_for(lambda: client.get_payment(paid["id"])["status"] == "succeeded")
+    other = client.create_payment(merchant_order_no="not-me", amount=900)
+    add_operator(gw, "vera", "viewer")
+    browser = Browser(gw.url)
+    browser.sign_in("vera")
+    paid = client.get_payment(paid["id"])
+
+    def found(**params: str) -> set[str]:
+        text = browser.http.get("/console/payments", params=params).text
+        return {pid for pid in (paid["id"], other["id"]) if f"/console/payments/{pid}" in text}
+
+    for q in (paid["id"], "find-me", paid["channel_transaction_id"], paid["out_trade_no"]):
+        assert found(q=q) == {paid["id"]}, q
+    assert found(status="processing") == {other["id"]}
+    assert found(date=today().isoformat()) == {paid["id"], other["id"]}
+    assert found(date=(today() - timedelta(days=1)).isoformat()) == set()
+    assert found(q="nothing-like-it") == set()

@@ -51,6 +51,11 @@ def redacted_body(body: bytes | None) -> str:
     return text[:2000]
 
 
+def id_at(prefix: str, at: datetime) -> str:
+    """The smallest public id made at `at` (gateway.ids: prefix, then the time in ms as 11 hex digits)."""
+    return f"{prefix}_{int(at.timestamp() * 1000):011x}"
+
+
 def local_day(day: date, zone: str) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time(), ZoneInfo(zone))
     return start, start + timedelta(days=1)
@@ -58,17 +63,18 @@ def local_day(day: date, zone: str) -> tuple[datetime, datetime]:
 
 def search_payments(conn: Connection, q: str, status: str, day: date | None, zone: str) -> list[dict[str, Any]]:
     """By payment id, merchant order no, channel transaction id or out-trade-no; status; creation day."""
-    query = select(payments).order_by(payments.c.created_at.desc(), payments.c.id.desc()).limit(PAGE)
+    # Ids are time-ordered (gateway.ids): newest first and a day's range both read the primary key.
+    query = select(payments).order_by(payments.c.id.desc()).limit(PAGE)
     if q:
         by_attempt = select(attempts.c.payment_id).where(or_(attempts.c.out_trade_no == q,
                                                              attempts.c.channel_transaction_id == q))
         query = query.where(or_(payments.c.id == q, payments.c.merchant_order_no == q,
-                                payments.c.channel_transaction_id == q, payments.c.id.in_(by_attempt)))
+                                payments.c.id.in_(by_attempt)))
     if status in STATUSES:
         query = query.where(payments.c.status == status)
     if day is not None:
         start, end = local_day(day, zone)
-        query = query.where(and_(payments.c.created_at >= start, payments.c.created_at < end))
+        query = query.where(and_(payments.c.id >= id_at("pay", start), payments.c.id < id_at("pay", end)))
     names = dict(conn.execute(select(merchants.c.id, merchants.c.name)).all())
     return [{**payment_object(_with_attempt(row)), "merchant": names.get(row.merchant_id, row.merchant_id)}
             for row in conn.execute(query)]

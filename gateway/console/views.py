@@ -72,20 +72,47 @@ async def sign_in(request: Request) -> Response:
         return forbidden(request, "The sign-in form was not sent from this browser session. Reload and try again.")
     name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
     gw = gateway_of(request)
+    if await gw.db.tx(lambda conn: _locked_out(conn, name[:100], gw.clock.now())):
+        return render(request, "login.html", 429, next=_safe_next(str(form.get("next", ""))),
+                      error=f"Too many failed sign-ins for this name: wait {LOCKOUT.seconds // 60} minutes.")
     op = await gw.db.tx(lambda conn: conn.execute(select(operators).where(operators.c.name == name)).first())
     # The KDF runs whether or not the name exists, off the event loop.
     ok = await asyncio.to_thread(verify_password, password, op.password_hash if op else DUMMY_HASH)
     if op is None or op.disabled or not ok:
         gw.log.warning("console.sign_in_failed", name=name[:100])
+        await gw.db.tx(lambda conn: _audit_sign_in(conn, request, name, "-", "console.sign_in_failed"))
         csrf_token(request)
         return render(request, "login.html", 401, next=_safe_next(str(form.get("next", ""))),
                       error="Wrong name or password.")
     request.session.clear()                     # a new session at sign-in (no fixation)
     request.session["operator"] = op.id
     request.session["csrf"] = __import__("secrets").token_urlsafe(32)
-    await gw.db.tx(lambda conn: mark_signed_in(conn, op.id, gw.clock.now()))
+    await gw.db.tx(lambda conn: (mark_signed_in(conn, op.id, gw.clock.now()),
+                                 _audit_sign_in(conn, request, op.name, op.role, "console.sign_in")))
     gw.log.info("console.signed_in", operator=op.name, role=op.role)
     return RedirectResponse(_safe_next(str(form.get("next", ""))), 303)
+
+
+LOCKOUT, MAX_FAILURES = timedelta(minutes=15), 5
+
+
+def _locked_out(conn: Any, name: str, now: Any) -> bool:
+    """MAX_FAILURES failed sign-ins for one name within LOCKOUT refuse more tries until they age out
+    (counted from the audit log, so every process agrees)."""
+    from sqlalchemy import and_, func
+
+    from gateway.console import audit_log
+
+    failures = conn.execute(select(func.count()).select_from(audit_log).where(and_(
+        audit_log.c.operator == name, audit_log.c.action == "console.sign_in_failed",
+        audit_log.c.at >= now - LOCKOUT))).scalar_one()
+    return failures >= MAX_FAILURES
+
+
+def _audit_sign_in(conn: Any, request: Request, name: str, role: str, action: str) -> None:
+    from types import SimpleNamespace
+
+    audit(conn, SimpleNamespace(name=name[:100], role=role), request, action, "console")
 
 
 @page("viewer")

@@ -1,4 +1,5 @@
-"""operator console: operators, the audit log; merchant events carry their request id
+"""operator console: operators, the audit log, indexes for what operators search by; merchant events
+carry their request id
 
 Revision ID: 0011
 Revises: 0010
@@ -40,9 +41,19 @@ def upgrade() -> None:
         sa.Column("client_ip", sa.String(64), nullable=True),
     )
     op.create_index("ix_audit_log_at", "audit_log", ["at"])
+    op.create_index("ix_audit_log_operator_at", "audit_log", ["operator", "at"])
+    # What operators search by in the console.
+    op.create_index("ix_payments_order_no", "payments", ["merchant_order_no"])
+    op.create_index("ix_attempts_channel_transaction", "attempts", ["channel_transaction_id"])
+    op.create_index("ix_channel_callbacks_reference", "channel_callbacks", ["reference"])
+    op.create_index("ix_merchant_events_resource", "merchant_events", ["resource_id"])
 
 
 def downgrade() -> None:
+    for table, name in (("merchant_events", "ix_merchant_events_resource"),
+                        ("channel_callbacks", "ix_channel_callbacks_reference"),
+                        ("attempts", "ix_attempts_channel_transaction"), ("payments", "ix_payments_order_no")):
+        op.drop_index(name, table_name=table)
     op.drop_table("audit_log")
     op.drop_table("operators")
     with op.batch_alter_table("merchant_events") as batch:
