@@ -455,3 +455,24 @@ class AuditEntry(SQLModel, table=True):
     before: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
     after: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
     client_ip: Optional[str] = Field(default=None, max_length=64)
+
+
+class ChannelExchange(SQLModel, table=True):
+    """One request paymux sent a channel and its answer, secrets redacted (gateway/exchanges.py)."""
+
+    __tablename__ = "channel_exchanges"
+    __table_args__ = (Index("ix_channel_exchanges_reference", "reference"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = Field(index=True)
+    channel_account: str = Field(max_length=64)
+    operation: str = Field(max_length=40)
+    reference: Optional[str] = Field(default=None, max_length=64)     # out-trade-no, out-refund-no, …
+    request_id: Optional[str] = Field(default=None, max_length=64)
+    method: Optional[str] = Field(default=None, max_length=10)
+    url: Optional[str] = Field(default=None, max_length=500)
+    status_code: Optional[int] = None
+    duration_ms: int = 0
+    request_body: str = Field(default="", sa_column=Column(Text, nullable=False))
+    response_body: str = Field(default="", sa_column=Column(Text, nullable=False))
+    error: Optional[str] = Field(default=None, max_length=200)

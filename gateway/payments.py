@@ -23,6 +23,7 @@ from gateway.channel import (Capability, ChannelEvent, CreatePayment, Outcome, P
 from gateway.clock import Clock
 from gateway.db import Database
 from gateway.errors import channel_error, conflict, invalid_request, not_found
+from gateway.exchanges import exchange_context
 from gateway.ids import out_trade_no, public_id
 from gateway.idempotency import IdempotencyClaim, StoredResponse
 from gateway.models import Attempt, Payment, Refund
@@ -104,19 +105,24 @@ class PaymentService:
         self.schedule = schedule or QuerySchedule((10.0,), 24 * 3600)  # when the janitor first asks
         self.splits: Any = None   # gateway.splits.SplitService, once the gateway is wired
         self.metrics: Any = None  # gateway.metrics.Metrics, likewise
+        self.exchanges: Any = None  # gateway.exchanges.ExchangeRecorder, likewise
 
     # ---- channel calls: whatever goes wrong in a plugin is UNKNOWN, never FAILED ----
 
     async def _call(self, account: ChannelAccount, operation: str, fn: Callable[[], Awaitable[Any]],
-                    unknown: Callable[[str, str], Any], local: bool = False) -> Any:
+                    unknown: Callable[[str, str], Any], local: bool = False, reference: str | None = None) -> Any:
         """Every channel call goes through here: its health is recorded, its exceptions become UNKNOWN,
-        and it is logged with the request's id (`channel.call`) — unless it is `local`, a create the
-        plugin answers without calling out (a signed link), which is recorded but not logged."""
+        its HTTP exchanges are kept under `reference` (gateway/exchanges.py), and it is logged with the
+        request's id (`channel.call`) — unless it is `local`, a create the plugin answers without
+        calling out (a signed link), which is recorded but not logged."""
         started = time.perf_counter()
         try:
-            result = await fn()
+            with exchange_context(account.id, operation, reference):
+                result = await fn()
         except Exception as exc:  # noqa: BLE001  a plugin's failure must not decide money
             seconds = time.perf_counter() - started
+            if self.exchanges is not None and not local:
+                self.exchanges.failed(account.id, operation, reference, f"{type(exc).__name__}: {exc}", seconds)
             self.health.record(account.id, operation, ok=False, timeout=isinstance(exc, httpx.TimeoutException),
                                seconds=seconds)
             if self.metrics is not None:
@@ -134,13 +140,15 @@ class PaymentService:
                           outcome=result.outcome.value, ms=round(seconds * 1000, 1))
         return result
 
-    def _payment_call(self, account, operation, fn, local=False):  # noqa: ANN001, ANN202
+    def _payment_call(self, account, operation, fn, reference, local=False):  # noqa: ANN001, ANN202
         return self._call(account, operation, fn,
-                          lambda code, msg: PaymentResult(Outcome.UNKNOWN, error_code=code, error_message=msg), local)
+                          lambda code, msg: PaymentResult(Outcome.UNKNOWN, error_code=code, error_message=msg), local,
+                          reference)
 
-    def _refund_call(self, account, operation, fn):  # noqa: ANN001, ANN202
+    def _refund_call(self, account, operation, fn, reference):  # noqa: ANN001, ANN202
         return self._call(account, operation, fn,
-                          lambda code, msg: RefundResult(Outcome.UNKNOWN, error_code=code, error_message=msg))
+                          lambda code, msg: RefundResult(Outcome.UNKNOWN, error_code=code, error_message=msg),
+                          reference=reference)
 
     # ---- idempotent POSTs ----
 
@@ -267,7 +275,8 @@ class PaymentService:
     def _create_call(self, account: ChannelAccount, request: CreatePayment,
                      local: bool = False) -> Awaitable[PaymentResult]:
         self.health.begin(account.id)
-        return self._payment_call(account, "create", lambda: account.channel.create(request), local)
+        return self._payment_call(account, "create", lambda: account.channel.create(request), request.out_trade_no,
+                                  local)
 
     @staticmethod
     def _fails_over(result: PaymentResult) -> bool:
@@ -388,7 +397,8 @@ class PaymentService:
         account = self.host.account(attempt.channel_account)
         if not account.supports(Capability.QUERY):
             return
-        result = await self._payment_call(account, "query", lambda: account.channel.query(attempt.out_trade_no))
+        result = await self._payment_call(account, "query", lambda: account.channel.query(attempt.out_trade_no),
+                                          attempt.out_trade_no)
         if result.outcome is Outcome.SUCCEEDED and not self._amount_matches(attempt, p, result.amount, result.currency):
             self.log.error("channel.amount_mismatch", payment_id=p.id, source=source, channel_amount=result.amount)
             return
@@ -400,7 +410,8 @@ class PaymentService:
         if not account.supports(Capability.REFUND_QUERY):
             return
         result = await self._refund_call(account, "refund_query",
-                                         lambda: account.channel.query_refund(out_trade_no, r.out_refund_no))
+                                         lambda: account.channel.query_refund(out_trade_no, r.out_refund_no),
+                                         r.out_refund_no)
         await self.db.tx(lambda conn: self._apply_refund_result(conn, r.id, result, source="janitor"))
 
     async def _load_for(self, caller: Caller, payment_id: str) -> Any:
@@ -428,7 +439,8 @@ class PaymentService:
         if attempt is None:
             attempt = await self.db.tx(lambda conn: self.current_attempt(conn, p.id))
         account = self.host.account(attempt.channel_account)
-        result = await self._payment_call(account, "close", lambda: account.channel.close(attempt.out_trade_no))
+        result = await self._payment_call(account, "close", lambda: account.channel.close(attempt.out_trade_no),
+                                          attempt.out_trade_no)
         if result.outcome in (Outcome.UNKNOWN, Outcome.PENDING):
             return False
         if result.outcome is Outcome.SUCCEEDED and not self._amount_matches(attempt, p, result.amount, result.currency):
@@ -461,7 +473,8 @@ class PaymentService:
         """Send a refund paymux started itself (a duplicate payment's) to the channel."""
         account = self.host.account(r.channel_account)
         request = RefundRequest(out_trade_no, r.out_refund_no, r.amount, total, r.currency, r.reason)
-        result = await self._refund_call(account, "refund", lambda: account.channel.refund(request))
+        result = await self._refund_call(account, "refund", lambda: account.channel.refund(request),
+                                             request.out_refund_no)
 
         def settle(conn: Connection) -> None:
             if result.outcome is not Outcome.UNKNOWN:  # the channel has it (or refused it): do not send again
@@ -631,7 +644,8 @@ class PaymentService:
             attempt = await self.db.tx(tx1)
             self.log.info("refund.created", refund_id=refund_id, payment_id=payment_id, amount=new.amount)
             request = RefundRequest(attempt.out_trade_no, out_refund_no, new.amount, p.amount, p.currency, new.reason)
-            result = await self._refund_call(account, "refund", lambda: account.channel.refund(request))
+            result = await self._refund_call(account, "refund", lambda: account.channel.refund(request),
+                                             request.out_refund_no)
 
             def tx2(conn: Connection) -> StoredResponse:
                 self._apply_refund_result(conn, refund_id, result, source="create")

@@ -67,9 +67,9 @@ class PayoutService:
         self.db, self.host, self.clock, self.log = payments.db, payments.host, payments.clock, payments.log
         self.booker = payments.booker
 
-    def _call(self, account: Any, operation: str, fn: Any) -> Any:
+    def _call(self, account: Any, operation: str, fn: Any, reference: str) -> Any:
         return self.p._call(account, operation, fn, lambda code, msg: PayoutResult(
-            Outcome.UNKNOWN, error_code=code, error_message=msg))
+            Outcome.UNKNOWN, error_code=code, error_message=msg), reference=reference)
 
     def positions(self, conn: Connection, currency: str) -> dict[str, int]:
         """What each account can still pay out: its position less what payouts in flight hold."""
@@ -150,13 +150,15 @@ class PayoutService:
     async def send(self, row: Any) -> bool:
         """Send the payout (again) under its one out_payout_no; apply what the channel answers."""
         account = self.host.account(row.channel_account)
-        result = await self._call(account, "payout", lambda: account.channel.payout(payout_request(row, self.box)))
+        result = await self._call(account, "payout", lambda: account.channel.payout(payout_request(row, self.box)),
+                                  row.out_payout_no)
         return await self.db.tx(lambda conn: self.apply(conn, row.id, result, "create", sent=True))
 
     async def sync(self, row: Any) -> bool:
         """Ask the channel about a processing payout; one it never heard of is sent again, same number."""
         account = self.host.account(row.channel_account)
-        result = await self._call(account, "query_payout", lambda: account.channel.query_payout(row.out_payout_no))
+        result = await self._call(account, "query_payout", lambda: account.channel.query_payout(row.out_payout_no),
+                                  row.out_payout_no)
         if result.unheard:
             self.log.warning("payout.resend", payout_id=row.id, out_payout_no=row.out_payout_no)
             return await self.send(row)

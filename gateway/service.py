@@ -19,6 +19,9 @@ from gateway.health import purge as purge_health
 from gateway.janitor import Janitor, RateLimiter
 from gateway.schedule import QuerySchedule
 from gateway.risk import RiskGate
+from gateway.exchanges import KEEP as EXCHANGES_KEEP
+from gateway.exchanges import ExchangeRecorder
+from gateway.exchanges import purge as purge_exchanges
 from gateway.metrics import Metrics
 from gateway.models import ChannelCallback
 from gateway.notifier import Notifier
@@ -78,7 +81,9 @@ class Gateway:
               extra_plugins: Iterable[Any] = ()) -> "Gateway":
         clock = clock or Clock()
         db = Database(settings.database_url)
-        http = httpx.AsyncClient(timeout=settings.channel_timeout_seconds, follow_redirects=False)
+        exchanges = ExchangeRecorder(clock)
+        http = httpx.AsyncClient(timeout=settings.channel_timeout_seconds, follow_redirects=False,
+                                 event_hooks=exchanges.hooks())
         host = PluginHost(settings, http, clock, log, extra_plugins)
         box = SecretBox.from_settings(settings)
         ledger = make_ledger(settings)
@@ -93,6 +98,7 @@ class Gateway:
                         settings.day_cut_hour)
         payments = PaymentService(db, host, clock, log, Booker(ledger), router, schedule, risk)
         payments.metrics = metrics = Metrics(settings.ledger_check_every_seconds)
+        payments.exchanges = exchanges
         payments.splits = splits = SplitService(payments, settings.split_refund_policy)
         payouts = PayoutService(payments, box)
         limiter = RateLimiter(settings.channel_queries_per_second,
@@ -158,10 +164,12 @@ class Gateway:
         now = self.clock.now()
         await self.db.tx(lambda conn: (self.authenticator.purge(conn, now),
                                        idempotency.purge(conn, now, self.settings.idempotency_ttl_seconds),
-                                       purge_health(conn, now - HEALTH_KEEP)))
+                                       purge_health(conn, now - HEALTH_KEEP),
+                                       purge_exchanges(conn, now - EXCHANGES_KEEP)))
 
     async def flush_health(self) -> None:
-        await self.db.tx(self.health.flush)
+        """What this process saw of the channels: health numbers and the exchanges it kept."""
+        await self.db.tx(lambda conn: (self.health.flush(conn), self.payments.exchanges.flush(conn)))
 
     async def health_loop(self) -> None:
         """Every few seconds, add what this process saw of the channels to the shared numbers."""

@@ -217,14 +217,14 @@ class SplitService:
         return SplitRequest(s.out_split_no, trade_no, pay.channel_transaction_id, s.amount, s.currency, r.type,
                             (r.bindings or {}).get(s.channel_account, r.account), r.name, s.description or "split")
 
-    def _call(self, account: Any, operation: str, fn: Any) -> Any:
+    def _call(self, account: Any, operation: str, fn: Any, reference: str) -> Any:
         return self.p._call(account, operation, fn, lambda code, msg: SplitResult(
-            Outcome.UNKNOWN, error_code=code, error_message=msg))
+            Outcome.UNKNOWN, error_code=code, error_message=msg), reference=reference)
 
     async def submit(self, s: Any) -> bool:
         account = self.host.account(s.channel_account)
         request = await self.db.tx(lambda conn: self._request(conn, s))
-        result = await self._call(account, "split", lambda: account.channel.split(request))
+        result = await self._call(account, "split", lambda: account.channel.split(request), s.out_split_no)
         return await self.db.tx(lambda conn: self.apply(conn, s.id, result, "create", sent=True))
 
     async def sync(self, s: Any) -> bool:
@@ -232,7 +232,8 @@ class SplitService:
             return await self.submit(s)
         account = self.host.account(s.channel_account)
         request = await self.db.tx(lambda conn: self._request(conn, s))
-        result = await self._call(account, "query_split", lambda: account.channel.query_split(request))
+        result = await self._call(account, "query_split", lambda: account.channel.query_split(request),
+                                  s.out_split_no)
         if result.unheard:
             self.log.warning("split.resend", split_id=s.id, out_split_no=s.out_split_no)
             return await self.submit(s)
@@ -350,7 +351,8 @@ class SplitService:
     async def submit_return(self, r: Any) -> bool:
         account = self.host.account(r.channel_account)
         request = await self.db.tx(lambda conn: self._return_request(conn, r))
-        result = await self._call(account, "return_split", lambda: account.channel.return_split(request))
+        result = await self._call(account, "return_split", lambda: account.channel.return_split(request),
+                                  r.out_return_no)
         return await self.db.tx(lambda conn: self.apply_return(conn, r.id, result, "create", sent=True))
 
     async def sync_return(self, r: Any) -> bool:
@@ -359,7 +361,7 @@ class SplitService:
         account = self.host.account(r.channel_account)
         request = await self.db.tx(lambda conn: self._return_request(conn, r))
         result = await self._call(account, "query_split_return",
-                                  lambda: account.channel.query_split_return(request))
+                                  lambda: account.channel.query_split_return(request), r.out_return_no)
         if result.unheard:
             return await self.submit_return(r)
         return await self.db.tx(lambda conn: self.apply_return(conn, r.id, result, "query"))

@@ -200,3 +200,25 @@ def test_payments_are_found_by_each_of_their_numbers_status_and_day(gateway_fact
     assert found(date=today().isoformat()) == {paid["id"], other["id"]}
     assert found(date=(today() - timedelta(days=1)).isoformat()) == set()
     assert found(q="nothing-like-it") == set()
+
+
+def test_a_payments_channel_exchanges_are_kept_with_secrets_redacted(gateway_factory, db_url) -> None:
+    from gateway.exchanges import redacted_body
+
+    gw = gateway_factory(make_settings(db_url, free_port(), callback_mode="drop").with_changes(
+        health_flush_seconds=0.2))
+    client = gw.client(gw.merchant())
+    payment = client.create_payment(merchant_order_no="ex-1", amount=600)
+    checkout(payment)
+    assert client.get_payment(payment["id"], sync=True)["status"] == "succeeded"     # a query to the channel
+    add_operator(gw, "vera", "viewer")
+    browser = Browser(gw.url)
+    browser.sign_in("vera")
+    assert wait_for(lambda: "/api/query" in browser.http.get(f"/console/payments/{payment['id']}").text)
+    story = browser.http.get(f"/console/payments/{payment['id']}").text
+    assert payment["out_trade_no"] in story and "SUCCESS" in story                  # what was sent and answered
+    # Signatures, keys and card numbers never reach the page (an Alipay-style form, a UnionPay answer).
+    shown = redacted_body(b"app_id=2021&sign=SECRETSIG&biz_content=%7B%7D&sign_type=RSA2") + redacted_body(
+        b'{"accNo": "6216261000000000018", "certId": "123", "signature": "abc", "txnAmt": "100"}')
+    assert "SECRETSIG" not in shown and "6216261000000000018" not in shown and "abc" not in shown
+    assert '"txnAmt": "100"' in shown and '"app_id": "2021"' in shown

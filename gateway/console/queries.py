@@ -2,18 +2,16 @@
 pictures. Reads only; every action goes through the same service functions the API and CLI use."""
 from __future__ import annotations
 
-import json
-import re
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, and_, func, or_, select
 
 from gateway.books import merchant_balances
-from gateway.models import (Attempt, ChannelCallback, Merchant, MerchantEvent, Payment, Payout, ReconItem, ReconRun,
-                            Refund, Split)
+from gateway.exchanges import redact, redacted_body
+from gateway.models import (Attempt, ChannelCallback, ChannelExchange, Merchant, MerchantEvent, Payment, Payout,
+                            ReconItem, ReconRun, Refund, Split)
 from gateway.resources import attempt_object, payment_object, payout_object, refund_object, split_object
 from ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
 
@@ -21,35 +19,9 @@ payments, attempts, refunds = Payment.__table__, Attempt.__table__, Refund.__tab
 callbacks, events, merchants = ChannelCallback.__table__, MerchantEvent.__table__, Merchant.__table__
 entries, postings, accounts = LedgerEntry.__table__, LedgerPosting.__table__, LedgerAccount.__table__
 splits, payouts, items, runs = Split.__table__, Payout.__table__, ReconItem.__table__, ReconRun.__table__
+exchanges = ChannelExchange.__table__
 PAGE = 50
 STATUSES = ("processing", "succeeded", "failed", "closed")
-
-# Keys whose values are secrets or signatures: shown as [redacted] wherever a channel exchange is shown.
-SECRET_KEY = re.compile(r"sign|signature|secret|key|token|cipher|cert|password|accno|nonce", re.IGNORECASE)
-
-
-def redact(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: ("[redacted]" if SECRET_KEY.search(str(k)) else redact(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
-
-
-def redacted_body(body: bytes | None) -> str:
-    """A callback body as stored, parsed (JSON or a form) and with its secrets redacted."""
-    if not body:
-        return ""
-    text = body.decode("utf-8", "replace")
-    try:
-        return json.dumps(redact(json.loads(text)), ensure_ascii=False, indent=1)
-    except ValueError:
-        pass
-    pairs = parse_qsl(text, keep_blank_values=True)
-    if pairs:
-        return json.dumps(redact(dict(pairs)), ensure_ascii=False, indent=1)
-    return text[:2000]
-
 
 def id_at(prefix: str, at: datetime) -> str:
     """The smallest public id made at `at` (gateway.ids: prefix, then the time in ms as 11 hex digits)."""
@@ -99,6 +71,8 @@ def payment_story(conn: Connection, payment_id: str) -> dict[str, Any] | None:
     numbers = [a.out_trade_no for a in tried] + [r.out_refund_no for r in back]
     heard = conn.execute(select(callbacks).where(callbacks.c.reference.in_(numbers))
                          .order_by(callbacks.c.received_at, callbacks.c.id)).all() if numbers else []
+    said = conn.execute(select(exchanges).where(exchanges.c.reference.in_(
+        numbers + [s.out_split_no for s in split_rows])).order_by(exchanges.c.at, exchanges.c.id)).all()
     references = ([f"payment:{payment_id}"] + [f"refund:{r.id}" for r in back] + [f"attempt:{a.id}" for a in tried]
                   + [f"split:{s.id}" for s in split_rows])
     resources = [payment_id] + [r.id for r in back] + [s.id for s in split_rows]
@@ -117,6 +91,7 @@ def payment_story(conn: Connection, payment_id: str) -> dict[str, Any] | None:
                        "detail": c.detail, "reference": c.reference, "channel_account": c.channel_account,
                        "body": redacted_body(c.body)} for c in heard],
         "entries": ledger_entries(conn, references) + extra,
+        "exchanges": [dict(x._mapping) for x in said],
         "events": [{"id": e.id, "type": e.type, "status": e.status, "attempts": e.attempts,
                     "request_id": e.request_id, "notify_url": e.notify_url, "created_at": e.created_at,
                     "delivered_at": e.delivered_at, "last_error": e.last_error} for e in told],

@@ -1,4 +1,4 @@
-"""operator console: operators, the audit log, indexes for what operators search by; merchant events
+"""operator console: operators, the audit log, channel exchanges, indexes for what operators search by; merchant events
 carry their request id
 
 Revision ID: 0011
@@ -42,6 +42,24 @@ def upgrade() -> None:
     )
     op.create_index("ix_audit_log_at", "audit_log", ["at"])
     op.create_index("ix_audit_log_operator_at", "audit_log", ["operator", "at"])
+    op.create_table(
+        "channel_exchanges",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("channel_account", sa.String(64), nullable=False),
+        sa.Column("operation", sa.String(40), nullable=False),
+        sa.Column("reference", sa.String(64), nullable=True),
+        sa.Column("request_id", sa.String(64), nullable=True),
+        sa.Column("method", sa.String(10), nullable=True),
+        sa.Column("url", sa.String(500), nullable=True),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("duration_ms", sa.Integer(), nullable=False),
+        sa.Column("request_body", sa.Text(), nullable=False),
+        sa.Column("response_body", sa.Text(), nullable=False),
+        sa.Column("error", sa.String(200), nullable=True),
+    )
+    op.create_index("ix_channel_exchanges_at", "channel_exchanges", ["at"])
+    op.create_index("ix_channel_exchanges_reference", "channel_exchanges", ["reference"])
     # What operators search by in the console.
     op.create_index("ix_payments_order_no", "payments", ["merchant_order_no"])
     op.create_index("ix_attempts_channel_transaction", "attempts", ["channel_transaction_id"])
@@ -50,6 +68,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("channel_exchanges")
     for table, name in (("merchant_events", "ix_merchant_events_resource"),
                         ("channel_callbacks", "ix_channel_callbacks_reference"),
                         ("attempts", "ix_attempts_channel_transaction"), ("payments", "ix_payments_order_no")):
