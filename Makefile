@@ -2,8 +2,6 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PAYMUX_SANDBOX_SECRET ?= sandbox-dev-secret
-export PAYMUX_SANDBOX_SECRET
 
 .PHONY: run test bench install install-test clean
 

@@ -33,7 +33,7 @@ def test_the_readme_tour_works_verbatim(tmp_path: Path) -> None:
     default = (REPO / "conf" / "paymux.toml").read_text()
     (tmp_path / "conf" / "paymux.toml").write_text(default.replace("127.0.0.1:8000", f"127.0.0.1:{port}"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMUX_")}
-    env["PAYMUX_SANDBOX_SECRET"] = "tour-sandbox-secret"
+    # No PAYMUX_* variable: a newcomer's second terminal has none, and the tour must work there.
     paymux = str(tmp_path / ".venv" / "bin" / "paymux")
     subprocess.run([paymux, "init"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=60)
     server = subprocess.Popen([paymux, "serve", "--port", str(port)], cwd=tmp_path, env=env,
