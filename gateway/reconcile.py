@@ -406,10 +406,12 @@ ACTIONS = ("adjust", "dismiss")
 
 
 def open_items(conn: Connection, account_id: str | None = None, business_date: date | None = None,
-               include_closed: bool = False) -> list[dict[str, Any]]:
+               include_closed: bool = False, run_id: str | None = None) -> list[dict[str, Any]]:
     query = select(items).order_by(items.c.business_date, items.c.id)
     if not include_closed:
         query = query.where(items.c.status == "open")
+    if run_id:
+        query = query.where(items.c.run_id == run_id)
     if account_id:
         query = query.where(items.c.channel_account == account_id)
     if business_date:

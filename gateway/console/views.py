@@ -3,6 +3,7 @@ functions as the API and the CLI)."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +20,7 @@ from gateway.console.passwords import DUMMY_HASH, verify_password
 from gateway.health import channel_listing
 from gateway.janitor import exceptions as janitor_exceptions
 from gateway.notifier import redeliver
-from gateway.reconcile import ReconError, approve, open_items, propose, run_report
+from gateway.reconcile import ReconError, approve, open_items, propose, proposals, run_report
 from ledger.booking import Booker
 
 
@@ -86,7 +87,7 @@ async def sign_in(request: Request) -> Response:
                       error="Wrong name or password.")
     request.session.clear()                     # a new session at sign-in (no fixation)
     request.session["operator"] = op.id
-    request.session["csrf"] = __import__("secrets").token_urlsafe(32)
+    request.session["csrf"] = secrets.token_urlsafe(32)
     await gw.db.tx(lambda conn: (mark_signed_in(conn, op.id, gw.clock.now()),
                                  _audit_sign_in(conn, request, op.name, op.role, "console.sign_in")))
     gw.log.info("console.signed_in", operator=op.name, role=op.role)
@@ -154,7 +155,6 @@ async def channels_page(request: Request, op: Any) -> Response:
     now = gw.clock.now()
 
     def read(conn: Any) -> dict[str, Any]:
-        from gateway.payouts import PayoutService  # noqa: F401  (positions are the payout service's)
         from ledger.core import AccountRef
 
         positions = {a.id: (gw.ledger.balance(conn, AccountRef("channel_position", a.id, "CNY")),
@@ -240,7 +240,7 @@ async def recon_run_page(request: Request, op: Any) -> Response:
         row = conn.execute(select(ReconRun.__table__).where(ReconRun.__table__.c.id == run_id)).first()
         if row is None:
             return None
-        listed = [i for i in open_items(conn, include_closed=True) if i["run_id"] == run_id]
+        listed = open_items(conn, include_closed=True, run_id=run_id)
         return run_report(row), listed
 
     found = await _read(request, read)
@@ -271,10 +271,12 @@ async def approve_resolution(request: Request, op: Any, form: Any) -> Response:
     item_id = request.path_params["item_id"]
 
     def act(conn: Any) -> dict[str, Any]:
-        before = next((i for i in open_items(conn) if i["id"] == item_id), None)
+        proposal = conn.execute(select(proposals.c.id, proposals.c.action, proposals.c.proposed_by,
+                                       proposals.c.reason).where(proposals.c.item_id == item_id,
+                                                                 proposals.c.status == "proposed")).first()
         result = approve(conn, item_id, op.name, Booker(gw.ledger), gw.clock.now())
         audit(conn, op, request, "recon.approve", f"recon-item:{item_id}",
-              {"status": "open", "proposal": (before or {}).get("proposal")},
+              {"status": "open", "proposal": dict(proposal._mapping) if proposal else None},
               {"status": result["status"], "resolution": result["resolution"]})
         return result
 
