@@ -118,21 +118,24 @@ class Settler:
                                     f"with --force --by NAME")
 
     def _merchant_days(self, conn: Connection, settle_date: date) -> list[tuple[str, str, str, date, int]]:
-        """(merchant, channel account, currency, day, in-transit credited by that day's payments) due now."""
+        """(merchant, channel account, currency, day, in-transit credited by that day's payments) due now:
+        one query per settlement cycle in use (T+1, and each override's), not one per merchant."""
         due: list[tuple[str, str, str, date, int]] = []
-        merchants = [row.merchant_id for row in conn.execute(select(payments.c.merchant_id).distinct())]
-        for merchant_id in merchants:
-            day = settle_date - timedelta(days=self.merchant_days(merchant_id))
+        cycles = {self.settings.merchant_settlement_days, *self.settings.merchant_settlement_overrides.values()}
+        for n in sorted(cycles):
+            day = settle_date - timedelta(days=n)
             rows = conn.execute(
-                select(payments.c.channel_account, accounts.c.currency, func.sum(-postings.c.amount))
+                select(accounts.c.owner_id, payments.c.channel_account, accounts.c.currency,
+                       func.sum(-postings.c.amount))
                 .select_from(postings.join(entries, entries.c.id == postings.c.entry_id)
                              .join(accounts, accounts.c.id == postings.c.account_id)
                              .join(payments, entries.c.reference == literal("payment:", String) + payments.c.id))
                 .where(and_(entries.c.event_type == "payment.succeeded", entries.c.business_date == day,
-                            accounts.c.code == "merchant_in_transit", accounts.c.owner_id == merchant_id))
-                .group_by(payments.c.channel_account, accounts.c.currency)).all()
-            due += [(merchant_id, account_id, currency, day, int(amount)) for account_id, currency, amount in rows]
-        return due
+                            accounts.c.code == "merchant_in_transit"))
+                .group_by(accounts.c.owner_id, payments.c.channel_account, accounts.c.currency)).all()
+            due += [(merchant_id, account_id, currency, day, int(amount))
+                    for merchant_id, account_id, currency, amount in rows if self.merchant_days(merchant_id) == n]
+        return sorted(due)
 
     @staticmethod
     def _in_transit(conn: Connection, merchant_id: str, currency: str) -> int:
