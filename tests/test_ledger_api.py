@@ -67,7 +67,9 @@ def test_a_refund_the_merchant_cannot_cover_is_refused_and_writes_nothing(gatewa
     client = gw.client(gw.merchant())
     a = paid(client, "a", 1000)
     b = paid(client, "b", 1000)
-    client.create_refund(a["id"], merchant_refund_no="r1", amount=1000)  # 1000 of the 1988 owed
+    r1 = client.create_refund(a["id"], merchant_refund_no="r1", amount=1000)  # 1000 of the 1988 owed
+    # The sandbox confirms r1 by callback; let it land before counting, so only r2 could change the counts.
+    assert wait_for(lambda: client.get_refund(r1["id"])["status"] == "succeeded")
     # b's refund is within b's amount, but the merchant is now owed only 988.
     refunds_before = gw.count("refunds")
     entries_before = gw.count("ledger_entries")
