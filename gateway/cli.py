@@ -458,9 +458,9 @@ def cmd_ledger_hold(args: argparse.Namespace) -> int:
 def cmd_positions(args: argparse.Namespace) -> int:
     """Each channel account's position (prefunded for payouts), or a top-up of one, as a booked entry."""
     from gateway.clock import Clock
+    from gateway.payouts import position_balances
     from gateway.service import make_ledger
     from ledger.booking import Booker
-    from ledger.core import AccountRef
     from ledger.errors import LedgerError
 
     settings = _settings(args)
@@ -483,11 +483,10 @@ def cmd_positions(args: argparse.Namespace) -> int:
         print(f"entry {entry.id} ({entry.key}): {args.account} position +{args.amount} {args.currency}")
         return 0
     # position: what the account can still pay out; held: what payouts in flight hold of it.
-    rows = _in_transaction(args, lambda conn: [
-        {"channel_account": a.id, "currency": currency,
-         "position": ledger.balance(conn, AccountRef("channel_position", a.id, currency)),
-         "held": ledger.balance(conn, AccountRef("channel_position_committed", a.id, currency))}
-        for a in settings.channel_accounts for currency in (args.currency,)])
+    balances = _in_transaction(args, lambda conn: position_balances(
+        conn, ledger, [a.id for a in settings.channel_accounts], args.currency))
+    rows = [{"channel_account": account, "currency": args.currency, "position": position, "held": held}
+            for account, (position, held) in balances.items()]
     if args.json:
         print(json.dumps(rows))
         return 0

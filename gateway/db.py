@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
@@ -201,3 +201,16 @@ def is_transient(exc: BaseException) -> bool:
 def make_url_safe(url: str) -> str:
     """The URL with any password hidden, for messages."""
     return make_url(normalize_url(url)).render_as_string(hide_password=True)
+
+
+def owned_row(conn: Connection, table: Any, merchant_id: str, what: str, ident: str, column: str = "id") -> Any:
+    """The row of `table` whose `column` is `ident` and which belongs to the merchant, or a 404:
+    another merchant's payment, refund, split or payout is as invisible as a missing one."""
+    from sqlalchemy import and_, select
+
+    from gateway.errors import not_found
+
+    row = conn.execute(select(table).where(and_(table.c[column] == ident, table.c.merchant_id == merchant_id))).first()
+    if row is None:
+        raise not_found(what, ident)
+    return row

@@ -21,7 +21,7 @@ from gateway.auth import Caller
 from gateway.channel import (Capability, ChannelEvent, CreatePayment, Outcome, PaymentResult, RefundRequest,
                              RefundResult)
 from gateway.clock import Clock
-from gateway.db import Database
+from gateway.db import Database, owned_row
 from gateway.errors import channel_error, conflict, invalid_request, not_found
 from gateway.exchanges import exchange_context
 from gateway.ids import out_trade_no, public_id
@@ -350,12 +350,9 @@ class PaymentService:
         return conn.execute(select(attempts).where(attempts.c.payment_id == payment_id)
                             .order_by(attempts.c.created_at.desc(), attempts.c.id.desc()).limit(1)).first()
 
-    def _load_payment(self, conn: Connection, merchant_id: str, payment_id: str):  # noqa: ANN202
-        p = conn.execute(select(payments).where(and_(payments.c.id == payment_id,
-                                                     payments.c.merchant_id == merchant_id))).first()
-        if p is None:  # another merchant's payment is as invisible as a missing one
-            raise not_found("payment", payment_id)
-        return p
+    @staticmethod
+    def _load_payment(conn: Connection, merchant_id: str, payment_id: str):  # noqa: ANN205
+        return owned_row(conn, payments, merchant_id, "payment", payment_id)
 
     async def get_payment(self, caller: Caller, payment_id: str, sync: bool = False) -> dict:
         def load(conn: Connection) -> tuple[Any, dict]:
@@ -572,7 +569,7 @@ class PaymentService:
             # Booked in the same transaction as the state change: one never exists without the other.
             entry, fee = self.booker.payment_succeeded(conn, payment_facts(p), now)
             conn.execute(update(payments).where(payments.c.id == p.id).values(fee_amount=fee))
-        if self.splits is not None:
+        if self.splits is not None and p.splittable:   # only a payment made to be split can have splits waiting
             self.splits.payment_ended(conn, p.id, attempt.channel_account, outcome, now)
         # The merchant's notification too: the outbox row commits with the change it announces.
         record_event(conn, p.merchant_id, f"payment.{outcome.value}", p.id, self._render_payment(conn, p.id),
@@ -671,11 +668,7 @@ class PaymentService:
     async def get_refund(self, caller: Caller, refund_id: str, sync: bool = False) -> dict:
         def load(conn: Connection) -> Any:
             caller.verify(conn)
-            r = conn.execute(select(refunds).where(and_(refunds.c.id == refund_id,
-                                                        refunds.c.merchant_id == caller.merchant_id))).first()
-            if r is None:
-                raise not_found("refund", refund_id)
-            return r
+            return owned_row(conn, refunds, caller.merchant_id, "refund", refund_id)
 
         r = await self.db.tx(load)
         if sync and r.status == "processing" and r.submitted:

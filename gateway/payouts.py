@@ -20,12 +20,13 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import Caller
 from gateway.channel import Capability, ChannelEvent, Outcome, PayoutRequest, PayoutResult
-from gateway.errors import PaymuxError, conflict, invalid_request, not_found
+from gateway.db import owned_row
+from gateway.errors import PaymuxError, conflict, invalid_request
 from gateway.ids import out_trade_no, public_id
 from gateway.models import Payout
 from gateway.notifier import record_event
@@ -54,6 +55,12 @@ class NewPayout:
         return box.fingerprint(json.dumps(asdict(self), sort_keys=True))
 
 
+def position_balances(conn: Connection, ledger: Any, account_ids: list[str], currency: str) -> dict[str, tuple[int, int]]:
+    """Per channel account: (position it can still pay out of, held by payouts in flight)."""
+    return {a: (ledger.balance(conn, AccountRef("channel_position", a, currency)),
+                ledger.balance(conn, AccountRef("channel_position_committed", a, currency))) for a in account_ids}
+
+
 def payout_request(row: Any, box: SecretBox) -> PayoutRequest:
     """What the channel is sent: the bank account number unsealed only here, in memory."""
     return PayoutRequest(row.out_payout_no, row.amount, row.currency, row.account_name,
@@ -72,9 +79,9 @@ class PayoutService:
             Outcome.UNKNOWN, error_code=code, error_message=msg), reference=reference)
 
     def positions(self, conn: Connection, currency: str) -> dict[str, int]:
-        """What each account can still pay out: its position less what payouts in flight hold."""
-        return {a: self.booker.ledger.balance(conn, AccountRef("channel_position", a, currency))
-                for a in self.host.accounts}
+        """What each account that pays out can still pay: its position less what payouts in flight hold."""
+        return {a.id: self.booker.ledger.balance(conn, AccountRef("channel_position", a.id, currency))
+                for a in self.host.accounts.values() if a.supports(Capability.PAYOUT)}
 
     async def create(self, caller: Caller, new: NewPayout) -> tuple[int, dict]:
         """(201, payout) when made now; (200, payout) for a retry of the same request."""
@@ -93,13 +100,12 @@ class PayoutService:
             return 200, payout_object(row)
 
         fee = self.booker.chart.fees.payout_fee
-        row, available = await self.db.tx(lambda conn: (existing(conn), self.booker.ledger.balance(
-            conn, AccountRef("merchant_available", caller.merchant_id, new.currency))))
+        row, available, positions = await self.db.tx(lambda conn: (existing(conn), self.booker.ledger.balance(
+            conn, AccountRef("merchant_available", caller.merchant_id, new.currency)), self.positions(conn, new.currency)))
         if row is not None:
             return replay(row)
         if available < new.amount + fee:   # checked again, under lock, when the ledger freezes it
             raise self._short(new.amount, fee)
-        positions = await self.db.tx(lambda conn: self.positions(conn, new.currency))
         plan = self.p.router.plan_payout(caller.merchant_id, new.amount, new.currency, new.channel, positions)
         payout_id, out_payout_no = public_id("po"), out_trade_no()
 
@@ -202,11 +208,9 @@ class PayoutService:
                   sync: bool = False) -> dict:
         def load(conn: Connection) -> Any:
             caller.verify(conn)
-            where = payouts.c.id == payout_id if payout_id else payouts.c.merchant_payout_no == merchant_payout_no
-            row = conn.execute(select(payouts).where(and_(where, payouts.c.merchant_id == caller.merchant_id))).first()
-            if row is None:
-                raise not_found("payout", payout_id or merchant_payout_no or "")
-            return row
+            if payout_id:
+                return owned_row(conn, payouts, caller.merchant_id, "payout", payout_id)
+            return owned_row(conn, payouts, caller.merchant_id, "payout", merchant_payout_no or "", "merchant_payout_no")
 
         row = await self.db.tx(load)
         if sync and row.status == "processing":

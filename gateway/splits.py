@@ -29,7 +29,8 @@ from sqlalchemy.exc import IntegrityError
 from gateway.auth import Caller
 from gateway.channel import Capability, ChannelEvent, Outcome, SplitRequest, SplitResult
 from gateway.channel import SplitReturn as SplitReturnRequest
-from gateway.errors import conflict, invalid_request, not_found
+from gateway.db import owned_row
+from gateway.errors import PaymuxError, conflict, invalid_request
 from gateway.ids import out_trade_no, public_id
 from gateway.models import Attempt, Payment, Receiver, Refund, Split, SplitReturn
 from gateway.notifier import record_event
@@ -86,13 +87,13 @@ class SplitService:
 
     @staticmethod
     def _receiver(conn: Connection, merchant_id: str, receiver_id: str, param: str | None = None) -> Any:
-        r = conn.execute(select(receivers).where(and_(receivers.c.id == receiver_id,
-                                                      receivers.c.merchant_id == merchant_id))).first()
-        if r is None:
+        """The merchant's receiver; named in a request body (`param`), a missing one is a 400, not a 404."""
+        try:
+            return owned_row(conn, receivers, merchant_id, "receiver", receiver_id)
+        except PaymuxError:
             if param:
-                raise invalid_request("unknown_receiver", f"No receiver {receiver_id!r}", param)
-            raise not_found("receiver", receiver_id)
-        return r
+                raise invalid_request("unknown_receiver", f"No receiver {receiver_id!r}", param) from None
+            raise
 
     # ---- splits declared with the payment ----
 
@@ -164,10 +165,7 @@ class SplitService:
                      description: str) -> tuple[int, dict]:
         def tx1(conn: Connection) -> tuple[bool, Any]:
             caller.verify(conn)
-            pay = conn.execute(select(payments).where(and_(payments.c.id == payment_id,
-                                                           payments.c.merchant_id == caller.merchant_id))).first()
-            if pay is None:
-                raise not_found("payment", payment_id)
+            pay = owned_row(conn, payments, caller.merchant_id, "payment", payment_id)
             existing = conn.execute(select(splits).where(and_(splits.c.merchant_id == caller.merchant_id,
                                                               splits.c.merchant_split_no == merchant_split_no))).first()
             if existing is not None:
@@ -221,9 +219,9 @@ class SplitService:
         return self.p._call(account, operation, fn, lambda code, msg: SplitResult(
             Outcome.UNKNOWN, error_code=code, error_message=msg), reference=reference)
 
-    async def submit(self, s: Any) -> bool:
+    async def submit(self, s: Any, request: SplitRequest | None = None) -> bool:
         account = self.host.account(s.channel_account)
-        request = await self.db.tx(lambda conn: self._request(conn, s))
+        request = request or await self.db.tx(lambda conn: self._request(conn, s))
         result = await self._call(account, "split", lambda: account.channel.split(request), s.out_split_no)
         return await self.db.tx(lambda conn: self.apply(conn, s.id, result, "create", sent=True))
 
@@ -236,7 +234,7 @@ class SplitService:
                                   s.out_split_no)
         if result.unheard:
             self.log.warning("split.resend", split_id=s.id, out_split_no=s.out_split_no)
-            return await self.submit(s)
+            return await self.submit(s, request)
         return await self.db.tx(lambda conn: self.apply(conn, s.id, result, "query"))
 
     def apply(self, conn: Connection, split_id: str, result: SplitResult, source: str, sent: bool = False) -> bool:
@@ -348,9 +346,9 @@ class SplitService:
                                   s.channel_split_id, r.amount, r.currency, split.receiver_type,
                                   split.receiver_account, f"refund {r.for_refund_no}"[:80])
 
-    async def submit_return(self, r: Any) -> bool:
+    async def submit_return(self, r: Any, request: SplitReturnRequest | None = None) -> bool:
         account = self.host.account(r.channel_account)
-        request = await self.db.tx(lambda conn: self._return_request(conn, r))
+        request = request or await self.db.tx(lambda conn: self._return_request(conn, r))
         result = await self._call(account, "return_split", lambda: account.channel.return_split(request),
                                   r.out_return_no)
         return await self.db.tx(lambda conn: self.apply_return(conn, r.id, result, "create", sent=True))
@@ -363,7 +361,8 @@ class SplitService:
         result = await self._call(account, "query_split_return",
                                   lambda: account.channel.query_split_return(request), r.out_return_no)
         if result.unheard:
-            return await self.submit_return(r)
+            self.log.warning("split.return_resend", return_id=r.id, out_return_no=r.out_return_no)
+            return await self.submit_return(r, request)
         return await self.db.tx(lambda conn: self.apply_return(conn, r.id, result, "query"))
 
     def apply_return(self, conn: Connection, return_id: str, result: SplitResult, source: str,
@@ -397,11 +396,7 @@ class SplitService:
     async def get(self, caller: Caller, split_id: str, sync: bool = False) -> dict:
         def load(conn: Connection) -> Any:
             caller.verify(conn)
-            s = conn.execute(select(splits).where(and_(splits.c.id == split_id,
-                                                       splits.c.merchant_id == caller.merchant_id))).first()
-            if s is None:
-                raise not_found("split", split_id)
-            return s
+            return owned_row(conn, splits, caller.merchant_id, "split", split_id)
 
         s = await self.db.tx(load)
         if sync and s.status == "processing":
@@ -412,9 +407,7 @@ class SplitService:
     async def list_for(self, caller: Caller, payment_id: str) -> list[dict]:
         def load(conn: Connection) -> list[dict]:
             caller.verify(conn)
-            if conn.execute(select(payments.c.id).where(and_(payments.c.id == payment_id,
-                                                             payments.c.merchant_id == caller.merchant_id))).first() is None:
-                raise not_found("payment", payment_id)
+            owned_row(conn, payments, caller.merchant_id, "payment", payment_id)
             return [split_object(s) for s in conn.execute(select(splits).where(splits.c.payment_id == payment_id)
                                                            .order_by(splits.c.created_at, splits.c.id))]
 

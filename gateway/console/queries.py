@@ -2,11 +2,11 @@
 pictures. Reads only; every action goes through the same service functions the API and CLI use."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, Integer, and_, func, or_, select
 
 from gateway.books import merchant_balances
 from gateway.exchanges import redact, redacted_body
@@ -157,7 +157,7 @@ def traffic(conn: Connection, now: datetime, unit: str, count: int) -> dict[str,
              else now.replace(hour=0, minute=0, second=0, microsecond=0)) - step * (count - 1)
     bucket = _bucket(conn, attempts.c.created_at, unit).label("bucket")
     rows = conn.execute(select(attempts.c.channel_account, bucket, func.count(),
-                               func.sum(func.cast(attempts.c.status == "succeeded", type_=_int())))
+                               func.sum(func.cast(attempts.c.status == "succeeded", type_=Integer())))
                         .where(attempts.c.created_at >= start).group_by(attempts.c.channel_account, bucket)).all()
     labels = [(start + step * i).strftime("%Y-%m-%d %H:00" if unit == "hour" else "%Y-%m-%d 00:00")
               for i in range(count)]
@@ -168,16 +168,10 @@ def traffic(conn: Connection, now: datetime, unit: str, count: int) -> dict[str,
             for account, by_bucket in found.items()}
 
 
-def _int() -> Any:
-    from sqlalchemy import Integer
-
-    return Integer()
-
-
 def differences_per_day(conn: Connection, since: date, until: date) -> list[tuple[str, int, int]]:
     """(business day, differences found, still open) for every day from `since` to `until`."""
     rows = conn.execute(select(items.c.business_date, func.count(),
-                               func.sum(func.cast(items.c.status == "open", type_=_int())))
+                               func.sum(func.cast(items.c.status == "open", type_=Integer())))
                         .where(and_(items.c.business_date >= since, items.c.status != "superseded"))
                         .group_by(items.c.business_date)).all()
     found = {d: (int(n), int(o or 0)) for d, n, o in rows}
@@ -204,8 +198,6 @@ def callback_latency(conn: Connection, since: datetime) -> list[tuple[str, int]]
 
 
 def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

@@ -20,6 +20,7 @@ from gateway.console.passwords import DUMMY_HASH, verify_password
 from gateway.health import channel_listing
 from gateway.janitor import exceptions as janitor_exceptions
 from gateway.notifier import redeliver
+from gateway.payouts import position_balances
 from gateway.reconcile import ReconError, approve, open_items, propose, proposals, run_report
 from ledger.booking import Booker
 
@@ -155,11 +156,7 @@ async def channels_page(request: Request, op: Any) -> Response:
     now = gw.clock.now()
 
     def read(conn: Any) -> dict[str, Any]:
-        from ledger.core import AccountRef
-
-        positions = {a.id: (gw.ledger.balance(conn, AccountRef("channel_position", a.id, "CNY")),
-                            gw.ledger.balance(conn, AccountRef("channel_position_committed", a.id, "CNY")))
-                     for a in gw.settings.channel_accounts}
+        positions = position_balances(conn, gw.ledger, [a.id for a in gw.settings.channel_accounts], "CNY")
         return {"channels": channel_listing(conn, gw.settings, now, 60), "positions": positions,
                 "hourly": queries.traffic(conn, now, "hour", 24), "daily": queries.traffic(conn, now, "day", 30)}
 
