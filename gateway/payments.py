@@ -173,7 +173,13 @@ class PaymentService:
         account the router planned, as a new attempt (see _fail_over).
         """
         merchant_id = caller.merchant_id
-        if claim and await self.db.tx(lambda conn: idempotency.find(conn, claim)) is not None:
+
+        def verified_retry(conn: Connection) -> bool:
+            # The signature first: nobody unauthenticated reaches routing, risk, metrics or a channel.
+            caller.verify(conn)
+            return claim is not None and idempotency.find(conn, claim) is not None
+
+        if await self.db.tx(verified_retry):
             # A retry of a request already made: answer as it was answered, without judging it again.
             return await idempotency.resolve_existing(self.db.tx, claim, self.clock.now, self._recover_payment)
         plan = await self.router.plan(self.db.tx, self.clock.now(), merchant_id, new.amount, new.currency,

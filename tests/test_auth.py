@@ -121,3 +121,21 @@ def test_a_get_for_a_missing_payment_with_a_bad_signature_is_401_not_404(gw, mer
     header = authorization_header(merchant.merchant_id, "wrong", "GET", "/v1/payments/pay_x", b"", int(time.time()))
     response = httpx.get(f"{gw.url}/v1/payments/pay_x", headers={"Authorization": header})
     assert response.status_code == 401
+
+
+def test_an_unauthenticated_create_reaches_no_router_risk_or_channel(gw, merchant) -> None:
+    """The signature is checked before anything else: a forged or unknown merchant's payment is
+    never routed, never signed at a channel, never counted in a channel's health or metrics."""
+    unknown = type(merchant)("mch_nobody0000000000000000", "sk_whatever")
+    for headers in (signed(merchant, secret="sk_not_the_secret"), signed(unknown)):
+        response = post(gw, headers)
+        assert response.status_code == 401, response.text
+    calls = [s for metric in gw.gateway.metrics.channel_calls.collect() for s in metric.samples
+             if s.name.endswith("_total")]
+    assert calls == []
+    assert "sandbox" not in gw.gateway.health.circuits or not gw.gateway.health.circuits["sandbox"].calls
+    # and a genuine request still goes through, counted once
+    response = post(gw, signed(merchant))
+    assert response.status_code == 201, response.text
+    assert sum(s.value for metric in gw.gateway.metrics.channel_calls.collect() for s in metric.samples
+               if s.name.endswith("_total")) == 1
