@@ -53,17 +53,29 @@ def cross_check(conn: Connection) -> list[str]:
     """Every succeeded payment and every refund has its entries, and no entry lacks its source."""
     keys = {row.key for row in conn.execute(select(entries.c.key))}
     problems = []
-    for p in conn.execute(select(payments.c.id, payments.c.status)):
+    for p in conn.execute(select(payments.c.id, payments.c.status, payments.c.amount, payments.c.discount_amount,
+                                 payments.c.discounts)):
         booked = f"payment:{p.id}:payment.succeeded" in keys
-        if (p.status == "succeeded") != booked:
+        # A payment the channel kept all of (its coupon) moved none of our money: it has no entry.
+        if (p.status == "succeeded" and p.amount > p.discount_amount) != booked:
             problems.append(f"payment {p.id} is {p.status} but its payment.succeeded entry is "
                             f"{'present' if booked else 'missing'}")
+        for campaign_id, amount in ((p.discounts or {}).get("campaigns") or {}).items():
+            if amount and f"payment:{p.id}:campaign:{campaign_id}:campaign.discount" not in keys:
+                problems.append(f"payment {p.id} was paid back {amount} by campaign {campaign_id}, which is not booked")
     expected_by_status = {"processing": ("refund.requested",), "succeeded": ("refund.requested", "refund.succeeded"),
                           "failed": ("refund.requested", "refund.failed")}
-    for r in conn.execute(select(refunds.c.id, refunds.c.status, refunds.c.kind, refunds.c.attempt_id)):
-        expected = expected_by_status[r.status]
+    for r in conn.execute(select(refunds.c.id, refunds.c.status, refunds.c.kind, refunds.c.attempt_id,
+                                 refunds.c.campaign_refund, refunds.c.amount, refunds.c.discount_refund)):
+        expected = expected_by_status[r.status] if r.amount > r.discount_refund else ()
+        for campaign_id, amount in (r.campaign_refund or {}).items():
+            returned = f"refund:{r.id}:campaign:{campaign_id}:campaign.discount_returned" in keys
+            undone = f"refund:{r.id}:campaign:{campaign_id}:campaign.discount_return_failed" in keys
+            if amount and (not returned or undone != (r.status == "failed")):
+                problems.append(f"refund {r.id} is {r.status} but campaign {campaign_id}'s share of it is "
+                                f"{'not booked' if not returned else 'booked wrongly'}")
         if r.kind == "duplicate":  # the money came in as a second payment, not reserved from the merchant
-            if f"attempt:{r.attempt_id}:payment.duplicate_succeeded" not in keys:
+            if r.amount > r.discount_refund and f"attempt:{r.attempt_id}:payment.duplicate_succeeded" not in keys:
                 problems.append(f"duplicate refund {r.id} has no payment.duplicate_succeeded entry")
             expected = tuple(e for e in expected if e == "refund.succeeded")
         for event_type in ("refund.requested", "refund.succeeded", "refund.failed"):

@@ -78,6 +78,33 @@ class CreatePayment:
 
 
 @dataclass(frozen=True)
+class Discount:
+    """A discount on a paid order, as the channel's verified answer reports it: how much of the order
+    the payer did not pay, who funded it, and how much of it the channel keeps out of what it pays
+    us. The ledger books it by funder; no merchant request can make one (a platform-funded one must
+    also be a campaign the platform configured, named by `campaign`)."""
+
+    amount: int                 # minor units the payer did not pay
+    merchant_funded: int = 0    # WeChat Pay merchant_contribute, Alipay merchant_contribute
+    channel_funded: int = 0     # WeChat Pay wechatpay_contribute: the channel's own
+    other_funded: int = 0       # other_contribute: a bank, a brand, a platform's campaign
+    unsettled: int = 0          # the part the channel does not pay us (WeChat Pay NOCASH, Alipay's merchant part)
+    campaign: str | None = None  # the channel's id of what it came from (WeChat stock_id, Alipay template_id)
+    name: str = ""
+
+    def problem(self) -> str | None:
+        """Why these figures cannot be true, or None."""
+        parts = (self.amount, self.merchant_funded, self.channel_funded, self.other_funded, self.unsettled)
+        if any(not isinstance(x, int) or isinstance(x, bool) or x < 0 for x in parts):
+            return "discount figures must be non-negative integers"
+        if self.merchant_funded + self.channel_funded + self.other_funded != self.amount:
+            return f"discount of {self.amount} funded {self.merchant_funded}+{self.channel_funded}+{self.other_funded}"
+        if self.unsettled > self.amount:
+            return f"discount of {self.amount} cannot keep {self.unsettled} from the settlement"
+        return None
+
+
+@dataclass(frozen=True)
 class PaymentResult:
     """The channel's answer about one attempt (create, query or close)."""
 
@@ -92,6 +119,11 @@ class PaymentResult:
     # suspended, over its quota, …): the router fails over. UNKNOWN on create fails over too, as long
     # as no action (link, QR code) came back, since then nobody can pay the first attempt.
     retryable: bool = False
+    # On a success, as the channel reported them (empty: none). payer_amount: what the payer paid;
+    # settled_amount: what the channel will pay us for the order. Either may be None when unsaid.
+    discounts: tuple[Discount, ...] = ()
+    payer_amount: int | None = None
+    settled_amount: int | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +239,9 @@ class ChannelEvent:
     out_refund_no: str | None = None
     channel_refund_id: str | None = None
     out_split_no: str | None = None
+    discounts: tuple[Discount, ...] = ()     # a payment's, as in PaymentResult
+    payer_amount: int | None = None
+    settled_amount: int | None = None
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,11 @@ class Payment(SQLModel, table=True):
     metadata_: dict = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
     channel_transaction_id: Optional[str] = Field(default=None, max_length=128)
     fee_amount: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))  # booked at success
+    # At success, from the channel's verified answer: what it keeps of the order's coupons, and the
+    # coupons themselves with what each campaign of the platform's paid back ({"lines": [...], "campaigns": {...}}).
+    discount_amount: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0,
+                                                             server_default="0"))
+    discounts: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
     failure_code: Optional[str] = Field(default=None, max_length=64)
     failure_message: Optional[str] = Field(default=None, max_length=500)
     expires_at: Optional[datetime] = None
@@ -126,6 +131,11 @@ class Refund(SQLModel, table=True):
     reason: Optional[str] = Field(default=None, max_length=256)
     status: str = Field(max_length=20, index=True)  # processing | succeeded | failed
     fee_refund: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))  # fee given back
+    # Its share of the payment's discount: what the channel does not take back from us, and what goes
+    # back to each campaign that paid the merchant ({campaign id: amount}).
+    discount_refund: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0,
+                                                             server_default="0"))
+    campaign_refund: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
     # merchant: asked for by the merchant; duplicate: paymux returning a second payment of one order
     kind: str = Field(default="merchant", max_length=20, sa_column_kwargs={"server_default": "merchant"})
     submitted: bool = Field(default=True, sa_column_kwargs={"server_default": sa_true()})  # sent to the channel yet

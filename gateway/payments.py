@@ -16,7 +16,7 @@ import httpx
 from sqlalchemy import Connection, and_, bindparam, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 
-from gateway import idempotency
+from gateway import discounts, idempotency
 from gateway.auth import Caller
 from gateway.channel import (Capability, ChannelEvent, CreatePayment, Outcome, PaymentResult, RefundRequest,
                              RefundResult)
@@ -88,7 +88,7 @@ def _json(status: int, obj: dict) -> StoredResponse:
 
 
 def payment_facts(p: Any) -> PaymentFacts:
-    return PaymentFacts(p.id, p.merchant_id, p.channel_account, p.amount, p.currency, p.metadata or {})
+    return PaymentFacts(p.id, p.merchant_id, p.channel_account, p.amount, p.currency)
 
 
 class PaymentService:
@@ -209,6 +209,7 @@ class PaymentService:
                 amount=new.amount, currency=new.currency, subject=new.subject, channel_account=account.id,
                 method=method, status="processing", refunded_amount=0, refund_pending_amount=0,
                 notify_url=new.notify_url, metadata=new.metadata, channel_transaction_id=None, fee_amount=None,
+                discount_amount=0, discounts=None,
                 split_amount=0, splittable=new.splittable,
                 failure_code=None,
                 failure_message=None, expires_at=expires_at, paid_at=None, created_at=now, updated_at=now)
@@ -402,8 +403,7 @@ class PaymentService:
             return
         result = await self._payment_call(account, "query", lambda: account.channel.query(attempt.out_trade_no),
                                           attempt.out_trade_no)
-        if result.outcome is Outcome.SUCCEEDED and not self._amount_matches(attempt, p, result.amount, result.currency):
-            self.log.error("channel.amount_mismatch", payment_id=p.id, source=source, channel_amount=result.amount)
+        if result.outcome is Outcome.SUCCEEDED and not self._believable(p, result, source):
             return
         await self.db.tx(lambda conn: self._apply_payment_result(conn, attempt.id, result, source=source))
 
@@ -446,26 +446,28 @@ class PaymentService:
                                           attempt.out_trade_no)
         if result.outcome in (Outcome.UNKNOWN, Outcome.PENDING):
             return False
-        if result.outcome is Outcome.SUCCEEDED and not self._amount_matches(attempt, p, result.amount, result.currency):
-            self.log.error("channel.amount_mismatch", payment_id=p.id, source=source, channel_amount=result.amount)
+        if result.outcome is Outcome.SUCCEEDED and not self._believable(p, result, source):
             return False
         await self.db.tx(lambda conn: self._apply_payment_result(conn, attempt.id, result, source=source,
                                                                  attempt_only=attempt_only))
         return True
 
-    def _refund_duplicate(self, conn: Connection, attempt_id: str, p: Any, now: Any) -> None:
+    def _refund_duplicate(self, conn: Connection, attempt_id: str, p: Any, now: Any, result: PaymentResult) -> None:
         """Another attempt of this order was paid too: the customer paid twice. Book the money as owed
-        back, and queue a refund of it that the janitor sends to the channel."""
+        back (what the channel pays us for it), and queue a refund of it that the janitor sends."""
         attempt = conn.execute(select(attempts).where(attempts.c.id == attempt_id)).first()
-        self.booker.book(conn, "payment.duplicate_succeeded", f"attempt:{attempt_id}", merchant_id=p.merchant_id,
-                         channel_account=attempt.channel_account, currency=p.currency, now=now,
-                         variables={"amount": p.amount}, memo=f"second payment of {p.id}")
+        kept = sum(d.unsettled for d in result.discounts)
+        if kept < p.amount:  # else the channel kept all of it: none of our money came in
+            self.booker.book(conn, "payment.duplicate_succeeded", f"attempt:{attempt_id}", merchant_id=p.merchant_id,
+                             channel_account=attempt.channel_account, currency=p.currency, now=now,
+                             variables={"amount": p.amount, "discount": kept}, memo=f"second payment of {p.id}")
         refund_id = public_id("re")
         conn.execute(insert(refunds).values(
             id=refund_id, payment_id=p.id, attempt_id=attempt_id, merchant_id=p.merchant_id,
             merchant_refund_no=f"auto-duplicate-{attempt_id}", out_refund_no=out_trade_no(),
             channel_account=attempt.channel_account, amount=p.amount, currency=p.currency,
-            reason="this order was paid twice", status="processing", fee_refund=0, kind="duplicate",
+            reason="this order was paid twice", status="processing", fee_refund=0, discount_refund=kept,
+            kind="duplicate",
             submitted=False, next_query_at=now, queries=0, created_at=now, updated_at=now))
         record_event(conn, p.merchant_id, "payment.duplicate", p.id,
                      {**self._render_payment(conn, p.id), "duplicate_refund": self._render_refund(conn, refund_id)},
@@ -522,9 +524,19 @@ class PaymentService:
             self.log.info("payment.attempt_started", payment_id=p.id, attempt_id=attempt_id, channel_account=account.id)
         return await self.db.tx(lambda conn: self._render_payment(conn, p.id))
 
-    @staticmethod
-    def _amount_matches(attempt: Any, p: Any, amount: int | None, currency: str | None) -> bool:
-        return (amount is None or amount == p.amount) and (currency is None or currency == p.currency)
+    def _believable(self, p: Any, result: PaymentResult, source: str) -> bool:
+        """A success is applied only if what the channel says was paid fits the order: its amount,
+        currency, and discounts that add up (gateway/discounts.py). Otherwise it is logged for a person."""
+        if (result.amount is None or result.amount == p.amount) and \
+                (result.currency is None or result.currency == p.currency):
+            why = discounts.problem(p.amount, result)
+            if why is None:
+                return True
+        else:
+            why = f"the channel says {result.amount} {result.currency} was paid"
+        self.log.error("channel.amount_mismatch", payment_id=p.id, source=source, channel_amount=result.amount,
+                       detail=why)
+        return False
 
     def _apply_payment_result(self, conn: Connection, attempt_id: str, result: PaymentResult, source: str,
                               attempt_only: bool = False) -> bool:
@@ -569,12 +581,14 @@ class PaymentService:
                                             "b_from": list(from_states)}).rowcount
         if not moved:
             if outcome is Outcome.SUCCEEDED and p.status == "succeeded":
-                self._refund_duplicate(conn, attempt_id, p, now)
+                self._refund_duplicate(conn, attempt_id, p, now, result)
             return False
         if outcome is Outcome.SUCCEEDED:
             # Booked in the same transaction as the state change: one never exists without the other.
-            entry, fee = self.booker.payment_succeeded(conn, payment_facts(p), now)
-            conn.execute(update(payments).where(payments.c.id == p.id).values(fee_amount=fee))
+            booking = self.booker.payment_succeeded(conn, payment_facts(p), now, discounts.facts(result.discounts))
+            conn.execute(update(payments).where(payments.c.id == p.id).values(
+                fee_amount=booking.fee, discount_amount=booking.discount,
+                discounts=discounts.stored(result.discounts, booking)))
         if self.splits is not None and p.splittable:   # only a payment made to be split can have splits waiting
             self.splits.payment_ended(conn, p.id, attempt.channel_account, outcome, now)
         # The merchant's notification too: the outbox row commits with the change it announces.
@@ -623,21 +637,27 @@ class PaymentService:
                 attempt = conn.execute(select(attempts).where(and_(attempts.c.payment_id == payment_id,
                                                                    attempts.c.status == "succeeded"))).first()
                 current = conn.execute(select(payments).where(payments.c.id == payment_id)).first()
+                completes = current.refunded_amount + current.refund_pending_amount == current.amount
+                shares = discounts.refund_shares(conn, current, new.amount, completes)
+                # The fee was charged on what the channel pays: it goes back with what the channel takes back.
                 fee_refund = self.booker.fee_refund(
-                    current.amount, current.fee_amount or 0, new.amount, self._fee_refunded(conn, payment_id),
-                    completes=current.refunded_amount + current.refund_pending_amount == current.amount)
+                    current.amount - current.discount_amount, current.fee_amount or 0, new.amount - shares.discount,
+                    self._fee_refunded(conn, payment_id), completes=completes)
                 try:
                     conn.execute(insert(refunds).values(
                         id=refund_id, payment_id=payment_id, attempt_id=attempt.id, merchant_id=merchant_id,
                         merchant_refund_no=new.merchant_refund_no, out_refund_no=out_refund_no,
                         channel_account=account.id, amount=new.amount, currency=p.currency, reason=new.reason,
-                        status="processing", fee_refund=fee_refund, next_query_at=now + self.schedule.first(account.id),
+                        status="processing", fee_refund=fee_refund, discount_refund=shares.discount,
+                        campaign_refund=dict(shares.campaigns) or None,
+                        next_query_at=now + self.schedule.first(account.id),
                         created_at=now, updated_at=now))
                 except IntegrityError:
                     raise conflict("duplicate_refund", f"merchant_refund_no {new.merchant_refund_no!r} already exists",
                                    "merchant_refund_no") from None
                 try:
-                    self.booker.refund_requested(conn, payment_facts(current), refund_id, new.amount, fee_refund, now)
+                    self.booker.refund_requested(conn, payment_facts(current), refund_id, new.amount, fee_refund, now,
+                                                 shares)
                 except InsufficientBalance as exc:
                     raise invalid_request("insufficient_balance",
                                           f"The merchant's balance cannot cover this refund: {exc.message}",
@@ -710,9 +730,10 @@ class PaymentService:
         row = conn.execute(select(payments).where(payments.c.id == r.payment_id)).first()
         p = payment_facts(row)
         if result.outcome is Outcome.SUCCEEDED:
-            self.booker.refund_succeeded(conn, p, refund_id, r.amount, now)
+            self.booker.refund_succeeded(conn, p, refund_id, r.amount, now, r.discount_refund)
         else:
-            self.booker.refund_failed(conn, p, refund_id, now)
+            self.booker.refund_failed(conn, p, refund_id, now, [c for c, a in (r.campaign_refund or {}).items() if a],
+                                      reserved=r.amount > r.discount_refund)
         record_event(conn, r.merchant_id, f"refund.{result.outcome.value}", refund_id,
                      self._render_refund(conn, refund_id), row.notify_url, now)
         self.log.info("refund.state_changed", refund_id=refund_id, payment_id=r.payment_id,
@@ -723,7 +744,7 @@ class PaymentService:
         """A duplicate payment's refund is not the merchant's: the payment's refunded amounts stay."""
         row = conn.execute(select(payments).where(payments.c.id == r.payment_id)).first()
         if result.outcome is Outcome.SUCCEEDED:
-            self.booker.refund_succeeded(conn, payment_facts(row), r.id, r.amount, now)
+            self.booker.refund_succeeded(conn, payment_facts(row), r.id, r.amount, now, r.discount_refund)
         else:  # the money stays owed in refunds_payable: a person must return it another way
             conn.execute(update(refunds).where(refunds.c.id == r.id).values(exception_at=now))
         record_event(conn, r.merchant_id, f"refund.{result.outcome.value}", r.id, self._render_refund(conn, r.id),
@@ -749,8 +770,9 @@ class PaymentService:
                 return "mismatch"
             result = RefundResult(event.outcome, event.channel_refund_id, event.amount)
             return "applied" if self._apply_refund_result(conn, r.id, result, "callback") else "duplicate"
-        if not self._amount_matches(attempt, p, event.amount, event.currency):
-            return "mismatch"
         result = PaymentResult(event.outcome, channel_transaction_id=event.channel_transaction_id,
-                               amount=event.amount, currency=event.currency)
+                               amount=event.amount, currency=event.currency, discounts=event.discounts,
+                               payer_amount=event.payer_amount, settled_amount=event.settled_amount)
+        if not self._believable(p, result, "callback"):
+            return "mismatch"
         return "applied" if self._apply_payment_result(conn, attempt.id, result, "callback") else "duplicate"

@@ -4,6 +4,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from gateway import discounts
+
 
 def iso(ts: datetime | None) -> str | None:
     return None if ts is None else ts.isoformat().replace("+00:00", "Z")
@@ -23,6 +25,8 @@ def payment_object(p: Any) -> dict[str, Any]:
         "amount_split": p.split_amount,
         "splittable": p.splittable,
         "fee": p.fee_amount,
+        # From the channel's verified answer at success: its coupons, who funded them, what it kept
+        "discount": discounts.rendered(p),
         "subject": p.subject,
         "channel": p.channel_account,
         "method": p.method,
@@ -50,6 +54,7 @@ def refund_object(r: Any) -> dict[str, Any]:
         "amount": r.amount,
         "currency": r.currency,
         "fee_refund": r.fee_refund,
+        "discount_refund": r.discount_refund,
         "reason": r.reason,
         "channel_refund_id": r.channel_refund_id,
         "failure": {"code": r.failure_code, "message": r.failure_message} if r.failure_code else None,

@@ -41,7 +41,8 @@ REQUIRED_TEMPLATES = ("payment.succeeded", "payment.duplicate_succeeded", "refun
                       "recon.adjust_gain", "recon.adjust_loss", "settlement.channel", "settlement.channel_debit",
                       "settlement.merchant", "settlement.advance", "settlement.advance_repaid", "position.topup",
                       "payout.requested", "payout.succeeded", "payout.failed", "split.requested", "split.succeeded",
-                      "split.failed", "split.returned")
+                      "split.failed", "split.returned", "campaign.discount", "campaign.discount_returned",
+                      "campaign.discount_return_failed")
 
 
 def make_ledger(settings: Settings) -> Ledger:

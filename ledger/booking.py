@@ -7,16 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from sqlalchemy import Connection
 
 from ledger.chart import fee_for
 from ledger.core import AccountRef, Entry, Ledger, Posting
 from ledger.errors import InsufficientBalance, InvalidEntry, LedgerError
-
-COUPON_FUNDERS = ("platform", "merchant")
-
 
 @dataclass(frozen=True)
 class PaymentFacts:
@@ -25,24 +22,38 @@ class PaymentFacts:
     channel_account: str
     amount: int
     currency: str
-    metadata: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def reference(self) -> str:
         return f"payment:{self.payment_id}"
 
 
-def coupon(metadata: Mapping[str, str]) -> tuple[int, str | None]:
-    """(coupon_amount, coupon_funded_by) from payment metadata; raises ValueError if malformed."""
-    raw = metadata.get("coupon_amount")
-    if raw is None:
-        return 0, None
-    if not raw.isdigit() or len(raw) > 13:
-        raise ValueError("coupon_amount must be a non-negative integer in minor units")
-    funded_by = metadata.get("coupon_funded_by")
-    if funded_by not in COUPON_FUNDERS:
-        raise ValueError("coupon_funded_by must be platform or merchant when coupon_amount is set")
-    return int(raw), funded_by
+@dataclass(frozen=True)
+class DiscountFacts:
+    """One discount on a paid order, from the channel's verified answer: `unsettled` is what the
+    channel keeps of it (the merchant gives that up, unless a campaign the platform configured,
+    named by the channel's `campaign` id, pays it back)."""
+
+    amount: int
+    unsettled: int
+    campaign: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentBooking:
+    entry: Entry | None               # None: the channel kept all of the order (nothing moved)
+    fee: int
+    discount: int                     # what the channel keeps out of what it pays us
+    campaigns: Mapping[str, int]      # campaign id -> what it paid the merchant back
+
+
+@dataclass(frozen=True)
+class RefundShares:
+    """What of a payment's discount a refund takes back: the channel's kept part (not taken from us)
+    and each campaign's payback (returned by the merchant to the campaign)."""
+
+    discount: int = 0
+    campaigns: Mapping[str, int] = field(default_factory=dict)
 
 
 class Booker:
@@ -52,16 +63,18 @@ class Booker:
 
     def book(self, conn: Connection, event_type: str, reference: str, *, merchant_id: str, channel_account: str,
              currency: str, variables: Mapping[str, int], now: datetime, memo: str | None = None,
-             receiver_id: str = "") -> Entry:
-        """Turn one business event into one entry, as its template says."""
+             receiver_id: str = "", campaign_id: str = "", key_prefix: str | None = None) -> Entry:
+        """Turn one business event into one entry, as its template says. Its key is
+        `{key_prefix or reference}:{event_type}` (key_prefix: one reference, several entries of a type)."""
         template = self.chart.template(event_type)
-        key = f"{reference}:{event_type}"
+        key = f"{key_prefix or reference}:{event_type}"
         if template.reverses is not None:
-            original = self.ledger.entry(conn, f"{reference}:{template.reverses}")
+            original = self.ledger.entry(conn, f"{key_prefix or reference}:{template.reverses}")
             if original is None:
                 raise InvalidEntry(f"{event_type} for {reference} needs its {template.reverses} entry, which is missing")
             return self.ledger.reverse(conn, original, now=now, key=key, event_type=event_type, memo=memo)
-        owners = {"platform": "", "merchant": merchant_id, "channel_account": channel_account, "receiver": receiver_id}
+        owners = {"platform": "", "merchant": merchant_id, "channel_account": channel_account, "receiver": receiver_id,
+                  "campaign": campaign_id}
         lines = []
         for line in template.lines:
             amount = line.amount.evaluate(variables)
@@ -74,47 +87,104 @@ class Booker:
 
     # ---- payments ----
 
-    def merchant_fee(self, p: PaymentFacts) -> int:
-        return fee_for(p.amount, self.chart.fees.bps(p.merchant_id, p.channel_account))
+    def merchant_fee(self, p: PaymentFacts, discount: int = 0) -> int:
+        """The merchant's fee, on what the channel pays for the order (the order less what it keeps)."""
+        return fee_for(p.amount - discount, self.chart.fees.bps(p.merchant_id, p.channel_account))
 
-    def payment_succeeded(self, conn: Connection, p: PaymentFacts, now: datetime) -> tuple[Entry, int]:
-        """Channel clearing Dr amount; merchant in-transit Cr amount - fee; fee income Cr fee
-        (and a platform-funded coupon paid to the merchant). Returns the entry and the fee."""
-        fee = self.merchant_fee(p)
-        coupon_amount, funded_by = coupon(p.metadata)
-        memo = f"coupon {coupon_amount} funded by {funded_by}" if coupon_amount else None
-        entry = self.book(conn, "payment.succeeded", p.reference, merchant_id=p.merchant_id,
-                          channel_account=p.channel_account, currency=p.currency, now=now, memo=memo,
-                          variables={"amount": p.amount, "fee": fee,
-                                     "platform_coupon": coupon_amount if funded_by == "platform" else 0})
-        return entry, fee
+    def payment_succeeded(self, conn: Connection, p: PaymentFacts, now: datetime,
+                          discounts: Sequence[DiscountFacts] = ()) -> PaymentBooking:
+        """Channel clearing Dr what the channel pays for the order; merchant in-transit Cr that less the
+        fee; fee income Cr fee. Then, per campaign the platform funds whose coupon the channel kept part
+        of, that part paid back to the merchant within the campaign's budget."""
+        discount = sum(d.unsettled for d in discounts)
+        if not 0 <= discount <= p.amount:
+            raise InvalidEntry(f"a discount of {discount} on an order of {p.amount}")
+        fee = self.merchant_fee(p, discount)
+        memo = "; ".join(f"coupon {d.amount}" + (f" ({d.campaign})" if d.campaign else "")
+                         + (f", {d.unsettled} kept by the channel" if d.unsettled else "")
+                         for d in discounts) or None
+        entry = None if discount == p.amount else self.book(
+            conn, "payment.succeeded", p.reference, merchant_id=p.merchant_id, channel_account=p.channel_account,
+            currency=p.currency, now=now, memo=memo, variables={"amount": p.amount, "fee": fee, "discount": discount})
+        wanted: dict[str, int] = {}
+        for d in discounts:
+            campaign = self.chart.campaign_for(d.campaign, p.merchant_id, p.channel_account, p.currency)
+            if campaign is not None and d.unsettled:
+                wanted[campaign.id] = wanted.get(campaign.id, 0) + d.unsettled
+        paid = {}
+        for campaign_id, amount in sorted(wanted.items()):
+            ref = AccountRef("coupon_expense", campaign_id, p.currency)
+            self.ledger.account_id(conn, ref, now)     # exists, so that it can be locked
+            left = self.chart.campaigns[campaign_id].budget - self.ledger.balance(conn, ref, lock=True)
+            paid[campaign_id] = max(0, min(amount, left))
+            if paid[campaign_id]:
+                self.book(conn, "campaign.discount", p.reference, key_prefix=f"{p.reference}:campaign:{campaign_id}",
+                          merchant_id=p.merchant_id, channel_account=p.channel_account, campaign_id=campaign_id,
+                          currency=p.currency, now=now, variables={"amount": paid[campaign_id]},
+                          memo=None if paid[campaign_id] == amount else
+                          f"campaign {campaign_id}: {amount - paid[campaign_id]} beyond its budget")
+        return PaymentBooking(entry, fee, discount, paid)
 
     # ---- refunds ----
 
     def fee_refund(self, amount: int, fee: int, refund_amount: int, fee_refunded_before: int, completes: bool) -> int:
         """The fee given back with a refund: pro rata, rounded half up; the refund that completes the
-        payment gives back the rest, so a full refund returns exactly the fee. Or none ("keep")."""
+        payment gives back the rest, so a full refund returns exactly the fee. Or none ("keep").
+        With a discount the channel kept, amount and refund_amount are what the channel pays and takes
+        back (the fee was charged on that), and no refund gives back more fee than that part of it."""
         if self.chart.fees.refund_policy == "keep" or fee == 0:
             return 0
         if completes:
-            return fee - fee_refunded_before
+            return min(fee - fee_refunded_before, refund_amount)
         return min((fee * refund_amount * 2 + amount) // (2 * amount), fee - fee_refunded_before)
 
+    @staticmethod
+    def discount_share(total: int, amount: int, refund_amount: int, taken_before: int, completes: bool) -> int:
+        """A refund's share of a payment's discount (what the channel kept, or a campaign's payback): in
+        proportion, rounded down; the refund that completes the payment takes whatever is left."""
+        if completes:
+            return total - taken_before
+        return min(total * refund_amount // amount, total - taken_before)
+
     def refund_requested(self, conn: Connection, p: PaymentFacts, refund_id: str, refund_amount: int,
-                         fee_refund: int, now: datetime) -> Entry:
-        """Reserve the refund: the merchant's part from in-transit first, then available."""
-        taken = self._from_merchant(conn, p.merchant_id, p.currency, refund_amount - fee_refund, "a refund")
-        return self.book(conn, "refund.requested", f"refund:{refund_id}", merchant_id=p.merchant_id,
-                         channel_account=p.channel_account, currency=p.currency, now=now,
-                         variables={"refund_amount": refund_amount, "fee_refund": fee_refund, **taken})
+                         fee_refund: int, now: datetime, shares: RefundShares = RefundShares()) -> Entry | None:
+        """Reserve the refund: the merchant's part from in-transit first, then available; the refund's
+        share of what campaigns paid back goes back to them."""
+        owed = refund_amount - shares.discount - fee_refund
+        # A refund of only what the channel kept (its share of a coupon) moves no money of ours.
+        entry = None if refund_amount == shares.discount else self.book(
+            conn, "refund.requested", f"refund:{refund_id}", merchant_id=p.merchant_id,
+            channel_account=p.channel_account, currency=p.currency, now=now,
+            variables={"refund_amount": refund_amount, "fee_refund": fee_refund, "discount_refund": shares.discount,
+                       **self._from_merchant(conn, p.merchant_id, p.currency, owed, "a refund")})
+        for campaign_id, amount in sorted(shares.campaigns.items()):
+            if amount:
+                self.book(conn, "campaign.discount_returned", f"refund:{refund_id}",
+                          key_prefix=f"refund:{refund_id}:campaign:{campaign_id}",
+                          merchant_id=p.merchant_id, channel_account=p.channel_account, campaign_id=campaign_id,
+                          currency=p.currency, now=now, variables={
+                              "amount": amount, **self._from_merchant(conn, p.merchant_id, p.currency, amount,
+                                                                      "a campaign's share of a refund")})
+        return entry
 
     def refund_succeeded(self, conn: Connection, p: PaymentFacts, refund_id: str, refund_amount: int,
-                         now: datetime) -> Entry:
+                         now: datetime, discount_refund: int = 0) -> Entry | None:
+        if refund_amount == discount_refund:
+            return None   # the channel gave back only the coupon it kept: none of our money moved
         return self.book(conn, "refund.succeeded", f"refund:{refund_id}", merchant_id=p.merchant_id,
                          channel_account=p.channel_account, currency=p.currency, now=now,
-                         variables={"refund_amount": refund_amount})
+                         variables={"refund_amount": refund_amount, "discount_refund": discount_refund})
 
-    def refund_failed(self, conn: Connection, p: PaymentFacts, refund_id: str, now: datetime) -> Entry:
+    def refund_failed(self, conn: Connection, p: PaymentFacts, refund_id: str, now: datetime,
+                      campaigns: Sequence[str] = (), reserved: bool = True) -> Entry | None:
+        """Give back what refund_requested reserved (`reserved`: it reserved any money of ours)."""
+        for campaign_id in sorted(campaigns):
+            self.book(conn, "campaign.discount_return_failed", f"refund:{refund_id}",
+                      key_prefix=f"refund:{refund_id}:campaign:{campaign_id}",
+                      merchant_id=p.merchant_id, channel_account=p.channel_account, currency=p.currency, now=now,
+                      variables={})
+        if not reserved:
+            return None
         return self.book(conn, "refund.failed", f"refund:{refund_id}", merchant_id=p.merchant_id,
                          channel_account=p.channel_account, currency=p.currency, now=now, variables={})
 
@@ -190,4 +260,4 @@ class Booker:
                          currency=currency, now=now, memo=memo, variables={"amount": amount})
 
 
-__all__ = ["Booker", "PaymentFacts", "LedgerError", "coupon"]
+__all__ = ["Booker", "DiscountFacts", "PaymentBooking", "PaymentFacts", "RefundShares", "LedgerError"]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 DEFAULT_LEDGER_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "ledger.toml"
-OWNER_TYPES = ("platform", "merchant", "channel_account", "receiver")
+OWNER_TYPES = ("platform", "merchant", "channel_account", "receiver", "campaign")
 
 
 class ChartError(ValueError):
@@ -97,10 +97,35 @@ def fee_for(amount: int, bps: int) -> int:
 
 
 @dataclass(frozen=True)
+class Campaign:
+    """A discount the platform funds: the channel's ids of its coupons (a WeChat Pay stock, an Alipay
+    voucher template), the budget an operator set, and optionally whom it is for. Only a channel's
+    verified report of one of these coupons on a paid order makes the platform pay for it."""
+
+    id: str
+    channel_ids: frozenset[str]
+    budget: int                      # minor units, in currency; never paid beyond
+    currency: str = "CNY"
+    merchants: frozenset[str] | None = None         # None: every merchant
+    channel_accounts: frozenset[str] | None = None  # None: every channel account
+
+    def covers(self, channel_id: str | None, merchant_id: str, channel_account: str, currency: str) -> bool:
+        return (channel_id is not None and channel_id in self.channel_ids and currency == self.currency
+                and (self.merchants is None or merchant_id in self.merchants)
+                and (self.channel_accounts is None or channel_account in self.channel_accounts))
+
+
+@dataclass(frozen=True)
 class Chart:
     accounts: Mapping[str, AccountType]
     templates: Mapping[str, Template]
     fees: FeeSchedule
+    campaigns: Mapping[str, Campaign] = field(default_factory=dict)
+
+    def campaign_for(self, channel_id: str | None, merchant_id: str, channel_account: str,
+                     currency: str) -> Campaign | None:
+        return next((c for c in self.campaigns.values()
+                     if c.covers(channel_id, merchant_id, channel_account, currency)), None)
 
     def account_type(self, code: str) -> AccountType:
         if code not in self.accounts:
@@ -165,4 +190,33 @@ def chart_from_mapping(raw: Mapping[str, Any]) -> Chart:
     for name, bps in [("default_bps", fees.default_bps), *fees.channel_accounts.items(), *fees.merchants.items()]:
         if not isinstance(bps, int) or not 0 <= bps <= 10000:
             raise ChartError(f"fees: {name} must be whole basis points from 0 to 10000")
-    return Chart(accounts, templates, fees)
+    return Chart(accounts, templates, fees, _campaigns(raw.get("campaigns") or {}))
+
+
+def _campaigns(raw: Mapping[str, Any]) -> dict[str, Campaign]:
+    campaigns: dict[str, Campaign] = {}
+    claimed: dict[str, str] = {}
+    for campaign_id, spec in raw.items():
+        where = f"campaigns.{campaign_id}"
+        unknown = set(spec) - {"channel_ids", "budget", "currency", "merchants", "channel_accounts", "description"}
+        if unknown:
+            raise ChartError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        ids = spec.get("channel_ids")
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
+            raise ChartError(f"{where}.channel_ids must list the channel's ids of the campaign's coupons")
+        for channel_id in ids:
+            if channel_id in claimed:
+                raise ChartError(f"{where}.channel_ids: {channel_id!r} is already campaign {claimed[channel_id]!r}'s")
+            claimed[channel_id] = campaign_id
+        budget = spec.get("budget")
+        if not isinstance(budget, int) or isinstance(budget, bool) or not 0 <= budget <= 10**15:
+            raise ChartError(f"{where}.budget must be a whole, non-negative number of minor units")
+        scopes = {}
+        for key in ("merchants", "channel_accounts"):
+            value = spec.get(key)
+            if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise ChartError(f"{where}.{key} must be a list of ids")
+            scopes[key] = frozenset(value) if value is not None else None
+        campaigns[campaign_id] = Campaign(campaign_id, frozenset(ids), budget, str(spec.get("currency", "CNY")),
+                                          scopes["merchants"], scopes["channel_accounts"])
+    return campaigns

@@ -81,21 +81,6 @@ def test_a_refund_the_merchant_cannot_cover_is_refused_and_writes_nothing(gatewa
     assert check(gw) == []
 
 
-def test_coupons_record_who_funds_them(gw, client) -> None:
-    paid(client, "p", 900, metadata={"coupon_amount": "100", "coupon_funded_by": "platform"})
-    paid(client, "m", 900, metadata={"coupon_amount": "100", "coupon_funded_by": "merchant"})
-    fee = fee_for(900, BPS)
-    # The platform pays the merchant the discount it funds; a merchant-funded one moves no money.
-    assert balance(client)["CNY"]["in_transit"] == (900 - fee + 100) + (900 - fee)
-    entries = client.request("GET", "/v1/ledger/entries").json()["data"]
-    memos = sorted(e["memo"] for e in entries if e["event_type"] == "payment.succeeded")
-    assert memos == ["coupon 100 funded by merchant", "coupon 100 funded by platform"]
-    with pytest.raises(PaymuxAPIError) as err:
-        client.create_payment(merchant_order_no="x", amount=1, metadata={"coupon_amount": "5"})
-    assert err.value.error["code"] == "invalid_coupon"
-    assert check(gw) == []
-
-
 def test_entries_are_the_merchants_own_newest_first_and_paginated(gw, client) -> None:
     for i in range(5):
         paid(client, f"o{i}", 100 + i)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, precondition, rule
 
 from gateway.db import Database, upgrade
-from ledger.booking import Booker, PaymentFacts
+from ledger.booking import Booker, DiscountFacts, PaymentFacts, RefundShares
 from ledger.chart import fee_for, load_chart
 from ledger.check import check_ledger
 from ledger.core import AccountRef, Ledger, Posting
@@ -77,21 +77,28 @@ class LedgerModel(RuleBasedStateMachine):
 
     # ---- rules ----
 
-    @rule(target=payments, amount=st.integers(1, 100_000))
-    def payment_succeeds(self, amount: int) -> str:
+    @rule(target=payments, amount=st.integers(1, 100_000), kept=st.floats(0, 1))
+    def payment_succeeds(self, amount: int, kept: float) -> str:
+        """kept: the share of the order a coupon the channel does not settle took (0: none)."""
         pid = f"pay_{next(self.ids)}"
+        discount = int(amount * kept) if kept > 0.5 else 0
+        coupons = (DiscountFacts(discount, discount),) if discount else ()
         with self.db.transaction() as conn:
-            entry, fee = self.booker.payment_succeeded(conn, PaymentFacts(pid, M, CH, amount, CUR), NOW)
-        assert fee == fee_for(amount, BPS)
-        self.paid[pid] = {"amount": amount, "fee": fee, "reserved": 0, "fee_back": 0, "entry": entry}
-        self.move({"channel_clearing": amount, "merchant_in_transit": -(amount - fee), "fee_income": -fee})
+            booked = self.booker.payment_succeeded(conn, PaymentFacts(pid, M, CH, amount, CUR), NOW, coupons)
+        assert booked.fee == fee_for(amount - discount, BPS) and booked.discount == discount
+        self.paid[pid] = {"amount": amount, "fee": booked.fee, "discount": discount, "reserved": 0, "fee_back": 0,
+                          "discount_back": 0, "entry": booked.entry}
+        self.move({"channel_clearing": amount - discount, "merchant_in_transit": -(amount - discount - booked.fee),
+                   "fee_income": -booked.fee})
         return pid
 
     @rule(pid=payments)
     def duplicate_callback_books_nothing_new(self, pid: str) -> None:
+        p = self.paid[pid]
         with self.db.transaction() as conn:
-            entry, _ = self.booker.payment_succeeded(conn, self.facts(pid), NOW)
-        assert entry.id == self.paid[pid]["entry"].id
+            booked = self.booker.payment_succeeded(conn, self.facts(pid), NOW,
+                                                   (DiscountFacts(p["discount"], p["discount"]),) if p["discount"] else ())
+        assert booked.entry.id == p["entry"].id
 
     @rule(share=st.floats(0, 1))
     def clearing_moves_in_transit_to_available(self, share: float) -> None:
@@ -111,42 +118,47 @@ class LedgerModel(RuleBasedStateMachine):
         if p["reserved"] + amount > p["amount"]:
             return None  # an over-refund: the gateway refuses it before the ledger is asked
         completes = p["reserved"] + amount == p["amount"]
-        fee_back = self.booker.fee_refund(p["amount"], p["fee"], amount, p["fee_back"], completes)
-        owed = amount - fee_back
+        discount_back = self.booker.discount_share(p["discount"], p["amount"], amount, p["discount_back"], completes)
+        fee_back = self.booker.fee_refund(p["amount"] - p["discount"], p["fee"], amount - discount_back,
+                                          p["fee_back"], completes)
+        shares = RefundShares(discount_back)
+        owed = amount - discount_back - fee_back
         from_in_transit = min(self.normal["merchant_in_transit"], owed)
         deltas = {"merchant_in_transit": from_in_transit, "merchant_available": owed - from_in_transit,
-                  "fee_income": fee_back, "refunds_payable": -amount}
+                  "fee_income": fee_back, "refunds_payable": -(amount - discount_back)}
         rid = f"re_{next(self.ids)}"
-        if self.would_overdraw(deltas):
+        if owed and self.would_overdraw(deltas):
             with pytest.raises(InsufficientBalance):
                 with self.db.transaction() as conn:
-                    self.booker.refund_requested(conn, self.facts(pid), rid, amount, fee_back, NOW)
+                    self.booker.refund_requested(conn, self.facts(pid), rid, amount, fee_back, NOW, shares)
             return None
         with self.db.transaction() as conn:
-            self.booker.refund_requested(conn, self.facts(pid), rid, amount, fee_back, NOW)
+            self.booker.refund_requested(conn, self.facts(pid), rid, amount, fee_back, NOW, shares)
         p["reserved"] += amount
         p["fee_back"] += fee_back
+        p["discount_back"] += discount_back
         self.move(deltas)
-        return (rid, pid, amount, fee_back, deltas)
+        return (rid, pid, amount, fee_back, discount_back, deltas)
 
     @rule(refund=consumes(refunds))
     def refund_succeeds(self, refund) -> None:  # noqa: ANN001
         if refund is None:
             return
-        rid, pid, amount, _, _ = refund
+        rid, pid, amount, _, discount_back, _ = refund
         with self.db.transaction() as conn:
-            self.booker.refund_succeeded(conn, self.facts(pid), rid, amount, NOW)
-        self.move({"refunds_payable": amount, "channel_clearing": -amount})
+            self.booker.refund_succeeded(conn, self.facts(pid), rid, amount, NOW, discount_back)
+        self.move({"refunds_payable": amount - discount_back, "channel_clearing": -(amount - discount_back)})
 
     @rule(refund=consumes(refunds))
     def refund_fails(self, refund) -> None:  # noqa: ANN001
         if refund is None:
             return
-        rid, pid, amount, fee_back, deltas = refund
+        rid, pid, amount, fee_back, discount_back, deltas = refund
         with self.db.transaction() as conn:
-            self.booker.refund_failed(conn, self.facts(pid), rid, NOW)
+            self.booker.refund_failed(conn, self.facts(pid), rid, NOW, reserved=amount > discount_back)
         self.paid[pid]["reserved"] -= amount
         self.paid[pid]["fee_back"] -= fee_back
+        self.paid[pid]["discount_back"] -= discount_back
         self.move({name: -d for name, d in deltas.items()})
 
     @rule(share=st.floats(0, 1.2), unfreeze=st.booleans())
@@ -169,6 +181,8 @@ class LedgerModel(RuleBasedStateMachine):
     def reverse_a_payment_entry(self, data) -> None:  # noqa: ANN001
         pid = data.draw(st.sampled_from(sorted(self.paid)))
         entry = self.paid[pid]["entry"]
+        if entry is None:   # the channel kept all of it: nothing was booked
+            return
         mirror = {line.account.code: -line.amount for line in entry.lines}
         if entry.id in self.reversed:
             with pytest.raises(AlreadyReversed):

@@ -41,7 +41,7 @@ def fund(settings: Settings, merchant_id: str, available: int, position: int) ->
     db, booker = Database(settings.database_url), Booker(make_ledger(settings))
     try:
         with db.transaction() as conn:
-            for event, variables in (("payment.succeeded", {"amount": available, "fee": 0, "platform_coupon": 0}),
+            for event, variables in (("payment.succeeded", {"amount": available, "fee": 0, "discount": 0}),
                                      ("settlement.merchant", {"amount": available})):
                 booker.book(conn, event, f"funding:{merchant_id}", merchant_id=merchant_id, channel_account="up",
                             currency="CNY", variables=variables, now=Clock().now())

@@ -341,3 +341,45 @@ def test_a_second_payment_of_one_order_is_refunded_automatically(gateway_factory
         balance = world.client.request("GET", "/v1/balance").json()["balances"][0]
         assert balance["in_transit"] == 5000 - 30 and balance["refund_pending"] == 0  # charged once, net of fee
         assert books_clean(gw)
+
+
+def test_coupons_are_booked_as_wechat_pay_reports_them(world) -> None:
+    """promotion_detail, verified: the merchant's NOCASH coupon is kept out of what WeChat Pay pays and
+    comes off the merchant's share; WeChat Pay's own CASH coupon is paid in full. The same from a
+    callback and from a query; figures that do not add up are not believed."""
+    from ledger.chart import fee_for
+
+    client = world.client
+    coupons = [{"amount": 100, "type": "NOCASH", "stock_id": "stock-own"},
+               {"amount": 50, "type": "CASH", "funded_by": "wechatpay", "stock_id": "stock-wx"}]
+    by_callback = client.create_payment(merchant_order_no="wx-coupon-1", amount=1000, method="native")
+    assert httpx.post(f"{world.sim_url}/sim/orders/{by_callback['out_trade_no']}/pay",
+                      json={"promotion_detail": coupons}).status_code == 200
+    assert wait_for(lambda: client.get_payment(by_callback["id"])["status"] == "succeeded")
+    world.faults(callback_mode="drop")
+    by_query = client.create_payment(merchant_order_no="wx-coupon-2", amount=1000, method="native")
+    httpx.post(f"{world.sim_url}/sim/orders/{by_query['out_trade_no']}/pay", json={"promotion_detail": coupons})
+    assert client.get_payment(by_query["id"], sync=True)["status"] == "succeeded"
+    for payment in (by_callback, by_query):
+        paid = client.get_payment(payment["id"])
+        assert paid["fee"] == fee_for(900, 60)
+        assert paid["discount"]["amount"] == 150 and paid["discount"]["kept_by_channel"] == 100
+        assert [line["funded_by"] for line in paid["discount"]["lines"]] == [
+            {"merchant": 100, "channel": 0, "other": 0}, {"merchant": 0, "channel": 50, "other": 0}]
+    with world.gw.gateway.db.transaction() as conn:
+        balances = {(b.account.code, b.account.owner_id): b.normal for b in world.gw.gateway.ledger.balances(conn)}
+    assert balances[("channel_clearing", "wx")] == 2 * 900
+    assert books_clean(world.gw)
+
+    # A genuine-looking callback whose payer_total does not fit its coupons is recorded, not applied.
+    odd = client.create_payment(merchant_order_no="wx-coupon-3", amount=1000, method="native")
+    resource = {**world.sim._view(world.sim.orders[odd["out_trade_no"]]), "trade_state": "SUCCESS",
+                "transaction_id": "4200000000000000000000000999", "success_time": "2026-11-30T12:00:00+08:00",
+                "promotion_detail": [{"amount": 100, "type": "NOCASH", "merchant_contribute": 100}]}
+    resource["amount"] = {**resource["amount"], "payer_total": 1000}
+    response = world.notify(world.sim.envelope("TRANSACTION.SUCCESS", "transaction", "支付成功", resource))
+    assert response.status_code >= 400
+    assert client.get_payment(odd["id"])["status"] == "processing"
+    with world.gw.gateway.db.transaction() as conn:
+        outcomes = conn.execute(text("SELECT outcome FROM channel_callbacks")).scalars().all()
+    assert "mismatch" in outcomes

@@ -265,7 +265,7 @@ class ChannelConformance:
         merchant_id = gateway.client.merchant_id
         with gw.db.transaction() as conn:
             for event, ref, variables in (
-                    ("payment.succeeded", f"funding:{merchant_id}", {"amount": amount, "fee": 0, "platform_coupon": 0}),
+                    ("payment.succeeded", f"funding:{merchant_id}", {"amount": amount, "fee": 0, "discount": 0}),
                     ("settlement.merchant", f"funding:{merchant_id}", {"amount": amount}),
                     ("position.topup", f"position:{ACCOUNT}:conformance", {"amount": amount})):
                 gw.payments.booker.book(conn, event, ref, merchant_id=merchant_id, channel_account=ACCOUNT,

@@ -13,9 +13,10 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
-                             NotificationRejected, Outcome, ParsedStatement, PaymentResult, RefundRequest,
-                             RefundResult, SettingsError, SplitRequest, SplitResult, StatementUnavailable)
+from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, Discount,
+                             InboundNotification, NotificationRejected, Outcome, ParsedStatement, PaymentResult,
+                             RefundRequest, RefundResult, SettingsError, SplitRequest, SplitResult,
+                             StatementUnavailable)
 from plugins.alipay import wire
 from plugins.alipay.statement import parse_bill
 
@@ -124,14 +125,19 @@ class AlipayChannel(Channel):
         return PaymentResult(Outcome.PENDING, action={"type": "qr", "code": data["qr_code"]})
 
     def _trade(self, data: Mapping[str, Any]) -> PaymentResult:
-        return PaymentResult(TRADE_STATUS.get(data.get("trade_status"), Outcome.UNKNOWN),
-                             channel_transaction_id=data.get("trade_no"),
-                             amount=wire.fen(data["total_amount"]) if data.get("total_amount") else None,
-                             currency="CNY")
+        outcome = TRADE_STATUS.get(data.get("trade_status"), Outcome.UNKNOWN)
+        amount = wire.fen(data["total_amount"]) if data.get("total_amount") else None
+        if outcome is not Outcome.SUCCEEDED or amount is None:
+            return PaymentResult(outcome, channel_transaction_id=data.get("trade_no"), amount=amount, currency="CNY")
+        discounts, settled = vouchers(amount, data)
+        return PaymentResult(outcome, channel_transaction_id=data.get("trade_no"), amount=amount, currency="CNY",
+                             discounts=discounts, settled_amount=settled)
 
     async def query(self, out_trade_no: str) -> PaymentResult:
         try:
-            return self._trade(await self._call("alipay.trade.query", {"out_trade_no": out_trade_no}))
+            # The coupons are listed only when asked for (query_options).
+            return self._trade(await self._call("alipay.trade.query", {"out_trade_no": out_trade_no,
+                                                                       "query_options": ["voucher_detail_list"]}))
         except AlipayRefused as exc:
             # Not there yet: the payer has not opened it (or it was never sent). Not paid.
             outcome = Outcome.PENDING if exc.sub_code == "ACQ.TRADE_NOT_EXIST" else Outcome.UNKNOWN
@@ -256,8 +262,13 @@ class AlipayChannel(Channel):
         outcome = TRADE_STATUS.get(form.get("trade_status", ""))
         if outcome is None:
             return []
+        try:
+            trade = self._trade(form)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NotificationRejected("malformed_body", f"the notify's coupons cannot be read: {exc}") from None
         return [ChannelEvent("payment", out_trade_no, outcome, amount=amount, currency="CNY",
-                             channel_transaction_id=form.get("trade_no"))]
+                             channel_transaction_id=form.get("trade_no"), discounts=trade.discounts,
+                             settled_amount=trade.settled_amount)]
 
     def acknowledge(self, accepted: bool, message: str = "") -> Acknowledgement:
         # Exactly these bytes: anything but "success" makes Alipay send it again.
@@ -268,3 +279,26 @@ class AlipayChannel(Channel):
         from plugins.alipay.simulator import standalone
 
         return standalone(workdir, url)
+
+
+def vouchers(amount: int, data: Mapping[str, Any]) -> tuple[tuple[Discount, ...], int | None]:
+    """A paid trade's coupons (voucher_detail_list: a JSON string in a notify, a list in a query answer)
+    and what Alipay pays the merchant for it (receipt_amount, 商家实收). The merchant's contribution to a
+    voucher is kept out of what Alipay pays; others' (Alipay's, a brand's) are paid. receipt_amount is
+    the channel's word: a merchant discount no voucher explains (商家优惠) is the merchant's too."""
+    raw = data.get("voucher_detail_list") or []
+    listed = json.loads(raw) if isinstance(raw, str) else raw
+    discounts = []
+    for v in listed:
+        total, merchant = wire.fen(v["amount"]), wire.fen(v.get("merchant_contribute") or "0.00")
+        other = wire.fen(v.get("other_contribute") or "0.00")
+        discounts.append(Discount(total, merchant_funded=merchant, channel_funded=max(0, total - merchant - other),
+                                  other_funded=other, unsettled=merchant, campaign=v.get("template_id") or None,
+                                  name=str(v.get("name") or "")))
+    if not data.get("receipt_amount"):
+        return tuple(discounts), None
+    settled = wire.fen(data["receipt_amount"])
+    unexplained = amount - settled - sum(d.unsettled for d in discounts)
+    if unexplained > 0:
+        discounts.append(Discount(unexplained, merchant_funded=unexplained, unsettled=unexplained, name="商家优惠"))
+    return tuple(discounts), settled

@@ -58,6 +58,19 @@ class SimTrade:
     paid_at: str | None = None
     created: str = field(default_factory=lambda: datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S"))
     royalty_freeze: bool = False                                          # held for alipay.trade.order.settle
+    # Coupons the payer used (voucher_detail_list), amounts in fen: amount, merchant_contribute,
+    # other_contribute, template_id, name, type.
+    vouchers: list[dict[str, Any]] = field(default_factory=list)
+
+    def receipt(self) -> int:
+        """商家实收: the order less what the merchant put into its coupons."""
+        return self.total - sum(v["merchant_contribute"] for v in self.vouchers)
+
+    def voucher_detail_list(self) -> list[dict[str, str]]:
+        return [{"id": v["id"], "name": v["name"], "type": v["type"], "amount": wire.yuan(v["amount"]),
+                 "merchant_contribute": wire.yuan(v["merchant_contribute"]),
+                 "other_contribute": wire.yuan(v["other_contribute"]), "template_id": v["template_id"]}
+                for v in self.vouchers]
     settles: dict[str, dict[str, Any]] = field(default_factory=dict)      # out_request_no -> settle
 
     def settled(self) -> int:
@@ -167,16 +180,22 @@ class AlipaySimulator:
 <form method=post action="/sim/orders/{html.escape(trade.out_trade_no)}/pay">
 <button name=outcome value=success>Pay</button> <button name=outcome value=fail>Cancel</button></form>""")
 
-    def _view(self, trade: SimTrade) -> dict[str, Any]:
-        return {"code": "10000", "msg": "Success", "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no,
+    def _view(self, trade: SimTrade, options: tuple[str, ...] = ()) -> dict[str, Any]:
+        view = {"code": "10000", "msg": "Success", "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no,
                 "trade_status": trade.status, "total_amount": wire.yuan(trade.total),
                 "buyer_logon_id": "159****5620", "send_pay_date": trade.created}
+        if trade.paid_at:
+            view.update(receipt_amount=wire.yuan(trade.receipt()),
+                        buyer_pay_amount=wire.yuan(trade.total - sum(v["amount"] for v in trade.vouchers)))
+            if "voucher_detail_list" in options and trade.vouchers:   # listed only when asked for
+                view["voucher_detail_list"] = trade.voucher_detail_list()
+        return view
 
     async def query(self, method: str, biz: dict, params: dict) -> Response:
         trade = self.trades.get(biz.get("out_trade_no", ""))
         if trade is None:
             return self._answer(method, self._fail("40004", "ACQ.TRADE_NOT_EXIST", "交易不存在"))
-        return self._answer(method, self._view(trade))
+        return self._answer(method, self._view(trade, tuple(biz.get("query_options") or ())))
 
     async def close(self, method: str, biz: dict, params: dict) -> Response:
         trade = self.trades.get(biz.get("out_trade_no", ""))
@@ -353,15 +372,17 @@ class AlipaySimulator:
 
     async def control_pay(self, request: Request) -> Response:
         trade = self.trades.get(request.path_params["out_trade_no"])
-        if "json" in request.headers.get("content-type", ""):
-            outcome = (await request.json()).get("outcome", "success")
-        else:
-            outcome = (await request.form()).get("outcome", "success")
+        data = dict(await request.json()) if "json" in request.headers.get("content-type", "") else \
+            dict(await request.form())
+        outcome = data.get("outcome", "success")
         if trade is None:
             return JSONResponse({"error": "no such trade"}, 404)
         if trade.status != "WAIT_BUYER_PAY":
             return JSONResponse({"error": f"trade is {trade.status}"}, 409)
         if outcome == "success":
+            trade.vouchers = [_voucher(v) for v in data.get("vouchers") or []]
+            if sum(v["amount"] for v in trade.vouchers) > trade.total:
+                return JSONResponse({"error": "coupons exceed the order"}, 400)
             trade.status = "TRADE_SUCCESS"
             trade.paid_at = now_text()
             await self._notify(trade, {})
@@ -380,9 +401,12 @@ class AlipaySimulator:
         form = {"notify_time": now_text(), "notify_type": "trade_status_sync", "notify_id": secrets.token_hex(16),
                 "app_id": self.app_id, "charset": "utf-8", "version": "1.0", "sign_type": "RSA2",
                 "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no, "trade_status": trade.status,
-                "total_amount": wire.yuan(trade.total), "receipt_amount": wire.yuan(trade.total),
-                "buyer_pay_amount": wire.yuan(trade.total), "seller_id": self.seller_id,
+                "total_amount": wire.yuan(trade.total), "receipt_amount": wire.yuan(trade.receipt()),
+                "buyer_pay_amount": wire.yuan(trade.total - sum(v["amount"] for v in trade.vouchers)),
+                "seller_id": self.seller_id,
                 "subject": trade.subject, "gmt_create": trade.created, "gmt_payment": now_text(), **extra}
+        if trade.vouchers:
+            form["voucher_detail_list"] = json.dumps(trade.voucher_detail_list(), ensure_ascii=False)
         form["sign"] = wire.rsa_sign(self._key(), wire.signing_string(form, ("sign", "sign_type")))
         return form
 
@@ -408,6 +432,17 @@ class AlipaySimulator:
         # Anything but exactly "success" and Alipay sends it again.
         await self.sender.deliver(url, body, lambda: {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
                                   lambda response: response.content == b"success", delay)
+
+
+def _voucher(spec: dict[str, Any]) -> dict[str, Any]:
+    """A coupon the payer uses: spec gives amount (fen), merchant_contribute (default: all of it),
+    other_contribute, template_id."""
+    amount = int(spec["amount"])
+    merchant = int(spec.get("merchant_contribute", amount))
+    return {"id": "2015102600073002039000002D5O" + secrets.token_hex(2), "name": spec.get("name", "优惠券"),
+            "type": spec.get("type", "ALIPAY_FIX_VOUCHER"), "amount": amount, "merchant_contribute": merchant,
+            "other_contribute": int(spec.get("other_contribute", amount - merchant)),
+            "template_id": spec.get("template_id", "20171030000730015359000EMZP0")}
 
 
 def standalone(workdir: Any, url: str) -> tuple[Starlette, str]:

@@ -9,7 +9,8 @@ from typing import Any, Mapping
 
 import httpx
 
-from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
+from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, Discount,
+                             InboundNotification,
                              NotificationRejected, Outcome, ParsedStatement, PaymentResult, PayoutRequest,
                              PayoutResult, RefundRequest, RefundResult, SettingsError, SplitRequest, SplitResult,
                              SplitReturn,
@@ -106,7 +107,8 @@ class MockChannel(Channel):
             return PaymentResult(Outcome.UNKNOWN, error_code=str(data["error"]), error_message=data.get("message"))
         return PaymentResult(TRADE_STATUS.get(data.get("trade_status"), Outcome.UNKNOWN),
                              channel_transaction_id=data.get("transaction_id"), amount=data.get("amount"),
-                             currency=data.get("currency"))
+                             currency=data.get("currency"), discounts=_discounts(data.get("promotions") or []),
+                             payer_amount=data.get("payer_amount"), settled_amount=data.get("settled_amount"))
 
     async def query(self, out_trade_no: str) -> PaymentResult:
         return self._trade(await self._call("/api/query", {"out_trade_no": out_trade_no}))
@@ -200,9 +202,11 @@ class MockChannel(Channel):
                 return [ChannelEvent("refund", data["out_trade_no"], REFUND_STATUS[data["refund_status"]],
                                      amount=int(data["amount"]), out_refund_no=data["out_refund_no"],
                                      channel_refund_id=data.get("refund_id"))]
+            trade = self._trade(data)
             return [ChannelEvent("payment", data["out_trade_no"], TRADE_STATUS[data["trade_status"]],
                                  amount=int(data["amount"]), currency=data["currency"],
-                                 channel_transaction_id=data.get("transaction_id"))]
+                                 channel_transaction_id=data.get("transaction_id"), discounts=trade.discounts,
+                                 payer_amount=trade.payer_amount, settled_amount=trade.settled_amount)]
         except (KeyError, TypeError, ValueError) as exc:
             raise NotificationRejected("malformed_body", f"callback lacks or garbles {exc}") from None
 
@@ -215,3 +219,10 @@ class MockChannel(Channel):
 
         self._sim = SandboxSimulator(self.settings, notify_url=self.ctx.notify_url, clock=self.ctx.clock)
         return self._sim.app
+
+
+def _discounts(promotions: list[dict[str, Any]]) -> tuple[Discount, ...]:
+    """The sandbox's promotions, as verified in its signed answer."""
+    return tuple(Discount(int(p["amount"]), int(p["merchant_contribute"]), int(p["channel_contribute"]),
+                          int(p["other_contribute"]), int(p["amount"]) if p["kept"] else 0, p.get("coupon_id"),
+                          str(p.get("name", ""))) for p in promotions)

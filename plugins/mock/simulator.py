@@ -36,6 +36,9 @@ class Order:
     paid_at: str | None = None      # Beijing time, "YYYY-MM-DD HH:MM:SS", when it was paid
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     splits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Coupons the payer used, as the sandbox reports them (WeChat Pay's promotion_detail in spirit):
+    # amount, who funded it (merchant/channel/other_contribute), kept: not paid to the merchant (NOCASH).
+    promotions: list[dict[str, Any]] = field(default_factory=list)
 
     def refunded(self) -> int:
         return sum(r["amount"] for r in self.refunds.values() if r["refund_status"] != "FAIL")
@@ -46,8 +49,13 @@ class Order:
                    for s in self.splits.values() if s["status"] != "FAIL")
 
     def view(self) -> dict[str, Any]:
-        return {"out_trade_no": self.out_trade_no, "trade_status": self.status, "amount": self.amount,
+        view = {"out_trade_no": self.out_trade_no, "trade_status": self.status, "amount": self.amount,
                 "currency": self.currency, "transaction_id": self.transaction_id}
+        if self.status == "SUCCESS" and self.amount is not None:
+            view.update(promotions=self.promotions,
+                        payer_amount=self.amount - sum(p["amount"] for p in self.promotions),
+                        settled_amount=self.amount - sum(p["amount"] for p in self.promotions if p["kept"]))
+        return view
 
 
 class SandboxSimulator:
@@ -110,12 +118,17 @@ class SandboxSimulator:
         wants_json = "application/json" in request.headers.get("accept", "")
         if order is None:
             return self._answer(wants_json, 400, {"error": "BAD_TOKEN", "message": "checkout link is not genuine"})
-        outcome = (await request.form()).get("outcome")
+        form = await request.form()
+        outcome = form.get("outcome")
         if outcome not in ("success", "fail"):
             return self._answer(wants_json, 400, {"error": "BAD_OUTCOME", "message": "outcome must be success or fail"})
         if order.status != "NOTPAY":
             return self._answer(wants_json, 409, {"error": "ORDER_FINAL", "message": f"order is {order.status}",
                                                   **order.view()})
+        promotion = _promotion(form, order.amount or 0) if form.get("coupon_amount") else None
+        if isinstance(promotion, str):
+            return self._answer(wants_json, 400, {"error": "BAD_COUPON", "message": promotion})
+        order.promotions = [promotion] if promotion and outcome == "success" else []
         order.status = "SUCCESS" if outcome == "success" else "FAIL"
         order.transaction_id = "sbx" + secrets.token_hex(12)
         order.paid_at = beijing_now()
@@ -351,6 +364,23 @@ class SandboxSimulator:
         if content is None:
             return self._signed({"error": "NO_STATEMENT", "message": "no statement for that day"})
         return self._signed({"date": data.get("date"), "content": content})
+
+
+def _promotion(form: Any, order_amount: int) -> dict[str, Any] | str:
+    """A coupon the payer uses at checkout: coupon_amount (fen), coupon_funded_by (merchant, channel
+    or other), coupon_kept (true: the sandbox does not pay that part to the merchant; by default only
+    a merchant-funded coupon is kept), coupon_id (the stock it came from)."""
+    raw, funder = str(form.get("coupon_amount")), form.get("coupon_funded_by", "merchant")
+    if not raw.isdigit() or not 0 < int(raw) <= order_amount:
+        return "coupon_amount must be whole fen, more than 0 and at most the order"
+    if funder not in ("merchant", "channel", "other"):
+        return "coupon_funded_by must be merchant, channel or other"
+    amount = int(raw)
+    kept = form.get("coupon_kept", "true" if funder == "merchant" else "false") == "true"
+    return {"amount": amount, "merchant_contribute": amount if funder == "merchant" else 0,
+            "channel_contribute": amount if funder == "channel" else 0,
+            "other_contribute": amount if funder == "other" else 0, "kept": kept,
+            "coupon_id": str(form.get("coupon_id", ""))[:32] or None, "name": "sandbox coupon"}
 
 
 def beijing_now() -> str:

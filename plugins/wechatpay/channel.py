@@ -21,7 +21,8 @@ from urllib.parse import quote
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
+from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, Discount,
+                             InboundNotification,
                              NotificationRejected, Outcome, PaymentResult, RefundRequest, RefundResult, SettingsError,
                              ParsedStatement, SplitRequest, SplitResult, SplitReturn, StatementUnavailable)
 from plugins.wechatpay import wire
@@ -166,9 +167,15 @@ class WechatPayChannel(Channel):
 
     def _transaction(self, data: Mapping[str, Any]) -> PaymentResult:
         amount = data.get("amount") or {}
-        return PaymentResult(TRADE_STATE.get(data.get("trade_state"), Outcome.UNKNOWN),
-                             channel_transaction_id=data.get("transaction_id"), amount=amount.get("total"),
-                             currency=amount.get("currency"))
+        outcome = TRADE_STATE.get(data.get("trade_state"), Outcome.UNKNOWN)
+        if outcome is not Outcome.SUCCEEDED:
+            return PaymentResult(outcome, channel_transaction_id=data.get("transaction_id"), amount=amount.get("total"),
+                                 currency=amount.get("currency"))
+        discounts = promotions(data.get("promotion_detail") or [])
+        return PaymentResult(outcome, channel_transaction_id=data.get("transaction_id"), amount=amount.get("total"),
+                             currency=amount.get("currency"), discounts=discounts,
+                             payer_amount=amount.get("payer_total"),
+                             settled_amount=int(amount["total"]) - sum(d.unsettled for d in discounts))
 
     async def query(self, out_trade_no: str) -> PaymentResult:
         path = f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no)}?mchid={quote(self.settings.mchid)}"
@@ -347,7 +354,9 @@ class WechatPayChannel(Channel):
             if event_type == "TRANSACTION.SUCCESS":
                 result = self._transaction(resource)
                 return [ChannelEvent("payment", resource["out_trade_no"], result.outcome, amount=int(result.amount),
-                                     currency=result.currency, channel_transaction_id=result.channel_transaction_id)]
+                                     currency=result.currency, channel_transaction_id=result.channel_transaction_id,
+                                     discounts=result.discounts, payer_amount=result.payer_amount,
+                                     settled_amount=result.settled_amount)]
         except (KeyError, TypeError, ValueError) as exc:
             raise NotificationRejected("malformed_body", f"the resource lacks {exc}") from None
         return []  # an event type we do not act on: acknowledged, nothing applied
@@ -364,3 +373,20 @@ class WechatPayChannel(Channel):
             return Acknowledgement(204)
         body = json.dumps({"code": "FAIL", "message": message[:200]}).encode()
         return Acknowledgement(400, body, "application/json")
+
+
+def promotions(details: list[Mapping[str, Any]]) -> tuple[Discount, ...]:
+    """A paid order's promotion_detail: each coupon with what WeChat Pay, the merchant and others put in.
+    A NOCASH (免充值, v2: DISCOUNT) coupon is not settled: WeChat Pay pays the order less it (应结订单金额);
+    a CASH (充值, v2: COUPON) one is paid in full from its funders' prefunded budget. The contributions
+    are optional fields: when none is given, a NOCASH coupon is the merchant's (it is kept out of what
+    the merchant is paid) and a CASH one someone else's."""
+    discounts = []
+    for p in details:
+        amount, unsettled = int(p["amount"]), p.get("type") in ("NOCASH", "DISCOUNT")
+        funded = [int(p.get(k) or 0) for k in ("merchant_contribute", "wechatpay_contribute", "other_contribute")]
+        if not any(funded):
+            funded = [amount, 0, 0] if unsettled else [0, 0, amount]
+        discounts.append(Discount(amount, *funded, unsettled=amount if unsettled else 0,
+                                  campaign=p.get("stock_id") or p.get("activity_id"), name=str(p.get("name") or "")))
+    return tuple(discounts)

@@ -59,6 +59,11 @@ class SimOrder:
     success_time: str | None = None
     created: float = field(default_factory=time.time)
     profit_sharing: bool = False    # settle_info.profit_sharing: its money is held for splitting
+    promotion_detail: list[dict[str, Any]] = field(default_factory=list)   # coupons the payer used
+
+    def nocash(self) -> int:
+        """What WeChat Pay keeps of the order: its 免充值 (NOCASH) coupons; it settles the rest."""
+        return sum(p["amount"] for p in self.promotion_detail if p["type"] == "NOCASH")
 
 
 class WechatPaySimulator:
@@ -149,12 +154,16 @@ class WechatPaySimulator:
     # ---- payments ----
 
     def _view(self, order: SimOrder) -> dict[str, Any]:
+        coupons = sum(p["amount"] for p in order.promotion_detail)
         view = {"appid": self.appid, "mchid": self.mchid, "out_trade_no": order.out_trade_no,
                 "trade_state": order.trade_state, "trade_type": order.method.upper(),
                 "amount": {"total": order.total, "currency": order.currency,
-                           "payer_total": order.total if order.transaction_id else 0, "payer_currency": order.currency}}
+                           "payer_total": order.total - coupons if order.transaction_id else 0,
+                           "payer_currency": order.currency}}
         if order.transaction_id:
             view.update(transaction_id=order.transaction_id, success_time=order.success_time)
+        if order.promotion_detail:
+            view["promotion_detail"] = order.promotion_detail
         return view
 
     async def create(self, request: Request) -> Response:
@@ -210,7 +219,8 @@ class WechatPaySimulator:
 
     async def control_pay(self, request: Request) -> Response:
         order = self.orders.get(request.path_params["out_trade_no"])
-        outcome = (await request.json()).get("outcome", "success")
+        data = await request.json()
+        outcome = data.get("outcome", "success")
         if order is None:
             return Response(b'{"error":"no such order"}', 404, media_type="application/json")
         if order.trade_state != "NOTPAY":
@@ -219,6 +229,10 @@ class WechatPaySimulator:
         if outcome == "fail":
             order.trade_state = "PAYERROR"  # WeChat Pay sends no callback for this: the merchant must query
         else:
+            coupons = [_coupon(p, order.currency) for p in data.get("promotion_detail") or []]
+            if sum(c["amount"] for c in coupons) > order.total:
+                return Response(b'{"error":"coupons exceed the order"}', 400, media_type="application/json")
+            order.promotion_detail = coupons
             order.trade_state = "SUCCESS"
             order.transaction_id = "42000" + secrets.token_hex(12)
             order.success_time = datetime.now(CHINA).isoformat(timespec="seconds")
@@ -408,10 +422,11 @@ class WechatPaySimulator:
             fee = Decimal(order.total) * self.fee_rate_bps / 1_000_000
             rows.append([order.success_time.replace("T", " ")[:19], self.appid, self.mchid, "0", "",
                          order.transaction_id, order.out_trade_no, "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
-                         order.method.upper(), "SUCCESS", "OTHERS", order.currency, yuan(order.total), "0.00", "0",
+                         order.method.upper(), "SUCCESS", "OTHERS", order.currency, yuan(order.total - order.nocash()),
+                         yuan(sum(p["amount"] for p in order.promotion_detail)), "0",
                          "0", "0.00", "0.00", "", "", order.description, "", f"{fee:.5f}", rate, yuan(order.total),
                          "0.00", ""])
-            paid, fees, ordered = paid + order.total, fees + fee, ordered + order.total
+            paid, fees, ordered = paid + order.total - order.nocash(), fees + fee, ordered + order.total
         for refund in self.refunds.values():
             if refund["status"] != "SUCCESS" or not refund["create_time"].startswith(day):
                 continue
@@ -496,6 +511,18 @@ class WechatPaySimulator:
             url, body, lambda: {**wire.signed_headers(self._signing_key(), self.platform_serial, body, int(time.time())),
                                 "Content-Type": "application/json"},
             lambda response: response.status_code in (200, 204), delay)
+
+
+def _coupon(spec: dict[str, Any], currency: str) -> dict[str, Any]:
+    """A coupon the payer uses, as promotion_detail lists it: spec gives amount, type (CASH or NOCASH),
+    funded_by (wechatpay, merchant or other; NOCASH ones are the merchant's unless said), stock_id."""
+    amount, kind = int(spec["amount"]), spec.get("type", "NOCASH")
+    funder = spec.get("funded_by", "merchant" if kind == "NOCASH" else "wechatpay")
+    return {"coupon_id": spec.get("coupon_id", str(secrets.randbelow(10**10))), "name": spec.get("name", "代金券"),
+            "scope": "GLOBAL", "type": kind, "amount": amount, "stock_id": spec.get("stock_id", "9856000"),
+            "wechatpay_contribute": amount if funder == "wechatpay" else 0,
+            "merchant_contribute": amount if funder == "merchant" else 0,
+            "other_contribute": amount if funder == "other" else 0, "currency": currency}
 
 
 def standalone(workdir: Any, url: str) -> tuple[Starlette, str]:
