@@ -112,6 +112,11 @@ class Running:
         with self.gateway.db.transaction() as conn:
             return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
 
+    def balances(self) -> dict[tuple[str, str], int]:
+        """Every ledger account's balance as its owner reads it, by (code, owner id)."""
+        with self.gateway.db.transaction() as conn:
+            return {(b.account.code, b.account.owner_id): b.normal for b in self.gateway.ledger.balances(conn)}
+
 
 def start_gateway(settings: Settings, **kwargs: Any):  # noqa: ANN201
     from gateway.app import create_app

@@ -58,11 +58,6 @@ def pay(payment: dict, **coupon: str) -> dict:
     return response.json()
 
 
-def balances(gw) -> dict[tuple[str, str], int]:  # noqa: ANN001
-    with gw.gateway.db.transaction() as conn:
-        return {(b.account.code, b.account.owner_id): b.normal for b in gw.gateway.ledger.balances(conn)}
-
-
 def entries(gw) -> list[tuple[str, list[int]]]:  # noqa: ANN001
     from sqlalchemy import text
 
@@ -116,8 +111,8 @@ def test_a_one_fen_payment_with_any_metadata_raises_nobodys_balance_by_more_than
     any_metadata()
     assert {event for event, _ in entries(gw)} == {"payment.succeeded"}
     assert all(abs(amount) <= 1 for _, amounts in entries(gw) for amount in amounts)
-    assert all(abs(balance) <= paid for balance in balances(gw).values())
-    assert balances(gw)[("merchant_in_transit", creds.merchant_id)] == paid   # 1 fen each, no fee on 1 fen
+    assert all(abs(balance) <= paid for balance in gw.balances().values())
+    assert gw.balances()[("merchant_in_transit", creds.merchant_id)] == paid   # 1 fen each, no fee on 1 fen
     assert books_clean(gw)
 
 
@@ -150,7 +145,7 @@ def test_a_channel_reported_discount_is_booked_to_the_funder_it_names(gateway_fa
                     coupon_id="stock-unknown")
     assert stranger["discount"]["paid_back_by_platform"] == 0
 
-    b = balances(gw)
+    b = gw.balances()
     assert b[("channel_clearing", "sandbox")] == 900 + 1000 + 900 + 900 + 900
     assert b[("coupon_expense", "spring")] == 150
     assert b[("merchant_in_transit", m)] == ((900 - fee_for(900, BPS)) + (1000 - fee_for(1000, BPS))
@@ -165,7 +160,7 @@ def test_a_channel_reported_discount_is_booked_to_the_funder_it_names(gateway_fa
         assert first["discount_refund"] == 33
         client.create_refund(payment["id"], merchant_refund_no=f"{payment['merchant_order_no']}-2", amount=667)
         assert wait_for(lambda p=payment: client.get_payment(p["id"])["amount_refunded"] == 1000)
-    b = balances(gw)
+    b = gw.balances()
     assert b[("channel_clearing", "sandbox")] == 1000 + 900 + 900
     assert b[("coupon_expense", "spring")] == 50
     assert b[("refunds_payable", m)] == 0
