@@ -241,13 +241,23 @@ def cmd_settle(args: argparse.Namespace) -> int:
     from ledger.booking import Booker
 
     if args.force and not args.by:
-        print("paymux: --force needs --by NAME: who answers for settling with open differences", file=sys.stderr)
+        print("paymux: --force needs --by NAME: the approver who answers for settling with open differences "
+              "(their password is asked for)", file=sys.stderr)
         return 2
     settings = _settings(args)
     settler = Settler(settings, discover_channel_types(make_plugin_manager()), Booker(make_ledger(settings)))
+
+    def forced(conn: Any, op: Any, now: Any) -> dict[str, Any]:
+        from gateway.console.identity import record
+
+        report = settler.settle(conn, args.date, now, op.name).as_dict()
+        record(conn, op, "settle.force", args.date.isoformat(), None,
+               {"booked": len(report["booked"]), "skipped": len(report["skipped"])}, now=now, source="cli")
+        return report
+
     try:
-        report = _in_transaction(args, lambda conn: settler.settle(conn, args.date, Clock().now(),
-                                                                   args.by if args.force else None)).as_dict()
+        report = _as_operator(args, "settle.force", forced) if args.force else \
+            _in_transaction(args, lambda conn: settler.settle(conn, args.date, Clock().now())).as_dict()
     except SettlementRefused as exc:
         print(f"paymux: settlement refused: {exc}", file=sys.stderr)
         return 1
@@ -309,7 +319,8 @@ def cmd_recon_list(args: argparse.Namespace) -> int:
     if not found:
         print("nothing open: every difference is resolved")
     for i in found:
-        proposal = f"  proposed: {i['proposal']['action']} by {i['proposal']['by']}" if i.get("proposal") else ""
+        p = i.get("proposal")
+        proposal = f"  proposal #{p['id']}: {p['action']} by {p['by']}: {p['reason']}" if p else ""
         print(f"{i['id']:>6} {i['business_date']} {i['channel_account']:<12} {i['class']:<18} {i['kind']:<7} "
               f"{i['reference']:<34} channel {i['channel_amount']} {i['channel_status']} / here {i['local_amount']} "
               f"{i['local_status']}  difference {i['difference']}  [{i['status']}]{proposal}")
@@ -317,40 +328,61 @@ def cmd_recon_list(args: argparse.Namespace) -> int:
 
 
 def cmd_recon_resolve(args: argparse.Namespace) -> int:
-    from gateway.clock import Clock
-    from gateway.reconcile import propose
+    from gateway.console.actions import propose_resolution
 
-    item = _recon_command(args, lambda conn: propose(conn, args.item_id, args.action, args.by, args.reason,
-                                                     Clock().now()))
-    if item is None:
-        return 1
-    print(f"item {item['id']}: {args.action} proposed by {args.by}; another person approves it with "
-          f"`paymux recon approve {item['id']} --by NAME`")
+    item = _as_operator(args, "recon.propose", lambda conn, op, now: propose_resolution(
+        conn, op, args.item_id, args.action, args.reason, now, source="cli"))
+    proposal = item["proposal"]
+    print(f"item {item['id']}: {args.action} proposed by {proposal['by']} (proposal #{proposal['id']}); another "
+          f"person approves it with `paymux recon approve {item['id']} --proposal {proposal['id']} --by NAME`")
     return 0
 
 
 def cmd_recon_approve(args: argparse.Namespace) -> int:
-    from gateway.clock import Clock
-    from gateway.reconcile import approve
+    from gateway.console.actions import approve_resolution
     from gateway.service import make_ledger
     from ledger.booking import Booker
 
     booker = Booker(make_ledger(_settings(args)))
-    item = _recon_command(args, lambda conn: approve(conn, args.item_id, args.by, booker, Clock().now()))
-    if item is None:
-        return 1
+    item = _as_operator(args, "recon.approve", lambda conn, op, now: approve_resolution(
+        conn, op, args.item_id, args.proposal, booker, now, source="cli"))
     print(f"item {item['id']}: {item['resolution']} approved ({item['resolved_by']})")
     return 0
 
 
-def _recon_command(args: argparse.Namespace, fn: Any) -> Any:
-    from gateway.reconcile import ReconError
+class Refused(Exception):
+    """A command not done, with the line that says why (exit status 1)."""
 
+
+def _as_operator(args: argparse.Namespace, action: str, fn: Any) -> Any:
+    """fn(conn, operator, now) in one transaction, as the operator `--by` names, once they have signed
+    in with their password (`--password-stdin`, or asked for) by the console's rules — the same tries
+    and lockout, audited — and only if they hold the role the console needs for `action`."""
+    import getpass
+
+    from gateway.clock import Clock
+    from gateway.console.actions import NEEDS
+    from gateway.console.identity import RANK, SignInRefused, authenticate
+    from gateway.db import Database
+    from gateway.errors import PaymuxError
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.by}: ")
+    database = Database(_settings(args).database_url)
     try:
-        return _in_transaction(args, fn)
-    except ReconError as exc:
-        print(f"paymux: {exc.code}: {exc.message}", file=sys.stderr)
-        return None
+        op = authenticate(database, args.by, password, Clock().now(), "cli", None)
+        needs = NEEDS[action]
+        if RANK[op.role] < RANK[needs]:
+            raise Refused(f"not_allowed: {op.name} is a {op.role}; this needs an {needs}")
+        return database.run_tx(lambda conn: fn(conn, op, Clock().now()))
+    except SignInRefused as exc:
+        raise Refused(f"{exc.code}: {exc}") from None
+    except PaymuxError as exc:
+        raise Refused(f"{exc.code}: {exc.message}") from None
+    finally:
+        database.dispose()
 
 
 def cmd_merchant_create(args: argparse.Namespace) -> int:
@@ -369,13 +401,14 @@ def cmd_merchant_create(args: argparse.Namespace) -> int:
 
 
 def cmd_operator(args: argparse.Namespace) -> int:
-    """Console operators: create (the password from --password-stdin, $PAYMUX_OPERATOR_PASSWORD, or
-    asked for), list, disable, enable."""
+    """Console operators: create, or set the password of (from --password-stdin,
+    $PAYMUX_OPERATOR_PASSWORD, or asked for); list; disable, enable."""
     import getpass
 
-    from gateway.clock import Clock
-    from gateway.console import OperatorError, create_operator, operators, set_disabled
     from sqlalchemy import select
+
+    from gateway.clock import Clock
+    from gateway.console.identity import OperatorError, create_operator, operators, set_disabled, set_password
 
     if args.operator_command == "list":
         rows = _in_transaction(args, lambda conn: conn.execute(select(operators).order_by(operators.c.name)).all())
@@ -384,16 +417,23 @@ def cmd_operator(args: argparse.Namespace) -> int:
                   f"{r.last_sign_in_at.isoformat() if r.last_sign_in_at else 'never signed in'}")
         return 0
     if args.operator_command in ("disable", "enable"):
-        if not _in_transaction(args, lambda conn: set_disabled(conn, args.name, args.operator_command == "disable")):
+        disable = args.operator_command == "disable"
+        if not _in_transaction(args, lambda conn: set_disabled(conn, args.name, disable, Clock().now())):
             print(f"paymux: no operator {args.name!r}", file=sys.stderr)
             return 2
-        print(f"{args.name}: {args.operator_command}d")
+        print(f"{args.name}: {args.operator_command}d" + ("; every session of theirs has ended" if disable else ""))
         return 0
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = os.environ.get("PAYMUX_OPERATOR_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
     try:
+        if args.operator_command == "password":
+            if not _in_transaction(args, lambda conn: set_password(conn, args.name, password, Clock().now())):
+                print(f"paymux: no operator {args.name!r}", file=sys.stderr)
+                return 2
+            print(f"{args.name}: password set; every session of theirs has ended")
+            return 0
         operator_id = _in_transaction(args, lambda conn: create_operator(conn, args.name, args.role, password,
                                                                          Clock().now()))
     except OperatorError as exc:
@@ -531,11 +571,10 @@ def cmd_statement_download(args: argparse.Namespace) -> int:
 
 
 def cmd_events_redeliver(args: argparse.Namespace) -> int:
-    from gateway.clock import Clock
-    from gateway.notifier import redeliver
+    from gateway.console.actions import redeliver_event
 
-    queued = _in_transaction(args, lambda conn: redeliver(conn, args.event_id, Clock().now()))
-    if not queued:
+    if not _as_operator(args, "event.redeliver", lambda conn, op, now: redeliver_event(
+            conn, op, args.event_id, now, source="cli")):
         print(f"paymux: no event {args.event_id} with an endpoint to deliver to", file=sys.stderr)
         return 1
     print(f"event {args.event_id} queued for delivery")
@@ -631,6 +670,13 @@ def cmd_get_refund(args: argparse.Namespace) -> int:
     return 0
 
 
+def _signs_in(p: argparse.ArgumentParser, who: str) -> None:
+    """--by NAME and --password-stdin: a command an operator answers for signs them in first."""
+    p.add_argument("--by", required=True, metavar="NAME", help=f"{who}: an operator, who signs in with their "
+                                                               "password (asked for, or --password-stdin)")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="paymux", description="paymux payment gateway")
     parser.add_argument("--config", help="config file (default: $PAYMUX_CONFIG or conf/paymux.toml)")
@@ -674,12 +720,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = recon.add_parser("resolve", help="propose how to resolve a difference (another person approves)")
     p.add_argument("item_id", type=int)
     p.add_argument("--action", required=True, choices=["adjust", "dismiss"])
-    p.add_argument("--by", required=True)
+    _signs_in(p, "the operator who proposes")
     p.add_argument("--reason", required=True)
     p.set_defaults(fn=cmd_recon_resolve)
     p = recon.add_parser("approve", help="approve another person's proposal: it is booked")
     p.add_argument("item_id", type=int)
-    p.add_argument("--by", required=True)
+    p.add_argument("--proposal", required=True, type=int,
+                   help="the proposal's number as `recon list` shows it: if it has changed since, nothing is done")
+    _signs_in(p, "the approver")
     p.set_defaults(fn=cmd_recon_approve)
 
     positions = sub.add_parser("positions", help="channel positions (prefunded for payouts)")
@@ -700,7 +748,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("settle", help="book channel and merchant settlements due on a date")
     p.add_argument("--date", required=True, type=_date, help="the settlement date, YYYY-MM-DD")
     p.add_argument("--force", action="store_true", help="settle despite open differences (needs --by)")
-    p.add_argument("--by", help="who forces it")
+    p.add_argument("--by", metavar="NAME", help="with --force: the approver who answers for it (signs in with "
+                                               "their password)")
+    p.add_argument("--password-stdin", action="store_true", help="read --by's password from standard input")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_settle)
 
@@ -734,6 +784,7 @@ def build_parser() -> argparse.ArgumentParser:
     events = sub.add_parser("events", help="merchant events").add_subparsers(dest="events_command", required=True)
     p = events.add_parser("redeliver", help="send an event to its merchant again")
     p.add_argument("event_id")
+    _signs_in(p, "the operator who sends it")
     p.set_defaults(fn=cmd_events_redeliver)
 
     sub.add_parser("worker", help="deliver merchant events and query open payments without serving HTTP "
@@ -770,7 +821,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", required=True, choices=("viewer", "operator", "approver"))
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     p.set_defaults(fn=cmd_operator)
-    for name, text in (("list", "list operators"), ("disable", "stop an operator signing in"),
+    p = operator.add_parser("password", help="set an operator's password; every session of theirs ends")
+    p.add_argument("name")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.set_defaults(fn=cmd_operator)
+    for name, text in (("list", "list operators"), ("disable", "stop an operator signing in; their sessions end"),
                        ("enable", "let a disabled operator sign in again")):
         p = operator.add_parser(name, help=text)
         if name != "list":
@@ -818,7 +873,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"paymux: {exc}", file=sys.stderr)
         return 2
-    except PaymuxAPIError as exc:
+    except (PaymuxAPIError, Refused) as exc:
         print(f"paymux: {exc}", file=sys.stderr)
         return 1
 

@@ -294,9 +294,14 @@ class ReconProposal(SQLModel, table=True):
     action: str = Field(max_length=20)                     # adjust | dismiss
     reason: str = Field(max_length=500)
     proposed_by: str = Field(max_length=100)
+    # Who proposed and who decided, by operator id (names are for people to read; ids are compared).
+    # A proposal is never edited: a change is a new proposal, so its id names exactly what an
+    # approver saw. Proposals made before operators signed in to propose have no proposer id.
+    proposed_by_id: Optional[str] = Field(default=None, max_length=40)
     proposed_at: datetime
     status: str = Field(max_length=20)                     # proposed | approved | withdrawn
     decided_by: Optional[str] = Field(default=None, max_length=100)
+    decided_by_id: Optional[str] = Field(default=None, max_length=40)
     decided_at: Optional[datetime] = None
     entry_key: Optional[str] = Field(default=None, max_length=200)
 
@@ -465,6 +470,34 @@ class AuditEntry(SQLModel, table=True):
     before: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
     after: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
     client_ip: Optional[str] = Field(default=None, max_length=64)
+    operator_id: Optional[str] = Field(default=None, max_length=40)   # None: no such operator (a failed sign-in)
+    source: Optional[str] = Field(default=None, max_length=20)        # console | cli
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in console session. The browser's cookie carries a random token; only its SHA-256 is
+    kept, and the row is checked on every request, so ending it here ends it everywhere."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    operator_id: str = Field(foreign_key="operators.id", max_length=40, index=True)
+    created_at: datetime
+    expires_at: datetime = Field(index=True)
+    last_seen_at: datetime
+    revoked_at: Optional[datetime] = None
+    client_ip: Optional[str] = Field(default=None, max_length=64)
+
+
+class SignInGuard(SQLModel, table=True):
+    """Password tries for one name (console or CLI) in the current lockout window. A try takes a slot
+    here, in one statement, before its password is checked; a success gives its slot back."""
+
+    __tablename__ = "sign_in_guards"
+
+    name: str = Field(primary_key=True, max_length=100)
+    window_started_at: datetime = Field(index=True)
+    tries: int = 0
 
 
 class ChannelExchange(SQLModel, table=True):

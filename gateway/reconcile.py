@@ -24,7 +24,7 @@ import os
 import shutil
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 from sqlalchemy import Connection, and_, func, insert, select, update
@@ -432,8 +432,15 @@ def item_object(row: Any, proposal: Any = None) -> dict[str, Any]:
     obj["difference"] = row.channel_effect - row.local_effect
     if proposal is not None:
         obj["proposal"] = {"id": proposal.id, "action": proposal.action, "by": proposal.proposed_by,
-                           "reason": proposal.reason}
+                           "by_id": proposal.proposed_by_id, "reason": proposal.reason}
     return obj
+
+
+class Person(Protocol):
+    """Who proposes or approves: a signed-in operator (its id is compared, its name is shown)."""
+
+    id: str
+    name: str
 
 
 def _item(conn: Connection, item_id: int) -> Any:
@@ -445,35 +452,43 @@ def _item(conn: Connection, item_id: int) -> Any:
     return row
 
 
-def propose(conn: Connection, item_id: int, action: str, by: str, reason: str, now: datetime) -> dict[str, Any]:
-    """The maker: say how an open item should be resolved. Nothing is booked until someone else approves."""
+def propose(conn: Connection, item_id: int, action: str, by: Person, reason: str, now: datetime) -> dict[str, Any]:
+    """The maker: say how an open item should be resolved. Nothing is booked until someone else approves.
+    A proposal is never edited: proposing again withdraws it and makes a new one, with a new id."""
     if action not in ACTIONS:
         raise ReconError("unknown_action", f"action must be one of {', '.join(ACTIONS)}")
-    if not by.strip() or not reason.strip():
-        raise ReconError("name_and_reason_required", "a proposal needs --by NAME and --reason")
+    if not reason.strip():
+        raise ReconError("reason_required", "a proposal needs a reason")
     row = _item(conn, item_id)
     if action == "adjust" and row.channel_effect == row.local_effect:
         raise ReconError("nothing_to_adjust", f"item {item_id} moves no money between the sides; dismiss it")
     conn.execute(update(proposals).where(and_(proposals.c.item_id == item_id, proposals.c.status == "proposed"))
-                 .values(status="withdrawn", decided_by=by, decided_at=now))
-    conn.execute(insert(proposals).values(item_id=item_id, action=action, reason=reason[:500], proposed_by=by,
-                                          proposed_at=now, status="proposed"))
+                 .values(status="withdrawn", decided_by=by.name, decided_by_id=by.id, decided_at=now))
+    conn.execute(insert(proposals).values(item_id=item_id, action=action, reason=reason[:500], proposed_by=by.name,
+                                          proposed_by_id=by.id, proposed_at=now, status="proposed"))
     return item_object(row, conn.execute(select(proposals).where(and_(
         proposals.c.item_id == item_id, proposals.c.status == "proposed"))).one())
 
 
-def approve(conn: Connection, item_id: int, by: str, booker: Any, now: datetime) -> dict[str, Any]:
-    """The checker: a different person executes the proposal. An adjustment is a new entry through
-    suspense (history is never edited); a dismissal books nothing and keeps the reason."""
+def approve(conn: Connection, item_id: int, proposal_id: int, by: Person, booker: Any,
+            now: datetime) -> dict[str, Any]:
+    """The checker: another operator executes the proposal they saw, `proposal_id`; if it was withdrawn
+    or replaced since, nothing is done. An adjustment is a new entry through suspense (history is
+    never edited); a dismissal books nothing and keeps the reason."""
     row = _item(conn, item_id)
     proposal = conn.execute(select(proposals).where(and_(proposals.c.item_id == item_id,
                                                          proposals.c.status == "proposed"))).first()
     if proposal is None:
         raise ReconError("no_proposal", f"item {item_id} has no proposal to approve; `paymux recon resolve` first")
-    if not by.strip():
-        raise ReconError("name_required", "an approval needs --by NAME")
-    if by.strip().casefold() == proposal.proposed_by.strip().casefold():
-        raise ReconError("same_person", f"{by} proposed this; another person must approve it")
+    if proposal.id != proposal_id:
+        raise ReconError("proposal_changed", f"item {item_id}'s proposal is now #{proposal.id} ({proposal.action} "
+                                             f"by {proposal.proposed_by}: {proposal.reason}), not #{proposal_id}; "
+                                             f"nothing was done: read it, then approve #{proposal.id}")
+    if proposal.proposed_by_id is None:
+        raise ReconError("proposer_unknown", f"proposal #{proposal.id} names its proposer only in free text; "
+                                             f"an operator must propose it again")
+    if proposal.proposed_by_id == by.id:
+        raise ReconError("same_person", f"{by.name} proposed this; another person must approve it")
     entry_key = None
     if proposal.action == "adjust":
         difference = row.channel_effect - row.local_effect
@@ -485,9 +500,9 @@ def approve(conn: Connection, item_id: int, by: str, booker: Any, now: datetime)
                     memo=f"{row._mapping['class']} {row.kind} {row.reference}: {proposal.reason}"[:500])
         entry_key = f"{reference}:{event}"
     conn.execute(update(proposals).where(proposals.c.id == proposal.id).values(
-        status="approved", decided_by=by, decided_at=now, entry_key=entry_key))
+        status="approved", decided_by=by.name, decided_by_id=by.id, decided_at=now, entry_key=entry_key))
     conn.execute(update(items).where(items.c.id == item_id).values(
-        status="resolved", resolution=proposal.action, resolved_by=f"{proposal.proposed_by} + {by}", resolved_at=now,
-        note=proposal.reason))
+        status="resolved", resolution=proposal.action, resolved_by=f"{proposal.proposed_by} + {by.name}",
+        resolved_at=now, note=proposal.reason))
     refresh_open(conn, [row.run_id])
     return item_object(conn.execute(select(items).where(items.c.id == item_id)).one())

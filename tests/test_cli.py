@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parent.parent
 PAYMUX = [sys.executable, "-m", "gateway.cli"]
 
 
-def run(tmp_path: Path, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+def run(tmp_path: Path, *args: str, check: bool = True, input: str | None = None,
+        **env: str) -> subprocess.CompletedProcess:
     config = tmp_path / "paymux.toml"
     if not config.exists():
         config.write_text(f'secret_key = "cli-test-key-0123456789"\n[database]\nurl = "sqlite:///{tmp_path}/p.db"\n'
@@ -21,7 +22,7 @@ def run(tmp_path: Path, *args: str, check: bool = True, **env: str) -> subproces
                           '[channel_accounts.settings]\nsecret = "cli-sandbox-secret"\n')
     full_env = {**os.environ, "PYTHONPATH": str(REPO), "PAYMUX_CONFIG": str(config), **env}
     return subprocess.run(PAYMUX + list(args), capture_output=True, text=True, env=full_env, cwd=tmp_path,
-                          check=check, timeout=60)
+                          check=check, timeout=60, input=input)
 
 
 def test_merchant_create_json_prints_exactly_id_and_secret(tmp_path: Path) -> None:
@@ -79,5 +80,8 @@ def test_exceptions_and_redeliver_speak_plainly(tmp_path: Path) -> None:
     run(tmp_path, "db", "upgrade")
     assert "no exceptions" in run(tmp_path, "exceptions").stdout
     assert run(tmp_path, "exceptions", "--json").stdout.strip() == "[]"
-    missing = run(tmp_path, "events", "redeliver", "evt_nope", check=False)
+    run(tmp_path, "operator", "create", "otto", "--role", "operator", "--password-stdin",
+        input="correct horse battery\n")
+    missing = run(tmp_path, "events", "redeliver", "evt_nope", "--by", "otto", "--password-stdin", check=False,
+                  input="correct horse battery\n")
     assert missing.returncode == 1 and "no event evt_nope" in missing.stderr

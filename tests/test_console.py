@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from gateway.clock import Clock
-from gateway.console import create_operator
+from gateway.console.identity import create_operator
 from gateway.console.views import routes
 from tests.conftest import checkout, free_port, make_settings, wait_for
 
@@ -121,7 +121,7 @@ def test_merchant_supplied_text_is_escaped_everywhere(gateway_factory, db_url) -
 
 
 def test_a_disabled_operator_is_signed_out_at_once(gateway_factory, db_url) -> None:
-    from gateway.console import set_disabled
+    from gateway.console.identity import set_disabled
 
     gw = gateway_factory(make_settings(db_url, free_port()))
     add_operator(gw, "otto", "operator")
@@ -129,7 +129,7 @@ def test_a_disabled_operator_is_signed_out_at_once(gateway_factory, db_url) -> N
     browser.sign_in("otto")
     assert browser.http.get("/console/").status_code == 200
     with gw.gateway.db.transaction() as conn:
-        set_disabled(conn, "otto", True)
+        set_disabled(conn, "otto", True, Clock().now())
     assert browser.http.get("/console/").status_code == 303
     assert browser.sign_in("otto").status_code == 401
 
@@ -153,9 +153,10 @@ def test_an_approver_cannot_approve_their_own_proposal_nor_an_operator_approve(g
     proposed = anna.post(f"/console/recon/items/{item['id']}/propose", {"action": "adjust", "reason": "bank says so"},
                          run_page)
     assert proposed.status_code == 303
-    own = anna.post(f"/console/recon/items/{item['id']}/approve", {}, run_page)
+    proposal = {"proposal": str(day.op.items()[0]["proposal"]["id"])}
+    own = anna.post(f"/console/recon/items/{item['id']}/approve", proposal, run_page)
     assert own.status_code == 409 and "same_person" in own.text
-    assert otto.post(f"/console/recon/items/{item['id']}/approve", {}, run_page).status_code == 403
+    assert otto.post(f"/console/recon/items/{item['id']}/approve", proposal, run_page).status_code == 403
     assert day.op.items()[0]["status"] == "open"                     # nothing was booked
     audit = anna.http.get("/console/audit").text
     assert "recon.propose" in audit and "recon.approve" not in audit and "console.sign_in" in audit

@@ -22,6 +22,7 @@ from tests.conftest import SANDBOX_SECRET, SECRET_KEY, checkout, free_port, wait
 
 REPO = Path(__file__).resolve().parent.parent
 CHINA = ZoneInfo("Asia/Shanghai")
+PASSWORD = "correct horse battery"
 
 
 def today() -> date:
@@ -52,6 +53,17 @@ class Operator:
         if ok:
             assert done.returncode == 0, done.stdout + done.stderr
         return done
+
+    def add_operator(self, name: str, role: str) -> None:
+        self.run("operator", "create", name, "--role", role, "--password-stdin", stdin=PASSWORD + "\n")
+
+    def signed_in(self, name: str, *args: str, password: str = PASSWORD, ok: bool = True) -> subprocess.CompletedProcess:
+        """A command an operator answers for, run as `name`, who signs in with `password`."""
+        return self.run(*args, "--by", name, "--password-stdin", ok=ok, stdin=password + "\n")
+
+    def proposal(self, item_id: int) -> str:
+        """The number of an open item's proposal, as `recon list` shows it."""
+        return str({i["id"]: i for i in self.items()}[item_id]["proposal"]["id"])
 
     def reconcile(self, account: str, day: date, file: Path | None = None) -> dict[str, Any]:
         args = ["reconcile", "--account", account, "--date", day.isoformat(), "--json"]
@@ -180,16 +192,19 @@ def test_every_class_is_found_resolved_by_rule_or_by_two_people(gateway_factory,
     assert op.reconcile("sandbox", today(), edited)["run_id"] == report["run_id"]
 
     # Maker-checker: alice proposes, alice cannot approve, bob can; the money goes through suspense.
+    op.add_operator("alice", "approver")
+    op.add_operator("bob", "approver")
     missing = items["missing_local"]["id"]
-    op.run("recon", "resolve", str(missing), "--action", "adjust", "--by", "alice", "--reason", "channel took 7.77")
-    refused = op.run("recon", "approve", str(missing), "--by", "Alice", ok=False)
+    op.signed_in("alice", "recon", "resolve", str(missing), "--action", "adjust", "--reason", "channel took 7.77")
+    proposal = op.proposal(missing)
+    refused = op.signed_in("alice", "recon", "approve", str(missing), "--proposal", proposal, ok=False)
     assert refused.returncode == 1 and "same_person" in refused.stderr
-    op.run("recon", "approve", str(missing), "--by", "bob")
+    op.signed_in("bob", "recon", "approve", str(missing), "--proposal", proposal)
     carry = items["pending_carryover"]["id"]
-    nothing = op.run("recon", "resolve", str(items["fee_mismatch"]["id"]), "--action", "adjust", "--by", "alice",
-                     "--reason", "x", ok=False)
+    nothing = op.signed_in("alice", "recon", "resolve", str(items["fee_mismatch"]["id"]), "--action", "adjust",
+                           "--reason", "x", ok=False)
     assert "nothing_to_adjust" in nothing.stderr
-    op.run("recon", "resolve", str(carry), "--action", "dismiss", "--by", "alice", "--reason", "will check tomorrow")
+    op.signed_in("alice", "recon", "resolve", str(carry), "--action", "dismiss", "--reason", "will check tomorrow")
     balances = {line.split()[1]: line.split()[-1] for line in
                 op.run("ledger", "balances", "--owner", "platform").stdout.splitlines()[1:]}
     assert balances["suspense"] == "-777", balances     # the 7.77 nobody owns yet waits in suspense (a credit)
@@ -197,6 +212,64 @@ def test_every_class_is_found_resolved_by_rule_or_by_two_people(gateway_factory,
     assert missing not in still_open and still_open[carry]["proposal"]["action"] == "dismiss"
     assert books_clean(gw)
     assert op.run("ledger", "check").returncode == 0
+
+
+def test_cli_proposals_and_approvals_sign_operators_in_and_compare_them_by_id(gateway_factory, db_url,
+                                                                              tmp_path) -> None:
+    day = paid_day(gateway_factory, db_url, tmp_path, 5000)
+    gw, op = day.gw, day.op
+    wrong = tmp_path / "wrong.statement"
+    wrong.write_text(edit_sandbox(day.statement.read_text(), amount={day.payments[0]["out_trade_no"]: 4000}))
+    op.reconcile("sandbox", today(), wrong)
+    [item] = op.items()
+    target = str(item["id"])
+    for name, role in (("alice", "operator"), ("carol", "approver"), ("bob", "approver"), ("vera", "viewer")):
+        op.add_operator(name, role)
+    op.signed_in("alice", "recon", "resolve", target, "--action", "adjust", "--reason", "the channel kept 10.00")
+    first = op.proposal(item["id"])
+    # A name is not a person: alice cannot approve as "alice2", nor as anyone without their password.
+    for name, password in (("alice2", PASSWORD), ("bob", "not bob's password")):
+        refused = op.signed_in(name, "recon", "approve", target, "--proposal", first, password=password, ok=False)
+        assert refused.returncode == 1 and "wrong_password" in refused.stderr, refused.stderr
+    # Each needs the role the console demands for the same action.
+    viewer = op.signed_in("vera", "recon", "resolve", target, "--action", "dismiss", "--reason", "x", ok=False)
+    assert "not_allowed" in viewer.stderr
+    assert "not_allowed" in op.signed_in("alice", "recon", "approve", target, "--proposal", first, ok=False).stderr
+    # carol replaces the proposal: an approval of the one bob read is refused, and nothing is booked.
+    op.signed_in("carol", "recon", "resolve", target, "--action", "dismiss", "--reason", "the bank has it all")
+    second = op.proposal(item["id"])
+    stale = op.signed_in("bob", "recon", "approve", target, "--proposal", first, ok=False)
+    assert stale.returncode == 1 and f"proposal_changed: item {target}'s proposal is now #{second}" in stale.stderr
+    own = op.signed_in("carol", "recon", "approve", target, "--proposal", second, ok=False)
+    assert own.returncode == 1 and "same_person" in own.stderr
+    assert op.items()[0]["status"] == "open"
+    op.signed_in("bob", "recon", "approve", target, "--proposal", second)
+    [done] = op.items("--all")
+    assert (done["resolution"], done["resolved_by"]) == ("dismiss", "carol + bob")
+    with gw.gateway.db.transaction() as conn:
+        audited = conn.execute(text("SELECT a.action, o.name FROM audit_log a JOIN operators o ON o.id = a.operator_id "
+                                    "WHERE a.source = 'cli' AND a.action LIKE 'recon.%' ORDER BY a.id")).all()
+        assert conn.execute(text("SELECT count(*) FROM ledger_entries WHERE event_type LIKE 'recon.adjust%'")) \
+            .scalar_one() == 0
+    assert [tuple(r) for r in audited] == [("recon.propose", "alice"), ("recon.propose", "carol"),
+                                           ("recon.approve", "bob")]
+
+
+def test_the_cli_is_no_way_round_the_consoles_sign_in_lockout(gateway_factory, db_url, tmp_path) -> None:
+    from tests.test_console import Browser
+
+    day = paid_day(gateway_factory, db_url, tmp_path, 5000)
+    wrong = tmp_path / "wrong.statement"
+    wrong.write_text(edit_sandbox(day.statement.read_text(), amount={day.payments[0]["out_trade_no"]: 4000}))
+    day.op.reconcile("sandbox", today(), wrong)
+    [item] = day.op.items()
+    day.op.add_operator("alice", "operator")
+    for _ in range(5):
+        assert Browser(day.gw.url).sign_in("alice", "guess-guess-guess").status_code == 401
+    locked = day.op.signed_in("alice", "recon", "resolve", str(item["id"]), "--action", "dismiss", "--reason", "x",
+                              ok=False)
+    assert locked.returncode == 1 and "locked_out" in locked.stderr
+    assert day.op.items()[0].get("proposal") is None
 
 
 def test_a_later_file_for_the_day_supersedes_and_a_carried_line_is_matched_later(gateway_factory, db_url,
@@ -274,8 +347,12 @@ def test_a_success_no_statement_has_after_the_window_is_missing_at_the_channel(g
     [item] = op.items()
     assert item["class"] == "missing_channel" and item["reference"] == lost["out_trade_no"]
     assert item["difference"] == -101              # our books say the channel holds 1.01 it does not
-    op.run("recon", "resolve", str(item["id"]), "--action", "adjust", "--by", "carol", "--reason", "never arrived")
-    op.run("recon", "approve", str(item["id"]), "--by", "dave")
+    op.add_operator("carol", "operator")
+    op.add_operator("dave", "approver")
+    done = op.signed_in("carol", "recon", "resolve", str(item["id"]), "--action", "adjust", "--reason", "never arrived")
+    proposal = op.proposal(item["id"])
+    assert f"recon approve {item['id']} --proposal {proposal} --by NAME" in done.stdout
+    op.signed_in("dave", "recon", "approve", str(item["id"]), "--proposal", proposal)
     assert op.items() == [] and books_clean(gw)
 
 
@@ -335,10 +412,15 @@ def test_a_day_with_open_differences_is_settled_only_when_someone_answers_for_it
     refused = op.run("settle", "--date", tomorrow, ok=False)
     assert refused.returncode == 1 and "1 amount_mismatch" in refused.stderr
     assert "reserve_bank" not in balances(op, "platform")
-    forced = json.loads(op.run("settle", "--date", tomorrow, "--force", "--by", "cfo", "--json").stdout)
+    op.add_operator("cfo", "approver")
+    named = op.signed_in("cfo", "settle", "--date", tomorrow, "--force", "--json", password="a guess at it", ok=False)
+    assert named.returncode == 1 and "wrong_password" in named.stderr      # a name alone answers for nothing
+    assert "reserve_bank" not in balances(op, "platform")
+    forced = json.loads(op.signed_in("cfo", "settle", "--date", tomorrow, "--force", "--json").stdout)
     assert {b["kind"] for b in forced["booked"]} == {"channel", "merchant"}
     with gw.gateway.db.transaction() as conn:
         assert {r.forced_by for r in conn.execute(text("SELECT forced_by FROM settlements"))} == {"cfo"}
+        assert conn.execute(text("SELECT operator FROM audit_log WHERE action = 'settle.force'")).scalar_one() == "cfo"
     assert books_clean(gw)
 
 

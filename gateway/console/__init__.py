@@ -2,14 +2,17 @@
 value escaped), no build step, no script or asset from outside the package.
 
 Security, enforced here on the server:
-- Sign-in with a name and password (scrypt); the session is a signed cookie (itsdangerous, a key
-  derived from the gateway's secret key) that holds the operator's id, read again from the
-  database on every request, so disabling an operator or changing a role takes effect at once.
+- Sign-in with a name and password (scrypt), at most 5 tries for a name in 15 minutes, counted in
+  the database before a password is checked (console/identity.py; the CLI signs in the same way).
+- The session lives in the database (`console_sessions`); the browser's cookie, signed with
+  itsdangerous (a key derived from the gateway's secret key), carries only a random token for it.
+  Every request reads the session and its operator again: signing out ends the session; disabling
+  an operator or setting their password ends all of theirs; a role change takes effect at once.
 - Every page without a session redirects to sign-in. Every POST carries the session's CSRF token
   (compared in constant time) or is refused with 403, sign-in included.
 - Roles: viewer reads; operator also acts (redelivers events, proposes resolutions); approver also
-  approves a proposal — never one of their own (the maker-checker of `paymux recon`).
-- Every action is a row in the audit log: who, what, when, before and after.
+  approves a proposal — the exact one they saw, never one of their own (compared by operator id).
+- Every action is a row in the audit log: who, what, when, before and after (console/actions.py).
 """
 from __future__ import annotations
 
@@ -21,20 +24,15 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway.models import AuditEntry, Operator
+from gateway.console.identity import RANK, SESSION, record, session_operator
 
-operators = Operator.__table__
-audit_log = AuditEntry.__table__
-ROLES = ("viewer", "operator", "approver")
-RANK = {role: rank for rank, role in enumerate(ROLES)}
-SESSION_SECONDS = 8 * 3600
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                         autoescape=select_autoescape(default=True, default_for_string=True))
 
@@ -113,11 +111,10 @@ def page(role: str = "viewer") -> Callable[[Handler], Callable[[Request], Awaita
         @functools.wraps(handler)
         async def endpoint(request: Request) -> Response:
             gw = gateway_of(request)
-            operator_id = request.session.get("operator")
-            op = await gw.db.tx(lambda conn: conn.execute(select(operators).where(
-                operators.c.id == operator_id)).first()) if operator_id else None
-            if op is None or op.disabled:
-                request.session.pop("operator", None)
+            token = request.session.get("token")
+            op = await gw.db.tx(lambda conn: session_operator(conn, token, gw.clock.now())) if token else None
+            if op is None:
+                request.session.pop("token", None)
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/console/login?next={quote(target)}", 303)
             request.scope["operator"] = op
@@ -137,12 +134,15 @@ def page(role: str = "viewer") -> Callable[[Handler], Callable[[Request], Awaita
     return wrap
 
 
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 def audit(conn: Connection, op: Any, request: Request, action: str, target: str, before: Any = None,
           after: Any = None) -> None:
     """Record one console action in the same transaction as the action itself."""
-    conn.execute(insert(audit_log).values(
-        at=gateway_of(request).clock.now(), operator=op.name, role=op.role, action=action, target=target[:120],
-        before=before, after=after, client_ip=request.client.host if request.client else None))
+    record(conn, op, action, target, before, after, now=gateway_of(request).clock.now(), source="console",
+           client_ip=client_ip(request))
 
 
 def console_app(gateway: Any) -> Starlette:
@@ -151,40 +151,7 @@ def console_app(gateway: Any) -> Starlette:
     secure = gateway.settings.public_url.startswith("https://")
     app = Starlette(routes=views.routes(), middleware=[Middleware(
         SessionMiddleware, secret_key=gateway.box.subkey(b"paymux console session v1").hex(),
-        session_cookie="paymux_console", max_age=SESSION_SECONDS, path="/console", same_site="strict",
+        session_cookie="paymux_console", max_age=int(SESSION.total_seconds()), path="/console", same_site="strict",
         https_only=secure)])
     app.state.gateway = gateway
     return app
-
-
-def mark_signed_in(conn: Connection, operator_id: str, now: Any) -> None:
-    conn.execute(update(operators).where(operators.c.id == operator_id).values(last_sign_in_at=now))
-
-
-class OperatorError(ValueError):
-    pass
-
-
-def create_operator(conn: Connection, name: str, role: str, password: str, now: Any) -> str:
-    """A new console operator; the password is kept only as its scrypt hash."""
-    from gateway.console.passwords import hash_password
-    from gateway.ids import public_id
-
-    if role not in ROLES:
-        raise OperatorError(f"role must be one of {', '.join(ROLES)}")
-    if not name.strip() or len(name) > 100:
-        raise OperatorError("a name of 1 to 100 characters is required")
-    if conn.execute(select(operators.c.id).where(operators.c.name == name)).first():
-        raise OperatorError(f"an operator named {name!r} exists")
-    try:
-        hashed = hash_password(password)
-    except ValueError as exc:
-        raise OperatorError(str(exc)) from None
-    operator_id = public_id("op")
-    conn.execute(insert(operators).values(id=operator_id, name=name, role=role, password_hash=hashed, disabled=False,
-                                          created_at=now))
-    return operator_id
-
-
-def set_disabled(conn: Connection, name: str, disabled: bool) -> bool:
-    return bool(conn.execute(update(operators).where(operators.c.name == name).values(disabled=disabled)).rowcount)

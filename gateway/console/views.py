@@ -13,15 +13,16 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway.console import (audit, checked_form, csrf_token, forbidden, gateway_of, mark_signed_in, operators, page,
-                             render)
+from gateway.console import audit, checked_form, client_ip, csrf_token, forbidden, gateway_of, page, render
 from gateway.console import charts, queries
-from gateway.console.passwords import DUMMY_HASH, verify_password
+from gateway.console.actions import NEEDS, approve_resolution as approve_as, propose_resolution as propose_as
+from gateway.console.actions import redeliver_event
+from gateway.console.identity import (OperatorError, SignInRefused, authenticate, end_session, set_password,
+                                      start_session)
 from gateway.health import channel_listing
 from gateway.janitor import exceptions as janitor_exceptions
-from gateway.notifier import redeliver
 from gateway.payouts import position_balances
-from gateway.reconcile import ReconError, approve, open_items, propose, proposals, run_report
+from gateway.reconcile import ReconError, open_items, run_report
 from ledger.booking import Booker
 
 
@@ -30,6 +31,8 @@ def routes() -> list[Route]:
         Route("/login", sign_in_page, methods=["GET"]),
         Route("/login", sign_in, methods=["POST"]),
         Route("/logout", sign_out, methods=["POST"]),
+        Route("/password", password_page, methods=["GET"]),
+        Route("/password", change_password, methods=["POST"]),
         Route("/", overview, methods=["GET"]),
         Route("/payments", payments_page, methods=["GET"]),
         Route("/payments/{payment_id}", payment_page, methods=["GET"]),
@@ -42,7 +45,7 @@ def routes() -> list[Route]:
         Route("/merchants", merchants_page, methods=["GET"]),
         Route("/channels", channels_page, methods=["GET"]),
         Route("/events", events_page, methods=["GET"]),
-        Route("/events/{event_id}/redeliver", redeliver_event, methods=["POST"]),
+        Route("/events/{event_id}/redeliver", redeliver_event_page, methods=["POST"]),
         Route("/audit", audit_page, methods=["GET"]),
     ]
 
@@ -73,54 +76,69 @@ async def sign_in(request: Request) -> Response:
     if form is None:
         return forbidden(request, "The sign-in form was not sent from this browser session. Reload and try again.")
     name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
+    next_ = _safe_next(str(form.get("next", "")))
     gw = gateway_of(request)
-    if await gw.db.tx(lambda conn: _locked_out(conn, name[:100], gw.clock.now())):
-        return render(request, "login.html", 429, next=_safe_next(str(form.get("next", ""))),
-                      error=f"Too many failed sign-ins for this name: wait {LOCKOUT.seconds // 60} minutes.")
-    op = await gw.db.tx(lambda conn: conn.execute(select(operators).where(operators.c.name == name)).first())
-    # The KDF runs whether or not the name exists, off the event loop.
-    ok = await asyncio.to_thread(verify_password, password, op.password_hash if op else DUMMY_HASH)
-    if op is None or op.disabled or not ok:
-        gw.log.warning("console.sign_in_failed", name=name[:100])
-        await gw.db.tx(lambda conn: _audit_sign_in(conn, request, name, "-", "console.sign_in_failed"))
-        csrf_token(request)
-        return render(request, "login.html", 401, next=_safe_next(str(form.get("next", ""))),
-                      error="Wrong name or password.")
+    ip = client_ip(request)
+    try:
+        op = await asyncio.to_thread(authenticate, gw.db, name, password, gw.clock.now(), "console", ip)
+    except SignInRefused as exc:
+        gw.log.warning("console.sign_in_failed", name=name[:100], code=exc.code)
+        if exc.code == "locked_out":
+            return render(request, "login.html", 429, next=next_, error=f"Too many failed sign-ins: {exc}.")
+        return render(request, "login.html", 401, next=next_, error="Wrong name or password.")
+    token = await gw.db.tx(lambda conn: start_session(conn, op.id, gw.clock.now(), ip))
     request.session.clear()                     # a new session at sign-in (no fixation)
-    request.session["operator"] = op.id
+    request.session["token"] = token
     request.session["csrf"] = secrets.token_urlsafe(32)
-    await gw.db.tx(lambda conn: (mark_signed_in(conn, op.id, gw.clock.now()),
-                                 _audit_sign_in(conn, request, op.name, op.role, "console.sign_in")))
     gw.log.info("console.signed_in", operator=op.name, role=op.role)
-    return RedirectResponse(_safe_next(str(form.get("next", ""))), 303)
-
-
-LOCKOUT, MAX_FAILURES = timedelta(minutes=15), 5
-
-
-def _locked_out(conn: Any, name: str, now: Any) -> bool:
-    """MAX_FAILURES failed sign-ins for one name within LOCKOUT refuse more tries until they age out
-    (counted from the audit log, so every process agrees)."""
-    from sqlalchemy import and_, func
-
-    from gateway.console import audit_log
-
-    failures = conn.execute(select(func.count()).select_from(audit_log).where(and_(
-        audit_log.c.operator == name, audit_log.c.action == "console.sign_in_failed",
-        audit_log.c.at >= now - LOCKOUT))).scalar_one()
-    return failures >= MAX_FAILURES
-
-
-def _audit_sign_in(conn: Any, request: Request, name: str, role: str, action: str) -> None:
-    from types import SimpleNamespace
-
-    audit(conn, SimpleNamespace(name=name[:100], role=role), request, action, "console")
+    return RedirectResponse(next_, 303)
 
 
 @page("viewer")
 async def sign_out(request: Request, op: Any, form: Any) -> Response:
+    gw = gateway_of(request)
+    token = request.session.get("token", "")
+    await gw.db.tx(lambda conn: (end_session(conn, token, gw.clock.now()),
+                                 audit(conn, op, request, "console.sign_out", "console")))
     request.session.clear()
     return RedirectResponse("/console/login", 303)
+
+
+@page("viewer")
+async def password_page(request: Request, op: Any) -> Response:
+    return render(request, "password.html", message=request.query_params.get("done"))
+
+
+@page("viewer")
+async def change_password(request: Request, op: Any, form: Any) -> Response:
+    """An operator's own password: the current one is checked as a sign-in is (the same tries), then
+    every session of theirs ends and this browser gets a new one."""
+    gw = gateway_of(request)
+    current, new, again = (str(form.get(k, "")) for k in ("current", "new", "again"))
+    if new != again:
+        return render(request, "password.html", 400, error="The new password and its repetition differ.")
+    ip = client_ip(request)
+    try:
+        await asyncio.to_thread(authenticate, gw.db, op.name, current, gw.clock.now(), "console", ip)
+    except SignInRefused as exc:
+        status, error = (429, f"Too many failed tries: {exc}.") if exc.code == "locked_out" else \
+            (403, "The current password is wrong.")
+        return render(request, "password.html", status, error=error)
+
+    def change(conn: Any) -> str:
+        now = gw.clock.now()
+        set_password(conn, op.name, new, now)        # ends every session of theirs, this one included
+        audit(conn, op, request, "operator.password", op.id, None, {"sessions_ended": True})
+        return start_session(conn, op.id, now, ip)
+
+    try:
+        token = await gw.db.tx(change)
+    except OperatorError as exc:
+        return render(request, "password.html", 400, error=f"{exc}.")
+    request.session.clear()
+    request.session["token"] = token
+    request.session["csrf"] = secrets.token_urlsafe(32)
+    return RedirectResponse("/console/password?done=changed", 303)
 
 
 # ---- overview and channels ----
@@ -247,37 +265,28 @@ async def recon_run_page(request: Request, op: Any) -> Response:
     return render(request, "recon_run.html", run=report, items=listed, message=request.query_params.get("done"))
 
 
-@page("operator")
+@page(NEEDS["recon.propose"])
 async def propose_resolution(request: Request, op: Any, form: Any) -> Response:
     gw = gateway_of(request)
     item_id = request.path_params["item_id"]
     action, reason = str(form.get("action", "")), str(form.get("reason", "")).strip()
-
-    def act(conn: Any) -> dict[str, Any]:
-        result = propose(conn, item_id, action, op.name, reason, gw.clock.now())
-        audit(conn, op, request, "recon.propose", f"recon-item:{item_id}", {"status": "open"},
-              {"action": action, "reason": reason})
-        return result
-
-    return await _recon_action(request, act, "proposed")
+    return await _recon_action(request, lambda conn: propose_as(
+        conn, op, item_id, action, reason, gw.clock.now(), source="console", client_ip=client_ip(request)),
+                               "proposed")
 
 
-@page("approver")
+@page(NEEDS["recon.approve"])
 async def approve_resolution(request: Request, op: Any, form: Any) -> Response:
+    """The form names the proposal the approver saw; if it changed since, nothing is done."""
     gw = gateway_of(request)
     item_id = request.path_params["item_id"]
-
-    def act(conn: Any) -> dict[str, Any]:
-        proposal = conn.execute(select(proposals.c.id, proposals.c.action, proposals.c.proposed_by,
-                                       proposals.c.reason).where(proposals.c.item_id == item_id,
-                                                                 proposals.c.status == "proposed")).first()
-        result = approve(conn, item_id, op.name, Booker(gw.ledger), gw.clock.now())
-        audit(conn, op, request, "recon.approve", f"recon-item:{item_id}",
-              {"status": "open", "proposal": dict(proposal._mapping) if proposal else None},
-              {"status": result["status"], "resolution": result["resolution"]})
-        return result
-
-    return await _recon_action(request, act, "approved")
+    proposal = str(form.get("proposal", ""))
+    if not proposal.isdigit() or len(proposal) > 18:
+        return render(request, "message.html", 400, title="Not done",
+                      message="proposal_required: the approval names no proposal. Reload the page and try again.")
+    return await _recon_action(request, lambda conn: approve_as(
+        conn, op, item_id, int(proposal), Booker(gw.ledger), gw.clock.now(), source="console",
+        client_ip=client_ip(request)), "approved")
 
 
 async def _recon_action(request: Request, act: Any, done: str) -> Response:
@@ -304,23 +313,12 @@ async def events_page(request: Request, op: Any) -> Response:
                   status=status, message=request.query_params.get("done"))
 
 
-@page("operator")
-async def redeliver_event(request: Request, op: Any, form: Any) -> Response:
-    from gateway.models import MerchantEvent
-
+@page(NEEDS["event.redeliver"])
+async def redeliver_event_page(request: Request, op: Any, form: Any) -> Response:
     gw = gateway_of(request)
     event_id = request.path_params["event_id"]
-    table = MerchantEvent.__table__
-
-    def act(conn: Any) -> bool:
-        before = conn.execute(select(table.c.status, table.c.attempts).where(table.c.id == event_id)).first()
-        queued = redeliver(conn, event_id, gw.clock.now())
-        if queued:
-            audit(conn, op, request, "event.redeliver", event_id, {"status": before.status,
-                                                                    "attempts": before.attempts}, {"status": "pending"})
-        return queued
-
-    if not await gw.db.tx(act):
+    if not await gw.db.tx(lambda conn: redeliver_event(conn, op, event_id, gw.clock.now(), source="console",
+                                                        client_ip=client_ip(request))):
         return render(request, "message.html", 409, title="Not queued",
                       message=f"Event {event_id} does not exist or has no endpoint to deliver to.")
     return RedirectResponse(f"/console/events?done=queued+{event_id}", 303)
@@ -328,7 +326,7 @@ async def redeliver_event(request: Request, op: Any, form: Any) -> Response:
 
 @page()
 async def audit_page(request: Request, op: Any) -> Response:
-    from gateway.console import audit_log
+    from gateway.console.identity import audit_log
 
     rows = await _read(request, lambda conn: conn.execute(select(audit_log).order_by(audit_log.c.id.desc())
                                                           .limit(200)).all())
