@@ -366,10 +366,20 @@ def _recon_command(args: argparse.Namespace, fn: Any) -> Any:
 
 
 def cmd_merchant_create(args: argparse.Namespace) -> int:
-    from gateway.clock import Clock
-    from gateway.merchants import create_merchant
+    import asyncio
 
-    box, database = _box_and_db(_settings(args))
+    from gateway.clock import Clock
+    from gateway.errors import PaymuxError
+    from gateway.merchants import create_merchant
+    from gateway.netguard import check_notify_url
+
+    settings = _settings(args)
+    try:   # the same rule as a notify_url given with a payment
+        asyncio.run(check_notify_url(args.notify_url, settings.notify_allow_private_networks, "--notify-url"))
+    except PaymuxError as exc:
+        print(f"paymux: {exc.message}", file=sys.stderr)
+        return 2
+    box, database = _box_and_db(settings)
     with database.transaction() as conn:
         creds = create_merchant(conn, box, Clock(), args.name, args.notify_url)
     database.dispose()

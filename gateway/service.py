@@ -89,7 +89,8 @@ class Gateway:
         box = SecretBox.from_settings(settings)
         ledger = make_ledger(settings)
         notifier = Notifier(db, box, clock, log, settings.notify_schedule_seconds, settings.notify_timeout_seconds,
-                            settings.notify_poll_seconds, settings.lease_seconds)
+                            settings.notify_poll_seconds, settings.lease_seconds,
+                            settings.notify_allow_private_networks)
         schedule = QuerySchedule(settings.query_schedule_seconds, settings.query_give_up_seconds,
                                  {a.id: a.query_schedule_seconds for a in settings.channel_accounts
                                   if a.query_schedule_seconds is not None})
