@@ -43,7 +43,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from gateway import db
 
     settings = _settings(args)
-    db.upgrade(settings.database_url)
+    db.upgrade(settings.database_url, settings.secret_key)
     print(f"database at {db.make_url_safe(settings.database_url)} is up to date")
     return 0
 
@@ -56,22 +56,34 @@ def cmd_init(args: argparse.Namespace) -> int:
     from gateway.secretbox import ensure_key_file
 
     settings = _settings(args)
-    if (created := ensure_key_file(settings.secret_key)) is not None:
+    if (created := ensure_key_file(_key_file(settings) or settings.secret_key)) is not None:
         print(f"created secret key file {created}")
         settings = _settings(args)
-    db.upgrade(settings.database_url)
+    db.upgrade(settings.database_url, settings.secret_key)
     box, database = _box_and_db(settings)
     with database.transaction() as conn:
         creds = first_merchant(conn, box, DEMO_MERCHANT) or create_merchant(conn, box, Clock(), DEMO_MERCHANT)
     database.dispose()
-    CREDENTIALS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    CREDENTIALS_FILE.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(CREDENTIALS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)   # a file left by an earlier version may be readable by others
     with os.fdopen(fd, "w") as f:
         json.dump({"merchant_id": creds.merchant_id, "secret": creds.secret, "url": settings.public_url}, f)
     print(f"demo merchant (saved to {CREDENTIALS_FILE}, which `paymux pay` reads):")
     print(f"  merchant_id = {creds.merchant_id}")
     print(f"  secret      = {creds.secret}")
     return 0
+
+
+def _key_file(settings: Settings) -> str | None:
+    """The `file:` reference the config gives secret_key (once the file exists, settings hold its
+    value), so that init can make an existing key file private too."""
+    import tomllib
+
+    if os.environ.get("PAYMUX_SECRET_KEY") or settings.config_path is None:
+        return None
+    reference = tomllib.loads(settings.config_path.read_text()).get("secret_key")
+    return reference if isinstance(reference, str) and reference.startswith("file:") else None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -386,10 +398,20 @@ def _as_operator(args: argparse.Namespace, action: str, fn: Any) -> Any:
 
 
 def cmd_merchant_create(args: argparse.Namespace) -> int:
-    from gateway.clock import Clock
-    from gateway.merchants import create_merchant
+    import asyncio
 
-    box, database = _box_and_db(_settings(args))
+    from gateway.clock import Clock
+    from gateway.errors import PaymuxError
+    from gateway.merchants import create_merchant
+    from gateway.netguard import check_notify_url
+
+    settings = _settings(args)
+    try:   # the same rule as a notify_url given with a payment
+        asyncio.run(check_notify_url(args.notify_url, settings.notify_allow_private_networks, "--notify-url"))
+    except PaymuxError as exc:
+        print(f"paymux: {exc.message}", file=sys.stderr)
+        return 2
+    box, database = _box_and_db(settings)
     with database.transaction() as conn:
         creds = create_merchant(conn, box, Clock(), args.name, args.notify_url)
     database.dispose()

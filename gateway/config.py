@@ -124,6 +124,9 @@ class Settings:
                                                   10800, 10800, 21600, 21600)
     notify_timeout_seconds: float = 10.0
     notify_poll_seconds: float = 1.0
+    # Let notify_url reach loopback and private networks (a receiver on this machine, in development);
+    # cloud metadata addresses stay refused. Off in production (gateway/netguard.py).
+    notify_allow_private_networks: bool = False
     # The janitor asks the channel about open attempts and refunds this long after they began
     # (cumulative waits), then hourly until query_give_up_seconds, then lists them as exceptions.
     query_schedule_seconds: tuple[float, ...] = (10, 20, 30, 60, 120, 300, 600, 1800, 3600)
@@ -254,6 +257,8 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
                                                     "merchant_preferences", "merchant_settlement_days",
                                                     "merchant_settlement_overrides", "split_refund_policy"}
     direct = {k: raw.pop(k) for k in list(raw) if k in known}
+    if not isinstance(direct.get("notify_allow_private_networks", False), bool):
+        raise ConfigError("notify_allow_private_networks must be true or false")
     for key in ("notify_schedule_seconds", "query_schedule_seconds"):
         if key in direct:
             direct[key] = tuple(direct[key])

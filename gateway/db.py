@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
+import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -38,9 +40,32 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def private_database_file(url: str) -> None:
+    """SQLite: the database file readable and writable by its owner only (it holds password hashes
+    and sealed secrets). Made 0600 before SQLite first opens it, which gives its -wal, -shm and
+    -journal files the same mode; an existing file (or its companions) with wider rights is tightened."""
+    parsed = make_url(normalize_url(url))
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:") \
+            or parsed.query.get("mode") == "memory":
+        return
+    path = Path(parsed.database)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))   # an empty file is an empty database
+    except (FileExistsError, FileNotFoundError):   # there already; or no such folder, which SQLite will say
+        pass
+    for each in (path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))):
+        try:
+            mode = stat.S_IMODE(each.stat().st_mode)
+            if mode & 0o077:
+                each.chmod(mode & 0o700)
+        except (FileNotFoundError, PermissionError):   # absent, or another user's file we may only use
+            pass
+
+
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
+        private_database_file(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -70,10 +95,15 @@ def alembic_config(url: str) -> AlembicConfig:
     return cfg
 
 
-def upgrade(url: str) -> None:
+def upgrade(url: str, secret_key: str | None = None) -> None:
+    """Migrate to the head revision. secret_key: for migrations that seal what earlier ones kept in
+    the clear (0014 seals names and account references); needed only when such rows exist."""
     from alembic import command
 
-    command.upgrade(alembic_config(url), "head")
+    private_database_file(url)
+    cfg = alembic_config(url)
+    cfg.attributes["secret_key"] = secret_key
+    command.upgrade(cfg, "head")
 
 
 def schema_state(engine: Engine) -> tuple[str | None, str]:

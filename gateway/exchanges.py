@@ -1,5 +1,5 @@
 """What paymux said to channels and what they answered, kept for operators (the console shows a
-payment's exchanges) with every secret redacted.
+payment's exchanges) with every secret, account number and person's identity redacted (gateway/redact.py).
 
 The channels' shared httpx client calls `ExchangeRecorder.on_request` / `on_response` (event hooks)
 for every request a plugin makes; the core says, around each channel call, which account,
@@ -12,54 +12,24 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
-import re
 import time
 from collections import deque
 from datetime import datetime, timedelta
 from typing import Any, Iterator
-from urllib.parse import parse_qsl
 
 import httpx
 import structlog
 from sqlalchemy import Connection, insert
 
 from gateway.models import ChannelExchange
+from gateway.redact import redact, redacted_body  # noqa: F401  (the console shows bodies through these)
 
 exchanges = ChannelExchange.__table__
 KEEP = timedelta(days=30)
-MAX_BODY = 4000
 MAX_BUFFERED = 10_000
-
-# Keys whose values are secrets or signatures: shown as [redacted] wherever an exchange is shown.
-SECRET_KEY = re.compile(r"sign|signature|secret|key|token|cipher|cert|password|accno|nonce|customerinfo",
-                        re.IGNORECASE)
 
 _CURRENT: contextvars.ContextVar[tuple[str, str, str | None] | None] = contextvars.ContextVar(
     "paymux_exchange", default=None)
-
-
-def redact(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: ("[redacted]" if SECRET_KEY.search(str(k)) else redact(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
-
-
-def redacted_body(body: bytes | None) -> str:
-    """A body as sent or received, parsed (JSON or a form) with its secrets redacted; else cut short."""
-    if not body:
-        return ""
-    text = body.decode("utf-8", "replace")
-    try:
-        return json.dumps(redact(json.loads(text)), ensure_ascii=False)[:MAX_BODY]
-    except ValueError:
-        pass
-    pairs = parse_qsl(text, keep_blank_values=True)
-    if pairs and "=" in text:
-        return json.dumps(redact(dict(pairs)), ensure_ascii=False)[:MAX_BODY]
-    return "[not JSON or a form: not kept]" if len(text) > 200 else text
 
 
 @contextlib.contextmanager

@@ -2,27 +2,20 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from typing import Any
 
 import structlog
 
-_SENSITIVE_KEY = re.compile(r"secret|passw|private|token|signature|authorization|(^|_)key$|apiv3|^sign$|cookie", re.I)
-REDACTED = "[redacted]"
+from gateway import redact as redaction
+
+REDACTED = redaction.REDACTED
 
 
 def redact(_logger: Any, _name: str, event: dict) -> dict:
-    """Drop the value of any field whose name says it holds a secret, at any depth."""
-    return {k: _scrub(k, v) for k, v in event.items()}
-
-
-def _scrub(key: str, value: Any) -> Any:
-    if isinstance(key, str) and _SENSITIVE_KEY.search(key):
-        return REDACTED
-    if isinstance(value, dict):
-        return {k: _scrub(k, v) for k, v in value.items()}
-    return value
+    """Replace the value of any field whose name says it holds a secret, an account number or a
+    person's identity, at any depth, by the rules the exchanges and callbacks are kept with."""
+    return redaction.redact(event)
 
 
 def configure_logging(json_lines: bool = True, level: int = logging.INFO, stream: Any = None) -> None:

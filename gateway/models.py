@@ -163,7 +163,8 @@ class ChannelCallback(SQLModel, table=True):
     outcome: str = Field(max_length=40)  # applied | duplicate | rejected | mismatch | unknown_reference
     detail: Optional[str] = Field(default=None, max_length=500)
     reference: Optional[str] = Field(default=None, max_length=64)
-    # The raw body of a verified callback, kept for audit before the channel is told "success".
+    # The body of a verified callback as operators see it, with the payer's and receiver's identities and
+    # every secret redacted (gateway/redact.py), kept before the channel is told "success".
     body: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 
@@ -341,8 +342,10 @@ class Payout(SQLModel, table=True):
     amount: int = Field(sa_column=Column(BigInteger, nullable=False))
     fee: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     currency: str = Field(max_length=3)
-    account_name: str = Field(max_length=100)
-    # The bank account number sealed (AES-GCM, bound to the payout id), and as shown back: 6216****0018.
+    # The holder's name and the bank account number sealed (AES-GCM, bound to the payout id), and as
+    # shown back: 张*, 6216****0018.
+    account_name_sealed: str = Field(sa_column=Column(Text, nullable=False))
+    account_name_masked: str = Field(max_length=100)
     account_no_sealed: str = Field(sa_column=Column(Text, nullable=False))
     account_no_masked: str = Field(max_length=40)
     bank_code: Optional[str] = Field(default=None, max_length=20)
@@ -368,15 +371,21 @@ class Receiver(SQLModel, table=True):
     """Someone a merchant passes part of its payments on to (分账接收方)."""
 
     __tablename__ = "receivers"
-    __table_args__ = (UniqueConstraint("merchant_id", "account", name="uq_receivers_merchant_account"),)
+    __table_args__ = (UniqueConstraint("merchant_id", "account_digest", name="uq_receivers_merchant_account"),)
 
     id: str = Field(primary_key=True, max_length=40)
     merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
     type: str = Field(max_length=20)                  # merchant | personal
-    name: str = Field(max_length=100)
-    account: str = Field(max_length=64)               # the receiver's account reference
-    # Per channel account, the receiver's identity there where the channel needs its own (an openid).
-    bindings: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Who they are is sealed (AES-GCM, bound to the receiver id and the field) and shown masked: the
+    # name, the account reference, and per channel account the receiver's identity there where the
+    # channel needs its own (an openid). A receiver's account is found again by its keyed digest.
+    name_sealed: str = Field(sa_column=Column(Text, nullable=False))
+    name_masked: str = Field(max_length=100)
+    account_sealed: str = Field(sa_column=Column(Text, nullable=False))
+    account_masked: str = Field(max_length=64)
+    account_digest: str = Field(max_length=64)
+    bindings_sealed: str = Field(sa_column=Column(Text, nullable=False))
+    bindings: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))   # masked
     status: str = Field(default="active", max_length=20)
     created_at: datetime
 

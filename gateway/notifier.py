@@ -3,6 +3,11 @@
 Delivery is at least once: an event is marked delivered only after a 2xx, so a crash between the
 answer and the mark sends it again; each event has a stable id to deduplicate on. Events are leased
 row by row (FOR UPDATE SKIP LOCKED on PostgreSQL), so any number of processes can deliver.
+
+Each delivery resolves the URL's host once, refuses loopback, private, link-local, metadata and
+other non-public addresses, and connects to the address it checked (gateway/netguard.py); a refusal
+is recorded as "refused" before any connection, so nothing tells whether something answers there.
+Redirects are never followed and proxies from the environment never used.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import httpx
 import structlog
 from sqlalchemy import Connection, and_, or_, select, update
 
+from gateway import netguard
 from gateway.client import EVENT_SIGNATURE_HEADER, sign_event
 from gateway.ids import public_id
 from gateway.models import Merchant, MerchantEvent
@@ -50,11 +56,14 @@ def event_body(row: Any) -> bytes:
 
 class Notifier:
     def __init__(self, db: Any, box: Any, clock: Any, log: Any, schedule: tuple[float, ...], timeout: float,
-                 poll: float, lease_seconds: float = 120.0) -> None:
+                 poll: float, lease_seconds: float = 120.0, allow_private_networks: bool = False) -> None:
         self.db, self.box, self.clock, self.log = db, box, clock, log
         self.lease = timedelta(seconds=lease_seconds)
         self.schedule, self.poll = schedule, poll
-        self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self.allow_private_networks = allow_private_networks
+        # No redirects (a 3xx is a failed delivery) and no proxy from the environment (it would resolve
+        # the name itself, and reach for us what we refuse to).
+        self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
 
     def _claim(self, conn: Connection) -> list[Any]:
         now = self.clock.now()
@@ -93,7 +102,12 @@ class Notifier:
             headers["Paymux-Request-Id"] = row.request_id
         error = None
         try:
-            response = await self.http.post(row.notify_url, content=body, headers=headers)
+            target = await netguard.pin(row.notify_url, self.allow_private_networks)
+        except netguard.Refused as exc:
+            return f"refused: {exc}"
+        try:
+            response = await self.http.post(target.url, content=body, headers={**headers, **target.headers},
+                                            extensions=target.extensions)
             if not 200 <= response.status_code < 300:
                 error = f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:

@@ -31,7 +31,7 @@ from gateway.ids import out_trade_no, public_id
 from gateway.models import Payout
 from gateway.notifier import record_event
 from gateway.operations import record_answer
-from gateway.resources import masked, payout_object
+from gateway.resources import masked, masked_name, payout_object
 from gateway.secretbox import SecretBox
 from ledger.core import AccountRef
 from ledger.errors import InsufficientBalance
@@ -62,9 +62,10 @@ def position_balances(conn: Connection, ledger: Any, account_ids: list[str], cur
 
 
 def payout_request(row: Any, box: SecretBox) -> PayoutRequest:
-    """What the channel is sent: the bank account number unsealed only here, in memory."""
-    return PayoutRequest(row.out_payout_no, row.amount, row.currency, row.account_name,
-                         box.open(row.account_no_sealed, row.id), row.bank_code, row.remark)
+    """What the channel is sent: the holder's name and the bank account number unsealed only here, in memory."""
+    return PayoutRequest(row.out_payout_no, row.amount, row.currency,
+                         box.open(row.account_name_sealed, f"{row.id}:name"), box.open(row.account_no_sealed, row.id),
+                         row.bank_code, row.remark)
 
 
 class PayoutService:
@@ -129,7 +130,9 @@ class PayoutService:
                 conn.execute(insert(payouts).values(
                     id=payout_id, merchant_id=caller.merchant_id, merchant_payout_no=new.merchant_payout_no,
                     request_hash=request_hash, amount=new.amount, fee=fee, currency=new.currency,
-                    account_name=new.account_name, account_no_sealed=self.box.seal(new.account_no, payout_id),
+                    account_name_sealed=self.box.seal(new.account_name, f"{payout_id}:name"),
+                    account_name_masked=masked_name(new.account_name),
+                    account_no_sealed=self.box.seal(new.account_no, payout_id),
                     account_no_masked=masked(new.account_no), bank_code=new.bank_code,
                     remark=new.remark, notify_url=new.notify_url, channel_account=route.account.id,
                     out_payout_no=out_payout_no, status="processing", submitted=False, routing=routing,

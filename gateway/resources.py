@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway import discounts
+from gateway.redact import masked, masked_name  # noqa: F401  (how account numbers and names are shown back)
 
 
 def iso(ts: datetime | None) -> str | None:
@@ -81,11 +82,6 @@ def attempt_object(a: Any) -> dict[str, Any]:
     }
 
 
-def masked(account_no: str) -> str:
-    """A bank account number as shown back: its first 4 and last 4 digits."""
-    return account_no if len(account_no) <= 8 else f"{account_no[:4]}{'*' * (len(account_no) - 8)}{account_no[-4:]}"
-
-
 def payout_object(p: Any) -> dict[str, Any]:
     return {
         "id": p.id,
@@ -95,7 +91,7 @@ def payout_object(p: Any) -> dict[str, Any]:
         "amount": p.amount,
         "fee": p.fee,
         "currency": p.currency,
-        "bank_account": {"name": p.account_name, "number": p.account_no_masked, "bank_code": p.bank_code},
+        "bank_account": {"name": p.account_name_masked, "number": p.account_no_masked, "bank_code": p.bank_code},
         "remark": p.remark,
         "channel": p.channel_account,
         "out_payout_no": p.out_payout_no,
@@ -110,7 +106,8 @@ def payout_object(p: Any) -> dict[str, Any]:
 
 
 def receiver_object(r: Any) -> dict[str, Any]:
-    return {"id": r.id, "object": "receiver", "type": r.type, "name": r.name, "account": r.account,
+    """Who the receiver is, masked (the merchant registered it; it is kept sealed)."""
+    return {"id": r.id, "object": "receiver", "type": r.type, "name": r.name_masked, "account": r.account_masked,
             "bindings": r.bindings, "status": r.status, "created_at": iso(r.created_at)}
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -68,8 +69,11 @@ def ensure_key_file(reference: str | None) -> Path | None:
         return None
     path = Path(reference[5:]).expanduser()
     if path.exists():
+        if path.stat().st_mode & 0o077:   # left readable by others (an earlier paymux, a copy): made private
+            with contextlib.suppress(PermissionError):
+                path.chmod(0o600)
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_urlsafe(32) + "\n")

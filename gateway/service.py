@@ -24,6 +24,7 @@ from gateway.exchanges import ExchangeRecorder
 from gateway.exchanges import purge as purge_exchanges
 from gateway.metrics import Metrics
 from gateway.models import ChannelCallback
+from gateway.redact import redacted_body
 from gateway.notifier import Notifier
 from gateway.payments import PaymentService
 from gateway.payouts import PayoutService
@@ -89,7 +90,8 @@ class Gateway:
         box = SecretBox.from_settings(settings)
         ledger = make_ledger(settings)
         notifier = Notifier(db, box, clock, log, settings.notify_schedule_seconds, settings.notify_timeout_seconds,
-                            settings.notify_poll_seconds, settings.lease_seconds)
+                            settings.notify_poll_seconds, settings.lease_seconds,
+                            settings.notify_allow_private_networks)
         schedule = QuerySchedule(settings.query_schedule_seconds, settings.query_give_up_seconds,
                                  {a.id: a.query_schedule_seconds for a in settings.channel_accounts
                                   if a.query_schedule_seconds is not None})
@@ -100,7 +102,7 @@ class Gateway:
         payments = PaymentService(db, host, clock, log, Booker(ledger), router, schedule, risk)
         payments.metrics = metrics = Metrics(settings.ledger_check_every_seconds)
         payments.exchanges = exchanges
-        payments.splits = splits = SplitService(payments, settings.split_refund_policy)
+        payments.splits = splits = SplitService(payments, settings.split_refund_policy, box)
         payouts = PayoutService(payments, box)
         limiter = RateLimiter(settings.channel_queries_per_second,
                               {a.id: a.queries_per_second for a in settings.channel_accounts
@@ -125,6 +127,9 @@ class Gateway:
                 detail=f"{exc.reason}: {exc}"[:500])))
             return channel.acknowledge(False, str(exc))
 
+        # Kept for operators as the console shows it: the payer's and receiver's identifiers never in the clear.
+        kept_body = redacted_body(inbound.body).encode()
+
         def apply(conn) -> list[str]:  # noqa: ANN001
             outcomes = []
             for event in events:
@@ -133,7 +138,7 @@ class Gateway:
                 conn.execute(callbacks.insert().values(
                     channel_account=account.id, received_at=now, verified=True, outcome=outcome,
                     detail=f"{event.kind} {event.outcome.value}", reference=event.out_split_no or event.out_refund_no or event.out_trade_no,
-                    body=inbound.body))
+                    body=kept_body))
             return outcomes
 
         outcomes = await self.db.tx(apply)

@@ -20,6 +20,7 @@ to someone the merchant registered. No HTTP, no SQL strings.
 """
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import Any, Sequence
 
@@ -35,7 +36,9 @@ from gateway.ids import out_trade_no, public_id
 from gateway.models import Attempt, Payment, Receiver, Refund, Split, SplitReturn
 from gateway.notifier import record_event
 from gateway.operations import record_answer
+from gateway.redact import masked, masked_name
 from gateway.resources import receiver_object, split_object
+from gateway.secretbox import SecretBox
 from ledger.errors import LedgerError
 
 payments = Payment.__table__
@@ -48,9 +51,27 @@ refunds = Refund.__table__
 REFUND_POLICIES = ("refuse", "return")
 
 
+def sealed_receiver(box: SecretBox, receiver_id: str, name: str, account: str,
+                    bindings: dict[str, str]) -> dict[str, Any]:
+    """The columns that say who a receiver is: sealed (bound to the receiver and the field), masked
+    for display, and the account's keyed digest (one receiver per account and merchant)."""
+    return dict(name_sealed=box.seal(name, f"{receiver_id}:name"), name_masked=masked_name(name),
+                account_sealed=box.seal(account, f"{receiver_id}:account"), account_masked=masked(account),
+                account_digest=box.fingerprint(account),
+                bindings_sealed=box.seal(json.dumps(bindings, sort_keys=True), f"{receiver_id}:bindings"),
+                bindings={k: masked(v) for k, v in bindings.items()})
+
+
+def receiver_identity(box: SecretBox, r: Any) -> tuple[str, str, dict[str, str]]:
+    """(name, account, bindings) of a receivers row, unsealed here, in memory, for the channel."""
+    return (box.open(r.name_sealed, f"{r.id}:name"), box.open(r.account_sealed, f"{r.id}:account"),
+            json.loads(box.open(r.bindings_sealed, f"{r.id}:bindings")))
+
+
 class SplitService:
-    def __init__(self, payments_service: Any, refund_policy: str = "refuse") -> None:
+    def __init__(self, payments_service: Any, refund_policy: str = "refuse", box: SecretBox | None = None) -> None:
         self.refund_policy = refund_policy
+        self.box = box
         self.p = payments_service
         self.db, self.host, self.clock, self.log = payments_service.db, payments_service.host, \
             payments_service.clock, payments_service.log
@@ -70,10 +91,12 @@ class SplitService:
             caller.verify(conn)
             try:
                 conn.execute(insert(receivers).values(id=receiver_id, merchant_id=caller.merchant_id, type=type_,
-                                                      name=name, account=account, bindings=bindings,
-                                                      status="active", created_at=now))
+                                                      status="active", created_at=now,
+                                                      **sealed_receiver(self.box, receiver_id, name, account,
+                                                                        bindings)))
             except IntegrityError:
-                raise conflict("duplicate_receiver", f"A receiver with account {account!r} exists", "account") from None
+                raise conflict("duplicate_receiver", f"A receiver with account {masked(account)!r} exists",
+                               "account") from None
             return receiver_object(conn.execute(select(receivers).where(receivers.c.id == receiver_id)).first())
 
         return await self.db.tx(tx)
@@ -212,8 +235,9 @@ class SplitService:
             attempts.c.payment_id == s.payment_id, attempts.c.status == "succeeded"))
             .order_by(attempts.c.updated_at)).scalar()
         r = conn.execute(select(receivers).where(receivers.c.id == s.receiver_id)).first()
+        name, account, bindings = receiver_identity(self.box, r)
         return SplitRequest(s.out_split_no, trade_no, pay.channel_transaction_id, s.amount, s.currency, r.type,
-                            (r.bindings or {}).get(s.channel_account, r.account), r.name, s.description or "split")
+                            bindings.get(s.channel_account, account), name, s.description or "split")
 
     def _call(self, account: Any, operation: str, fn: Any, reference: str) -> Any:
         return self.p._call(account, operation, fn, lambda code, msg: SplitResult(

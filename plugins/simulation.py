@@ -3,6 +3,9 @@ retry like a channel until the gateway acknowledges, giving up after a few tries
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
+from pathlib import Path
 from typing import Any, Callable
 
 import httpx
@@ -38,3 +41,22 @@ class CallbackSender:
                         raise CallbackRefused(response.status_code)
         except (httpx.HTTPError, CallbackRefused):
             pass  # a real channel keeps trying for a day; the gateway's query finds the truth meanwhile
+
+
+def private_folder(path: Path) -> Path:
+    """The folder a standalone simulator keeps its keys and certificates in: 0700, and every file in
+    it readable by its owner only (one left wider by an earlier version is tightened)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for each in (path, *path.iterdir()):
+        mode = stat.S_IMODE(each.stat().st_mode)
+        if mode & 0o077:
+            each.chmod(mode & 0o700)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a key or certificate file that is 0600 from the moment it exists."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)

@@ -87,7 +87,7 @@ def make_settings(db_url: str, port: int, **sandbox: Any) -> Settings:
         ChannelAccountConfig("sandbox-off", "mock", False, {"secret": SANDBOX_SECRET}),
     )
     return Settings(public_url=f"http://127.0.0.1:{port}", database_url=db_url, secret_key=SECRET_KEY,
-                    channel_accounts=accounts)
+                    channel_accounts=accounts, notify_allow_private_networks=True)
 
 
 @dataclass

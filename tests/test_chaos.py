@@ -181,6 +181,7 @@ def test_no_order_lost_no_event_lost_nothing_charged_twice_under_sigkill(db_url:
     config = tmp_path / "paymux.toml"
     config.write_text(
         f'public_url = "{public_url}"\nsecret_key = "chaos-test-key-0123456789"\n'
+        'notify_allow_private_networks = true\n'   # the merchant's receiver runs on this machine
         'notify_schedule_seconds = [' + ", ".join(["0.3"] * 40) + ']\n'
         'query_schedule_seconds = [0.5, 0.5' + ", 1" * 60 + ']\n'
         'janitor_poll_seconds = 0.2\nnotify_poll_seconds = 0.2\nlease_seconds = 4\n'

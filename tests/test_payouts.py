@@ -73,7 +73,7 @@ def test_a_payout_is_frozen_then_paid_once_and_booked(gateway_factory, db_url) -
     assert made.status_code == 201, made.text
     p = made.json()
     assert p["status"] == "processing" and p["channel"] == "sandbox" and p["out_payout_no"]
-    assert p["bank_account"] == {"name": "张三", "number": "6216***********0018", "bank_code": "ICBC"}
+    assert p["bank_account"] == {"name": "张*", "number": "6216***********0018", "bank_code": "ICBC"}
     with gw.gateway.db.transaction() as conn:   # the number is kept sealed, and the request only by keyed digest
         stored = " ".join(str(v) for v in conn.execute(Payout.__table__.select()).first())
     assert BANK["number"] not in stored and BANK["number"][4:-4] not in stored

@@ -9,6 +9,7 @@ from gateway.api.common import (gateway_of, idempotency_claim, json_response, me
 from gateway.api.schemas import CreatePaymentBody, NewAttemptBody, parse_body
 from gateway.auth import SignedCaller
 from gateway.errors import invalid_request
+from gateway.netguard import check_notify_url
 from gateway.payments import NewPayment
 
 
@@ -16,6 +17,7 @@ from gateway.payments import NewPayment
 async def create_payment(request: Request, caller: SignedCaller) -> Response:
     claim = idempotency_claim(request, caller)
     data = parse_body(CreatePaymentBody, parse_json(caller.body))
+    await check_notify_url(data.notify_url, gateway_of(request).settings.notify_allow_private_networks)
     new = NewPayment(data.merchant_order_no, data.amount, data.currency, data.subject, data.channel, data.method,
                      data.notify_url, data.expires_in, data.metadata,
                      client_ip=request.client.host if request.client else None, splits=tuple(data.splits),

@@ -8,12 +8,14 @@ from gateway.api.common import gateway_of, json_response, merchant_endpoint, par
 from gateway.api.schemas import CreatePayoutBody, CreateReceiverBody, CreateSplitBody, parse_body
 from gateway.auth import SignedCaller
 from gateway.errors import invalid_request
+from gateway.netguard import check_notify_url
 from gateway.payouts import NewPayout
 
 
 @merchant_endpoint
 async def create_payout(request: Request, caller: SignedCaller) -> Response:
     data = parse_body(CreatePayoutBody, parse_json(caller.body))
+    await check_notify_url(data.notify_url, gateway_of(request).settings.notify_allow_private_networks)
     bank = data.bank_account
     new = NewPayout(data.merchant_payout_no, data.amount, data.currency, bank.name, bank.number, bank.bank_code,
                     data.remark, data.notify_url, data.channel)

@@ -2,7 +2,7 @@
 campaigns paid back; a refund's share of them
 
 Revision ID: 0015
-Revises: 0011
+Revises: 0014
 """
 from typing import Sequence, Union
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: Union[str, None] = "0011"
+down_revision: Union[str, None] = "0014"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from plugins.alipay import wire
-from plugins.simulation import CallbackSender
+from plugins.simulation import CallbackSender, private_folder, write_private
 
 CHINA = timezone(timedelta(hours=8))
 DETAIL_HEADER = ["支付宝交易号", "商户订单号", "业务类型", "商品名称", "创建时间", "完成时间", "门店编号", "门店名称", "操作员",
@@ -448,16 +448,13 @@ def _voucher(spec: dict[str, Any]) -> dict[str, Any]:
 def standalone(workdir: Any, url: str) -> tuple[Starlette, str]:
     from pathlib import Path
 
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = private_folder(Path(workdir))
     files = {n: workdir / f"{n}.pem" for n in ("app_private_key", "alipay_private_key", "alipay_public_key")}
     if not files["app_private_key"].exists():
         app_key, alipay_key = wire.new_key(), wire.new_key()
-        files["app_private_key"].write_text(wire.private_pem(app_key))
-        files["alipay_private_key"].write_text(wire.private_pem(alipay_key))
-        files["alipay_public_key"].write_text(wire.public_pem(alipay_key.public_key()))
-        for path in files.values():
-            path.chmod(0o600)
+        write_private(files["app_private_key"], wire.private_pem(app_key))
+        write_private(files["alipay_private_key"], wire.private_pem(alipay_key))
+        write_private(files["alipay_public_key"], wire.public_pem(alipay_key.public_key()))
     app_key = wire.load_private_key(files["app_private_key"].read_text())
     sim = AlipaySimulator(app_id="2021000000000001", app_public_key=app_key.public_key(),
                           alipay_key=wire.load_private_key(files["alipay_private_key"].read_text()))

@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from plugins.simulation import CallbackSender
+from plugins.simulation import CallbackSender, private_folder, write_private
 from plugins.unionpay import wire
 
 
@@ -270,8 +270,7 @@ def standalone(workdir: Any, url: str) -> tuple[Starlette, str]:
 
     from cryptography import x509
 
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = private_folder(Path(workdir))
     names = ("merchant", "root", "mid", "sign", "enc")
     if not (workdir / "enc.crt").exists():   # (a workdir from before payouts is made anew)
         merchant_key = wire.new_key()
@@ -279,11 +278,9 @@ def standalone(workdir: Any, url: str) -> tuple[Starlette, str]:
         sim = UnionPaySimulator(mer_id=LOCAL_MER_ID, merchant_cert_pem=wire.cert_pem(merchant_cert))
         for name, key, cert in zip(names, (merchant_key, sim.root_key, sim.mid_key, sim.sign_key, sim.enc_key),
                                    (merchant_cert, sim.root, sim.middle, sim.sign_cert, sim.encrypt_cert)):
-            (workdir / f"{name}.key").write_text(wire.private_pem(key))
-            (workdir / f"{name}.crt").write_text(wire.cert_pem(cert))
-        (workdir / "trust.pem").write_text(sim.trust_pem)
-        for path in workdir.iterdir():
-            path.chmod(0o600)
+            write_private(workdir / f"{name}.key", wire.private_pem(key))
+            write_private(workdir / f"{name}.crt", wire.cert_pem(cert))
+        write_private(workdir / "trust.pem", sim.trust_pem)
     keys = {n: wire.load_private_key((workdir / f"{n}.key").read_text()) for n in names}
     certs = {n: x509.load_pem_x509_certificate((workdir / f"{n}.crt").read_bytes()) for n in names}
     sim = UnionPaySimulator(mer_id=LOCAL_MER_ID, merchant_cert_pem=wire.cert_pem(certs["merchant"]), material={

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from plugins.simulation import CallbackSender
+from plugins.simulation import CallbackSender, private_folder, write_private
 from plugins.wechatpay import wire
 
 CHINA = timezone(timedelta(hours=8))
@@ -530,18 +530,15 @@ def standalone(workdir: Any, url: str) -> tuple[Starlette, str]:
     points a gateway at it."""
     from pathlib import Path
 
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = private_folder(Path(workdir))
     files = {name: workdir / f"{name}.pem" for name in ("merchant_private_key", "platform_private_key",
                                                         "platform_public_key")}
     if not files["merchant_private_key"].exists():
         merchant, platform = wire.new_key(), wire.new_key()
-        files["merchant_private_key"].write_text(wire.private_pem(merchant))
-        files["platform_private_key"].write_text(wire.private_pem(platform))
-        files["platform_public_key"].write_text(wire.public_pem(platform.public_key()))
-        (workdir / "apiv3_key").write_text(secrets.token_hex(16))
-        for path in workdir.iterdir():
-            path.chmod(0o600)
+        write_private(files["merchant_private_key"], wire.private_pem(merchant))
+        write_private(files["platform_private_key"], wire.private_pem(platform))
+        write_private(files["platform_public_key"], wire.public_pem(platform.public_key()))
+        write_private(workdir / "apiv3_key", secrets.token_hex(16))
     merchant = wire.load_private_key(files["merchant_private_key"].read_text())
     apiv3_key = (workdir / "apiv3_key").read_text().strip()
     sim = WechatPaySimulator(mchid="1900000109", appid="wx8888888888888888", apiv3_key=apiv3_key,
