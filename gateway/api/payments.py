@@ -5,10 +5,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.common import (gateway_of, idempotency_claim, json_response, merchant_endpoint, parse_json,
-                                query_flag, stored_response)
-from gateway.api.schemas import CreatePaymentBody, NewAttemptBody, parse_body
+                                query_flag, query_text, stored_response)
+from gateway.api.schemas import REFERENCE_LENGTH, CreatePaymentBody, NewAttemptBody, parse_body
 from gateway.auth import SignedCaller
-from gateway.errors import invalid_request
 from gateway.payments import NewPayment
 
 
@@ -32,9 +31,7 @@ async def get_payment(request: Request, caller: SignedCaller) -> Response:
 
 @merchant_endpoint
 async def find_payment(request: Request, caller: SignedCaller) -> Response:
-    order_no = request.query_params.get("merchant_order_no")
-    if not order_no:
-        raise invalid_request("parameter_missing", "merchant_order_no is required", "merchant_order_no")
+    order_no = query_text(request, "merchant_order_no", REFERENCE_LENGTH)
     payment = await gateway_of(request).payments.find_payment(caller, order_no, query_flag(request, "sync"))
     return json_response({"object": "list", "data": [payment]})
 

@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway.console import (audit, checked_form, csrf_token, forbidden, gateway_of, mark_signed_in, operators, page,
-                             render)
+from gateway.console import (TEMPLATES, audit, checked_form, csrf_token, forbidden, gateway_of, mark_signed_in,
+                             operators, page, render)
 from gateway.console import charts, queries
 from gateway.console.passwords import DUMMY_HASH, verify_password
 from gateway.health import channel_listing
@@ -23,6 +23,20 @@ from gateway.notifier import redeliver
 from gateway.payouts import position_balances
 from gateway.reconcile import ReconError, approve, open_items, propose, proposals, run_report
 from ledger.booking import Booker
+
+
+def printable(value: Any) -> Any:
+    """Every value a page prints. A stored string no page can encode (a lone surrogate, kept in a JSON
+    column) is shown escaped, \\ud800, so the record stays readable instead of its page failing."""
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return type(value)(value.encode("utf-8", "backslashreplace").decode("utf-8"))   # Markup stays Markup
+    return value
+
+
+TEMPLATES.finalize = printable   # before any template is compiled: this module is imported with the app
 
 
 def routes() -> list[Route]:
