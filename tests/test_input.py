@@ -195,3 +195,19 @@ def test_a_payment_whose_stored_text_is_odd_still_has_its_console_page(gw, clien
     assert page.status_code == 200, page.text
     assert "a\\ud800b" in page.text and "k\\udfff" in page.text
     assert client.get_payment(payment["id"])["metadata"] == {"note": "a\ud800b", "k\udfff": "v"}
+
+
+def test_a_console_item_id_past_64_bits_matches_no_route(gw) -> None:
+    from gateway.clock import Clock
+    from gateway.console import create_operator
+
+    with gw.gateway.db.transaction() as conn:
+        create_operator(conn, "otto", "approver", "correct horse battery", Clock().now())
+    browser = httpx.Client(base_url=gw.url)
+    token = CSRF.search(browser.get("/console/login").text).group(1)
+    browser.post("/console/login", data={"csrf": token, "name": "otto", "password": "correct horse battery"})
+    token = CSRF.search(browser.get("/console/").text).group(1)
+    for action in ("propose", "approve"):
+        response = browser.post(f"/console/recon/items/{2**64}/{action}",
+                                data={"csrf": token, "action": "dismiss", "reason": "x"})
+        assert response.status_code == 404, response.text

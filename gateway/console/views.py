@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.routing import Route
 
 from gateway.console import (TEMPLATES, audit, checked_form, csrf_token, forbidden, gateway_of, mark_signed_in,
@@ -39,6 +40,15 @@ def printable(value: Any) -> Any:
 TEMPLATES.finalize = printable   # before any template is compiled: this module is imported with the app
 
 
+class RowId(IntegerConvertor):
+    """A 64-bit row id in a path: a longer number matches no route (404), never an overflow (500)."""
+
+    regex = "[0-9]{1,18}"
+
+
+register_url_convertor("id", RowId())
+
+
 def routes() -> list[Route]:
     return [
         Route("/login", sign_in_page, methods=["GET"]),
@@ -51,8 +61,8 @@ def routes() -> list[Route]:
         Route("/exceptions", exceptions_page, methods=["GET"]),
         Route("/recon", recon_page, methods=["GET"]),
         Route("/recon/runs/{run_id}", recon_run_page, methods=["GET"]),
-        Route("/recon/items/{item_id:int}/propose", propose_resolution, methods=["POST"]),
-        Route("/recon/items/{item_id:int}/approve", approve_resolution, methods=["POST"]),
+        Route("/recon/items/{item_id:id}/propose", propose_resolution, methods=["POST"]),
+        Route("/recon/items/{item_id:id}/approve", approve_resolution, methods=["POST"]),
         Route("/merchants", merchants_page, methods=["GET"]),
         Route("/channels", channels_page, methods=["GET"]),
         Route("/events", events_page, methods=["GET"]),
