@@ -36,3 +36,50 @@ def test_integer_keys_are_64_bit_and_stay_rowids_on_sqlite(db_url: str) -> None:
     expected = "INTEGER" if engine.dialect.name == "sqlite" else "BIGINT"
     assert [(table, column["name"], str(column["type"])) for table, column in keys
             if str(column["type"]) != expected] == []
+
+
+def test_a_postgresql_session_open_across_the_64_bit_migration_still_books() -> None:
+    """The ledger's balance trigger, planned with 32-bit ids before migration 0013, is compiled again
+    after it: a gateway connection kept across the upgrade books its next entry, past 2^31."""
+    import secrets
+
+    import pytest
+    from alembic import command
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from gateway.db import alembic_config, normalize_url
+    from tests.conftest import NO_PG, PG_URL
+
+    if not PG_URL:
+        pytest.skip(NO_PG)
+    server = make_url(normalize_url(PG_URL))
+    name = "paymux_mig_" + secrets.token_hex(4)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    entry = ("INSERT INTO ledger_entries (id, key, event_type, business_date, postings_hash, created_at) "
+             "VALUES (:id, :key, 't', current_date, 'h', now())")
+    postings = ("INSERT INTO ledger_postings (entry_id, account_id, currency, amount, balance_after) "
+                "VALUES (:id, 1, 'CNY', 5, 5), (:id, 2, 'CNY', -5, -5)")
+    try:
+        command.upgrade(alembic_config(url), "0011")
+        with engine.connect() as kept:   # a gateway's pooled connection, open across the upgrade
+            with kept.begin():
+                kept.execute(text("INSERT INTO ledger_accounts (code, owner_type, owner_id, currency, normal_side, "
+                                  "no_negative, balance, created_at) VALUES ('a', 'platform', '', 'CNY', 'debit', "
+                                  "false, 0, now()), ('b', 'platform', '', 'CNY', 'credit', false, 0, now())"))
+                kept.execute(text(entry), {"id": 1, "key": "before"})
+                kept.execute(text(postings), {"id": 1})
+            command.upgrade(alembic_config(url), "0013")
+            with kept.begin():
+                kept.execute(text(entry), {"id": 2**40, "key": "after"})
+                kept.execute(text(postings), {"id": 2**40})
+            assert kept.execute(text("SELECT count(*) FROM ledger_postings WHERE entry_id > 2147483647")).scalar() == 2
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -37,6 +37,9 @@ def _change(sql_type: str) -> None:
         columns = ", ".join(f"ALTER COLUMN {column} TYPE {sql_type}" for column in (key, *pointers))
         op.execute(f"ALTER TABLE {table} {columns}")
         op.execute(f"ALTER SEQUENCE {table}_{key}_seq AS {sql_type}")
+    # A session that ran the ledger's balance trigger keeps its plan with the old id type and would fail
+    # its next entry; touching the function makes every session compile it again.
+    op.execute("ALTER FUNCTION ledger_entry_balanced() COST 100")
 
 
 def upgrade() -> None:
