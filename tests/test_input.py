@@ -9,11 +9,17 @@ import time
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from gateway.client import signed_headers
+from gateway.clock import Clock
+from gateway.console import create_operator
+from plugins.mock import wire
 from tests.conftest import SANDBOX_SECRET, checkout, wait_for
 
 NUL, SURROGATE = "a\u0000b", "a\ud800b"
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+PASSWORD = "correct horse battery"
 
 
 def send(gw, merchant, method: str, path: str, body: bytes = b"") -> httpx.Response:  # noqa: ANN001
@@ -24,6 +30,16 @@ def send(gw, merchant, method: str, path: str, body: bytes = b"") -> httpx.Respo
 
 def body_with(obj: dict, odd: str) -> bytes:
     return json.dumps(obj).replace("ODD", json.dumps(odd)[1:-1]).encode()
+
+
+def signed_in(gw, role: str) -> httpx.Client:  # noqa: ANN001
+    """A console session of a new operator with `role`."""
+    with gw.gateway.db.transaction() as conn:
+        create_operator(conn, role, role, PASSWORD, Clock().now())
+    browser = httpx.Client(base_url=gw.url)
+    token = CSRF.search(browser.get("/console/login").text).group(1)
+    assert browser.post("/console/login", data={"csrf": token, "name": role, "password": PASSWORD}).status_code == 303
+    return browser
 
 
 @pytest.fixture
@@ -78,11 +94,12 @@ def test_the_json_check_needs_the_signature_first(gw, merchant) -> None:
     assert httpx.post(url, content=body, headers=headers).status_code == 401
 
 
-@pytest.mark.parametrize("path,param", [
+ODD_TARGETS = [   # (path and query as sent, the parameter the error names)
     ("/v1/payments/pay_%00x", "path"),
     ("/v1/refunds/re_%00", "path"),
     ("/v1/payouts/po_%ff", "path"),
-    ("/v1/receivers/rcv_%ed%a0%80", "path"),
+    ("/v1/receivers/rcv_%ed%a0%80", "path"),   # a surrogate, UTF-8 encoded: not UTF-8
+    ("/v1/payments/pay_%c0%80", "path"),        # NUL, over-long encoded
     ("/v1/splits/spl_%00/x", "path"),
     ("/v1/payments?merchant_order_no=%00", "merchant_order_no"),
     ("/v1/payments?merchant_order_no=a%ffb", "merchant_order_no"),
@@ -92,13 +109,15 @@ def test_the_json_check_needs_the_signature_first(gw, merchant) -> None:
     ("/v1/notify/sandbox%00", "path"),
     ("/console/payments?q=%00", "q"),
     ("/hosted/sandbox/%00", "path"),
-])
-def test_nul_or_bad_utf8_in_a_path_or_query_is_a_400(gw, merchant, path, param) -> None:
-    response = send(gw, merchant, "GET", path)
-    assert response.status_code == 400, response.text
-    error = response.json()["error"]
-    assert (error["code"], error["param"]) == ("invalid_string", param)
-    assert response.headers["x-content-type-options"] == "nosniff"
+]
+
+
+def test_nul_or_bad_utf8_in_a_path_or_query_is_a_400_before_any_route(gw, merchant) -> None:
+    for path, param in ODD_TARGETS:
+        response = send(gw, merchant, "GET", path)
+        assert response.status_code == 400, (path, response.text)
+        error = response.json()["error"]
+        assert (error["code"], error["param"]) == ("invalid_string", param), path
 
 
 def test_over_long_lookups_are_refused_and_unknown_ones_are_404(gw, merchant) -> None:
@@ -123,8 +142,6 @@ def test_cursors_take_any_64_bit_id(gw, merchant, path) -> None:
 def test_ids_past_32_bits_are_written_and_paged_through(gw, client, merchant) -> None:
     """Every id and cursor column is 64-bit: a payment, its callback, its entries and its event are
     written with ids past 2^31 and listed by cursor."""
-    from sqlalchemy import text
-
     if gw.gateway.db.is_sqlite:
         pytest.skip("SQLite's INTEGER PRIMARY KEY is its rowid, 64-bit already")
     with gw.gateway.db.transaction() as conn:
@@ -146,8 +163,6 @@ def test_ids_past_32_bits_are_written_and_paged_through(gw, client, merchant) ->
 
 
 def test_a_callback_holding_nul_or_a_lone_surrogate_is_refused_even_signed(gw) -> None:
-    from plugins.mock import wire
-
     for body in (b'{"event":"payment","out_trade_no":"x\\u0000","trade_status":"SUCCESS","amount":1,"currency":"CNY"}',
                  b'{"event":"refund","out_trade_no":"x\\ud800","out_refund_no":"r","refund_status":"SUCCESS",'
                  b'"amount":1}',
@@ -160,9 +175,6 @@ def test_a_callback_holding_nul_or_a_lone_surrogate_is_refused_even_signed(gw) -
                               headers={"Content-Type": "application/x-www-form-urlencoded"})
         assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_string"
     assert gw.count("channel_callbacks") == 0
-
-
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 def test_console_forms_with_nul_are_a_400_and_multipart_is_refused(gw) -> None:
@@ -178,34 +190,18 @@ def test_console_forms_with_nul_are_a_400_and_multipart_is_refused(gw) -> None:
 def test_a_payment_whose_stored_text_is_odd_still_has_its_console_page(gw, client) -> None:
     """Defence in depth: a lone surrogate already in a JSON column (from before the check) is shown
     escaped; the payment's story stays readable."""
-    from sqlalchemy import text
-
-    from gateway.clock import Clock
-    from gateway.console import create_operator
-
     payment = client.create_payment(merchant_order_no="odd-story", amount=100, metadata={"note": "fine"})
     with gw.gateway.db.transaction() as conn:
         conn.execute(text("UPDATE payments SET metadata = :m WHERE id = :id"),
                      {"m": '{"note": "a\\ud800b", "k\\udfff": "v"}', "id": payment["id"]})
-        create_operator(conn, "vera", "viewer", "correct horse battery", Clock().now())
-    browser = httpx.Client(base_url=gw.url)
-    token = CSRF.search(browser.get("/console/login").text).group(1)
-    browser.post("/console/login", data={"csrf": token, "name": "vera", "password": "correct horse battery"})
-    page = browser.get(f"/console/payments/{payment['id']}")
+    page = signed_in(gw, "viewer").get(f"/console/payments/{payment['id']}")
     assert page.status_code == 200, page.text
     assert "a\\ud800b" in page.text and "k\\udfff" in page.text
     assert client.get_payment(payment["id"])["metadata"] == {"note": "a\ud800b", "k\udfff": "v"}
 
 
 def test_a_console_item_id_past_64_bits_matches_no_route(gw) -> None:
-    from gateway.clock import Clock
-    from gateway.console import create_operator
-
-    with gw.gateway.db.transaction() as conn:
-        create_operator(conn, "otto", "approver", "correct horse battery", Clock().now())
-    browser = httpx.Client(base_url=gw.url)
-    token = CSRF.search(browser.get("/console/login").text).group(1)
-    browser.post("/console/login", data={"csrf": token, "name": "otto", "password": "correct horse battery"})
+    browser = signed_in(gw, "approver")
     token = CSRF.search(browser.get("/console/").text).group(1)
     for action in ("propose", "approve"):
         response = browser.post(f"/console/recon/items/{2**64}/{action}",
