@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.api import events, health, ledger, notify, payments, payouts, refunds
 from gateway.api.common import error_response, json_response
 from gateway.api.openapi import openapi_document
+from gateway.api.text import check_pairs, check_target
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.errors import PaymuxError, invalid_request
@@ -59,14 +60,24 @@ def routes() -> list[Route]:
     ]
 
 
-class RequestContextMiddleware:
-    """Request id, one log line per request, and the body-size limit (checked while reading)."""
+# Sent with every answer, JSON or HTML; a page that set its own (the console's CSP) keeps it.
+SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                    (b"x-frame-options", b"DENY"))
+_FORM = b"application/x-www-form-urlencoded"
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, log: Any, metrics: Any = None) -> None:
+
+class RequestContextMiddleware:
+    """Request id, one log line per request, security headers, the body-size limit (checked while
+    reading), and text no handler should see (NUL, lone surrogates, bytes that are not UTF-8) in the
+    path, the query or a form: a 400 before any route."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, log: Any, metrics: Any = None,
+                 methods: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.log = log
         self.metrics = metrics
+        self.methods = methods
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,33 +93,69 @@ class RequestContextMiddleware:
         async def send_wrapper(message: dict) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode())]
+                sent = list(message.get("headers", []))
+                present = {name.lower() for name, _ in sent}
+                message["headers"] = sent + [(b"x-request-id", request_id.encode())] + [
+                    header for header in SECURITY_HEADERS if header[0] not in present]
             await send(message)
 
         too_large = invalid_request("request_too_large", f"The request body exceeds {self.max_body} bytes", status=413)
+        received = 0
+
+        async def limited_receive() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise too_large
+            return message
+
         declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_body:
-            response = error_response(too_large)
-            await response(scope, receive, send_wrapper)
+        try:
+            if declared.isdigit() and int(declared) > self.max_body:
+                raise too_large
+            check_target(scope)
+            checked_receive = await _checked_body(headers.get(b"content-type", b""), limited_receive)
+        except PaymuxError as refused:
+            await error_response(refused)(scope, receive, send_wrapper)
         else:
-            received = 0
-
-            async def limited_receive() -> dict:
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > self.max_body:
-                        raise too_large
-                return message
-
-            await self.app(scope, limited_receive, send_wrapper)
+            await self.app(scope, checked_receive, send_wrapper)
         seconds = time.perf_counter() - started
         self.log.info("http.request", method=scope["method"], path=scope["path"], status=status_holder["status"],
                       duration_ms=round(seconds * 1000, 2))
-        if self.metrics is not None:
-            self.metrics.request(route_of(scope), scope["method"], status_holder["status"], seconds)
+        if self.metrics is not None:   # a method no route takes is one label value, whatever was sent
+            method = scope["method"] if scope["method"] in self.methods else "other"
+            self.metrics.request(route_of(scope), method, status_holder["status"], seconds)
+
+
+async def _checked_body(content_type: bytes, receive: Receive) -> Receive:
+    """A form body is read whole (within the limit) and checked; a multipart one is refused (no route
+    takes one). Any other body is passed on as it streams: JSON is checked where it is parsed."""
+    kind = content_type.split(b";")[0].strip().lower()
+    if kind == b"multipart/form-data":
+        raise invalid_request("unsupported_media_type", "multipart bodies are not accepted", status=415)
+    if kind != _FORM:
+        return receive
+    chunks, message = [], {"more_body": True}
+    while message.get("more_body"):
+        message = await receive()
+        if message["type"] != "http.request":
+            return receive   # the client went away: nothing to check
+        chunks.append(message.get("body", b""))
+    body = b"".join(chunks)
+    if body:
+        check_pairs(body, "body")
+    replayed = False
+
+    async def replay() -> dict:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 async def _paymux_error(request: Request, exc: Exception) -> Response:
@@ -155,11 +202,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None, extra_plugins:
 
     console = [Route("/console", lambda request: RedirectResponse("/console/", 307)),
                Mount("/console", app=console_app(gateway))]
+    table = routes()
+    methods = frozenset(method for route in table for method in route.methods or ())
     app = Starlette(
-        routes=routes() + hosted + console,
+        routes=table + hosted + console,
         exception_handlers={PaymuxError: _paymux_error, HTTPException: _http_error, Exception: _unexpected},
         middleware=[Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, log=log,
-                               metrics=gateway.metrics)],
+                               metrics=gateway.metrics, methods=methods)],
         lifespan=lifespan,
     )
     app.state.gateway = gateway

@@ -4,10 +4,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, LargeBinary, Text, UniqueConstraint
 from sqlalchemy import false as sa_false
 from sqlalchemy import true as sa_true
 from sqlmodel import Field, SQLModel
+
+from ledger.models import ID   # 64-bit ids (INTEGER, the rowid, on SQLite)
 
 
 class Merchant(SQLModel, table=True):
@@ -156,7 +158,7 @@ class ChannelCallback(SQLModel, table=True):
     __table_args__ = (Index("ix_channel_callbacks_account_received", "channel_account", "received_at"),
                       Index("ix_channel_callbacks_reference", "reference"))
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: Optional[int] = Field(default=None, sa_column=Column(ID, primary_key=True))
     channel_account: str = Field(max_length=64)
     received_at: datetime
     verified: bool
@@ -176,7 +178,7 @@ class MerchantEvent(SQLModel, table=True):
                       Index("ix_merchant_events_merchant", "merchant_id", "seq"),
                       Index("ix_merchant_events_resource", "resource_id"))
 
-    seq: Optional[int] = Field(default=None, primary_key=True)
+    seq: Optional[int] = Field(default=None, sa_column=Column(ID, primary_key=True))
     id: str = Field(unique=True, max_length=40)          # evt_…, stable across redeliveries
     merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
     type: str = Field(max_length=40)                     # payment.succeeded, refund.failed, …
@@ -254,7 +256,7 @@ class ReconItem(SQLModel, table=True):
     __table_args__ = (Index("ix_recon_items_open", "channel_account", "status", "class"),
                       Index("ix_recon_items_reference", "reference"))
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: Optional[int] = Field(default=None, sa_column=Column(ID, primary_key=True))
     run_id: str = Field(foreign_key="recon_runs.id", max_length=40, index=True)
     channel_account: str = Field(max_length=64)
     business_date: date
@@ -290,8 +292,8 @@ class ReconProposal(SQLModel, table=True):
 
     __tablename__ = "recon_proposals"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
-    item_id: int = Field(foreign_key="recon_items.id", index=True)
+    id: Optional[int] = Field(default=None, sa_column=Column(ID, primary_key=True))
+    item_id: int = Field(sa_column=Column(ID, ForeignKey("recon_items.id"), nullable=False, index=True))
     action: str = Field(max_length=20)                     # adjust | dismiss
     reason: str = Field(max_length=500)
     proposed_by: str = Field(max_length=100)
@@ -314,7 +316,7 @@ class Settlement(SQLModel, table=True):
     __tablename__ = "settlements"
     __table_args__ = (UniqueConstraint("kind", "owner", "business_date", name="uq_settlements_kind_owner_day"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: Optional[int] = Field(default=None, sa_column=Column(ID, primary_key=True))
     kind: str = Field(max_length=20)                 # channel | merchant | advance | advance_repaid
     owner: str = Field(max_length=120)               # channel account, merchant, or "merchant@account"
     channel_account: Optional[str] = Field(default=None, max_length=64)
@@ -470,7 +472,7 @@ class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_operator_at", "operator", "at"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: Optional[int] = Field(default=None, sa_column=Column(ID, primary_key=True))
     at: datetime = Field(index=True)
     operator: str = Field(max_length=100)
     role: str = Field(max_length=20)
@@ -515,7 +517,7 @@ class ChannelExchange(SQLModel, table=True):
     __tablename__ = "channel_exchanges"
     __table_args__ = (Index("ix_channel_exchanges_reference", "reference"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: Optional[int] = Field(default=None, sa_column=Column(ID, primary_key=True))
     at: datetime = Field(index=True)
     channel_account: str = Field(max_length=64)
     operation: str = Field(max_length=40)

@@ -4,15 +4,19 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import BigInteger, Column, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+# Ids and cursors are 64-bit (migration 0013). On SQLite an autoincrementing key must stay exactly
+# INTEGER, the rowid (which is 64-bit there anyway); BIGINT would lose that.
+ID = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class LedgerAccount(SQLModel, table=True):
     __tablename__ = "ledger_accounts"
     __table_args__ = (UniqueConstraint("code", "owner_type", "owner_id", "currency", name="uq_ledger_account"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: Optional[int] = Field(default=None, sa_column=Column(ID, primary_key=True))
     code: str = Field(max_length=64)               # from the chart of accounts, e.g. merchant_in_transit
     owner_type: str = Field(max_length=20)         # platform | merchant | channel_account
     owner_id: str = Field(max_length=64)           # "" for the platform
@@ -28,14 +32,15 @@ class LedgerEntry(SQLModel, table=True):
     __tablename__ = "ledger_entries"
     __table_args__ = (Index("ix_ledger_entries_reference", "reference"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: Optional[int] = Field(default=None, sa_column=Column(ID, primary_key=True))
     key: str = Field(unique=True, max_length=200)  # idempotency key, e.g. payment:pay_1:succeeded
     event_type: str = Field(max_length=64)
     business_date: date = Field(index=True)
     reference: Optional[str] = Field(default=None, max_length=120)   # what caused it, e.g. payment:pay_1
     memo: Optional[str] = Field(default=None, max_length=500)
     postings_hash: str = Field(max_length=64)
-    reverses: Optional[int] = Field(default=None, unique=True, foreign_key="ledger_entries.id")
+    reverses: Optional[int] = Field(default=None, sa_column=Column(ID, ForeignKey("ledger_entries.id"), unique=True,
+                                                                   nullable=True))
     created_at: datetime
 
 
@@ -43,9 +48,9 @@ class LedgerPosting(SQLModel, table=True):
     __tablename__ = "ledger_postings"
     __table_args__ = (Index("ix_ledger_postings_account", "account_id", "id"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
-    entry_id: int = Field(foreign_key="ledger_entries.id", index=True)
-    account_id: int = Field(foreign_key="ledger_accounts.id")
+    id: Optional[int] = Field(default=None, sa_column=Column(ID, primary_key=True))
+    entry_id: int = Field(sa_column=Column(ID, ForeignKey("ledger_entries.id"), nullable=False, index=True))
+    account_id: int = Field(sa_column=Column(ID, ForeignKey("ledger_accounts.id"), nullable=False))
     currency: str = Field(max_length=3)
     amount: int = Field(sa_column=Column(BigInteger, nullable=False))          # debit positive, credit negative
     balance_after: int = Field(sa_column=Column(BigInteger, nullable=False))   # the account's net balance after it

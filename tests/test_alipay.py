@@ -138,6 +138,27 @@ def test_forged_tampered_stale_and_foreign_notifies_change_nothing(world) -> Non
     assert world.client.get_payment(payment["id"])["status"] == "succeeded"
 
 
+def test_a_notify_is_believed_from_its_retry_window_up_to_clock_skew_ahead_not_later(world) -> None:
+    """Alipay retries one notify for about 25 hours, so an old notify_time is fine; one ahead of the
+    clock by more than skew was never sent by Alipay (it was accepted up to 26 h ahead)."""
+    payment = world.client.create_payment(merchant_order_no="ahead", amount=100, channel="ali", method="qr")
+    trade = world.sim.trades[payment["out_trade_no"]]
+    trade.status = "TRADE_SUCCESS"
+    genuine = world.sim.notify_form(trade, {})
+
+    def dated(shift: timedelta) -> dict[str, str]:
+        form = {k: v for k, v in genuine.items() if k != "sign"}
+        form["notify_time"] = (datetime.now(CHINA) + shift).strftime("%Y-%m-%d %H:%M:%S")
+        return {**form, "sign": wire.rsa_sign(world.sim.alipay_key, wire.signing_string(form, ("sign", "sign_type")))}
+
+    for shift in (timedelta(hours=25), timedelta(hours=2), timedelta(minutes=10)):
+        assert world.notify(dated(shift)).content == b"fail", shift
+    assert world.client.get_payment(payment["id"])["status"] == "processing"
+    assert world.notify(dated(timedelta(hours=-25))).content == b"success"
+    assert world.client.get_payment(payment["id"])["status"] == "succeeded"
+    assert world.notify(dated(timedelta(minutes=1))).content == b"success"   # a duplicate, within skew
+
+
 def test_server_errors_and_unsigned_answers_are_unknown_never_failed(world) -> None:
     world.faults(server_errors=1)
     payment = world.client.create_payment(merchant_order_no="5xx", amount=100, channel="ali", method="qr")

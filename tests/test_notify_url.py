@@ -98,6 +98,25 @@ def test_urls_that_reach_internal_addresses_are_refused_when_given(gateway_facto
         assert gw.count(table) == 0, table
 
 
+def test_nobody_unauthenticated_makes_paymux_look_a_name_up(gateway_factory, db_url, dns) -> None:
+    gw = gateway_factory(strict(db_url))
+    creds = gw.merchant()
+    forged = type(creds)(creds.merchant_id, "sk_not_the_secret")
+    client = gw.client(forged)
+    for path, body in (("/v1/payments", {"merchant_order_no": "o", "amount": 100,
+                                         "notify_url": "http://public.shop.test/hook"}),
+                       ("/v1/payouts", {"merchant_payout_no": "po", "amount": 100,
+                                        "notify_url": "http://public.shop.test/hook",
+                                        "bank_account": {"name": "x", "number": "6216261000000000018"}})):
+        made = client.request("POST", path, body)
+        assert (made.status_code, made.json()["error"]["code"]) == (401, "invalid_signature"), made.text
+    assert dns["__asked__"] == []
+    # signed, the same name is looked up
+    made = gw.client(creds).request("POST", "/v1/payments", {"merchant_order_no": "o", "amount": 100,
+                                                             "notify_url": "http://public.shop.test/hook"})
+    assert made.status_code == 201 and dns["__asked__"] == ["public.shop.test"]
+
+
 def test_public_addresses_and_names_that_do_not_resolve_yet_are_accepted(gateway_factory, db_url, dns) -> None:
     gw = gateway_factory(strict(db_url))
     client = gw.client(gw.merchant())

@@ -55,6 +55,25 @@ def test_metrics_can_require_a_token(gateway_factory, db_url) -> None:
     assert ("paymux_ledger_check_problems", ()) in scrape(gw.url, Authorization="Bearer scrape-secret")
 
 
+def test_a_method_no_route_takes_is_counted_under_one_label(gateway_factory, db_url) -> None:
+    """Made-up methods must not each make a new series: they are all "other"."""
+    import random
+    import string
+
+    gw = gateway_factory(make_settings(db_url, free_port()))
+    made_up = {"".join(random.choices(string.ascii_uppercase, k=12)) for _ in range(40)}
+    with httpx.Client(base_url=gw.url) as http:
+        for method in made_up:
+            assert http.request(method, "/v1/payments").status_code == 405
+            assert http.request(method, "/healthz").status_code == 405
+            assert http.request(method, f"/v1/{method.lower()}").status_code == 404
+    requests = {labels: value for (name, labels), value in scrape(gw.url).items()
+                if name == "paymux_http_requests_total"}
+    assert {dict(labels)["method"] for labels in requests} == {"other"}
+    assert {dict(labels)["route"] for labels in requests} == {"/v1/payments", "/healthz", "unmatched"}
+    assert sum(requests.values()) == 3 * len(made_up)
+
+
 def test_one_request_id_follows_a_payment_into_its_event_and_delivery(gateway_factory, db_url) -> None:
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse

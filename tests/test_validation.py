@@ -93,3 +93,25 @@ def test_unknown_routes_and_methods_answer_in_the_error_format(gw) -> None:
 def test_a_callback_for_an_unknown_channel_account_is_404(gw) -> None:
     response = httpx.post(f"{gw.url}/v1/notify/nope", content=b"{}")
     assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_channel"
+
+
+def test_every_answer_carries_the_security_headers(gw, merchant, client) -> None:
+    """JSON answers, errors, the console's sign-in page and the sandbox's hosted checkout: no sniffing,
+    no referrer, no framing. The console keeps its own strict CSP."""
+    payment = client.create_payment(merchant_order_no="headers-1", amount=100)
+    url = httpx.URL(f"{gw.url}/v1/payments/{payment['id']}")
+    answers = {
+        "json": httpx.get(url, headers=signed_headers(merchant.merchant_id, merchant.secret, "GET", url, b"")),
+        "error": httpx.get(f"{gw.url}/v1/payments/pay_nope"),
+        "not found": httpx.get(f"{gw.url}/nowhere"),
+        "sign-in": httpx.get(f"{gw.url}/console/login"),
+        "checkout": httpx.get(payment["action"]["url"]),
+    }
+    assert [answers[k].status_code for k in answers] == [200, 401, 404, 200, 200]
+    assert answers["sign-in"].headers["content-type"].startswith("text/html")
+    assert answers["checkout"].headers["content-type"].startswith("text/html")
+    for name, response in answers.items():
+        assert response.headers["x-content-type-options"] == "nosniff", name
+        assert response.headers["referrer-policy"] == "no-referrer", name
+        assert response.headers["x-frame-options"] == "DENY", name
+    assert "frame-ancestors 'none'" in answers["sign-in"].headers["content-security-policy"]

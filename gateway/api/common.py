@@ -8,6 +8,8 @@ from typing import Any, Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.api.text import check_json
+from gateway import netguard
 from gateway.auth import SignedCaller, parse_authorization
 from gateway.errors import PaymuxError, invalid_request
 from gateway.idempotency import IdempotencyClaim, StoredResponse, make_claim
@@ -56,15 +58,29 @@ def merchant_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Respons
     return endpoint
 
 
+async def check_notify_url(request: Request, caller: SignedCaller, url: str | None) -> None:
+    """A notify_url the merchant gives must lead to the public internet (gateway/netguard.py). The
+    signature is checked first: nobody unauthenticated makes paymux look a name up."""
+    if url is None:
+        return
+    gw = gateway_of(request)
+    if not caller.settled:
+        await gw.db.tx(caller.verify)
+    await netguard.check_notify_url(url, gw.settings.notify_allow_private_networks)
+
+
 def parse_json(body: bytes) -> Any:
+    """The body as JSON whose every key and string is text a database can store (check_json)."""
     if not body.strip():
         raise invalid_request("invalid_body", "The request body must be a JSON object")
     try:
-        return json.loads(body)
+        data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise invalid_request("invalid_json", f"The request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise invalid_request("invalid_json", "The request body is nested too deeply") from None
+    check_json(data)
+    return data
 
 
 def idempotency_claim(request: Request, caller: SignedCaller) -> IdempotencyClaim | None:
@@ -82,6 +98,16 @@ def stored_response(stored: StoredResponse) -> Response:
 
 def error_response(err: PaymuxError) -> Response:
     return json_response(err.to_dict(), err.status)
+
+
+def query_text(request: Request, name: str, max_length: int) -> str:
+    """A required query parameter no longer than the column it is looked up in."""
+    value = request.query_params.get(name)
+    if not value:
+        raise invalid_request("parameter_missing", f"{name} is required", name)
+    if len(value) > max_length:
+        raise invalid_request("parameter_invalid", f"{name} is at most {max_length} characters", name)
+    return value
 
 
 def query_flag(request: Request, name: str) -> bool:

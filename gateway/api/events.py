@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.common import gateway_of, json_response, merchant_endpoint
-from gateway.api.ledger import MAX_PAGE, _int_param
+from gateway.api.ledger import MAX_ID, MAX_PAGE, _int_param
 from gateway.auth import SignedCaller
 from gateway.models import MerchantEvent
 from gateway.notifier import event_object
@@ -18,7 +18,7 @@ events = MerchantEvent.__table__
 async def list_events(request: Request, caller: SignedCaller) -> Response:
     """Newest first; pass next_cursor as ?cursor= for older ones. Each event keeps its id forever."""
     limit = _int_param(request, "limit", 20, 1, MAX_PAGE)
-    cursor = _int_param(request, "cursor", None, 1, 2**62)
+    cursor = _int_param(request, "cursor", None, 1, MAX_ID)
 
     def read(conn):  # noqa: ANN001, ANN202
         caller.verify(conn)

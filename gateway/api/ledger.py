@@ -10,6 +10,7 @@ from gateway.books import entry_object, merchant_balances
 from gateway.errors import invalid_request
 
 MAX_PAGE = 100
+MAX_ID = 2**63 - 1   # ids and cursors are 64-bit columns (migration 0013)
 
 
 @merchant_endpoint
@@ -27,7 +28,8 @@ def _int_param(request: Request, name: str, default: int | None, low: int, high:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits only ("²" is a digit to str.isdigit, not to int), and no longer than the bound
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= len(str(high))) or not low <= int(raw) <= high:
         raise invalid_request("parameter_invalid", f"{name} must be a whole number from {low} to {high}", name)
     return int(raw)
 
@@ -37,7 +39,7 @@ async def entries(request: Request, caller: SignedCaller) -> Response:
     """Newest first. Pass the returned next_cursor as ?cursor= for the next page."""
     gw = gateway_of(request)
     limit = _int_param(request, "limit", 20, 1, MAX_PAGE)
-    cursor = _int_param(request, "cursor", None, 1, 2**62)
+    cursor = _int_param(request, "cursor", None, 1, MAX_ID)
 
     def read(conn):  # noqa: ANN001, ANN202
         caller.verify(conn)

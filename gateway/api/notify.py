@@ -1,10 +1,13 @@
 """/v1/notify/{channel_account}: channel callbacks, verified by the plugin on the raw body."""
 from __future__ import annotations
 
+import json
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.common import gateway_of
+from gateway.api.text import check_json
 from gateway.channel import InboundNotification
 from gateway.errors import PaymuxError
 
@@ -15,9 +18,31 @@ async def notify(request: Request) -> Response:
     account = gw.host.accounts.get(account_id)
     if account is None:
         raise PaymuxError(404, "invalid_request_error", "unknown_channel", f"No channel account {account_id!r}")
+    body = await request.body()
+    if _unstorable(body):   # forms were checked before routing; the plugin never sees this
+        gw.log.warning("callback.rejected", channel_account=account.id, reason="invalid_string")
+        gw.metrics.callback_rejections.labels(account.id, "invalid_string").inc()
+        ack = account.channel.acknowledge(False, "the callback holds a NUL character or a lone surrogate")
+        return Response(ack.body, status_code=ack.status, media_type=ack.content_type)
     inbound = InboundNotification(
         method=request.method, path=request.url.path,
         headers={k.lower(): v for k, v in request.headers.items()},
-        query=dict(request.query_params), body=await request.body())
+        query=dict(request.query_params), body=body)
     ack = await gw.handle_notification(account, inbound)
     return Response(ack.body, status_code=ack.status, media_type=ack.content_type)
+
+
+def _unstorable(body: bytes) -> bool:
+    """A NUL byte, or a JSON body with NUL or a lone surrogate in a string: no channel sends either,
+    and no column could hold what the plugin would read out of it."""
+    if b"\x00" in body:
+        return True
+    if body.lstrip()[:1] not in (b"{", b"["):
+        return False
+    try:
+        check_json(json.loads(body))
+    except PaymuxError:
+        return True
+    except (ValueError, RecursionError):   # not JSON after all: the plugin judges it
+        return False
+    return False

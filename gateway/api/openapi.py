@@ -14,13 +14,20 @@ def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+_DESCRIBED = {400: "Invalid request: a parameter, or text in the path, query or body with a NUL character, a lone "
+                  "surrogate or bytes that are not UTF-8 (invalid_string)",
+              401: "Authentication failed", 404: "Not found",
+              403: "Denied or held for review by a risk rule (payment_denied, payment_review)",
+              409: "Conflict (duplicate order, idempotency)", 413: "Body larger than 64 KiB",
+              415: "A multipart body: no route takes one",
+              502: "The channel gave no usable answer",
+              503: "No channel account can take the payment now (open circuits, daily limits): channel_unavailable"}
+# Any route can answer these, before it is reached: the path or query, the size or kind of the body.
+_EVERY_ROUTE = (400, 413, 415)
+
+
 def _errors(*statuses: int) -> dict:
-    described = {400: "Invalid request", 401: "Authentication failed", 404: "Not found",
-                 403: "Denied or held for review by a risk rule (payment_denied, payment_review)",
-                 409: "Conflict (duplicate order, idempotency)", 413: "Body larger than 64 KiB",
-                 502: "The channel gave no usable answer",
-                 503: "No channel account can take the payment now (open circuits, daily limits): channel_unavailable"}
-    return {str(s): {"description": described[s], "content": {"application/json": {"schema": _ref("Error")}}}
+    return {str(s): {"description": _DESCRIBED[s], "content": {"application/json": {"schema": _ref("Error")}}}
             for s in statuses}
 
 
@@ -29,10 +36,15 @@ def _json(schema: dict, description: str) -> dict:
 
 
 _ID_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
-           "schema": {"type": "string", "maxLength": 255},
+           "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]([ -~]*[!-~])?$"},
            "description": "Same key and body replay the first answer for at least 24 h."}
 _SYNC = {"name": "sync", "in": "query", "required": False, "schema": {"type": "boolean"},
          "description": "Ask the channel first while the payment is processing."}
+
+
+def _channel_answer(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {}},
+                                                     "text/plain": {"schema": {"type": "string"}}}}
 
 
 def _path_param(name: str) -> dict:
@@ -71,8 +83,23 @@ def openapi_document() -> dict[str, Any]:
                                              "description": "form: the signed fields to post to url"},
                                   "params": {"type": "object", "description": "jsapi/app: signed parameters"}}},
         "channel_transaction_id": nullable_str, "out_trade_no": nullable_str, "notify_url": nullable_str,
-        "metadata": {"type": "object", "additionalProperties": {"type": "string"}}, "failure": failure,
-        "expires_at": nullable_str, "paid_at": nullable_str, "created_at": {"type": "string"},
+        "metadata": {"type": "object", "additionalProperties": {"type": "string"},
+                     "description": "The merchant's own notes, returned as given; nothing in them moves money"},
+        "discount": {"type": ["object", "null"], "description": "Coupons the payer used, as the channel's verified "
+                                                                "answer reported them (null: none)",
+                     "required": ["amount", "kept_by_channel", "paid_back_by_platform", "lines"], "properties": {
+                         "amount": {"type": "integer", "description": "what the payer did not pay"},
+                         "kept_by_channel": {"type": "integer", "description": "what the channel keeps out of what "
+                                                                               "it pays for the order"},
+                         "paid_back_by_platform": {"type": "integer", "description": "what campaigns of the "
+                                                                                     "platform paid back"},
+                         "lines": {"type": "array", "items": {"type": "object", "properties": {
+                             "amount": {"type": "integer"}, "name": {"type": "string"}, "campaign": nullable_str,
+                             "kept_by_channel": {"type": "integer"},
+                             "funded_by": {"type": "object", "properties": {
+                                 "merchant": {"type": "integer"}, "channel": {"type": "integer"},
+                                 "other": {"type": "integer"}}}}}}}},
+        "failure": failure, "expires_at": nullable_str, "paid_at": nullable_str, "created_at": {"type": "string"},
         "updated_at": {"type": "string"}}}
     schemas["PaymentList"] = {"type": "object", "properties": {"object": {"const": "list"},
                                                                "data": {"type": "array", "items": _ref("Payment")}}}
@@ -91,7 +118,9 @@ def openapi_document() -> dict[str, Any]:
         "merchant_refund_no": {"type": "string"},
         "status": {"type": "string", "enum": ["processing", "succeeded", "failed"]},
         "amount": {"type": "integer"}, "currency": {"type": "string"}, "fee_refund": {"type": "integer"},
-        "reason": nullable_str,
+        "discount_refund": {"type": "integer", "description": "its share of what the channel kept of the payment's "
+                                                              "coupons: not taken back from the merchant"},
+        "kind": {"type": "string", "enum": ["merchant", "duplicate"]}, "reason": nullable_str,
         "channel_refund_id": nullable_str, "failure": failure, "created_at": {"type": "string"},
         "updated_at": {"type": "string"}}}
 
@@ -140,6 +169,22 @@ def openapi_document() -> dict[str, Any]:
             "postings": {"type": "array", "items": {"type": "object", "properties": {
                 "account": {"type": "string"}, "currency": {"type": "string"}, "amount": {"type": "integer"},
                 "balance_after": {"type": "integer"}}}}}}}}}
+
+    schemas["EventList"] = {"type": "object", "properties": {
+        "object": {"const": "list"}, "has_more": {"type": "boolean"}, "next_cursor": {"type": ["integer", "null"]},
+        "data": {"type": "array", "items": {"type": "object", "required": ["id", "type", "data"], "properties": {
+            "id": {"type": "string", "pattern": "^evt_"}, "object": {"const": "event"}, "type": {"type": "string"},
+            "created_at": {"type": "string"}, "data": {"type": "object", "properties": {"object": {"type": "object"}}},
+            "delivery": {"type": "object", "properties": {"status": {"type": "string"},
+                                                          "attempts": {"type": "integer"}}},
+            "request_id": nullable_str}}}}}
+    schemas["Health"] = {"type": "object", "required": ["status", "database"], "properties": {
+        "status": {"type": "string", "enum": ["ok", "degraded"]}, "database": {"type": "string"},
+        "channel_accounts": {"type": "integer"}}}
+    # The resources say every field they carry: an answer with one the document does not name fails
+    # the schema check (tests/test_schemathesis.py), so the document cannot fall behind the code.
+    for name in ("Payment", "Attempt", "Refund", "Payout", "Receiver", "Split"):
+        schemas[name]["additionalProperties"] = False
 
     def body(name: str) -> dict:
         return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
@@ -236,10 +281,36 @@ def openapi_document() -> dict[str, Any]:
                                     "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
                                    {"name": "cursor", "in": "query", "required": False,
                                     "schema": {"type": "integer", "minimum": 1}}],
-                    "responses": {"200": {"description": "A page of events"}, **_errors(400, 401)}}},
+                    "responses": {"200": _json(_ref("EventList"), "A page of events"), **_errors(400, 401)}}},
+        "/v1/notify/{channel_account}": {method: {
+            "operationId": f"channelCallback{method.capitalize()}", "security": [],
+            "summary": "A channel's callback, verified by its plugin on the raw body and answered in the channel's "
+                       "own format",
+            "parameters": [_path_param("channel_account")],
+            **({"requestBody": {"required": False, "content": {
+                "application/json": {"schema": {}}, "application/x-www-form-urlencoded": {"schema": {
+                    "type": "object", "additionalProperties": {"type": "string"}}}}}} if method == "post" else {}),
+            "responses": {"200": _channel_answer("Accepted: the channel stops sending it"),
+                          "204": {"description": "Accepted (channels that expect no body)"},
+                          "400": _channel_answer("Refused (unverified, malformed, for another merchant, amount "
+                                                 "mismatch): the channel sends it again; or an Error"),
+                          **_errors(404)}} for method in ("post", "get")},
         "/healthz": {"get": {"operationId": "health", "summary": "Liveness and database check", "security": [],
-                             "responses": {"200": {"description": "OK"}, "503": {"description": "Degraded"}}}},
+                             "responses": {"200": _json(_ref("Health"), "OK"),
+                                           "503": _json(_ref("Health"), "Degraded: the database does not answer")}}},
+        "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus text format",
+                             "security": [{}, {"metricsToken": []}],
+                             "responses": {"200": {"description": "The metrics", "content": {
+                                 "text/plain": {"schema": {"type": "string"}}}},
+                                 "401": {"description": "metrics_token is set and was not sent (metrics_token_required)",
+                                         "content": {"application/json": {"schema": _ref("Error")}}}}}},
+        "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "security": [],
+                                  "responses": {"200": _json({"type": "object"}, "The OpenAPI document")}}},
     }
+    for operations in paths.values():
+        for operation in operations.values():
+            operation["responses"].update({k: v for k, v in _errors(*_EVERY_ROUTE).items()
+                                           if k not in operation["responses"]})
     return {
         "openapi": "3.1.0",
         "info": {"title": "paymux merchant API", "version": "1",
@@ -248,6 +319,7 @@ def openapi_document() -> dict[str, Any]:
                                 "of METHOD\\nPATH_AND_QUERY\\nTIMESTAMP\\nNONCE\\nBODY\\n with the merchant secret."},
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": {
-            "paymuxHmac": {"type": "apiKey", "in": "header", "name": "Authorization"}}},
+            "paymuxHmac": {"type": "apiKey", "in": "header", "name": "Authorization"},
+            "metricsToken": {"type": "http", "scheme": "bearer", "description": "metrics_token, when it is set"}}},
         "security": [{"paymuxHmac": []}],
     }

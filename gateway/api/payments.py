@@ -4,12 +4,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.api.common import (gateway_of, idempotency_claim, json_response, merchant_endpoint, parse_json,
-                                query_flag, stored_response)
-from gateway.api.schemas import CreatePaymentBody, NewAttemptBody, parse_body
+from gateway.api.common import (check_notify_url, gateway_of, idempotency_claim, json_response, merchant_endpoint,
+                                parse_json, query_flag, query_text, stored_response)
+from gateway.api.schemas import REFERENCE_LENGTH, CreatePaymentBody, NewAttemptBody, parse_body
 from gateway.auth import SignedCaller
-from gateway.errors import invalid_request
-from gateway.netguard import check_notify_url
 from gateway.payments import NewPayment
 
 
@@ -17,7 +15,7 @@ from gateway.payments import NewPayment
 async def create_payment(request: Request, caller: SignedCaller) -> Response:
     claim = idempotency_claim(request, caller)
     data = parse_body(CreatePaymentBody, parse_json(caller.body))
-    await check_notify_url(data.notify_url, gateway_of(request).settings.notify_allow_private_networks)
+    await check_notify_url(request, caller, data.notify_url)
     new = NewPayment(data.merchant_order_no, data.amount, data.currency, data.subject, data.channel, data.method,
                      data.notify_url, data.expires_in, data.metadata,
                      client_ip=request.client.host if request.client else None, splits=tuple(data.splits),
@@ -34,9 +32,7 @@ async def get_payment(request: Request, caller: SignedCaller) -> Response:
 
 @merchant_endpoint
 async def find_payment(request: Request, caller: SignedCaller) -> Response:
-    order_no = request.query_params.get("merchant_order_no")
-    if not order_no:
-        raise invalid_request("parameter_missing", "merchant_order_no is required", "merchant_order_no")
+    order_no = query_text(request, "merchant_order_no", REFERENCE_LENGTH)
     payment = await gateway_of(request).payments.find_payment(caller, order_no, query_flag(request, "sync"))
     return json_response({"object": "list", "data": [payment]})
 

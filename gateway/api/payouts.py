@@ -4,18 +4,18 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.api.common import gateway_of, json_response, merchant_endpoint, parse_json, query_flag
-from gateway.api.schemas import CreatePayoutBody, CreateReceiverBody, CreateSplitBody, parse_body
+from gateway.api.common import (check_notify_url, gateway_of, json_response, merchant_endpoint, parse_json, query_flag,
+                                query_text)
+from gateway.api.schemas import (REFERENCE_LENGTH, CreatePayoutBody, CreateReceiverBody, CreateSplitBody,
+                                 parse_body)
 from gateway.auth import SignedCaller
-from gateway.errors import invalid_request
-from gateway.netguard import check_notify_url
 from gateway.payouts import NewPayout
 
 
 @merchant_endpoint
 async def create_payout(request: Request, caller: SignedCaller) -> Response:
     data = parse_body(CreatePayoutBody, parse_json(caller.body))
-    await check_notify_url(data.notify_url, gateway_of(request).settings.notify_allow_private_networks)
+    await check_notify_url(request, caller, data.notify_url)
     bank = data.bank_account
     new = NewPayout(data.merchant_payout_no, data.amount, data.currency, bank.name, bank.number, bank.bank_code,
                     data.remark, data.notify_url, data.channel)
@@ -31,9 +31,7 @@ async def get_payout(request: Request, caller: SignedCaller) -> Response:
 
 @merchant_endpoint
 async def find_payout(request: Request, caller: SignedCaller) -> Response:
-    number = request.query_params.get("merchant_payout_no")
-    if not number:
-        raise invalid_request("parameter_missing", "merchant_payout_no is required", "merchant_payout_no")
+    number = query_text(request, "merchant_payout_no", REFERENCE_LENGTH)
     payout = await gateway_of(request).payouts.get(caller, merchant_payout_no=number, sync=query_flag(request, "sync"))
     return json_response({"object": "list", "data": [payout]})
 

@@ -34,7 +34,9 @@ def _metadata(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
-Reference = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")]
+REFERENCE_LENGTH = 64   # merchant_order_no, merchant_refund_no, … columns
+Reference = Annotated[str, StringConstraints(min_length=1, max_length=REFERENCE_LENGTH,
+                                             pattern=r"^[A-Za-z0-9_\-.:]+$")]
 Url = Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://\S+$")]
 
 

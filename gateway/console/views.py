@@ -11,9 +11,11 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.routing import Route
 
-from gateway.console import audit, checked_form, client_ip, csrf_token, forbidden, gateway_of, page, render
+from gateway.console import (TEMPLATES, audit, checked_form, client_ip, csrf_token, forbidden, gateway_of, page,
+                             render)
 from gateway.console import charts, queries
 from gateway.console.actions import NEEDS, approve_resolution as approve_as, propose_resolution as propose_as
 from gateway.console.actions import redeliver_event
@@ -24,6 +26,29 @@ from gateway.janitor import exceptions as janitor_exceptions
 from gateway.payouts import position_balances
 from gateway.reconcile import ReconError, open_items, run_report
 from ledger.booking import Booker
+
+
+def printable(value: Any) -> Any:
+    """Every value a page prints. A stored string no page can encode (a lone surrogate, kept in a JSON
+    column) is shown escaped, \\ud800, so the record stays readable instead of its page failing."""
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return type(value)(value.encode("utf-8", "backslashreplace").decode("utf-8"))   # Markup stays Markup
+    return value
+
+
+TEMPLATES.finalize = printable   # before any template is compiled: this module is imported with the app
+
+
+class RowId(IntegerConvertor):
+    """A 64-bit row id in a path: a longer number matches no route (404), never an overflow (500)."""
+
+    regex = "[0-9]{1,18}"
+
+
+register_url_convertor("id", RowId())
 
 
 def routes() -> list[Route]:
@@ -40,8 +65,8 @@ def routes() -> list[Route]:
         Route("/exceptions", exceptions_page, methods=["GET"]),
         Route("/recon", recon_page, methods=["GET"]),
         Route("/recon/runs/{run_id}", recon_run_page, methods=["GET"]),
-        Route("/recon/items/{item_id:int}/propose", propose_resolution, methods=["POST"]),
-        Route("/recon/items/{item_id:int}/approve", approve_resolution, methods=["POST"]),
+        Route("/recon/items/{item_id:id}/propose", propose_resolution, methods=["POST"]),
+        Route("/recon/items/{item_id:id}/approve", approve_resolution, methods=["POST"]),
         Route("/merchants", merchants_page, methods=["GET"]),
         Route("/channels", channels_page, methods=["GET"]),
         Route("/events", events_page, methods=["GET"]),

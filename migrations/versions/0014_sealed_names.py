@@ -6,7 +6,7 @@ Existing rows are sealed with the secret key, which `paymux db upgrade` passes i
 a database with payouts or receivers cannot be migrated without it.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 """
 import json
 from typing import Any, Sequence, Union
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import context, op
 
 revision: str = "0014"
-down_revision: Union[str, None] = "0012"
+down_revision: Union[str, None] = "0013"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
