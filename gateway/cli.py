@@ -374,7 +374,7 @@ def _as_operator(args: argparse.Namespace, action: str, fn: Any) -> Any:
 
     from gateway.clock import Clock
     from gateway.console.actions import NEEDS
-    from gateway.console.identity import RANK, SignInRefused, authenticate
+    from gateway.console.identity import RANK, SignInLimit, SignInRefused, authenticate
     from gateway.db import Database
     from gateway.errors import PaymuxError
 
@@ -382,9 +382,10 @@ def _as_operator(args: argparse.Namespace, action: str, fn: Any) -> Any:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = getpass.getpass(f"password for {args.by}: ")
-    database = Database(_settings(args).database_url)
+    settings = _settings(args)
+    database = Database(settings.database_url)
     try:
-        op = authenticate(database, args.by, password, Clock().now(), "cli", None)
+        op = authenticate(database, args.by, password, Clock().now(), "cli", None, SignInLimit.of(settings))
         needs = NEEDS[action]
         if RANK[op.role] < RANK[needs]:
             raise Refused(f"not_allowed: {op.name} is a {op.role}; this needs an {needs}")
@@ -493,33 +494,40 @@ def cmd_ledger_balances(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_hold(args: argparse.Namespace) -> int:
-    """Freeze or unfreeze part of a merchant's available balance, as one booked entry."""
-    from gateway.clock import Clock
-    from gateway.db import Database
+    """Freeze (an operator) or unfreeze (an approver) part of a merchant's available balance, as one
+    booked entry, audited under the operator who signed in."""
+    from gateway.console.identity import record
     from gateway.service import make_ledger
     from ledger.booking import Booker
     from ledger.errors import LedgerError
 
-    settings = _settings(args)
-    booker = Booker(make_ledger(settings))
+    booker = Booker(make_ledger(_settings(args)))
     book = booker.freeze if args.ledger_command == "freeze" else booker.unfreeze
-    database = Database(settings.database_url)
+    action = f"ledger.{args.ledger_command}"
+
+    def hold(conn: Any, op: Any, now: Any) -> Any:
+        entry = book(conn, args.merchant_id, args.currency, args.amount, f"hold:{args.reference}", now,
+                     memo=f"{args.reason or args.ledger_command} (by {op.name})")
+        record(conn, op, action, f"merchant:{args.merchant_id}", None,
+               {"amount": args.amount, "currency": args.currency, "reference": args.reference, "entry": entry.key},
+               now=now, source="cli")
+        return entry
+
     try:
-        with database.transaction() as conn:
-            entry = book(conn, args.merchant_id, args.currency, args.amount, f"hold:{args.reference}", Clock().now(),
-                         memo=args.reason)
+        entry = _as_operator(args, action, hold)
     except LedgerError as exc:
         print(f"paymux: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
-    finally:
-        database.dispose()
+    except Refused as exc:
+        print(f"paymux: {exc}", file=sys.stderr)
+        return 1
     print(f"entry {entry.id} ({entry.key}): {args.ledger_command} {args.amount} {args.currency} for {args.merchant_id}")
     return 0
 
 
 def cmd_positions(args: argparse.Namespace) -> int:
-    """Each channel account's position (prefunded for payouts), or a top-up of one, as a booked entry."""
-    from gateway.clock import Clock
+    """Each channel account's position (prefunded for payouts), or a top-up of one (an approver's, signed
+    in), as a booked entry."""
     from gateway.payouts import position_balances
     from gateway.service import make_ledger
     from ledger.booking import Booker
@@ -534,13 +542,25 @@ def cmd_positions(args: argparse.Namespace) -> int:
         if args.amount <= 0:
             print("paymux: the amount must be a positive number of minor units", file=sys.stderr)
             return 2
-        try:
-            entry = _in_transaction(args, lambda conn: Booker(ledger).book(
+        from gateway.console.identity import record
+
+        def topup(conn: Any, op: Any, now: Any) -> Any:
+            entry = Booker(ledger).book(
                 conn, "position.topup", f"position:{args.account}:{args.reference}", merchant_id="",
                 channel_account=args.account, currency=args.currency, variables={"amount": args.amount},
-                now=Clock().now(), memo=args.reason))
+                now=now, memo=f"{args.reason or 'top-up'} (by {op.name})")
+            record(conn, op, "position.topup", f"channel_account:{args.account}", None,
+                   {"amount": args.amount, "currency": args.currency, "reference": args.reference, "entry": entry.key},
+                   now=now, source="cli")
+            return entry
+
+        try:
+            entry = _as_operator(args, "position.topup", topup)
         except LedgerError as exc:
             print(f"paymux: {exc.code}: {exc.message}", file=sys.stderr)
+            return 1
+        except Refused as exc:
+            print(f"paymux: {exc}", file=sys.stderr)
             return 1
         print(f"entry {entry.id} ({entry.key}): {args.account} position +{args.amount} {args.currency}")
         return 0
@@ -765,6 +785,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--currency", default="CNY")
     p.add_argument("--reference", required=True, help="names the transfer; booking it twice books it once")
     p.add_argument("--reason")
+    _signs_in(p, "the approver who answers for the transfer")
     p.set_defaults(fn=cmd_positions)
 
     p = sub.add_parser("settle", help="book channel and merchant settlements due on a date")
@@ -801,6 +822,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--currency", default="CNY")
         p.add_argument("--reference", required=True, help="names the hold; freeze and unfreeze it once each")
         p.add_argument("--reason")
+        _signs_in(p, "an operator who freezes, an approver who unfreezes")
         p.set_defaults(fn=cmd_ledger_hold)
 
     events = sub.add_parser("events", help="merchant events").add_subparsers(dest="events_command", required=True)

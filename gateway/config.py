@@ -136,6 +136,9 @@ class Settings:
     health_flush_seconds: float = 5.0
     ledger_check_every_seconds: float = 300.0   # /metrics runs the full ledger check at most this often
     metrics_token: str | None = None            # if set, GET /metrics needs Authorization: Bearer <token>
+    # Console and CLI sign-in: at most this many passwords are checked for one name in the window.
+    sign_in_max_tries: int = 5
+    sign_in_window_seconds: int = 900
     # Reconciliation: where statement files are kept, how long a success of ours may be absent from
     # the channel's statements before it is missing (the channel's day-cut), how far back to look.
     statement_dir: str = ".paymux/statements"
@@ -259,6 +262,9 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
     direct = {k: raw.pop(k) for k in list(raw) if k in known}
     if not isinstance(direct.get("notify_allow_private_networks", False), bool):
         raise ConfigError("notify_allow_private_networks must be true or false")
+    for key, least in (("sign_in_max_tries", 1), ("sign_in_window_seconds", 1)):
+        if key in direct and not (_whole(direct[key]) and direct[key] >= least):
+            raise ConfigError(f"{key} must be a whole number of at least {least}")
     for key in ("notify_schedule_seconds", "query_schedule_seconds"):
         if key in direct:
             direct[key] = tuple(direct[key])

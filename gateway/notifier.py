@@ -51,7 +51,11 @@ def event_object(row: Any) -> dict[str, Any]:
 
 
 def event_body(row: Any) -> bytes:
-    return json.dumps(event_object(row), separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(event_object(row), separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:   # a lone surrogate stored before input refused them: escaped, still JSON
+        return json.dumps(event_object(row), separators=(",", ":")).encode()
 
 
 class Notifier:

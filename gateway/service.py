@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterable
@@ -9,7 +10,7 @@ from typing import Any, Iterable
 import httpx
 
 from gateway.auth import MerchantAuthenticator
-from gateway.channel import Acknowledgement, Capability, InboundNotification, NotificationRejected
+from gateway.channel import Acknowledgement, Capability, ChannelEvent, InboundNotification, NotificationRejected
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.errors import ConfigError
@@ -44,6 +45,16 @@ REQUIRED_TEMPLATES = ("payment.succeeded", "payment.duplicate_succeeded", "refun
                       "payout.requested", "payout.succeeded", "payout.failed", "split.requested", "split.succeeded",
                       "split.failed", "split.returned", "campaign.discount", "campaign.discount_returned",
                       "campaign.discount_return_failed")
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable(event: ChannelEvent) -> bool:
+    """Text no column can hold, in a verified event (the channel's own fields, its coupons' names)."""
+    texts = [v for v in vars(event).values() if isinstance(v, str)]
+    texts += [t for d in event.discounts for t in (d.name, d.campaign) if t]
+    return any(_UNSTORABLE.search(t) for t in texts)
 
 
 def make_ledger(settings: Settings) -> Ledger:
@@ -119,6 +130,9 @@ class Gateway:
         now = self.clock.now()
         try:
             events = await channel.parse_notification(inbound)
+            if any(_unstorable(event) for event in events):
+                raise NotificationRejected("malformed_body", "the callback holds text no record can keep "
+                                                             "(a NUL or a lone surrogate)")
         except NotificationRejected as exc:
             self.log.warning("callback.rejected", channel_account=account.id, reason=exc.reason)
             self.metrics.callback_rejections.labels(account.id, exc.reason).inc()

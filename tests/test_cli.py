@@ -71,8 +71,16 @@ def test_client_commands_without_credentials_say_how_to_get_them(tmp_path: Path,
 
 def test_freeze_refuses_what_is_not_available_and_says_why(tmp_path: Path) -> None:
     run(tmp_path, "db", "upgrade")
-    result = run(tmp_path, "ledger", "freeze", "mch_x", "100", "--reference", "case-1", check=False)
+    run(tmp_path, "operator", "create", "otto", "--role", "operator", "--password-stdin",
+        input="correct horse battery\n")
+    result = run(tmp_path, "ledger", "freeze", "mch_x", "100", "--reference", "case-1", "--by", "otto",
+                 "--password-stdin", check=False, input="correct horse battery\n")
     assert result.returncode == 1 and "insufficient_balance" in result.stderr
+    # moving a merchant's money needs an operator who signs in, and releasing it an approver
+    assert run(tmp_path, "ledger", "freeze", "mch_x", "100", "--reference", "case-1", check=False).returncode == 2
+    unfreeze = run(tmp_path, "ledger", "unfreeze", "mch_x", "100", "--reference", "case-1", "--by", "otto",
+                   "--password-stdin", check=False, input="correct horse battery\n")
+    assert unfreeze.returncode == 1 and "not_allowed" in unfreeze.stderr
     assert "clean" in run(tmp_path, "ledger", "check").stdout
 
 

@@ -9,13 +9,14 @@ import threading
 from collections import Counter
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from tests.conftest import free_port, make_settings
 from tests.test_console import PASSWORD, Browser, add_operator
 from tests.test_reconcile import Operator, edit_sandbox, paid_day, today
 
-LIMIT = 5           # tries at one name's password in 15 minutes (gateway/console/identity.py: MAX_TRIES)
+LIMIT = 5           # tries at one name's password in 15 minutes: the default sign_in_max_tries
 
 
 def audit_count(gw, action: str) -> int:  # noqa: ANN001
@@ -23,11 +24,13 @@ def audit_count(gw, action: str) -> int:  # noqa: ANN001
         return conn.execute(text("SELECT count(*) FROM audit_log WHERE action = :a"), {"a": action}).scalar_one()
 
 
-def test_simultaneous_sign_ins_check_no_more_passwords_than_the_limit(gateway_factory, db_url) -> None:
+@pytest.mark.parametrize("limit", [LIMIT, 3])
+def test_simultaneous_sign_ins_check_no_more_passwords_than_the_limit(gateway_factory, db_url, limit) -> None:
     """30 sign-ins for one name at once (29 wrong, 1 right), spread over two gateways on one database
-    (as two processes would be): at most LIMIT passwords are checked; the rest are refused unchecked."""
-    first = gateway_factory(make_settings(db_url, free_port()))
-    second = gateway_factory(make_settings(db_url, free_port()))
+    (as two processes would be): at most the configured number of passwords are checked; the rest
+    are refused unchecked."""
+    first = gateway_factory(make_settings(db_url, free_port()).with_changes(sign_in_max_tries=limit))
+    second = gateway_factory(make_settings(db_url, free_port()).with_changes(sign_in_max_tries=limit))
     add_operator(first, "otto", "operator")
     add_operator(first, "vera", "viewer")
     tries = [("otto", f"guess number {i}") for i in range(29)] + [("otto", PASSWORD)]
@@ -49,8 +52,8 @@ def test_simultaneous_sign_ins_check_no_more_passwords_than_the_limit(gateway_fa
     assert set(counted) <= {401, 303, 429}, counted
     # Wrong passwords checked (401) never pass the limit; the right one, if it was checked before the
     # limit was reached (303), gives its slot back. Every other try is refused unchecked (429).
-    assert counted[401] <= LIMIT and counted[303] <= 1, counted
-    assert counted[429] == len(tries) - counted[401] - counted[303] >= len(tries) - LIMIT - 1, counted
+    assert counted[401] <= limit and counted[303] <= 1, counted
+    assert counted[429] == len(tries) - counted[401] - counted[303] >= len(tries) - limit - 1, counted
     assert audit_count(first, "console.sign_in_failed") == counted[401]
     assert Browser(second.url).sign_in("vera").status_code == 303  # another name is not locked out
 

@@ -157,3 +157,17 @@ def test_verify_event_refuses_tampering_and_old_signatures() -> None:
                                          (body, "v1=abc", "sk_test")):
         with pytest.raises(EventSignatureError):
             verify_event(bad_body, bad_header, secret)
+
+
+def test_an_event_holding_a_stored_lone_surrogate_is_still_sent_as_json() -> None:
+    """Text stored before input refused lone surrogates must not stop an event's delivery."""
+    import json
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from gateway.notifier import event_body
+
+    row = SimpleNamespace(id="evt_1", type="payment.succeeded", created_at=datetime(2026, 11, 30, tzinfo=UTC),
+                          payload={"metadata": {"note": "a\ud800b", "name": "茶"}})
+    body = event_body(row)
+    assert json.loads(body)["data"]["object"]["metadata"] == {"note": "a\ud800b", "name": "茶"}

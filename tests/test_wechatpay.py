@@ -384,3 +384,23 @@ def test_coupons_are_booked_as_wechat_pay_reports_them(world) -> None:
     with world.gw.gateway.db.transaction() as conn:
         outcomes = conn.execute(text("SELECT outcome FROM channel_callbacks")).scalars().all()
     assert "mismatch" in outcomes
+
+
+def test_a_verified_callback_holding_text_no_record_can_keep_is_refused(world) -> None:
+    """Even signed and encrypted by WeChat Pay, a NUL or a lone surrogate inside the resource is refused
+    before anything is written (PostgreSQL cannot store a NUL; no page can show a lone surrogate)."""
+    client = world.client
+    payment = client.create_payment(merchant_order_no="wx-nul", amount=1000, method="native")
+    for odd in ("4200\u00000000", "4200\ud8000000"):
+        resource = {**world.sim._view(world.sim.orders[payment["out_trade_no"]]), "trade_state": "SUCCESS",
+                    "transaction_id": odd, "success_time": "2026-11-30T12:00:00+08:00"}
+        resource["amount"] = {**resource["amount"], "payer_total": 1000}
+        encrypted = wire.encrypt_resource(world.sim.apiv3_key, json.dumps(resource).encode(), "transaction",
+                                          "transaction")     # JSON escapes: \u0000, \ud800
+        body = json.dumps({"id": "EV-1", "create_time": "2026-11-30T12:00:00+08:00", "resource_type": "encrypt-resource",
+                           "event_type": "TRANSACTION.SUCCESS", "summary": "支付成功", "resource": encrypted}).encode()
+        assert world.notify(body).status_code == 400
+    assert client.get_payment(payment["id"])["status"] == "processing"
+    with world.gw.gateway.db.transaction() as conn:
+        rows = conn.execute(text("SELECT outcome, detail FROM channel_callbacks")).all()
+    assert [r.outcome for r in rows] == ["rejected", "rejected"] and all("malformed_body" in r.detail for r in rows)

@@ -14,7 +14,8 @@ from gateway.notifier import redeliver
 from gateway.reconcile import approve, propose, proposals
 
 NEEDS = {"recon.propose": "operator", "recon.approve": "approver", "event.redeliver": "operator",
-         "settle.force": "approver"}
+         "settle.force": "approver", "ledger.freeze": "operator", "ledger.unfreeze": "approver",
+         "position.topup": "approver"}
 
 
 def propose_resolution(conn: Connection, op: Any, item_id: int, action: str, reason: str, now: datetime, *,

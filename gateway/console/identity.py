@@ -3,8 +3,9 @@
 and the audit log every operator action is written to.
 
 - A try at a name first takes a slot in `sign_in_guards`, in ONE statement (an insert, or an update
-  whose condition is checked on the locked row): at most MAX_TRIES passwords are ever checked for a
-  name in a LOCKOUT window, however many tries arrive at once and whichever process takes them.
+  whose condition is checked on the locked row): at most `tries` passwords are ever checked for a
+  name in a `window` (SignInLimit, from the settings), however many tries arrive at once and
+  whichever process takes them.
   A failure keeps its slot; a success gives it back.
 - A console session is a row in `console_sessions`; the browser's cookie carries a random token of
   which only the SHA-256 is kept. Each request reads the row, so signing out ends that session, and
@@ -30,7 +31,19 @@ guards = SignInGuard.__table__
 
 ROLES = ("viewer", "operator", "approver")
 RANK = {role: rank for rank, role in enumerate(ROLES)}
-LOCKOUT, MAX_TRIES = timedelta(minutes=15), 5
+
+
+@dataclass(frozen=True)
+class SignInLimit:
+    """How many passwords may be tried at one name in a window (settings: sign_in_max_tries,
+    sign_in_window_seconds)."""
+
+    tries: int = 5
+    window: timedelta = timedelta(minutes=15)
+
+    @classmethod
+    def of(cls, settings: Any) -> "SignInLimit":
+        return cls(settings.sign_in_max_tries, timedelta(seconds=settings.sign_in_window_seconds))
 SESSION = timedelta(hours=8)
 LAST_SEEN_EVERY = timedelta(minutes=1)      # how often a session's last_seen_at is written
 
@@ -105,20 +118,20 @@ def set_password(conn: Connection, name: str, password: str, now: datetime) -> b
 
 # ---- signing in: the console and the CLI ----
 
-def reserve_try(conn: Connection, name: str, now: datetime) -> datetime | None:
-    """Take a slot for one password try at `name`: the start of its window, or None when MAX_TRIES
+def reserve_try(conn: Connection, name: str, now: datetime, limit: SignInLimit = SignInLimit()) -> datetime | None:
+    """Take a slot for one password try at `name`: the start of its window, or None when limit.tries
     are taken in the window (locked out). One statement, atomic on SQLite and PostgreSQL: the
     insert, or the update whose condition is evaluated on the conflicting row once it is locked."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as upsert
     else:
         from sqlalchemy.dialects.sqlite import insert as upsert
-    expired = guards.c.window_started_at < now - LOCKOUT
+    expired = guards.c.window_started_at < now - limit.window
     statement = upsert(guards).values(name=name, window_started_at=now, tries=1).on_conflict_do_update(
         index_elements=[guards.c.name],
         set_={"tries": case((expired, 1), else_=guards.c.tries + 1),
               "window_started_at": case((expired, now), else_=guards.c.window_started_at)},
-        where=or_(guards.c.tries < MAX_TRIES, expired)).returning(guards.c.window_started_at)
+        where=or_(guards.c.tries < limit.tries, expired)).returning(guards.c.window_started_at)
     row = conn.execute(statement).first()
     return None if row is None else row.window_started_at
 
@@ -129,15 +142,16 @@ def release_try(conn: Connection, name: str, window: datetime) -> None:
                                       guards.c.tries > 0).values(tries=guards.c.tries - 1))
 
 
-def authenticate(db: Any, name: str, password: str, now: datetime, source: str, client_ip: str | None) -> Any:
+def authenticate(db: Any, name: str, password: str, now: datetime, source: str, client_ip: str | None,
+                 limit: SignInLimit = SignInLimit()) -> Any:
     """The operator row for `name` if `password` is theirs and they are enabled, else SignInRefused.
     Blocking (scrypt, 32 MiB): the console calls it in a thread. Both outcomes are audited as
     `{source}.sign_in` / `{source}.sign_in_failed`."""
     name = name.strip()[:100]
-    window = db.run_tx(lambda conn: reserve_try(conn, name, now))
+    window = db.run_tx(lambda conn: reserve_try(conn, name, now, limit))
     if window is None:
-        raise SignInRefused("locked_out", f"too many failed sign-ins for this name: wait "
-                                          f"{LOCKOUT.seconds // 60} minutes")
+        raise SignInRefused("locked_out", f"too many failed sign-ins for this name: wait up to "
+                                          f"{int(limit.window.total_seconds() // 60)} minutes")
     op = db.run_tx(lambda conn: conn.execute(select(operators).where(operators.c.name == name)).first())
     # The KDF runs whether or not the name exists, so a wrong name costs as long as a wrong password.
     ok = verify_password(password, op.password_hash if op else DUMMY_HASH)
@@ -149,7 +163,7 @@ def authenticate(db: Any, name: str, password: str, now: datetime, source: str, 
     def succeeded(conn: Connection) -> None:
         release_try(conn, name, window)
         # Windows that have passed are of no use; one statement keeps the table small.
-        conn.execute(delete(guards).where(guards.c.window_started_at < now - LOCKOUT, guards.c.name != name))
+        conn.execute(delete(guards).where(guards.c.window_started_at < now - limit.window, guards.c.name != name))
         conn.execute(update(operators).where(operators.c.id == op.id).values(last_sign_in_at=now))
         record(conn, op, f"{source}.sign_in", source, now=now, source=source, client_ip=client_ip)
 

@@ -19,8 +19,8 @@ from gateway.console import (TEMPLATES, audit, checked_form, client_ip, csrf_tok
 from gateway.console import charts, queries
 from gateway.console.actions import NEEDS, approve_resolution as approve_as, propose_resolution as propose_as
 from gateway.console.actions import redeliver_event
-from gateway.console.identity import (OperatorError, SignInRefused, authenticate, end_session, set_password,
-                                      start_session)
+from gateway.console.identity import (OperatorError, SignInLimit, SignInRefused, authenticate, end_session,
+                                      set_password, start_session)
 from gateway.health import channel_listing
 from gateway.janitor import exceptions as janitor_exceptions
 from gateway.payouts import position_balances
@@ -105,7 +105,8 @@ async def sign_in(request: Request) -> Response:
     gw = gateway_of(request)
     ip = client_ip(request)
     try:
-        op = await asyncio.to_thread(authenticate, gw.db, name, password, gw.clock.now(), "console", ip)
+        op = await asyncio.to_thread(authenticate, gw.db, name, password, gw.clock.now(), "console", ip,
+                                     SignInLimit.of(gw.settings))
     except SignInRefused as exc:
         gw.log.warning("console.sign_in_failed", name=name[:100], code=exc.code)
         if exc.code == "locked_out":
@@ -144,7 +145,8 @@ async def change_password(request: Request, op: Any, form: Any) -> Response:
         return render(request, "password.html", 400, error="The new password and its repetition differ.")
     ip = client_ip(request)
     try:
-        await asyncio.to_thread(authenticate, gw.db, op.name, current, gw.clock.now(), "console", ip)
+        await asyncio.to_thread(authenticate, gw.db, op.name, current, gw.clock.now(), "console", ip,
+                                SignInLimit.of(gw.settings))
     except SignInRefused as exc:
         status, error = (429, f"Too many failed tries: {exc}.") if exc.code == "locked_out" else \
             (403, "The current password is wrong.")
