@@ -134,8 +134,9 @@ def test_a_disabled_operator_is_signed_out_at_once(gateway_factory, db_url) -> N
     assert browser.sign_in("otto").status_code == 401
 
 
-def test_an_approver_cannot_approve_their_own_proposal_nor_an_operator_approve(gateway_factory, db_url,
-                                                                              tmp_path) -> None:
+def a_difference_and_two_operators(gateway_factory, db_url, tmp_path):  # noqa: ANN001, ANN201
+    """A reconciled day with one open difference (an amount the statement says is 10.00 less), and
+    otto (operator) and anna (approver) signed in: (day, item, otto, anna, the run's page)."""
     from tests.test_reconcile import edit_sandbox, paid_day, today
 
     day = paid_day(gateway_factory, db_url, tmp_path, 5000)
@@ -143,13 +144,18 @@ def test_an_approver_cannot_approve_their_own_proposal_nor_an_operator_approve(g
     wrong.write_text(edit_sandbox(day.statement.read_text(), amount={day.payments[0]["out_trade_no"]: 4000}))
     run = day.op.reconcile("sandbox", today(), wrong)
     [item] = day.op.items()
-    gw = day.gw
-    add_operator(gw, "otto", "operator")
-    add_operator(gw, "anna", "approver")
-    otto, anna = Browser(gw.url), Browser(gw.url)
+    add_operator(day.gw, "otto", "operator")
+    add_operator(day.gw, "anna", "approver")
+    otto, anna = Browser(day.gw.url), Browser(day.gw.url)
     otto.sign_in("otto")
     anna.sign_in("anna")
-    run_page = f"/console/recon/runs/{run['run_id']}"
+    return day, item, otto, anna, f"/console/recon/runs/{run['run_id']}"
+
+
+def test_an_approver_cannot_approve_their_own_proposal_nor_an_operator_approve(gateway_factory, db_url,
+                                                                              tmp_path) -> None:
+    day, item, otto, anna, run_page = a_difference_and_two_operators(gateway_factory, db_url, tmp_path)
+    gw = day.gw
     proposed = anna.post(f"/console/recon/items/{item['id']}/propose", {"action": "adjust", "reason": "bank says so"},
                          run_page)
     assert proposed.status_code == 303

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import free_port, make_settings
-from tests.test_console import PASSWORD, Browser, add_operator
-from tests.test_reconcile import Operator, edit_sandbox, paid_day, today
+from tests.test_console import PASSWORD, Browser, a_difference_and_two_operators, add_operator
+from tests.test_reconcile import Operator
 
 LIMIT = 5           # tries at one name's password in 15 minutes: the default sign_in_max_tries
 
@@ -138,18 +138,8 @@ def approve_form(browser: Browser, page: str, item: int) -> dict[str, str]:
 
 
 def test_an_approval_books_only_the_proposal_the_approver_saw(gateway_factory, db_url, tmp_path) -> None:
-    day = paid_day(gateway_factory, db_url, tmp_path, 5000)
-    wrong = tmp_path / "wrong.statement"
-    wrong.write_text(edit_sandbox(day.statement.read_text(), amount={day.payments[0]["out_trade_no"]: 4000}))
-    run = day.op.reconcile("sandbox", today(), wrong)
-    [item] = day.op.items()
+    day, item, otto, anna, run_page = a_difference_and_two_operators(gateway_factory, db_url, tmp_path)
     gw = day.gw
-    add_operator(gw, "otto", "operator")
-    add_operator(gw, "anna", "approver")
-    otto, anna = Browser(gw.url), Browser(gw.url)
-    otto.sign_in("otto")
-    anna.sign_in("anna")
-    run_page = f"/console/recon/runs/{run['run_id']}"
     propose = f"/console/recon/items/{item['id']}/propose"
     assert otto.post(propose, {"action": "dismiss", "reason": "nothing to book"}, run_page).status_code == 303
     seen = approve_form(anna, run_page, item["id"])                # anna reads: a dismissal
