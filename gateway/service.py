@@ -178,14 +178,17 @@ class Gateway:
         return content
 
     async def maintenance(self) -> None:
-        """Forget what can never matter again: expired nonces and idempotency keys."""
+        """Forget what can never matter again: expired nonces and idempotency keys, health numbers and
+        exchanges past keeping, sign-in windows that have passed and sessions that have ended."""
         from gateway import idempotency
+        from gateway.console import identity
 
         now = self.clock.now()
         await self.db.tx(lambda conn: (self.authenticator.purge(conn, now),
                                        idempotency.purge(conn, now, self.settings.idempotency_ttl_seconds),
                                        purge_health(conn, now - HEALTH_KEEP),
-                                       purge_exchanges(conn, now - EXCHANGES_KEEP)))
+                                       purge_exchanges(conn, now - EXCHANGES_KEEP),
+                                       identity.purge(conn, now, identity.SignInLimit.of(self.settings))))
 
     async def flush_health(self) -> None:
         """What this process saw of the channels: health numbers and the exchanges it kept."""

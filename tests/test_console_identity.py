@@ -161,3 +161,17 @@ def test_an_approval_books_only_the_proposal_the_approver_saw(gateway_factory, d
         row = conn.execute(text("SELECT a.operator, a.operator_id FROM audit_log a JOIN operators o "
                                 "ON o.id = a.operator_id WHERE a.action = 'recon.approve'")).one()
     assert row.operator == "anna"
+
+
+def test_sign_in_windows_that_have_passed_are_forgotten(gateway_factory, db_url) -> None:
+    """Tries at names nobody signs in as would otherwise stay for good: maintenance forgets passed windows."""
+    import asyncio
+    import time
+
+    gw = gateway_factory(make_settings(db_url, free_port()).with_changes(sign_in_window_seconds=1))
+    for i in range(3):
+        assert Browser(gw.url).sign_in(f"nobody-{i}", "guess").status_code == 401
+    assert gw.count("sign_in_guards") == 3
+    time.sleep(1.1)        # the window is a second long
+    asyncio.run(gw.gateway.maintenance())
+    assert gw.count("sign_in_guards") == 0

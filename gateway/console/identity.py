@@ -177,6 +177,13 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def purge(conn: Connection, now: datetime, limit: SignInLimit) -> None:
+    """Forget sign-in windows that have passed and sessions that have ended (tries at names nobody
+    signs in as would otherwise stay for good)."""
+    conn.execute(delete(guards).where(guards.c.window_started_at < now - limit.window))
+    conn.execute(delete(sessions).where(sessions.c.expires_at < now))
+
+
 def start_session(conn: Connection, operator_id: str, now: datetime, client_ip: str | None) -> str:
     """A new session for a signed-in operator: the token for the browser's cookie (kept here only hashed)."""
     token = secrets.token_urlsafe(32)
