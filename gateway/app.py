@@ -116,6 +116,9 @@ class RequestContextMiddleware:
             if declared.isdigit() and int(declared) > self.max_body:
                 raise too_large
             check_target(scope)
+            # One Content-Type: the check below and the parser behind it must read the same one.
+            if sum(name.lower() == b"content-type" for name, _ in scope.get("headers") or []) > 1:
+                raise invalid_request("duplicate_header", "Content-Type is given more than once", "Content-Type")
             checked_receive = await _checked_body(headers.get(b"content-type", b""), limited_receive)
         except PaymuxError as refused:
             await error_response(refused)(scope, receive, send_wrapper)

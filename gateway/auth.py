@@ -68,7 +68,7 @@ def parse_authorization(header: str | None) -> SignedRequest:
     missing = {"merchant_id", "timestamp", "nonce", "signature"} - fields.keys()
     if missing:
         raise authentication_error("invalid_authorization", f"Authorization lacks {', '.join(sorted(missing))}")
-    if not fields["timestamp"].isdigit() or len(fields["timestamp"]) > 12:
+    if not (fields["timestamp"].isascii() and fields["timestamp"].isdigit()) or len(fields["timestamp"]) > 12:
         raise authentication_error("invalid_authorization", "timestamp must be Unix seconds")
     if not 8 <= len(fields["nonce"]) <= 128:
         raise authentication_error("invalid_authorization", "nonce must be 8 to 128 characters")
@@ -168,7 +168,7 @@ class MerchantAuthenticator:
             raise authentication_error("unknown_merchant", "No active merchant with that merchant_id")
         merchant, secret = found
         expected = sign(secret, method, path_and_query, str(signed.timestamp), signed.nonce, body)
-        if not hmac.compare_digest(expected, signed.signature):
+        if not hmac.compare_digest(expected.encode(), signed.signature.encode("utf-8", "surrogatepass")):
             raise authentication_error("invalid_signature", "The signature does not match the request")
         self.record_nonce(conn, merchant, signed.nonce, now)
         return merchant

@@ -7,6 +7,7 @@ said so from a verified source, and everything it cannot be sure of is PENDING o
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar, Mapping
@@ -242,6 +243,17 @@ class ChannelEvent:
     discounts: tuple[Discount, ...] = ()     # a payment's, as in PaymentResult
     payer_amount: int | None = None
     settled_amount: int | None = None
+
+
+def unstorable(answer: Any) -> bool:
+    """Does a normalized answer (a result or an event) hold text no record can keep: a NUL or a lone
+    surrogate, in any of its own text fields or its discounts'? The core then treats it as no answer."""
+    texts = [v for v in vars(answer).values() if isinstance(v, str)]
+    texts += [t for d in getattr(answer, "discounts", ()) for t in (d.name, d.campaign) if t]
+    return any(_UNSTORABLE.search(t) for t in texts)
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True)

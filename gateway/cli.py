@@ -425,13 +425,17 @@ def cmd_merchant_create(args: argparse.Namespace) -> int:
 
 def cmd_operator(args: argparse.Namespace) -> int:
     """Console operators: create, or set the password of (from --password-stdin,
-    $PAYMUX_OPERATOR_PASSWORD, or asked for); list; disable, enable."""
+    $PAYMUX_OPERATOR_PASSWORD, or asked for); list; disable, enable. Once an approver exists, who may
+    sign in is decided by one: --by NAME signs them in (their password asked for, or the next line of
+    --password-stdin) and the change is audited; before that (the first operators) the server's own
+    user decides."""
     import getpass
 
     from sqlalchemy import select
 
     from gateway.clock import Clock
-    from gateway.console.identity import OperatorError, create_operator, operators, set_disabled, set_password
+    from gateway.console.identity import (OperatorError, Someone, create_operator, operators, record, set_disabled,
+                                          set_password)
 
     if args.operator_command == "list":
         rows = _in_transaction(args, lambda conn: conn.execute(select(operators).order_by(operators.c.name)).all())
@@ -439,30 +443,50 @@ def cmd_operator(args: argparse.Namespace) -> int:
             print(f"{r.name:<24}{r.role:<10}{'disabled' if r.disabled else 'active':<10}"
                   f"{r.last_sign_in_at.isoformat() if r.last_sign_in_at else 'never signed in'}")
         return 0
-    if args.operator_command in ("disable", "enable"):
-        disable = args.operator_command == "disable"
-        if not _in_transaction(args, lambda conn: set_disabled(conn, args.name, disable, Clock().now())):
-            print(f"paymux: no operator {args.name!r}", file=sys.stderr)
-            return 2
-        print(f"{args.name}: {args.operator_command}d" + ("; every session of theirs has ended" if disable else ""))
-        return 0
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = os.environ.get("PAYMUX_OPERATOR_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
+    password = None
+    if args.operator_command in ("create", "password"):
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = os.environ.get("PAYMUX_OPERATOR_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
+
+    def change(conn: Any, by: Any, now: Any) -> Any:
+        if args.operator_command == "create":
+            done = create_operator(conn, args.name, args.role, password, now)
+        elif args.operator_command == "password":
+            done = set_password(conn, args.name, password, now)
+        else:
+            done = set_disabled(conn, args.name, args.operator_command == "disable", now)
+        if done:
+            record(conn, by, f"operator.{args.operator_command}", f"operator:{args.name}", None,
+                   {"role": args.role} if args.operator_command == "create" else None, now=now, source="cli")
+        return done
+
+    approvers = select(operators.c.id).where(operators.c.role == "approver", operators.c.disabled.is_(False))
     try:
-        if args.operator_command == "password":
-            if not _in_transaction(args, lambda conn: set_password(conn, args.name, password, Clock().now())):
-                print(f"paymux: no operator {args.name!r}", file=sys.stderr)
-                return 2
-            print(f"{args.name}: password set; every session of theirs has ended")
-            return 0
-        operator_id = _in_transaction(args, lambda conn: create_operator(conn, args.name, args.role, password,
-                                                                         Clock().now()))
+        if _in_transaction(args, lambda conn: conn.execute(approvers).first()) is None:
+            done = _in_transaction(args, lambda conn: change(conn, Someone("(server)"), Clock().now()))
+        elif not args.by:
+            print("paymux: an approver must answer for this: add --by NAME (they sign in with their password)",
+                  file=sys.stderr)
+            return 2
+        else:
+            done = _as_operator(args, "operator.admin", change)
     except OperatorError as exc:
         print(f"paymux: {exc}", file=sys.stderr)
         return 2
-    print(f"operator {args.name} ({args.role}) created: {operator_id}")
+    except Refused as exc:
+        print(f"paymux: {exc}", file=sys.stderr)
+        return 1
+    if not done:
+        print(f"paymux: no operator {args.name!r}", file=sys.stderr)
+        return 2
+    if args.operator_command == "create":
+        print(f"operator {args.name} ({args.role}) created: {done}")
+    else:
+        print(f"{args.name}: " + {"password": "password set; every session of theirs has ended",
+                                  "disable": "disabled; every session of theirs has ended",
+                                  "enable": "enabled"}[args.operator_command])
     return 0
 
 
@@ -607,7 +631,10 @@ def cmd_statement_download(args: argparse.Namespace) -> int:
         print(f"paymux: no statement for {args.account} on {day}: {exc}", file=sys.stderr)
         return 1
     out = Path(args.out or f"{args.account}-{day.isoformat()}.statement")
-    out.write_bytes(content)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)   # a bill names payers: ours alone
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(content)
     print(f"saved {len(content)} bytes to {out}")
     return 0
 
@@ -860,20 +887,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     operator = sub.add_parser("operator", help="console operators").add_subparsers(dest="operator_command",
                                                                                   required=True)
+    by_help = ("once an approver exists: the approver who answers for it (signs in with their password, asked "
+               "for or the next line of --password-stdin)")
     p = operator.add_parser("create", help="create an operator (viewer, operator or approver)")
     p.add_argument("name")
     p.add_argument("--role", required=True, choices=("viewer", "operator", "approver"))
-    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.add_argument("--password-stdin", action="store_true", help="read the password(s) from standard input")
+    p.add_argument("--by", metavar="NAME", help=by_help)
     p.set_defaults(fn=cmd_operator)
     p = operator.add_parser("password", help="set an operator's password; every session of theirs ends")
     p.add_argument("name")
-    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.add_argument("--password-stdin", action="store_true", help="read the password(s) from standard input")
+    p.add_argument("--by", metavar="NAME", help=by_help)
     p.set_defaults(fn=cmd_operator)
     for name, text in (("list", "list operators"), ("disable", "stop an operator signing in; their sessions end"),
                        ("enable", "let a disabled operator sign in again")):
         p = operator.add_parser(name, help=text)
         if name != "list":
             p.add_argument("name")
+            p.add_argument("--password-stdin", action="store_true", help="read --by's password from standard input")
+            p.add_argument("--by", metavar="NAME", help=by_help)
         p.set_defaults(fn=cmd_operator)
 
     def client_command(name: str, fn: Any, help_text: str) -> argparse.ArgumentParser:

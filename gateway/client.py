@@ -117,10 +117,12 @@ def verify_event(body: bytes, header: str | None, secret: str, tolerance_seconds
     """Check a delivered event's signature and age on the raw body; returns the event.
     Deduplicate on event["id"]: delivery is at least once."""
     parts = dict(p.split("=", 1) for p in (header or "").split(",") if "=" in p)
-    if "t" not in parts or "v1" not in parts or not parts["t"].isdigit():
+    if "t" not in parts or "v1" not in parts or not (parts["t"].isascii() and parts["t"].isdigit()) \
+            or len(parts["t"]) > 12:
         raise EventSignatureError("Paymux-Signature must be t=…,v1=…")
     if abs((now or int(time.time())) - int(parts["t"])) > tolerance_seconds:
         raise EventSignatureError("the event's timestamp is too old or too new")
-    if not hmac.compare_digest(sign_event(secret, body, int(parts["t"])).split("v1=", 1)[1], parts["v1"]):
+    expected = sign_event(secret, body, int(parts["t"])).split("v1=", 1)[1]
+    if not hmac.compare_digest(expected.encode(), parts["v1"].encode("utf-8", "surrogatepass")):   # any text: no raise
         raise EventSignatureError("the signature does not match the body")
     return json.loads(body)

@@ -37,7 +37,7 @@ def problem(order_amount: int, result: PaymentResult) -> str | None:
 
 
 def facts(discounts: tuple[Discount, ...]) -> tuple[DiscountFacts, ...]:
-    return tuple(DiscountFacts(d.amount, d.unsettled, d.campaign) for d in discounts)
+    return tuple(DiscountFacts(d.amount, d.unsettled, d.campaign, d.other_funded) for d in discounts)
 
 
 def stored(discounts: tuple[Discount, ...], booking: PaymentBooking) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway import discounts, idempotency
 from gateway.auth import Caller
 from gateway.channel import (Capability, ChannelEvent, CreatePayment, Outcome, PaymentResult, RefundRequest,
-                             RefundResult)
+                             RefundResult, unstorable)
 from gateway.clock import Clock
 from gateway.db import Database, owned_row
 from gateway.errors import channel_error, conflict, invalid_request, not_found
@@ -131,6 +131,9 @@ class PaymentService:
                              error=type(exc).__name__, detail=str(exc)[:200])
             return unknown("channel_unreachable", f"{type(exc).__name__}: {str(exc)[:200]}")
         seconds = time.perf_counter() - started
+        if unstorable(result):   # verified or not, no record can keep it: as good as no answer
+            self.log.error("channel.unstorable_answer", channel_account=account.id, operation=operation)
+            result = unknown("unstorable_answer", "the channel's answer holds a NUL or a lone surrogate")
         self.health.record(account.id, operation, ok=result.outcome is not Outcome.UNKNOWN, timeout=False,
                            seconds=seconds)
         if self.metrics is not None:
@@ -640,9 +643,10 @@ class PaymentService:
                 completes = current.refunded_amount + current.refund_pending_amount == current.amount
                 shares = discounts.refund_shares(conn, current, new.amount, completes)
                 # The fee was charged on what the channel pays: it goes back with what the channel takes back.
+                taken_before, fee_before = self._refunded_before(conn, payment_id)
                 fee_refund = self.booker.fee_refund(
                     current.amount - current.discount_amount, current.fee_amount or 0, new.amount - shares.discount,
-                    self._fee_refunded(conn, payment_id), completes=completes)
+                    fee_before, completes=completes, refunded_before=taken_before)
                 try:
                     conn.execute(insert(refunds).values(
                         id=refund_id, payment_id=payment_id, attempt_id=attempt.id, merchant_id=merchant_id,
@@ -681,9 +685,17 @@ class PaymentService:
     @staticmethod
     def _fee_refunded(conn: Connection, payment_id: str) -> int:
         """Fee already given back by this payment's refunds that have not failed."""
-        total = conn.execute(select(func.coalesce(func.sum(refunds.c.fee_refund), 0)).where(
-            refunds.c.payment_id == payment_id, refunds.c.status != "failed")).scalar_one()
-        return int(total)  # PostgreSQL sums bigints as numeric
+        return PaymentService._refunded_before(conn, payment_id)[1]
+
+    @staticmethod
+    def _refunded_before(conn: Connection, payment_id: str) -> tuple[int, int]:
+        """What this payment's merchant refunds that have not failed took back through the channel (less
+        their share of a kept discount), and the fee they gave back."""
+        taken, fee = conn.execute(select(
+            func.coalesce(func.sum(refunds.c.amount - refunds.c.discount_refund), 0),
+            func.coalesce(func.sum(refunds.c.fee_refund), 0)).where(
+            refunds.c.payment_id == payment_id, refunds.c.status != "failed", refunds.c.kind == "merchant")).one()
+        return int(taken), int(fee)   # PostgreSQL sums bigints as numeric
 
     async def _recover_refund(self, refund_id: str) -> StoredResponse:
         return _json(201, await self.db.tx(lambda conn: self._render_refund(conn, refund_id)))

@@ -108,6 +108,7 @@ class Reconciler:
         result = self._excuse_neighbours(account_id, business_date, result)
         keys_path = path.with_suffix(".keys.parquet")
         result.statement_keys.write_parquet(keys_path)
+        keys_path.chmod(0o600)      # the statement's keys: the channel's transaction ids
         summary = {"statement": statement_totals(parsed.lines), "declared": dict(parsed.totals or {}),
                    "local": _local_totals(local_payments, local_refunds, business_date)}
         details = await self.gw.db.tx(lambda conn: _item_details(conn, result.items))
@@ -123,18 +124,31 @@ class Reconciler:
         return (datetime.combine(day, time(), self.tz) + self.day_cut).astimezone(UTC)
 
     def _store(self, account_id: str, business_date: date, sha: str, content: bytes, source: Path | None) -> Path:
+        """The statement kept for good, readable by paymux's user alone (a bill names payers): folders
+        0700, the file 0600; an operator's file is linked only if it is already that private."""
         folder = self.dir / account_id / business_date.isoformat()
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for each in (self.dir, self.dir / account_id, folder):
+            if each.stat().st_mode & 0o077:
+                each.chmod(0o700)
         path = folder / f"{sha}.statement"
         if not path.exists():
             tmp = path.with_suffix(".partial")
-            if source is not None:
+            linked = False
+            if source is not None and not source.stat().st_mode & 0o077:
                 try:
                     os.link(source, tmp)
+                    linked = True
                 except OSError:
-                    shutil.copyfile(source, tmp)
-            else:
-                tmp.write_bytes(content)
+                    pass
+            if not linked:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    if source is not None:
+                        with open(source, "rb") as given:
+                            shutil.copyfileobj(given, out)
+                    else:
+                        out.write(content)
             os.replace(tmp, path)
         return path
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterable
@@ -10,7 +9,7 @@ from typing import Any, Iterable
 import httpx
 
 from gateway.auth import MerchantAuthenticator
-from gateway.channel import Acknowledgement, Capability, ChannelEvent, InboundNotification, NotificationRejected
+from gateway.channel import Acknowledgement, Capability, InboundNotification, NotificationRejected, unstorable
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.errors import ConfigError
@@ -45,16 +44,6 @@ REQUIRED_TEMPLATES = ("payment.succeeded", "payment.duplicate_succeeded", "refun
                       "payout.requested", "payout.succeeded", "payout.failed", "split.requested", "split.succeeded",
                       "split.failed", "split.returned", "campaign.discount", "campaign.discount_returned",
                       "campaign.discount_return_failed")
-
-
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def _unstorable(event: ChannelEvent) -> bool:
-    """Text no column can hold, in a verified event (the channel's own fields, its coupons' names)."""
-    texts = [v for v in vars(event).values() if isinstance(v, str)]
-    texts += [t for d in event.discounts for t in (d.name, d.campaign) if t]
-    return any(_UNSTORABLE.search(t) for t in texts)
 
 
 def make_ledger(settings: Settings) -> Ledger:
@@ -129,8 +118,16 @@ class Gateway:
         channel = account.channel
         now = self.clock.now()
         try:
-            events = await channel.parse_notification(inbound)
-            if any(_unstorable(event) for event in events):
+            try:
+                events = await channel.parse_notification(inbound)
+            except NotificationRejected:
+                raise
+            except Exception as exc:  # noqa: BLE001  a plugin that cannot read a callback has not verified it
+                self.log.error("callback.unreadable", channel_account=account.id, error=type(exc).__name__,
+                               detail=str(exc)[:200])
+                raise NotificationRejected("unreadable", f"the plugin could not read it ({type(exc).__name__})") \
+                    from None
+            if any(unstorable(event) for event in events):
                 raise NotificationRejected("malformed_body", "the callback holds text no record can keep "
                                                              "(a NUL or a lone surrogate)")
         except NotificationRejected as exc:

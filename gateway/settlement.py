@@ -33,7 +33,9 @@ entries = LedgerEntry.__table__
 postings = LedgerPosting.__table__
 accounts = LedgerAccount.__table__
 
-BLOCKING = ("missing_channel", "amount_mismatch", "status_mismatch")
+# Open differences that make the statement's net something our books cannot stand behind: a line we do
+# not know (missing_local) or one listed twice (duplicate) would put channel clearing below zero.
+BLOCKING = ("missing_channel", "missing_local", "amount_mismatch", "status_mismatch", "duplicate")
 
 
 class SettlementRefused(Exception):

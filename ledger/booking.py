@@ -37,6 +37,7 @@ class DiscountFacts:
     amount: int
     unsettled: int
     campaign: str | None = None
+    other_funded: int = 0      # what neither the merchant nor the channel put in: a campaign may own it
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,9 @@ class Booker:
         wanted: dict[str, int] = {}
         for d in discounts:
             campaign = self.chart.campaign_for(d.campaign, p.merchant_id, p.channel_account, p.currency)
-            if campaign is not None and d.unsettled:
-                wanted[campaign.id] = wanted.get(campaign.id, 0) + d.unsettled
+            # Only what the channel says someone other than the merchant and itself funded is a campaign's.
+            if campaign is not None and min(d.unsettled, d.other_funded):
+                wanted[campaign.id] = wanted.get(campaign.id, 0) + min(d.unsettled, d.other_funded)
         paid = {}
         for campaign_id, amount in sorted(wanted.items()):
             ref = AccountRef("coupon_expense", campaign_id, p.currency)
@@ -127,16 +129,22 @@ class Booker:
 
     # ---- refunds ----
 
-    def fee_refund(self, amount: int, fee: int, refund_amount: int, fee_refunded_before: int, completes: bool) -> int:
+    def fee_refund(self, amount: int, fee: int, refund_amount: int, fee_refunded_before: int, completes: bool,
+                   refunded_before: int | None = None) -> int:
         """The fee given back with a refund: pro rata, rounded half up; the refund that completes the
         payment gives back the rest, so a full refund returns exactly the fee. Or none ("keep").
+        With `refunded_before` (what earlier refunds took) the rounding is of the running total, so
+        many small refunds give back no more than one refund of their sum would.
         With a discount the channel kept, amount and refund_amount are what the channel pays and takes
         back (the fee was charged on that), and no refund gives back more fee than that part of it."""
         if self.chart.fees.refund_policy == "keep" or fee == 0:
             return 0
         if completes:
             return min(fee - fee_refunded_before, refund_amount)
-        return min((fee * refund_amount * 2 + amount) // (2 * amount), fee - fee_refunded_before)
+        if refunded_before is None:
+            return min((fee * refund_amount * 2 + amount) // (2 * amount), fee - fee_refunded_before)
+        owed_after = (fee * (refunded_before + refund_amount) * 2 + amount) // (2 * amount)
+        return max(0, min(owed_after - fee_refunded_before, fee - fee_refunded_before, refund_amount))
 
     @staticmethod
     def discount_share(total: int, amount: int, refund_amount: int, taken_before: int, completes: bool) -> int:

@@ -106,13 +106,13 @@ class Campaign:
     channel_ids: frozenset[str]
     budget: int                      # minor units, in currency; never paid beyond
     currency: str = "CNY"
+    channel_accounts: frozenset[str] = frozenset()  # where its coupons are (a coupon id means nothing elsewhere)
     merchants: frozenset[str] | None = None         # None: every merchant
-    channel_accounts: frozenset[str] | None = None  # None: every channel account
 
     def covers(self, channel_id: str | None, merchant_id: str, channel_account: str, currency: str) -> bool:
         return (channel_id is not None and channel_id in self.channel_ids and currency == self.currency
-                and (self.merchants is None or merchant_id in self.merchants)
-                and (self.channel_accounts is None or channel_account in self.channel_accounts))
+                and channel_account in self.channel_accounts
+                and (self.merchants is None or merchant_id in self.merchants))
 
 
 @dataclass(frozen=True)
@@ -217,6 +217,8 @@ def _campaigns(raw: Mapping[str, Any]) -> dict[str, Campaign]:
             if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
                 raise ChartError(f"{where}.{key} must be a list of ids")
             scopes[key] = frozenset(value) if value is not None else None
+        if not scopes["channel_accounts"]:
+            raise ChartError(f"{where}.channel_accounts must name the channel accounts its coupons are at")
         campaigns[campaign_id] = Campaign(campaign_id, frozenset(ids), budget, str(spec.get("currency", "CNY")),
-                                          scopes["merchants"], scopes["channel_accounts"])
+                                          scopes["channel_accounts"], scopes["merchants"])
     return campaigns

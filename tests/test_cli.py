@@ -93,3 +93,31 @@ def test_exceptions_and_redeliver_speak_plainly(tmp_path: Path) -> None:
     missing = run(tmp_path, "events", "redeliver", "evt_nope", "--by", "otto", "--password-stdin", check=False,
                   input="correct horse battery\n")
     assert missing.returncode == 1 and "no event evt_nope" in missing.stderr
+
+
+def test_once_an_approver_exists_who_may_sign_in_is_an_approvers_decision(tmp_path: Path) -> None:
+    """Nobody makes themselves a second identity to approve their own proposal: after the first
+    approver, creating, re-passwording, disabling or enabling an operator needs an approver signed in."""
+    run(tmp_path, "db", "upgrade")
+    pw = "correct horse battery\n"
+    run(tmp_path, "operator", "create", "dave", "--role", "operator", "--password-stdin", input=pw)   # the first ones
+    run(tmp_path, "operator", "create", "anna", "--role", "approver", "--password-stdin", input=pw)
+    alone = run(tmp_path, "operator", "create", "dave.approver", "--role", "approver", "--password-stdin",
+                input=pw, check=False)
+    assert alone.returncode == 2 and "--by" in alone.stderr
+    as_dave = run(tmp_path, "operator", "create", "dave.approver", "--role", "approver", "--password-stdin",
+                  "--by", "dave", input=pw + pw, check=False)
+    assert as_dave.returncode == 1 and "not_allowed" in as_dave.stderr         # dave is no approver
+    for args in (("password", "anna"), ("disable", "anna")):
+        assert run(tmp_path, "operator", *args, "--password-stdin", input=pw + pw, check=False).returncode == 2
+    made = run(tmp_path, "operator", "create", "vera", "--role", "viewer", "--password-stdin", "--by", "anna",
+               input=pw + pw)
+    assert "created" in made.stdout
+    assert "dave.approver" not in run(tmp_path, "operator", "list").stdout
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        audited = db.execute("SELECT operator, action, target FROM audit_log WHERE action LIKE 'operator.%' "
+                             "ORDER BY id").fetchall()
+    assert audited == [("(server)", "operator.create", "operator:dave"), ("(server)", "operator.create", "operator:anna"),
+                       ("anna", "operator.create", "operator:vera")]

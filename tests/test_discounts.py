@@ -39,6 +39,7 @@ def campaign_config(tmp_path: Path, budget: int) -> str:
     path.write_text(DEFAULT_LEDGER_CONFIG.read_text() + f"""
 [campaigns.spring]
 channel_ids = ["stock-spring"]
+channel_accounts = ["sandbox"]
 budget = {budget}
 """)
     return str(path)
@@ -140,17 +141,20 @@ def test_a_channel_reported_discount_is_booked_to_the_funder_it_names(gateway_fa
     assert spring["discount"]["paid_back_by_platform"] == 100
     over = paid("over", coupon_amount="100", coupon_funded_by="other", coupon_kept="true", coupon_id="stock-spring")
     assert over["discount"]["paid_back_by_platform"] == 50    # 150 budget: 50 left
+    # The campaign's id on a coupon the channel says the merchant funded: the merchant's, not the campaign's.
+    claimed = paid("claimed", coupon_amount="100", coupon_funded_by="merchant", coupon_id="stock-spring")
+    assert claimed["discount"]["paid_back_by_platform"] == 0
     # Someone else's coupon of a stock the platform never configured: nobody pays it back.
     stranger = paid("stranger", coupon_amount="100", coupon_funded_by="other", coupon_kept="true",
                     coupon_id="stock-unknown")
     assert stranger["discount"]["paid_back_by_platform"] == 0
 
     b = gw.balances()
-    assert b[("channel_clearing", "sandbox")] == 900 + 1000 + 900 + 900 + 900
+    assert b[("channel_clearing", "sandbox")] == 900 + 1000 + 900 + 900 + 900 + 900
     assert b[("coupon_expense", "spring")] == 150
     assert b[("merchant_in_transit", m)] == ((900 - fee_for(900, BPS)) + (1000 - fee_for(1000, BPS))
                                              + (900 - fee_for(900, BPS) + 100) + (900 - fee_for(900, BPS) + 50)
-                                             + (900 - fee_for(900, BPS)))
+                                             + 2 * (900 - fee_for(900, BPS)))
     assert books_clean(gw)
 
     # Refunds take back the discount's share: the channel returns what it kept back to the coupon,
@@ -161,11 +165,11 @@ def test_a_channel_reported_discount_is_booked_to_the_funder_it_names(gateway_fa
         client.create_refund(payment["id"], merchant_refund_no=f"{payment['merchant_order_no']}-2", amount=667)
         assert wait_for(lambda p=payment: client.get_payment(p["id"])["amount_refunded"] == 1000)
     b = gw.balances()
-    assert b[("channel_clearing", "sandbox")] == 1000 + 900 + 900
+    assert b[("channel_clearing", "sandbox")] == 1000 + 900 + 900 + 900
     assert b[("coupon_expense", "spring")] == 50
     assert b[("refunds_payable", m)] == 0
     assert b[("merchant_in_transit", m)] == ((1000 - fee_for(1000, BPS)) + (900 - fee_for(900, BPS) + 50)
-                                             + (900 - fee_for(900, BPS)))
+                                             + 2 * (900 - fee_for(900, BPS)))
     assert books_clean(gw)
 
 
@@ -192,3 +196,17 @@ def test_discount_figures_that_add_up_are_believed() -> None:
                                                          Discount(50, channel_funded=20, other_funded=30)),
                            payer_amount=850, settled_amount=900)
     assert problem(1000, result) is None
+
+
+def test_a_campaign_names_where_its_coupons_are() -> None:
+    from ledger.chart import ChartError, chart_from_mapping, load_chart
+    import tomllib
+
+    raw = tomllib.loads(DEFAULT_LEDGER_CONFIG.read_text())
+    raw["campaigns"] = {"spring": {"channel_ids": ["9856000"], "budget": 100}}
+    with pytest.raises(ChartError, match="channel_accounts"):
+        chart_from_mapping(raw)
+    raw["campaigns"]["spring"]["channel_accounts"] = ["wx"]
+    campaign = chart_from_mapping(raw).campaign_for("9856000", "mch_any", "wx", "CNY")
+    assert campaign is not None and chart_from_mapping(raw).campaign_for("9856000", "mch_any", "ali", "CNY") is None
+    assert load_chart().campaigns == {}

@@ -15,7 +15,7 @@ from gateway.client import signed_headers
 from gateway.clock import Clock
 from gateway.console.identity import create_operator
 from plugins.mock import wire
-from tests.conftest import SANDBOX_SECRET, checkout, wait_for
+from tests.conftest import SANDBOX_SECRET, checkout, free_port, make_settings, wait_for
 
 NUL, SURROGATE = "a\u0000b", "a\ud800b"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -207,3 +207,56 @@ def test_a_console_item_id_past_64_bits_matches_no_route(gw) -> None:
         response = browser.post(f"/console/recon/items/{2**64}/{action}",
                                 data={"csrf": token, "action": "dismiss", "reason": "x"})
         assert response.status_code == 404, response.text
+
+
+def test_odd_bytes_where_secrets_are_compared_are_refused_not_500(gateway_factory, db_url) -> None:
+    """Found trying it as an attacker would: hmac.compare_digest raises on text that is not ASCII, and
+    str.isdigit() takes digits int() does not. Every such place answers 4xx, on both databases."""
+    gw = gateway_factory(make_settings(db_url, free_port()).with_changes(metrics_token="scrape-secret"))
+    creds = gw.merchant()
+    now = str(int(time.time())).encode()
+    for signature, timestamp in ((b"\xe9", now), (b"abc", "¹²³".encode())):
+        header = (b'PAYMUX-HMAC-SHA256 merchant_id="' + creds.merchant_id.encode() + b'",timestamp="' + timestamp
+                  + b'",nonce="abcdefgh98",signature="' + signature + b'"')
+        response = httpx.get(f"{gw.url}/v1/balance", headers={"Authorization": header})
+        assert response.status_code == 401, response.text
+    assert httpx.get(f"{gw.url}/metrics", headers={"Authorization": b"Bearer \xe9"}).status_code == 401
+    browser = httpx.Client(base_url=gw.url)
+    browser.get("/console/login")
+    assert browser.post("/console/login", data={"csrf": "é", "name": "x", "password": "y"}).status_code < 500
+    assert httpx.get(f"{gw.url}/hosted/sandbox/checkout", params={"t": "a.é"}).status_code == 400
+    forged = httpx.post(f"{gw.url}/v1/notify/sandbox", content=b"{}", headers={
+        "Sandbox-Timestamp": now, "Sandbox-Nonce": b"n", "Sandbox-Signature": b"\xe9"})
+    assert forged.status_code == 400
+    # A body a plugin cannot read after verifying it (an integer of 5,000 digits) is refused, not a 500.
+    huge = b'{"event":"payment","out_trade_no":"x","trade_status":"SUCCESS","currency":"CNY","amount":1' + \
+        b"0" * 5000 + b"}"
+    response = httpx.post(f"{gw.url}/v1/notify/sandbox", content=huge,
+                          headers=wire.signed_headers(SANDBOX_SECRET, huge, int(time.time())))
+    assert response.status_code == 400
+    made = send(gw, creds, "POST", "/v1/payments", b'{"merchant_order_no":"x","amount":1' + b"0" * 5000 + b"}")
+    assert made.status_code == 400 and made.json()["error"]["code"] == "invalid_json"
+    # One Content-Type, or the form check and the parser behind it could read different ones.
+    response = httpx.post(f"{gw.url}/console/login", content=b"name=ali%00ce",
+                          headers=[("Content-Type", "application/x-www-form-urlencoded"),
+                                   ("Content-Type", "application/json")])
+    assert response.status_code == 400 and response.json()["error"]["code"] == "duplicate_header"
+    assert signed_in(gw, "viewer").get("/console/payments", params={"date": "9999-12-31"}).status_code == 200
+    assert gw.count("payments") == 0 and gw.count("channel_callbacks") == 2
+
+
+def test_a_merchants_receiver_refuses_a_forged_event_signature_of_any_text() -> None:
+    from gateway.client import EventSignatureError, verify_event
+
+    with pytest.raises(EventSignatureError):
+        verify_event(b"{}", f"t={int(time.time())},v1=\xe9", "secret")
+    with pytest.raises(EventSignatureError):
+        verify_event(b"{}", "t=¹²³,v1=ab", "secret")
+
+
+def test_an_answer_holding_text_no_record_can_keep_is_no_answer() -> None:
+    from gateway.channel import Discount, Outcome, PaymentResult, unstorable
+
+    assert unstorable(PaymentResult(Outcome.SUCCEEDED, channel_transaction_id="42\x00"))
+    assert unstorable(PaymentResult(Outcome.SUCCEEDED, discounts=(Discount(1, 1, name="a\ud800"),)))
+    assert not unstorable(PaymentResult(Outcome.SUCCEEDED, channel_transaction_id="4200", error_message="茶"))

@@ -147,6 +147,21 @@ def test_pro_rata_fee_refunds_add_up_to_the_whole_fee() -> None:
     assert given == fee
 
 
+def test_many_small_refunds_give_back_no_more_fee_than_their_sum_would() -> None:
+    """60 refunds of 84 fen of a 10,000 payment (fee 60): each alone would round 0.504 up to 1 and give
+    back the whole fee for half the payment; rounding the running total gives back 30, as one refund
+    of 5,040 would (and a refund that completes the payment still gives back the rest)."""
+    booker = Booker(Ledger(load_chart()))
+    amount, fee = 10000, fee_for(10000, 60)
+    given = refunded = 0
+    for _ in range(60):
+        given += booker.fee_refund(amount, fee, 84, given, completes=False, refunded_before=refunded)
+        refunded += 84
+    assert given == fee_for(5040, 60) == 30
+    given += booker.fee_refund(amount, fee, amount - refunded, given, completes=True, refunded_before=refunded)
+    assert given == fee
+
+
 def test_business_date_follows_the_time_zone_and_day_cut() -> None:
     chart = load_chart()
     late_utc = datetime(2026, 11, 21, 17, 30, tzinfo=UTC)  # 01:30 on the 22nd in Shanghai

@@ -120,7 +120,8 @@ class LedgerModel(RuleBasedStateMachine):
         completes = p["reserved"] + amount == p["amount"]
         discount_back = self.booker.discount_share(p["discount"], p["amount"], amount, p["discount_back"], completes)
         fee_back = self.booker.fee_refund(p["amount"] - p["discount"], p["fee"], amount - discount_back,
-                                          p["fee_back"], completes)
+                                          p["fee_back"], completes,
+                                          refunded_before=p["reserved"] - p["discount_back"])
         shares = RefundShares(discount_back)
         owed = amount - discount_back - fee_back
         from_in_transit = min(self.normal["merchant_in_transit"], owed)

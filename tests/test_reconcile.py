@@ -55,7 +55,14 @@ class Operator:
         return done
 
     def add_operator(self, name: str, role: str) -> None:
-        self.run("operator", "create", name, "--role", role, "--password-stdin", stdin=PASSWORD + "\n")
+        """The first approver answers for every operator made after them."""
+        if getattr(self, "approver", None):
+            self.run("operator", "create", name, "--role", role, "--password-stdin", "--by", self.approver,
+                     stdin=PASSWORD + "\n" + PASSWORD + "\n")
+        else:
+            self.run("operator", "create", name, "--role", role, "--password-stdin", stdin=PASSWORD + "\n")
+        if role == "approver" and not getattr(self, "approver", None):
+            self.approver = name
 
     def signed_in(self, name: str, *args: str, password: str = PASSWORD, ok: bool = True) -> subprocess.CompletedProcess:
         """A command an operator answers for, run as `name`, who signs in with `password`."""
@@ -422,6 +429,25 @@ def test_a_day_with_open_differences_is_settled_only_when_someone_answers_for_it
         assert {r.forced_by for r in conn.execute(text("SELECT forced_by FROM settlements"))} == {"cfo"}
         assert conn.execute(text("SELECT operator FROM audit_log WHERE action = 'settle.force'")).scalar_one() == "cfo"
     assert books_clean(gw)
+
+
+def test_a_statement_line_we_do_not_know_holds_the_days_settlement(gateway_factory, db_url, tmp_path) -> None:
+    """The statement's net is booked into the reserve bank only when our books stand behind every line:
+    an unknown success (or one listed twice) would put channel clearing below zero."""
+    day = paid_day(gateway_factory, db_url, tmp_path, 5000)
+    forged = tmp_path / "forged.statement"
+    forged.write_text(edit_sandbox(day.statement.read_text(), extra=[
+        ["2026-01-01 00:00:00", "sbxUNKNOWN", "T-NOT-OURS", "", "payment", "SUCCESS", "50000000", "0"]]))
+    assert day.op.reconcile("sandbox", today(), forged)["counts"]["missing_local"] == 1
+    refused = day.op.run("settle", "--date", (today() + timedelta(days=1)).isoformat(), ok=False)
+    assert refused.returncode == 1 and "1 missing_local" in refused.stderr
+    assert "reserve_bank" not in balances(day.op, "platform")
+    assert books_clean(day.gw)
+    # What was kept of the statements (bills name payers) is paymux's user's alone.
+    kept = list((tmp_path / "statements").rglob("*"))
+    assert any(p.suffix == ".statement" for p in kept)
+    assert all(p.stat().st_mode & 0o777 == (0o700 if p.is_dir() else 0o600) for p in kept), \
+        {str(p): oct(p.stat().st_mode & 0o777) for p in kept}
 
 
 def test_every_account_is_reconciled_in_parallel_processes(gateway_factory, db_url, tmp_path) -> None:

@@ -79,6 +79,8 @@ def parse_json(body: bytes) -> Any:
         raise invalid_request("invalid_json", f"The request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise invalid_request("invalid_json", "The request body is nested too deeply") from None
+    except ValueError as exc:   # an integer of more digits than Python converts (over 4300)
+        raise invalid_request("invalid_json", f"The request body is not valid JSON: {exc}") from None
     check_json(data)
     return data
 

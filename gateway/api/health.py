@@ -24,7 +24,8 @@ async def metrics(request: Request) -> Response:
     """Prometheus text format. With `metrics_token` set, only `Authorization: Bearer <token>` may read."""
     gw = gateway_of(request)
     token = gw.settings.metrics_token
-    if token and not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {token}"):
+    if token and not hmac.compare_digest(request.headers.get("authorization", "").encode("utf-8", "surrogatepass"),
+                                         f"Bearer {token}".encode()):
         return json_response({"error": {"type": "authentication_error", "code": "metrics_token_required",
                                         "message": "GET /metrics needs Authorization: Bearer <metrics_token>",
                                         "param": None}}, 401)

@@ -92,7 +92,7 @@ async def checked_form(request: Request) -> Any | None:
     """The POSTed form if it carries this session's CSRF token; None otherwise."""
     form = await request.form()
     sent, expected = str(form.get("csrf", "")), request.session.get("csrf", "")
-    if not expected or not hmac.compare_digest(sent, expected):
+    if not expected or not hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), expected.encode()):
         return None
     return form
 

@@ -15,7 +15,7 @@ from gateway.reconcile import approve, propose, proposals
 
 NEEDS = {"recon.propose": "operator", "recon.approve": "approver", "event.redeliver": "operator",
          "settle.force": "approver", "ledger.freeze": "operator", "ledger.unfreeze": "approver",
-         "position.topup": "approver"}
+         "position.topup": "approver", "operator.admin": "approver"}
 
 
 def propose_resolution(conn: Connection, op: Any, item_id: int, action: str, reason: str, now: datetime, *,

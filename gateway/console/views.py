@@ -220,10 +220,12 @@ async def channels_page(request: Request, op: Any) -> Response:
 # ---- payments and refunds ----
 
 def _day(text: str | None) -> date | None:
+    """A day to search by, or None; only days with a next day (not 9999-12-31) can bound a search."""
     try:
-        return date.fromisoformat(text) if text else None
+        day = date.fromisoformat(text) if text else None
     except ValueError:
         return None
+    return day if day is None or day < date.max else None
 
 
 @page()
@@ -308,7 +310,7 @@ async def approve_resolution(request: Request, op: Any, form: Any) -> Response:
     gw = gateway_of(request)
     item_id = request.path_params["item_id"]
     proposal = str(form.get("proposal", ""))
-    if not proposal.isdigit() or len(proposal) > 18:
+    if not (proposal.isascii() and proposal.isdigit()) or len(proposal) > 18:
         return render(request, "message.html", 400, title="Not done",
                       message="proposal_required: the approval names no proposal. Reload the page and try again.")
     return await _recon_action(request, lambda conn: approve_as(

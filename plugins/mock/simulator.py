@@ -371,7 +371,7 @@ def _promotion(form: Any, order_amount: int) -> dict[str, Any] | str:
     or other), coupon_kept (true: the sandbox does not pay that part to the merchant; by default only
     a merchant-funded coupon is kept), coupon_id (the stock it came from)."""
     raw, funder = str(form.get("coupon_amount")), form.get("coupon_funded_by", "merchant")
-    if not raw.isdigit() or not 0 < int(raw) <= order_amount:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 13 or not 0 < int(raw) <= order_amount:
         return "coupon_amount must be whole fen, more than 0 and at most the order"
     if funder not in ("merchant", "channel", "other"):
         return "coupon_funded_by must be merchant, channel or other"

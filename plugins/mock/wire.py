@@ -39,10 +39,11 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, now: int) -> di
     timestamp, nonce, signature = lower.get(TIMESTAMP), lower.get(NONCE), lower.get(SIGNATURE)
     if not (timestamp and nonce and signature):
         raise WireError("missing_signature", "Sandbox-Timestamp, Sandbox-Nonce and Sandbox-Signature are required")
-    if not timestamp.isdigit() or abs(now - int(timestamp)) > WINDOW_SECONDS:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12 or \
+            abs(now - int(timestamp)) > WINDOW_SECONDS:
         raise WireError("stale_timestamp", "Sandbox-Timestamp is missing or more than 300 s off")
     expected = _mac(secret, f"{timestamp}\n{nonce}\n".encode() + body + b"\n")
-    if not hmac.compare_digest(expected, signature):
+    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "surrogatepass")):
         raise WireError("bad_signature", "Sandbox-Signature does not match the body")
     try:
         data = json.loads(body)
@@ -65,6 +66,7 @@ def make_token(secret: str, order: Mapping[str, Any]) -> str:
 
 def read_token(secret: str, token: str) -> dict[str, Any]:
     payload, _, mac = token.partition(".")
-    if not payload or not hmac.compare_digest(_mac(secret, payload.encode()), mac):
+    if not payload or not hmac.compare_digest(_mac(secret, payload.encode()).encode(),
+                                              mac.encode("utf-8", "surrogatepass")):
         raise WireError("bad_token", "the checkout link is not genuine")
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
