@@ -41,7 +41,7 @@ def up_settings(db_url: str, sim_url: str, merchant: UnionPayMerchant, **over) -
 
 
 def reconcile_days(settings: Settings, clock: Any, days: list[tuple[timedelta, date]], account: str = "up",
-                   between: Any = None) -> list[dict]:
+                   between: Any = None, files: list[Path] | None = None) -> list[dict]:
     """`paymux reconcile` as an operator runs it, day after day: for each (how far `clock` is ahead, the
     business date), one reconciliation by a gateway of the operator's own on that clock."""
     from gateway.logs import get_logger
@@ -52,9 +52,9 @@ def reconcile_days(settings: Settings, clock: Any, days: list[tuple[timedelta, d
         gw = Gateway.build(settings, get_logger(role="reconcile"), clock)
         reports = []
         try:
-            for offset, day in days:
+            for index, (offset, day) in enumerate(days):
                 clock.offset = offset
-                reports.append(await Reconciler(gw).reconcile(account, day))
+                reports.append(await Reconciler(gw).reconcile(account, day, files[index] if files else None))
                 if between is not None:
                     await asyncio.to_thread(between, reports[-1])
             return reports
