@@ -148,8 +148,9 @@ class RefundResult:
 
 @dataclass(frozen=True)
 class PayoutRequest:
-    """Pay `amount` from the channel account's position to a bank account. out_payout_no is paymux's
-    and never changes for one payout: sending it again must never pay twice at the channel."""
+    """Pay `amount` from the channel account's position to a bank account, under out_payout_no: made
+    by paymux just before the send (so its time is the send's), and never sent again once it may have
+    left. Should it ever reach the channel twice, the channel must still pay it once."""
 
     out_payout_no: str
     amount: int
@@ -162,9 +163,11 @@ class PayoutRequest:
 
 @dataclass(frozen=True)
 class PayoutResult:
-    """The channel's answer about one payout. `unheard`: the channel says it has no such payout (a
-    query's "order does not exist"), so the request never reached it and may be sent again under
-    the same out_payout_no. FAILED with `retryable`: nothing was paid and another account may pay it."""
+    """The channel's answer about one payout. A payout may be paid twice only if it is sent twice, so:
+    `unheard`: the channel says it has no record of the number (now): never a failure, and no reason
+    to send it again (its request may still be on its way; only a settled statement proves it absent).
+    `not_sent`: the plugin did not send the payout at all (nothing left this process), so the core may
+    send it afresh. FAILED with `retryable`: nothing was paid and another account may pay it."""
 
     outcome: Outcome
     channel_payout_id: str | None = None
@@ -172,6 +175,7 @@ class PayoutResult:
     error_message: str | None = None
     unheard: bool = False
     retryable: bool = False
+    not_sent: bool = False
 
 
 @dataclass(frozen=True)
@@ -286,12 +290,12 @@ class StatementInvalid(Exception):
         self.line = line
 
 
-# The columns of ParsedStatement.lines, one row per statement line (a payment or a refund):
+# The columns of ParsedStatement.lines, one row per statement line (a payment, a refund or a payout):
 STATEMENT_COLUMNS = {
     "line_no": "Int64",                 # 1-based line of the file
-    "kind": "String",                   # payment | refund
+    "kind": "String",                   # payment | refund | payout
     "channel_transaction_id": "String",
-    "out_trade_no": "String",           # our attempt's out-trade-no
+    "out_trade_no": "String",           # our attempt's out-trade-no (a payout line: its out_payout_no)
     "out_refund_no": "String",          # our refund's out-refund-no (refund lines; null on payments)
     "amount": "Int64",                  # minor units, positive, what was paid or refunded
     "fee_millis": "Int64",              # the channel's fee in 1/1000 minor unit: + charged, - given back
@@ -365,7 +369,8 @@ class Channel:
         raise NotImplementedError
 
     async def payout(self, request: PayoutRequest) -> PayoutResult:
-        """Send a payout (Capability.PAYOUT). The same out_payout_no sent twice must be one payout."""
+        """Send a payout (Capability.PAYOUT) once. The same out_payout_no sent twice must be one payout;
+        PENDING or UNKNOWN unless the channel's answer is documented as final."""
         raise NotImplementedError
 
     async def query_payout(self, out_payout_no: str) -> PayoutResult:

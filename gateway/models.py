@@ -332,7 +332,8 @@ class Settlement(SQLModel, table=True):
 
 class Payout(SQLModel, table=True):
     """A payout (代付) from a merchant's available balance to a bank account, paid by one channel
-    account from its position. out_payout_no never changes: it is what makes a resend harmless."""
+    account from its position, sent once under out_payout_no (a new number only for a request that
+    provably never left: gateway/payouts.py)."""
 
     __tablename__ = "payouts"
     __table_args__ = (UniqueConstraint("merchant_id", "merchant_payout_no", name="uq_payouts_merchant_payout"),)
@@ -356,7 +357,7 @@ class Payout(SQLModel, table=True):
     channel_account: str = Field(max_length=64)
     out_payout_no: str = Field(unique=True, max_length=64)
     status: str = Field(max_length=20, index=True)   # processing | succeeded | failed
-    submitted: bool = False                           # sent to the channel at least once
+    submitted: bool = False                           # its request may have reached the channel (0016)
     channel_payout_id: Optional[str] = Field(default=None, max_length=128)
     failure_code: Optional[str] = Field(default=None, max_length=64)
     failure_message: Optional[str] = Field(default=None, max_length=500)

@@ -1,12 +1,18 @@
 """Payouts (代付): from a merchant's available balance to a bank account, paid by a channel account
 out of its position (头寸). No HTTP, no SQL strings.
 
-The rules that keep a payout from ever being paid twice:
-- One payout has one out_payout_no and one channel account, chosen before anything is sent and
-  never changed. Whatever happens (a timeout, a crash, a restart), paymux only ever asks that
-  account about that number, or sends that same number again, which the channel must treat as
-  the same payout.
-- It is sent again only when the channel says it never heard of it (a query's "no such order").
+The rule that keeps a payout from ever being paid twice, for every channel: it is sent once.
+- One payout has one channel account, chosen before anything is sent and never changed, and one
+  out_payout_no at a time, made just before its send (a channel such as UnionPay wants the send's
+  own time with it). Once that request may have left (`submitted`, written before the call), the
+  payout is only ever asked about: an answer the channel does not document as final (a timeout, a
+  5xx, "in progress", "no such order", …) leaves it processing, asked again on the janitor's schedule.
+- It ends failed only on an answer the channel documents as final, or when the channel's settled
+  statements prove it absent (reconciliation: not on the statement of its day nor the next ones
+  within the carry-over window) and the channel still has no record of it.
+- A genuinely new send takes a new out_payout_no (and so the current time), and happens only when
+  the old number is proven never to have left: the call failed before connecting, or the plugin
+  said it sent nothing. The number it replaces is kept in `routing.renumbered`.
 - A failure is final: the frozen amount and the held position are released, and the merchant may
   ask again under a new merchant_payout_no. Nothing is retried on another channel by paymux.
 
@@ -20,7 +26,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select
+import httpx
+from sqlalchemy import Connection, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import Caller
@@ -135,7 +142,7 @@ class PayoutService:
                     account_no_sealed=self.box.seal(new.account_no, payout_id),
                     account_no_masked=masked(new.account_no), bank_code=new.bank_code,
                     remark=new.remark, notify_url=new.notify_url, channel_account=route.account.id,
-                    out_payout_no=out_payout_no, status="processing", submitted=False, routing=routing,
+                    out_payout_no=out_payout_no, status="processing", submitted=True, routing=routing,
                     next_query_at=now + self.p.schedule.first(route.account.id), queries=0,
                     created_at=now, updated_at=now))
                 return conn.execute(select(payouts).where(payouts.c.id == payout_id)).first()
@@ -157,29 +164,96 @@ class PayoutService:
                                + (f" and the payout fee {fee}" if fee else ""), "amount")
 
     async def send(self, row: Any) -> bool:
-        """Send the payout (again) under its one out_payout_no; apply what the channel answers."""
+        """Send the payout under its current number, once; apply what the channel answers. A call that
+        provably sent nothing (no connection, or the plugin says so) marks the payout not submitted."""
         account = self.host.account(row.channel_account)
-        result = await self._call(account, "payout", lambda: account.channel.payout(payout_request(row, self.box)),
-                                  row.out_payout_no)
-        return await self.db.tx(lambda conn: self.apply(conn, row.id, result, "create", sent=True))
+        never_left = False
+
+        async def call() -> PayoutResult:
+            nonlocal never_left
+            try:
+                return await account.channel.payout(payout_request(row, self.box))
+            except (httpx.ConnectError, httpx.ConnectTimeout):   # no connection: not a byte was sent
+                never_left = True
+                raise
+
+        result = await self._call(account, "payout", call, row.out_payout_no)
+
+        def settle(conn: Connection) -> bool:
+            if never_left or result.not_sent:
+                conn.execute(update(payouts).where(and_(
+                    payouts.c.id == row.id, payouts.c.status == "processing",
+                    payouts.c.out_payout_no == row.out_payout_no)).values(submitted=False, updated_at=self.clock.now()))
+                return False
+            return self.apply(conn, row.id, result, "create")
+
+        return await self.db.tx(settle)
 
     async def sync(self, row: Any) -> bool:
-        """Ask the channel about a processing payout; one it never heard of is sent again, same number."""
+        """Ask the channel about a processing payout and apply a final answer. Nothing is sent again,
+        whatever the answer, except a payout whose request never left: that one goes now, afresh."""
+        if not row.submitted:
+            return await self.send_afresh(row, "never_sent")
         account = self.host.account(row.channel_account)
         result = await self._call(account, "query_payout", lambda: account.channel.query_payout(row.out_payout_no),
                                   row.out_payout_no)
         if result.unheard:
-            self.log.warning("payout.resend", payout_id=row.id, out_payout_no=row.out_payout_no)
-            return await self.send(row)
+            self.log.info("payout.unheard", payout_id=row.id, out_payout_no=row.out_payout_no)
         return await self.db.tx(lambda conn: self.apply(conn, row.id, result, "query"))
 
-    def apply(self, conn: Connection, payout_id: str, result: PayoutResult, source: str, sent: bool = False) -> bool:
+    async def send_afresh(self, row: Any, because: str) -> bool:
+        """A genuinely new send: a new number (the current time), claimed with a conditional update so
+        that only one process sends it; the old number, which never left, is kept in routing."""
+        number, now = out_trade_no(), self.clock.now()
+        routing = dict(row.routing or {})
+        routing["renumbered"] = [*routing.get("renumbered", []),
+                                 {"out_payout_no": row.out_payout_no, "because": because, "at": now.isoformat()}]
+
+        def claim(conn: Connection) -> Any:
+            won = conn.execute(update(payouts).where(and_(
+                payouts.c.id == row.id, payouts.c.status == "processing", payouts.c.submitted.is_(False),
+                payouts.c.out_payout_no == row.out_payout_no)).values(
+                out_payout_no=number, submitted=True, routing=routing, updated_at=now)).rowcount
+            return conn.execute(select(payouts).where(payouts.c.id == row.id)).first() if won else None
+
+        fresh = await self.db.tx(claim)
+        if fresh is None:   # another process sent it, or it ended meanwhile
+            return False
+        self.log.warning("payout.sent_afresh", payout_id=row.id, out_payout_no=number, replaces=row.out_payout_no,
+                         because=because)
+        return await self.send(fresh)
+
+    async def settle_absent(self, account_id: str, out_payout_no: str, evidence: str) -> str:
+        """Reconciliation found this payout on none of the account's settled statements for its days:
+        ask the channel once more, and fail it if it still has no record. Returns what happened:
+        "failed_absent", "ended" (a final answer came instead), or "open"."""
+        row = await self.db.tx(lambda conn: conn.execute(select(payouts).where(and_(
+            payouts.c.out_payout_no == out_payout_no, payouts.c.channel_account == account_id))).first())
+        if row is None or row.status != "processing":
+            return "ended" if row is not None else "open"
+        if not row.submitted:
+            await self.send_afresh(row, "never_sent")
+            return "open"
+        account = self.host.account(row.channel_account)
+        result = await self._call(account, "query_payout", lambda: account.channel.query_payout(row.out_payout_no),
+                                  row.out_payout_no)
+        if result.outcome in (Outcome.SUCCEEDED, Outcome.FAILED):
+            return "ended" if await self.db.tx(lambda conn: self.apply(conn, row.id, result, "query")) else "open"
+        if not result.unheard:
+            return "open"
+        absent = PayoutResult(Outcome.FAILED, error_code="absent_from_statement",
+                              error_message=f"Never paid: {evidence}, and the channel has no record of it")
+        ended = await self.db.tx(lambda conn: self.apply(conn, row.id, absent, "reconciliation"))
+        if ended:
+            self.log.warning("payout.failed_absent", payout_id=row.id, out_payout_no=out_payout_no)
+        return "failed_absent" if ended else "open"
+
+    def apply(self, conn: Connection, payout_id: str, result: PayoutResult, source: str) -> bool:
         """Move a processing payout per a channel result; True if it ended here."""
         now = self.clock.now()
         row = record_answer(conn, payouts, payout_id, result.outcome, now, what="payout",
                             channel_id_column="channel_payout_id", channel_id=result.channel_payout_id,
-                            error_code=result.error_code, error_message=result.error_message, sent=sent,
-                            finished_at=now)
+                            error_code=result.error_code, error_message=result.error_message, finished_at=now)
         if row is None:
             return False
         if result.outcome is Outcome.SUCCEEDED:

@@ -12,8 +12,11 @@
    open items of earlier runs this statement settles (rule `carryover_matched`), the channel's
    fees for the day (fee expense against clearing), the run's counts.
 4. Rules that need the channel: a success on the statement that is still open, closed or failed
-   here is confirmed by a query and applied as a late success through the payment state machine
-   (ledger entry and merchant event included): rule `late_success_by_query`.
+   here is confirmed by a query and applied as a late success through the payment (or payout) state
+   machine (ledger entry and merchant event included): rule `late_success_by_query`. A payout still
+   processing here that no statement of its days lists once the carry-over window has passed
+   (missing_channel) is asked about once more and, if the channel has no record of it, failed:
+   rule `payout_failed_absent` (the only way a payout fails without a final answer).
 What no rule resolves stays open: `paymux recon resolve` proposes, another person approves.
 """
 from __future__ import annotations
@@ -32,7 +35,7 @@ from sqlalchemy import Connection, and_, func, insert, select, update
 from gateway.channel import Capability, StatementInvalid, StatementUnavailable
 from gateway.errors import PaymuxError
 from gateway.ids import public_id
-from gateway.models import Attempt, Payment, ReconItem, ReconProposal, ReconRun, Refund
+from gateway.models import Attempt, Payment, Payout, ReconItem, ReconProposal, ReconRun, Refund
 from ledger.recon import ABSENCES, CLASSES, Classified, classify, excuse, statement_totals, totals_disagree
 
 runs = ReconRun.__table__
@@ -41,6 +44,7 @@ proposals = ReconProposal.__table__
 attempts = Attempt.__table__
 payments = Payment.__table__
 refunds = Refund.__table__
+payouts = Payout.__table__
 
 QUERY_CONCURRENCY = 16
 
@@ -102,9 +106,10 @@ class Reconciler:
         if problem:
             raise StatementInvalid(problem)
         today = self.gw.ledger.business_date(self.gw.clock.now())
-        local_payments, local_refunds = await asyncio.to_thread(self._load_local, account_id, business_date)
+        local_payments, local_refunds, local_payouts = await asyncio.to_thread(self._load_local, account_id,
+                                                                              business_date)
         result = classify(parsed.lines, local_payments, local_refunds, business_date=business_date, today=today,
-                          carry_days=self.carry_days, fee_bps=account.config.fee_bps)
+                          carry_days=self.carry_days, fee_bps=account.config.fee_bps, local_payouts=local_payouts)
         result = self._excuse_neighbours(account_id, business_date, result)
         keys_path = path.with_suffix(".keys.parquet")
         result.statement_keys.write_parquet(keys_path)
@@ -176,7 +181,7 @@ class Reconciler:
 
     # ---- our side, in bulk ----
 
-    def _load_local(self, account_id: str, business_date: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    def _load_local(self, account_id: str, business_date: date) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
         """Our attempts and refunds at the account around the day, in bulk. An attempt's own row says
         all we need (amount, status, and for a success, updated_at is when it succeeded)."""
         since = self._day_start(business_date) - self.lookback
@@ -196,7 +201,21 @@ class Reconciler:
             f"AND r.created_at >= {db.literal_time(since)} AND r.created_at < {db.literal_time(until)}"),
             {"out_refund_no": pl.String, "out_trade_no": pl.String, "local_status": pl.String,
              "local_amount": pl.Int64, "at": pl.Datetime("us", "UTC")})
-        return self._with_date(pay), self._with_date(ref)
+        out = read_frame(db, (
+            f"SELECT out_payout_no, status AS local_status, amount AS local_amount, {stamp('updated_at')} AS at "
+            f"FROM payouts WHERE channel_account = '{account_id}' AND (status = 'processing' OR "
+            f"(created_at >= {db.literal_time(since)} AND created_at < {db.literal_time(until)}))"),
+            {"out_payout_no": pl.String, "local_status": pl.String, "local_amount": pl.Int64,
+             "at": pl.Datetime("us", "UTC")})
+        return self._with_date(pay), self._with_date(ref), self._with_sent_date(self._with_date(out))
+
+    def _with_sent_date(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """sent_date: the business date a payout's current number was sent on (paymux's numbers start
+        with their making time in milliseconds, hex, and a number is sent when it is made)."""
+        millis = pl.col("out_payout_no").str.slice(0, 12).str.to_integer(base=16, strict=False)
+        local = (pl.from_epoch(millis, time_unit="ms").dt.replace_time_zone("UTC").dt.convert_time_zone(str(self.tz))
+                 - pl.duration(seconds=int(self.day_cut.total_seconds())))
+        return frame.with_columns(sent_date=local.dt.date())
 
     def _with_date(self, frame: pl.DataFrame) -> pl.DataFrame:
         """local_date: the business date of a success (its UTC time in the business time zone, after the cut)."""
@@ -308,9 +327,36 @@ class Reconciler:
     # ---- rules that ask the channel ----
 
     async def confirm_run(self, run_id: str) -> Any:
-        """Apply the rules that ask the channel to a run's open items; returns the run row."""
+        """Apply the rules that ask the channel to a run's open items (and to the account's payouts that
+        no statement had); returns the run row."""
         resolved = await self._late_successes(run_id)
+        resolved += await self._absent_payouts(run_id)
         return await self.gw.db.tx(lambda conn: self._recount(conn, run_id, resolved))
+
+    async def _absent_payouts(self, run_id: str) -> int:
+        """Payouts still processing here that no statement of their days had (missing_channel, the window
+        passed): the statements prove them absent if the channel, asked once more, has no record."""
+        account_id = await self.gw.db.tx(lambda conn: conn.execute(
+            select(runs.c.channel_account).where(runs.c.id == run_id)).scalar_one())
+        todo = await self.gw.db.tx(lambda conn: conn.execute(select(items).where(and_(
+            items.c.channel_account == account_id, items.c.status == "open", items.c.kind == "payout",
+            items.c["class"] == "missing_channel", items.c.local_status == "processing"))).all())
+        resolved = 0
+        for item in todo:
+            await self.gw.janitor.limiter.wait(account_id)
+            evidence = (f"on none of {account_id}'s statements from {item.business_date.isoformat()} to "
+                        f"{(item.business_date + timedelta(days=self.carry_days)).isoformat()}")
+            outcome = await self.gw.payouts.settle_absent(account_id, item.reference, evidence)
+            if outcome != "failed_absent":
+                continue
+            now = self.gw.clock.now()
+            await self.gw.db.tx(lambda conn, i=item: (conn.execute(update(items).where(and_(
+                items.c.id == i.id, items.c.status == "open")).values(
+                status="resolved", resolution="payout_failed_absent", resolved_by="rule", resolved_at=now,
+                note="the channel has no record of it either: the payout failed and its money was released")),
+                refresh_open(conn, [i.run_id])))
+            resolved += 1
+        return resolved
 
     async def _late_successes(self, run_id: str) -> int:
         """Statement says succeeded, we do not: ask the channel, and apply what it says as a late success."""
@@ -337,6 +383,14 @@ class Reconciler:
             await service.sync_payment(p, source="reconciliation", attempt=attempt)
             done = await self.gw.db.tx(lambda conn: conn.execute(
                 select(attempts.c.status).where(attempts.c.id == item.attempt_id)).scalar_one() == "succeeded")
+        elif item.kind == "payout":
+            row = await self.gw.db.tx(lambda conn: conn.execute(select(payouts).where(and_(
+                payouts.c.out_payout_no == item.reference, payouts.c.channel_account == item.channel_account))).first())
+            if row is None or row.status != "processing":
+                return False
+            await self.gw.payouts.sync(row)
+            done = await self.gw.db.tx(lambda conn: conn.execute(
+                select(payouts.c.status).where(payouts.c.id == row.id)).scalar_one() == "succeeded")
         elif item.kind == "refund" and item.refund_id:
             r = await self.gw.db.tx(lambda conn: conn.execute(select(refunds).where(refunds.c.id == item.refund_id)).one())
             await service.sync_refund(r, item.out_trade_no)
@@ -379,6 +433,10 @@ def _item_details(conn: Connection, found: pl.DataFrame) -> dict[tuple[str, str]
     details: dict[tuple[str, str], dict[str, Any]] = {}
     pay_refs = found.filter(pl.col("kind") == "payment")["reference"].unique().to_list()
     ref_refs = found.filter(pl.col("kind") == "refund")["reference"].unique().to_list()
+    for chunk in _chunks(found.filter(pl.col("kind") == "payout")["reference"].unique().to_list()):
+        for r in conn.execute(select(payouts.c.out_payout_no, payouts.c.merchant_id)
+                              .where(payouts.c.out_payout_no.in_(chunk))):
+            details[("payout", r.out_payout_no)] = {"merchant_id": r.merchant_id}
     for chunk in _chunks(pay_refs):
         for r in conn.execute(select(attempts.c.out_trade_no, attempts.c.id, attempts.c.payment_id,
                                      payments.c.merchant_id).join(payments, payments.c.id == attempts.c.payment_id)

@@ -8,6 +8,8 @@ one row per line or record that did not match. Classes, exactly:
   missing_local      on the statement, unknown here
   missing_channel    succeeded here, on no statement once the carry-over window has passed
   pending_carryover  succeeded here, not on this statement, still within the window (day-cut)
+                     (a payout still processing here, sent that day, is absent the same way: once
+                     missing_channel, that is what proves it never reached the channel)
   status_mismatch    one side says succeeded, the other does not
   amount_mismatch    both succeeded, amounts differ
   fee_mismatch       the channel's fee is not the account's contracted rate
@@ -28,6 +30,9 @@ LOCAL_PAYMENT_COLUMNS = {"out_trade_no": pl.String, "local_status": pl.String, "
                          "local_date": pl.Date}
 LOCAL_REFUND_COLUMNS = {"out_refund_no": pl.String, "out_trade_no": pl.String, "local_status": pl.String,
                         "local_amount": pl.Int64, "local_date": pl.Date}
+# local_date: the business date of its success; sent_date: of its current number's send
+LOCAL_PAYOUT_COLUMNS = {"out_payout_no": pl.String, "local_status": pl.String, "local_amount": pl.Int64,
+                        "local_date": pl.Date, "sent_date": pl.Date}
 ITEM_COLUMNS = ("class", "kind", "reference", "out_trade_no", "line_no", "channel_transaction_id", "channel_status",
                 "local_status", "channel_amount", "local_amount", "channel_effect", "local_effect",
                 "channel_fee_millis", "expected_fee_millis")
@@ -54,15 +59,20 @@ def expected_fee_millis(amount: pl.Expr, bps: int) -> pl.Expr:
 
 
 def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: pl.DataFrame, *,
-             business_date: date, today: date, carry_days: int, fee_bps: int | None) -> Classified:
+             business_date: date, today: date, carry_days: int, fee_bps: int | None,
+             local_payouts: pl.DataFrame | None = None) -> Classified:
     """lines: the statement (gateway.channel.STATEMENT_COLUMNS). local_*: our records around the
     day (LOCAL_*_COLUMNS; local_date is the business date of their success). Absences a neighbouring
-    statement explains are taken out afterwards with `excuse`."""
+    statement explains are taken out afterwards with `excuse`. A payout line moves the channel
+    account's position, not what the channel owes us: its amount is no payment or refund total and
+    its fee is not checked against the payment rate (it is counted in the day's fees)."""
+    if local_payouts is None:
+        local_payouts = pl.DataFrame(schema=LOCAL_PAYOUT_COLUMNS)
     lines = lines.with_columns(reference=pl.when(pl.col("kind") == "refund").then(pl.col("out_refund_no"))
                                .otherwise(pl.col("out_trade_no")))
     lines = lines.with_columns(repeat=~pl.struct("kind", "reference").is_first_distinct())
     succeeded = pl.col("status") == "succeeded"
-    sign = pl.when(pl.col("kind") == "refund").then(-1).otherwise(1)
+    sign = pl.when(pl.col("kind") == "payment").then(1).otherwise(-1)
     lines = lines.with_columns(channel_effect=pl.when(succeeded).then(pl.col("amount") * sign).otherwise(0),
                                fee_fen=pl.when(succeeded).then(fen_from_millis(pl.col("fee_millis"))).otherwise(0))
 
@@ -72,11 +82,15 @@ def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: p
     refunds = lines.filter(pl.col("kind") == "refund").join(
         local_refunds.select(list(LOCAL_REFUND_COLUMNS)).drop("out_trade_no").rename({"out_refund_no": "reference"}),
         on="reference", how="left")
-    joined = pl.concat([payments, refunds], how="vertical_relaxed")
+    payouts = lines.filter(pl.col("kind") == "payout").join(
+        local_payouts.select("out_payout_no", "local_status", "local_amount", "local_date")
+        .rename({"out_payout_no": "reference"}), on="reference", how="left")
+    joined = pl.concat([payments, refunds, payouts], how="vertical_relaxed")
     local_ok = pl.col("local_status") == "succeeded"
-    expected = (expected_fee_millis(pl.col("amount"), fee_bps) * sign) if fee_bps is not None else pl.lit(None)
-    fee_differs = (fen_from_millis(pl.col("fee_millis")) != fen_from_millis(expected)) if fee_bps is not None \
-        else pl.lit(False)
+    expected = (pl.when(pl.col("kind") != "payout").then(expected_fee_millis(pl.col("amount"), fee_bps) * sign)
+                if fee_bps is not None else pl.lit(None))
+    fee_differs = (fen_from_millis(pl.col("fee_millis")) != fen_from_millis(expected)).fill_null(False) \
+        if fee_bps is not None else pl.lit(False)
     joined = joined.with_columns(
         expected_fee_millis=expected.cast(pl.Int64),
         local_effect=pl.when(local_ok).then(pl.col("local_amount") * sign).otherwise(0),
@@ -97,7 +111,13 @@ def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: p
         .select(kind=pl.lit("refund"), reference=pl.col("out_refund_no"), out_trade_no=pl.col("out_trade_no"),
                 local_status=pl.col("local_status"), local_amount=pl.col("local_amount"),
                 local_effect=-pl.col("local_amount")),
-    ]).join(on_statement, on=["kind", "reference"], how="anti").with_columns(
+        local_payouts.filter(((pl.col("local_status") == "succeeded") & (pl.col("local_date") == business_date))
+                             | ((pl.col("local_status") == "processing") & (pl.col("sent_date") == business_date)))
+        .select(kind=pl.lit("payout"), reference=pl.col("out_payout_no"), out_trade_no=pl.col("out_payout_no"),
+                local_status=pl.col("local_status"), local_amount=pl.col("local_amount"),
+                local_effect=pl.when(pl.col("local_status") == "succeeded").then(-pl.col("local_amount"))
+                .otherwise(0)),
+    ], how="vertical_relaxed").join(on_statement, on=["kind", "reference"], how="anti").with_columns(
         pl.lit("pending_carryover" if window_open else "missing_channel").alias("class"),
         channel_effect=pl.lit(0, pl.Int64))
 
@@ -144,8 +164,10 @@ def excuse(result: Classified, seen: pl.DataFrame) -> Classified:
 def statement_totals(lines: pl.DataFrame) -> dict[str, int]:
     """What the lines add up to, in the keys a plugin's ParsedStatement.totals may declare."""
     payments, refunds = lines.filter(pl.col("kind") == "payment"), lines.filter(pl.col("kind") == "refund")
+    payouts = lines.filter(pl.col("kind") == "payout")
     return {"rows": lines.height, "payment_count": payments.height, "payment_amount": int(payments["amount"].sum()),
-            "refund_count": refunds.height, "refund_amount": int(refunds["amount"].sum())}
+            "refund_count": refunds.height, "refund_amount": int(refunds["amount"].sum()),
+            "payout_count": payouts.height, "payout_amount": int(payouts["amount"].sum())}
 
 
 def totals_disagree(declared: dict[str, Any] | None, lines: pl.DataFrame) -> str | None:

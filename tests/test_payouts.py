@@ -1,5 +1,8 @@
 """Payouts (代付) through the sandbox over real HTTP: frozen at request, booked on success, released
-on failure, routed by position, found by the janitor, and never paid twice."""
+on failure, routed by position, found by the janitor, and never paid twice: sent once, sent afresh
+(a new number) only when the request provably never left, failed only by a final answer or by the
+settled statements (the lifecycle rule every channel's payouts follow; UnionPay's in
+test_unionpay_payouts.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -185,8 +188,8 @@ async def _send_again(gw, row) -> None:  # noqa: ANN001
         assert resent.channel_payout_id == row.channel_payout_id
 
 
-def test_a_payout_that_never_reached_the_channel_is_sent_again_under_its_number(gateway_factory, db_url,
-                                                                                 monkeypatch) -> None:
+def test_a_payout_that_never_reached_the_channel_goes_once_under_a_new_number(gateway_factory, db_url,
+                                                                             monkeypatch) -> None:
     gw = gateway_factory(settings(db_url, callback_mode="drop"))
     creds, client = funded(gw)
     channel = gw.gateway.host.account("sandbox").channel
@@ -195,8 +198,8 @@ def test_a_payout_that_never_reached_the_channel_is_sent_again_under_its_number(
 
     async def lost_once(self, request):  # noqa: ANN001, ANN202
         calls.append(request.out_payout_no)
-        if len(calls) == 1:   # the connection broke before the channel read the request
-            raise httpx.ConnectError("connection reset")
+        if len(calls) == 1:   # no connection could be made: not a byte of the request left
+            raise httpx.ConnectError("connection refused")
         return await real(self, request)
 
     monkeypatch.setattr(type(channel), "payout", lost_once)
@@ -204,7 +207,59 @@ def test_a_payout_that_never_reached_the_channel_is_sent_again_under_its_number(
     assert made["status"] == "processing" and sandbox(gw).payouts == {}
     assert wait_for(lambda: client.request("GET", f"/v1/payouts/{made['id']}").json()["status"] == "succeeded",
                     timeout=20)
-    assert calls == [made["out_payout_no"]] * 2 and sandbox(gw).paid_count == {made["out_payout_no"]: 1}
+    now = client.request("GET", f"/v1/payouts/{made['id']}").json()
+    assert len(calls) == 2 and calls[0] == made["out_payout_no"] and calls[1] == now["out_payout_no"] != calls[0]
+    assert now["routing"]["renumbered"][0]["out_payout_no"] == calls[0]
+    assert sandbox(gw).paid_count == {now["out_payout_no"]: 1}
+
+
+def test_a_payout_the_sandbox_has_no_record_of_is_asked_about_never_resent_and_failed_only_by_the_statements(
+        db_url, monkeypatch, tmp_path) -> None:
+    """The lifecycle rule, for the sandbox: a request that may have left is never sent again, whatever
+    the channel answers; the settled statements of its days (and the channel's "no record") fail it."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from tests.conftest import Running, start_gateway
+    from tests.test_unionpay_payouts import reconcile_days
+    from tests.unionpay_world import ShiftedClock
+
+    clock = ShiftedClock()    # the sandbox signs its answers with the time: it lives on the same clock
+    config = settings(db_url, callback_mode="drop").with_changes(statement_dir=str(tmp_path / "st"))
+    app, server = start_gateway(config, clock=clock)
+    with server:
+        gw = Running(config.public_url, config, app)
+        creds, client = funded(gw)
+        channel = gw.gateway.host.account("sandbox").channel
+        real = type(channel).payout
+        calls = []
+
+        async def lost_on_the_way(self, request):  # noqa: ANN001, ANN202
+            calls.append(request.out_payout_no)
+            if len(calls) == 1:   # the answer never came: the request may have reached the sandbox, or not
+                raise httpx.ReadTimeout("no answer")
+            return await real(self, request)
+
+        monkeypatch.setattr(type(channel), "payout", lost_on_the_way)
+        made = payout(client).json()
+        for _ in range(3):   # PAYOUT_NOT_EXIST: no record (yet), asked again, never sent again
+            assert client.request("GET", f"/v1/payouts/{made['id']}?sync=true").json()["status"] == "processing"
+        assert calls == [made["out_payout_no"]] and sandbox(gw).payouts == {}
+        day = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+        statement = tmp_path / "sandbox.statement"
+        statement.write_text(sandbox(gw).statement(day.isoformat()))
+        later_day = tmp_path / "later.statement"   # four days on: a file that has the payout no more than the first
+        later_day.write_text(statement.read_text().replace(day.isoformat(), (day + timedelta(days=4)).isoformat(), 1))
+        first, later = reconcile_days(config, clock, [(timedelta(), day), (timedelta(days=4), day + timedelta(days=4))],
+                                      account="sandbox", files=[statement, later_day])
+        clock.offset = timedelta()   # back to today, for the merchant's signed requests
+        assert first["counts"]["pending_carryover"] == 1 and later["status"] == "completed", later["message"]
+        failed = client.request("GET", f"/v1/payouts/{made['id']}").json()
+        assert failed["status"] == "failed" and failed["failure"]["code"] == "absent_from_statement"
+        assert calls == [made["out_payout_no"]] and sandbox(gw).paid_count == {}
+        assert balance(client)["payout_pending"] == 0 and position(gw) == (50000, 0)
+        with gw.gateway.db.transaction() as conn:
+            assert full_check(conn) == []
 
 
 @pytest.mark.parametrize("concurrency", [8])

@@ -1,15 +1,20 @@
 """UnionPay payouts (代付, txnType 12) and same-day cancels (31) against the simulator over real HTTP,
-the statement with payouts on it reconciled, and a payout that is never paid twice though the
-channel's answer times out and the gateway is killed mid-call and restarted."""
+the statement with payouts on it reconciled, and a payout that is never paid twice: not when the
+channel's answer times out and the gateway is killed mid-call and restarted, not when UnionPay
+answers "in progress" or "no such order" (34), not when its request never left (then it goes once,
+under a new number); failed only when the settled statements prove it absent."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -22,7 +27,7 @@ from gateway.testing.server import start_logged
 from ledger.booking import Booker
 from tests.conftest import SECRET_KEY, ServerThread, free_port, wait_for
 from tests.test_reconcile import Operator, books_clean, today
-from tests.unionpay_world import UnionPayMerchant
+from tests.unionpay_world import ShiftedClock, UnionPayMerchant
 
 REPO = Path(__file__).resolve().parent.parent
 CARD = {"name": "张三", "number": "6216261000000000018"}
@@ -33,6 +38,34 @@ def up_settings(db_url: str, sim_url: str, merchant: UnionPayMerchant, **over) -
                                    CircuitConfig(), fee_bps=60)
     return Settings(public_url=f"http://127.0.0.1:{free_port()}", database_url=db_url, secret_key=SECRET_KEY,
                     channel_accounts=(account,), **over)
+
+
+def reconcile_days(settings: Settings, clock: Any, days: list[tuple[timedelta, date]], account: str = "up",
+                   between: Any = None, files: list[Path] | None = None) -> list[dict]:
+    """`paymux reconcile` as an operator runs it, day after day: for each (how far `clock` is ahead, the
+    business date), one reconciliation by a gateway of the operator's own on that clock."""
+    from gateway.logs import get_logger
+    from gateway.reconcile import Reconciler
+    from gateway.service import Gateway
+
+    async def run() -> list[dict]:
+        gw = Gateway.build(settings, get_logger(role="reconcile"), clock)
+        reports = []
+        try:
+            for index, (offset, day) in enumerate(days):
+                clock.offset = offset
+                reports.append(await Reconciler(gw).reconcile(account, day, files[index] if files else None))
+                if between is not None:
+                    await asyncio.to_thread(between, reports[-1])
+            return reports
+        finally:
+            await gw.aclose()
+
+    return asyncio.run(run())
+
+
+def get(client: Any, payout: dict, sync: bool = True) -> dict:
+    return client.request("GET", f"/v1/payouts/{payout['id']}" + ("?sync=true" if sync else "")).json()
 
 
 def fund(settings: Settings, merchant_id: str, available: int, position: int) -> None:
@@ -81,18 +114,23 @@ def test_payouts_cancels_and_the_statement_with_payouts_on_it(gateway_factory, d
         payout = made.json()
         assert payout["channel"] == "up" and payout["status"] in ("processing", "succeeded")
         assert wait_for(lambda: client.request("GET", f"/v1/payouts/{payout['id']}").json()["status"] == "succeeded")
-        sent = merchant.sim.orders[payout["out_payout_no"]]
+        sent = merchant.sim.order(payout["out_payout_no"])
         assert (sent.txn_type, sent.biz_type, sent.amount) == ("12", "000401", 20000)
+        [request] = [f for f in merchant.sim.received if f["txnType"] == "12"]
+        assert (request["accType"], request["currencyCode"]) == ("01", "156")
         assert merchant.sim.paid_count == {payout["out_payout_no"]: 1}
+        # A card UnionPay cannot pay: accepted, then failed (61) and notified; the money comes back.
         declined = client.request("POST", "/v1/payouts", {"merchant_payout_no": "po-2", "amount": 100,
                                                           "bank_account": {**CARD, "number": "6216261000000000000"}})
-        assert declined.json()["status"] == "failed" and declined.json()["failure"]["code"] == "14"
+        assert wait_for(lambda: get(client, declined.json(), sync=False)["status"] == "failed")
+        assert merchant.sim.order(declined.json()["out_payout_no"]).code == "61"
         balance = client.request("GET", "/v1/balance").json()["balances"][0]
         assert (balance["available"], balance["payout_pending"]) == (30000, 0)
-        # The day's file carries the payouts too; they are not payments, and nothing is left over.
+        # The day's file carries the payout too, matched against it; nothing is left over.
         report = Operator(settings, tmp_path).reconcile("up", today())
         assert report["status"] == "completed", report
-        assert report["counts"]["matched"] == 4 and report["open"] == 0, report
+        assert report["counts"]["matched"] == 5 and report["open"] == 0, report
+        assert report["summary"]["statement"]["payout_count"] == 1
         assert books_clean(gw)
 
 
@@ -162,3 +200,127 @@ def _try(client: Client, body: dict) -> str:
         return f"answered {client.request('POST', '/v1/payouts', body).status_code}"
     except httpx.HTTPError:
         return "connection lost"
+
+
+HOLD = ("03", "04", "05", "01", "12", "60")
+
+
+def test_a_payout_unionpay_has_not_finished_or_never_heard_of_stays_pending_and_is_never_sent_again(
+        gateway_factory, db_url) -> None:
+    """Form10_6_3_Query: origRespCode 03, 04, 05, 01, 12, 60 and respCode 34 mean "ask again"; and the
+    request's own answers 03, 04, 05, 01, 12, 60 are no failure either (Form10_6_2_DF)."""
+    merchant = UnionPayMerchant()
+    port = free_port()
+    sim_url = f"http://127.0.0.1:{port}"
+    with ServerThread(merchant.sim.app, port):
+        settings = up_settings(db_url, sim_url, merchant, query_schedule_seconds=(3600,))
+        gw = gateway_factory(settings)
+        creds = gw.merchant()
+        client = gw.client(creds)
+        fund(settings, creds.merchant_id, available=100000, position=100000)
+        sim = merchant.sim
+        held = {}
+        for code in HOLD:                                   # UnionPay took it and has not finished: origRespCode
+            sim.faults.payout_hold = code
+            made = client.request("POST", "/v1/payouts", {"merchant_payout_no": f"hold-{code}", "amount": 100,
+                                                          "bank_account": CARD}).json()
+            held[code] = made
+        sim.faults.payout_hold = ""
+        sim.faults.server_errors = 1                        # this one is lost on its way: UnionPay answers 34
+        lost = client.request("POST", "/v1/payouts", {"merchant_payout_no": "lost", "amount": 100,
+                                                      "bank_account": CARD}).json()
+        answered = {}
+        for code in HOLD:                                   # the request's answer says "query later"; it is paid
+            sim.faults.payout_answer = code
+            answered[code] = client.request("POST", "/v1/payouts", {"merchant_payout_no": f"answer-{code}",
+                                                                    "amount": 100, "bank_account": CARD}).json()
+        sim.faults.payout_answer = ""
+        for _ in range(3):                                  # asked again and again: nothing changes, nothing is sent
+            for payout in (*held.values(), lost):
+                assert get(client, payout)["status"] == "processing", payout
+        assert sim.received[-1]["txnType"] == "00"
+        for code, payout in held.items():
+            assert sim.order(payout["out_payout_no"]).code == code
+            assert sim.payout_requests[payout["out_payout_no"]] == 1
+        assert sim.payout_requests[lost["out_payout_no"]] == 0 and sim.order(lost["out_payout_no"]) is None
+        assert all(get(client, p)["out_payout_no"] == p["out_payout_no"] for p in (*held.values(), lost))
+        for payout in answered.values():
+            assert wait_for(lambda p=payout: get(client, p)["status"] == "succeeded")
+        assert dict(sim.paid_count) == {p["out_payout_no"]: 1 for p in answered.values()}
+        balance = client.request("GET", "/v1/balance").json()["balances"][0]
+        assert balance["payout_pending"] == 100 * (len(HOLD) + 1)
+        assert books_clean(gw)
+
+
+def test_a_payout_whose_request_never_left_goes_once_under_a_new_number_with_the_current_time(
+        gateway_factory, db_url) -> None:
+    merchant = UnionPayMerchant()
+    port = free_port()
+    settings = up_settings(db_url, f"http://127.0.0.1:{port}", merchant, query_schedule_seconds=(3600,))
+    gw = gateway_factory(settings)
+    creds = gw.merchant()
+    client = gw.client(creds)
+    fund(settings, creds.merchant_id, available=50000, position=50000)
+    # UnionPay cannot be reached at all (no connection): not a byte of the payout left.
+    made = client.request("POST", "/v1/payouts", {"merchant_payout_no": "po-1", "amount": 20000,
+                                                  "bank_account": CARD}).json()
+    assert made["status"] == "processing"
+    first = made["out_payout_no"]
+    with ServerThread(merchant.sim.app, port):
+        assert wait_for(lambda: get(client, made)["status"] == "succeeded")
+        payout = get(client, made, sync=False)
+        second = payout["out_payout_no"]
+        assert second != first and int(second[:12], 16) > int(first[:12], 16)
+        assert [(r["out_payout_no"], r["because"]) for r in payout["routing"]["renumbered"]] == [(first, "never_sent")]
+        [sent] = [f for f in merchant.sim.received if f["txnType"] == "12"]
+        sent_at = datetime.strptime(sent["txnTime"], "%Y%m%d%H%M%S").replace(tzinfo=wire_beijing())
+        assert sent["orderId"] == second and abs(datetime.now(UTC) - sent_at) < timedelta(minutes=1)
+        assert dict(merchant.sim.paid_count) == {second: 1} and merchant.sim.payout_requests[first] == 0
+        assert books_clean(gw)
+
+
+def wire_beijing() -> Any:
+    from plugins.unionpay.wire import BEIJING
+
+    return BEIJING
+
+
+def test_a_payout_the_settled_statements_prove_absent_fails_and_releases_its_money(gateway_factory, db_url,
+                                                                                   tmp_path) -> None:
+    clock = ShiftedClock()
+    merchant = UnionPayMerchant(clock)
+    port = free_port()
+    sim_url = f"http://127.0.0.1:{port}"
+    with ServerThread(merchant.sim.app, port):
+        settings = up_settings(db_url, sim_url, merchant, query_schedule_seconds=(3600,),
+                               statement_dir=str(tmp_path / "statements"))
+        gw = gateway_factory(settings)
+        creds = gw.merchant()
+        client = gw.client(creds)
+        fund(settings, creds.merchant_id, available=50000, position=50000)
+        sim = merchant.sim
+        sim.faults.server_errors = 2               # the encryption certificate query, then the payout: lost
+        lost = client.request("POST", "/v1/payouts", {"merchant_payout_no": "lost", "amount": 12000,
+                                                      "bank_account": CARD}).json()
+        sim.faults.payout_hold = "05"              # this one UnionPay has, unfinished, and lists on no statement
+        slow = client.request("POST", "/v1/payouts", {"merchant_payout_no": "slow", "amount": 3000,
+                                                      "bank_account": CARD}).json()
+        assert get(client, lost)["status"] == "processing" and get(client, slow)["status"] == "processing"
+        day = datetime.now(wire_beijing()).date()
+
+        def after(report: dict) -> None:
+            if report["business_date"] == day.isoformat():    # the payout's own day: the next days may list it yet
+                assert report["status"] == "completed" and report["counts"]["pending_carryover"] == 2, report
+                assert get(client, lost, sync=False)["status"] == "processing"
+
+        # Four days on (the carry-over window is three): the files of the days after have it neither.
+        first, later = reconcile_days(settings, clock, [(timedelta(), day), (timedelta(days=4), day + timedelta(days=4))],
+                                      between=after)
+        assert later["status"] == "completed", later
+        failed = get(client, lost, sync=False)
+        assert failed["status"] == "failed" and failed["failure"]["code"] == "absent_from_statement", failed
+        assert get(client, slow, sync=False)["status"] == "processing"        # UnionPay has it: still asked
+        assert sim.payout_requests[lost["out_payout_no"]] == 0 and not sim.paid_count
+        balance = client.request("GET", "/v1/balance").json()["balances"][0]
+        assert (balance["available"], balance["payout_pending"]) == (50000 - 3000, 3000)
+        assert books_clean(gw)

@@ -2,28 +2,43 @@
 the UnionPay tests and its conformance harness."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from gateway.clock import Clock
 from plugins.unionpay import wire
+from plugins.unionpay.sim_files import Material
 from plugins.unionpay.simulator import SimOrder, UnionPaySimulator
 
 MER_ID = "777290058110048"
 
 
-class UnionPayMerchant:
-    def __init__(self) -> None:
-        self.key = wire.new_key()
-        self.cert = wire.issue("acp test merchant", self.key, None, self.key, ca=False)
-        self.sim = UnionPaySimulator(mer_id=MER_ID, merchant_cert_pem=wire.cert_pem(self.cert))
+class ShiftedClock(Clock):
+    """A clock some days ahead, for "the day after" without waiting a day (gateway and simulator alike)."""
 
-    def settings(self, base_url: str) -> dict[str, Any]:
-        return {"mer_id": MER_ID, "base_url": base_url, "verify_cert": self.sim.trust_pem,
-                "encrypt_cert": wire.cert_pem(self.sim.encrypt_cert),
-                "sign_cert": {"private_key": wire.private_pem(self.key), "cert_id": str(self.cert.serial_number)}}
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+class UnionPayMerchant:
+    def __init__(self, clock: Clock | None = None, test_environment: bool = False) -> None:
+        self.key = wire.new_key()
+        self.cert = wire.issue(wire.entity_name("acp test merchant", "CFCA OCA1"), self.key, None, self.key, ca=False)
+        self.sim = UnionPaySimulator(mer_id=MER_ID, merchant_cert_pem=wire.cert_pem(self.cert), clock=clock,
+                                     test_environment=test_environment)
+        self.test_environment = test_environment
+
+    def settings(self, base_url: str, **over: Any) -> dict[str, Any]:
+        return {"mer_id": MER_ID, "base_url": base_url, "file_url": f"{base_url}/files/",
+                "verify_cert": self.sim.trust_pem, "encrypt_cert": wire.cert_pem(self.sim.encrypt_cert),
+                "sign_cert": {"private_key": wire.private_pem(self.key), "cert_id": str(self.cert.serial_number)},
+                **({"test_environment": True} if self.test_environment else {}), **over}
 
     def pay(self, base_url: str, payment: dict, outcome: str = "success") -> None:
         """The payer's browser posts the signed form, then pays on UnionPay's page."""
@@ -35,13 +50,12 @@ class UnionPayMerchant:
 
     def notification(self, payment: dict, *, forge: bool = False) -> tuple[bytes, dict[str, str]]:
         """A success notification as UnionPay posts it; forged: signed by a look-alike certificate
-        that does not chain to UnionPay's root."""
-        order = SimOrder(payment["out_trade_no"], wire.bank_time(datetime.now(UTC)),
-                         payment["amount"], "", payment["out_trade_no"], status="SUCCESS")
+        (UnionPay's name in its CN) that does not chain to UnionPay's root."""
+        order = SimOrder(payment["out_trade_no"], wire.bank_time(datetime.now(UTC)), "01", payment["amount"],
+                         code="00", finished=datetime.now(UTC))
         if forge:
-            key = wire.new_key()
-            cert = wire.issue(f"{wire.UNIONPAY_NAME}:SIGN", key, None, key, ca=False)
-            fields = self.sim.signed(self.sim.view(order), key, cert)
+            fake = Material.new()
+            fields = self.sim.signed(self.sim.view(order), fake.sign_key, fake.sign_cert)
         else:
             fields = self.sim.signed(self.sim.view(order))
         body = "&".join(f"{k}={quote(v, safe='')}" for k, v in fields.items()).encode()

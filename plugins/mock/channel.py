@@ -24,6 +24,11 @@ TRADE_STATUS = {"NOTPAY": Outcome.PENDING, "SUCCESS": Outcome.SUCCEEDED, "FAIL":
 REFUND_STATUS = {"PROCESSING": Outcome.PENDING, "SUCCESS": Outcome.SUCCEEDED, "FAIL": Outcome.FAILED}
 # Payouts and splits move through the same three states as refunds.
 MOVE_STATUS = REFUND_STATUS
+# What the sandbox's payout answers mean (the sandbox's own rules, plugins/mock/simulator.py):
+# PROCESSING ask again; SUCCESS and FAIL final; error AMOUNT_INVALID final (nothing was taken);
+# PAYOUT_NOT_EXIST "no record (yet)": ask again, never a failure nor a reason to send it again;
+# any other error or garbage unknown.
+PAYOUT_FINAL_ERRORS = ("AMOUNT_INVALID",)
 
 
 @dataclass(frozen=True)
@@ -144,15 +149,23 @@ class MockChannel(Channel):
         return result(MOVE_STATUS.get(data.get("status"), Outcome.UNKNOWN), data.get(id_key),
                       error_code=data.get("fail_code"), error_message=data.get("fail_message"))
 
+    @staticmethod
+    def _payout(data: dict[str, Any]) -> PayoutResult:
+        if "error" in data:
+            if data["error"] == "PAYOUT_NOT_EXIST":
+                return PayoutResult(Outcome.PENDING, error_code="PAYOUT_NOT_EXIST", unheard=True)
+            return PayoutResult(Outcome.FAILED if data["error"] in PAYOUT_FINAL_ERRORS else Outcome.UNKNOWN,
+                                error_code=str(data["error"]), error_message=data.get("message"))
+        return PayoutResult(MOVE_STATUS.get(data.get("status"), Outcome.UNKNOWN), data.get("payout_id"),
+                            error_code=data.get("fail_code"), error_message=data.get("fail_message"))
+
     async def payout(self, request: PayoutRequest) -> PayoutResult:
-        return self._moved(await self._call("/api/payout", {
+        return self._payout(await self._call("/api/payout", {
             "out_payout_no": request.out_payout_no, "amount": request.amount, "currency": request.currency,
-            "account_name": request.account_name, "account_no": request.account_no, "bank_code": request.bank_code}),
-            "payout_id", ("AMOUNT_INVALID",), PayoutResult)
+            "account_name": request.account_name, "account_no": request.account_no, "bank_code": request.bank_code}))
 
     async def query_payout(self, out_payout_no: str) -> PayoutResult:
-        return self._moved(await self._call("/api/payout/query", {"out_payout_no": out_payout_no}), "payout_id", (),
-                           PayoutResult)
+        return self._payout(await self._call("/api/payout/query", {"out_payout_no": out_payout_no}))
 
     async def split(self, request: SplitRequest) -> SplitResult:
         return self._moved(await self._call("/api/split", {

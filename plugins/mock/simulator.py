@@ -252,6 +252,7 @@ class SandboxSimulator:
         await asyncio.sleep(0.05)
         self.paid_count[payout["out_payout_no"]] = self.paid_count.get(payout["out_payout_no"], 0) + 1
         payout["status"] = "SUCCESS"
+        payout["succeeded_at"] = beijing_now()
         await self._send_callback({"event": "payout", **payout})
 
     async def api_payout_query(self, request: Request) -> Response:
@@ -344,6 +345,10 @@ class SandboxSimulator:
                     rows.append([refund["succeeded_at"], order.transaction_id, order.out_trade_no,
                                  refund["out_refund_no"], "refund", "SUCCESS", refund["amount"], -fee(refund["amount"])])
                     refunded = [refunded[0] + 1, refunded[1] + refund["amount"]]
+        for payout in self.payouts.values():   # the money paid out of the position, fee-free in the sandbox
+            if payout["status"] == "SUCCESS" and payout.get("succeeded_at", "").startswith(day):
+                rows.append([payout["succeeded_at"], payout["payout_id"], payout["out_payout_no"], "", "payout",
+                             "SUCCESS", payout["amount"], 0])
         if not rows:
             return None
         out = io.StringIO()

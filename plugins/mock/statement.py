@@ -1,6 +1,6 @@
-"""The sandbox's daily statement: `#` title line, CSV header, one row per payment or refund
-(amounts in fen, fee_millis in 1/1000 fen), `# total rows=… payments=… payment_amount=… refunds=…
-refund_amount=…` as the last line."""
+"""The sandbox's daily statement: `#` title line, CSV header, one row per payment, refund or payout
+(amounts in fen, fee_millis in 1/1000 fen; a payout's out_payout_no in out_trade_no), `# total rows=…
+payments=… payment_amount=… refunds=… refund_amount=…` as the last line (rows counts payouts too)."""
 from __future__ import annotations
 
 import re
@@ -26,7 +26,8 @@ def parse_sandbox_statement(content: bytes) -> ParsedStatement:
     frame = read_table(b"\n".join(lines[1:-1]), 2, COLUMNS, "statement")
     for column in ("amount", "fee_millis"):
         first_failure(frame, frame[column].str.contains(r"^-?\d{1,15}$"), f"{column} {{{column}!r}} is not a whole number")
-    first_failure(frame, frame["kind"].is_in(["payment", "refund"]), "kind {kind!r} is neither payment nor refund")
+    first_failure(frame, frame["kind"].is_in(["payment", "refund", "payout"]),
+                  "kind {kind!r} is not payment, refund or payout")
     frame = frame.with_columns(
         channel_transaction_id=pl.col("transaction_id"),
         out_refund_no=pl.when(pl.col("kind") == "refund").then(pl.col("out_refund_no")).otherwise(None),

@@ -1,5 +1,5 @@
-"""UnionPay ACP 5.1.0 channel plugin (gateway payment, query, refund, notifications, statement), with a
-simulator of UnionPay's side (simulator.py)."""
+"""UnionPay ACP 5.1.0 channel plugin (gateway payment, query, refund and cancel, 代付, notifications, the ZM
+statement), with a simulator of UnionPay's side (simulator.py)."""
 from gateway.hookspecs import hookimpl
 from plugins.unionpay.channel import UnionPayChannel
 
