@@ -22,7 +22,8 @@ split_returns = SplitReturn.__table__
 
 BALANCE_KINDS = {"merchant_available": "available", "merchant_in_transit": "in_transit",
                  "merchant_frozen": "frozen", "refunds_payable": "refund_pending",
-                 "payouts_pending": "payout_pending", "splits_payable": "split_pending"}
+                 "payouts_pending": "payout_pending", "splits_payable": "split_pending",
+                 "split_frozen": "split_frozen"}
 
 
 def merchant_balances(conn: Connection, ledger: Ledger, merchant_id: str) -> list[dict[str, Any]]:

@@ -8,9 +8,11 @@ no answer resolves to people.
   at its channel rather than queried: nobody holds its action, and a close settles it for good.
 - A processing payment past its expires_at is closed at the channel; if the close reveals it was
   paid, it becomes succeeded like any late success.
-- Every processing payout and split is queried on the same schedule; one the channel never heard
-  of is sent again under its one number (never another), and a split declared with its payment
-  is first sent here, once the payment succeeded.
+- Every processing refund, payout, split, return and split release is queried on the same
+  schedule; one the channel never heard of is sent again under its one number (never another), and
+  a split declared with its payment is first sent here, once the payment succeeded (and once the
+  channel takes splits of it). Unknown answers never fail anything: only the channel's own final
+  word does (see each plugin's table of answers).
 - Rows are leased by pushing next_query_at forward (FOR UPDATE SKIP LOCKED on PostgreSQL), so any
   number of processes share the work and none asks twice at once. Queries keep to a per-account rate.
 """
@@ -25,7 +27,7 @@ from typing import Any, Mapping
 import structlog
 from sqlalchemy import Connection, and_, or_, select, update
 
-from gateway.models import Attempt, Payment, Payout, Refund, Split, SplitReturn
+from gateway.models import Attempt, Payment, Payout, Refund, Split, SplitRelease, SplitReturn
 from gateway.payments import OPEN_ATTEMPT, PaymentService
 from gateway.schedule import QuerySchedule
 
@@ -35,6 +37,7 @@ refunds = Refund.__table__
 payouts = Payout.__table__
 splits = Split.__table__
 split_returns = SplitReturn.__table__
+split_releases = SplitRelease.__table__
 BATCH = 20
 
 
@@ -137,7 +140,8 @@ class Janitor:
             await self.db.tx(lambda conn, r=refund: self._reschedule(conn, refunds, r))
             work += 1
         jobs = ((payouts, self.payouts and self.payouts.sync), (splits, self.splits and self.splits.sync),
-                (split_returns, self.splits and self.splits.sync_return))
+                (split_returns, self.splits and self.splits.sync_return),
+                (split_releases, self.splits and self.splits.sync_release))
         for table, sync in jobs:
             if sync is None:
                 continue
@@ -181,16 +185,24 @@ def exceptions(conn: Connection) -> list[dict[str, Any]]:
         found.append({"kind": "payment", "id": a.payment_id, "out_trade_no": a.out_trade_no,
                       "channel_account": a.channel_account, "merchant_id": a.merchant_id, "amount": a.amount,
                       "status": a.status, "queries": a.queries, "since": a.exception_at.isoformat()})
-    # and a duplicate payment's refund the channel refused: that money is still owed to the customer
-    for r in conn.execute(select(refunds).where(and_(refunds.c.exception_at.is_not(None), or_(
-            refunds.c.status == "processing", and_(refunds.c.kind == "duplicate", refunds.c.status == "failed"))))):
+    # and a duplicate payment's refund the channel refused: that money is still owed to the customer; and
+    # a refund the channel holds for a person (WeChat Pay ABNORMAL), from the moment it said so
+    for r in conn.execute(select(refunds).where(or_(
+            and_(refunds.c.exception_at.is_not(None), or_(
+                refunds.c.status == "processing", and_(refunds.c.kind == "duplicate", refunds.c.status == "failed"))),
+            and_(refunds.c.status == "processing", refunds.c.attention_code.is_not(None))))):
+        since = r.attention_at if r.attention_code and r.status == "processing" else r.exception_at
         found.append({"kind": "refund", "id": r.id, "out_trade_no": r.out_refund_no,
                       "channel_account": r.channel_account, "merchant_id": r.merchant_id, "amount": r.amount,
-                      "status": r.status, "queries": r.queries, "since": r.exception_at.isoformat()})
+                      "status": f"{r.status}: {r.attention_code}" if r.attention_code and r.status == "processing"
+                      else r.status, "queries": r.queries, "since": since.isoformat()})
+    # (a release the channel refused leaves the money frozen in the books: a person must look)
     for table, kind, number in ((payouts, "payout", "out_payout_no"), (splits, "split", "out_split_no"),
-                                (split_returns, "split_return", "out_return_no")):
-        for r in conn.execute(select(table).where(and_(table.c.exception_at.is_not(None),
-                                                       table.c.status == "processing"))):
+                                (split_returns, "split_return", "out_return_no"),
+                                (split_releases, "split_release", "out_release_no")):
+        stuck = table.c.status.in_(("processing", "failed")) if table is split_releases else \
+            table.c.status == "processing"
+        for r in conn.execute(select(table).where(and_(table.c.exception_at.is_not(None), stuck))):
             found.append({"kind": kind, "id": r.id, "out_trade_no": getattr(r, number),
                           "channel_account": r.channel_account, "merchant_id": r.merchant_id, "amount": r.amount,
                           "status": r.status, "queries": r.queries, "since": r.exception_at.isoformat()})

@@ -38,8 +38,8 @@ class Classified:
     counts: dict[str, int]
     items: pl.DataFrame            # ITEM_COLUMNS, every line or record that is not matched
     statement_keys: pl.DataFrame   # kind, reference: every key on the statement
-    payment_amount: int            # succeeded payment lines
-    refund_amount: int             # succeeded refund lines
+    payment_amount: int            # what the channel settles for succeeded payment lines
+    refund_amount: int             # what it takes back for succeeded refund lines
     fee_amount: int                # the channel's fees on succeeded lines, in minor units (half up per line)
 
 
@@ -60,7 +60,8 @@ def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: p
     statement explains are taken out afterwards with `excuse`."""
     lines = lines.with_columns(reference=pl.when(pl.col("kind") == "refund").then(pl.col("out_refund_no"))
                                .otherwise(pl.col("out_trade_no")))
-    lines = lines.with_columns(repeat=~pl.struct("kind", "reference").is_first_distinct())
+    lines = lines.with_columns(repeat=~pl.struct("kind", "reference").is_first_distinct(),
+                               settled=settled_amount())
     succeeded = pl.col("status") == "succeeded"
     sign = pl.when(pl.col("kind") == "refund").then(-1).otherwise(1)
     lines = lines.with_columns(channel_effect=pl.when(succeeded).then(pl.col("amount") * sign).otherwise(0),
@@ -74,7 +75,8 @@ def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: p
         on="reference", how="left")
     joined = pl.concat([payments, refunds], how="vertical_relaxed")
     local_ok = pl.col("local_status") == "succeeded"
-    expected = (expected_fee_millis(pl.col("amount"), fee_bps) * sign) if fee_bps is not None else pl.lit(None)
+    # The channel charges its fee on what it settles (the order less a coupon it keeps), and so do we.
+    expected = (expected_fee_millis(pl.col("settled"), fee_bps) * sign) if fee_bps is not None else pl.lit(None)
     fee_differs = (fen_from_millis(pl.col("fee_millis")) != fen_from_millis(expected)) if fee_bps is not None \
         else pl.lit(False)
     joined = joined.with_columns(
@@ -118,8 +120,8 @@ def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: p
     ok_lines = lines.filter(succeeded)
     return Classified(
         counts=counts, items=items, statement_keys=on_statement,
-        payment_amount=int(ok_lines.filter(pl.col("kind") == "payment")["amount"].sum()),
-        refund_amount=int(ok_lines.filter(pl.col("kind") == "refund")["amount"].sum()),
+        payment_amount=int(ok_lines.filter(pl.col("kind") == "payment")["settled"].sum()),
+        refund_amount=int(ok_lines.filter(pl.col("kind") == "refund")["settled"].sum()),
         fee_amount=int(lines["fee_fen"].sum()))
 
 
@@ -141,11 +143,19 @@ def excuse(result: Classified, seen: pl.DataFrame) -> Classified:
     return replace(result, counts=counts, items=kept)
 
 
+def settled_amount() -> pl.Expr:
+    """What the channel settles for a line: its settled_amount, or all of its amount when it gave none."""
+    return pl.coalesce(pl.col("settled_amount"), pl.col("amount"))
+
+
 def statement_totals(lines: pl.DataFrame) -> dict[str, int]:
-    """What the lines add up to, in the keys a plugin's ParsedStatement.totals may declare."""
+    """What the lines add up to, in the keys a plugin's ParsedStatement.totals may declare: counts, the
+    orders' amounts, and what the channel settles for them (*_settled_amount)."""
+    lines = lines.with_columns(settled=settled_amount())
     payments, refunds = lines.filter(pl.col("kind") == "payment"), lines.filter(pl.col("kind") == "refund")
     return {"rows": lines.height, "payment_count": payments.height, "payment_amount": int(payments["amount"].sum()),
-            "refund_count": refunds.height, "refund_amount": int(refunds["amount"].sum())}
+            "payment_settled_amount": int(payments["settled"].sum()), "refund_count": refunds.height,
+            "refund_amount": int(refunds["amount"].sum()), "refund_settled_amount": int(refunds["settled"].sum())}
 
 
 def totals_disagree(declared: dict[str, Any] | None, lines: pl.DataFrame) -> str | None:
