@@ -279,6 +279,7 @@ class ChannelEvent:
     payer_amount: int | None = None
     settled_amount: int | None = None
     attention: str | None = None             # a refund's, as in RefundResult
+    error_code: str | None = None            # the channel's word for the state (e.g. ABNORMAL, CLOSED)
 
 
 @dataclass(frozen=True)

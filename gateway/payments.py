@@ -749,9 +749,7 @@ class PaymentService:
 
     def _apply_refund_result(self, conn: Connection, refund_id: str, result: RefundResult, source: str) -> bool:
         if result.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED):
-            if result.attention:
-                self._refund_needs_attention(conn, refund_id, result, source)
-            return False
+            return bool(result.attention) and self._refund_needs_attention(conn, refund_id, result, source)
         now = self.clock.now()
         r = conn.execute(select(refunds).where(refunds.c.id == refund_id)).first()
         values: dict[str, Any] = {"status": result.outcome.value, "updated_at": now, "attention_code": None,
@@ -787,7 +785,7 @@ class PaymentService:
                       from_status="processing", to_status=result.outcome.value, source=source)
         return True
 
-    def _refund_needs_attention(self, conn: Connection, refund_id: str, result: RefundResult, source: str) -> None:
+    def _refund_needs_attention(self, conn: Connection, refund_id: str, result: RefundResult, source: str) -> bool:
         """The channel holds the refund and a person must act (WeChat Pay ABNORMAL): it stays processing,
         its money reserved, and is shown to operators (paymux exceptions, the console) and the merchant
         (refund.attention) once; its end comes later, by callback or query."""
@@ -798,12 +796,13 @@ class PaymentService:
             or_(refunds.c.attention_code.is_(None), refunds.c.attention_code != code))).values(
             attention_code=code, attention_message=result.attention[:500], attention_at=now, updated_at=now)).rowcount
         if not changed:
-            return
+            return False
         r = conn.execute(select(refunds).where(refunds.c.id == refund_id)).first()
         notify_url = conn.execute(select(payments.c.notify_url).where(payments.c.id == r.payment_id)).scalar()
         record_event(conn, r.merchant_id, "refund.attention", refund_id, refund_object(r), notify_url, now)
         self.log.warning("refund.needs_attention", refund_id=refund_id, payment_id=r.payment_id, code=code,
                          detail=result.attention[:200], source=source)
+        return True
 
     def _settle_duplicate_refund(self, conn: Connection, r: Any, result: RefundResult, now: Any) -> None:
         """A duplicate payment's refund is not the merchant's: the payment's refunded amounts stay."""
@@ -833,7 +832,8 @@ class PaymentService:
                 return "unknown_reference"
             if event.amount is not None and event.amount != r.amount:
                 return "mismatch"
-            result = RefundResult(event.outcome, event.channel_refund_id, event.amount, attention=event.attention)
+            result = RefundResult(event.outcome, event.channel_refund_id, event.amount, error_code=event.error_code,
+                                  attention=event.attention)
             return "applied" if self._apply_refund_result(conn, r.id, result, "callback") else "duplicate"
         result = PaymentResult(event.outcome, channel_transaction_id=event.channel_transaction_id,
                                amount=event.amount, currency=event.currency, discounts=event.discounts,

@@ -493,7 +493,7 @@ class SplitService:
             made, row = await self.db.tx(tx)
         except IntegrityError:   # asked twice at once: the other one made it
             made, row = await self.db.tx(tx)
-        if made and row.status == "processing":
+        if made and row.status == "processing" and row.next_query_at <= self.clock.now():
             await self.submit_release(row)
         return (201 if made else 200), await self.db.tx(lambda conn: release_object(
             conn.execute(select(releases).where(releases.c.id == row.id)).first()))
@@ -503,10 +503,12 @@ class SplitService:
         existing = conn.execute(select(releases).where(releases.c.payment_id == pay.id)).first()
         if existing is not None:
             return existing
+        limits = self.host.account(channel_account).channel.split_limits()   # a finish is a split order too
+        due = max(now, _aware(pay.paid_at) + timedelta(seconds=limits.not_before_seconds)) if pay.paid_at else now
         row = dict(id=public_id("srl"), payment_id=pay.id, merchant_id=pay.merchant_id, amount=0,
                    currency=pay.currency, channel_account=channel_account, out_release_no=out_trade_no(),
                    status="waiting" if self._in_flight(conn, pay.id) else "processing", submitted=False,
-                   next_query_at=now, queries=0, created_at=now, updated_at=now)
+                   next_query_at=due, queries=0, created_at=now, updated_at=now)
         conn.execute(insert(releases).values(row))
         return SimpleNamespace(**row)
 
@@ -519,10 +521,10 @@ class SplitService:
 
     def _release_if_done(self, conn: Connection, payment_id: str, now: Any) -> None:
         """A split or return ended: a release waiting for the payment's splits is due once none is left."""
-        if not self._in_flight(conn, payment_id):
+        if not self._in_flight(conn, payment_id):   # (its time, if later, stays: the janitor sends it then)
             conn.execute(update(releases).where(and_(releases.c.payment_id == payment_id,
                                                      releases.c.status == "waiting"))
-                         .values(status="processing", next_query_at=now, updated_at=now))
+                         .values(status="processing", updated_at=now))
 
     def _finish_request(self, conn: Connection, r: Any) -> SplitFinish:
         pay = conn.execute(select(payments).where(payments.c.id == r.payment_id)).first()
@@ -535,6 +537,9 @@ class SplitService:
     async def submit_release(self, r: Any, request: SplitFinish | None = None) -> bool:
         account = self.host.account(r.channel_account)
         request = request or await self.db.tx(lambda conn: self._finish_request(conn, r))
+        if request.amount <= 0:   # splits and refunds took all of it: nothing is left frozen to release
+            return await self.db.tx(lambda conn: self.apply_release(conn, r.id, SplitResult(Outcome.SUCCEEDED),
+                                                                    "nothing_left", sent=True))
         result = await self._call(account, "finish_split", lambda: account.channel.finish_split(request),
                                   r.out_release_no)
         result = await self._confirmed(account, result, lambda: account.channel.query_split_finish(request),
