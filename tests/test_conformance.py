@@ -103,15 +103,24 @@ class AlipayHarness(SimulatorHarness):
 
     def __init__(self) -> None:
         self.app_key = alipay_wire.new_key()
-        self.sim = AlipaySimulator(app_id="2021000000000001", app_public_key=self.app_key.public_key())
+        self.sim = AlipaySimulator(app_id="2021000000000001", app_public_key=self.app_key.public_key(),
+                                   callback_time_scale=0.001, bill_ready_hour=None)
 
     def settings(self, gateway_url: str | None = None) -> dict[str, Any]:
         return {"app_id": "2021000000000001", "app_private_key": alipay_wire.private_pem(self.app_key),
                 "alipay_public_key": self.sim.alipay_public_pem, "seller_id": self.sim.seller_id,
-                "gateway_url": gateway_url or f"{self.server.url}/gateway.do"}
+                "gateway_url": gateway_url or f"{self.server.url}/gateway.do", "royalty_delay_seconds": 0}
 
     def unreachable_settings(self) -> dict[str, Any]:
         return self.settings(f"http://127.0.0.1:{free_port()}/gateway.do")
+
+    def show(self, payment: dict) -> None:
+        """The payer scans the code (or opens the page): only then does Alipay have the order."""
+        action = payment["action"]
+        if action["type"] == "qr":
+            assert httpx.post(f"{self.server.url}/sim/orders/{payment['out_trade_no']}/scan").status_code == 200
+        elif action["type"] == "redirect":
+            httpx.get(action["url"])
 
     def pay(self, payment: dict, notify_url: str) -> None:
         action = payment["action"]

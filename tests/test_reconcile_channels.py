@@ -125,12 +125,15 @@ def test_a_wechat_pay_trade_bill_with_every_class(gateway_factory, db_url, tmp_p
         golden(gateway_factory, settings, sim, f"http://127.0.0.1:{port}", "native", bill, tmp_path, coupons)
 
 
-# ---- Alipay: a zip of GBK CSVs, #-lines around the detail ----
+# ---- Alipay: a zip of GBK CSVs, named in GBK, #-lines around the detail ----
 
 def edit_alipay(content: bytes, trade: dict[str, str]) -> bytes:
+    """Edit Alipay's bill archive keeping it as Alipay makes it: members found by what they hold (their
+    names are GBK, unflagged), written back under the same names the same way, totals recomputed."""
     archive = zipfile.ZipFile(io.BytesIO(content))
-    detail_name = next(n for n in archive.namelist() if "汇总" not in n)
-    lines = archive.read(detail_name).decode("gbk").split("\r\n")
+    infos = archive.infolist()
+    detail_info = next(i for i in infos if archive.read(i).decode("gbk").count("\n支付宝交易号,") == 1)
+    lines = archive.read(detail_info).decode("gbk").split("\r\n")
     header = next(i for i, line in enumerate(lines) if line.startswith("支付宝交易号"))
     end = next(i for i in range(header + 1, len(lines)) if lines[i].startswith("#"))
     rows = list(csv.reader(io.StringIO("\n".join(lines[header + 1:end]))))
@@ -147,30 +150,35 @@ def edit_alipay(content: bytes, trade: dict[str, str]) -> bytes:
         if no == trade["twice"] and not refund:
             out.append(list(row))
     stranger = list(out[0])
-    stranger[0], stranger[1], stranger[11], stranger[12], stranger[22] = (
-        "2026112222000000000777\t", "T-NOT-OURS\t", "7.77", "7.77", "-0.05")
+    stranger[0], stranger[1], stranger[11], stranger[12], stranger[16], stranger[22] = (
+        "2026112222000000000777\t", "T-NOT-OURS\t", "7.77", "7.77", "0.00", "-0.05")
     out.append(stranger)
     fen = lambda cell: abs(int(cell.replace(".", "")))  # noqa: E731
+    yuan = lambda total: f"{total // 100}.{total % 100:02d}"  # noqa: E731
     sales = [r for r in out if r[2] == "交易"]
     backs = [r for r in out if r[2] == "退款"]
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerows(out)
     trailer = "\r\n".join(lines[end:])
-    trailer = re.sub(r"#交易合计：\d+笔，商家实收共[\d.]+元",
-                     f"#交易合计：{len(sales)}笔，商家实收共{sum(fen(r[11]) for r in sales) / 100:.2f}元", trailer)
-    trailer = re.sub(r"#退款合计：\d+笔，商家实收退款共-?[\d.]+元",
-                     f"#退款合计：{len(backs)}笔，商家实收退款共{sum(fen(r[11]) for r in backs) / 100:.2f}元", trailer)
+    trailer = re.sub(r"#交易合计：.*", f"#交易合计：{len(sales)}笔，商家实收共{yuan(sum(fen(r[12]) for r in sales))}元，"
+                     f"商家优惠共{yuan(sum(fen(r[16]) for r in sales))}元", trailer, count=1)
+    refunded, discounted = sum(fen(r[12]) for r in backs), sum(fen(r[16]) for r in backs)
+    trailer = re.sub(r"#退款合计：.*", f"#退款合计：{len(backs)}笔，商家实收退款共-{yuan(refunded)}元，"
+                     f"商家优惠退款共-{yuan(discounted)}元", trailer, count=1)
     detail = "\r\n".join(lines[:header + 1]) + "\r\n" + buffer.getvalue() + trailer
     out_zip = io.BytesIO()
     with zipfile.ZipFile(out_zip, "w") as new:
-        for name in archive.namelist():
-            new.writestr(name, detail.encode("gbk") if name == detail_name else archive.read(name))
+        for info in infos:
+            new.writestr(info, detail.encode("gbk") if info is detail_info else archive.read(info))
     return out_zip.getvalue()
 
 
-def test_an_alipay_bill_with_every_class(gateway_factory, db_url, tmp_path) -> None:
+def test_an_alipay_bill_with_gbk_names_and_merchant_discounts_and_every_class(gateway_factory, db_url,
+                                                                              tmp_path) -> None:
+    """Alipay's bill as it comes: member names in GBK without the UTF-8 flag (Python reads them as cp437),
+    and a day with a merchant discount (商家优惠: 订单金额 above 商家实收, on the sale and on its refund)."""
     key = ali_wire.new_key()
-    sim = AlipaySimulator(app_id="2021000000000001", app_public_key=key.public_key())
+    sim = AlipaySimulator(app_id="2021000000000001", app_public_key=key.public_key(), callback_time_scale=0.001)
     port = free_port()
     with ServerThread(sim.app, port):
         account = ChannelAccountConfig("ali", "alipay", True, {
@@ -180,5 +188,13 @@ def test_an_alipay_bill_with_every_class(gateway_factory, db_url, tmp_path) -> N
             fee_bps=sim.service_fee_bps)
         settings = Settings(public_url=f"http://127.0.0.1:{free_port()}", database_url=db_url, secret_key=SECRET_KEY,
                             channel_accounts=(account,), query_schedule_seconds=(3600,), channel_timeout_seconds=2.0)
-        golden(gateway_factory, settings, sim, f"http://127.0.0.1:{port}", "qr",
-               lambda trade: edit_alipay(sim.bill_zip(today().isoformat()), trade), tmp_path)
+
+        def bill(trade: dict[str, str]) -> bytes:
+            content = sim.bill_zip(today().isoformat())
+            names = zipfile.ZipFile(io.BytesIO(content)).namelist()
+            assert not any("汇总" in name for name in names)        # as Python reads GBK names: cp437
+            assert "商家优惠共5.00元".encode("gbk") in zipfile.ZipFile(io.BytesIO(content)).read(names[0])
+            return edit_alipay(content, trade)
+
+        golden(gateway_factory, settings, sim, f"http://127.0.0.1:{port}", "qr", bill, tmp_path,
+               {"vouchers": [{"amount": 500}]})
