@@ -31,6 +31,7 @@ to someone the merchant registered. No HTTP, no SQL strings.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, Sequence
 
@@ -38,9 +39,8 @@ from sqlalchemy import Connection, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import Caller
-from datetime import UTC, datetime, timedelta
 
-from gateway.channel import Capability, ChannelEvent, Outcome, SplitFinish, SplitRequest, SplitResult
+from gateway.channel import Capability, ChannelEvent, Outcome, SplitRequest, SplitResult
 from gateway.channel import SplitReturn as SplitReturnRequest
 from gateway.db import owned_row
 from gateway.errors import PaymuxError, conflict, invalid_request
@@ -49,8 +49,9 @@ from gateway.models import Attempt, Payment, Receiver, Refund, Split, SplitRelea
 from gateway.notifier import record_event
 from gateway.operations import record_answer
 from gateway.redact import masked, masked_name
-from gateway.resources import iso, receiver_object, split_object
+from gateway.resources import receiver_object, split_object
 from gateway.secretbox import SecretBox
+from gateway.split_releases import SplitReleases, aware
 from ledger.booking import PaymentFacts
 from ledger.errors import LedgerError
 
@@ -59,7 +60,7 @@ attempts = Attempt.__table__
 receivers = Receiver.__table__
 splits = Split.__table__
 returns = SplitReturn.__table__
-releases = SplitRelease.__table__
+release_rows = SplitRelease.__table__
 refunds = Refund.__table__
 
 REFUND_POLICIES = ("refuse", "return")
@@ -90,6 +91,7 @@ class SplitService:
         self.db, self.host, self.clock, self.log = payments_service.db, payments_service.host, \
             payments_service.clock, payments_service.log
         self.booker = payments_service.booker
+        self.releases = SplitReleases(self)
 
     # ---- receivers ----
 
@@ -209,7 +211,7 @@ class SplitService:
                                     frozen=pay.frozen_amount)
         self.p._take_frozen(conn, s.payment_id, f"split:{s.id}:split.requested", now)
         # WeChat Pay takes a split only a while after the payment: until then it waits for the janitor.
-        due = max(now, _aware(pay.paid_at) + timedelta(seconds=limits.not_before_seconds)) if pay.paid_at else now
+        due = max(now, aware(pay.paid_at) + timedelta(seconds=limits.not_before_seconds)) if pay.paid_at else now
         conn.execute(update(splits).where(splits.c.id == s.id).values(
             status="processing", channel_account=channel_account, failure_code=None, failure_message=None,
             next_query_at=due, updated_at=now))
@@ -232,8 +234,8 @@ class SplitService:
             self._receiver(conn, caller.merchant_id, receiver_id, "receiver")
             if pay.status != "succeeded":
                 raise conflict("payment_not_splittable", f"A {pay.status} payment cannot be split")
-            if conn.execute(select(releases.c.id).where(and_(releases.c.payment_id == payment_id,
-                                                               releases.c.status != "waiting"))).first():
+            if conn.execute(select(release_rows.c.id).where(and_(release_rows.c.payment_id == payment_id,
+                                                                   release_rows.c.status != "waiting"))).first():
                 raise conflict("payment_split_finished", "This payment's splitting is finished: what was left "
                                                          "has been released to the merchant")
             now = self.clock.now()
@@ -264,7 +266,7 @@ class SplitService:
         if not made:
             return 200, split_object(row)
         self.log.info("split.created", split_id=row.id, payment_id=payment_id, amount=amount)
-        if _aware(row.next_query_at) <= self.clock.now():   # else the channel takes it only later: the janitor sends it
+        if aware(row.next_query_at) <= self.clock.now():   # else the channel takes it only later: the janitor sends it
             await self.submit(row)
         return 201, await self.db.tx(lambda conn: self._render(conn, row.id))
 
@@ -473,114 +475,28 @@ class SplitService:
         self._release_if_done(conn, r.payment_id, now)
         return True
 
-    # ---- the end of splitting: what the channel holds frozen is released ----
-
-    async def finish(self, caller: Caller, payment_id: str) -> tuple[int, dict]:
-        """The merchant will split this payment no more: once no split or return of it is in flight, the
-        channel releases what it still holds frozen of it. Asking again answers the same release."""
-        def tx(conn: Connection) -> tuple[bool, Any]:
-            caller.verify(conn)
-            pay = owned_row(conn, payments, caller.merchant_id, "payment", payment_id)
-            existing = conn.execute(select(releases).where(releases.c.payment_id == payment_id)).first()
-            if existing is not None:
-                return False, existing
-            if not self.host.account(pay.channel_account).supports(Capability.SPLIT_FINISH) or pay.status != \
-                    "succeeded" or not pay.splittable:
-                raise conflict("nothing_frozen", "The channel holds nothing of this payment frozen for splitting")
-            return True, self._ask_release(conn, pay, pay.channel_account, self.clock.now())
-
-        try:
-            made, row = await self.db.tx(tx)
-        except IntegrityError:   # asked twice at once: the other one made it
-            made, row = await self.db.tx(tx)
-        if made and row.status == "processing" and row.next_query_at <= self.clock.now():
-            await self.submit_release(row)
-        return (201 if made else 200), await self.db.tx(lambda conn: release_object(
-            conn.execute(select(releases).where(releases.c.id == row.id)).first()))
-
-    def _ask_release(self, conn: Connection, pay: Any, channel_account: str, now: Any) -> Any:
-        """Write the payment's release: waiting while a split or return is in flight, else due now."""
-        existing = conn.execute(select(releases).where(releases.c.payment_id == pay.id)).first()
-        if existing is not None:
-            return existing
-        limits = self.host.account(channel_account).channel.split_limits()   # a finish is a split order too
-        due = max(now, _aware(pay.paid_at) + timedelta(seconds=limits.not_before_seconds)) if pay.paid_at else now
-        row = dict(id=public_id("srl"), payment_id=pay.id, merchant_id=pay.merchant_id, amount=0,
-                   currency=pay.currency, channel_account=channel_account, out_release_no=out_trade_no(),
-                   status="waiting" if self._in_flight(conn, pay.id) else "processing", submitted=False,
-                   next_query_at=due, queries=0, created_at=now, updated_at=now)
-        conn.execute(insert(releases).values(row))
-        return SimpleNamespace(**row)
+    # ---- the end of splitting: what the channel holds frozen is released (gateway/split_releases.py) ----
 
     @staticmethod
-    def _in_flight(conn: Connection, payment_id: str) -> bool:
+    def in_flight(conn: Connection, payment_id: str) -> bool:
+        """A split or return of the payment is still scheduled or processing."""
         return conn.execute(select(splits.c.id).where(and_(splits.c.payment_id == payment_id, splits.c.status.in_(
             ("scheduled", "processing")))).limit(1)).first() is not None or conn.execute(
             select(returns.c.id).where(and_(returns.c.payment_id == payment_id,
                                             returns.c.status == "processing")).limit(1)).first() is not None
 
-    def _release_if_done(self, conn: Connection, payment_id: str, now: Any) -> None:
-        """A split or return ended: a release waiting for the payment's splits is due once none is left."""
-        if not self._in_flight(conn, payment_id):   # (its time, if later, stays: the janitor sends it then)
-            conn.execute(update(releases).where(and_(releases.c.payment_id == payment_id,
-                                                     releases.c.status == "waiting"))
-                         .values(status="processing", updated_at=now))
 
-    def _finish_request(self, conn: Connection, r: Any) -> SplitFinish:
-        pay = conn.execute(select(payments).where(payments.c.id == r.payment_id)).first()
-        trade_no = conn.execute(select(attempts.c.out_trade_no).where(and_(
-            attempts.c.payment_id == r.payment_id, attempts.c.status == "succeeded"))
-            .order_by(attempts.c.updated_at)).scalar()
-        return SplitFinish(r.out_release_no, trade_no, pay.channel_transaction_id, pay.frozen_amount, r.currency,
-                           "splitting finished")
-
-    async def submit_release(self, r: Any, request: SplitFinish | None = None) -> bool:
-        account = self.host.account(r.channel_account)
-        request = request or await self.db.tx(lambda conn: self._finish_request(conn, r))
-        if request.amount <= 0:   # splits and refunds took all of it: nothing is left frozen to release
-            return await self.db.tx(lambda conn: self.apply_release(conn, r.id, SplitResult(Outcome.SUCCEEDED),
-                                                                    "nothing_left", sent=True))
-        result = await self._call(account, "finish_split", lambda: account.channel.finish_split(request),
-                                  r.out_release_no)
-        result = await self._confirmed(account, result, lambda: account.channel.query_split_finish(request),
-                                       r.out_release_no, "query_split_finish")
-        return await self.db.tx(lambda conn: self.apply_release(conn, r.id, result, "create", sent=True))
+    async def finish(self, caller: Caller, payment_id: str) -> tuple[int, dict]:
+        return await self.releases.finish(caller, payment_id)
 
     async def sync_release(self, r: Any) -> bool:
-        if not r.submitted:
-            return await self.submit_release(r)
-        account = self.host.account(r.channel_account)
-        request = await self.db.tx(lambda conn: self._finish_request(conn, r))
-        result = await self._call(account, "query_split_finish",
-                                  lambda: account.channel.query_split_finish(request), r.out_release_no)
-        if result.unheard:
-            self.log.warning("split.release_resend", release_id=r.id, out_release_no=r.out_release_no)
-            return await self.submit_release(r, request)
-        return await self.db.tx(lambda conn: self.apply_release(conn, r.id, result, "query"))
+        return await self.releases.sync_release(r)
 
-    def apply_release(self, conn: Connection, release_id: str, result: SplitResult, source: str,
-                      sent: bool = False) -> bool:
-        """The channel released what it held frozen: book it back to in-transit (split.released). A refusal
-        leaves it frozen in the books and shows it to operators."""
-        now = self.clock.now()
-        pay_id = conn.execute(select(releases.c.payment_id).where(releases.c.id == release_id)).scalar_one()
-        pay = conn.execute(select(payments).where(payments.c.id == pay_id)).first()
-        r = record_answer(conn, releases, release_id, result.outcome, now, what="release",
-                          channel_id_column="channel_release_id", channel_id=result.channel_split_id,
-                          error_code=result.error_code, error_message=result.error_message, sent=sent,
-                          **({"amount": pay.frozen_amount} if result.outcome is Outcome.SUCCEEDED else {}))
-        if r is None:
-            return False
-        if result.outcome is Outcome.SUCCEEDED:
-            self.booker.split_released(conn, _facts(pay), r.id, pay.frozen_amount, now)
-            conn.execute(update(payments).where(payments.c.id == pay.id).values(frozen_amount=0, updated_at=now))
-        else:
-            conn.execute(update(releases).where(releases.c.id == r.id).values(exception_at=now))
-        record_event(conn, r.merchant_id, f"split_release.{result.outcome.value}", r.id, release_object(r),
-                     pay.notify_url, now)
-        self.log.info("split.release_state_changed", release_id=r.id, payment_id=pay.id, to_status=r.status,
-                      amount=r.amount, source=source)
-        return True
+    def _ask_release(self, conn: Connection, pay: Any, channel_account: str, now: Any) -> Any:
+        return self.releases.ask(conn, pay, channel_account, now)
+
+    def _release_if_done(self, conn: Connection, payment_id: str, now: Any) -> None:
+        self.releases.release_if_done(conn, payment_id, now)
 
     # ---- reading ----
 
@@ -615,17 +531,4 @@ class _NoRoom(Exception):
 def _facts(pay: Any) -> PaymentFacts:
     return PaymentFacts(pay.id, pay.merchant_id, pay.channel_account, pay.amount, pay.currency)
 
-
-def _aware(at: datetime) -> datetime:
-    """A stored timestamp as aware UTC (SQLite gives them back naive)."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-def release_object(r: Any) -> dict[str, Any]:
-    """A payment's split release: what the channel let go of, to the merchant, when its splitting ended."""
-    return {"id": r.id, "object": "split_release", "payment_id": r.payment_id, "status": r.status,
-            "amount": r.amount, "currency": r.currency, "channel": r.channel_account,
-            "out_release_no": r.out_release_no, "channel_release_id": r.channel_release_id,
-            "failure": {"code": r.failure_code, "message": r.failure_message} if r.failure_code else None,
-            "created_at": iso(r.created_at), "updated_at": iso(r.updated_at)}
 
