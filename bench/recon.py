@@ -126,7 +126,8 @@ def write_bill(path: Path, rows: int, day: date, marks: dict[str, range]) -> Non
                 paid_total += fen
                 count += 1
         out.write("总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额\r\n")
-        out.write(f"`{count},`{paid_total // 100}.{paid_total % 100:02d},`0.00,`0.00,`0.00000,`0.00,`0.00\r\n")
+        paid = f"{paid_total // 100}.{paid_total % 100:02d}"   # 应结订单总金额 and 订单总金额: no coupons here
+        out.write(f"`{count},`{paid},`0.00,`0.00,`0.00000,`{paid},`0.00\r\n")
 
 
 def floor_join(bill: Path, url: str) -> float:

@@ -44,6 +44,7 @@ def routes() -> list[Route]:
         Route("/v1/refunds/{refund_id}", refunds.get_refund, methods=["GET"]),
         Route("/v1/payments/{payment_id}/splits", payouts.create_split, methods=["POST"]),
         Route("/v1/payments/{payment_id}/splits", payouts.list_splits, methods=["GET"]),
+        Route("/v1/payments/{payment_id}/splits/finish", payouts.finish_splits, methods=["POST"]),
         Route("/v1/splits/{split_id}", payouts.get_split, methods=["GET"]),
         Route("/v1/receivers", payouts.create_receiver, methods=["POST"]),
         Route("/v1/receivers/{receiver_id}", payouts.get_receiver, methods=["GET"]),

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, text
 
-from gateway.models import Attempt, Payment, Payout, Refund, Split, SplitReturn
+from gateway.models import Attempt, Payment, Payout, Refund, Split, SplitRelease, SplitReturn
 from gateway.resources import iso
 from ledger.check import check_ledger
 from ledger.core import Entry, Ledger
@@ -19,10 +19,12 @@ entries = LedgerEntry.__table__
 payouts = Payout.__table__
 splits = Split.__table__
 split_returns = SplitReturn.__table__
+split_releases = SplitRelease.__table__
 
 BALANCE_KINDS = {"merchant_available": "available", "merchant_in_transit": "in_transit",
                  "merchant_frozen": "frozen", "refunds_payable": "refund_pending",
-                 "payouts_pending": "payout_pending", "splits_payable": "split_pending"}
+                 "payouts_pending": "payout_pending", "splits_payable": "split_pending",
+                 "split_frozen": "split_frozen"}
 
 
 def merchant_balances(conn: Connection, ledger: Ledger, merchant_id: str) -> list[dict[str, Any]]:
@@ -99,6 +101,11 @@ def cross_check(conn: Connection) -> list[str]:
         present = f"split_return:{r.id}:split.returned" in keys
         if present != (r.status == "succeeded"):
             problems.append(f"split return {r.id} is {r.status} but its split.returned entry is "
+                            f"{'present' if present else 'missing'}")
+    for r in conn.execute(select(split_releases.c.id, split_releases.c.status, split_releases.c.amount)):
+        present = f"split_release:{r.id}:split.released" in keys
+        if present != (r.status == "succeeded" and r.amount > 0):
+            problems.append(f"split release {r.id} is {r.status} (amount {r.amount}) but its split.released entry is "
                             f"{'present' if present else 'missing'}")
     payment_ids = {row.id for row in conn.execute(select(payments.c.id))}
     refund_ids = {row.id for row in conn.execute(select(refunds.c.id))}

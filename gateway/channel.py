@@ -37,6 +37,9 @@ class Capability(str, enum.Enum):
     PAYOUT = "payout"          # payout() and query_payout(): pay a bank account from the account's position
     SPLIT = "split"            # split() and query_split(): pass part of a paid order on to a receiver
     SPLIT_RETURN = "split_return"   # return_split() and query_split_return(): take a split back from its receiver
+    # finish_split() and query_split_finish(): the channel holds a payment made to be split frozen until
+    # told the splitting is over (WeChat Pay unfreeze, Alipay royalty_finish), and then releases what is left
+    SPLIT_FINISH = "split_finish"
 
 
 @dataclass(frozen=True)
@@ -139,11 +142,18 @@ class RefundRequest:
 
 @dataclass(frozen=True)
 class RefundResult:
+    """The channel's answer about one refund. `unheard`: a query's "no such refund": the request never
+    took effect there, so it may be sent again under the same out_refund_no (and a refusal of it stands).
+    `attention`: PENDING, and the channel says a person must act before it can end (WeChat Pay ABNORMAL:
+    the money left the merchant and the payer's bank refused it): the refund stays reserved and shown."""
+
     outcome: Outcome
     channel_refund_id: str | None = None
     amount: int | None = None
     error_code: str | None = None
     error_message: str | None = None
+    unheard: bool = False
+    attention: str | None = None
 
 
 @dataclass(frozen=True)
@@ -211,7 +221,33 @@ class SplitReturn:
 
 
 @dataclass(frozen=True)
+class SplitFinish:
+    """The splitting of a paid order is over: the channel releases to the merchant what it still holds
+    frozen of it (WeChat Pay /v3/profitsharing/orders/unfreeze, Alipay order.settle with royalty_finish).
+    amount: what paymux believes is left (the channel's word decides)."""
+
+    out_finish_no: str
+    out_trade_no: str
+    channel_transaction_id: str | None
+    amount: int
+    currency: str
+    description: str
+
+
+@dataclass(frozen=True)
+class SplitLimits:
+    """How a channel lets a payment be split: at most max_share_bps of the order in all (None: up to the
+    order less its fee), and not before not_before_seconds after it was paid."""
+
+    max_share_bps: int | None = None
+    not_before_seconds: float = 0
+
+
+@dataclass(frozen=True)
 class SplitResult:
+    """A split's, a return's or a finish's answer. `unheard`: a query's "no such order": send it again
+    under the same number; a refusal of the first send stands."""
+
     outcome: Outcome
     channel_split_id: str | None = None
     error_code: str | None = None
@@ -247,6 +283,8 @@ class ChannelEvent:
     discounts: tuple[Discount, ...] = ()     # a payment's, as in PaymentResult
     payer_amount: int | None = None
     settled_amount: int | None = None
+    attention: str | None = None             # a refund's, as in RefundResult
+    error_code: str | None = None            # the channel's word for the state (e.g. ABNORMAL, CLOSED)
 
 
 def unstorable(answer: Any) -> bool:
@@ -297,7 +335,9 @@ STATEMENT_COLUMNS = {
     "channel_transaction_id": "String",
     "out_trade_no": "String",           # our attempt's out-trade-no (a payout line: its out_payout_no)
     "out_refund_no": "String",          # our refund's out-refund-no (refund lines; null on payments)
-    "amount": "Int64",                  # minor units, positive, what was paid or refunded
+    "amount": "Int64",                  # minor units, positive, what was paid or refunded (the order's figure)
+    "settled_amount": "Int64",          # what the channel settles for the line: amount less the discount it
+                                        # keeps out of what it pays (null: all of amount); fees are on this
     "fee_millis": "Int64",              # the channel's fee in 1/1000 minor unit: + charged, - given back
     "status": "String",                 # succeeded | failed | closed | pending (normalized)
     "time": "String",                   # as the channel wrote it
@@ -389,6 +429,18 @@ class Channel:
 
     async def query_split_return(self, request: SplitReturn) -> SplitResult:
         raise NotImplementedError
+
+    async def finish_split(self, request: SplitFinish) -> SplitResult:
+        """Release what the channel holds frozen of a payment made to be split (Capability.SPLIT_FINISH);
+        the same out_finish_no twice is one release."""
+        raise NotImplementedError
+
+    async def query_split_finish(self, request: SplitFinish) -> SplitResult:
+        raise NotImplementedError
+
+    def split_limits(self) -> SplitLimits:
+        """How much of a payment this account lets be split, and how soon after it was paid."""
+        return SplitLimits()
 
     def acknowledge(self, accepted: bool, message: str = "") -> Acknowledgement:
         """What to answer the channel: accepted means "stop retrying"."""

@@ -8,9 +8,12 @@ no answer resolves to people.
   at its channel rather than queried: nobody holds its action, and a close settles it for good.
 - A processing payment past its expires_at is closed at the channel; if the close reveals it was
   paid, it becomes succeeded like any late success.
-- Every processing payout and split is queried on the same schedule; one the channel never heard
-  of is sent again under its one number (never another), and a split declared with its payment
-  is first sent here, once the payment succeeded.
+- Every processing refund, payout, split, return and split release is queried on the same
+  schedule. A refund, split, return or release the channel never heard of is sent again under its
+  one number (never another); a payout never is — it is asked about until the channel answers or the
+  settled statements prove it absent (gateway/payouts.py). A split declared with its payment is
+  first sent here, once the payment succeeded (and once the channel takes splits of it). Unknown
+  answers never fail anything: only the channel's own final word does (each plugin's answers table).
 - Rows are leased by pushing next_query_at forward (FOR UPDATE SKIP LOCKED on PostgreSQL), so any
   number of processes share the work and none asks twice at once. Queries keep to a per-account rate.
 """
@@ -20,12 +23,12 @@ import asyncio
 import secrets
 import time
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any, Awaitable, Mapping
 
 import structlog
 from sqlalchemy import Connection, and_, or_, select, update
 
-from gateway.models import Attempt, Payment, Payout, Refund, Split, SplitReturn
+from gateway.models import Attempt, Payment, Payout, Refund, Split, SplitRelease, SplitReturn
 from gateway.payments import OPEN_ATTEMPT, PaymentService
 from gateway.schedule import QuerySchedule
 
@@ -35,6 +38,7 @@ refunds = Refund.__table__
 payouts = Payout.__table__
 splits = Split.__table__
 split_returns = SplitReturn.__table__
+split_releases = SplitRelease.__table__
 BATCH = 20
 
 
@@ -105,48 +109,71 @@ class Janitor:
 
     async def sweep(self) -> int:
         """One pass; returns how many things it asked about. Its log lines, channel calls and the
-        events it causes carry one request id (jan_…), like a merchant request's."""
+        events it causes carry one request id (jan_…), like a merchant request's. A row whose work
+        fails is logged and left leased (asked again once its lease runs out); the pass goes on."""
         structlog.contextvars.bind_contextvars(request_id="jan_" + secrets.token_hex(8))
         work = 0
         for p in await self.db.tx(self._expired):
             await self.limiter.wait(p.channel_account)
-            closed = await self.payments.close_at_channel(p, source="expiry")
-            self.log.info("janitor.expiry", payment_id=p.id, closed=closed)
-            work += 1
+            if await self._guarded("expiry", p.id, self._expire(p)):
+                work += 1
         for attempt in await self.db.tx(self._claim_attempts):
             await self.limiter.wait(attempt.channel_account)
-            p, current = await self.db.tx(lambda conn, a=attempt: (
-                conn.execute(select(payments).where(payments.c.id == a.payment_id)).first(),
-                self.payments.current_attempt(conn, a.payment_id).id))
-            if current == attempt.id:
-                await self.payments.sync_payment(p, source="janitor", attempt=attempt)
-            else:  # left behind by a failover or a new attempt: retire it at its channel
-                await self.payments.close_at_channel(p, source="janitor", attempt_only=True, attempt=attempt)
-            await self.db.tx(lambda conn, a=attempt: self._reschedule(conn, attempts, a))
-            work += 1
+            if await self._guarded("attempts", attempt.id, self._ask_attempt(attempt)):
+                work += 1
         for refund in await self.db.tx(self._claim(refunds)):
             await self.limiter.wait(refund.channel_account)
-            trade_no = await self.db.tx(lambda conn, r=refund: conn.execute(
-                select(attempts.c.out_trade_no).where(attempts.c.id == r.attempt_id)).scalar_one())
-            if refund.submitted:
-                await self.payments.sync_refund(refund, trade_no)
-            else:  # one paymux started itself (a duplicate payment's): send it first
-                total = await self.db.tx(lambda conn, r=refund: conn.execute(
-                    select(payments.c.amount).where(payments.c.id == r.payment_id)).scalar_one())
-                await self.payments.submit_refund(refund, trade_no, total)
-            await self.db.tx(lambda conn, r=refund: self._reschedule(conn, refunds, r))
-            work += 1
+            if await self._guarded("refunds", refund.id, self._ask_refund(refund)):
+                work += 1
         jobs = ((payouts, self.payouts and self.payouts.sync), (splits, self.splits and self.splits.sync),
-                (split_returns, self.splits and self.splits.sync_return))
+                (split_returns, self.splits and self.splits.sync_return),
+                (split_releases, self.splits and self.splits.sync_release))
         for table, sync in jobs:
             if sync is None:
                 continue
             for row in await self.db.tx(self._claim(table)):
                 await self.limiter.wait(row.channel_account)
-                await sync(row)
-                await self.db.tx(lambda conn, r=row, t=table: self._reschedule(conn, t, r))
-                work += 1
+                if await self._guarded(table.name, row.id, self._ask(table, sync, row)):
+                    work += 1
         return work
+
+    async def _guarded(self, what: str, row_id: Any, job: Awaitable[None]) -> bool:
+        try:
+            await job
+        except Exception as exc:  # noqa: BLE001  one bad row must not stop the rest of the pass
+            self.log.warning("janitor.row_failed", table=what, id=row_id, error=type(exc).__name__,
+                             detail=str(exc)[:200])
+            return False
+        return True
+
+    async def _expire(self, p: Any) -> None:
+        closed = await self.payments.close_at_channel(p, source="expiry")
+        self.log.info("janitor.expiry", payment_id=p.id, closed=closed)
+
+    async def _ask_attempt(self, attempt: Any) -> None:
+        p, current = await self.db.tx(lambda conn: (
+            conn.execute(select(payments).where(payments.c.id == attempt.payment_id)).first(),
+            self.payments.current_attempt(conn, attempt.payment_id).id))
+        if current == attempt.id:
+            await self.payments.sync_payment(p, source="janitor", attempt=attempt)
+        else:  # left behind by a failover or a new attempt: retire it at its channel
+            await self.payments.close_at_channel(p, source="janitor", attempt_only=True, attempt=attempt)
+        await self.db.tx(lambda conn: self._reschedule(conn, attempts, attempt))
+
+    async def _ask_refund(self, refund: Any) -> None:
+        trade_no = await self.db.tx(lambda conn: conn.execute(
+            select(attempts.c.out_trade_no).where(attempts.c.id == refund.attempt_id)).scalar_one())
+        if refund.submitted:
+            await self.payments.sync_refund(refund, trade_no)
+        else:  # one paymux started itself (a duplicate payment's): send it first
+            total = await self.db.tx(lambda conn: conn.execute(
+                select(payments.c.amount).where(payments.c.id == refund.payment_id)).scalar_one())
+            await self.payments.submit_refund(refund, trade_no, total)
+        await self.db.tx(lambda conn: self._reschedule(conn, refunds, refund))
+
+    async def _ask(self, table: Any, sync: Any, row: Any) -> None:
+        await sync(row)
+        await self.db.tx(lambda conn: self._reschedule(conn, table, row))
 
     def _reschedule(self, conn: Connection, table: Any, row: Any) -> None:
         """Still open after the question? Plan the next one, or give up and hand it to people."""
@@ -181,16 +208,24 @@ def exceptions(conn: Connection) -> list[dict[str, Any]]:
         found.append({"kind": "payment", "id": a.payment_id, "out_trade_no": a.out_trade_no,
                       "channel_account": a.channel_account, "merchant_id": a.merchant_id, "amount": a.amount,
                       "status": a.status, "queries": a.queries, "since": a.exception_at.isoformat()})
-    # and a duplicate payment's refund the channel refused: that money is still owed to the customer
-    for r in conn.execute(select(refunds).where(and_(refunds.c.exception_at.is_not(None), or_(
-            refunds.c.status == "processing", and_(refunds.c.kind == "duplicate", refunds.c.status == "failed"))))):
+    # and a duplicate payment's refund the channel refused: that money is still owed to the customer; and
+    # a refund the channel holds for a person (WeChat Pay ABNORMAL), from the moment it said so
+    for r in conn.execute(select(refunds).where(or_(
+            and_(refunds.c.exception_at.is_not(None), or_(
+                refunds.c.status == "processing", and_(refunds.c.kind == "duplicate", refunds.c.status == "failed"))),
+            and_(refunds.c.status == "processing", refunds.c.attention_code.is_not(None))))):
+        since = r.attention_at if r.attention_code and r.status == "processing" else r.exception_at
         found.append({"kind": "refund", "id": r.id, "out_trade_no": r.out_refund_no,
                       "channel_account": r.channel_account, "merchant_id": r.merchant_id, "amount": r.amount,
-                      "status": r.status, "queries": r.queries, "since": r.exception_at.isoformat()})
+                      "status": f"{r.status}: {r.attention_code}" if r.attention_code and r.status == "processing"
+                      else r.status, "queries": r.queries, "since": since.isoformat()})
+    # (a release the channel refused leaves the money frozen in the books: a person must look)
     for table, kind, number in ((payouts, "payout", "out_payout_no"), (splits, "split", "out_split_no"),
-                                (split_returns, "split_return", "out_return_no")):
-        for r in conn.execute(select(table).where(and_(table.c.exception_at.is_not(None),
-                                                       table.c.status == "processing"))):
+                                (split_returns, "split_return", "out_return_no"),
+                                (split_releases, "split_release", "out_release_no")):
+        stuck = table.c.status.in_(("processing", "failed")) if table is split_releases else \
+            table.c.status == "processing"
+        for r in conn.execute(select(table).where(and_(table.c.exception_at.is_not(None), stuck))):
             found.append({"kind": kind, "id": r.id, "out_trade_no": getattr(r, number),
                           "channel_account": r.channel_account, "merchant_id": r.merchant_id, "amount": r.amount,
                           "status": r.status, "queries": r.queries, "since": r.exception_at.isoformat()})

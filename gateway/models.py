@@ -69,6 +69,10 @@ class Payment(SQLModel, table=True):
     split_amount: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0,
                                                           server_default="0"))
     splittable: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})  # to be split
+    # What the channel holds frozen of it for splitting (a payment made to be split at a channel that
+    # freezes one): its share, less what splits and refunds took, until the splitting is finished.
+    frozen_amount: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0,
+                                                           server_default="0"))
     notify_url: Optional[str] = Field(default=None, max_length=2000)
     metadata_: dict = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
     channel_transaction_id: Optional[str] = Field(default=None, max_length=128)
@@ -144,6 +148,10 @@ class Refund(SQLModel, table=True):
     channel_refund_id: Optional[str] = Field(default=None, max_length=128)
     failure_code: Optional[str] = Field(default=None, max_length=64)
     failure_message: Optional[str] = Field(default=None, max_length=500)
+    # The channel holds it and a person must act before it ends (WeChat Pay ABNORMAL): still reserved.
+    attention_code: Optional[str] = Field(default=None, max_length=64)
+    attention_message: Optional[str] = Field(default=None, max_length=500)
+    attention_at: Optional[datetime] = None
     next_query_at: Optional[datetime] = Field(default=None, index=True)
     queries: int = 0
     exception_at: Optional[datetime] = None
@@ -443,6 +451,31 @@ class SplitReturn(SQLModel, table=True):
     status: str = Field(max_length=20, index=True)   # processing | succeeded | failed
     submitted: bool = False
     channel_return_id: Optional[str] = Field(default=None, max_length=128)
+    failure_code: Optional[str] = Field(default=None, max_length=64)
+    failure_message: Optional[str] = Field(default=None, max_length=500)
+    next_query_at: Optional[datetime] = Field(default=None, index=True)
+    queries: int = 0
+    exception_at: Optional[datetime] = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SplitRelease(SQLModel, table=True):
+    """The end of a payment's splitting: the channel releases to the merchant what it still holds frozen
+    of it (WeChat Pay unfreeze, Alipay royalty_finish). waiting: asked for while splits are in flight."""
+
+    __tablename__ = "split_releases"
+
+    id: str = Field(primary_key=True, max_length=40)
+    payment_id: str = Field(foreign_key="payments.id", unique=True, max_length=40)
+    merchant_id: str = Field(foreign_key="merchants.id", max_length=40)
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))   # released (booked at success)
+    currency: str = Field(max_length=3)
+    channel_account: str = Field(max_length=64)
+    out_release_no: str = Field(unique=True, max_length=64)
+    status: str = Field(max_length=20, index=True)   # waiting | processing | succeeded | failed
+    submitted: bool = False
+    channel_release_id: Optional[str] = Field(default=None, max_length=128)
     failure_code: Optional[str] = Field(default=None, max_length=64)
     failure_message: Optional[str] = Field(default=None, max_length=500)
     next_query_at: Optional[datetime] = Field(default=None, index=True)

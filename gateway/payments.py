@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
 import httpx
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, true, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway import discounts, idempotency
@@ -213,7 +213,7 @@ class PaymentService:
                 method=method, status="processing", refunded_amount=0, refund_pending_amount=0,
                 notify_url=new.notify_url, metadata=new.metadata, channel_transaction_id=None, fee_amount=None,
                 discount_amount=0, discounts=None,
-                split_amount=0, splittable=new.splittable,
+                split_amount=0, splittable=new.splittable, frozen_amount=0,
                 failure_code=None,
                 failure_message=None, expires_at=expires_at, paid_at=None, created_at=now, updated_at=now)
             pending = early is not None and early.outcome is Outcome.PENDING
@@ -270,10 +270,16 @@ class PaymentService:
 
     def _split_room(self, plan: Plan, merchant_id: str, new: NewPayment) -> int:
         """Keep only accounts that can split; the most the splits may take is the amount less the
-        largest fee any of them would charge."""
+        largest fee any of them would charge, and no more than the smallest share of it any of their
+        channels lets be split."""
         self._only_splitting(plan)
-        return new.amount - max(self.booker.merchant_fee(PaymentFacts("", merchant_id, r.account.id, new.amount,
-                                                                      new.currency)) for r in plan.routes)
+        rooms = []
+        for route in plan.routes:
+            room = new.amount - self.booker.merchant_fee(PaymentFacts("", merchant_id, route.account.id, new.amount,
+                                                                      new.currency))
+            cap = route.account.channel.split_limits().max_share_bps
+            rooms.append(room if cap is None else min(room, new.amount * cap // 10000))
+        return min(rooms)
 
     def _attempt_row(self, attempt_id: str, payment_id: str, amount: int, trade_no: str, account_id: str, method: str,
                      now: Any, routing: dict | None, status: str = "created", action: dict | None = None) -> dict[str, Any]:
@@ -411,13 +417,20 @@ class PaymentService:
         await self.db.tx(lambda conn: self._apply_payment_result(conn, attempt.id, result, source=source))
 
     async def sync_refund(self, r: Any, out_trade_no: str) -> None:
-        """Ask the channel about a processing refund and apply what it says."""
+        """Ask the channel about a processing refund and apply what it says. One it has no record of never
+        reached it: it is sent again, under the same out_refund_no (never another)."""
         account = self.host.account(r.channel_account)
         if not account.supports(Capability.REFUND_QUERY):
             return
         result = await self._refund_call(account, "refund_query",
                                          lambda: account.channel.query_refund(out_trade_no, r.out_refund_no),
                                          r.out_refund_no)
+        if result.unheard:
+            total = await self.db.tx(lambda conn: conn.execute(
+                select(payments.c.amount).where(payments.c.id == r.payment_id)).scalar_one())
+            self.log.warning("refund.resend", refund_id=r.id, out_refund_no=r.out_refund_no)
+            result = await self._send_refund(account, RefundRequest(out_trade_no, r.out_refund_no, r.amount, total,
+                                                                    r.currency, r.reason))
         await self.db.tx(lambda conn: self._apply_refund_result(conn, r.id, result, source="janitor"))
 
     async def _load_for(self, caller: Caller, payment_id: str) -> Any:
@@ -481,12 +494,11 @@ class PaymentService:
         """Send a refund paymux started itself (a duplicate payment's) to the channel."""
         account = self.host.account(r.channel_account)
         request = RefundRequest(out_trade_no, r.out_refund_no, r.amount, total, r.currency, r.reason)
-        result = await self._refund_call(account, "refund", lambda: account.channel.refund(request),
-                                             request.out_refund_no)
+        result = await self._send_refund(account, request)
 
         def settle(conn: Connection) -> None:
-            if result.outcome is not Outcome.UNKNOWN:  # the channel has it (or refused it): do not send again
-                conn.execute(update(refunds).where(refunds.c.id == r.id).values(submitted=True))
+            # Sent: from now on the channel is asked first, and it is sent again only if it has no record.
+            conn.execute(update(refunds).where(refunds.c.id == r.id).values(submitted=True))
             self._apply_refund_result(conn, r.id, result, source="janitor")
 
         await self.db.tx(settle)
@@ -660,19 +672,20 @@ class PaymentService:
                     raise conflict("duplicate_refund", f"merchant_refund_no {new.merchant_refund_no!r} already exists",
                                    "merchant_refund_no") from None
                 try:
+                    # What the channel still holds frozen of the payment (for splitting) pays first.
                     self.booker.refund_requested(conn, payment_facts(current), refund_id, new.amount, fee_refund, now,
-                                                 shares)
+                                                 shares, frozen=current.frozen_amount)
                 except InsufficientBalance as exc:
                     raise invalid_request("insufficient_balance",
                                           f"The merchant's balance cannot cover this refund: {exc.message}",
                                           "amount") from None
+                self._take_frozen(conn, payment_id, f"refund:{refund_id}:refund.requested", now)
                 return attempt
 
             attempt = await self.db.tx(tx1)
             self.log.info("refund.created", refund_id=refund_id, payment_id=payment_id, amount=new.amount)
             request = RefundRequest(attempt.out_trade_no, out_refund_no, new.amount, p.amount, p.currency, new.reason)
-            result = await self._refund_call(account, "refund", lambda: account.channel.refund(request),
-                                             request.out_refund_no)
+            result = await self._send_refund(account, request)
 
             def tx2(conn: Connection) -> StoredResponse:
                 self._apply_refund_result(conn, refund_id, result, source="create")
@@ -682,10 +695,35 @@ class PaymentService:
 
         return await self._idempotent(claim, run, self._recover_refund)
 
-    @staticmethod
-    def _fee_refunded(conn: Connection, payment_id: str) -> int:
-        """Fee already given back by this payment's refunds that have not failed."""
-        return PaymentService._refunded_before(conn, payment_id)[1]
+    async def _send_refund(self, account: ChannelAccount, request: RefundRequest) -> RefundResult:
+        """Send a refund (again, under its one out_refund_no) and make sure of a refusal before it counts:
+        a refusal stands only if the channel then has no record of the refund (a resend of one it took
+        can be refused as a repeat, or by a state the first one caused)."""
+        result = await self._refund_call(account, "refund", lambda: account.channel.refund(request),
+                                         request.out_refund_no)
+        if result.outcome is not Outcome.FAILED or not account.supports(Capability.REFUND_QUERY):
+            return result
+        found = await self._refund_call(account, "refund_query", lambda: account.channel.query_refund(
+            request.out_trade_no, request.out_refund_no), request.out_refund_no)
+        if found.unheard:
+            return result        # the channel has no such refund: its refusal is the answer
+        self.log.warning("refund.refusal_not_final", out_refund_no=request.out_refund_no, refused=result.error_code,
+                         found=found.outcome.value)
+        return found             # it has one (or cannot say): that decides, never the refusal
+
+    def _take_frozen(self, conn: Connection, payment_id: str, key: str, now: Any) -> None:
+        """Lower the payment's frozen share by what the entry `key` took from it."""
+        taken = self.booker.frozen_part(conn, key)
+        if taken:
+            conn.execute(update(payments).where(payments.c.id == payment_id).values(
+                frozen_amount=payments.c.frozen_amount - taken, updated_at=now))
+
+    def _give_back_frozen(self, conn: Connection, payment_id: str, key: str, now: Any) -> None:
+        """A refund or split that failed gives its payment back the frozen share its entry `key` took."""
+        taken = self.booker.frozen_part(conn, key)
+        if taken:
+            conn.execute(update(payments).where(payments.c.id == payment_id).values(
+                frozen_amount=payments.c.frozen_amount + taken, updated_at=now))
 
     @staticmethod
     def _refunded_before(conn: Connection, payment_id: str) -> tuple[int, int]:
@@ -718,10 +756,11 @@ class PaymentService:
 
     def _apply_refund_result(self, conn: Connection, refund_id: str, result: RefundResult, source: str) -> bool:
         if result.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED):
-            return False
+            return bool(result.attention) and self._refund_needs_attention(conn, refund_id, result, source)
         now = self.clock.now()
         r = conn.execute(select(refunds).where(refunds.c.id == refund_id)).first()
-        values: dict[str, Any] = {"status": result.outcome.value, "updated_at": now}
+        values: dict[str, Any] = {"status": result.outcome.value, "updated_at": now, "attention_code": None,
+                                  "attention_message": None}
         if result.channel_refund_id:
             values["channel_refund_id"] = result.channel_refund_id
         if result.outcome is Outcome.FAILED:
@@ -744,12 +783,32 @@ class PaymentService:
         if result.outcome is Outcome.SUCCEEDED:
             self.booker.refund_succeeded(conn, p, refund_id, r.amount, now, r.discount_refund)
         else:
+            self._give_back_frozen(conn, r.payment_id, f"refund:{refund_id}:refund.requested", now)
             self.booker.refund_failed(conn, p, refund_id, now, [c for c, a in (r.campaign_refund or {}).items() if a],
                                       reserved=r.amount > r.discount_refund)
         record_event(conn, r.merchant_id, f"refund.{result.outcome.value}", refund_id,
                      self._render_refund(conn, refund_id), row.notify_url, now)
         self.log.info("refund.state_changed", refund_id=refund_id, payment_id=r.payment_id,
                       from_status="processing", to_status=result.outcome.value, source=source)
+        return True
+
+    def _refund_needs_attention(self, conn: Connection, refund_id: str, result: RefundResult, source: str) -> bool:
+        """The channel holds the refund and a person must act (WeChat Pay ABNORMAL): it stays processing,
+        its money reserved, and is shown to operators (paymux exceptions, the console) and the merchant
+        (refund.attention) once; its end comes later, by callback or query."""
+        now = self.clock.now()
+        code = (result.error_code or result.attention or "attention")[:64]
+        changed = conn.execute(update(refunds).where(and_(
+            refunds.c.id == refund_id, refunds.c.status == "processing",
+            or_(refunds.c.attention_code.is_(None), refunds.c.attention_code != code))).values(
+            attention_code=code, attention_message=result.attention[:500], attention_at=now, updated_at=now)).rowcount
+        if not changed:
+            return False
+        r = conn.execute(select(refunds).where(refunds.c.id == refund_id)).first()
+        notify_url = conn.execute(select(payments.c.notify_url).where(payments.c.id == r.payment_id)).scalar()
+        record_event(conn, r.merchant_id, "refund.attention", refund_id, refund_object(r), notify_url, now)
+        self.log.warning("refund.needs_attention", refund_id=refund_id, payment_id=r.payment_id, code=code,
+                         detail=result.attention[:200], source=source)
         return True
 
     def _settle_duplicate_refund(self, conn: Connection, r: Any, result: RefundResult, now: Any) -> None:
@@ -780,7 +839,8 @@ class PaymentService:
                 return "unknown_reference"
             if event.amount is not None and event.amount != r.amount:
                 return "mismatch"
-            result = RefundResult(event.outcome, event.channel_refund_id, event.amount)
+            result = RefundResult(event.outcome, event.channel_refund_id, event.amount, error_code=event.error_code,
+                                  attention=event.attention)
             return "applied" if self._apply_refund_result(conn, r.id, result, "callback") else "duplicate"
         result = PaymentResult(event.outcome, channel_transaction_id=event.channel_transaction_id,
                                amount=event.amount, currency=event.currency, discounts=event.discounts,

@@ -24,6 +24,7 @@ def payment_object(p: Any) -> dict[str, Any]:
         "amount_refunded": p.refunded_amount,
         "amount_refund_pending": p.refund_pending_amount,
         "amount_split": p.split_amount,
+        "amount_frozen": p.frozen_amount,
         "splittable": p.splittable,
         "fee": p.fee_amount,
         # From the channel's verified answer at success: its coupons, who funded them, what it kept
@@ -59,6 +60,9 @@ def refund_object(r: Any) -> dict[str, Any]:
         "reason": r.reason,
         "channel_refund_id": r.channel_refund_id,
         "failure": {"code": r.failure_code, "message": r.failure_message} if r.failure_code else None,
+        # Still processing, and the channel says a person must act (WeChat Pay ABNORMAL); still reserved
+        "attention": {"code": r.attention_code, "message": r.attention_message, "since": iso(r.attention_at)}
+        if r.attention_code and r.status == "processing" else None,
         "created_at": iso(r.created_at),
         "updated_at": iso(r.updated_at),
     }

@@ -132,7 +132,9 @@ class Settler:
                 .select_from(postings.join(entries, entries.c.id == postings.c.entry_id)
                              .join(accounts, accounts.c.id == postings.c.account_id)
                              .join(payments, entries.c.reference == literal("payment:", String) + payments.c.id))
-                .where(and_(entries.c.event_type.in_(("payment.succeeded", "campaign.discount")),
+                # what a payment credited, less what the channel froze of it for splitting (released later)
+                .where(and_(entries.c.event_type.in_(("payment.succeeded", "campaign.discount", "split.frozen",
+                                                      "split.released")),
                             entries.c.business_date == day, accounts.c.code == "merchant_in_transit"))
                 .group_by(accounts.c.owner_id, payments.c.channel_account, accounts.c.currency)).all()
             due += [(merchant_id, account_id, currency, day, int(amount))

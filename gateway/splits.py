@@ -15,12 +15,23 @@ to someone the merchant registered. No HTTP, no SQL strings.
   available) into splits_payable; `split.succeeded` passes it to the receiver's in-transit;
   `split.failed` reverses the request and gives the payment its room back; `split.returned`
   moves a return from the receiver's in-transit back to the merchant's.
-- Splits are sent and asked about like refunds: at once when asked for, then by the janitor (a
-  split the channel never heard of is sent again under the same out_split_no).
+- Splits are sent and asked about like refunds: at once when asked for (or, where the channel takes
+  a split only some time after the payment, once that time has passed), then by the janitor. A
+  split, return or release the channel never heard of is sent again under its one number; a refusal
+  counts only once a query finds no record of it (a resend of one it took can be refused).
+- Limits are the channel's (`Channel.split_limits`): all splits of a payment within its share of the
+  order (WeChat Pay and Alipay: 30% unless the merchant's contract says more) and its fee.
+- Frozen remainders: a channel that freezes a payment made to be split (Capability.SPLIT_FINISH) holds
+  the merchant's share (`split.frozen` at success, payments.frozen_amount) until told the splitting
+  is over. Splits and refunds take from it first. The release (`split_releases`) is asked for by the
+  merchant (POST /v1/payments/{id}/splits/finish) or, for splits declared with the payment, made when
+  they have all ended; it waits while any split or return is in flight, then one finish call releases
+  what is left, booked `split.released` (back to in-transit) when the channel confirms it.
 """
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, Sequence
 
@@ -28,17 +39,20 @@ from sqlalchemy import Connection, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import Caller
+
 from gateway.channel import Capability, ChannelEvent, Outcome, SplitRequest, SplitResult
 from gateway.channel import SplitReturn as SplitReturnRequest
 from gateway.db import owned_row
 from gateway.errors import PaymuxError, conflict, invalid_request
 from gateway.ids import out_trade_no, public_id
-from gateway.models import Attempt, Payment, Receiver, Refund, Split, SplitReturn
+from gateway.models import Attempt, Payment, Receiver, Refund, Split, SplitRelease, SplitReturn
 from gateway.notifier import record_event
 from gateway.operations import record_answer
 from gateway.redact import masked, masked_name
 from gateway.resources import receiver_object, split_object
 from gateway.secretbox import SecretBox
+from gateway.split_releases import SplitReleases, aware
+from ledger.booking import PaymentFacts
 from ledger.errors import LedgerError
 
 payments = Payment.__table__
@@ -46,6 +60,7 @@ attempts = Attempt.__table__
 receivers = Receiver.__table__
 splits = Split.__table__
 returns = SplitReturn.__table__
+release_rows = SplitRelease.__table__
 refunds = Refund.__table__
 
 REFUND_POLICIES = ("refuse", "return")
@@ -76,6 +91,7 @@ class SplitService:
         self.db, self.host, self.clock, self.log = payments_service.db, payments_service.host, \
             payments_service.clock, payments_service.log
         self.booker = payments_service.booker
+        self.releases = SplitReleases(self)
 
     # ---- receivers ----
 
@@ -147,14 +163,21 @@ class SplitService:
 
     def payment_ended(self, conn: Connection, payment_id: str, channel_account: str, outcome: Outcome,
                       now: Any) -> None:
-        """Called in the transaction that ends a payment. Succeeded (at channel_account, where the
-        money is): its scheduled splits start (the janitor sends them); failed or closed: they are
-        cancelled (a late success starts them after all)."""
+        """Called in the transaction that ends a payment made to be split. Succeeded (at channel_account,
+        where the money is): a channel that freezes it holds the merchant's share (split.frozen), its
+        scheduled splits start (the janitor sends them) and, when they have all ended, what is left is
+        released; failed or closed: they are cancelled (a late success starts them after all)."""
         if outcome is not Outcome.SUCCEEDED:
             conn.execute(update(splits).where(and_(splits.c.payment_id == payment_id, splits.c.status == "scheduled"))
                          .values(status="cancelled", failure_code="payment_not_paid",
                                  failure_message=f"The payment {outcome.value}", updated_at=now))
             return
+        account = self.host.account(channel_account)
+        pay = conn.execute(select(payments).where(payments.c.id == payment_id)).first()
+        if account.supports(Capability.SPLIT_FINISH) and pay.frozen_amount == 0:
+            share = pay.amount - pay.discount_amount - (pay.fee_amount or 0)
+            self.booker.split_frozen(conn, _facts(pay), share, now)
+            conn.execute(update(payments).where(payments.c.id == payment_id).values(frozen_amount=share))
         waiting = conn.execute(select(splits).where(and_(
             splits.c.payment_id == payment_id, (splits.c.status == "scheduled") | and_(
                 splits.c.status == "cancelled", splits.c.failure_code == "payment_not_paid")))
@@ -167,20 +190,31 @@ class SplitService:
                 conn.execute(update(splits).where(splits.c.id == s.id).values(
                     status="failed", failure_code="split_exceeds_payment", failure_message=str(exc)[:500],
                     updated_at=now))
+        if waiting and account.supports(Capability.SPLIT_FINISH):   # declared splits: released once they end
+            self._ask_release(conn, pay, channel_account, now)
 
     def _start(self, conn: Connection, s: Any, channel_account: str, now: Any) -> None:
-        """Reserve the split's room on its payment and book split.requested; it is then processing."""
+        """Reserve the split's room on its payment and book split.requested (from what the channel holds
+        frozen of the payment first); it is then processing, sent as soon as the channel takes it."""
         p = payments.c
-        reserved = conn.execute(update(payments).where(and_(
-            p.id == s.payment_id, p.status == "succeeded",
-            p.amount - p.fee_amount - p.refunded_amount - p.refund_pending_amount - p.split_amount >= s.amount))
-            .values(split_amount=p.split_amount + s.amount, updated_at=now)).rowcount
+        limits = self.host.account(channel_account).channel.split_limits()
+        room = p.amount - p.fee_amount - p.refunded_amount - p.refund_pending_amount - p.split_amount >= s.amount
+        if limits.max_share_bps is not None:   # the channel's cap on all splits of one order
+            room = and_(room, (p.split_amount + s.amount) * 10000 <= p.amount * limits.max_share_bps)
+        reserved = conn.execute(update(payments).where(and_(p.id == s.payment_id, p.status == "succeeded", room))
+                                .values(split_amount=p.split_amount + s.amount, updated_at=now)).rowcount
         if not reserved:
-            raise _NoRoom(f"The split of {s.amount} exceeds what is left of the payment")
-        self.booker.split_requested(conn, s.id, s.merchant_id, channel_account, s.currency, s.amount, now)
+            raise _NoRoom(f"The split of {s.amount} exceeds what is left of the payment"
+                          + (f" or the channel's {limits.max_share_bps / 100:g}% of it" if limits.max_share_bps else ""))
+        pay = conn.execute(select(payments).where(payments.c.id == s.payment_id)).first()
+        self.booker.split_requested(conn, s.id, s.merchant_id, channel_account, s.currency, s.amount, now,
+                                    frozen=pay.frozen_amount)
+        self.p._take_frozen(conn, s.payment_id, f"split:{s.id}:split.requested", now)
+        # WeChat Pay takes a split only a while after the payment: until then it waits for the janitor.
+        due = max(now, aware(pay.paid_at) + timedelta(seconds=limits.not_before_seconds)) if pay.paid_at else now
         conn.execute(update(splits).where(splits.c.id == s.id).values(
             status="processing", channel_account=channel_account, failure_code=None, failure_message=None,
-            next_query_at=now, updated_at=now))
+            next_query_at=due, updated_at=now))
 
     # ---- splits asked for after success ----
 
@@ -200,6 +234,10 @@ class SplitService:
             self._receiver(conn, caller.merchant_id, receiver_id, "receiver")
             if pay.status != "succeeded":
                 raise conflict("payment_not_splittable", f"A {pay.status} payment cannot be split")
+            if conn.execute(select(release_rows.c.id).where(and_(release_rows.c.payment_id == payment_id,
+                                                                   release_rows.c.status != "waiting"))).first():
+                raise conflict("payment_split_finished", "This payment's splitting is finished: what was left "
+                                                         "has been released to the merchant")
             now = self.clock.now()
             row = self._row(caller.merchant_id, payment_id, merchant_split_no, receiver_id, amount, pay.currency,
                             description, pay.channel_account, "processing", now)
@@ -210,8 +248,12 @@ class SplitService:
             except _NoRoom:
                 left = pay.amount - (pay.fee_amount or 0) - pay.refunded_amount - pay.refund_pending_amount \
                     - pay.split_amount
+                cap = self.host.account(pay.channel_account).channel.split_limits().max_share_bps
+                if cap is not None:
+                    left = min(left, pay.amount * cap // 10000 - pay.split_amount)
                 raise invalid_request("split_exceeds_payment", f"A split of {amount} exceeds the {left} left of the "
-                                      "payment after its fee, refunds and splits", "amount") from None
+                                      "payment after its fee, refunds, splits and the channel's limit",
+                                      "amount") from None
             except LedgerError as exc:
                 raise invalid_request("insufficient_balance", f"The merchant's balance cannot cover this split: "
                                       f"{exc.message}", "amount") from None
@@ -224,7 +266,8 @@ class SplitService:
         if not made:
             return 200, split_object(row)
         self.log.info("split.created", split_id=row.id, payment_id=payment_id, amount=amount)
-        await self.submit(row)
+        if aware(row.next_query_at) <= self.clock.now():   # else the channel takes it only later: the janitor sends it
+            await self.submit(row)
         return 201, await self.db.tx(lambda conn: self._render(conn, row.id))
 
     # ---- talking to the channel ----
@@ -243,10 +286,25 @@ class SplitService:
         return self.p._call(account, operation, fn, lambda code, msg: SplitResult(
             Outcome.UNKNOWN, error_code=code, error_message=msg), reference=reference)
 
+    async def _confirmed(self, account: Any, result: SplitResult, ask: Any, reference: str,
+                         operation: str) -> SplitResult:
+        """A refusal counts only if the channel then has no record of the request: a resend of one it
+        took can be refused (as a repeat, or by the state the first one caused)."""
+        if result.outcome is not Outcome.FAILED:
+            return result
+        found = await self._call(account, operation, ask, reference)
+        if found.unheard:
+            return result
+        self.log.warning("split.refusal_not_final", reference=reference, refused=result.error_code,
+                         found=found.outcome.value)
+        return found
+
     async def submit(self, s: Any, request: SplitRequest | None = None) -> bool:
         account = self.host.account(s.channel_account)
         request = request or await self.db.tx(lambda conn: self._request(conn, s))
         result = await self._call(account, "split", lambda: account.channel.split(request), s.out_split_no)
+        result = await self._confirmed(account, result, lambda: account.channel.query_split(request), s.out_split_no,
+                                       "query_split")
         return await self.db.tx(lambda conn: self.apply(conn, s.id, result, "create", sent=True))
 
     async def sync(self, s: Any) -> bool:
@@ -271,12 +329,14 @@ class SplitService:
         if result.outcome is Outcome.SUCCEEDED:
             self.booker.split_succeeded(conn, s.id, s.merchant_id, s.receiver_id, s.currency, s.amount, now)
         else:
+            self.p._give_back_frozen(conn, s.payment_id, f"split:{s.id}:split.requested", now)
             self.booker.split_failed(conn, s.id, now)
             conn.execute(update(payments).where(payments.c.id == s.payment_id).values(
                 split_amount=payments.c.split_amount - s.amount, updated_at=now))
         notify_url = conn.execute(select(payments.c.notify_url).where(payments.c.id == s.payment_id)).scalar()
         record_event(conn, s.merchant_id, f"split.{result.outcome.value}", s.id, split_object(s), notify_url, now)
         self.log.info("split.state_changed", split_id=s.id, payment_id=s.payment_id, to_status=s.status, source=source)
+        self._release_if_done(conn, s.payment_id, now)
         return True
 
     def apply_event(self, conn: Connection, account_id: str, event: ChannelEvent) -> str:
@@ -308,9 +368,11 @@ class SplitService:
             # What this refund takes from the merchant (less the fee it gives back), against what the
             # merchant kept of this payment after its fee, earlier refunds and the splits.
             refunding = pay.refunded_amount + pay.refund_pending_amount
-            fee, fee_back_before = pay.fee_amount or 0, self.p._fee_refunded(conn, payment_id)
+            fee = pay.fee_amount or 0
+            taken_before, fee_back_before = self.p._refunded_before(conn, payment_id)
             fee_back = self.booker.fee_refund(pay.amount, fee, refund_amount, fee_back_before,
-                                              completes=refunding + refund_amount == pay.amount)
+                                              completes=refunding + refund_amount == pay.amount,
+                                              refunded_before=taken_before)
             kept = pay.amount - fee - (refunding - fee_back_before) - pay.split_amount
             short = max(refund_amount - fee_back - kept, refunding + pay.split_amount + refund_amount - pay.amount)
             if short <= 0:
@@ -375,6 +437,8 @@ class SplitService:
         request = request or await self.db.tx(lambda conn: self._return_request(conn, r))
         result = await self._call(account, "return_split", lambda: account.channel.return_split(request),
                                   r.out_return_no)
+        result = await self._confirmed(account, result, lambda: account.channel.query_split_return(request),
+                                       r.out_return_no, "query_split_return")
         return await self.db.tx(lambda conn: self.apply_return(conn, r.id, result, "create", sent=True))
 
     async def sync_return(self, r: Any) -> bool:
@@ -410,7 +474,31 @@ class SplitService:
         record_event(conn, r.merchant_id, event, s.id, split_object(
             conn.execute(select(splits).where(splits.c.id == s.id)).first()), notify_url, now)
         self.log.info("split.return_state_changed", return_id=r.id, split_id=s.id, to_status=r.status, source=source)
+        self._release_if_done(conn, r.payment_id, now)
         return True
+
+    # ---- the end of splitting: what the channel holds frozen is released (gateway/split_releases.py) ----
+
+    @staticmethod
+    def in_flight(conn: Connection, payment_id: str) -> bool:
+        """A split or return of the payment is still scheduled or processing."""
+        return conn.execute(select(splits.c.id).where(and_(splits.c.payment_id == payment_id, splits.c.status.in_(
+            ("scheduled", "processing")))).limit(1)).first() is not None or conn.execute(
+            select(returns.c.id).where(and_(returns.c.payment_id == payment_id,
+                                            returns.c.status == "processing")).limit(1)).first() is not None
+
+
+    async def finish(self, caller: Caller, payment_id: str) -> tuple[int, dict]:
+        return await self.releases.finish(caller, payment_id)
+
+    async def sync_release(self, r: Any) -> bool:
+        return await self.releases.sync_release(r)
+
+    def _ask_release(self, conn: Connection, pay: Any, channel_account: str, now: Any) -> Any:
+        return self.releases.ask(conn, pay, channel_account, now)
+
+    def _release_if_done(self, conn: Connection, payment_id: str, now: Any) -> None:
+        self.releases.release_if_done(conn, payment_id, now)
 
     # ---- reading ----
 
@@ -440,4 +528,9 @@ class SplitService:
 
 class _NoRoom(Exception):
     """The payment has not that much left to split."""
+
+
+def _facts(pay: Any) -> PaymentFacts:
+    return PaymentFacts(pay.id, pay.merchant_id, pay.channel_account, pay.amount, pay.currency)
+
 

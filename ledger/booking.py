@@ -155,16 +155,18 @@ class Booker:
         return min(total * refund_amount // amount, total - taken_before)
 
     def refund_requested(self, conn: Connection, p: PaymentFacts, refund_id: str, refund_amount: int,
-                         fee_refund: int, now: datetime, shares: RefundShares = RefundShares()) -> Entry | None:
-        """Reserve the refund: the merchant's part from in-transit first, then available; the refund's
-        share of what campaigns paid back goes back to them."""
+                         fee_refund: int, now: datetime, shares: RefundShares = RefundShares(),
+                         frozen: int = 0) -> Entry | None:
+        """Reserve the refund: the merchant's part from what the channel holds frozen of the payment
+        (up to `frozen`), then in-transit, then available; the refund's share of what campaigns paid
+        back goes back to them."""
         owed = refund_amount - shares.discount - fee_refund
         # A refund of only what the channel kept (its share of a coupon) moves no money of ours.
         entry = None if refund_amount == shares.discount else self.book(
             conn, "refund.requested", f"refund:{refund_id}", merchant_id=p.merchant_id,
             channel_account=p.channel_account, currency=p.currency, now=now,
             variables={"refund_amount": refund_amount, "fee_refund": fee_refund, "discount_refund": shares.discount,
-                       **self._from_merchant(conn, p.merchant_id, p.currency, owed, "a refund")})
+                       **self._from_merchant(conn, p.merchant_id, p.currency, owed, "a refund", frozen)})
         for campaign_id, amount in sorted(shares.campaigns.items()):
             if amount:
                 self.book(conn, "campaign.discount_returned", f"refund:{refund_id}",
@@ -196,15 +198,28 @@ class Booker:
         return self.book(conn, "refund.failed", f"refund:{refund_id}", merchant_id=p.merchant_id,
                          channel_account=p.channel_account, currency=p.currency, now=now, variables={})
 
-    def _from_merchant(self, conn: Connection, merchant_id: str, currency: str, owed: int, what: str) -> dict[str, int]:
-        """Take `owed` from the merchant's in-transit first, then available (locked while deciding)."""
+    def _from_merchant(self, conn: Connection, merchant_id: str, currency: str, owed: int, what: str,
+                       frozen: int = 0) -> dict[str, int]:
+        """Take `owed` from `frozen` (what the channel holds frozen of the payment it is for) first, then
+        the merchant's in-transit, then available (locked while deciding)."""
+        from_frozen = max(0, min(frozen, owed))
+        owed -= from_frozen
         in_transit = self.ledger.balance(conn, AccountRef("merchant_in_transit", merchant_id, currency), lock=True)
         available = self.ledger.balance(conn, AccountRef("merchant_available", merchant_id, currency), lock=True)
         from_in_transit = min(in_transit, owed)
         if owed - from_in_transit > available:
             raise InsufficientBalance(f"the merchant's balance ({in_transit + available}) cannot cover {what} "
                                       f"needing {owed}", "merchant_available")
-        return {"from_in_transit": from_in_transit, "from_available": owed - from_in_transit}
+        return {"from_frozen": from_frozen, "from_in_transit": from_in_transit,
+                "from_available": owed - from_in_transit}
+
+    def frozen_part(self, conn: Connection, key: str) -> int:
+        """What the entry `key` took from split_frozen (to give a payment its frozen share back when the
+        split or refund it booked fails)."""
+        entry = self.ledger.entry(conn, key)
+        if entry is None:
+            return 0
+        return sum(line.amount for line in entry.lines if line.account.code == "split_frozen" and line.amount > 0)
 
     # ---- payouts: merchant available -> bank account, paid from a channel account's position ----
 
@@ -229,11 +244,26 @@ class Booker:
     # ---- splits: merchant -> receiver, of a paid payment ----
 
     def split_requested(self, conn: Connection, split_id: str, merchant_id: str, channel_account: str,
-                        currency: str, amount: int, now: datetime) -> Entry:
+                        currency: str, amount: int, now: datetime, frozen: int = 0) -> Entry:
+        """Reserve a split from what the channel holds frozen of its payment (up to `frozen`), then from
+        the merchant's in-transit and available."""
         return self.book(conn, "split.requested", f"split:{split_id}", merchant_id=merchant_id,
                          channel_account=channel_account, currency=currency, now=now,
                          variables={"amount": amount, **self._from_merchant(conn, merchant_id, currency, amount,
-                                                                             "a split")})
+                                                                             "a split", frozen)})
+
+    def split_frozen(self, conn: Connection, p: PaymentFacts, amount: int, now: datetime) -> Entry | None:
+        """The channel holds the merchant's share of a payment made to be split frozen."""
+        return self.book(conn, "split.frozen", p.reference, merchant_id=p.merchant_id,
+                         channel_account=p.channel_account, currency=p.currency, now=now,
+                         variables={"amount": amount}) if amount > 0 else None
+
+    def split_released(self, conn: Connection, p: PaymentFacts, release_id: str, amount: int,
+                       now: datetime) -> Entry | None:
+        """The channel released what it held frozen of a payment: in-transit again, settled from there."""
+        return self.book(conn, "split.released", p.reference, key_prefix=f"split_release:{release_id}",
+                         merchant_id=p.merchant_id, channel_account=p.channel_account, currency=p.currency, now=now,
+                         variables={"amount": amount}) if amount > 0 else None
 
     def split_succeeded(self, conn: Connection, split_id: str, merchant_id: str, receiver_id: str,
                         currency: str, amount: int, now: datetime) -> Entry:

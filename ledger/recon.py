@@ -43,8 +43,8 @@ class Classified:
     counts: dict[str, int]
     items: pl.DataFrame            # ITEM_COLUMNS, every line or record that is not matched
     statement_keys: pl.DataFrame   # kind, reference: every key on the statement
-    payment_amount: int            # succeeded payment lines
-    refund_amount: int             # succeeded refund lines
+    payment_amount: int            # what the channel settles for succeeded payment lines
+    refund_amount: int             # what it takes back for succeeded refund lines
     fee_amount: int                # the channel's fees on succeeded lines, in minor units (half up per line)
 
 
@@ -70,7 +70,8 @@ def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: p
         local_payouts = pl.DataFrame(schema=LOCAL_PAYOUT_COLUMNS)
     lines = lines.with_columns(reference=pl.when(pl.col("kind") == "refund").then(pl.col("out_refund_no"))
                                .otherwise(pl.col("out_trade_no")))
-    lines = lines.with_columns(repeat=~pl.struct("kind", "reference").is_first_distinct())
+    lines = lines.with_columns(repeat=~pl.struct("kind", "reference").is_first_distinct(),
+                               settled=settled_amount())
     succeeded = pl.col("status") == "succeeded"
     sign = pl.when(pl.col("kind") == "payment").then(1).otherwise(-1)
     lines = lines.with_columns(channel_effect=pl.when(succeeded).then(pl.col("amount") * sign).otherwise(0),
@@ -87,7 +88,9 @@ def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: p
         .rename({"out_payout_no": "reference"}), on="reference", how="left")
     joined = pl.concat([payments, refunds, payouts], how="vertical_relaxed")
     local_ok = pl.col("local_status") == "succeeded"
-    expected = (pl.when(pl.col("kind") != "payout").then(expected_fee_millis(pl.col("amount"), fee_bps) * sign)
+    # The channel charges its fee on what it settles (the order less a coupon it keeps), and so do we; a
+    # payout's fee is not at the payment rate.
+    expected = (pl.when(pl.col("kind") != "payout").then(expected_fee_millis(pl.col("settled"), fee_bps) * sign)
                 if fee_bps is not None else pl.lit(None))
     fee_differs = (fen_from_millis(pl.col("fee_millis")) != fen_from_millis(expected)).fill_null(False) \
         if fee_bps is not None else pl.lit(False)
@@ -138,8 +141,8 @@ def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: p
     ok_lines = lines.filter(succeeded)
     return Classified(
         counts=counts, items=items, statement_keys=on_statement,
-        payment_amount=int(ok_lines.filter(pl.col("kind") == "payment")["amount"].sum()),
-        refund_amount=int(ok_lines.filter(pl.col("kind") == "refund")["amount"].sum()),
+        payment_amount=int(ok_lines.filter(pl.col("kind") == "payment")["settled"].sum()),
+        refund_amount=int(ok_lines.filter(pl.col("kind") == "refund")["settled"].sum()),
         fee_amount=int(lines["fee_fen"].sum()))
 
 
@@ -161,12 +164,20 @@ def excuse(result: Classified, seen: pl.DataFrame) -> Classified:
     return replace(result, counts=counts, items=kept)
 
 
+def settled_amount() -> pl.Expr:
+    """What the channel settles for a line: its settled_amount, or all of its amount when it gave none."""
+    return pl.coalesce(pl.col("settled_amount"), pl.col("amount"))
+
+
 def statement_totals(lines: pl.DataFrame) -> dict[str, int]:
-    """What the lines add up to, in the keys a plugin's ParsedStatement.totals may declare."""
+    """What the lines add up to, in the keys a plugin's ParsedStatement.totals may declare: counts, the
+    orders' amounts, and what the channel settles for them (*_settled_amount)."""
+    lines = lines.with_columns(settled=settled_amount())
     payments, refunds = lines.filter(pl.col("kind") == "payment"), lines.filter(pl.col("kind") == "refund")
     payouts = lines.filter(pl.col("kind") == "payout")
     return {"rows": lines.height, "payment_count": payments.height, "payment_amount": int(payments["amount"].sum()),
-            "refund_count": refunds.height, "refund_amount": int(refunds["amount"].sum()),
+            "payment_settled_amount": int(payments["settled"].sum()), "refund_count": refunds.height,
+            "refund_amount": int(refunds["amount"].sum()), "refund_settled_amount": int(refunds["settled"].sum()),
             "payout_count": payouts.height, "payout_amount": int(payouts["amount"].sum())}
 
 

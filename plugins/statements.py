@@ -70,7 +70,10 @@ def minor_units(frame: pl.DataFrame, column: str, decimals: int, scale_to: int) 
 
 
 def normalized(frame: pl.DataFrame, totals: Mapping[str, int] | None) -> ParsedStatement:
-    """Select and type the normalized columns; an empty statement of a day without business is fine."""
+    """Select and type the normalized columns; an empty statement of a day without business is fine. A
+    statement that says nothing of a kept discount settles all of each line (settled_amount null)."""
+    if "settled_amount" not in frame.columns:
+        frame = frame.with_columns(settled_amount=pl.lit(None, pl.Int64))
     return ParsedStatement(frame.select([pl.col(name).cast(kind) for name, kind in SCHEMA.items()]), totals)
 
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from gateway.books import full_check
-from gateway.config import ChannelAccountConfig, Settings
+from gateway.config import ChannelAccountConfig, CircuitConfig, Settings
 from plugins.alipay import wire
 from plugins.alipay.simulator import CHINA, AlipaySimulator
 from tests.conftest import SECRET_KEY, ServerThread, free_port
@@ -37,6 +37,9 @@ class AlipayWorld:
     def faults(self, **faults: Any) -> None:
         httpx.post(f"{self.sim_url}/sim/faults", json=faults)
 
+    def pay_after_close(self, payment: dict) -> httpx.Response:
+        return httpx.post(f"{self.sim_url}/sim/orders/{payment['out_trade_no']}/pay", json={"outcome": "success"})
+
     def notify(self, form: dict[str, str]) -> httpx.Response:
         return httpx.post(f"{self.gw.url}/v1/notify/ali", content=urlencode(form),
                           headers={"Content-Type": "application/x-www-form-urlencoded"})
@@ -47,19 +50,29 @@ def app_key():  # noqa: ANN201
     return wire.new_key()
 
 
+def simulator(app_key, **over: Any) -> AlipaySimulator:  # noqa: ANN001
+    """Alipay's side, its notifies retried on Alipay's schedule sped up 1000 times."""
+    return AlipaySimulator(app_id=APP_ID, app_public_key=app_key.public_key(), callback_time_scale=0.001, **over)
+
+
+def alipay_settings(db_url: str, sim: AlipaySimulator, app_key, sim_port: int,  # noqa: ANN001
+                    account: dict[str, Any] | None = None, circuit: CircuitConfig = CircuitConfig(),
+                    **over: Any) -> Settings:
+    """A gateway with one Alipay account, "ali", pointed at the simulator on sim_port."""
+    return Settings(public_url=f"http://127.0.0.1:{free_port()}", database_url=db_url, secret_key=SECRET_KEY,
+                    channel_accounts=(ChannelAccountConfig("ali", "alipay", True, {
+                        "app_id": APP_ID, "app_private_key": wire.private_pem(app_key),
+                        "alipay_public_key": sim.alipay_public_pem, "seller_id": sim.seller_id,
+                        "gateway_url": f"http://127.0.0.1:{sim_port}/gateway.do", **(account or {})},
+                        circuit=circuit),), **{"channel_timeout_seconds": 2.0, **over})
+
+
 @pytest.fixture
 def world(gateway_factory, db_url, app_key) -> AlipayWorld:  # noqa: ANN001
-    sim = AlipaySimulator(app_id=APP_ID, app_public_key=app_key.public_key())
+    sim = simulator(app_key)
     sim_port = free_port()
     server = ServerThread(sim.app, sim_port).__enter__()
-    port = free_port()
-    settings = Settings(public_url=f"http://127.0.0.1:{port}", database_url=db_url, secret_key=SECRET_KEY,
-                        channel_accounts=(ChannelAccountConfig("ali", "alipay", True, {
-                            "app_id": APP_ID, "app_private_key": wire.private_pem(app_key),
-                            "alipay_public_key": sim.alipay_public_pem, "seller_id": sim.seller_id,
-                            "gateway_url": f"http://127.0.0.1:{sim_port}/gateway.do"}),),
-                        channel_timeout_seconds=2.0)
-    gw = gateway_factory(settings)
+    gw = gateway_factory(alipay_settings(db_url, sim, app_key, sim_port))
     yield AlipayWorld(gw, gw.client(gw.merchant()), sim, f"http://127.0.0.1:{sim_port}")
     server.__exit__(None, None, None)
 
@@ -97,9 +110,40 @@ def test_a_dropped_notify_is_found_by_query_and_a_closed_trade_is_closed(world) 
     world.open_and_pay(payment)
     assert world.client.get_payment(payment["id"])["status"] == "processing"
     assert world.client.get_payment(payment["id"], sync=True)["status"] == "succeeded"
-    never_opened = world.client.create_payment(merchant_order_no="page-close", amount=100, channel="ali",
-                                               method="page")
-    assert world.client.close_payment(never_opened["id"])["status"] == "closed"
+    opened = world.client.create_payment(merchant_order_no="page-open", amount=100, channel="ali", method="page")
+    assert httpx.get(opened["action"]["url"]).status_code == 200          # the trade exists now
+    assert world.client.close_payment(opened["id"])["status"] == "closed"
+    assert world.pay_after_close(opened).status_code == 409
+    assert books_clean(world.gw)
+
+
+def test_an_order_nobody_has_opened_is_not_closed_until_it_can_no_longer_be_paid(world) -> None:
+    """A precreated code nobody scanned (or a page link nobody opened) does not exist at Alipay: its close
+    and query say 交易不存在. That is no proof while someone may still scan it and pay; it is once the
+    order's time_expire (at most max_order_minutes after it was made) has passed."""
+    from datetime import UTC
+
+    from gateway.clock import Clock
+
+    for method in ("qr", "page"):
+        payment = world.client.create_payment(merchant_order_no=f"unseen-{method}", amount=100, channel="ali",
+                                              method=method)
+        refused = world.client.request("POST", f"/v1/payments/{payment['id']}/close")
+        assert refused.json()["error"]["code"] == "close_unconfirmed", refused.text
+        assert world.client.get_payment(payment["id"], sync=True)["status"] == "processing"
+    # Someone scans the code after the close was asked for, and pays: it is paid, never closed.
+    qr = world.client.request("GET", "/v1/payments", params={"merchant_order_no": "unseen-qr"}).json()["data"][0]
+    assert httpx.post(f"{world.sim_url}/sim/orders/{qr['out_trade_no']}/pay", json={}).status_code == 200
+    assert world.client.get_payment(qr["id"], sync=True)["status"] == "succeeded"
+
+    class Later(Clock):   # the plugin's clock, past the page order's time_expire
+        def now(self) -> datetime:
+            return datetime.now(UTC) + timedelta(minutes=130)
+
+    channel = world.gw.gateway.host.account("ali").channel
+    object.__setattr__(channel.ctx, "clock", Later())
+    page = world.client.request("GET", "/v1/payments", params={"merchant_order_no": "unseen-page"}).json()["data"][0]
+    assert world.client.close_payment(page["id"])["status"] == "closed"
     assert books_clean(world.gw)
 
 
@@ -116,7 +160,7 @@ def test_duplicate_notifies_apply_once_and_are_answered_success(world) -> None:
 
 def test_forged_tampered_stale_and_foreign_notifies_change_nothing(world) -> None:
     payment = world.client.create_payment(merchant_order_no="forge", amount=100, channel="ali", method="qr")
-    trade = world.sim.trades[payment["out_trade_no"]]
+    trade = world.sim.scan(payment["out_trade_no"])
     trade.status = "TRADE_SUCCESS"
     genuine = world.sim.notify_form(trade, {})
     forged = dict(genuine, sign=wire.rsa_sign(wire.new_key(), wire.signing_string(genuine, ("sign", "sign_type"))))
@@ -142,7 +186,7 @@ def test_a_notify_is_believed_from_its_retry_window_up_to_clock_skew_ahead_not_l
     """Alipay retries one notify for about 25 hours, so an old notify_time is fine; one ahead of the
     clock by more than skew was never sent by Alipay (it was accepted up to 26 h ahead)."""
     payment = world.client.create_payment(merchant_order_no="ahead", amount=100, channel="ali", method="qr")
-    trade = world.sim.trades[payment["out_trade_no"]]
+    trade = world.sim.scan(payment["out_trade_no"])
     trade.status = "TRADE_SUCCESS"
     genuine = world.sim.notify_form(trade, {})
 
@@ -189,19 +233,24 @@ def test_the_response_signature_covers_the_exact_text() -> None:
     assert not wire.rsa_verify(key.public_key(), text.replace("10000", "10001").encode(), sign)
 
 
-def test_the_trade_bill_is_a_zip_of_gbk_csvs_in_alipays_format(world) -> None:
+def test_the_trade_bill_is_a_zip_of_gbk_csvs_named_in_gbk_served_the_next_morning(world) -> None:
+    """Alipay's bill of a day is there from 09:00 the next day: a zip whose member names are GBK without
+    the UTF-8 flag (Python reads them as cp437), holding GBK CSVs with merchant discounts (商家优惠)."""
     import asyncio
     import csv
     import io
     import zipfile
+    from datetime import time as day_time
 
     from gateway.channel import StatementUnavailable
     from gateway.logs import get_logger
     from gateway.service import Gateway
 
-    payment = world.client.create_payment(merchant_order_no="bill-1", amount=12345, channel="ali", method="qr")
-    world.open_and_pay(payment)
-    world.client.create_refund(payment["id"], merchant_refund_no="bill-r1", amount=345)
+    payment = world.client.create_payment(merchant_order_no="bill-1", amount=12345, channel="ali", method="qr",
+                                          subject="茶, 大杯")
+    assert httpx.post(f"{world.sim_url}/sim/orders/{payment['out_trade_no']}/pay",
+                      json={"vouchers": [{"amount": 345}]}).status_code == 200      # the merchant's own coupon
+    world.client.create_refund(payment["id"], merchant_refund_no="bill-r1", amount=1000)
     today = datetime.now(CHINA).date()
 
     def download(day):  # noqa: ANN001, ANN202
@@ -213,20 +262,29 @@ def test_the_trade_bill_is_a_zip_of_gbk_csvs_in_alipays_format(world) -> None:
                 await gateway.aclose()
         return asyncio.run(run())
 
-    archive = zipfile.ZipFile(io.BytesIO(download(today)))
-    names = archive.namelist()
-    detail_name = next(n for n in names if n.endswith("_业务明细.csv"))
-    assert any(n.endswith("_业务明细(汇总).csv") for n in names)
-    text = archive.read(detail_name).decode("gbk")
+    with pytest.raises(StatementUnavailable, match="bill_not_exist"):     # 不支持下载当日账单
+        download(today)
+    world.sim.now = lambda: datetime.combine(today + timedelta(days=1), day_time(9, 1), CHINA)
+    content = download(today)
+    archive = zipfile.ZipFile(io.BytesIO(content))
+    infos = archive.infolist()
+    assert all(not info.flag_bits & 0x800 for info in infos)                 # no UTF-8 flag
+    names = [info.filename.encode("cp437").decode("gbk") for info in infos]   # what a GBK reader sees
+    detail = infos[next(i for i, n in enumerate(names) if n.endswith("_业务明细.csv"))]
+    assert any(n.endswith("_业务明细(汇总).csv") for n in names) and "汇总" not in detail.filename
+    text = archive.read(detail).decode("gbk")
     lines = text.splitlines()
     assert lines[0] == "#支付宝业务明细查询" and lines[3].startswith("#---")
     rows = list(csv.reader(io.StringIO("\n".join(line for line in lines if not line.startswith("#")))))
     assert rows[0][:3] == ["支付宝交易号", "商户订单号", "业务类型"] and len(rows[0]) == 25
     sale = next(r for r in rows[1:] if r[2] == "交易")
     back = next(r for r in rows[1:] if r[2] == "退款")
-    assert sale[1] == payment["out_trade_no"] + "\t" and sale[11] == "123.45"
-    assert back[11] == "-3.45" and back[21].endswith("\t")
-    assert lines[-3].startswith("#交易合计：1笔")
+    assert sale[1] == payment["out_trade_no"] + "\t" and (sale[11], sale[12], sale[16]) == ("123.45", "120.00", "3.45")
+    assert (back[11], back[12], back[16]) == ("-10.00", "-9.73", "-0.27") and back[21].endswith("\t")
+    assert lines[-3] == "#交易合计：1笔，商家实收共120.00元，商家优惠共3.45元"
+    parsed = world.gw.gateway.host.account("ali").channel.parse_statement(content)
+    assert parsed.lines.select("kind", "amount", "settled_amount").rows() == [("payment", 12345, 12000),
+                                                                              ("refund", 1000, 973)]
     with pytest.raises(StatementUnavailable, match="bill_not_exist"):
         download(today.replace(year=today.year - 1))
 

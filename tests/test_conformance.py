@@ -64,15 +64,18 @@ class SandboxHarness(ChannelHarness):
 class WechatPayHarness(SimulatorHarness):
     plugin = "wechatpay"
     methods = ("native", "jsapi", "h5", "app")
-    metadata = {"jsapi": {"payer_openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}}
+    metadata = {"jsapi": {"payer_openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}, "h5": {"payer_client_ip": "203.0.113.7"}}
 
     def __init__(self) -> None:
         self.merchant_key = wechat_wire.new_key()
         self.sim = WechatPaySimulator(mchid="1900000109", appid="wx8888888888888888", apiv3_key=APIV3,
-                                      merchant_public_key=self.merchant_key.public_key(), merchant_serial_no="SERIAL1")
+                                      merchant_public_key=self.merchant_key.public_key(), merchant_serial_no="SERIAL1",
+                                      app_appid="wx9999999999999999", callback_time_scale=0.001,
+                                      split_ready_seconds=0, bill_ready_hour=None)
 
     def settings(self, base_url: str | None = None) -> dict[str, Any]:
-        return {"mchid": "1900000109", "appid": "wx8888888888888888", "merchant_serial_no": "SERIAL1",
+        return {"mchid": "1900000109", "appid": "wx8888888888888888", "app_appid": "wx9999999999999999",
+                "merchant_serial_no": "SERIAL1", "profit_sharing_delay_seconds": 0,
                 "merchant_private_key": wechat_wire.private_pem(self.merchant_key), "apiv3_key": APIV3,
                 "platform_public_key": self.sim.platform_public_pem, "platform_public_key_id": self.sim.platform_serial,
                 "base_url": base_url or self.server.url}
@@ -100,15 +103,24 @@ class AlipayHarness(SimulatorHarness):
 
     def __init__(self) -> None:
         self.app_key = alipay_wire.new_key()
-        self.sim = AlipaySimulator(app_id="2021000000000001", app_public_key=self.app_key.public_key())
+        self.sim = AlipaySimulator(app_id="2021000000000001", app_public_key=self.app_key.public_key(),
+                                   callback_time_scale=0.001, bill_ready_hour=None)
 
     def settings(self, gateway_url: str | None = None) -> dict[str, Any]:
         return {"app_id": "2021000000000001", "app_private_key": alipay_wire.private_pem(self.app_key),
                 "alipay_public_key": self.sim.alipay_public_pem, "seller_id": self.sim.seller_id,
-                "gateway_url": gateway_url or f"{self.server.url}/gateway.do"}
+                "gateway_url": gateway_url or f"{self.server.url}/gateway.do", "royalty_delay_seconds": 0}
 
     def unreachable_settings(self) -> dict[str, Any]:
         return self.settings(f"http://127.0.0.1:{free_port()}/gateway.do")
+
+    def show(self, payment: dict) -> None:
+        """The payer scans the code (or opens the page): only then does Alipay have the order."""
+        action = payment["action"]
+        if action["type"] == "qr":
+            assert httpx.post(f"{self.server.url}/sim/orders/{payment['out_trade_no']}/scan").status_code == 200
+        elif action["type"] == "redirect":
+            httpx.get(action["url"])
 
     def pay(self, payment: dict, notify_url: str) -> None:
         action = payment["action"]

@@ -12,12 +12,13 @@ import pytest
 from sqlalchemy import text
 
 from gateway.books import full_check
-from gateway.config import ChannelAccountConfig, Settings
+from gateway.config import ChannelAccountConfig, CircuitConfig, Settings
 from plugins.wechatpay import wire
 from plugins.wechatpay.simulator import WechatPaySimulator
 from tests.conftest import SECRET_KEY, ServerThread, free_port, wait_for
 
 MCHID, APPID, SERIAL = "1900000109", "wx8888888888888888", "MERCHANT_SERIAL_0001"
+APP_APPID = "wx9999999999999999"    # WeChat Pay binds an app's own AppID (移动应用) apart from the 公众号's
 APIV3_KEY = "0123456789abcdef0123456789ABCDEF"
 
 
@@ -42,14 +43,24 @@ class WechatWorld:
                           headers={**headers, "Content-Type": "application/json"})
 
 
-def wechat_settings(db_url: str, sim: WechatPaySimulator, merchant_key, sim_port: int, **over: Any) -> Settings:  # noqa: ANN001
-    """A gateway with one WeChat Pay account, "wx", pointed at the simulator on sim_port."""
+def wechat_settings(db_url: str, sim: WechatPaySimulator, merchant_key, sim_port: int,  # noqa: ANN001
+                    account: dict[str, Any] | None = None, circuit: CircuitConfig = CircuitConfig(),
+                    **over: Any) -> Settings:
+    """A gateway with one WeChat Pay account, "wx", pointed at the simulator on sim_port (account: more
+    of the account's settings)."""
     return Settings(public_url=f"http://127.0.0.1:{free_port()}", database_url=db_url, secret_key=SECRET_KEY,
                     channel_accounts=(ChannelAccountConfig("wx", "wechatpay", True, {
-                        "mchid": MCHID, "appid": APPID, "merchant_serial_no": SERIAL,
+                        "mchid": MCHID, "appid": APPID, "app_appid": APP_APPID, "merchant_serial_no": SERIAL,
                         "merchant_private_key": wire.private_pem(merchant_key), "apiv3_key": APIV3_KEY,
                         "platform_public_key": sim.platform_public_pem, "platform_public_key_id": sim.platform_serial,
-                        "base_url": f"http://127.0.0.1:{sim_port}"}),), **over)
+                        "base_url": f"http://127.0.0.1:{sim_port}", **(account or {})}, circuit=circuit),), **over)
+
+
+def simulator(merchant_key, **over: Any) -> WechatPaySimulator:  # noqa: ANN001
+    """WeChat Pay's side, its callbacks retried on WeChat Pay's schedule sped up 1000 times."""
+    return WechatPaySimulator(mchid=MCHID, appid=APPID, app_appid=APP_APPID, apiv3_key=APIV3_KEY,
+                              merchant_public_key=merchant_key.public_key(), merchant_serial_no=SERIAL,
+                              callback_time_scale=0.001, **over)
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +70,7 @@ def merchant_key():  # noqa: ANN201
 
 @pytest.fixture
 def world(gateway_factory, db_url, merchant_key) -> WechatWorld:  # noqa: ANN001
-    sim = WechatPaySimulator(mchid=MCHID, appid=APPID, apiv3_key=APIV3_KEY,
-                             merchant_public_key=merchant_key.public_key(), merchant_serial_no=SERIAL)
+    sim = simulator(merchant_key)
     sim_port = free_port()
     server = ServerThread(sim.app, sim_port).__enter__()
     gw = gateway_factory(wechat_settings(db_url, sim, merchant_key, sim_port, channel_timeout_seconds=2.0))
@@ -203,8 +213,7 @@ def test_a_pem_that_does_not_parse_stops_start_up_naming_the_account_and_setting
 
 
 def test_a_rotated_platform_key_is_accepted_when_both_are_configured(gateway_factory, db_url, merchant_key) -> None:
-    sim = WechatPaySimulator(mchid=MCHID, appid=APPID, apiv3_key=APIV3_KEY,
-                             merchant_public_key=merchant_key.public_key(), merchant_serial_no=SERIAL)
+    sim = simulator(merchant_key)
     old = {"id": sim.platform_serial, "key": sim.platform_public_pem}
     new_serial, new_pem = sim.rotate_key()
     port = free_port()
@@ -271,18 +280,19 @@ def test_our_signing_agrees_with_an_independent_implementation(merchant_key) -> 
                                  APIV3_KEY) == "支付成功"
 
 
-def test_the_trade_bill_downloads_in_wechat_pays_format_with_its_hash_checked(world) -> None:
+def test_the_trade_bill_is_served_the_next_morning_gzipped_with_the_hash_of_the_bill_itself(world) -> None:
+    """WeChat Pay makes a day's bill after 10:00 the next day; served gzipped, its hash is over the bill
+    itself. Its cells each follow a backtick and are never quoted: a comma in a description stays bare."""
     import asyncio
-    import csv
-    import io
-    from datetime import datetime
+    from datetime import datetime, time as day_time, timedelta
 
     from gateway.channel import StatementUnavailable
     from gateway.logs import get_logger
     from gateway.service import Gateway
     from plugins.wechatpay.simulator import CHINA
 
-    payment = world.client.create_payment(merchant_order_no="bill-1", amount=12345, channel="wx", method="native")
+    payment = world.client.create_payment(merchant_order_no="bill-1", amount=12345, channel="wx", method="native",
+                                          subject="咖啡, 大杯")
     world.pay(payment)
     refund = world.client.create_refund(payment["id"], merchant_refund_no="bill-r1", amount=345)
     wait_for(lambda: world.client.get_refund(refund["id"])["status"] == "succeeded")
@@ -297,15 +307,24 @@ def test_the_trade_bill_downloads_in_wechat_pays_format_with_its_hash_checked(wo
                 await gateway.aclose()
         return asyncio.run(run())
 
-    lines = list(csv.reader(io.StringIO(download(today).decode("utf-8"))))
-    assert lines[0][:7] == ["交易时间", "公众账号ID", "商户号", "特约商户号", "设备号", "微信订单号", "商户订单号"]
-    assert len(lines[0]) == 27
-    body = [row for row in lines[1:] if row[0].startswith("`")]
-    sale = next(row for row in body if row[9] == "`SUCCESS")
-    back = next(row for row in body if row[9] == "`REFUND")
-    assert sale[6] == "`" + payment["out_trade_no"] and sale[12] == "`123.45" and sale[22] == "`0.74070"
-    assert back[12] == "`0.00" and back[16] == "`3.45" and back[19] == "`SUCCESS"
-    assert lines[-2][0] == "总交易单数" and lines[-1][:3] == ["`2", "`123.45", "`3.45"]
+    with pytest.raises(StatementUnavailable, match="NO_STATEMENT_EXIST"):   # not made yet
+        download(today)
+    world.sim.now = lambda: datetime.combine(today + timedelta(days=1), day_time(10, 1), CHINA)
+    content = download(today)
+    lines = content.decode("utf-8").split("\r\n")
+    assert lines[0].split(",")[:7] == ["交易时间", "公众账号ID", "商户号", "特约商户号", "设备号", "微信订单号", "商户订单号"]
+    assert len(lines[0].split(",")) == 27 and not any('"' in line for line in lines)
+    rows = [line[1:].split(",`") for line in lines[1:-3]]
+    sale = next(row for row in rows if row[9] == "SUCCESS")
+    back = next(row for row in rows if row[9] == "REFUND")
+    assert sale[6] == payment["out_trade_no"] and sale[20] == "咖啡, 大杯"
+    assert (sale[12], sale[22], sale[24]) == ("123.45", "0.74000", "123.45")   # the fee rounded to the fen
+    assert (back[12], back[16], back[19], back[24], back[25]) == ("0.00", "3.45", "SUCCESS", "0.00", "3.45")
+    assert lines[-3] == "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
+    assert lines[-2] == "`2,`123.45,`3.45,`0.00,`0.72000,`123.45,`3.45"
+    parsed = world.gw.gateway.host.account("wx").channel.parse_statement(content)
+    assert parsed.lines.select("kind", "amount", "settled_amount", "fee_millis").rows() == [
+        ("payment", 12345, 12345, 74000), ("refund", 345, 345, -2000)]
 
     world.faults(corrupt_bills=True)
     with pytest.raises(StatementUnavailable, match="hash"):
@@ -317,14 +336,13 @@ def test_the_trade_bill_downloads_in_wechat_pays_format_with_its_hash_checked(wo
 
 def test_a_second_payment_of_one_order_is_refunded_automatically(gateway_factory, db_url, merchant_key) -> None:
     """The close of the first attempt raced the customer: WeChat Pay took the money for both."""
-    sim = WechatPaySimulator(mchid=MCHID, appid=APPID, apiv3_key=APIV3_KEY,
-                             merchant_public_key=merchant_key.public_key(), merchant_serial_no=SERIAL)
+    sim = simulator(merchant_key)
     sim_port = free_port()
     with ServerThread(sim.app, sim_port):
         gw = gateway_factory(wechat_settings(db_url, sim, merchant_key, sim_port, janitor_poll_seconds=0.1))
         world = WechatWorld(gw, gw.client(gw.merchant()), sim, f"http://127.0.0.1:{sim_port}", merchant_key)
         first = world.client.create_payment(merchant_order_no="twice", amount=5000, channel="wx", method="native")
-        second = world.client.request("POST", f"/v1/payments/{first['id']}/attempts", {"method": "h5"}).json()
+        second = world.client.request("POST", f"/v1/payments/{first['id']}/attempts", {"method": "app"}).json()
         assert second["out_trade_no"] != first["out_trade_no"]
         world.pay(second)
         assert world.client.get_payment(first["id"])["status"] == "succeeded"

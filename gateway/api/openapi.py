@@ -5,7 +5,7 @@ import functools
 from typing import Any
 
 from gateway.api.schemas import (CreatePaymentBody, CreatePayoutBody, CreateReceiverBody, CreateRefundBody,
-                                 CreateSplitBody, NewAttemptBody)
+                                 CreateSplitBody, FinishSplitsBody, NewAttemptBody)
 
 REF = "#/components/schemas/{model}"
 
@@ -55,7 +55,7 @@ def _path_param(name: str) -> dict:
 def openapi_document() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for model in (CreatePaymentBody, CreateRefundBody, NewAttemptBody, CreatePayoutBody, CreateReceiverBody,
-                  CreateSplitBody):
+                  CreateSplitBody, FinishSplitsBody):
         schema = model.model_json_schema(ref_template=REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -73,6 +73,8 @@ def openapi_document() -> dict[str, Any]:
         "status": {"type": "string", "enum": ["processing", "succeeded", "failed", "closed"]},
         "amount": {"type": "integer"}, "currency": {"type": "string"}, "amount_refunded": {"type": "integer"},
         "amount_refund_pending": {"type": "integer"}, "amount_split": {"type": "integer"},
+        "amount_frozen": {"type": "integer", "description": "what the channel holds frozen of it for splitting, "
+                                                            "until its splitting is finished"},
         "splittable": {"type": "boolean"}, "fee": {"type": ["integer", "null"]}, "subject": {"type": "string"}, "channel": {"type": "string"},
         "method": {"type": "string"},
         "action": {"type": ["object", "null"], "description": "What to show the customer next",
@@ -121,7 +123,13 @@ def openapi_document() -> dict[str, Any]:
         "discount_refund": {"type": "integer", "description": "its share of what the channel kept of the payment's "
                                                               "coupons: not taken back from the merchant"},
         "kind": {"type": "string", "enum": ["merchant", "duplicate"]}, "reason": nullable_str,
-        "channel_refund_id": nullable_str, "failure": failure, "created_at": {"type": "string"},
+        "channel_refund_id": nullable_str, "failure": failure,
+        "attention": {"type": ["object", "null"], "description": "processing, and the channel says a person must "
+                      "act before it ends (WeChat Pay ABNORMAL: the payer's bank refused it; resolve it at the "
+                      "merchant platform); the money stays reserved",
+                      "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                                     "since": nullable_str}},
+        "created_at": {"type": "string"},
         "updated_at": {"type": "string"}}}
 
     schemas["Balance"] = {"type": "object", "properties": {"object": {"const": "balance"}, "balances": {
@@ -130,7 +138,10 @@ def openapi_document() -> dict[str, Any]:
                                                   "in_transit": {"type": "integer"}, "frozen": {"type": "integer"},
                                                   "refund_pending": {"type": "integer"},
                                                   "payout_pending": {"type": "integer"},
-                                                  "split_pending": {"type": "integer"}}}}}}
+                                                  "split_pending": {"type": "integer"},
+                                                  "split_frozen": {"type": "integer", "description": "held frozen "
+                                                                   "by the channel for splitting, until the "
+                                                                   "payment's splitting is finished"}}}}}}
     schemas["Payout"] = {"type": "object", "required": ["id", "status", "amount"], "properties": {
         "id": {"type": "string", "pattern": "^po_"}, "object": {"const": "payout"},
         "merchant_payout_no": {"type": "string"},
@@ -158,6 +169,15 @@ def openapi_document() -> dict[str, Any]:
         "description": {"type": "string"}, "channel": {"type": "string"}, "out_split_no": {"type": "string"},
         "channel_split_id": nullable_str, "failure": failure, "created_at": {"type": "string"},
         "updated_at": {"type": "string"}}}
+    schemas["SplitRelease"] = {"type": "object", "required": ["id", "status", "amount"], "properties": {
+        "id": {"type": "string", "pattern": "^srl_"}, "object": {"const": "split_release"},
+        "payment_id": {"type": "string"},
+        "status": {"type": "string", "enum": ["waiting", "processing", "succeeded", "failed"],
+                   "description": "waiting: splits or returns of the payment are still in flight"},
+        "amount": {"type": "integer", "description": "released to the merchant (known once succeeded)"},
+        "currency": {"type": "string"}, "channel": {"type": "string"}, "out_release_no": {"type": "string"},
+        "channel_release_id": nullable_str, "failure": failure, "created_at": {"type": "string"},
+        "updated_at": {"type": "string"}}}
     schemas["SplitList"] = {"type": "object", "properties": {"object": {"const": "list"},
                                                              "data": {"type": "array", "items": _ref("Split")}}}
     schemas["LedgerEntryList"] = {"type": "object", "properties": {
@@ -183,7 +203,7 @@ def openapi_document() -> dict[str, Any]:
         "channel_accounts": {"type": "integer"}}}
     # The resources say every field they carry: an answer with one the document does not name fails
     # the schema check (tests/test_schemathesis.py), so the document cannot fall behind the code.
-    for name in ("Payment", "Attempt", "Refund", "Payout", "Receiver", "Split"):
+    for name in ("Payment", "Attempt", "Refund", "Payout", "Receiver", "Split", "SplitRelease"):
         schemas[name]["additionalProperties"] = False
 
     def body(name: str) -> dict:
@@ -237,6 +257,16 @@ def openapi_document() -> dict[str, Any]:
             "get": {"operationId": "listSplits", "summary": "The payment's splits, oldest first",
                     "parameters": [_path_param("payment_id")],
                     "responses": {"200": _json(_ref("SplitList"), "The splits"), **_errors(401, 404)}}},
+        "/v1/payments/{payment_id}/splits/finish": {
+            "post": {"operationId": "finishSplits",
+                     "summary": "Split this payment no more: once no split of it is in flight, the channel releases "
+                                "what it still holds frozen of it to the merchant (idempotent)",
+                     "parameters": [_path_param("payment_id")],
+                     "requestBody": {"required": False,
+                                     "content": {"application/json": {"schema": _ref("FinishSplitsBody")}}},
+                     "responses": {"201": _json(_ref("SplitRelease"), "Asked for"),
+                                   "200": _json(_ref("SplitRelease"), "Asked for before"),
+                                   **_errors(400, 401, 404, 409, 413)}}},
         "/v1/splits/{split_id}": {
             "get": {"operationId": "getSplit", "summary": "Retrieve a split",
                     "parameters": [_path_param("split_id"), _SYNC],

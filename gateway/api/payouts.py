@@ -7,7 +7,7 @@ from starlette.responses import Response
 from gateway.api.common import (check_notify_url, gateway_of, json_response, merchant_endpoint, parse_json, query_flag,
                                 query_text)
 from gateway.api.schemas import (REFERENCE_LENGTH, CreatePayoutBody, CreateReceiverBody, CreateSplitBody,
-                                 parse_body)
+                                 FinishSplitsBody, parse_body)
 from gateway.auth import SignedCaller
 from gateway.payouts import NewPayout
 
@@ -47,6 +47,14 @@ async def create_receiver(request: Request, caller: SignedCaller) -> Response:
 @merchant_endpoint
 async def get_receiver(request: Request, caller: SignedCaller) -> Response:
     return json_response(await gateway_of(request).splits.get_receiver(caller, request.path_params["receiver_id"]))
+
+
+@merchant_endpoint
+async def finish_splits(request: Request, caller: SignedCaller) -> Response:
+    if caller.body.strip():
+        parse_body(FinishSplitsBody, parse_json(caller.body))
+    status, release = await gateway_of(request).splits.finish(caller, request.path_params["payment_id"])
+    return json_response(release, status)
 
 
 @merchant_endpoint

@@ -79,6 +79,10 @@ class CreateSplitBody(_Body):
     description: Annotated[str, StringConstraints(max_length=80)] = ""
 
 
+class FinishSplitsBody(_Body):
+    """No fields: the request itself says the payment will be split no more."""
+
+
 class CreateReceiverBody(_Body):
     type: Literal["merchant", "personal"]
     name: Name

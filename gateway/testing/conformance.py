@@ -68,6 +68,10 @@ class ChannelHarness:
         is where the gateway takes this account's callbacks, for channels without a simulator.)"""
         raise NotImplementedError
 
+    def show(self, payment: dict[str, Any]) -> None:
+        """The payer sees the order without paying it (opens the link, scans the code): at a channel
+        where an order exists only from then on (Alipay's precreate), only then can a close prove it."""
+
     def drop_callbacks(self, drop: bool) -> bool:
         """Make the channel stop (or resume) sending callbacks; False if the simulator cannot."""
         return False
@@ -203,6 +207,7 @@ class ChannelConformance:
         if Capability.CLOSE not in account.channel.capabilities:
             pytest.skip("the plugin does not declare close")
         payment = self._create(gateway, channel.methods[0])
+        channel.show(payment)
         assert gateway.client.close_payment(payment["id"])["status"] == "closed"
 
     # ---- callbacks ----

@@ -1,5 +1,12 @@
 """Alipay OpenAPI (RSA2) as a paymux channel: qr (precreate), page, wap and app payments; query,
-close, refunds. Page, wap and app orders are signed here and need no call to Alipay to create."""
+close, refunds; order settle (分账) and its finish. Page, wap and app orders are signed here and need
+no call to Alipay to create.
+
+What each answer means (final, unknown, ask again) is in answers.py, with its source. Two of Alipay's
+ways shape this plugin: a precreate (qr) order does not exist at Alipay until someone scans it, and a
+page/wap/app order until someone opens it, so "交易不存在" proves nothing until the order can no longer
+be paid; every order is therefore given a time_expire no later than `max_order_minutes` after it was
+made (Alipay's own QR codes live 2 hours), and only past that is a close answered 交易不存在 a close."""
 from __future__ import annotations
 
 import io
@@ -15,20 +22,21 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, Discount,
                              InboundNotification, NotificationRejected, Outcome, ParsedStatement, PaymentResult,
-                             RefundRequest, RefundResult, SettingsError, SplitRequest, SplitResult,
-                             StatementUnavailable)
+                             RefundRequest, RefundResult, SettingsError, SplitFinish, SplitLimits, SplitRequest,
+                             SplitResult, StatementUnavailable, order_time)
 from plugins.alipay import wire
+from plugins.alipay.answers import (PRECREATE_REFUSED, REFUND_REFUSED, ROYALTY_STATE, SETTLE_REFUSED, TRADE_STATUS,
+                                    Row, refused)
 from plugins.alipay.statement import parse_bill
 
 DEFAULT_GATEWAY = "https://openapi.alipay.com/gateway.do"
 CHINA = timezone(timedelta(hours=8))
-TRADE_STATUS = {"TRADE_SUCCESS": Outcome.SUCCEEDED, "TRADE_FINISHED": Outcome.SUCCEEDED,
-                "WAIT_BUYER_PAY": Outcome.PENDING, "TRADE_CLOSED": Outcome.CLOSED}
 PAGE_METHODS = {"page": ("alipay.trade.page.pay", "FAST_INSTANT_TRADE_PAY"),
                 "wap": ("alipay.trade.wap.pay", "QUICK_WAP_WAY"),
                 "app": ("alipay.trade.app.pay", "QUICK_MSECURITY_PAY")}
 NOTIFY_MAX_AGE = timedelta(hours=26)   # Alipay retries for about 25 hours
 NOTIFY_MAX_AHEAD = timedelta(minutes=5)   # clocks differ a little; Alipay never dates a notify later than now
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -36,9 +44,12 @@ class AlipaySettings:
     app_id: str
     app_private_key: rsa.RSAPrivateKey
     alipay_public_key: rsa.RSAPublicKey
-    seller_id: str | None
+    seller_id: str                          # the 2088… the notifies must name: another seller's are refused
     gateway_url: str = DEFAULT_GATEWAY
     sign_type: str = "RSA2"
+    max_order_minutes: int = 120            # every order's time_expire is at most this after it was made
+    max_split_ratio_bps: int = 3000         # 商家分账: at most 30% of an order, unless the merchant's contract says more
+    royalty_delay_seconds: float = 30.0     # "建议支付成功后间隔 30s 再发起" an order settle
 
 
 class AlipayRefused(Exception):
@@ -52,7 +63,8 @@ class AlipayChannel(Channel):
     methods = ("qr", "page", "wap", "app")
     local_create_methods = ("page", "wap", "app")   # signed here; Alipay hears of them from the payer
     capabilities = frozenset({Capability.PAY, Capability.QUERY, Capability.CLOSE, Capability.REFUND,
-                              Capability.REFUND_QUERY, Capability.NOTIFY, Capability.STATEMENT, Capability.SPLIT})
+                              Capability.REFUND_QUERY, Capability.NOTIFY, Capability.STATEMENT, Capability.SPLIT,
+                              Capability.SPLIT_FINISH})
     currencies = frozenset({"CNY"})
 
     @classmethod
@@ -70,8 +82,22 @@ class AlipayChannel(Channel):
             public_key = wire.load_public_key(raw["alipay_public_key"])
         except (ValueError, TypeError) as exc:
             raise SettingsError(f"alipay_public_key is not a PEM RSA public key: {exc}") from None
-        return AlipaySettings(raw["app_id"], private_key, public_key, raw.get("seller_id") or None,
-                              str(raw.get("gateway_url") or DEFAULT_GATEWAY))
+        seller_id = raw.get("seller_id")
+        if not isinstance(seller_id, str) or not (seller_id.startswith("2088") and len(seller_id) == 16
+                                                  and seller_id.isdigit()):
+            raise SettingsError("seller_id is required: the merchant's 2088… Alipay user id (16 digits), which "
+                                "every notify is checked against")
+        try:
+            minutes, ratio = int(raw.get("max_order_minutes", 120)), int(raw.get("max_split_ratio_bps", 3000))
+            delay = float(raw.get("royalty_delay_seconds", 30))
+        except (TypeError, ValueError):
+            raise SettingsError("max_order_minutes, max_split_ratio_bps and royalty_delay_seconds are numbers") from None
+        if not (1 <= minutes <= 15 * 24 * 60 and 0 < ratio <= 10000 and delay >= 0):
+            raise SettingsError("max_order_minutes must be 1..21600, max_split_ratio_bps 1..10000, "
+                                "royalty_delay_seconds >= 0")
+        return AlipaySettings(raw["app_id"], private_key, public_key, seller_id,
+                              str(raw.get("gateway_url") or DEFAULT_GATEWAY), max_order_minutes=minutes,
+                              max_split_ratio_bps=ratio, royalty_delay_seconds=delay)
 
     @property
     def settings(self) -> AlipaySettings:
@@ -104,9 +130,8 @@ class AlipayChannel(Channel):
 
     async def create(self, request: CreatePayment) -> PaymentResult:
         biz: dict[str, Any] = {"out_trade_no": request.out_trade_no, "total_amount": wire.yuan(request.amount),
-                               "subject": request.subject[:256]}
-        if request.expires_at:
-            biz["time_expire"] = request.expires_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
+                               "subject": request.subject[:256],
+                               "time_expire": self._expiry(request).strftime("%Y-%m-%d %H:%M:%S")}
         if request.split:   # the money stays frozen for alipay.trade.order.settle
             biz["extend_params"] = {"royalty_freeze": "true"}
         if request.method in PAGE_METHODS:
@@ -119,14 +144,19 @@ class AlipayChannel(Channel):
         try:
             data = await self._call("alipay.trade.precreate", biz, notify=True)
         except AlipayRefused as exc:
-            final = exc.code == "40004" and exc.sub_code in ("ACQ.TRADE_HAS_SUCCESS", "ACQ.TRADE_HAS_CLOSE",
-                                                              "ACQ.INVALID_PARAMETER")
-            return PaymentResult(Outcome.FAILED if final else Outcome.UNKNOWN, error_code=exc.sub_code,
-                                 error_message=exc.message)
+            row = refused(PRECREATE_REFUSED, exc.code, exc.sub_code)
+            if row.outcome is Outcome.SUCCEEDED:     # 交易已被支付: how, the query says
+                return await self.query(request.out_trade_no)
+            return PaymentResult(row.outcome, error_code=exc.sub_code, error_message=exc.message)
         return PaymentResult(Outcome.PENDING, action={"type": "qr", "code": data["qr_code"]})
 
+    def _expiry(self, request: CreatePayment) -> datetime:
+        """No later than max_order_minutes after the order was made: after that, 交易不存在 is proof."""
+        latest = self.ctx.clock.now() + timedelta(minutes=self.settings.max_order_minutes)
+        return min(request.expires_at or latest, latest).astimezone(CHINA)
+
     def _trade(self, data: Mapping[str, Any]) -> PaymentResult:
-        outcome = TRADE_STATUS.get(data.get("trade_status"), Outcome.UNKNOWN)
+        outcome = _row(TRADE_STATUS, data.get("trade_status")).outcome
         amount = wire.fen(data["total_amount"]) if data.get("total_amount") else None
         if outcome is not Outcome.SUCCEEDED or amount is None:
             return PaymentResult(outcome, channel_transaction_id=data.get("trade_no"), amount=amount, currency="CNY")
@@ -140,7 +170,7 @@ class AlipayChannel(Channel):
             return self._trade(await self._call("alipay.trade.query", {"out_trade_no": out_trade_no,
                                                                        "query_options": ["voucher_detail_list"]}))
         except AlipayRefused as exc:
-            # Not there yet: the payer has not opened it (or it was never sent). Not paid.
+            # Not there yet: nobody has scanned or opened it (or it was never sent). Not paid.
             outcome = Outcome.PENDING if exc.sub_code == "ACQ.TRADE_NOT_EXIST" else Outcome.UNKNOWN
             return PaymentResult(outcome, error_code=exc.sub_code, error_message=exc.message)
 
@@ -148,9 +178,14 @@ class AlipayChannel(Channel):
         try:
             await self._call("alipay.trade.close", {"out_trade_no": out_trade_no})
         except AlipayRefused as exc:
-            if exc.sub_code == "ACQ.TRADE_NOT_EXIST":  # the payer never opened it: it can never be paid now
-                return PaymentResult(Outcome.CLOSED, error_code=exc.sub_code, error_message=exc.message)
-            if exc.sub_code != "ACQ.TRADE_STATUS_ERROR":
+            if exc.sub_code == "ACQ.TRADE_NOT_EXIST":
+                # Nobody has scanned or opened it yet; until its time_expire someone still may, and then pay.
+                made = order_time(out_trade_no)
+                over = made is not None and self.ctx.clock.now() >= made + timedelta(
+                    minutes=self.settings.max_order_minutes) + CLOCK_SKEW
+                return PaymentResult(Outcome.CLOSED if over else Outcome.PENDING, error_code=exc.sub_code,
+                                     error_message=exc.message)
+            if exc.sub_code != "ACQ.TRADE_STATUS_ERROR":   # paid or closed already: the query says which
                 return PaymentResult(Outcome.UNKNOWN, error_code=exc.sub_code, error_message=exc.message)
         return await self.query(out_trade_no)
 
@@ -164,28 +199,39 @@ class AlipayChannel(Channel):
         try:
             data = await self._call("alipay.trade.refund", biz)
         except AlipayRefused as exc:
-            declined = exc.sub_code in ("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "ACQ.TRADE_NOT_EXIST",
-                                        "ACQ.REFUND_AMOUNT_EXCEED", "ACQ.TRADE_STATUS_ERROR")
-            return RefundResult(Outcome.FAILED if declined else Outcome.UNKNOWN, error_code=exc.sub_code,
+            return RefundResult(refused(REFUND_REFUSED, exc.code, exc.sub_code).outcome, error_code=exc.sub_code,
                                 error_message=exc.message)
-        # fund_change "Y" means money moved now; "N" on a retried request means it moved before.
-        return RefundResult(Outcome.SUCCEEDED, channel_refund_id=data.get("trade_no"), amount=request.amount)
+        if data.get("fund_change") == "Y":   # money moved now
+            return RefundResult(Outcome.SUCCEEDED, channel_refund_id=data.get("trade_no"), amount=request.amount)
+        # N (or none): this call moved nothing. A refund made before under this number shows on the query;
+        # if it does not show, Alipay has not done it (yet): unknown, asked again.
+        found = await self.query_refund(request.out_trade_no, request.out_refund_no)
+        if found.outcome is Outcome.SUCCEEDED:
+            return found
+        return RefundResult(Outcome.UNKNOWN, error_code=f"fund_change_{data.get('fund_change') or 'absent'}",
+                            error_message="Alipay accepted the refund without moving money; asked again")
 
     async def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult:
         try:
             data = await self._call("alipay.trade.fastpay.refund.query",
                                     {"out_trade_no": out_trade_no, "out_request_no": out_refund_no})
         except AlipayRefused as exc:
-            return RefundResult(Outcome.UNKNOWN, error_code=exc.sub_code, error_message=exc.message)
-        if data.get("refund_status") == "REFUND_SUCCESS":
-            return RefundResult(Outcome.SUCCEEDED, amount=wire.fen(data["refund_amount"]))
-        return RefundResult(Outcome.PENDING)  # no record (yet): the refund request may still be in flight
+            return RefundResult(Outcome.UNKNOWN, error_code=exc.sub_code, error_message=exc.message,
+                                unheard=exc.sub_code == "ACQ.TRADE_NOT_EXIST")
+        if data.get("refund_status") == "REFUND_SUCCESS" or (data.get("refund_amount") and not data.get("refund_status")):
+            return RefundResult(Outcome.SUCCEEDED, channel_refund_id=data.get("trade_no"),
+                                amount=wire.fen(data["refund_amount"]))
+        # No refund data: "没有查询到则代表未退款成功，可以调用退款接口进行重试" under the same number.
+        return RefundResult(Outcome.UNKNOWN, error_code="REFUND_NOT_FOUND", unheard=not data.get("refund_amount"))
 
     # ---- splits: alipay.trade.order.settle (分账), after binding the receiver ----
 
     @staticmethod
     def _trans_in_type(account: str) -> str:
         return "userId" if account.startswith("2088") and len(account) == 16 and account.isdigit() else "loginName"
+
+    def split_limits(self) -> SplitLimits:
+        return SplitLimits(self.settings.max_split_ratio_bps, self.settings.royalty_delay_seconds)
 
     async def split(self, request: SplitRequest) -> SplitResult:
         kind = self._trans_in_type(request.receiver_account)
@@ -199,8 +245,7 @@ class AlipayChannel(Channel):
                                         "trans_in": request.receiver_account, "amount": wire.yuan(request.amount),
                                         "desc": request.description[:100]}]})
         except AlipayRefused as exc:
-            declined = exc.code == "40004"
-            return SplitResult(Outcome.FAILED if declined else Outcome.UNKNOWN, error_code=exc.sub_code,
+            return SplitResult(refused(SETTLE_REFUSED, exc.code, exc.sub_code).outcome, error_code=exc.sub_code,
                                error_message=exc.message)
         return await self.query_split(request)   # accepted: settled asynchronously, its state is on the query
 
@@ -213,11 +258,33 @@ class AlipayChannel(Channel):
         details = data.get("royalty_detail_list") or []
         if not details:
             return SplitResult(Outcome.UNKNOWN, unheard=True)
-        state = details[0].get("state")
-        outcome = {"SUCCESS": Outcome.SUCCEEDED, "FAIL": Outcome.FAILED, "PROCESSING": Outcome.PENDING}.get(
-            state, Outcome.UNKNOWN)
+        outcome = _row(ROYALTY_STATE, details[0].get("state")).outcome
         return SplitResult(outcome, data.get("settle_no"), error_code=details[0].get("error_code"),
                            error_message=details[0].get("error_desc"))
+
+    async def finish_split(self, request: SplitFinish) -> SplitResult:
+        """分账完结 alone: an order settle with royalty_finish and no royalty_parameters."""
+        try:
+            data = await self._call("alipay.trade.order.settle", {
+                "out_request_no": request.out_finish_no, "trade_no": request.channel_transaction_id,
+                "extend_params": {"royalty_finish": "true"}})
+        except AlipayRefused as exc:
+            return SplitResult(refused(SETTLE_REFUSED, exc.code, exc.sub_code).outcome, error_code=exc.sub_code,
+                               error_message=exc.message)
+        found = await self.query_split_finish(request)
+        return found if found.outcome is Outcome.SUCCEEDED else SplitResult(Outcome.PENDING, data.get("settle_no"))
+
+    async def query_split_finish(self, request: SplitFinish) -> SplitResult:
+        """Nothing left to settle (onsettle unsettled_amount 0): released. Anything left: the finish did
+        not take effect, and is sent again under its number."""
+        try:
+            data = await self._call("alipay.trade.order.onsettle.query", {"trade_no": request.channel_transaction_id})
+        except AlipayRefused as exc:
+            return SplitResult(Outcome.UNKNOWN, error_code=exc.sub_code, error_message=exc.message)
+        left = wire.fen(data["unsettled_amount"]) if data.get("unsettled_amount") else None
+        if left == 0:
+            return SplitResult(Outcome.SUCCEEDED)
+        return SplitResult(Outcome.UNKNOWN, error_code="UNSETTLED_LEFT", unheard=left is not None)
 
     # ---- statements ----
 
@@ -247,7 +314,7 @@ class AlipayChannel(Channel):
             raise NotificationRejected("malformed_body", "the notify is not a form") from None
         if not wire.verify_params(s.alipay_public_key, form):
             raise NotificationRejected("bad_signature", "the notify is not signed by Alipay")
-        if form.get("app_id") != s.app_id or (s.seller_id and form.get("seller_id") != s.seller_id):
+        if form.get("app_id") != s.app_id or form.get("seller_id") != s.seller_id:
             raise NotificationRejected("wrong_merchant", "the notify is for another app_id or seller_id")
         try:
             sent = datetime.strptime(form["notify_time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
@@ -262,9 +329,10 @@ class AlipayChannel(Channel):
         if form.get("out_biz_no") and form.get("gmt_refund"):
             return [ChannelEvent("refund", out_trade_no, Outcome.SUCCEEDED, out_refund_no=form["out_biz_no"],
                                  channel_refund_id=form.get("trade_no"))]
-        outcome = TRADE_STATUS.get(form.get("trade_status", ""))
-        if outcome is None:
+        row = TRADE_STATUS.get(form.get("trade_status", ""))
+        if row is None:
             return []
+        outcome = row.outcome
         try:
             trade = self._trade(form)
         except (KeyError, TypeError, ValueError) as exc:
@@ -282,6 +350,11 @@ class AlipayChannel(Channel):
         from plugins.alipay.simulator import standalone
 
         return standalone(workdir, url)
+
+
+def _row(table: Mapping[str, Row], state: Any) -> Row:
+    """A state's row; one Alipay has not documented is unknown (asked about again)."""
+    return table.get(state) or Row(Outcome.UNKNOWN, f"undocumented state {state!r}")
 
 
 def vouchers(amount: int, data: Mapping[str, Any]) -> tuple[tuple[Discount, ...], int | None]:

@@ -1,9 +1,28 @@
-"""Alipay's side of the OpenAPI, for tests and local development: one /gateway.do that verifies the
+"""Alipay's side of the OpenAPI, for tests and local development, written from Alipay's documentation
+(the pages plugins/alipay/answers.py cites), not from the plugin: one /gateway.do that verifies the
 app's RSA2 signatures and answers signed JSON, a checkout page for page and wap pay, and async
 notifies signed with Alipay's key, answered "success" or retried.
 
+How it behaves as Alipay does:
+- A precreate (qr) order does not exist until someone scans its code (query and close answer
+  ACQ.TRADE_NOT_EXIST until then); the code lives 2 hours, the trade until its time_expire.
+- A refund moves the money at once (fund_change Y); the same out_request_no again moves nothing
+  (fund_change N), and once a full refund has closed the trade a repeat is refused
+  ACQ.TRADE_STATUS_ERROR. A refund the query does not know was not made.
+- An order settle moves money from what the trade holds frozen (royalty_freeze), within
+  `max_split_ratio_bps` of the order; royalty_finish releases the rest (with or without a split);
+  onsettle.query tells what is still frozen.
+- Answers can be scripted per method (`Faults.script`): a 40004 sub_code, 20000, or an HTTP 502,
+  before acting or after (as a timeout after Alipay acted looks).
+- Bills of a day are served from 09:00 the next day (Beijing), a zip whose member names are GBK
+  without the zip's UTF-8 flag, as Alipay's are; merchant discounts in 商家优惠 and the totals.
+- Notifies are retried on Alipay's schedule (4 m, 10 m, 10 m, 1 h, 2 h, 6 h, 15 h), times
+  `callback_time_scale`.
+- `moved` lists every movement of money.
+
 Control endpoints (not Alipay's): POST /sim/orders/{out_trade_no}/pay {"outcome": "success"|"fail"},
-POST /sim/app (the order string, as the Alipay app receives it), POST /sim/faults.
+POST /sim/orders/{out_trade_no}/scan (a payer scans a qr code), POST /sim/app (the order string, as the
+Alipay app receives it), POST /sim/faults.
 """
 from __future__ import annotations
 
@@ -13,11 +32,11 @@ import html
 import io
 import json
 import secrets
-
+import time
+import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-import zipfile
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -34,6 +53,19 @@ DETAIL_HEADER = ["支付宝交易号", "商户订单号", "业务类型", "商�
                  "终端号", "对方账户", "订单金额（元）", "商家实收（元）", "支付宝红包（元）", "集分宝（元）", "支付宝优惠（元）",
                  "商家优惠（元）", "券核销金额（元）", "券名称", "商家红包消费金额（元）", "卡消费金额（元）", "退款批次号/请求号",
                  "服务费（元）", "分润（元）", "备注"]
+NOTIFY_SCHEDULE = (240, 600, 600, 3600, 7200, 21600, 54000)   # 4m,10m,10m,1h,2h,6h,15h after the first
+QR_LIFETIME = timedelta(hours=2)      # 用户扫码之前二维码有效期2小时
+BILL_READY_HOUR = 9                   # 当日数据一般于次日 9 点前生成
+FEE_BPS = 60
+
+
+@dataclass
+class Fault:
+    code: str = "40004"
+    sub_code: str = "ACQ.SYSTEM_ERROR"
+    sub_msg: str = "simulated"
+    after: bool = False               # act first, then answer so
+    http_status: int | None = None    # answer this HTTP status instead (e.g. 502)
 
 
 @dataclass
@@ -43,6 +75,7 @@ class Faults:
     server_errors: int = 0            # answer this many next calls with a 502
     slow_ms: int = 0                  # answer every call this much later
     bad_signature: bool = False       # sign answers and notifies with a key nobody trusts
+    script: dict[str, list[Fault]] = field(default_factory=dict)   # method -> next answers
 
 
 @dataclass
@@ -55,39 +88,62 @@ class SimTrade:
     trade_no: str = field(default_factory=lambda: datetime.now(CHINA).strftime("%Y%m%d") + "2200" + secrets.token_hex(6))
     refunds: dict[str, int] = field(default_factory=dict)
     refund_times: dict[str, str] = field(default_factory=dict)
+    refund_discounts: dict[str, int] = field(default_factory=dict)   # each refund's share of 商家优惠
     paid_at: str | None = None
+    paid_clock: float | None = None
     created: str = field(default_factory=lambda: datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S"))
+    expires: datetime | None = None
     royalty_freeze: bool = False                                          # held for alipay.trade.order.settle
+    frozen: int = 0                                                       # what is still frozen for settling
+    finished: bool = False                                                # royalty_finish: released, no more
     # Coupons the payer used (voucher_detail_list), amounts in fen: amount, merchant_contribute,
     # other_contribute, template_id, name, type.
     vouchers: list[dict[str, Any]] = field(default_factory=list)
+    settles: dict[str, dict[str, Any]] = field(default_factory=dict)      # out_request_no -> settle
+
+    def merchant_discount(self) -> int:
+        """商家优惠: what the merchant put into its coupons (Alipay does not pay it)."""
+        return sum(v["merchant_contribute"] for v in self.vouchers)
 
     def receipt(self) -> int:
-        """商家实收: the order less what the merchant put into its coupons."""
-        return self.total - sum(v["merchant_contribute"] for v in self.vouchers)
+        """商家实收: the order less the merchant's discounts."""
+        return self.total - self.merchant_discount()
 
     def voucher_detail_list(self) -> list[dict[str, str]]:
         return [{"id": v["id"], "name": v["name"], "type": v["type"], "amount": wire.yuan(v["amount"]),
                  "merchant_contribute": wire.yuan(v["merchant_contribute"]),
                  "other_contribute": wire.yuan(v["other_contribute"]), "template_id": v["template_id"]}
                 for v in self.vouchers]
-    settles: dict[str, dict[str, Any]] = field(default_factory=dict)      # out_request_no -> settle
 
     def settled(self) -> int:
-        return sum(d["amount_fen"] for d in self.settles.values() if d["state"] != "FAIL")
+        return sum(d["amount_fen"] for d in self.settles.values() if d.get("state") != "FAIL")
 
 
 def now_text() -> str:
     return datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def service_fee(fen: int) -> int:
+    return (fen * FEE_BPS + 5000) // 10000
+
+
 class AlipaySimulator:
+    service_fee_bps = FEE_BPS
+
     def __init__(self, *, app_id: str, app_public_key: rsa.RSAPublicKey, seller_id: str = "2088102177846880",
-                 alipay_key: rsa.RSAPrivateKey | None = None) -> None:
+                 alipay_key: rsa.RSAPrivateKey | None = None, callback_time_scale: float = 1.0,
+                 max_split_ratio_bps: int = 3000, now: Callable[[], datetime] | None = None,
+                 bill_ready_hour: int | None = BILL_READY_HOUR) -> None:
         self.app_id, self.app_public_key, self.seller_id = app_id, app_public_key, seller_id
         self.alipay_key = alipay_key or wire.new_key()
         self.faults = Faults()
+        self.callback_time_scale = callback_time_scale
+        self.max_split_ratio_bps = max_split_ratio_bps
+        self.now = now or (lambda: datetime.now(CHINA))
+        self.bill_ready_hour = bill_ready_hour   # None: a day's bill at once (a suite that cannot wait a night)
         self.trades: dict[str, SimTrade] = {}
+        self.codes: dict[str, dict[str, Any]] = {}      # precreated qr codes nobody has scanned yet
+        self.moved: list[tuple[str, str, int]] = []     # (what, number, amount) each time money moved
         self.bills: dict[str, bytes] = {}
         self.held: list[tuple[str, bytes]] = []
         self.bound: dict[tuple[str, str], str] = {}      # (type, account) -> name: royalty receivers
@@ -96,6 +152,7 @@ class AlipaySimulator:
         self.app = Starlette(routes=[
             Route("/gateway.do", self.gateway, methods=["GET", "POST"]),
             Route("/sim/orders/{out_trade_no}/pay", self.control_pay, methods=["POST"]),
+            Route("/sim/orders/{out_trade_no}/scan", self.control_scan, methods=["POST"]),
             Route("/sim/app", self.control_app, methods=["POST"]),
             Route("/sim/bills/{token}", self.bill_file, methods=["GET"]),
             Route("/sim/faults", self.control_faults, methods=["POST"]),
@@ -104,6 +161,10 @@ class AlipaySimulator:
     @property
     def alipay_public_pem(self) -> str:
         return wire.public_pem(self.alipay_key.public_key())
+
+    def moved_for(self, what: str, number: str) -> int:
+        """How many times money moved for one refund, settle or finish number (never above 1)."""
+        return sum(1 for kind, no, _ in self.moved if kind == what and no == number)
 
     def _key(self) -> rsa.RSAPrivateKey:
         return wire.new_key() if self.faults.bad_signature else self.alipay_key
@@ -114,7 +175,8 @@ class AlipaySimulator:
 
     @staticmethod
     def _fail(code: str, sub_code: str, sub_msg: str) -> dict[str, str]:
-        return {"code": code, "msg": "Business Failed", "sub_code": sub_code, "sub_msg": sub_msg}
+        msg = {"20000": "Service Currently Unavailable", "40004": "Business Failed"}.get(code, "Invalid Arguments")
+        return {"code": code, "msg": msg, "sub_code": sub_code, "sub_msg": sub_msg}
 
     # ---- the one gateway ----
 
@@ -143,12 +205,31 @@ class AlipaySimulator:
                    "alipay.trade.fastpay.refund.query": self.refund_query,
                    "alipay.data.dataservice.bill.downloadurl.query": self.bill_url,
                    "alipay.trade.royalty.relation.bind": self.bind, "alipay.trade.order.settle": self.settle,
-                   "alipay.trade.order.settle.query": self.settle_query}.get(method)
+                   "alipay.trade.order.settle.query": self.settle_query,
+                   "alipay.trade.order.onsettle.query": self.onsettle_query}.get(method)
         if handler is None:
             return self._answer(method, self._fail("40004", "isv.invalid-method", f"unknown method {method}"))
-        return await handler(method, biz, params)
+        fault = (self.faults.script.get(method) or [None]).pop(0) if self.faults.script.get(method) else None
+        if fault and not fault.after:
+            return self._faulted(method, fault)
+        answer = await handler(method, biz, params)
+        return self._faulted(method, fault) if fault else answer
+
+    def _faulted(self, method: str, fault: Fault) -> Response:
+        if fault.http_status:
+            return Response(b"<html>Bad Gateway</html>", fault.http_status)
+        if fault.code == "10000":   # accepted, nothing moved by this call (a refund's fund_change N)
+            return self._answer(method, {"code": "10000", "msg": "Success", "fund_change": "N"})
+        return self._answer(method, self._fail(fault.code, fault.sub_code, fault.sub_msg))
+
+    def _expiry(self, biz: dict) -> datetime | None:
+        try:
+            return datetime.strptime(biz["time_expire"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
+        except (KeyError, ValueError):
+            return None
 
     def _open(self, biz: dict, params: dict) -> SimTrade | dict:
+        """The payer opens (or scans) an order: the trade exists from now."""
         try:
             total = wire.fen(biz["total_amount"])
             out_trade_no = biz["out_trade_no"]
@@ -157,7 +238,7 @@ class AlipaySimulator:
         trade = self.trades.get(out_trade_no)
         if trade is None:
             trade = self.trades[out_trade_no] = SimTrade(out_trade_no, total, biz.get("subject", ""),
-                                                         params.get("notify_url"))
+                                                         params.get("notify_url"), expires=self._expiry(biz))
             trade.royalty_freeze = (biz.get("extend_params") or {}).get("royalty_freeze") == "true"
         elif trade.status != "WAIT_BUYER_PAY":
             sub = "ACQ.TRADE_HAS_CLOSE" if trade.status == "TRADE_CLOSED" else "ACQ.TRADE_HAS_SUCCESS"
@@ -165,11 +246,28 @@ class AlipaySimulator:
         return trade
 
     async def precreate(self, method: str, biz: dict, params: dict) -> Response:
-        trade = self._open(biz, params)
-        if isinstance(trade, dict):
-            return self._answer(method, trade)
-        return self._answer(method, {"code": "10000", "msg": "Success", "out_trade_no": trade.out_trade_no,
+        """预下单: a code to scan. No trade exists until someone scans it."""
+        out_trade_no = biz.get("out_trade_no")
+        if not out_trade_no or not biz.get("total_amount"):
+            return self._answer(method, self._fail("40004", "ACQ.INVALID_PARAMETER", "参数无效"))
+        trade = self.trades.get(out_trade_no)
+        if trade is not None and trade.status != "WAIT_BUYER_PAY":
+            sub = "ACQ.TRADE_HAS_CLOSE" if trade.status == "TRADE_CLOSED" else "ACQ.TRADE_HAS_SUCCESS"
+            return self._answer(method, self._fail("40004", sub, f"trade is {trade.status}"))
+        self.codes[out_trade_no] = {"biz": biz, "params": params, "at": self.now()}
+        return self._answer(method, {"code": "10000", "msg": "Success", "out_trade_no": out_trade_no,
                                      "qr_code": f"https://qr.alipay.com/bax{secrets.token_hex(10)}"})
+
+    def scan(self, out_trade_no: str) -> SimTrade | dict:
+        """A payer scans a precreated code: the trade is made now (if the code still lives)."""
+        if out_trade_no in self.trades:
+            return self.trades[out_trade_no]
+        code = self.codes.get(out_trade_no)
+        if code is None:
+            return {"error": "no such code"}
+        if self.now() > code["at"] + QR_LIFETIME:
+            return {"error": "二维码已过期"}
+        return self._open(code["biz"], code["params"])
 
     async def page_pay(self, method: str, biz: dict, params: dict) -> Response:
         trade = self._open(biz, params)
@@ -199,7 +297,7 @@ class AlipaySimulator:
 
     async def close(self, method: str, biz: dict, params: dict) -> Response:
         trade = self.trades.get(biz.get("out_trade_no", ""))
-        if trade is None:
+        if trade is None:   # a code nobody scanned: nothing to close, and it may still be scanned
             return self._answer(method, self._fail("40004", "ACQ.TRADE_NOT_EXIST", "交易不存在"))
         if trade.status != "WAIT_BUYER_PAY":
             return self._answer(method, self._fail("40004", "ACQ.TRADE_STATUS_ERROR", f"trade is {trade.status}"))
@@ -216,32 +314,49 @@ class AlipaySimulator:
         except (KeyError, wire.WireError):
             return self._answer(method, self._fail("40004", "ACQ.INVALID_PARAMETER", "refund_amount is required"))
         fund_change = "N"
-        if request_no not in trade.refunds:  # a repeated out_request_no is the same refund
-            if trade.status not in ("TRADE_SUCCESS",):
-                return self._answer(method, self._fail("40004", "ACQ.TRADE_STATUS_ERROR", "trade is not paid"))
+        if request_no in trade.refunds:   # the same request again moves nothing
+            if trade.refunds[request_no] != amount:
+                return self._answer(method, self._fail("40004", "ACQ.DISCORDANT_REPEAT_REQUEST", "不一致的请求"))
+            if trade.status == "TRADE_CLOSED":
+                return self._answer(method, self._fail("40004", "ACQ.TRADE_STATUS_ERROR", "交易状态非法"))
+        else:
+            if trade.status != "TRADE_SUCCESS":
+                return self._answer(method, self._fail("40004", "ACQ.TRADE_STATUS_ERROR", "交易状态非法"))
+            if amount <= 0:
+                return self._answer(method, self._fail("40004", "ACQ.REASON_TRADE_REFUND_FEE_ERR", "退款金额无效"))
             if sum(trade.refunds.values()) + trade.settled() + amount > trade.total:
-                return self._answer(method, self._fail("40004", "ACQ.REFUND_AMOUNT_EXCEED", "退款金额超限"))
+                return self._answer(method, self._fail("40004", "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限"))
+            refunded_before = sum(trade.refunds.values())
+            share = trade.merchant_discount() - sum(trade.refund_discounts.values()) \
+                if refunded_before + amount == trade.total else trade.merchant_discount() * amount // trade.total
             trade.refunds[request_no] = amount
-            trade.refund_times[request_no] = now_text()
+            trade.refund_discounts[request_no] = share
+            trade.refund_times[request_no] = self.now().strftime("%Y-%m-%d %H:%M:%S")
+            if trade.royalty_freeze and not trade.finished:   # refunded from what is frozen first
+                trade.frozen = max(0, trade.frozen - (amount - share))
+            self.moved.append(("refund", request_no, amount))
             fund_change = "Y"
+            if sum(trade.refunds.values()) == trade.total:
+                trade.status = "TRADE_CLOSED"  # fully refunded trades close, as Alipay's do
             self.sender.background(self._notify(trade, {"out_biz_no": request_no, "gmt_refund": now_text(),
-                                                  "refund_fee": wire.yuan(sum(trade.refunds.values()))}))
-        if sum(trade.refunds.values()) == trade.total:
-            trade.status = "TRADE_CLOSED"  # fully refunded trades close, as Alipay's do
+                                                        "refund_fee": wire.yuan(sum(trade.refunds.values()))}))
         return self._answer(method, {"code": "10000", "msg": "Success", "trade_no": trade.trade_no,
                                      "out_trade_no": trade.out_trade_no, "fund_change": fund_change,
                                      "refund_fee": wire.yuan(sum(trade.refunds.values()))})
 
     async def refund_query(self, method: str, biz: dict, params: dict) -> Response:
         trade = self.trades.get(biz.get("out_trade_no", ""))
-        amount = trade.refunds.get(biz.get("out_request_no", "")) if trade else None
+        if trade is None:
+            return self._answer(method, self._fail("40004", "ACQ.TRADE_NOT_EXIST", "交易不存在"))
+        amount = trade.refunds.get(biz.get("out_request_no", ""))
         if amount is None:  # Alipay answers success with no refund fields when there is no such refund
             return self._answer(method, {"code": "10000", "msg": "Success"})
-        return self._answer(method, {"code": "10000", "msg": "Success", "out_trade_no": trade.out_trade_no,
-                                     "out_request_no": biz["out_request_no"], "refund_amount": wire.yuan(amount),
-                                     "total_amount": wire.yuan(trade.total), "refund_status": "REFUND_SUCCESS"})
+        return self._answer(method, {"code": "10000", "msg": "Success", "trade_no": trade.trade_no,
+                                     "out_trade_no": trade.out_trade_no, "out_request_no": biz["out_request_no"],
+                                     "refund_amount": wire.yuan(amount), "total_amount": wire.yuan(trade.total),
+                                     "refund_status": "REFUND_SUCCESS"})
 
-    # ---- royalty (分账): bind receivers, settle a frozen trade to them ----
+    # ---- royalty (分账): bind receivers, settle a frozen trade to them, finish it ----
 
     async def bind(self, method: str, biz: dict, params: dict) -> Response:
         try:
@@ -254,26 +369,42 @@ class AlipaySimulator:
 
     async def settle(self, method: str, biz: dict, params: dict) -> Response:
         trade = next((t for t in self.trades.values() if t.trade_no == biz.get("trade_no")), None)
-        try:
-            number, [royalty] = biz["out_request_no"], biz["royalty_parameters"]
-            amount, key = wire.fen(royalty["amount"]), (royalty["trans_in_type"], royalty["trans_in"])
-        except (KeyError, TypeError, ValueError, wire.WireError):
-            return self._answer(method, self._fail("40004", "ACQ.INVALID_PARAMETER", "royalty_parameters malformed"))
-        if trade is None or trade.status != "TRADE_SUCCESS":
-            return self._answer(method, self._fail("40004", "ACQ.TRADE_NOT_EXIST", "交易不存在或未支付"))
-        if number not in trade.settles:
-            if not trade.royalty_freeze:
-                return self._answer(method, self._fail("40004", "ACQ.TRADE_NOT_ALLOW_SETTLE", "交易未冻结，不能分账"))
+        number = biz.get("out_request_no")
+        royalties = biz.get("royalty_parameters") or []
+        finish = (biz.get("extend_params") or {}).get("royalty_finish") == "true"
+        if not number or len(royalties) > 1 or (not royalties and not finish):
+            return self._answer(method, self._fail("40004", "ACQ.INVALID_PARAMETER", "royalty_parameters 无效"))
+        if trade is None:
+            return self._answer(method, self._fail("40004", "ACQ.TRADE_NOT_EXIST", "交易不存在"))
+        if number in trade.settles:   # the same request again: the same settle
+            return self._answer(method, {"code": "10000", "msg": "Success", "trade_no": trade.trade_no,
+                                         "settle_no": trade.settles[number]["settle_no"]})
+        if trade.status != "TRADE_SUCCESS" or not trade.royalty_freeze:
+            return self._answer(method, self._fail("40004", "ACQ.TRADE_STATUS_ERROR", "交易状态不合法或未冻结"))
+        if trade.finished:
+            return self._answer(method, self._fail("40004", "ACQ.TRADE_STATUS_ERROR", "交易分账已完结"))
+        detail: dict[str, Any] = {"settle_no": "2026" + secrets.token_hex(10), "amount_fen": 0}
+        if royalties:
+            royalty = royalties[0]
+            try:
+                amount, key = wire.fen(str(royalty["amount"])), (royalty["trans_in_type"], royalty["trans_in"])
+            except (KeyError, TypeError, wire.WireError):
+                return self._answer(method, self._fail("40004", "ACQ.INVALID_PARAMETER", "royalty_parameters 无效"))
             if key not in self.bound:
-                return self._answer(method, self._fail("40004", "ACQ.NO_ROYALTY_RELATION", "分账关系未绑定"))
-            if sum(trade.refunds.values()) + trade.settled() + amount > trade.total:
+                return self._answer(method, self._fail("40004", "ACQ.INVALID_PARAMETER", "分账关系未绑定"))
+            if (trade.settled() + amount) * 10000 > trade.total * self.max_split_ratio_bps or amount > trade.frozen:
                 return self._answer(method, self._fail("40004", "ACQ.ALLOC_AMOUNT_VALIDATE_ERROR", "分账金额超限"))
-            detail = trade.settles[number] = {"operation_type": "transfer", "trans_in": key[1], "amount_fen": amount,
-                                              "amount": royalty["amount"], "state": "PROCESSING",
-                                              "settle_no": "2026" + secrets.token_hex(10)}
+            trade.frozen -= amount
+            detail.update(operation_type="transfer", trans_in=key[1], amount_fen=amount, amount=royalty["amount"],
+                          state="PROCESSING")
+            self.moved.append(("settle", number, amount))
             self.sender.background(self._finish_settle(detail))
+        trade.settles[number] = detail
+        if finish:   # 本次分账处理完成后会把该笔交易的剩余冻结金额全额解冻
+            released, trade.frozen, trade.finished = trade.frozen, 0, True
+            self.moved.append(("finish", number, released))
         return self._answer(method, {"code": "10000", "msg": "Success", "trade_no": trade.trade_no,
-                                     "settle_no": trade.settles[number]["settle_no"]})
+                                     "settle_no": detail["settle_no"]})
 
     async def _finish_settle(self, detail: dict[str, Any]) -> None:
         await asyncio.sleep(0.05)
@@ -284,34 +415,42 @@ class AlipaySimulator:
         if trade is None:
             return self._answer(method, self._fail("40004", "ACQ.TRADE_NOT_EXIST", "交易不存在"))
         detail = trade.settles.get(biz.get("out_request_no", ""))
-        details = [] if detail is None else [{k: v for k, v in detail.items() if k not in ("amount_fen", "settle_no")}]
+        details = [] if detail is None or "state" not in detail else [
+            {k: v for k, v in detail.items() if k not in ("amount_fen", "settle_no")}]
         return self._answer(method, {"code": "10000", "msg": "Success", "out_request_no": biz.get("out_request_no"),
                                      "settle_no": detail["settle_no"] if detail else None, "royalty_detail_list": details})
 
-    # ---- statements ----
+    async def onsettle_query(self, method: str, biz: dict, params: dict) -> Response:
+        """交易分账剩余可分账金额查询: what is still frozen for settling."""
+        trade = next((t for t in self.trades.values() if t.trade_no == biz.get("trade_no")), None)
+        if trade is None:
+            return self._answer(method, self._fail("40004", "ACQ.TRADE_NOT_EXIST", "交易不存在"))
+        return self._answer(method, {"code": "10000", "msg": "Success", "unsettled_amount": wire.yuan(trade.frozen)})
 
-    service_fee_bps = 60
+    # ---- statements ----
 
     def bill_zip(self, day: str) -> bytes | None:
         """The day's trade bill as Alipay serves it: a zip of two GBK CSVs, the detail file (preface,
-        header, rows whose id cells end in a tab, trailer) and its summary."""
-        rows, sales, refunds = [], [0, 0], [0, 0]
+        header, rows whose id cells end in a tab, trailer) and its summary, named in GBK."""
+        rows, sales, refunds = [], [0, 0, 0], [0, 0, 0]   # count, 商家实收, 商家优惠
         yuan = wire.yuan
-        fee = lambda fen: (fen * self.service_fee_bps + 5000) // 10000  # noqa: E731
         for trade in self.trades.values():
             if trade.paid_at and trade.paid_at.startswith(day):
+                channel_discount = sum(v["amount"] - v["merchant_contribute"] for v in trade.vouchers)
                 rows.append([trade.trade_no + "\t", trade.out_trade_no + "\t", "交易", trade.subject, trade.created,
-                             trade.paid_at, "", "", "", "", "159****5620", yuan(trade.total), yuan(trade.total),
-                             "0.00", "0.00", "0.00", "0.00", "0.00", "", "0.00", "0.00", "",
-                             "-" + yuan(fee(trade.total)), "0.00", ""])
-                sales = [sales[0] + 1, sales[1] + trade.total]
+                             trade.paid_at, "", "", "", "", "159****5620", yuan(trade.total), yuan(trade.receipt()),
+                             "0.00", "0.00", yuan(channel_discount), yuan(trade.merchant_discount()), "0.00", "",
+                             "0.00", "0.00", "", "-" + yuan(service_fee(trade.receipt())), "0.00", ""])
+                sales = [sales[0] + 1, sales[1] + trade.receipt(), sales[2] + trade.merchant_discount()]
             for request_no, amount in trade.refunds.items():
                 if trade.refund_times[request_no].startswith(day):
+                    share = trade.refund_discounts[request_no]
                     rows.append([trade.trade_no + "\t", trade.out_trade_no + "\t", "退款", trade.subject,
                                  trade.created, trade.refund_times[request_no], "", "", "", "", "159****5620",
-                                 "-" + yuan(amount), "-" + yuan(amount), "0.00", "0.00", "0.00", "0.00", "0.00", "",
-                                 "0.00", "0.00", request_no + "\t", yuan(fee(amount)), "0.00", ""])
-                    refunds = [refunds[0] + 1, refunds[1] + amount]
+                                 "-" + yuan(amount), "-" + yuan(amount - share), "0.00", "0.00", "0.00",
+                                 ("-" + yuan(share)) if share else "0.00", "0.00", "", "0.00", "0.00",
+                                 request_no + "\t", yuan(service_fee(amount - share)), "0.00", ""])
+                    refunds = [refunds[0] + 1, refunds[1] + amount - share, refunds[2] + share]
         if not rows:
             return None
         compact = day.replace("-", "")
@@ -323,9 +462,11 @@ class AlipaySimulator:
         writer = csv.writer(detail, lineterminator="\r\n")
         writer.writerow(DETAIL_HEADER)
         writer.writerows(rows)
+        negative = lambda fen: ("-" + yuan(fen)) if fen else "0.00"  # noqa: E731
         detail.write("#-----------------------------------------业务明细列表结束------------------------------------\r\n"
-                     f"#交易合计：{sales[0]}笔，商家实收共{yuan(sales[1])}元，商家优惠共0.00元\r\n"
-                     f"#退款合计：{refunds[0]}笔，商家实收退款共{yuan(refunds[1])}元，商家优惠退款0.00元\r\n"
+                     f"#交易合计：{sales[0]}笔，商家实收共{yuan(sales[1])}元，商家优惠共{yuan(sales[2])}元\r\n"
+                     f"#退款合计：{refunds[0]}笔，商家实收退款共{negative(refunds[1])}元，"
+                     f"商家优惠退款共{negative(refunds[2])}元\r\n"
                      f"#导出时间：[{now_text()}]\r\n")
         summary = io.StringIO()
         writer = csv.writer(summary, lineterminator="\r\n")
@@ -333,19 +474,28 @@ class AlipaySimulator:
         writer.writerow(["门店编号", "门店名称", "交易订单总笔数", "退款订单总笔数", "订单金额（元）", "商家实收（元）",
                          "服务费（元）", "实收净额（元）"])
         net = sales[1] - refunds[1]
-        writer.writerow(["", "合计", sales[0], refunds[0], yuan(sales[1]), yuan(net), "-" + yuan(fee(net)),
-                         yuan(net - fee(net))])
+        writer.writerow(["", "合计", sales[0], refunds[0], yuan(sales[1] + sales[2]), yuan(net), "-" + yuan(service_fee(net)),
+                         yuan(net - service_fee(net))])
         summary.write(f"#导出时间：[{now_text()}]\r\n")
         out = io.BytesIO()
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(f"{self.seller_id}0156_{compact}_业务明细.csv", detail.getvalue().encode("gbk"))
-            archive.writestr(f"{self.seller_id}0156_{compact}_业务明细(汇总).csv", summary.getvalue().encode("gbk"))
+            for name, text in ((f"{self.seller_id}0156_{compact}_业务明细.csv", detail.getvalue()),
+                               (f"{self.seller_id}0156_{compact}_业务明细(汇总).csv", summary.getvalue())):
+                archive.writestr(_GbkNamed(name, date_time=datetime.now(CHINA).timetuple()[:6]), text.encode("gbk"),
+                                 compress_type=zipfile.ZIP_DEFLATED)
         return out.getvalue()
 
     async def bill_url(self, method: str, biz: dict, params: dict) -> Response:
-        if biz.get("bill_type") != "trade" or not biz.get("bill_date"):
+        day = biz.get("bill_date") or ""
+        if biz.get("bill_type") != "trade" or len(day) != 10:
             return self._answer(method, self._fail("40004", "isp.bill_type_invalid", "bill_type must be trade"))
-        content = self.bill_zip(biz["bill_date"])
+        try:
+            ready = datetime.fromisoformat(day).replace(tzinfo=CHINA) + timedelta(days=1, hours=self.bill_ready_hour or 0)
+        except ValueError:
+            return self._answer(method, self._fail("40004", "isv.invalid-arguments", "bill_date"))
+        if self.bill_ready_hour is not None and self.now() < ready:   # 不支持下载当日账单
+            return self._answer(method, self._fail("40004", "isp.bill_not_exist", "账单不存在: 次日9点后生成"))
+        content = self.bill_zip(day)
         if content is None:
             return self._answer(method, self._fail("40004", "isp.bill_not_exist", "账单不存在"))
         token = secrets.token_urlsafe(16)
@@ -370,13 +520,24 @@ class AlipaySimulator:
             return JSONResponse(trade, 409)
         return JSONResponse({"out_trade_no": trade.out_trade_no})
 
+    async def control_scan(self, request: Request) -> Response:
+        trade = self.scan(request.path_params["out_trade_no"])
+        if isinstance(trade, dict):
+            return JSONResponse(trade, 409)
+        return JSONResponse(self._view(trade))
+
     async def control_pay(self, request: Request) -> Response:
-        trade = self.trades.get(request.path_params["out_trade_no"])
+        out_trade_no = request.path_params["out_trade_no"]
+        trade = self.trades.get(out_trade_no) or (self.scan(out_trade_no) if out_trade_no in self.codes else None)
         data = dict(await request.json()) if "json" in request.headers.get("content-type", "") else \
             dict(await request.form())
         outcome = data.get("outcome", "success")
         if trade is None:
             return JSONResponse({"error": "no such trade"}, 404)
+        if isinstance(trade, dict):
+            return JSONResponse(trade, 409)
+        if trade.status == "WAIT_BUYER_PAY" and trade.expires and self.now() > trade.expires:
+            trade.status = "TRADE_CLOSED"   # time_expire passed: 逾期将关闭交易
         if trade.status != "WAIT_BUYER_PAY":
             return JSONResponse({"error": f"trade is {trade.status}"}, 409)
         if outcome == "success":
@@ -384,12 +545,18 @@ class AlipaySimulator:
             if sum(v["amount"] for v in trade.vouchers) > trade.total:
                 return JSONResponse({"error": "coupons exceed the order"}, 400)
             trade.status = "TRADE_SUCCESS"
-            trade.paid_at = now_text()
+            trade.paid_at = self.now().strftime("%Y-%m-%d %H:%M:%S")
+            trade.paid_clock = time.time()
+            if trade.royalty_freeze:   # the merchant's share, after its discounts and the fee, frozen
+                trade.frozen = trade.receipt() - service_fee(trade.receipt())
             await self._notify(trade, {})
         return JSONResponse(self._view(trade))
 
     async def control_faults(self, request: Request) -> Response:
-        for key, value in (await request.json()).items():
+        data = await request.json()
+        for method, faults in (data.pop("script", None) or {}).items():
+            self.faults.script.setdefault(method, []).extend(Fault(**f) for f in faults)
+        for key, value in data.items():
             if not hasattr(self.faults, key):
                 return JSONResponse({"error": f"unknown fault {key}"}, 400)
             setattr(self.faults, key, value)
@@ -429,9 +596,18 @@ class AlipaySimulator:
             await self._deliver(trade.notify_url, body)
 
     async def _deliver(self, url: str, body: bytes, delay: float = 0.0) -> None:
-        # Anything but exactly "success" and Alipay sends it again.
+        # Anything but exactly "success" and Alipay sends it again, on its schedule.
         await self.sender.deliver(url, body, lambda: {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
-                                  lambda response: response.content == b"success", delay)
+                                  lambda response: response.content == b"success", delay,
+                                  schedule=[wait * self.callback_time_scale for wait in NOTIFY_SCHEDULE])
+
+
+class _GbkNamed(zipfile.ZipInfo):
+    """A zip member named in GBK without the UTF-8 flag, as Alipay's bill archives are (Python's zipfile
+    would otherwise write any non-ASCII name as UTF-8 and flag it)."""
+
+    def _encodeFilenameFlags(self) -> tuple[bytes, int]:   # noqa: N802  (zipfile's own hook)
+        return self.filename.encode("gbk"), self.flag_bits & ~0x800
 
 
 def _voucher(spec: dict[str, Any]) -> dict[str, Any]:
@@ -470,6 +646,3 @@ seller_id = "{sim.seller_id}"
 gateway_url = "{url}/gateway.do"
 """
     return sim.app, block
-
-
-

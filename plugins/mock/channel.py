@@ -124,8 +124,9 @@ class MockChannel(Channel):
     def _refund(self, data: dict[str, Any]) -> RefundResult:
         if "error" in data:
             declined = data["error"] in ("REFUND_EXCEEDS", "ORDER_NOT_PAID")
+            # REFUND_NOT_EXIST (a query's): it never reached the sandbox; send it again under its number.
             return RefundResult(Outcome.FAILED if declined else Outcome.UNKNOWN, error_code=str(data["error"]),
-                                error_message=data.get("message"))
+                                error_message=data.get("message"), unheard=data["error"] == "REFUND_NOT_EXIST")
         return RefundResult(REFUND_STATUS.get(data.get("refund_status"), Outcome.UNKNOWN),
                             channel_refund_id=data.get("refund_id"), amount=data.get("amount"))
 

@@ -1,23 +1,45 @@
-"""WeChat Pay's side of APIv3, for tests and local development: it verifies the merchant's request
-signatures, signs its answers and callbacks with its own platform key, encrypts callback resources
-with the APIv3 key, keeps orders and refunds, and lets a test or a person "pay" an order.
+"""WeChat Pay's side of APIv3, for tests and local development, written from WeChat Pay's documentation
+(the pages plugins/wechatpay/answers.py cites), not from the plugin: it verifies the merchant's
+request signatures (and that every request names a platform key in Wechatpay-Serial), signs its
+answers and callbacks, encrypts callback resources with the APIv3 key, keeps orders, refunds,
+profit-sharing orders, returns and what each order still holds frozen, and lets a test or a person
+"pay" an order.
 
-Control endpoints (not WeChat Pay's): POST /sim/orders/{out_trade_no}/pay {"outcome": "success"|"fail"}
-and POST /sim/faults {callback_mode, server_errors, slow_ms, bad_signature, rotate_key}.
+How it behaves as WeChat Pay does:
+- A refund takes the money from the merchant at once and ends SUCCESS, or ABNORMAL (the payer's card
+  refused it; the money waits until apply-abnormal-refund or the merchant platform resolves it) or
+  CLOSED, as `Faults.refund_result` says. The same out_refund_no again is the same refund while it
+  is processing; once it has ended it is refused as a repeat (400 INVALID_REQUEST).
+- Refusals carry the documented status: 403 for NOT_ENOUGH, NO_AUTH, OUT_TRADE_NO_USED,
+  USER_ACCOUNT_ABNORMAL; 429 FREQUENCY_LIMITED; 500 SYSTEM_ERROR.
+- A payment made to be split is frozen (its share after coupons it keeps and its fee); a split is taken
+  only `split_ready_seconds` after payment and within `max_split_ratio_bps` of the order; unfreeze
+  releases the rest, after which no split is taken.
+- Bills of a day are served from 10:00 the next day (Beijing), gzipped on request, with the hash of
+  the bill itself; cells are written as WeChat Pay writes them (a backtick before each, never quoted:
+  a comma inside a description stays a comma), fees rounded to the fen and written with five decimals.
+- Callbacks are retried on WeChat Pay's schedule (15 s, 15 s, 30 s, 3 m, … 6 h; 24 h in all), times
+  `callback_time_scale`.
+- `moved` lists every movement of money, so a test can prove nothing moved twice.
+
+Control endpoints (not WeChat Pay's): POST /sim/orders/{out_trade_no}/pay {"outcome": "success"|"fail"},
+POST /sim/refunds/{out_refund_no}/resolve (a person fixes an ABNORMAL refund at the merchant platform),
+POST /sim/faults {callback_mode, server_errors, slow_ms, bad_signature, rotate_key, refund_result,
+script: {operation: [{"status", "code", "after"}]}} (answer the next calls of an operation so; `after`:
+act first, then answer so, as a timeout after WeChat Pay acted looks).
 """
 from __future__ import annotations
 
 import asyncio
-import csv
+import gzip
 import hashlib
-import io
 import json
 import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
-from typing import Any
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Callable
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
@@ -33,17 +55,30 @@ BILL_HEADER = ["交易时间", "公众账号ID", "商户号", "特约商户号",
                "交易状态", "付款银行", "货币种类", "应结订单金额", "代金券金额", "微信退款单号", "商户退款单号", "退款金额",
                "充值券退款金额", "退款类型", "退款状态", "商品名称", "商户数据包", "手续费", "费率", "订单金额", "申请退款金额",
                "费率备注"]
+SUMMARY_HEADER = ["总交易单数", "应结订单总金额", "退款总金额", "充值券退款总金额", "手续费总金额", "订单总金额", "申请退款总金额"]
+# 通知频率 (支付/退款结果通知): 15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h, 24h4m in all
+CALLBACK_SCHEDULE = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600)
+BILL_READY_HOUR = 10     # 微信支付在每日10点后生成昨日交易账单文件
 
+
+@dataclass
+class Fault:
+    status: int
+    code: str
+    message: str = "simulated"
+    after: bool = False      # act first, then answer with the error
 
 
 @dataclass
 class Faults:
     callback_mode: str = "normal"     # normal | drop | duplicate | delay | reorder
     callback_delay_ms: int = 300
-    server_errors: int = 0            # answer this many next API calls with a 500
+    server_errors: int = 0            # answer this many next API calls with a 500 (before acting)
     slow_ms: int = 0                  # answer every API call this much later
     bad_signature: bool = False       # sign answers and callbacks with a key nobody trusts
     corrupt_bills: bool = False       # serve bill files that do not match their hash
+    refund_result: str = "SUCCESS"    # how refunds end: SUCCESS | ABNORMAL | CLOSED
+    script: dict[str, list[Fault]] = field(default_factory=dict)   # operation -> next answers
 
 
 @dataclass
@@ -54,11 +89,15 @@ class SimOrder:
     currency: str
     description: str
     notify_url: str
+    appid: str
+    attach: str = ""
     trade_state: str = "NOTPAY"
     transaction_id: str | None = None
     success_time: str | None = None
-    created: float = field(default_factory=time.time)
-    profit_sharing: bool = False    # settle_info.profit_sharing: its money is held for splitting
+    paid_at: float | None = None      # time.time() of the payment
+    profit_sharing: bool = False      # settle_info.profit_sharing: its money is held frozen for splitting
+    frozen: int = 0                   # what is still frozen for splitting
+    unfrozen: bool = False            # the splitting is over (unfreeze): no more splits
     promotion_detail: list[dict[str, Any]] = field(default_factory=list)   # coupons the payer used
 
     def nocash(self) -> int:
@@ -66,20 +105,36 @@ class SimOrder:
         return sum(p["amount"] for p in self.promotion_detail if p["type"] == "NOCASH")
 
 
+def fee_fen(amount: int, bps: int) -> int:
+    """A fee in fen, rounded half up, as WeChat Pay charges it per order (0.54% of 60.00 is 0.32)."""
+    return int((Decimal(amount) * bps / 10000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
 class WechatPaySimulator:
+    fee_rate_bps = 60   # what this WeChat Pay charges, shown per row as 手续费 and 费率
+
     def __init__(self, *, mchid: str, appid: str, apiv3_key: str, merchant_public_key: rsa.RSAPublicKey,
                  merchant_serial_no: str, platform_key: rsa.RSAPrivateKey | None = None,
-                 platform_serial: str = "PUB_KEY_ID_0001", faults: Faults | None = None) -> None:
+                 platform_serial: str = "PUB_KEY_ID_0001", faults: Faults | None = None, app_appid: str | None = None,
+                 callback_time_scale: float = 1.0, split_ready_seconds: float = 60.0,
+                 max_split_ratio_bps: int = 3000, now: Callable[[], datetime] | None = None,
+                 bill_ready_hour: int | None = BILL_READY_HOUR) -> None:
         self.mchid, self.appid, self.apiv3_key = mchid, appid, apiv3_key.encode()
+        self.app_appid = app_appid
         self.merchant_public_key, self.merchant_serial_no = merchant_public_key, merchant_serial_no
         self.platform_key = platform_key or wire.new_key()
         self.platform_serial = platform_serial
         self.faults = faults or Faults()
+        self.callback_time_scale = callback_time_scale
+        self.split_ready_seconds, self.max_split_ratio_bps = split_ready_seconds, max_split_ratio_bps
+        self.now = now or (lambda: datetime.now(CHINA))
+        self.bill_ready_hour = bill_ready_hour   # None: a day's bill at once (a suite that cannot wait a night)
         self.orders: dict[str, SimOrder] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self.receivers: dict[tuple[str, str], str] = {}           # (type, account) -> name, as added
         self.sharing: dict[str, dict[str, Any]] = {}             # out_order_no -> profit-sharing order
         self.returns: dict[str, dict[str, Any]] = {}             # out_return_no -> return order
+        self.moved: list[tuple[str, str, int]] = []              # (what, number, amount) each time money moved
         self.held: list[tuple[str, dict]] = []      # callbacks held back for the reorder fault
         self.bills: dict[str, bytes] = {}
         self.sender = CallbackSender()
@@ -89,14 +144,18 @@ class WechatPaySimulator:
             Route("/v3/pay/transactions/out-trade-no/{out_trade_no}/close", self.close, methods=["POST"]),
             Route("/v3/refund/domestic/refunds", self.refund, methods=["POST"]),
             Route("/v3/refund/domestic/refunds/{out_refund_no}", self.refund_query, methods=["GET"]),
+            Route("/v3/refund/domestic/refunds/{refund_id}/apply-abnormal-refund", self.apply_abnormal_refund,
+                  methods=["POST"]),
             Route("/v3/bill/tradebill", self.tradebill, methods=["GET"]),
             Route("/v3/billdownload/file", self.billdownload, methods=["GET"]),
             Route("/v3/profitsharing/receivers/add", self.add_receiver, methods=["POST"]),
             Route("/v3/profitsharing/orders", self.share, methods=["POST"]),
+            Route("/v3/profitsharing/orders/unfreeze", self.unfreeze, methods=["POST"]),
             Route("/v3/profitsharing/orders/{out_order_no}", self.share_query, methods=["GET"]),
             Route("/v3/profitsharing/return-orders", self.share_return, methods=["POST"]),
             Route("/v3/profitsharing/return-orders/{out_return_no}", self.share_return_query, methods=["GET"]),
             Route("/sim/orders/{out_trade_no}/pay", self.control_pay, methods=["POST"]),
+            Route("/sim/refunds/{out_refund_no}/resolve", self.control_resolve, methods=["POST"]),
             Route("/sim/faults", self.control_faults, methods=["POST"]),
         ])
 
@@ -115,6 +174,17 @@ class WechatPaySimulator:
     def _signing_key(self) -> rsa.RSAPrivateKey:
         return wire.new_key() if self.faults.bad_signature else self.platform_key
 
+    # ---- what moved ----
+
+    def moved_for(self, what: str, number: str) -> int:
+        """How many times money moved for one refund, split, return or unfreeze number (never above 1)."""
+        return sum(1 for kind, no, _ in self.moved if kind == what and no == number)
+
+    def refunded(self, order: SimOrder) -> int:
+        """What refunds took of an order: every one that took the money (ABNORMAL ones too), not CLOSED."""
+        return sum(r["amount"]["refund"] for r in self.refunds.values()
+                   if r["out_trade_no"] == order.out_trade_no and r["status"] != "CLOSED")
+
     # ---- answers ----
 
     def _answer(self, status: int, data: dict | None = None) -> Response:
@@ -125,7 +195,17 @@ class WechatPaySimulator:
     def _error(self, status: int, code: str, message: str) -> Response:
         return self._answer(status, {"code": code, "message": message})
 
-    async def _admit(self, request: Request) -> tuple[dict | None, Response | None]:
+    def _fault(self, operation: str) -> Fault | None:
+        queue = self.faults.script.get(operation)
+        return queue.pop(0) if queue else None
+
+    def _faulted(self, fault: Fault) -> Response:
+        if fault.status >= 500:   # WeChat Pay's own failures come unsigned often enough: the plugin must cope
+            return Response(json.dumps({"code": fault.code, "message": fault.message}).encode(), fault.status,
+                            media_type="application/json")
+        return self._error(fault.status, fault.code, fault.message)
+
+    async def _admit(self, request: Request, serial_needed: bool = True) -> tuple[dict | None, Response | None]:
         """Faults first, then the merchant's signature. Returns (the JSON body, or an error answer)."""
         if self.faults.slow_ms:
             await asyncio.sleep(self.faults.slow_ms / 1000)
@@ -146,6 +226,8 @@ class WechatPaySimulator:
         if abs(time.time() - int(auth["timestamp"] or 0)) > wire.WINDOW_SECONDS or \
                 not wire.rsa_verify(self.merchant_public_key, signed, auth["signature"]):
             return None, self._error(401, "SIGN_ERROR", "signature does not verify")
+        if serial_needed and request.headers.get("wechatpay-serial") != self.platform_serial:
+            return None, self._error(400, "PARAM_ERROR", "Wechatpay-Serial must name the WeChat Pay public key ID")
         try:
             return (json.loads(body) if body else {}), None
         except ValueError:
@@ -155,7 +237,7 @@ class WechatPaySimulator:
 
     def _view(self, order: SimOrder) -> dict[str, Any]:
         coupons = sum(p["amount"] for p in order.promotion_detail)
-        view = {"appid": self.appid, "mchid": self.mchid, "out_trade_no": order.out_trade_no,
+        view = {"appid": order.appid, "mchid": self.mchid, "out_trade_no": order.out_trade_no,
                 "trade_state": order.trade_state, "trade_type": order.method.upper(),
                 "amount": {"total": order.total, "currency": order.currency,
                            "payer_total": order.total - coupons if order.transaction_id else 0,
@@ -170,23 +252,35 @@ class WechatPaySimulator:
         data, error = await self._admit(request)
         if error:
             return error
+        fault = self._fault("create")
+        if fault and not fault.after:
+            return self._faulted(fault)
         method = request.path_params["method"]
+        appid = self.app_appid if method == "app" and self.app_appid else self.appid
         try:
             out_trade_no, total = data["out_trade_no"], data["amount"]["total"]
             currency = data["amount"].get("currency", "CNY")
-            assert data["mchid"] == self.mchid and data["appid"] == self.appid and isinstance(total, int) and total > 0
+            assert data["mchid"] == self.mchid and isinstance(total, int) and total > 0
             assert method in ("native", "jsapi", "h5", "app") and data["notify_url"].startswith("http")
             if method == "jsapi":
                 assert data["payer"]["openid"]
+            if method == "h5":   # WeChat Pay checks the payer's real IP against the browser
+                ip = data["scene_info"]["payer_client_ip"]
+                assert ip and not ip.startswith("127.")
         except (KeyError, TypeError, AssertionError):
             return self._error(400, "PARAM_ERROR", "the order is malformed")
+        if data["appid"] != appid:   # an app order needs the 移动应用 AppID, the others the 公众号/小程序 one
+            return self._error(400, "APPID_MCHID_NOT_MATCH", f"appid {data['appid']} is not bound for {method}")
         existing = self.orders.get(out_trade_no)
         if existing and existing.trade_state != "NOTPAY":
-            return self._error(400, "ORDER_CLOSED" if existing.trade_state == "CLOSED" else "OUT_TRADE_NO_USED",
-                               f"order is {existing.trade_state}")
+            if existing.trade_state == "CLOSED":
+                return self._error(400, "ORDER_CLOSED", "订单已关闭")
+            return self._error(403, "OUT_TRADE_NO_USED", "商户订单号重复")
         self.orders[out_trade_no] = SimOrder(out_trade_no, method, total, currency, data.get("description", ""),
-                                             data["notify_url"],
+                                             data["notify_url"], appid, str(data.get("attach") or ""),
                                              profit_sharing=bool((data.get("settle_info") or {}).get("profit_sharing")))
+        if fault:
+            return self._faulted(fault)
         prepay = "wx" + secrets.token_hex(14)
         if method == "native":
             return self._answer(200, {"code_url": f"weixin://wxpay/bizpayurl?pr={prepay[:12]}"})
@@ -198,10 +292,13 @@ class WechatPaySimulator:
         data, error = await self._admit(request)
         if error:
             return error
+        fault = self._fault("query")
+        if fault:
+            return self._faulted(fault)
         if request.query_params.get("mchid") != self.mchid:
             return self._error(400, "PARAM_ERROR", "mchid is required")
         order = self.orders.get(request.path_params["out_trade_no"])
-        return self._answer(200, self._view(order)) if order else self._error(404, "ORDER_NOT_EXIST", "no such order")
+        return self._answer(200, self._view(order)) if order else self._error(404, "ORDER_NOT_EXIST", "订单不存在")
 
     async def close(self, request: Request) -> Response:
         data, error = await self._admit(request)
@@ -209,9 +306,9 @@ class WechatPaySimulator:
             return error
         order = self.orders.get(request.path_params["out_trade_no"])
         if order is None:
-            return self._error(404, "ORDER_NOT_EXIST", "no such order")
+            return self._error(404, "ORDER_NOT_EXIST", "订单不存在")
         if order.trade_state in ("SUCCESS", "REFUND"):
-            return self._error(400, "ORDER_PAID", "the order is paid")
+            return self._error(400, "ORDER_PAID", "订单已支付")
         order.trade_state = "CLOSED"
         return self._answer(204)
 
@@ -235,7 +332,11 @@ class WechatPaySimulator:
             order.promotion_detail = coupons
             order.trade_state = "SUCCESS"
             order.transaction_id = "42000" + secrets.token_hex(12)
-            order.success_time = datetime.now(CHINA).isoformat(timespec="seconds")
+            order.success_time = self.now().isoformat(timespec="seconds")
+            order.paid_at = time.time()
+            if order.profit_sharing:   # its share after the coupons it keeps and its fee, frozen for splitting
+                settled = order.total - order.nocash()
+                order.frozen = settled - fee_fen(settled, self.fee_rate_bps)
             await self._callback(order.notify_url, "TRANSACTION.SUCCESS", "transaction", "支付成功", self._view(order))
         return Response(json.dumps(self._view(order)).encode(), 200, media_type="application/json")
 
@@ -245,6 +346,9 @@ class WechatPaySimulator:
         if data.pop("rotate_key", False):
             serial, pem = self.rotate_key()
             answer.update(platform_public_key_id=serial, platform_public_key=pem)
+        if "script" in data:
+            for operation, faults in data.pop("script").items():
+                self.faults.script.setdefault(operation, []).extend(Fault(**f) for f in faults)
         for key, value in data.items():
             if not hasattr(self.faults, key):
                 return Response(json.dumps({"error": f"unknown fault {key}"}).encode(), 400)
@@ -259,45 +363,122 @@ class WechatPaySimulator:
         data, error = await self._admit(request)
         if error:
             return error
+        fault = self._fault("refund")
+        if fault and not fault.after:
+            return self._faulted(fault)
         try:
-            order = self.orders[data["out_trade_no"]]
+            order = self.orders.get(data["out_trade_no"])
             out_refund_no, amount = data["out_refund_no"], data["amount"]["refund"]
-            assert isinstance(amount, int) and amount > 0 and data["amount"]["total"] == order.total
+            assert isinstance(amount, int) and amount > 0 and isinstance(data["amount"]["total"], int)
         except (KeyError, TypeError, AssertionError):
             return self._error(400, "PARAM_ERROR", "the refund is malformed")
-        if out_refund_no in self.refunds:  # the same refund asked again
-            return self._answer(200, self.refunds[out_refund_no])
+        if order is None:
+            return self._error(404, "RESOURCE_NOT_EXISTS", "订单号不存在")
+        existing = self.refunds.get(out_refund_no)
+        if existing is not None:   # 同一退款单号多次请求只退一笔
+            if existing["status"] != "PROCESSING" or existing["amount"]["refund"] != amount:
+                return self._error(400, "INVALID_REQUEST", "重复的退款请求: 该商户退款单号已退款")
+            return self._faulted(fault) if fault else self._answer(200, existing)
+        if data["amount"]["total"] != order.total:
+            return self._error(400, "PARAM_ERROR", "amount.total is not the order's")
         if order.trade_state not in ("SUCCESS", "REFUND"):
-            return self._error(400, "INVALID_REQUEST", "the order is not paid")
-        refunded = sum(r["amount"]["refund"] for r in self.refunds.values()
-                       if r["out_trade_no"] == order.out_trade_no and r["status"] != "CLOSED")
-        if refunded + self.shared(order) + amount > order.total:
-            return self._error(400, "NOT_ENOUGH", "refund exceeds what is left (receivers hold what was shared)")
+            return self._error(404, "RESOURCE_NOT_EXISTS", "订单号不存在或未支付")
+        if self.refunded(order) + amount > order.total:
+            return self._error(400, "INVALID_REQUEST", "申请退款金额超过订单可退金额")
+        if self.refunded(order) + self.shared(order) + amount > order.total:
+            return self._error(403, "NOT_ENOUGH", "余额不足 (receivers hold what was shared)")
+        nocash_refund = self._nocash_share(order, amount)
         refund = {"refund_id": "50300" + secrets.token_hex(12), "out_refund_no": out_refund_no,
                   "transaction_id": order.transaction_id, "out_trade_no": order.out_trade_no, "channel": "ORIGINAL",
-                  "status": "PROCESSING", "create_time": datetime.now(CHINA).isoformat(timespec="seconds"),
-                  "amount": {"refund": amount, "total": order.total, "payer_refund": amount,
-                             "payer_total": order.total, "currency": order.currency}}
+                  "user_received_account": "支付用户零钱", "status": "PROCESSING",
+                  "create_time": self.now().isoformat(timespec="seconds"),
+                  "amount": {"refund": amount, "total": order.total, "payer_refund": amount - self._coupon_share(
+                      order, amount), "payer_total": order.total - sum(p["amount"] for p in order.promotion_detail),
+                      "settlement_refund": amount - nocash_refund, "settlement_total": order.total - order.nocash(),
+                      "discount_refund": self._coupon_share(order, amount), "currency": order.currency}}
         self.refunds[out_refund_no] = refund
+        self.moved.append(("refund", out_refund_no, amount))       # 退款受理成功: taken from the merchant now
+        if order.profit_sharing and not order.unfrozen:            # refunded from the frozen share first
+            order.frozen = max(0, order.frozen - (amount - nocash_refund))
         order.trade_state = "REFUND"
-        self.sender.background(self._complete_refund(refund, data.get("notify_url") or order.notify_url))
-        return self._answer(200, refund)
+        self.sender.background(self._end_refund(refund, data.get("notify_url") or order.notify_url,
+                                                self.faults.refund_result))
+        return self._faulted(fault) if fault else self._answer(200, refund)
 
-    async def _complete_refund(self, refund: dict[str, Any], notify_url: str) -> None:
+    def _coupon_share(self, order: SimOrder, amount: int) -> int:
+        coupons = sum(p["amount"] for p in order.promotion_detail)
+        return coupons * amount // order.total
+
+    def _nocash_share(self, order: SimOrder, amount: int) -> int:
+        """A refund's share of the NOCASH coupons (not taken back from the merchant): in proportion; the
+        refund that completes the order takes the rest."""
+        taken = sum(r["amount"]["refund"] - r["amount"]["settlement_refund"] for r in self.refunds.values()
+                    if r["out_trade_no"] == order.out_trade_no and r["status"] != "CLOSED")
+        if self.refunded(order) + amount == order.total:
+            return order.nocash() - taken
+        return min(order.nocash() * amount // order.total, order.nocash() - taken)
+
+    async def _end_refund(self, refund: dict[str, Any], notify_url: str, result: str) -> None:
         await asyncio.sleep(0.05)
-        refund["status"] = "SUCCESS"
+        if refund["status"] != "PROCESSING":
+            return
+        refund["status"] = result
+        if result == "SUCCESS":
+            refund["success_time"] = self.now().isoformat(timespec="seconds")
+        if result == "CLOSED":   # the money goes back to the merchant
+            self.moved.append(("refund_closed", refund["out_refund_no"], -refund["amount"]["refund"]))
+        await self._refund_callback(refund, notify_url)
+
+    async def _refund_callback(self, refund: dict[str, Any], notify_url: str) -> None:
+        event, summary = {"SUCCESS": ("REFUND.SUCCESS", "退款成功"), "ABNORMAL": ("REFUND.ABNORMAL", "退款异常"),
+                          "CLOSED": ("REFUND.CLOSED", "退款关闭")}[refund["status"]]
         resource = {"mchid": self.mchid, "out_trade_no": refund["out_trade_no"],
                     "transaction_id": refund["transaction_id"], "out_refund_no": refund["out_refund_no"],
-                    "refund_id": refund["refund_id"], "refund_status": "SUCCESS",
+                    "refund_id": refund["refund_id"], "refund_status": refund["status"],
+                    "user_received_account": refund["user_received_account"],
                     "amount": {k: refund["amount"][k] for k in ("total", "refund", "payer_total", "payer_refund")}}
-        await self._callback(notify_url, "REFUND.SUCCESS", "refund", "退款成功", resource)
+        if refund.get("success_time"):
+            resource["success_time"] = refund["success_time"]
+        refund["notify_url"] = notify_url
+        await self._callback(notify_url, event, "refund", summary, resource)
 
     async def refund_query(self, request: Request) -> Response:
         data, error = await self._admit(request)
         if error:
             return error
+        fault = self._fault("refund_query")
+        if fault:
+            return self._faulted(fault)
         refund = self.refunds.get(request.path_params["out_refund_no"])
-        return self._answer(200, refund) if refund else self._error(404, "RESOURCE_NOT_EXISTS", "no such refund")
+        return self._answer(200, refund) if refund else self._error(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
+
+    async def apply_abnormal_refund(self, request: Request) -> Response:
+        """发起异常退款: the refund's money, waiting since the bank refused it, goes to a card (or back to
+        the merchant's bank account); either way the refund is then SUCCESS."""
+        data, error = await self._admit(request)
+        if error:
+            return error
+        refund = next((r for r in self.refunds.values() if r["refund_id"] == request.path_params["refund_id"]), None)
+        if refund is None or refund["out_refund_no"] != (data or {}).get("out_refund_no"):
+            return self._error(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
+        if refund["status"] != "ABNORMAL":
+            return self._error(400, "INVALID_REQUEST", "退款单状态不是退款异常")
+        await self._resolve(refund, "USER_BANK_CARD" if data.get("type") != "MERCHANT_BANK_CARD" else "MERCHANT")
+        return self._answer(200, refund)
+
+    async def control_resolve(self, request: Request) -> Response:
+        refund = self.refunds.get(request.path_params["out_refund_no"])
+        if refund is None or refund["status"] != "ABNORMAL":
+            return Response(b'{"error":"no ABNORMAL refund of that number"}', 409, media_type="application/json")
+        await self._resolve(refund, "USER_BANK_CARD")
+        return Response(json.dumps(refund).encode(), 200, media_type="application/json")
+
+    async def _resolve(self, refund: dict[str, Any], how: str) -> None:
+        refund.update(status="SUCCESS", success_time=self.now().isoformat(timespec="seconds"),
+                      channel="OTHER_BANKCARD", user_received_account="招商银行借记卡0403" if how == "USER_BANK_CARD"
+                      else "商户结算银行账户")
+        order = self.orders[refund["out_trade_no"]]
+        await self._refund_callback(refund, refund.get("notify_url") or order.notify_url)
 
     # ---- profit sharing ----
 
@@ -305,7 +486,8 @@ class WechatPaySimulator:
         """What receivers hold of an order: shares not closed, less what was returned."""
         total = 0
         for share in self.sharing.values():
-            if share["transaction_id"] == order.transaction_id and share["receivers"][0]["result"] != "CLOSED":
+            if share["transaction_id"] == order.transaction_id and share["kind"] == "share" and \
+                    share["receivers"][0]["result"] != "CLOSED":
                 back = sum(r["amount"] for r in self.returns.values()
                            if r["out_order_no"] == share["out_order_no"] and r["result"] == "SUCCESS")
                 total += share["receivers"][0]["amount"] - back
@@ -315,8 +497,6 @@ class WechatPaySimulator:
         data, error = await self._admit(request)
         if error:
             return error
-        if request.headers.get("wechatpay-serial") != self.platform_serial:
-            return self._error(400, "PARAM_ERROR", "Wechatpay-Serial must name the platform key that encrypted name")
         try:
             name = wire.decrypt_sensitive(self.platform_key, data["name"])
             kind, account = data["type"], data["account"]
@@ -326,76 +506,132 @@ class WechatPaySimulator:
         self.receivers[(kind, account)] = name
         return self._answer(200, {"type": kind, "account": account, "relation_type": data.get("relation_type")})
 
+    def _sharable(self, transaction_id: Any) -> SimOrder | Response:
+        order = next((o for o in self.orders.values() if o.transaction_id == transaction_id), None)
+        if order is None or order.trade_state not in ("SUCCESS", "REFUND"):
+            return self._error(400, "INVALID_REQUEST", "订单不存在或未支付")
+        if not order.profit_sharing:
+            return self._error(400, "INVALID_REQUEST", "非分账订单不支持分账")
+        if order.unfrozen:
+            return self._error(400, "INVALID_REQUEST", "订单已解冻，不支持再次分账")
+        if time.time() < (order.paid_at or 0) + self.split_ready_seconds:
+            return self._error(400, "INVALID_REQUEST", "订单处理中，暂时无法分账，请稍后再试")
+        return order
+
     async def share(self, request: Request) -> Response:
         data, error = await self._admit(request)
         if error:
             return error
+        fault = self._fault("share")
+        if fault and not fault.after:
+            return self._faulted(fault)
         try:
             out_order_no, [receiver] = data["out_order_no"], data["receivers"]
             amount, kind, account = receiver["amount"], receiver["type"], receiver["account"]
-            assert isinstance(amount, int) and amount > 0
+            assert isinstance(amount, int) and amount > 0 and data["unfreeze_unsplit"] in (True, False)
         except (KeyError, ValueError, TypeError, AssertionError):
             return self._error(400, "PARAM_ERROR", "the profit-sharing order is malformed (one receiver here)")
-        if out_order_no in self.sharing:   # the same order asked again
-            return self._answer(200, self.sharing[out_order_no])
-        order = next((o for o in self.orders.values() if o.transaction_id == data.get("transaction_id")), None)
-        if order is None or order.trade_state not in ("SUCCESS", "REFUND"):
-            return self._error(400, "INVALID_REQUEST", "the order is not paid")
-        if not order.profit_sharing:
-            return self._error(400, "INVALID_REQUEST", "订单不支持分账: the order was not created with profit_sharing")
+        if out_order_no in self.sharing:   # 同一分账单号多次请求等同一次
+            share = self.sharing[out_order_no]
+            return self._faulted(fault) if fault else self._answer(200, share)
+        order = self._sharable(data.get("transaction_id"))
+        if isinstance(order, Response):
+            return order
         if (kind, account) not in self.receivers:
-            return self._error(400, "INVALID_REQUEST", "分账接收方未添加: add the receiver first")
-        refunded = sum(r["amount"]["refund"] for r in self.refunds.values()
-                       if r["out_trade_no"] == order.out_trade_no and r["status"] != "CLOSED")
-        if refunded + self.shared(order) + amount > order.total:
-            return self._error(400, "NOT_ENOUGH", "more than is left of the order")
+            return self._error(400, "INVALID_REQUEST", "分账接收方关系不存在")
+        if (self.shared(order) + amount) * 10000 > order.total * self.max_split_ratio_bps:
+            return self._error(400, "INVALID_REQUEST", "分账金额超出最大分账比例")
+        if amount > order.frozen:
+            return self._error(403, "NOT_ENOUGH", "分账金额不足")
+        order.frozen -= amount
         share = self.sharing[out_order_no] = {
-            "transaction_id": order.transaction_id, "out_order_no": out_order_no,
+            "transaction_id": order.transaction_id, "out_order_no": out_order_no, "kind": "share",
             "order_id": "30000" + secrets.token_hex(12), "state": "PROCESSING",
             "receivers": [{"type": kind, "account": account, "amount": amount, "result": "PENDING",
                            "description": receiver.get("description", ""), "detail_id": "36" + secrets.token_hex(12),
-                           "create_time": datetime.now(CHINA).isoformat(timespec="seconds")}]}
+                           "create_time": self.now().isoformat(timespec="seconds")}]}
+        self.moved.append(("share", out_order_no, amount))
+        if data["unfreeze_unsplit"]:
+            self._unfreeze(order, out_order_no)
         self.sender.background(self._finish_share(share))
-        return self._answer(200, share)
+        return self._faulted(fault) if fault else self._answer(200, share)
 
     async def _finish_share(self, share: dict[str, Any]) -> None:
         await asyncio.sleep(0.05)
         share["state"] = "FINISHED"
-        share["receivers"][0].update(result="SUCCESS", finish_time=datetime.now(CHINA).isoformat(timespec="seconds"))
+        share["receivers"][0].update(result="SUCCESS", finish_time=self.now().isoformat(timespec="seconds"))
+
+    def _unfreeze(self, order: SimOrder, out_order_no: str) -> int:
+        released, order.frozen, order.unfrozen = order.frozen, 0, True
+        self.moved.append(("unfreeze", out_order_no, released))
+        return released
+
+    async def unfreeze(self, request: Request) -> Response:
+        """解冻剩余资金: what is left frozen goes to the merchant; the order takes no more splits."""
+        data, error = await self._admit(request)
+        if error:
+            return error
+        fault = self._fault("unfreeze")
+        if fault and not fault.after:
+            return self._faulted(fault)
+        try:
+            out_order_no, transaction_id = data["out_order_no"], data["transaction_id"]
+            assert data["description"]
+        except (KeyError, TypeError, AssertionError):
+            return self._error(400, "PARAM_ERROR", "transaction_id, out_order_no and description are required")
+        if out_order_no not in self.sharing:
+            order = self._sharable(transaction_id)
+            if isinstance(order, Response):
+                return order
+            released = self._unfreeze(order, out_order_no)
+            self.sharing[out_order_no] = {
+                "transaction_id": transaction_id, "out_order_no": out_order_no, "kind": "unfreeze",
+                "order_id": "30000" + secrets.token_hex(12), "state": "FINISHED",
+                "receivers": [{"type": "MERCHANT_ID", "account": self.mchid, "amount": released, "result": "SUCCESS",
+                               "description": "解冻给分账方", "detail_id": "36" + secrets.token_hex(12),
+                               "create_time": self.now().isoformat(timespec="seconds"),
+                               "finish_time": self.now().isoformat(timespec="seconds")}]}
+        return self._faulted(fault) if fault else self._answer(200, self.sharing[out_order_no])
 
     async def share_query(self, request: Request) -> Response:
         data, error = await self._admit(request)
         if error:
             return error
+        fault = self._fault("share_query")
+        if fault:
+            return self._faulted(fault)
         share = self.sharing.get(request.path_params["out_order_no"])
         if share is None or share["transaction_id"] != request.query_params.get("transaction_id"):
-            return self._error(404, "RESOURCE_NOT_EXISTS", "no such profit-sharing order")
+            return self._error(404, "RESOURCE_NOT_EXISTS", "记录不存在")
         return self._answer(200, share)
 
     async def share_return(self, request: Request) -> Response:
         data, error = await self._admit(request)
         if error:
             return error
+        fault = self._fault("return")
+        if fault and not fault.after:
+            return self._faulted(fault)
         try:
             number, amount, mchid = data["out_return_no"], data["amount"], data["return_mchid"]
             share = self.sharing[data["out_order_no"]]
             assert isinstance(amount, int) and amount > 0
         except (KeyError, TypeError, AssertionError):
             return self._error(400, "PARAM_ERROR", "the return is malformed or its order unknown")
-        if number in self.returns:
-            return self._answer(200, self.returns[number])
-        receiver = share["receivers"][0]
-        back = sum(r["amount"] for r in self.returns.values()
-                   if r["out_order_no"] == share["out_order_no"] and r["result"] == "SUCCESS")
-        if receiver["result"] != "SUCCESS" or receiver["type"] != "MERCHANT_ID" or receiver["account"] != mchid or \
-                back + amount > receiver["amount"]:
-            return self._error(400, "INVALID_REQUEST", "nothing of that receiver's share to take back")
-        self.returns[number] = {"order_id": share["order_id"], "out_order_no": share["out_order_no"],
-                                "out_return_no": number, "return_id": "31" + secrets.token_hex(12),
-                                "return_mchid": mchid, "amount": amount, "result": "SUCCESS",
-                                "description": data.get("description", ""),
-                                "finish_time": datetime.now(CHINA).isoformat(timespec="seconds")}
-        return self._answer(200, self.returns[number])
+        if number not in self.returns:
+            receiver = share["receivers"][0]
+            back = sum(r["amount"] for r in self.returns.values()
+                       if r["out_order_no"] == share["out_order_no"] and r["result"] == "SUCCESS")
+            if receiver["result"] != "SUCCESS" or receiver["type"] != "MERCHANT_ID" or \
+                    receiver["account"] != mchid or back + amount > receiver["amount"]:
+                return self._error(400, "INVALID_REQUEST", "回退金额超过分账金额")
+            self.returns[number] = {"order_id": share["order_id"], "out_order_no": share["out_order_no"],
+                                    "out_return_no": number, "return_id": "31" + secrets.token_hex(12),
+                                    "return_mchid": mchid, "amount": amount, "result": "SUCCESS",
+                                    "description": data.get("description", ""),
+                                    "finish_time": self.now().isoformat(timespec="seconds")}
+            self.moved.append(("return", number, amount))
+        return self._faulted(fault) if fault else self._answer(200, self.returns[number])
 
     async def share_return_query(self, request: Request) -> Response:
         data, error = await self._admit(request)
@@ -403,51 +639,54 @@ class WechatPaySimulator:
             return error
         found = self.returns.get(request.path_params["out_return_no"])
         if found is None or found["out_order_no"] != request.query_params.get("out_order_no"):
-            return self._error(404, "RESOURCE_NOT_EXISTS", "no such return")
+            return self._error(404, "RESOURCE_NOT_EXISTS", "记录不存在")
         return self._answer(200, found)
 
     # ---- statements ----
 
-    fee_rate_bps = 60   # what this WeChat Pay charges, shown per row as 手续费 and 费率
-
     def bill(self, day: str) -> bytes:
-        """The trade bill of one day (Beijing time), in WeChat Pay's format: a header, one row per
-        payment or refund with every cell prefixed by a backtick, then the totals."""
-        rows, paid, refunded, fees, ordered, asked = [], 0, 0, Decimal(0), 0, 0
+        """The trade bill of one day (Beijing time), as WeChat Pay writes it: a header, one row per payment
+        or refund with a backtick before every cell (cells are never quoted), then the totals."""
+        rows: list[list[str]] = []
+        totals = {name: 0 for name in ("settled", "refunded", "cash_coupon_refund", "ordered", "asked")}
+        fees = 0
         yuan = lambda fen: f"{Decimal(fen) / 100:.2f}"  # noqa: E731
+        fee_text = lambda fen: f"{Decimal(fen) / 100:.5f}"  # noqa: E731
         rate = f"{Decimal(self.fee_rate_bps) / 100:.2f}%"
         for order in self.orders.values():
             if not order.success_time or not order.success_time.startswith(day):
                 continue
-            fee = Decimal(order.total) * self.fee_rate_bps / 1_000_000
-            rows.append([order.success_time.replace("T", " ")[:19], self.appid, self.mchid, "0", "",
+            settled = order.total - order.nocash()
+            fee = fee_fen(settled, self.fee_rate_bps)
+            rows.append([order.success_time.replace("T", " ")[:19], order.appid, self.mchid, "0", "",
                          order.transaction_id, order.out_trade_no, "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
-                         order.method.upper(), "SUCCESS", "OTHERS", order.currency, yuan(order.total - order.nocash()),
-                         yuan(sum(p["amount"] for p in order.promotion_detail)), "0",
-                         "0", "0.00", "0.00", "", "", order.description, "", f"{fee:.5f}", rate, yuan(order.total),
-                         "0.00", ""])
-            paid, fees, ordered = paid + order.total - order.nocash(), fees + fee, ordered + order.total
+                         order.method.upper(), "SUCCESS", "OTHERS", order.currency, yuan(settled),
+                         yuan(sum(p["amount"] for p in order.promotion_detail)), "0", "0", "0.00", "0.00", "", "",
+                         order.description, order.attach, fee_text(fee), rate, yuan(order.total), "0.00", ""])
+            totals["settled"] += settled
+            totals["ordered"] += order.total
+            fees += fee
         for refund in self.refunds.values():
-            if refund["status"] != "SUCCESS" or not refund["create_time"].startswith(day):
+            if refund["status"] != "SUCCESS" or not refund.get("success_time", "").startswith(day):
                 continue
             order = self.orders[refund["out_trade_no"]]
-            amount = refund["amount"]["refund"]
-            fee = -Decimal(amount) * self.fee_rate_bps / 1_000_000
-            rows.append([refund["create_time"].replace("T", " ")[:19], self.appid, self.mchid, "0", "",
+            amount, settled = refund["amount"]["refund"], refund["amount"]["settlement_refund"]
+            fee = -fee_fen(settled, self.fee_rate_bps)
+            rows.append([refund["success_time"].replace("T", " ")[:19], order.appid, self.mchid, "0", "",
                          order.transaction_id, order.out_trade_no, "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
                          order.method.upper(), "REFUND", "OTHERS", order.currency, "0.00", "0.00",
-                         refund["refund_id"], refund["out_refund_no"], yuan(amount), "0.00", "ORIGINAL", "SUCCESS",
-                         order.description, "", f"{fee:.5f}", rate, yuan(order.total), yuan(amount), ""])
-            refunded, fees, asked = refunded + amount, fees + fee, asked + amount
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(BILL_HEADER)
-        writer.writerows([["`" + cell for cell in row] for row in rows])
-        writer.writerow(["总交易单数", "应结订单总金额", "退款总金额", "充值券退款总金额", "手续费总金额", "订单总金额",
-                         "申请退款总金额"])
-        writer.writerow(["`" + cell for cell in (str(len(rows)), yuan(paid), yuan(refunded), "0.00", f"{fees:.5f}",
-                                                 yuan(ordered), yuan(asked))])
-        return out.getvalue().encode("utf-8")
+                         refund["refund_id"], refund["out_refund_no"], yuan(settled), "0.00", "ORIGINAL", "SUCCESS",
+                         order.description, order.attach, fee_text(fee), rate, "0.00", yuan(amount), ""])
+            totals["refunded"] += settled
+            totals["asked"] += amount
+            fees += fee
+        lines = [",".join(BILL_HEADER)]
+        lines += [",".join("`" + cell for cell in row) for row in rows]
+        lines.append(",".join(SUMMARY_HEADER))
+        lines.append(",".join("`" + cell for cell in (
+            str(len(rows)), yuan(totals["settled"]), yuan(totals["refunded"]), "0.00", fee_text(fees),
+            yuan(totals["ordered"]), yuan(totals["asked"]))))
+        return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
     async def tradebill(self, request: Request) -> Response:
         data, error = await self._admit(request)
@@ -456,33 +695,43 @@ class WechatPaySimulator:
         day = request.query_params.get("bill_date", "")
         if request.query_params.get("bill_type", "ALL") != "ALL" or len(day) != 10:
             return self._error(400, "PARAM_ERROR", "bill_date (yyyy-MM-dd) and bill_type=ALL")
+        try:
+            ready = datetime.fromisoformat(day).replace(tzinfo=CHINA) + timedelta(days=1, hours=BILL_READY_HOUR)
+        except ValueError:
+            return self._error(400, "PARAM_ERROR", "bill_date must be yyyy-MM-dd")
+        if self.bill_ready_hour is not None and self.now() < ready - timedelta(hours=BILL_READY_HOUR - self.bill_ready_hour):
+            return self._error(400, "NO_STATEMENT_EXIST", "账单尚未生成: 次日10点后生成")
         content = self.bill(day)
         if content.count(b"\n") <= 3:
-            return self._error(400, "NO_STATEMENT_EXIST", "no bill for that day")
+            return self._error(400, "NO_STATEMENT_EXIST", "账单不存在")
         token = secrets.token_urlsafe(16)
-        self.bills[token] = content
+        gzipped = request.query_params.get("tar_type") == "GZIP"
+        self.bills[token] = gzip.compress(content) if gzipped else content
+        # The hash is of the bill itself (原始账单, gzip需要解压缩), whichever way it is served.
         return self._answer(200, {"hash_type": "SHA1", "hash_value": hashlib.sha1(content).hexdigest(),
                                   "download_url": f"{str(request.base_url).rstrip('/')}/v3/billdownload/file?token={token}"})
 
     async def billdownload(self, request: Request) -> Response:
-        data, error = await self._admit(request)
+        data, error = await self._admit(request, serial_needed=False)
         if error:
             return error
         content = self.bills.get(request.query_params.get("token", ""))
         if content is None:
             return self._error(404, "RESOURCE_NOT_EXISTS", "no such bill")
         if self.faults.corrupt_bills:
-            content = content.replace(b"SUCCESS", b"SUCCES5")
-        return Response(content, 200, media_type="text/plain; charset=utf-8")  # files are not signed
+            raw = gzip.decompress(content) if content[:2] == b"\x1f\x8b" else content
+            raw = raw.replace(b"SUCCESS", b"SUCCES5")
+            content = gzip.compress(raw) if content[:2] == b"\x1f\x8b" else raw
+        return Response(content, 200, media_type="application/octet-stream")  # files are not signed
 
     # ---- callbacks, shaped by the faults ----
 
     def envelope(self, event_type: str, original_type: str, summary: str, resource: dict[str, Any]) -> bytes:
         encrypted = wire.encrypt_resource(self.apiv3_key, json.dumps(resource, ensure_ascii=False).encode(),
                                           original_type, original_type)
-        return json.dumps({"id": secrets.token_hex(18), "create_time": datetime.now(CHINA).isoformat(
-            timespec="seconds"), "resource_type": "encrypt-resource", "event_type": event_type, "summary": summary,
-            "resource": encrypted}, ensure_ascii=False).encode()
+        return json.dumps({"id": secrets.token_hex(18), "create_time": self.now().isoformat(timespec="seconds"),
+                           "resource_type": "encrypt-resource", "event_type": event_type, "summary": summary,
+                           "resource": encrypted}, ensure_ascii=False).encode()
 
     async def _callback(self, url: str, event_type: str, original_type: str, summary: str, resource: dict) -> None:
         body = self.envelope(event_type, original_type, summary, resource)
@@ -510,7 +759,8 @@ class WechatPaySimulator:
         await self.sender.deliver(
             url, body, lambda: {**wire.signed_headers(self._signing_key(), self.platform_serial, body, int(time.time())),
                                 "Content-Type": "application/json"},
-            lambda response: response.status_code in (200, 204), delay)
+            lambda response: response.status_code in (200, 204), delay,
+            schedule=[wait * self.callback_time_scale for wait in CALLBACK_SCHEDULE])
 
 
 def _coupon(spec: dict[str, Any], currency: str) -> dict[str, Any]:
@@ -544,7 +794,7 @@ def standalone(workdir: Any, url: str) -> tuple[Starlette, str]:
     sim = WechatPaySimulator(mchid="1900000109", appid="wx8888888888888888", apiv3_key=apiv3_key,
                              merchant_public_key=merchant.public_key(), merchant_serial_no="SIM_MERCHANT_SERIAL",
                              platform_key=wire.load_private_key(files["platform_private_key"].read_text()),
-                             platform_serial="PUB_KEY_ID_SIM0001")
+                             platform_serial="PUB_KEY_ID_SIM0001", app_appid="wx9999999999999999")
     block = f"""[[channel_accounts]]
 id = "wx"
 plugin = "wechatpay"
@@ -552,6 +802,7 @@ enabled = true
 [channel_accounts.settings]
 mchid = "1900000109"
 appid = "wx8888888888888888"
+app_appid = "wx9999999999999999"
 merchant_serial_no = "SIM_MERCHANT_SERIAL"
 merchant_private_key = "file:{files['merchant_private_key'].resolve()}"
 apiv3_key = "file:{(workdir / 'apiv3_key').resolve()}"

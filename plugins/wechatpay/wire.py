@@ -79,7 +79,8 @@ def verify_headers(keys: Mapping[str, rsa.RSAPublicKey], headers: Mapping[str, s
     key = keys.get(serial)
     if key is None:
         raise WireError("unknown_serial", f"no WeChat Pay key with serial {serial!r} is configured")
-    if not timestamp.isdigit() or abs(now - int(timestamp)) > WINDOW_SECONDS:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12 or \
+            abs(now - int(timestamp)) > WINDOW_SECONDS:
         raise WireError("stale_timestamp", "Wechatpay-Timestamp is more than 5 minutes off")
     if not rsa_verify(key, message(timestamp, nonce, body), signature):
         raise WireError("bad_signature", "Wechatpay-Signature does not verify over the body")
