@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,6 +13,7 @@ from gateway.testing.server import ServerThread, free_port
 from plugins.alipay import wire as alipay_wire
 from plugins.alipay.simulator import AlipaySimulator
 from plugins.mock import wire as mock_wire
+from plugins.unionpay import wire
 from plugins.wechatpay import wire as wechat_wire
 from plugins.wechatpay.simulator import WechatPaySimulator
 from tests.unionpay_world import UnionPayMerchant
@@ -173,6 +175,9 @@ class UnionPayHarness(SimulatorHarness):
         if stale:
             return None   # ACP notifications carry no timestamp to be stale by
         return self.merchant.notification(payment, forge=forge)
+
+    def statement_day(self, at: datetime) -> date:
+        return wire.settlement_day(at).date()     # UnionPay's day turns at 23:00 Beijing
 
 
 class TestSandboxConformance(ChannelConformance):

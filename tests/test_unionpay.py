@@ -22,7 +22,7 @@ from plugins.unionpay import answers, wire
 from plugins.unionpay.channel import UnionPayChannel
 from plugins.unionpay.sim_files import Material
 from tests.conftest import SECRET_KEY, ServerThread, free_port, wait_for
-from tests.test_reconcile import Operator, books_clean, today
+from tests.test_reconcile import Operator, books_clean
 from tests.unionpay_world import MER_ID, ShiftedClock, UnionPayMerchant
 
 PUBLISHED = Path(__file__).parent / "data" / "unionpay"
@@ -363,7 +363,7 @@ def test_a_gateway_payment_from_form_to_refund_to_reconciled_statement(gateway_f
         declined = client.create_payment(merchant_order_no="up-2", amount=100, channel="up")
         merchant.pay(url, declined, outcome="fail")
         assert client.get_payment(declined["id"], sync=True)["status"] == "processing"
-        report = Operator(settings, tmp_path).reconcile("up", today())
+        report = Operator(settings, tmp_path).reconcile("up", wire.settlement_day(datetime.now(UTC)).date())
         assert report["status"] == "completed", report
         assert report["counts"]["matched"] == 2 and report["open"] == 0, report
         assert books_clean(gw)

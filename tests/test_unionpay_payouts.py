@@ -25,8 +25,9 @@ from gateway.db import Database
 from gateway.service import make_ledger
 from gateway.testing.server import start_logged
 from ledger.booking import Booker
+from plugins.unionpay import wire
 from tests.conftest import SECRET_KEY, ServerThread, free_port, wait_for
-from tests.test_reconcile import Operator, books_clean, today
+from tests.test_reconcile import Operator, books_clean
 from tests.unionpay_world import ShiftedClock, UnionPayMerchant
 
 REPO = Path(__file__).resolve().parent.parent
@@ -127,7 +128,7 @@ def test_payouts_cancels_and_the_statement_with_payouts_on_it(gateway_factory, d
         balance = client.request("GET", "/v1/balance").json()["balances"][0]
         assert (balance["available"], balance["payout_pending"]) == (30000, 0)
         # The day's file carries the payout too, matched against it; nothing is left over.
-        report = Operator(settings, tmp_path).reconcile("up", today())
+        report = Operator(settings, tmp_path).reconcile("up", wire.settlement_day(datetime.now(UTC)).date())
         assert report["status"] == "completed", report
         assert report["counts"]["matched"] == 5 and report["open"] == 0, report
         assert report["summary"]["statement"]["payout_count"] == 1

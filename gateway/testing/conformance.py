@@ -23,6 +23,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
@@ -80,6 +81,11 @@ class ChannelHarness:
                  stale: bool = False) -> tuple[bytes, dict[str, str]] | None:
         """A body and headers announcing this payment's success: genuine, or signed with a key the
         gateway must not trust (forge), or too old to accept (stale). None for what cannot be built."""
+        return None
+
+    def statement_day(self, at: datetime) -> date | None:
+        """The day whose statement lists what happened at this moment, if your channel's day turns at
+        another hour than the gateway's (UnionPay's turns at 23:00 Beijing); None for the books' day."""
         return None
 
     def tamper(self, body: bytes) -> bytes:
@@ -341,7 +347,6 @@ class ChannelConformance:
         """download_statement then parse_statement: today's payment and refund, in the normalized columns,
         agreeing with the totals the channel declares."""
         import asyncio
-        from datetime import datetime
 
         from gateway.channel import STATEMENT_COLUMNS, Capability
         from gateway.logs import get_logger
@@ -357,7 +362,8 @@ class ChannelConformance:
         assert self._settle(gateway, payment)["status"] == "succeeded"
         refund = gateway.client.create_refund(payment["id"], merchant_refund_no=f"r-{payment['id']}", amount=234)
         assert wait_for(lambda: gateway.client.get_refund(refund["id"], sync=True)["status"] == "succeeded")
-        day = running.ledger.business_date(datetime.now().astimezone())
+        moment = datetime.now().astimezone()
+        day = channel.statement_day(moment) or running.ledger.business_date(moment)
 
         async def download() -> bytes:
             services = Services.build(running.settings, get_logger())
