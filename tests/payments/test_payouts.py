@@ -1,0 +1,232 @@
+"""Payouts (代付) through the sandbox over real HTTP: frozen at request, booked on success, released
+on failure, routed by position, found by the janitor, and never paid twice: sent once, sent afresh
+(a new number) only when the request provably never left, failed only by a final answer or by the
+settled statements (the lifecycle rule every channel's payouts follow; UnionPay's in
+test_unionpay_payouts.py)."""
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from gateway.books import full_check
+from gateway.config import AccountLimits, ChannelAccountConfig, CircuitConfig
+from gateway.models import Payout
+from tests.conftest import SANDBOX_SECRET, wait_for
+from tests.support.payouts import BANK, balance, book, funded, payout, position, sandbox, settings
+
+
+def test_a_payout_is_frozen_then_paid_once_and_booked(gateway_factory, db_url) -> None:
+    gw = gateway_factory(settings(db_url))
+    creds, client = funded(gw)
+    before = balance(client)
+    made = payout(client, notify_url="https://shop.example/hook")
+    assert made.status_code == 201, made.text
+    p = made.json()
+    assert p["status"] == "processing" and p["channel"] == "sandbox" and p["out_payout_no"]
+    assert p["bank_account"] == {"name": "张*", "number": "6216***********0018", "bank_code": "ICBC"}
+    with gw.gateway.db.transaction() as conn:   # the number is kept sealed, and the request only by keyed digest
+        stored = " ".join(str(v) for v in conn.execute(Payout.__table__.select()).first())
+    assert BANK["number"] not in stored and BANK["number"][4:-4] not in stored
+    assert balance(client)["available"] == before["available"] - 30000      # frozen at once
+    assert balance(client)["payout_pending"] == 30000
+    assert position(gw) == (20000, 30000)                                   # the position is held
+    assert wait_for(lambda: client.request("GET", f"/v1/payouts/{p['id']}").json()["status"] == "succeeded")
+    after = balance(client)
+    assert (after["available"], after["payout_pending"]) == (before["available"] - 30000, 0)
+    assert position(gw) == (20000, 0)
+    assert sandbox(gw).paid_count == {p["out_payout_no"]: 1}
+    events = [e["type"] for e in client.request("GET", "/v1/events").json()["data"]]
+    assert events[0] == "payout.succeeded"
+    # The same request again is the same payout; the same number for something else is refused.
+    again = payout(client, notify_url="https://shop.example/hook")
+    assert (again.status_code, again.json()["id"], again.json()["status"]) == (200, p["id"], "succeeded")
+    other = payout(client, amount=100)
+    assert other.status_code == 409 and other.json()["error"]["code"] == "duplicate_payout"
+    found = client.request("GET", "/v1/payouts?merchant_payout_no=po-1").json()["data"]
+    assert [f["id"] for f in found] == [p["id"]]
+    with gw.gateway.db.transaction() as conn:
+        assert full_check(conn) == []
+
+
+def test_a_declined_payout_releases_the_money_and_the_position(gateway_factory, db_url) -> None:
+    gw = gateway_factory(settings(db_url))
+    creds, client = funded(gw)
+    before = balance(client)
+    made = payout(client, "po-bad", bank_account={**BANK, "number": "6216261000000000000"})
+    assert made.status_code == 201
+    assert made.json()["status"] == "failed" and made.json()["failure"]["code"] == "ACCOUNT_INVALID"
+    assert balance(client) == before and position(gw) == (50000, 0)
+    events = [e["type"] for e in client.request("GET", "/v1/events").json()["data"]]
+    assert events[0] == "payout.failed"
+    with gw.gateway.db.transaction() as conn:
+        assert full_check(conn) == []
+
+
+def test_payouts_are_refused_with_nothing_written(gateway_factory, db_url) -> None:
+    gw = gateway_factory(settings(db_url))
+    creds, client = funded(gw, available=1000, position=0)
+    cases = [
+        (payout(client, amount=1001), 400, "insufficient_balance"),     # more than available
+        (payout(client, amount=500), 503, "channel_unavailable"),       # no position anywhere
+        (payout(client, amount=-5), 400, "amount_too_small"),
+        (payout(client, bank_account={**BANK, "number": "12ab"}), 400, "parameter_invalid"),
+        (payout(client, bank_account={"name": "x"}), 400, "parameter_missing"),
+        (payout(client, amount=500, channel="nowhere"), 400, "unknown_channel"),
+        (client.request("POST", "/v1/payouts", b"{not json"), 400, "invalid_json"),
+    ]
+    for response, status, code in cases:
+        assert (response.status_code, response.json()["error"]["code"]) == (status, code), response.text
+    book(gw, "position.topup", "position:sandbox:t", 100000)
+    assert payout(client, amount=1001).json()["error"]["code"] == "insufficient_balance"
+    assert gw.count("payouts") == 0
+    assert client.request("GET", "/v1/payouts/po_missing").status_code == 404
+
+
+def test_payouts_go_where_the_position_is(gateway_factory, db_url) -> None:
+    accounts = tuple(ChannelAccountConfig(name, "mock", True, {"secret": SANDBOX_SECRET}, priority, 1,
+                                          AccountLimits(max_amount=max_amount), CircuitConfig())
+                     for name, priority, max_amount in (("first", 1, None), ("second", 2, None), ("small", 0, 100)))
+    gw = gateway_factory(settings(db_url, accounts=accounts))
+    creds, client = funded(gw, position=10000, account="first")
+    book(gw, "position.topup", "position:second:t", 50000, account="second")
+    book(gw, "position.topup", "position:small:t", 50000, account="small")
+    made = payout(client, amount=30000).json()
+    assert made["channel"] == "second"          # first has too little position; small caps the amount
+    assert made["routing"]["skipped"] == {"first": "position_insufficient", "small": "above_max_amount"}
+    assert payout(client, "po-2", amount=5000).json()["channel"] == "first"
+
+
+def test_a_payout_that_timed_out_is_found_paid_and_never_sent_elsewhere(gateway_factory, db_url) -> None:
+    accounts = tuple(ChannelAccountConfig(name, "mock", True, {"secret": SANDBOX_SECRET, "callback_mode": "drop",
+                                                                 "payout_latency_ms": latency}, priority, 1,
+                                          AccountLimits(), CircuitConfig())
+                     for name, priority, latency in (("slow", 1, 1500), ("spare", 2, 0)))
+    gw = gateway_factory(settings(db_url, accounts=accounts, timeout=0.5).with_changes(
+        query_schedule_seconds=(1.5, 0.5, 0.5)))   # the janitor first asks after the create gave up
+    creds, client = funded(gw, account="slow")
+    book(gw, "position.topup", "position:spare:t", 50000, account="spare")
+    made = payout(client, amount=30000)
+    assert made.status_code == 201 and made.json()["status"] == "processing"     # the answer never came
+    assert made.json()["channel"] == "slow"
+    assert wait_for(lambda: client.request("GET", f"/v1/payouts/{made.json()['id']}").json()["status"]
+                    == "succeeded", timeout=20)
+    number = made.json()["out_payout_no"]
+    assert sandbox(gw, "slow").paid_count == {number: 1} and sandbox(gw, "spare").payouts == {}
+    # Sending it again, as after a crash, is the same payout at the channel.
+    with gw.gateway.db.transaction() as conn:
+        row = conn.execute(Payout.__table__.select()).first()
+    asyncio.run(_send_again(gw, row))
+    assert sandbox(gw, "slow").paid_count == {number: 1}
+    with gw.gateway.db.transaction() as conn:
+        assert full_check(conn) == []
+
+
+async def _send_again(gw, row) -> None:  # noqa: ANN001
+    """The payout sent once more through the channel plugin, on a client of this test's own."""
+    from gateway.channel import ChannelContext
+    from gateway.payouts import payout_request
+    from plugins.mock.channel import MockChannel
+
+    account = gw.gateway.host.account(row.channel_account)
+    async with httpx.AsyncClient() as http:
+        channel = MockChannel(ChannelContext(account.id, account.channel.ctx.settings, http, gw.gateway.clock,
+                                             gw.gateway.log, gw.url))
+        resent = await channel.payout(payout_request(row, gw.gateway.box))
+        assert resent.channel_payout_id == row.channel_payout_id
+
+
+def test_a_payout_that_never_reached_the_channel_goes_once_under_a_new_number(gateway_factory, db_url,
+                                                                             monkeypatch) -> None:
+    gw = gateway_factory(settings(db_url, callback_mode="drop"))
+    creds, client = funded(gw)
+    channel = gw.gateway.host.account("sandbox").channel
+    real = type(channel).payout
+    calls = []
+
+    async def lost_once(self, request):  # noqa: ANN001, ANN202
+        calls.append(request.out_payout_no)
+        if len(calls) == 1:   # no connection could be made: not a byte of the request left
+            raise httpx.ConnectError("connection refused")
+        return await real(self, request)
+
+    monkeypatch.setattr(type(channel), "payout", lost_once)
+    made = payout(client).json()
+    assert made["status"] == "processing" and sandbox(gw).payouts == {}
+    assert wait_for(lambda: client.request("GET", f"/v1/payouts/{made['id']}").json()["status"] == "succeeded",
+                    timeout=20)
+    now = client.request("GET", f"/v1/payouts/{made['id']}").json()
+    assert len(calls) == 2 and calls[0] == made["out_payout_no"] and calls[1] == now["out_payout_no"] != calls[0]
+    assert now["routing"]["renumbered"][0]["out_payout_no"] == calls[0]
+    assert sandbox(gw).paid_count == {now["out_payout_no"]: 1}
+
+
+def test_a_payout_the_sandbox_has_no_record_of_is_asked_about_never_resent_and_failed_only_by_the_statements(
+        db_url, monkeypatch, tmp_path) -> None:
+    """The lifecycle rule, for the sandbox: a request that may have left is never sent again, whatever
+    the channel answers; the settled statements of its days (and the channel's "no record") fail it."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from tests.conftest import Running, start_gateway
+    from tests.support.unionpay import ShiftedClock, reconcile_days
+
+    clock = ShiftedClock()    # the sandbox signs its answers with the time: it lives on the same clock
+    config = settings(db_url, callback_mode="drop").with_changes(statement_dir=str(tmp_path / "st"))
+    app, server = start_gateway(config, clock=clock)
+    with server:
+        gw = Running(config.public_url, config, app)
+        creds, client = funded(gw)
+        channel = gw.gateway.host.account("sandbox").channel
+        real = type(channel).payout
+        calls = []
+
+        async def lost_on_the_way(self, request):  # noqa: ANN001, ANN202
+            calls.append(request.out_payout_no)
+            if len(calls) == 1:   # the answer never came: the request may have reached the sandbox, or not
+                raise httpx.ReadTimeout("no answer")
+            return await real(self, request)
+
+        monkeypatch.setattr(type(channel), "payout", lost_on_the_way)
+        made = payout(client).json()
+        for _ in range(3):   # PAYOUT_NOT_EXIST: no record (yet), asked again, never sent again
+            assert client.request("GET", f"/v1/payouts/{made['id']}?sync=true").json()["status"] == "processing"
+        assert calls == [made["out_payout_no"]] and sandbox(gw).payouts == {}
+        day = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+        statement = tmp_path / "sandbox.statement"
+        statement.write_text(sandbox(gw).statement(day.isoformat()))
+        later_day = tmp_path / "later.statement"   # four days on: a file that has the payout no more than the first
+        later_day.write_text(statement.read_text().replace(day.isoformat(), (day + timedelta(days=4)).isoformat(), 1))
+        first, later = reconcile_days(config, clock, [(timedelta(), day), (timedelta(days=4), day + timedelta(days=4))],
+                                      account="sandbox", files=[statement, later_day])
+        clock.offset = timedelta()   # back to today, for the merchant's signed requests
+        assert first["counts"]["pending_carryover"] == 1 and later["status"] == "completed", later["message"]
+        failed = client.request("GET", f"/v1/payouts/{made['id']}").json()
+        assert failed["status"] == "failed" and failed["failure"]["code"] == "absent_from_statement"
+        assert calls == [made["out_payout_no"]] and sandbox(gw).paid_count == {}
+        assert balance(client)["payout_pending"] == 0 and position(gw) == (50000, 0)
+        with gw.gateway.db.transaction() as conn:
+            assert full_check(conn) == []
+
+
+@pytest.mark.parametrize("concurrency", [8])
+def test_concurrent_identical_requests_make_one_payout(gateway_factory, db_url, concurrency) -> None:
+    gw = gateway_factory(settings(db_url))
+    creds, client = funded(gw)
+
+    async def burst() -> list[httpx.Response]:
+        from gateway.client import AsyncClient
+
+        async_client = AsyncClient(gw.url, creds.merchant_id, creds.secret)
+        try:
+            return await asyncio.gather(*[async_client.request("POST", "/v1/payouts", {
+                "merchant_payout_no": "same", "amount": 1000, "bank_account": BANK}) for _ in range(concurrency)])
+        finally:
+            await async_client.aclose()
+
+    answers = asyncio.run(burst())
+    assert {a.status_code for a in answers} <= {200, 201} and len({a.json()["id"] for a in answers}) == 1
+    assert gw.count("payouts") == 1
+    assert wait_for(lambda: balance(client)["payout_pending"] == 0)
+    assert balance(client)["available"] == 100000 - 1000      # frozen and paid once
