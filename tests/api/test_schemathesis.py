@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
 from gateway.app import routes
 from gateway.auth import authorization_header
 from tests.conftest import checkout, free_port, make_settings, wait_for
-from tests.test_payouts import book
+from tests.support.payouts import book
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 BANK = {"name": "Zhang San", "number": "6216261000000000018", "bank_code": "ICBC"}
