@@ -21,7 +21,7 @@ import structlog
 from sqlalchemy import Connection, and_, or_, select, update
 
 from gateway import netguard
-from gateway.client import EVENT_SIGNATURE_HEADER, sign_event
+from gateway.signing import EVENT_SIGNATURE_HEADER, sign_event
 from gateway.ids import public_id
 from gateway.models import Merchant, MerchantEvent
 from gateway.resources import iso
