@@ -9,12 +9,13 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import Any, ClassVar, Mapping
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol
 
 import httpx
 
-from gateway.clock import Clock
+if TYPE_CHECKING:
+    import polars
 
 
 class Outcome(str, enum.Enum):
@@ -42,6 +43,14 @@ class Capability(str, enum.Enum):
     SPLIT_FINISH = "split_finish"
 
 
+class Clock(Protocol):
+    """The core's one clock (tests move it): a channel reads the time from it, never from the system."""
+
+    def now(self) -> datetime: ...
+
+    def timestamp(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class ChannelContext:
     """What the core hands a channel: its account, settings, one HTTP client, a clock and a logger."""
@@ -58,17 +67,10 @@ class ChannelContext:
         return f"{self.public_url.rstrip('/')}/v1/notify/{self.account_id}"
 
 
-def order_time(reference: str) -> datetime | None:
-    """When paymux made an out_trade_no or out_refund_no: its first 12 hex digits are the creation time
-    in milliseconds (UTC). For channels that want the order's time back on a query (UnionPay's txnTime)."""
-    try:
-        return datetime.fromtimestamp(int(reference[:12], 16) / 1000, UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
-
-
 @dataclass(frozen=True)
 class CreatePayment:
+    # Made by paymux, unique per attempt; its first 12 hex digits are its creation time in UTC
+    # milliseconds (plugins/references.py reads it back), and so are an out_refund_no's.
     out_trade_no: str
     amount: int
     currency: str
@@ -287,7 +289,7 @@ class ChannelEvent:
     error_code: str | None = None            # the channel's word for the state (e.g. ABNORMAL, CLOSED)
 
 
-def unstorable(answer: Any) -> bool:
+def unstorable(answer: PaymentResult | RefundResult | PayoutResult | SplitResult | ChannelEvent) -> bool:
     """Does a normalized answer (a result or an event) hold text no record can keep: a NUL or a lone
     surrogate, in any of its own text fields or its discounts'? The core then treats it as no answer."""
     texts = [v for v in vars(answer).values() if isinstance(v, str)]
@@ -349,8 +351,16 @@ class ParsedStatement:
     """A statement as normalized lines (a polars DataFrame with STATEMENT_COLUMNS) plus the totals
     the channel declares in its own summary, kind -> (count, amount), to check the lines against."""
 
-    lines: Any
+    lines: polars.DataFrame
     totals: Mapping[str, tuple[int, int]] | None = None
+
+
+class FlowNotSupported(NotImplementedError):
+    """A channel was asked for a flow it does not offer (the core checks capabilities first)."""
+
+    def __init__(self, channel: Channel, capability: Capability) -> None:
+        super().__init__(f"channel type {type(channel).__qualname__} does not support {capability.value}")
+        self.capability = capability
 
 
 class SettingsError(ValueError):
@@ -358,7 +368,11 @@ class SettingsError(ValueError):
 
 
 class Channel:
-    """Subclass this in a plugin. One instance serves one channel account."""
+    """Subclass this in a plugin. One instance serves one channel account.
+
+    Declare in `capabilities` exactly the capabilities whose methods (CAPABILITY_METHODS, below) the
+    subclass overrides: a plugin whose declarations and methods disagree is refused at start-up. A
+    flow the channel does not offer keeps the base method, which raises FlowNotSupported."""
 
     name: ClassVar[str]                              # what `plugin = "..."` in the config names
     methods: ClassVar[tuple[str, ...]] = ()          # pay methods the channel offers, first is the default
@@ -379,64 +393,64 @@ class Channel:
         return dict(raw)
 
     async def create(self, request: CreatePayment) -> PaymentResult:
-        raise NotImplementedError
+        raise FlowNotSupported(self, Capability.PAY)
 
     async def query(self, out_trade_no: str) -> PaymentResult:
-        raise NotImplementedError
+        raise FlowNotSupported(self, Capability.QUERY)
 
     async def close(self, out_trade_no: str) -> PaymentResult:
-        raise NotImplementedError
+        raise FlowNotSupported(self, Capability.CLOSE)
 
     async def refund(self, request: RefundRequest) -> RefundResult:
-        raise NotImplementedError
+        raise FlowNotSupported(self, Capability.REFUND)
 
     async def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult:
-        raise NotImplementedError
+        raise FlowNotSupported(self, Capability.REFUND_QUERY)
 
     async def parse_notification(self, notification: InboundNotification) -> list[ChannelEvent]:
         """Verify and decode a callback; raise NotificationRejected when it is not genuine."""
-        raise NotImplementedError
+        raise FlowNotSupported(self, Capability.NOTIFY)
 
     async def download_statement(self, business_date: date) -> bytes:
         """The channel's statement file for one day, exactly as the channel serves it (checked against
         the hash the channel gives, where it gives one). Raise StatementUnavailable if there is none."""
-        raise NotImplementedError
+        raise FlowNotSupported(self, Capability.STATEMENT)
 
     def parse_statement(self, content: bytes) -> ParsedStatement:
         """Read a statement file (as download_statement returned it) into normalized lines. Pure CPU,
         no I/O; raise StatementInvalid naming the line for a file that cannot be read as a whole.
         A statement of millions of lines should be parsed column-wise (plugins/statements.py helps)."""
-        raise NotImplementedError
+        raise FlowNotSupported(self, Capability.STATEMENT)
 
     async def payout(self, request: PayoutRequest) -> PayoutResult:
         """Send a payout (Capability.PAYOUT) once. The same out_payout_no sent twice must be one payout;
         PENDING or UNKNOWN unless the channel's answer is documented as final."""
-        raise NotImplementedError
+        raise FlowNotSupported(self, Capability.PAYOUT)
 
     async def query_payout(self, out_payout_no: str) -> PayoutResult:
-        raise NotImplementedError
+        raise FlowNotSupported(self, Capability.PAYOUT)
 
     async def split(self, request: SplitRequest) -> SplitResult:
         """Pass part of a paid order to a receiver (Capability.SPLIT); the same out_split_no twice is one split."""
-        raise NotImplementedError
+        raise FlowNotSupported(self, Capability.SPLIT)
 
     async def query_split(self, request: SplitRequest) -> SplitResult:
-        raise NotImplementedError
+        raise FlowNotSupported(self, Capability.SPLIT)
 
     async def return_split(self, request: SplitReturn) -> SplitResult:
         """Take a split (part of it) back (Capability.SPLIT_RETURN); the same out_return_no twice is one return."""
-        raise NotImplementedError
+        raise FlowNotSupported(self, Capability.SPLIT_RETURN)
 
     async def query_split_return(self, request: SplitReturn) -> SplitResult:
-        raise NotImplementedError
+        raise FlowNotSupported(self, Capability.SPLIT_RETURN)
 
     async def finish_split(self, request: SplitFinish) -> SplitResult:
         """Release what the channel holds frozen of a payment made to be split (Capability.SPLIT_FINISH);
         the same out_finish_no twice is one release."""
-        raise NotImplementedError
+        raise FlowNotSupported(self, Capability.SPLIT_FINISH)
 
     async def query_split_finish(self, request: SplitFinish) -> SplitResult:
-        raise NotImplementedError
+        raise FlowNotSupported(self, Capability.SPLIT_FINISH)
 
     def split_limits(self) -> SplitLimits:
         """How much of a payment this account lets be split, and how soon after it was paid."""
@@ -455,3 +469,36 @@ class Channel:
     def hosted_app(self) -> Any | None:
         """An optional ASGI app the gateway mounts at /hosted/{account_id} (e.g. a checkout page)."""
         return None
+
+
+# The methods that serve each capability. A channel type declares a capability exactly when it
+# overrides these methods: checked when its plugin is discovered (gateway/plugins.py).
+CAPABILITY_METHODS: Mapping[Capability, tuple[str, ...]] = {
+    Capability.PAY: ("create",),
+    Capability.QUERY: ("query",),
+    Capability.CLOSE: ("close",),
+    Capability.REFUND: ("refund",),
+    Capability.REFUND_QUERY: ("query_refund",),
+    Capability.NOTIFY: ("parse_notification",),
+    Capability.HOSTED_PAGES: ("hosted_app",),
+    Capability.STATEMENT: ("download_statement", "parse_statement"),
+    Capability.PAYOUT: ("payout", "query_payout"),
+    Capability.SPLIT: ("split", "query_split"),
+    Capability.SPLIT_RETURN: ("return_split", "query_split_return"),
+    Capability.SPLIT_FINISH: ("finish_split", "query_split_finish"),
+}
+
+
+def capability_mismatches(channel_type: type[Channel]) -> list[str]:
+    """Where a channel type's declared capabilities and the methods it overrides disagree, one line
+    each naming the capability and the method; empty when they agree."""
+    problems = []
+    for capability, methods in CAPABILITY_METHODS.items():
+        declared = capability in channel_type.capabilities
+        for method in methods:
+            overridden = getattr(channel_type, method) is not getattr(Channel, method)
+            if declared and not overridden:
+                problems.append(f"declares capability {capability.value!r} but does not override {method}()")
+            elif overridden and not declared:
+                problems.append(f"overrides {method}() but does not declare capability {capability.value!r}")
+    return problems

@@ -8,7 +8,7 @@ import httpx
 import pluggy
 
 from gateway import hookspecs
-from gateway.channel import Capability, Channel, ChannelContext, SettingsError
+from gateway.channel import Capability, Channel, ChannelContext, SettingsError, capability_mismatches
 from gateway.clock import Clock
 from gateway.config import ChannelAccountConfig, Settings
 from gateway.errors import ConfigError, PaymuxError, invalid_request
@@ -37,6 +37,11 @@ def make_plugin_manager(extra_plugins: Iterable[Any] = ()) -> pluggy.PluginManag
     pm.load_setuptools_entrypoints(hookspecs.PROJECT)
     for plugin in extra_plugins:
         pm.register(plugin)
+    for plugin in pm.get_plugins():
+        key = hookspecs.rules_key(plugin)
+        if key is not None and not (isinstance(key, str) and key):
+            raise ConfigError(f"plugin {pm.get_name(plugin)!r}: {hookspecs.RULES_KEY} must name a table of [risk], "
+                              f"not {key!r}")
     return pm
 
 
@@ -51,6 +56,10 @@ def discover_channel_types(pm: pluggy.PluginManager) -> dict[str, type[Channel]]
             raise ConfigError(f"channel type {channel_type.__qualname__} has no name")
         if name in types and types[name] is not channel_type:
             raise ConfigError(f"two plugins register a channel type named {name!r}")
+        problems = capability_mismatches(channel_type)
+        if problems:
+            raise ConfigError(f"channel type {name!r} ({channel_type.__qualname__}) "
+                              + "; ".join(problems))
         types[name] = channel_type
 
     pm.hook.register_channels(register=register)

@@ -32,10 +32,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
                              NotificationRejected, Outcome, ParsedStatement, PaymentResult, PayoutRequest,
-                             PayoutResult, RefundRequest, RefundResult, SettingsError, StatementUnavailable,
-                             order_time)
+                             PayoutResult, RefundRequest, RefundResult, SettingsError, StatementUnavailable)
 from plugins.unionpay import wire
 from plugins.unionpay.answers import Meaning, meaning, query
+from plugins.references import order_time
 from plugins.unionpay.statement import fallback_order_id, parse_zm, refund_no
 
 PRODUCTION = "https://gateway.95516.com"
