@@ -34,7 +34,7 @@ from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent,
                              NotificationRejected, Outcome, ParsedStatement, PaymentResult, PayoutRequest,
                              PayoutResult, RefundRequest, RefundResult, SettingsError, StatementUnavailable)
 from plugins.unionpay import wire
-from plugins.unionpay.answers import Meaning, meaning, query
+from plugins.unionpay.answers import OUTCOME, Meaning, meaning, query
 from plugins.references import order_time
 from plugins.unionpay.statement import fallback_order_id, parse_zm, refund_no
 
@@ -45,8 +45,6 @@ TEST_FILES = "https://filedownload.test.95516.com/"
 CLOCK_SKEW = timedelta(minutes=2)         # past payTimeout by this much before "not paid" is final
 ENCRYPT_CERT_REFRESH = timedelta(days=1)  # the SDK's daily encryption-certificate query (txnType 95)
 ENCRYPT_CERT_RETRY = timedelta(hours=1)   # after a refresh that got no usable answer
-OUTCOME = {Meaning.SUCCEEDED: Outcome.SUCCEEDED, Meaning.FAILED: Outcome.FAILED, Meaning.ASK_AGAIN: Outcome.PENDING,
-           Meaning.UNKNOWN: Outcome.UNKNOWN, Meaning.OPEN_UNTIL_TIMEOUT: Outcome.PENDING}
 
 
 @dataclass(frozen=True)
