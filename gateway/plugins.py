@@ -31,7 +31,7 @@ class ChannelAccount:
         return capability in self.channel.capabilities
 
 
-def make_plugin_manager(extra_plugins: Iterable[Any] = ()) -> pluggy.PluginManager:
+def make_plugin_manager(extra_plugins: Iterable[object] = ()) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.load_setuptools_entrypoints(hookspecs.PROJECT)
@@ -70,7 +70,7 @@ class PluginHost:
     """Knows every installed channel type and builds one Channel per configured account."""
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient, clock: Clock, log: Any,
-                 extra_plugins: Iterable[Any] = ()) -> None:
+                 extra_plugins: Iterable[object] = ()) -> None:
         self.pm = make_plugin_manager(extra_plugins)
         self.channel_types = discover_channel_types(self.pm)
         self.accounts: dict[str, ChannelAccount] = {}

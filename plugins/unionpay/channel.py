@@ -30,9 +30,10 @@ from urllib.parse import parse_qsl, urlencode
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
-                             NotificationRejected, Outcome, ParsedStatement, PaymentResult, PayoutRequest,
-                             PayoutResult, RefundRequest, RefundResult, SettingsError, StatementUnavailable)
+from gateway.channel import (Acknowledgement, Capability, Channel, ChannelContext, ChannelEvent, CreatePayment,
+                             InboundNotification, NotificationRejected, Outcome, ParsedStatement, PaymentResult,
+                             PayoutRequest, PayoutResult, RefundRequest, RefundResult, SettingsError,
+                             StatementUnavailable)
 from plugins.unionpay import wire
 from plugins.unionpay.answers import OUTCOME, Meaning, meaning, query
 from plugins.references import order_time
@@ -72,7 +73,7 @@ class UnionPayChannel(Channel):
     KEYS: ClassVar[set[str]] = {"mer_id", "sign_cert", "verify_cert", "encrypt_cert", "front_url", "back_url",
                                 "base_url", "file_url", "test_environment", "pay_timeout_minutes"}
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: ChannelContext) -> None:
         super().__init__(ctx)
         self._encrypt: tuple[x509.Certificate | None, datetime | None] = (ctx.settings.encrypt_cert, None)
 
