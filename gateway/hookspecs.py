@@ -7,7 +7,7 @@ pyproject.toml:
     mychannel = "paymux_mychannel"
 
 and implements the hooks below with `@gateway.hookspecs.hookimpl`. The channel types it
-registers subclass `gateway.channel.Channel` (read that module for the normalized types). The
+registers subclass `gateway.channel.Channel` (read that package for the normalized types). The
 built-in plugins (plugins/) are found and registered exactly the same way.
 
 This module imports nothing from the rest of paymux: a plugin depends on the contract, not the core.
