@@ -16,12 +16,14 @@ gateway/compose.py, signing an operator in).
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 from pathlib import Path
 from typing import Callable
 
 from gateway.cli.parser import build_parser
+from gateway.client import PaymuxAPIError
 from gateway.errors import ConfigError
 
 __all__ = ["CREDENTIALS_FILE", "DEMO_MERCHANT", "Refused", "build_parser", "main"]
@@ -37,9 +39,7 @@ class Refused(Exception):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module, _, name = args.fn.partition(":")
-    command: Callable[..., int] = getattr(importlib.import_module(f"gateway.cli.{module}"), name)
-    from gateway.client import PaymuxAPIError
-
+    command: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(f"gateway.cli.{module}"), name)
     try:
         return command(args)
     except ConfigError as exc:
