@@ -40,13 +40,13 @@ def assess_payment(request: RiskRequest) -> RiskDecision | None:
 
 # A risk plugin may name the table of [risk] its rules are read from with a module-level
 # RULES_KEY = "name" ([risk.name]); while that table is empty or missing, the plugin is not asked.
-RULES_KEY = "RULES_KEY"
+RULES_ATTRIBUTE = "RULES_KEY"
 
 
 def rules_key(plugin: object) -> str | None:
     """The [risk] table a registered plugin declares with RULES_KEY, or None (asked always).
     Discovery refuses a plugin whose RULES_KEY is not a non-empty string."""
-    return getattr(plugin, RULES_KEY, None)
+    return getattr(plugin, RULES_ATTRIBUTE, None)
 
 
 @dataclass(frozen=True)

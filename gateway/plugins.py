@@ -40,8 +40,8 @@ def make_plugin_manager(extra_plugins: Iterable[object] = ()) -> pluggy.PluginMa
     for plugin in pm.get_plugins():
         key = hookspecs.rules_key(plugin)
         if key is not None and not (isinstance(key, str) and key):
-            raise ConfigError(f"plugin {pm.get_name(plugin)!r}: {hookspecs.RULES_KEY} must name a table of [risk], "
-                              f"not {key!r}")
+            raise ConfigError(f"plugin {pm.get_name(plugin)!r}: {hookspecs.RULES_ATTRIBUTE} must name a table of "
+                              f"[risk], not {key!r}")
     return pm
 
 

@@ -19,8 +19,8 @@ from gateway.channel.context import Capability, ChannelContext, Clock, Outcome
 from gateway.channel.notifications import (Acknowledgement, ChannelEvent, InboundNotification, NotificationRejected,
                                            unstorable)
 from gateway.channel.operations import (CreatePayment, Discount, PaymentResult, PayoutRequest, PayoutResult,
-                                        RefundRequest, RefundResult, SplitFinish, SplitLimits, SplitRequest, SplitResult,
-                                        SplitReturn)
+                                        RefundRequest, RefundResult, SplitFinish, SplitLimits, SplitRequest,
+                                        SplitResult, SplitReturn)
 from gateway.channel.statements import STATEMENT_COLUMNS, ParsedStatement, StatementInvalid, StatementUnavailable
 
 __all__ = [

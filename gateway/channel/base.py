@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 from gateway.channel.context import Capability, ChannelContext
@@ -117,7 +118,7 @@ class Channel:
         return Acknowledgement(200 if accepted else 400, b"" if accepted else message.encode())
 
     @classmethod
-    def standalone_simulator(cls, workdir: Any, url: str) -> tuple[Any, str] | None:
+    def standalone_simulator(cls, workdir: Path, url: str) -> tuple[Any, str] | None:
         """Optional, for `paymux simulate NAME`: an ASGI app speaking the channel's side of the wire
         (keys kept in workdir), and the TOML [[channel_accounts]] block that points a gateway at url."""
         return None
