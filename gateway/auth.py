@@ -1,18 +1,12 @@
-"""Merchant request signing (PAYMUX-HMAC-SHA256) and its verification.
-
-signature = hex(HMAC-SHA256(secret, "METHOD\\nPATH_AND_QUERY\\nTIMESTAMP\\nNONCE\\nBODY\\n"))
-Authorization: PAYMUX-HMAC-SHA256 merchant_id="…",timestamp="…",nonce="…",signature="…"
+"""Merchant request verification: the signature (gateway/signing.py says how it is made), the time
+window, the merchant's status and the nonce that makes a request impossible to replay.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
-import secrets
 import time
 from dataclasses import dataclass
-from typing import Protocol
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -21,58 +15,20 @@ from gateway.db import on_rollback
 from gateway.errors import authentication_error
 from gateway.models import Merchant, RequestNonce
 from gateway.secretbox import SecretBox
+from gateway.signing import (SCHEME, MalformedAuthorization, SignedRequest, authorization_header,  # noqa: F401
+                             canonical_string, sign, signature_matches)
+from gateway.signing import parse_authorization as parse_header
 
-SCHEME = "PAYMUX-HMAC-SHA256"
-_PARAM = re.compile(r'\s*([a-z_]+)="([^"]*)"\s*')
 merchants = Merchant.__table__
 nonces = RequestNonce.__table__
 
 
-def canonical_string(method: str, path_and_query: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-    return b"%s\n%s\n%s\n%s\n%s\n" % (method.upper().encode(), path_and_query.encode(), timestamp.encode(),
-                                      nonce.encode(), body)
-
-
-def sign(secret: str, method: str, path_and_query: str, timestamp: str, nonce: str, body: bytes) -> str:
-    message = canonical_string(method, path_and_query, timestamp, nonce, body)
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-
-
-def authorization_header(merchant_id: str, secret: str, method: str, path_and_query: str, body: bytes,
-                         timestamp: int, nonce: str | None = None) -> str:
-    nonce = nonce or secrets.token_hex(16)
-    signature = sign(secret, method, path_and_query, str(timestamp), nonce, body)
-    return f'{SCHEME} merchant_id="{merchant_id}",timestamp="{timestamp}",nonce="{nonce}",signature="{signature}"'
-
-
-@dataclass(frozen=True)
-class SignedRequest:
-    merchant_id: str
-    timestamp: int
-    nonce: str
-    signature: str
-
-
 def parse_authorization(header: str | None) -> SignedRequest:
-    if not header:
-        raise authentication_error("missing_authorization", f"An Authorization header with scheme {SCHEME} is required")
-    scheme, _, params = header.strip().partition(" ")
-    if scheme != SCHEME:
-        raise authentication_error("invalid_authorization", f"Authorization scheme must be {SCHEME}")
-    fields: dict[str, str] = {}
-    for part in params.split(","):
-        m = _PARAM.fullmatch(part)
-        if not m:
-            raise authentication_error("invalid_authorization", "Authorization parameters must be name=\"value\" pairs")
-        fields[m.group(1)] = m.group(2)
-    missing = {"merchant_id", "timestamp", "nonce", "signature"} - fields.keys()
-    if missing:
-        raise authentication_error("invalid_authorization", f"Authorization lacks {', '.join(sorted(missing))}")
-    if not (fields["timestamp"].isascii() and fields["timestamp"].isdigit()) or len(fields["timestamp"]) > 12:
-        raise authentication_error("invalid_authorization", "timestamp must be Unix seconds")
-    if not 8 <= len(fields["nonce"]) <= 128:
-        raise authentication_error("invalid_authorization", "nonce must be 8 to 128 characters")
-    return SignedRequest(fields["merchant_id"], int(fields["timestamp"]), fields["nonce"], fields["signature"])
+    """Read an Authorization header; a malformed one is a 401 naming what is wrong."""
+    try:
+        return parse_header(header)
+    except MalformedAuthorization as exc:
+        raise authentication_error(exc.code, str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -168,7 +124,7 @@ class MerchantAuthenticator:
             raise authentication_error("unknown_merchant", "No active merchant with that merchant_id")
         merchant, secret = found
         expected = sign(secret, method, path_and_query, str(signed.timestamp), signed.nonce, body)
-        if not hmac.compare_digest(expected.encode(), signed.signature.encode("utf-8", "surrogatepass")):
+        if not signature_matches(expected, signed.signature):
             raise authentication_error("invalid_signature", "The signature does not match the request")
         self.record_nonce(conn, merchant, signed.nonce, now)
         return merchant

@@ -11,6 +11,8 @@ from gateway.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "conf" / "paymux.toml"
+# What a refund of a split payment does ([splits] refund_policy): refuse it, or take the splits back first.
+REFUND_POLICIES = ("refuse", "return")
 
 
 @dataclass(frozen=True)
@@ -283,8 +285,6 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
 
 
 def _split_policy(raw: Any) -> str:
-    from gateway.splits import REFUND_POLICIES
-
     raw = raw or {}
     if not isinstance(raw, Mapping) or set(raw) - {"refund_policy"}:
         raise ConfigError("[splits] may hold only refund_policy")

@@ -21,10 +21,13 @@ import structlog
 from sqlalchemy import Connection, and_, or_, select, update
 
 from gateway import netguard
-from gateway.client import EVENT_SIGNATURE_HEADER, sign_event
+from gateway.clock import Clock
+from gateway.db import Database
 from gateway.ids import public_id
 from gateway.models import Merchant, MerchantEvent
 from gateway.resources import iso
+from gateway.secretbox import SecretBox
+from gateway.signing import EVENT_SIGNATURE_HEADER, sign_event
 
 events = MerchantEvent.__table__
 merchants = Merchant.__table__
@@ -59,7 +62,7 @@ def event_body(row: Any) -> bytes:
 
 
 class Notifier:
-    def __init__(self, db: Any, box: Any, clock: Any, log: Any, schedule: tuple[float, ...], timeout: float,
+    def __init__(self, db: Database, box: SecretBox, clock: Clock, log: Any, schedule: tuple[float, ...], timeout: float,
                  poll: float, lease_seconds: float = 120.0, allow_private_networks: bool = False) -> None:
         self.db, self.box, self.clock, self.log = db, box, clock, log
         self.lease = timedelta(seconds=lease_seconds)

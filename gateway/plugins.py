@@ -8,7 +8,7 @@ import httpx
 import pluggy
 
 from gateway import hookspecs
-from gateway.channel import Capability, Channel, ChannelContext, SettingsError
+from gateway.channel import Capability, Channel, ChannelContext, SettingsError, capability_mismatches
 from gateway.clock import Clock
 from gateway.config import ChannelAccountConfig, Settings
 from gateway.errors import ConfigError, PaymuxError, invalid_request
@@ -31,12 +31,17 @@ class ChannelAccount:
         return capability in self.channel.capabilities
 
 
-def make_plugin_manager(extra_plugins: Iterable[Any] = ()) -> pluggy.PluginManager:
+def make_plugin_manager(extra_plugins: Iterable[object] = ()) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.load_setuptools_entrypoints(hookspecs.PROJECT)
     for plugin in extra_plugins:
         pm.register(plugin)
+    for plugin in pm.get_plugins():
+        key = hookspecs.rules_key(plugin)
+        if key is not None and not (isinstance(key, str) and key):
+            raise ConfigError(f"plugin {pm.get_name(plugin)!r}: {hookspecs.RULES_ATTRIBUTE} must name a table of "
+                              f"[risk], not {key!r}")
     return pm
 
 
@@ -51,6 +56,10 @@ def discover_channel_types(pm: pluggy.PluginManager) -> dict[str, type[Channel]]
             raise ConfigError(f"channel type {channel_type.__qualname__} has no name")
         if name in types and types[name] is not channel_type:
             raise ConfigError(f"two plugins register a channel type named {name!r}")
+        problems = capability_mismatches(channel_type)
+        if problems:
+            raise ConfigError(f"channel type {name!r} ({channel_type.__qualname__}) "
+                              + "; ".join(problems))
         types[name] = channel_type
 
     pm.hook.register_channels(register=register)
@@ -61,7 +70,7 @@ class PluginHost:
     """Knows every installed channel type and builds one Channel per configured account."""
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient, clock: Clock, log: Any,
-                 extra_plugins: Iterable[Any] = ()) -> None:
+                 extra_plugins: Iterable[object] = ()) -> None:
         self.pm = make_plugin_manager(extra_plugins)
         self.channel_types = discover_channel_types(self.pm)
         self.accounts: dict[str, ChannelAccount] = {}

@@ -2,48 +2,21 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
+
+import pluggy
 
 from gateway.errors import PaymuxError
+from gateway.hookspecs import RiskDecision, RiskRequest, rules_key
 
-
-@dataclass(frozen=True)
-class RiskDecision:
-    verdict: str           # deny | review
-    reason: str
-
-    @classmethod
-    def deny(cls, reason: str) -> "RiskDecision":
-        return cls("deny", reason)
-
-    @classmethod
-    def review(cls, reason: str) -> "RiskDecision":
-        return cls("review", reason)
-
-
-@dataclass(frozen=True)
-class RiskRequest:
-    merchant_id: str
-    amount: int
-    currency: str
-    method: str | None
-    channel: str | None
-    client_ip: str | None
-    metadata: Mapping[str, str]
-    config: Mapping[str, Any]                     # the [risk] table of the gateway config
-    now: datetime
-    # history(key, value, since) -> (count, amount) of this merchant's payments created since `since`
-    # whose key is value: key "merchant" (value ignored) or a metadata key such as "payer_id".
-    history: Callable[[str, str, datetime], tuple[int, int]] = field(repr=False, default=lambda *a: (0, 0))
+__all__ = ["RiskDecision", "RiskGate", "RiskRequest"]   # the types live in the contract (hookspecs)
 
 
 class RiskGate:
-    def __init__(self, pm: Any, config: Mapping[str, Any], log: Any) -> None:
+    def __init__(self, pm: pluggy.PluginManager, config: Mapping[str, Any], log: Any) -> None:
         # A rule plugin with no rules configured is not asked (it would only cost a thread hop).
         idle = [plugin for plugin in pm.get_plugins()
-                if getattr(plugin, "RULES_KEY", None) and not config.get(plugin.RULES_KEY)]
+                if (key := rules_key(plugin)) and not config.get(key)]
         self.assess = pm.subset_hook_caller("assess_payment", remove_plugins=idle)
         self.enabled = bool(self.assess.get_hookimpls())
         self.config = config

@@ -6,11 +6,22 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+
+class SystemClock:
+    """The wall clock, for a simulator run on its own (a gateway hands its channels the core's clock)."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def timestamp(self) -> int:
+        return int(self.now().timestamp())
 
 
 class CallbackRefused(Exception):

@@ -20,6 +20,7 @@ tests needing it are skipped, saying so.
 """
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import time
@@ -29,10 +30,23 @@ from typing import Any, ClassVar, Iterator
 
 import httpx
 import pytest
+from sqlalchemy import text
+from starlette.applications import Starlette
 
+from gateway import db
+from gateway.app import create_app
+from gateway.books import full_check
+from gateway.channel import STATEMENT_COLUMNS, Capability, ChannelContext, Outcome
 from gateway.client import Client, PaymuxAPIError
+from gateway.clock import Clock
 from gateway.config import ChannelAccountConfig, Settings
+from gateway.logs import get_logger
+from gateway.merchants import create_merchant
+from gateway.models import Payout
+from gateway.payouts import payout_request
+from gateway.service import Gateway as Services
 from gateway.testing.server import ServerThread, free_port, wait_for
+from ledger.recon import totals_disagree
 
 ACCOUNT = "conf"
 _TEMPLATE: dict[str, Path] = {}
@@ -94,7 +108,7 @@ class ChannelHarness:
 
 
 class Gateway:
-    def __init__(self, url: str, app: Any, client: Client) -> None:
+    def __init__(self, url: str, app: Starlette, client: Client) -> None:
         self.url, self.app, self.client = url, app, client
 
     @property
@@ -105,21 +119,15 @@ class Gateway:
         return httpx.post(self.notify_url, content=body, headers=headers, timeout=30)
 
     def books_clean(self) -> list[str]:
-        from gateway.books import full_check
-
         with self.app.state.gateway.db.transaction() as conn:
             return full_check(conn)
 
     def entries(self) -> int:
-        from sqlalchemy import text
-
         with self.app.state.gateway.db.transaction() as conn:
             return conn.execute(text("SELECT count(*) FROM ledger_entries")).scalar_one()
 
 
 def _database(tmp: Path) -> str:
-    from gateway import db
-
     if "path" not in _TEMPLATE:
         template = Path(tempfile.mkdtemp()) / "template.db"
         db.upgrade(f"sqlite:///{template}")
@@ -139,10 +147,6 @@ class ChannelConformance:
         harness.stop()
 
     def _start(self, tmp_path: Path, settings: dict[str, Any]) -> Iterator[Gateway]:
-        from gateway.app import create_app
-        from gateway.clock import Clock
-        from gateway.merchants import create_merchant
-
         port = free_port()
         config = Settings(public_url=f"http://127.0.0.1:{port}", database_url=_database(tmp_path),
                           secret_key="conformance-secret-key-0123456789",
@@ -207,8 +211,6 @@ class ChannelConformance:
         assert gateway.client.get_payment(payment["id"], sync=True)["status"] == "succeeded"
 
     def test_an_unpaid_payment_closes(self, channel: ChannelHarness, gateway: Gateway) -> None:
-        from gateway.channel import Capability
-
         account = gateway.app.state.gateway.host.account(ACCOUNT)
         if Capability.CLOSE not in account.channel.capabilities:
             pytest.skip("the plugin does not declare close")
@@ -287,12 +289,6 @@ class ChannelConformance:
         and the merchant's balance move once. The core sends a payout once; should its request still
         reach the channel twice, that is the same payout there (never FAILED for it, never paid twice).
         A number the channel never heard of is `unheard`, and no failure: only a final answer is."""
-        import asyncio
-
-        from gateway.channel import Capability, ChannelContext, Outcome
-        from gateway.payouts import payout_request
-        from gateway.models import Payout
-
         running = gateway.app.state.gateway
         account = running.host.account(ACCOUNT)
         if Capability.PAYOUT not in account.channel.capabilities:
@@ -323,8 +319,6 @@ class ChannelConformance:
         assert gateway.books_clean() == []
 
     def test_a_split_passes_part_of_a_payment_to_a_receiver(self, channel: ChannelHarness, gateway: Gateway) -> None:
-        from gateway.channel import Capability
-
         if Capability.SPLIT not in gateway.app.state.gateway.host.account(ACCOUNT).channel.capabilities:
             pytest.skip("the plugin does not declare split")
         receiver = gateway.client.request("POST", "/v1/receivers", channel.receiver)
@@ -346,13 +340,6 @@ class ChannelConformance:
     def test_the_statement_lists_the_day_as_normalized_lines(self, channel: ChannelHarness, gateway: Gateway) -> None:
         """download_statement then parse_statement: today's payment and refund, in the normalized columns,
         agreeing with the totals the channel declares."""
-        import asyncio
-
-        from gateway.channel import STATEMENT_COLUMNS, Capability
-        from gateway.logs import get_logger
-        from gateway.service import Gateway as Services
-        from ledger.recon import totals_disagree
-
         running = gateway.app.state.gateway
         account = running.host.account(ACCOUNT)
         if Capability.STATEMENT not in account.channel.capabilities:

@@ -23,11 +23,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, Discount,
                              InboundNotification, NotificationRejected, Outcome, ParsedStatement, PaymentResult,
                              RefundRequest, RefundResult, SettingsError, SplitFinish, SplitLimits, SplitRequest,
-                             SplitResult, StatementUnavailable, order_time)
+                             SplitResult, StatementUnavailable)
 from plugins.alipay import wire
 from plugins.alipay.answers import (PRECREATE_REFUSED, REFUND_REFUSED, ROYALTY_STATE, SETTLE_REFUSED, TRADE_STATUS,
                                     Row, refused)
 from plugins.alipay.statement import parse_bill
+from plugins.references import order_time
 
 DEFAULT_GATEWAY = "https://openapi.alipay.com/gateway.do"
 CHINA = timezone(timedelta(hours=8))

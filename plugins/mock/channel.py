@@ -9,26 +9,14 @@ from typing import Any, Mapping
 
 import httpx
 
-from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, Discount,
-                             InboundNotification,
+from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
                              NotificationRejected, Outcome, ParsedStatement, PaymentResult, PayoutRequest,
                              PayoutResult, RefundRequest, RefundResult, SettingsError, SplitRequest, SplitResult,
-                             SplitReturn,
-                             StatementUnavailable)
-from plugins.mock import wire
+                             SplitReturn, StatementUnavailable)
+from plugins.mock import answers, wire
 from plugins.mock.statement import parse_sandbox_statement
 
 CALLBACK_MODES = ("normal", "drop", "duplicate", "delay", "mixed")  # mixed: each callback one of the others at random
-TRADE_STATUS = {"NOTPAY": Outcome.PENDING, "SUCCESS": Outcome.SUCCEEDED, "FAIL": Outcome.FAILED,
-                "CLOSED": Outcome.CLOSED}
-REFUND_STATUS = {"PROCESSING": Outcome.PENDING, "SUCCESS": Outcome.SUCCEEDED, "FAIL": Outcome.FAILED}
-# Payouts and splits move through the same three states as refunds.
-MOVE_STATUS = REFUND_STATUS
-# What the sandbox's payout answers mean (the sandbox's own rules, plugins/mock/simulator.py):
-# PROCESSING ask again; SUCCESS and FAIL final; error AMOUNT_INVALID final (nothing was taken);
-# PAYOUT_NOT_EXIST "no record (yet)": ask again, never a failure nor a reason to send it again;
-# any other error or garbage unknown.
-PAYOUT_FINAL_ERRORS = ("AMOUNT_INVALID",)
 
 
 @dataclass(frozen=True)
@@ -107,74 +95,37 @@ class MockChannel(Channel):
         # Only a verified answer may decide anything.
         return wire.verify(self.settings.secret, response.headers, response.content, self.ctx.clock.timestamp())
 
-    def _trade(self, data: dict[str, Any]) -> PaymentResult:
-        if "error" in data:
-            return PaymentResult(Outcome.UNKNOWN, error_code=str(data["error"]), error_message=data.get("message"))
-        return PaymentResult(TRADE_STATUS.get(data.get("trade_status"), Outcome.UNKNOWN),
-                             channel_transaction_id=data.get("transaction_id"), amount=data.get("amount"),
-                             currency=data.get("currency"), discounts=_discounts(data.get("promotions") or []),
-                             payer_amount=data.get("payer_amount"), settled_amount=data.get("settled_amount"))
-
     async def query(self, out_trade_no: str) -> PaymentResult:
-        return self._trade(await self._call("/api/query", {"out_trade_no": out_trade_no}))
+        return answers.trade(await self._call("/api/query", {"out_trade_no": out_trade_no}))
 
     async def close(self, out_trade_no: str) -> PaymentResult:
-        return self._trade(await self._call("/api/close", {"out_trade_no": out_trade_no}))
-
-    def _refund(self, data: dict[str, Any]) -> RefundResult:
-        if "error" in data:
-            declined = data["error"] in ("REFUND_EXCEEDS", "ORDER_NOT_PAID")
-            # REFUND_NOT_EXIST (a query's): it never reached the sandbox; send it again under its number.
-            return RefundResult(Outcome.FAILED if declined else Outcome.UNKNOWN, error_code=str(data["error"]),
-                                error_message=data.get("message"), unheard=data["error"] == "REFUND_NOT_EXIST")
-        return RefundResult(REFUND_STATUS.get(data.get("refund_status"), Outcome.UNKNOWN),
-                            channel_refund_id=data.get("refund_id"), amount=data.get("amount"))
+        return answers.trade(await self._call("/api/close", {"out_trade_no": out_trade_no}))
 
     async def refund(self, request: RefundRequest) -> RefundResult:
-        return self._refund(await self._call("/api/refund", {
+        return answers.refund(await self._call("/api/refund", {
             "out_trade_no": request.out_trade_no, "out_refund_no": request.out_refund_no, "amount": request.amount}))
 
     async def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult:
-        return self._refund(await self._call("/api/refund/query",
-                                             {"out_trade_no": out_trade_no, "out_refund_no": out_refund_no}))
+        return answers.refund(await self._call("/api/refund/query",
+                                               {"out_trade_no": out_trade_no, "out_refund_no": out_refund_no}))
 
     # ---- payouts and splits ----
 
-    @staticmethod
-    def _moved(data: dict[str, Any], id_key: str, declined: tuple[str, ...], result: Any) -> Any:
-        if "error" in data:
-            if data["error"] in ("PAYOUT_NOT_EXIST", "SPLIT_NOT_EXIST", "RETURN_NOT_EXIST"):
-                return result(Outcome.UNKNOWN, error_code=str(data["error"]), unheard=True)
-            return result(Outcome.FAILED if data["error"] in declined else Outcome.UNKNOWN,
-                          error_code=str(data["error"]), error_message=data.get("message"))
-        return result(MOVE_STATUS.get(data.get("status"), Outcome.UNKNOWN), data.get(id_key),
-                      error_code=data.get("fail_code"), error_message=data.get("fail_message"))
-
-    @staticmethod
-    def _payout(data: dict[str, Any]) -> PayoutResult:
-        if "error" in data:
-            if data["error"] == "PAYOUT_NOT_EXIST":
-                return PayoutResult(Outcome.PENDING, error_code="PAYOUT_NOT_EXIST", unheard=True)
-            return PayoutResult(Outcome.FAILED if data["error"] in PAYOUT_FINAL_ERRORS else Outcome.UNKNOWN,
-                                error_code=str(data["error"]), error_message=data.get("message"))
-        return PayoutResult(MOVE_STATUS.get(data.get("status"), Outcome.UNKNOWN), data.get("payout_id"),
-                            error_code=data.get("fail_code"), error_message=data.get("fail_message"))
-
     async def payout(self, request: PayoutRequest) -> PayoutResult:
-        return self._payout(await self._call("/api/payout", {
+        return answers.payout(await self._call("/api/payout", {
             "out_payout_no": request.out_payout_no, "amount": request.amount, "currency": request.currency,
             "account_name": request.account_name, "account_no": request.account_no, "bank_code": request.bank_code}))
 
     async def query_payout(self, out_payout_no: str) -> PayoutResult:
-        return self._payout(await self._call("/api/payout/query", {"out_payout_no": out_payout_no}))
+        return answers.payout(await self._call("/api/payout/query", {"out_payout_no": out_payout_no}))
 
     async def split(self, request: SplitRequest) -> SplitResult:
-        return self._moved(await self._call("/api/split", {
+        return answers.moved(await self._call("/api/split", {
             "out_trade_no": request.out_trade_no, "out_split_no": request.out_split_no, "amount": request.amount,
-            "receiver": request.receiver_account}), "split_id", ("ORDER_NOT_PAID", "SPLIT_EXCEEDS"), SplitResult)
+            "receiver": request.receiver_account}), "split_id", answers.SPLIT_DECLINED, SplitResult)
 
     async def query_split(self, request: SplitRequest) -> SplitResult:
-        return self._moved(await self._call("/api/split/query", {
+        return answers.moved(await self._call("/api/split/query", {
             "out_trade_no": request.out_trade_no, "out_split_no": request.out_split_no}), "split_id", (), SplitResult)
 
     def _return(self, request: SplitReturn) -> dict[str, Any]:
@@ -182,12 +133,12 @@ class MockChannel(Channel):
                 "out_return_no": request.out_return_no, "amount": request.amount}
 
     async def return_split(self, request: SplitReturn) -> SplitResult:
-        return self._moved(await self._call("/api/split/return", self._return(request)), "return_id",
-                           ("RETURN_EXCEEDS", "SPLIT_NOT_FINISHED"), SplitResult)
+        return answers.moved(await self._call("/api/split/return", self._return(request)), "return_id",
+                             answers.RETURN_DECLINED, SplitResult)
 
     async def query_split_return(self, request: SplitReturn) -> SplitResult:
-        return self._moved(await self._call("/api/split/return/query", self._return(request)), "return_id", (),
-                           SplitResult)
+        return answers.moved(await self._call("/api/split/return/query", self._return(request)), "return_id", (),
+                             SplitResult)
 
     async def download_statement(self, business_date: date) -> bytes:
         data = await self._call("/api/statement", {"date": business_date.isoformat()})
@@ -205,22 +156,7 @@ class MockChannel(Channel):
         except wire.WireError as exc:
             raise NotificationRejected(exc.reason, str(exc)) from None
         try:
-            if data["event"] == "payout":
-                return [ChannelEvent("payout", data["out_payout_no"], MOVE_STATUS[data["status"]],
-                                     amount=int(data["amount"]), channel_transaction_id=data.get("payout_id"))]
-            if data["event"] == "split":
-                return [ChannelEvent("split", data["out_trade_no"], MOVE_STATUS[data["status"]],
-                                     amount=int(data["amount"]), channel_transaction_id=data.get("split_id"),
-                                     out_split_no=data["out_split_no"])]
-            if data["event"] == "refund":
-                return [ChannelEvent("refund", data["out_trade_no"], REFUND_STATUS[data["refund_status"]],
-                                     amount=int(data["amount"]), out_refund_no=data["out_refund_no"],
-                                     channel_refund_id=data.get("refund_id"))]
-            trade = self._trade(data)
-            return [ChannelEvent("payment", data["out_trade_no"], TRADE_STATUS[data["trade_status"]],
-                                 amount=int(data["amount"]), currency=data["currency"],
-                                 channel_transaction_id=data.get("transaction_id"), discounts=trade.discounts,
-                                 payer_amount=trade.payer_amount, settled_amount=trade.settled_amount)]
+            return answers.callback_events(data)
         except (KeyError, TypeError, ValueError) as exc:
             raise NotificationRejected("malformed_body", f"callback lacks or garbles {exc}") from None
 
@@ -234,9 +170,3 @@ class MockChannel(Channel):
         self._sim = SandboxSimulator(self.settings, notify_url=self.ctx.notify_url, clock=self.ctx.clock)
         return self._sim.app
 
-
-def _discounts(promotions: list[dict[str, Any]]) -> tuple[Discount, ...]:
-    """The sandbox's promotions, as verified in its signed answer."""
-    return tuple(Discount(int(p["amount"]), int(p["merchant_contribute"]), int(p["channel_contribute"]),
-                          int(p["other_contribute"]), int(p["amount"]) if p["kept"] else 0, p.get("coupon_id"),
-                          str(p.get("name", ""))) for p in promotions)

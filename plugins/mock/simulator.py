@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.clock import Clock
+from gateway.channel import Clock
 from plugins.mock import wire
 from plugins.simulation import CallbackSender
 

@@ -28,6 +28,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from gateway.channel import Outcome
+
 
 class Meaning(str, enum.Enum):
     SUCCEEDED = "succeeded"
@@ -35,6 +37,11 @@ class Meaning(str, enum.Enum):
     ASK_AGAIN = "ask_again"        # the channel has (or may have) it and has not finished: query later
     UNKNOWN = "unknown"            # the answer says nothing about the transaction (the query itself failed)
     OPEN_UNTIL_TIMEOUT = "open_until_timeout"   # a consume that is not paid: failed only past its payTimeout
+
+
+# What paymux makes of each meaning (OPEN_UNTIL_TIMEOUT is decided against payTimeout first where it can be).
+OUTCOME = {Meaning.SUCCEEDED: Outcome.SUCCEEDED, Meaning.FAILED: Outcome.FAILED, Meaning.ASK_AGAIN: Outcome.PENDING,
+           Meaning.UNKNOWN: Outcome.UNKNOWN, Meaning.OPEN_UNTIL_TIMEOUT: Outcome.PENDING}
 
 
 @dataclass(frozen=True)

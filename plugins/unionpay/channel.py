@@ -30,12 +30,13 @@ from urllib.parse import parse_qsl, urlencode
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
-                             NotificationRejected, Outcome, ParsedStatement, PaymentResult, PayoutRequest,
-                             PayoutResult, RefundRequest, RefundResult, SettingsError, StatementUnavailable,
-                             order_time)
+from gateway.channel import (Acknowledgement, Capability, Channel, ChannelContext, ChannelEvent, CreatePayment,
+                             InboundNotification, NotificationRejected, Outcome, ParsedStatement, PaymentResult,
+                             PayoutRequest, PayoutResult, RefundRequest, RefundResult, SettingsError,
+                             StatementUnavailable)
 from plugins.unionpay import wire
-from plugins.unionpay.answers import Meaning, meaning, query
+from plugins.unionpay.answers import OUTCOME, Meaning, meaning, query
+from plugins.references import order_time
 from plugins.unionpay.statement import fallback_order_id, parse_zm, refund_no
 
 PRODUCTION = "https://gateway.95516.com"
@@ -45,8 +46,6 @@ TEST_FILES = "https://filedownload.test.95516.com/"
 CLOCK_SKEW = timedelta(minutes=2)         # past payTimeout by this much before "not paid" is final
 ENCRYPT_CERT_REFRESH = timedelta(days=1)  # the SDK's daily encryption-certificate query (txnType 95)
 ENCRYPT_CERT_RETRY = timedelta(hours=1)   # after a refresh that got no usable answer
-OUTCOME = {Meaning.SUCCEEDED: Outcome.SUCCEEDED, Meaning.FAILED: Outcome.FAILED, Meaning.ASK_AGAIN: Outcome.PENDING,
-           Meaning.UNKNOWN: Outcome.UNKNOWN, Meaning.OPEN_UNTIL_TIMEOUT: Outcome.PENDING}
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ class UnionPayChannel(Channel):
     KEYS: ClassVar[set[str]] = {"mer_id", "sign_cert", "verify_cert", "encrypt_cert", "front_url", "back_url",
                                 "base_url", "file_url", "test_environment", "pay_timeout_minutes"}
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: ChannelContext) -> None:
         super().__init__(ctx)
         self._encrypt: tuple[x509.Certificate | None, datetime | None] = (ctx.settings.encrypt_cert, None)
 

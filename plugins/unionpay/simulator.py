@@ -44,8 +44,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from gateway.clock import Clock
-from plugins.simulation import CallbackSender, private_folder, write_private
+from gateway.channel import Clock
+from plugins.simulation import CallbackSender, SystemClock, private_folder, write_private
 from plugins.unionpay import sim_files, wire
 from plugins.unionpay.sim_files import Material, signed_amount
 
@@ -97,7 +97,7 @@ class UnionPaySimulator:
         self.mer_id = mer_id
         self.merchant_key = wire.load_certs(merchant_cert_pem)[0].public_key()
         self.material = material or Material.new(test_environment)
-        self.clock = clock or Clock()
+        self.clock = clock or SystemClock()
         self.enc_keys = {self.material.enc_cert.serial_number: self.material.enc_key}
         self.orders: dict[tuple[str, str], SimOrder] = {}
         self.paid_count: Counter[str] = Counter()

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gateway.hookspecs import hookimpl
-from gateway.risk import RiskDecision, RiskRequest
+from gateway.hookspecs import RiskDecision, RiskRequest, hookimpl
 
 RULES_KEY = "velocity"   # [risk.velocity] in the config; without it this plugin is not asked
 

@@ -122,3 +122,24 @@ def test_once_an_approver_exists_who_may_sign_in_is_an_approvers_decision(tmp_pa
                              "ORDER BY id").fetchall()
     assert audited == [("(server)", "operator.create", "operator:dave"), ("(server)", "operator.create", "operator:anna"),
                        ("anna", "operator.create", "operator:vera")]
+
+
+def test_every_command_in_the_table_names_a_function_that_exists() -> None:
+    import argparse
+    import importlib
+
+    from gateway.cli import build_parser
+
+    def commands(parser: argparse.ArgumentParser) -> set[str]:
+        found = {parser.get_default("fn")} - {None}
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    found |= commands(sub)
+        return found
+
+    named = commands(build_parser())
+    assert len(named) == 29
+    for name in named:
+        module, _, function = name.partition(":")
+        assert callable(getattr(importlib.import_module(f"gateway.cli.{module}"), function)), name

@@ -1,0 +1,84 @@
+"""What the commands share: the settings, the backend they work on, a gateway for the commands that
+talk to channels, and an operator signed in for the commands one answers for."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from contextlib import nullcontext
+from datetime import datetime
+from typing import Awaitable, Callable, Protocol, TypeVar
+
+from sqlalchemy import Connection
+
+from gateway.cli import Refused
+from gateway.compose import Backend
+from gateway.config import Settings, load_settings
+from gateway.console.actions import NEEDS
+from gateway.console.identity import RANK, SignInLimit, SignInRefused, authenticate
+from gateway.errors import PaymuxError
+from gateway.logs import configure_logging, get_logger
+from gateway.service import Gateway
+
+T = TypeVar("T")
+
+
+class Operator(Protocol):
+    """An operator signed in (their row), as the audit log records them."""
+
+    id: str
+    name: str
+    role: str
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    return load_settings(getattr(args, "config", None))
+
+
+def in_transaction(args: argparse.Namespace, work: Callable[[Connection], T]) -> T:
+    """work(conn) in one transaction on the configured database, for commands that do not serve."""
+    with Backend(settings_of(args)) as backend:
+        return backend.in_transaction(work)
+
+
+def with_gateway(settings: Settings, role: str, work: Callable[[Gateway], Awaitable[T]]) -> T:
+    """Run `await work(gateway)` with a gateway built for a command (no HTTP server)."""
+    configure_logging(settings.log_json)
+
+    async def run() -> T:
+        gateway = Gateway.build(settings, get_logger(role=role))
+        try:
+            return await work(gateway)
+        finally:
+            await gateway.aclose()
+
+    return asyncio.run(run())
+
+
+def read_password(args: argparse.Namespace, prompt_for: str) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return getpass.getpass(f"password for {prompt_for}: ")
+
+
+def as_operator(args: argparse.Namespace, action: str, work: Callable[[Connection, Operator, datetime], T],
+                backend: Backend | None = None) -> T:
+    """work(conn, operator, now) in one transaction, as the operator `--by` names, once they have signed
+    in with their password (`--password-stdin`, or asked for) by the console's rules — the same tries
+    and lockout, audited — and only if they hold the role the console needs for `action`. On `backend`
+    when the command has one (its books built before the password is asked for)."""
+    password = read_password(args, args.by)
+    settings = settings_of(args)
+    with (nullcontext(backend) if backend else Backend(settings)) as backend:
+        try:
+            op = authenticate(backend.db, args.by, password, backend.clock.now(), "cli", None,
+                              SignInLimit.of(settings))
+            needs = NEEDS[action]
+            if RANK[op.role] < RANK[needs]:
+                raise Refused(f"not_allowed: {op.name} is a {op.role}; this needs an {needs}")
+            return backend.db.run_tx(lambda conn: work(conn, op, backend.clock.now()))
+        except SignInRefused as exc:
+            raise Refused(f"{exc.code}: {exc}") from None
+        except PaymuxError as exc:
+            raise Refused(f"{exc.code}: {exc.message}") from None

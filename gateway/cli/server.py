@@ -1,0 +1,85 @@
+"""Running paymux: serve, worker, init, db upgrade."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tomllib
+
+import uvicorn
+
+from gateway import db
+from gateway.app import create_app
+from gateway.cli import CREDENTIALS_FILE, DEMO_MERCHANT
+from gateway.cli.common import settings_of, with_gateway
+from gateway.compose import Backend
+from gateway.config import Settings
+from gateway.logs import configure_logging
+from gateway.merchants import create_merchant, first_merchant
+from gateway.secretbox import ensure_key_file
+from gateway.service import Gateway
+
+
+def db_upgrade(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    db.upgrade(settings.database_url, settings.secret_key)
+    print(f"database at {db.make_url_safe(settings.database_url)} is up to date")
+    return 0
+
+
+def init(args: argparse.Namespace) -> int:
+    """Everything `make run` needs on a fresh machine; safe to run again."""
+    settings = settings_of(args)
+    if (created := ensure_key_file(_key_file(settings) or settings.secret_key)) is not None:
+        print(f"created secret key file {created}")
+        settings = settings_of(args)
+    db.upgrade(settings.database_url, settings.secret_key)
+    with Backend(settings) as backend, backend.transaction() as conn:
+        creds = (first_merchant(conn, backend.box, DEMO_MERCHANT)
+                 or create_merchant(conn, backend.box, backend.clock, DEMO_MERCHANT))
+    CREDENTIALS_FILE.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(CREDENTIALS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)   # a file left by an earlier version may be readable by others
+    with os.fdopen(fd, "w") as f:
+        json.dump({"merchant_id": creds.merchant_id, "secret": creds.secret, "url": settings.public_url}, f)
+    print(f"demo merchant (saved to {CREDENTIALS_FILE}, which `paymux pay` reads):")
+    print(f"  merchant_id = {creds.merchant_id}")
+    print(f"  secret      = {creds.secret}")
+    return 0
+
+
+def _key_file(settings: Settings) -> str | None:
+    """The `file:` reference the config gives secret_key (once the file exists, settings hold its
+    value), so that init can make an existing key file private too."""
+    if os.environ.get("PAYMUX_SECRET_KEY") or settings.config_path is None:
+        return None
+    reference = tomllib.loads(settings.config_path.read_text()).get("secret_key")
+    return reference if isinstance(reference, str) and reference.startswith("file:") else None
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    with Backend(settings) as backend:
+        current, head = db.schema_state(backend.db.engine)
+    if current != head:
+        print(f"paymux: the database schema is at {current or 'nothing'}, this code needs {head}: "
+              f"run `paymux db upgrade`", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_json)
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    """The background work without HTTP: deliver merchant events, query open payments, close expired ones."""
+    async def work(gateway: Gateway) -> None:
+        await asyncio.gather(gateway.notifier.run(), gateway.janitor.run(), gateway.health_loop())
+
+    try:
+        with_gateway(settings_of(args), "worker", work)
+    except KeyboardInterrupt:
+        pass
+    return 0
