@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("gateway", "ledger", "plugins")
 
 # Circles known to be broken by another part of issue 16, each by one edge (importer, imported).
