@@ -249,7 +249,7 @@ class SandboxSimulator:
         return self._signed(payout)
 
     async def _complete_payout(self, payout: dict[str, Any]) -> None:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(self.settings.payout_settle_ms / 1000)
         self.paid_count[payout["out_payout_no"]] = self.paid_count.get(payout["out_payout_no"], 0) + 1
         payout["status"] = "SUCCESS"
         payout["succeeded_at"] = beijing_now()

@@ -18,7 +18,7 @@ from tests.support.payouts import BANK, balance, book, funded, payout, position,
 
 
 def test_a_payout_is_frozen_then_paid_once_and_booked(gateway_factory, db_url) -> None:
-    gw = gateway_factory(settings(db_url))
+    gw = gateway_factory(settings(db_url, payout_settle_ms=3000))   # long enough to see it frozen, even under load
     creds, client = funded(gw)
     before = balance(client)
     made = payout(client, notify_url="https://shop.example/hook")
