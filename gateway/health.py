@@ -194,13 +194,11 @@ HEALTH_KEEP = timedelta(days=31)
 def channel_listing(conn: Connection, settings: Any, now: datetime, minutes: int) -> list[dict[str, Any]]:
     """Each configured channel account: routing settings, health over the last `minutes`, circuit,
     and what it took today against its limits (for `paymux channels` and the console)."""
-    from datetime import timedelta as _td
-    from zoneinfo import ZoneInfo
+    from gateway.routing import usage_since
+    from ledger.days import BusinessDay
 
-    from gateway.routing import day_start, usage_since
-
-    since = day_start(now, ZoneInfo(settings.business_timezone), _td(hours=settings.day_cut_hour))
-    health = recent_health(conn, now - _td(minutes=minutes))
+    since = BusinessDay.of(settings.business_timezone, settings.day_cut_hour).start_of_day_containing(now)
+    health = recent_health(conn, now - timedelta(minutes=minutes))
     usage = usage_since(conn, [a.id for a in settings.channel_accounts], since)
     listing = []
     for a in settings.channel_accounts:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Iterable, Sequence
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger.chart import AccountType, Chart
+from ledger.days import BusinessDay
 from ledger.errors import AlreadyReversed, EntryConflict, InsufficientBalance, InvalidEntry, UnbalancedEntry
 from ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
 
@@ -113,14 +113,14 @@ _FIND_ACCOUNT = select(accounts.c.id).where(accounts.c.code == bindparam("b_code
 class Ledger:
     def __init__(self, chart: Chart, business_timezone: str = "Asia/Shanghai", day_cut_hour: int = 0) -> None:
         self.chart = chart
-        self.tz = ZoneInfo(business_timezone)
-        self.day_cut = timedelta(hours=day_cut_hour)
+        self.day = BusinessDay.of(business_timezone, day_cut_hour)
+        self.tz, self.day_cut = self.day.tz, self.day.day_cut
         # Account ids never change once committed; each use of a cached id re-checks it (_lock_accounts).
         self._ids: dict[AccountRef, int] = {}
 
     def business_date(self, at: datetime) -> date:
-        """The accounting period of a moment: its date in the business time zone, after the day-cut."""
-        return (at.astimezone(self.tz) - self.day_cut).date()
+        """The accounting period of a moment (ledger.days)."""
+        return self.day.date_of(at)
 
     # ---- accounts ----
 

@@ -1,7 +1,7 @@
 """The double-entry core: post, reverse, holds, and the typed errors that write nothing."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -11,6 +11,7 @@ from ledger.booking import Booker
 from ledger.chart import fee_for, load_chart
 from ledger.check import check_ledger
 from ledger.core import AccountRef, Ledger, Posting
+from ledger.days import BusinessDay
 from ledger.errors import AlreadyReversed, EntryConflict, InsufficientBalance, InvalidEntry, UnbalancedEntry
 
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -168,6 +169,17 @@ def test_business_date_follows_the_time_zone_and_day_cut() -> None:
     assert Ledger(chart).business_date(late_utc).isoformat() == "2026-11-22"
     assert Ledger(chart, day_cut_hour=2).business_date(late_utc).isoformat() == "2026-11-21"
     assert Ledger(chart, business_timezone="UTC").business_date(late_utc).isoformat() == "2026-11-21"
+
+
+def test_a_business_day_starts_at_the_day_cut_and_start_inverts_date_of() -> None:
+    day = BusinessDay.of("Asia/Shanghai", 2)
+    late_utc = datetime(2026, 11, 21, 17, 30, tzinfo=UTC)  # 01:30 on the 22nd in Shanghai: still the 21st
+    assert day.date_of(late_utc) == date(2026, 11, 21)
+    assert day.start(date(2026, 11, 21)) == datetime(2026, 11, 20, 18, 0, tzinfo=UTC)   # 02:00 Shanghai
+    assert day.start_of_day_containing(late_utc) == day.start(date(2026, 11, 21))
+    for moment in (day.start(date(2026, 11, 21)), day.start(date(2026, 11, 22)) - timedelta(microseconds=1)):
+        assert day.date_of(moment) == date(2026, 11, 21)
+    assert (day.time_zone, day.cut_seconds) == ("Asia/Shanghai", 7200)
 
 
 def test_an_account_created_in_a_rolled_back_transaction_is_not_trusted_later(db, ledger) -> None:
