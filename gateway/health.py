@@ -191,26 +191,12 @@ def purge(conn: Connection, before: datetime) -> None:
 HEALTH_KEEP = timedelta(days=31)
 
 
-def channel_listing(conn: Connection, settings: Any, now: datetime, minutes: int) -> list[dict[str, Any]]:
-    """Each configured channel account: routing settings, health over the last `minutes`, circuit,
-    and what it took today against its limits (for `paymux channels` and the console)."""
-    from gateway.routing import usage_since
-    from ledger.days import BusinessDay
 
-    since = BusinessDay.of(settings.business_timezone, settings.day_cut_hour).start_of_day_containing(now)
-    health = recent_health(conn, now - timedelta(minutes=minutes))
-    usage = usage_since(conn, [a.id for a in settings.channel_accounts], since)
-    listing = []
-    for a in settings.channel_accounts:
-        seen = health.get(a.id, {"calls": 0, "errors": 0, "timeouts": 0, "success_rate": None,
-                                 "mean_latency_ms": None})
-        count, amount = usage.get(a.id, (0, 0))
-        limits = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(a.limits).items() if v is not None}
-        listing.append({
-            "id": a.id, "plugin": a.plugin, "enabled": a.enabled, "priority": a.priority, "weight": a.weight,
-            "circuit": seen.get("circuit", {"state": "closed", "since": None, "error_rate": 0.0}),
-            "last_minutes": minutes, "calls": seen["calls"], "errors": seen["errors"],
-            "timeouts": seen["timeouts"], "success_rate": seen["success_rate"],
-            "mean_latency_ms": seen["mean_latency_ms"],
-            "today": {"count": count, "amount": amount}, "limits": limits})
-    return listing
+def __getattr__(name: str) -> Any:
+    """`gateway.health.channel_listing` as before, until the CLI and console import it from
+    gateway.reports: looked up on use only, so health.py imports nothing of routing (no circle)."""
+    if name == "channel_listing":
+        from gateway.reports import channel_listing
+
+        return channel_listing
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,9 +10,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger.chart import AccountType, Chart
@@ -218,7 +218,7 @@ class Ledger:
         if off:
             raise UnbalancedEntry("postings do not sum to zero: " + ", ".join(f"{c} {s:+d}" for c, s in off.items()))
 
-    def _lock_accounts(self, conn: Connection, refs: set[AccountRef], now: datetime) -> dict[AccountRef, Any]:
+    def _lock_accounts(self, conn: Connection, refs: set[AccountRef], now: datetime) -> dict[AccountRef, Row]:
         """Lock every account the batch touches (in id order, so writers cannot deadlock) and read them.
         A cached id is trusted only if its row still carries the same natural key: an id created in a
         transaction that rolled back can be handed to another account later."""
@@ -262,7 +262,7 @@ class Ledger:
         conn.execute(_INSERT_POSTINGS, rows)
         return posted
 
-    def _load(self, conn: Connection, row) -> Entry:  # noqa: ANN001
+    def _load(self, conn: Connection, row: Row) -> Entry:
         lines = conn.execute(
             select(postings.c.amount, postings.c.balance_after, accounts.c.code, accounts.c.owner_id, accounts.c.currency)
             .join(accounts, accounts.c.id == postings.c.account_id)
