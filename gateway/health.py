@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import collections
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Callable, Mapping
 
@@ -163,24 +163,43 @@ class HealthBoard:
                       "error_rate": stmt.excluded.error_rate}))
 
 
-def recent_health(conn: Connection, since: datetime) -> dict[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class CircuitSeen:
+    """The last circuit change any process recorded for an account."""
+
+    state: str
+    since: datetime
+    error_rate: float
+
+
+@dataclass(frozen=True)
+class RecentHealth:
+    """An account's channel calls summed over a window, as every process flushed them."""
+
+    calls: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    success_rate: float | None = None
+    mean_latency_ms: float | None = None
+    circuit: CircuitSeen | None = None
+
+
+def recent_health(conn: Connection, since: datetime) -> dict[str, RecentHealth]:
     """Summed calls, errors, timeouts and mean latency per account since `since`, plus the last
     circuit change any process recorded."""
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, RecentHealth] = {}
     for row in conn.execute(select(health_table.c.channel_account, func.sum(health_table.c.calls),
                                    func.sum(health_table.c.errors), func.sum(health_table.c.timeouts),
                                    func.sum(health_table.c.latency_ms))
                             .where(health_table.c.minute >= since).group_by(health_table.c.channel_account)):
         account, calls, errors, timeouts, latency = row
         calls = int(calls or 0)
-        found[account] = {"calls": calls, "errors": int(errors or 0), "timeouts": int(timeouts or 0),
-                          "success_rate": round(1 - int(errors or 0) / calls, 4) if calls else None,
-                          "mean_latency_ms": round(int(latency or 0) / calls, 1) if calls else None}
+        found[account] = RecentHealth(calls, int(errors or 0), int(timeouts or 0),
+                                      round(1 - int(errors or 0) / calls, 4) if calls else None,
+                                      round(int(latency or 0) / calls, 1) if calls else None)
     for row in conn.execute(select(circuits_table)):
-        found.setdefault(row.channel_account, {"calls": 0, "errors": 0, "timeouts": 0, "success_rate": None,
-                                               "mean_latency_ms": None})
-        found[row.channel_account]["circuit"] = {"state": row.state, "since": row.changed_at.isoformat(),
-                                                 "error_rate": row.error_rate}
+        found[row.channel_account] = replace(found.get(row.channel_account, RecentHealth()),
+                                             circuit=CircuitSeen(row.state, row.changed_at, row.error_rate))
     return found
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, String, and_, func, literal, select
 
 from gateway.config import Settings
-from gateway.health import recent_health
+from gateway.health import RecentHealth, recent_health
 from gateway.models import Payment, ReconItem, ReconProposal, ReconRun, Settlement
 from gateway.reconciliation.match import CLASSES
 from gateway.routing import usage_since
@@ -124,15 +124,16 @@ def channel_listing(conn: Connection, settings: Settings, now: datetime, minutes
     usage = usage_since(conn, [a.id for a in settings.channel_accounts], since)
     listing = []
     for a in settings.channel_accounts:
-        seen = health.get(a.id, {"calls": 0, "errors": 0, "timeouts": 0, "success_rate": None,
-                                 "mean_latency_ms": None})
+        seen = health.get(a.id, RecentHealth())
+        circuit = seen.circuit
         count, amount = usage.get(a.id, (0, 0))
         limits = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(a.limits).items() if v is not None}
         listing.append({
             "id": a.id, "plugin": a.plugin, "enabled": a.enabled, "priority": a.priority, "weight": a.weight,
-            "circuit": seen.get("circuit", {"state": "closed", "since": None, "error_rate": 0.0}),
-            "last_minutes": minutes, "calls": seen["calls"], "errors": seen["errors"],
-            "timeouts": seen["timeouts"], "success_rate": seen["success_rate"],
-            "mean_latency_ms": seen["mean_latency_ms"],
+            "circuit": {"state": "closed", "since": None, "error_rate": 0.0} if circuit is None else {
+                "state": circuit.state, "since": circuit.since.isoformat(), "error_rate": circuit.error_rate},
+            "last_minutes": minutes, "calls": seen.calls, "errors": seen.errors,
+            "timeouts": seen.timeouts, "success_rate": seen.success_rate,
+            "mean_latency_ms": seen.mean_latency_ms,
             "today": {"count": count, "amount": amount}, "limits": limits})
     return listing

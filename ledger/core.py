@@ -114,7 +114,6 @@ class Ledger:
     def __init__(self, chart: Chart, business_timezone: str = "Asia/Shanghai", day_cut_hour: int = 0) -> None:
         self.chart = chart
         self.day = BusinessDay.of(business_timezone, day_cut_hour)
-        self.tz, self.day_cut = self.day.tz, self.day.day_cut
         # Account ids never change once committed; each use of a cached id re-checks it (_lock_accounts).
         self._ids: dict[AccountRef, int] = {}
 
