@@ -87,7 +87,7 @@ class Router:
         """The start of the business day containing `now` (daily limits count from it)."""
         return self.business_day.start_of_day_containing(now)
 
-    async def plan(self, run_tx: Callable[[Callable[[Connection], Any]], Awaitable[Any]], now: datetime,
+    async def plan(self, run_tx: Callable[[Callable[[Connection], Usage]], Awaitable[Usage]], now: datetime,
                    merchant_id: str, amount: int, currency: str, method: str | None,
                    requested: str | None) -> Plan:
         if requested is not None:

@@ -32,6 +32,7 @@ refunds = Refund.__table__
 payouts = Payout.__table__
 
 Details = dict[tuple[str, str], dict[str, Any]]   # (kind, reference) -> ids and merchant of the record
+Schema = dict[str, pl.DataType | type[pl.DataType]]
 
 
 # ---- the statement file ----
@@ -122,7 +123,7 @@ def resolve_by_rule(conn: Connection, item_id: int, resolution: str, note: str, 
 
 # ---- our side, in bulk ----
 
-def read_frame(db: Database, query: Select, schema: dict[str, Any]) -> pl.DataFrame:
+def read_frame(db: Database, query: Select, schema: Schema) -> pl.DataFrame:
     """A query's rows as a DataFrame: connectorx straight into Arrow (no Python row objects)."""
     import connectorx
 
@@ -142,7 +143,7 @@ def load_local(db: Database, account_id: str, since: datetime, until: datetime,
         # SQLite's stored text cut to seconds (parsed column-wise later); PostgreSQL's timestamptz as it is
         return (func.substr(column, 1, 19) if db.is_sqlite else column).label("at")
 
-    kept = {"local_status": pl.String, "local_amount": pl.Int64, "at": pl.Datetime("us", "UTC")}
+    kept: Schema = {"local_status": pl.String, "local_amount": pl.Int64, "at": pl.Datetime("us", "UTC")}
     pay = read_frame(db, select(attempts.c.out_trade_no, attempts.c.status.label("local_status"),
                                 attempts.c.amount.label("local_amount"), at(attempts.c.updated_at))
                      .where(attempts.c.channel_account == account_id, attempts.c.created_at >= since,
