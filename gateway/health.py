@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import collections
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Callable, Mapping
 
@@ -163,24 +163,43 @@ class HealthBoard:
                       "error_rate": stmt.excluded.error_rate}))
 
 
-def recent_health(conn: Connection, since: datetime) -> dict[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class CircuitSeen:
+    """The last circuit change any process recorded for an account."""
+
+    state: str
+    since: datetime
+    error_rate: float
+
+
+@dataclass(frozen=True)
+class RecentHealth:
+    """An account's channel calls summed over a window, as every process flushed them."""
+
+    calls: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    success_rate: float | None = None
+    mean_latency_ms: float | None = None
+    circuit: CircuitSeen | None = None
+
+
+def recent_health(conn: Connection, since: datetime) -> dict[str, RecentHealth]:
     """Summed calls, errors, timeouts and mean latency per account since `since`, plus the last
     circuit change any process recorded."""
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, RecentHealth] = {}
     for row in conn.execute(select(health_table.c.channel_account, func.sum(health_table.c.calls),
                                    func.sum(health_table.c.errors), func.sum(health_table.c.timeouts),
                                    func.sum(health_table.c.latency_ms))
                             .where(health_table.c.minute >= since).group_by(health_table.c.channel_account)):
         account, calls, errors, timeouts, latency = row
         calls = int(calls or 0)
-        found[account] = {"calls": calls, "errors": int(errors or 0), "timeouts": int(timeouts or 0),
-                          "success_rate": round(1 - int(errors or 0) / calls, 4) if calls else None,
-                          "mean_latency_ms": round(int(latency or 0) / calls, 1) if calls else None}
+        found[account] = RecentHealth(calls, int(errors or 0), int(timeouts or 0),
+                                      round(1 - int(errors or 0) / calls, 4) if calls else None,
+                                      round(int(latency or 0) / calls, 1) if calls else None)
     for row in conn.execute(select(circuits_table)):
-        found.setdefault(row.channel_account, {"calls": 0, "errors": 0, "timeouts": 0, "success_rate": None,
-                                               "mean_latency_ms": None})
-        found[row.channel_account]["circuit"] = {"state": row.state, "since": row.changed_at.isoformat(),
-                                                 "error_rate": row.error_rate}
+        found[row.channel_account] = replace(found.get(row.channel_account, RecentHealth()),
+                                             circuit=CircuitSeen(row.state, row.changed_at, row.error_rate))
     return found
 
 
@@ -191,28 +210,12 @@ def purge(conn: Connection, before: datetime) -> None:
 HEALTH_KEEP = timedelta(days=31)
 
 
-def channel_listing(conn: Connection, settings: Any, now: datetime, minutes: int) -> list[dict[str, Any]]:
-    """Each configured channel account: routing settings, health over the last `minutes`, circuit,
-    and what it took today against its limits (for `paymux channels` and the console)."""
-    from datetime import timedelta as _td
-    from zoneinfo import ZoneInfo
 
-    from gateway.routing import day_start, usage_since
+def __getattr__(name: str) -> Any:
+    """`gateway.health.channel_listing` as before, until the CLI and console import it from
+    gateway.reports: looked up on use only, so health.py imports nothing of routing (no circle)."""
+    if name == "channel_listing":
+        from gateway.reports import channel_listing
 
-    since = day_start(now, ZoneInfo(settings.business_timezone), _td(hours=settings.day_cut_hour))
-    health = recent_health(conn, now - _td(minutes=minutes))
-    usage = usage_since(conn, [a.id for a in settings.channel_accounts], since)
-    listing = []
-    for a in settings.channel_accounts:
-        seen = health.get(a.id, {"calls": 0, "errors": 0, "timeouts": 0, "success_rate": None,
-                                 "mean_latency_ms": None})
-        count, amount = usage.get(a.id, (0, 0))
-        limits = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(a.limits).items() if v is not None}
-        listing.append({
-            "id": a.id, "plugin": a.plugin, "enabled": a.enabled, "priority": a.priority, "weight": a.weight,
-            "circuit": seen.get("circuit", {"state": "closed", "since": None, "error_rate": 0.0}),
-            "last_minutes": minutes, "calls": seen["calls"], "errors": seen["errors"],
-            "timeouts": seen["timeouts"], "success_rate": seen["success_rate"],
-            "mean_latency_ms": seen["mean_latency_ms"],
-            "today": {"count": count, "amount": amount}, "limits": limits})
-    return listing
+        return channel_listing
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

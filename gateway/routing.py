@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from typing import Any, Awaitable, Callable, Mapping
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, select
 
@@ -28,6 +27,7 @@ from gateway.errors import PaymuxError, invalid_request
 from gateway.health import HealthBoard
 from gateway.models import Attempt, Payment
 from gateway.plugins import ChannelAccount, PluginHost
+from ledger.days import BusinessDay
 
 attempts = Attempt.__table__
 payments = Payment.__table__
@@ -63,12 +63,6 @@ class Plan:
 Usage = Mapping[str, tuple[int, int]]   # account id -> (count, amount) taken today
 
 
-def day_start(now: datetime, tz: ZoneInfo, day_cut: timedelta) -> datetime:
-    """The start of the business day containing `now`, as an aware datetime."""
-    local = now.astimezone(tz) - day_cut
-    return datetime.combine(local.date(), time(), tz) + day_cut
-
-
 def usage_since(conn: Connection, account_ids: list[str], since: datetime) -> dict[str, tuple[int, int]]:
     """(count, amount) of the attempts each account took since `since` that did not fail or close."""
     rows = conn.execute(
@@ -86,14 +80,14 @@ class Router:
         self.host = host
         self.health = health
         self.preferences = preferences
-        self.tz = ZoneInfo(business_timezone)
-        self.day_cut = timedelta(hours=day_cut_hour)
+        self.business_day = BusinessDay.of(business_timezone, day_cut_hour)
         self.rng = rng or random.Random()
 
     def day_start(self, now: datetime) -> datetime:
-        return day_start(now, self.tz, self.day_cut)
+        """The start of the business day containing `now` (daily limits count from it)."""
+        return self.business_day.start_of_day_containing(now)
 
-    async def plan(self, run_tx: Callable[[Callable[[Connection], Any]], Awaitable[Any]], now: datetime,
+    async def plan(self, run_tx: Callable[[Callable[[Connection], Usage]], Awaitable[Usage]], now: datetime,
                    merchant_id: str, amount: int, currency: str, method: str | None,
                    requested: str | None) -> Plan:
         if requested is not None:

@@ -1,4 +1,10 @@
-"""paymux ledger: double-entry bookkeeping and reconciliation (built in a later issue).
+"""paymux ledger: double-entry bookkeeping.
 
-It must never import gateway.api: the ledger knows nothing of HTTP.
+  core.py     post, post_many, reverse, balances (Ledger)      chart.py    chart of accounts, templates
+  booking.py  business events through templates (Booker)       check.py    invariants over the books
+  days.py     the business day (BusinessDay)                   reads.py    what others read, in the ledger's signs
+  models.py   the tables                                        errors.py   one error per invariant
+
+It imports nothing from gateway/ and knows nothing of HTTP. (recon.py is a transitional alias of
+gateway/reconciliation/match.py, which the matching moved to.)
 """

@@ -9,14 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any, Iterable, Sequence
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
+from typing import Iterable, Sequence
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger.chart import AccountType, Chart
+from ledger.days import BusinessDay
 from ledger.errors import AlreadyReversed, EntryConflict, InsufficientBalance, InvalidEntry, UnbalancedEntry
 from ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
 
@@ -113,14 +113,13 @@ _FIND_ACCOUNT = select(accounts.c.id).where(accounts.c.code == bindparam("b_code
 class Ledger:
     def __init__(self, chart: Chart, business_timezone: str = "Asia/Shanghai", day_cut_hour: int = 0) -> None:
         self.chart = chart
-        self.tz = ZoneInfo(business_timezone)
-        self.day_cut = timedelta(hours=day_cut_hour)
+        self.day = BusinessDay.of(business_timezone, day_cut_hour)
         # Account ids never change once committed; each use of a cached id re-checks it (_lock_accounts).
         self._ids: dict[AccountRef, int] = {}
 
     def business_date(self, at: datetime) -> date:
-        """The accounting period of a moment: its date in the business time zone, after the day-cut."""
-        return (at.astimezone(self.tz) - self.day_cut).date()
+        """The accounting period of a moment (ledger.days)."""
+        return self.day.date_of(at)
 
     # ---- accounts ----
 
@@ -218,7 +217,7 @@ class Ledger:
         if off:
             raise UnbalancedEntry("postings do not sum to zero: " + ", ".join(f"{c} {s:+d}" for c, s in off.items()))
 
-    def _lock_accounts(self, conn: Connection, refs: set[AccountRef], now: datetime) -> dict[AccountRef, Any]:
+    def _lock_accounts(self, conn: Connection, refs: set[AccountRef], now: datetime) -> dict[AccountRef, Row]:
         """Lock every account the batch touches (in id order, so writers cannot deadlock) and read them.
         A cached id is trusted only if its row still carries the same natural key: an id created in a
         transaction that rolled back can be handed to another account later."""
@@ -262,7 +261,7 @@ class Ledger:
         conn.execute(_INSERT_POSTINGS, rows)
         return posted
 
-    def _load(self, conn: Connection, row) -> Entry:  # noqa: ANN001
+    def _load(self, conn: Connection, row: Row) -> Entry:
         lines = conn.execute(
             select(postings.c.amount, postings.c.balance_after, accounts.c.code, accounts.c.owner_id, accounts.c.currency)
             .join(accounts, accounts.c.id == postings.c.account_id)

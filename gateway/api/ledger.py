@@ -1,6 +1,9 @@
 """/v1/balance and /v1/ledger/entries: a merchant's own money."""
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -8,6 +11,7 @@ from gateway.api.common import gateway_of, json_response, merchant_endpoint
 from gateway.auth import SignedCaller
 from gateway.books import entry_object, merchant_balances
 from gateway.errors import invalid_request
+from ledger.core import Entry
 
 MAX_PAGE = 100
 MAX_ID = 2**63 - 1   # ids and cursors are 64-bit columns (migration 0013)
@@ -17,7 +21,7 @@ MAX_ID = 2**63 - 1   # ids and cursors are 64-bit columns (migration 0013)
 async def balance(request: Request, caller: SignedCaller) -> Response:
     gw = gateway_of(request)
 
-    def read(conn):  # noqa: ANN001, ANN202
+    def read(conn: Connection) -> list[dict[str, Any]]:
         caller.verify(conn)
         return merchant_balances(conn, gw.ledger, caller.merchant_id)
 
@@ -41,7 +45,7 @@ async def entries(request: Request, caller: SignedCaller) -> Response:
     limit = _int_param(request, "limit", 20, 1, MAX_PAGE)
     cursor = _int_param(request, "cursor", None, 1, MAX_ID)
 
-    def read(conn):  # noqa: ANN001, ANN202
+    def read(conn: Connection) -> list[Entry]:
         caller.verify(conn)
         return gw.ledger.entries_for_owner(conn, "merchant", caller.merchant_id, limit + 1, cursor)
 

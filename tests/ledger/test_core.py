@@ -1,7 +1,7 @@
 """The double-entry core: post, reverse, holds, and the typed errors that write nothing."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -11,6 +11,8 @@ from ledger.booking import Booker
 from ledger.chart import fee_for, load_chart
 from ledger.check import check_ledger
 from ledger.core import AccountRef, Ledger, Posting
+from ledger.days import BusinessDay
+from ledger.reads import postings_on, total_balance
 from ledger.errors import AlreadyReversed, EntryConflict, InsufficientBalance, InvalidEntry, UnbalancedEntry
 
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -170,6 +172,17 @@ def test_business_date_follows_the_time_zone_and_day_cut() -> None:
     assert Ledger(chart, business_timezone="UTC").business_date(late_utc).isoformat() == "2026-11-21"
 
 
+def test_a_business_day_starts_at_the_day_cut_and_start_inverts_date_of() -> None:
+    day = BusinessDay.of("Asia/Shanghai", 2)
+    late_utc = datetime(2026, 11, 21, 17, 30, tzinfo=UTC)  # 01:30 on the 22nd in Shanghai: still the 21st
+    assert day.date_of(late_utc) == date(2026, 11, 21)
+    assert day.start(date(2026, 11, 21)) == datetime(2026, 11, 20, 18, 0, tzinfo=UTC)   # 02:00 Shanghai
+    assert day.start_of_day_containing(late_utc) == day.start(date(2026, 11, 21))
+    for moment in (day.start(date(2026, 11, 21)), day.start(date(2026, 11, 22)) - timedelta(microseconds=1)):
+        assert day.date_of(moment) == date(2026, 11, 21)
+    assert (day.time_zone, day.cut_seconds) == ("Asia/Shanghai", 7200)
+
+
 def test_an_account_created_in_a_rolled_back_transaction_is_not_trusted_later(db, ledger) -> None:
     # Found by the state machine: the failed freeze creates (and caches) accounts, then rolls back;
     # SQLite may hand the same ids to the next accounts created.
@@ -183,3 +196,33 @@ def test_an_account_created_in_a_rolled_back_transaction_is_not_trusted_later(db
         assert (ledger.balance(conn, CLEARING), ledger.balance(conn, IN_TRANSIT), ledger.balance(conn, AVAILABLE)) \
             == (1, 0, 1)
         assert check_ledger(conn) == []
+
+
+def test_reads_give_postings_and_balances_in_the_accounts_normal_sign(db, ledger) -> None:
+    day = ledger.business_date(NOW)
+    with db.transaction() as conn:
+        pay_in(ledger, conn, "p1", 1000, fee=6)
+        ledger.post(conn, "clear", "clearing", [Posting.debit(IN_TRANSIT, 300), Posting.credit(AVAILABLE, 300)],
+                    now=NOW)
+        moved = conn.execute(postings_on(("merchant_in_transit", "channel_clearing"), ("payment.succeeded",), day)
+                             .order_by("code")).all()
+        assert [(r.reference, r.code, r.debit, r.credit, r.change) for r in moved] == [
+            (None, "channel_clearing", 1000, 0, 1000),       # debit-normal: a debit grows it
+            (None, "merchant_in_transit", 0, 994, 994)]      # credit-normal: a credit grows it
+        assert conn.execute(postings_on(("merchant_in_transit",), ("payment.succeeded",),
+                                        day - timedelta(days=1))).all() == []
+        assert total_balance(conn, "merchant_in_transit") == 994 - 300 == ledger.balance(conn, IN_TRANSIT)
+        assert total_balance(conn, "channel_clearing") == 1000
+        assert total_balance(conn, "advances") == 0
+
+
+def test_the_ledger_imports_nothing_of_the_gateway() -> None:
+    import subprocess
+    import sys
+
+    modules = "ledger.booking, ledger.chart, ledger.check, ledger.core, ledger.days, ledger.errors, ledger.models, " \
+              "ledger.reads"
+    found = subprocess.run([sys.executable, "-c", f"import sys, {modules}; "
+                            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'gateway'))"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert found == "[]"

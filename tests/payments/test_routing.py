@@ -317,3 +317,14 @@ def test_an_account_whose_circuit_opens_mid_burst_is_skipped_and_probed_back(gat
     probe = wait_for(lambda: (p := create(next(numbers)))["channel"] == "wx-a" and p, timeout=10, interval=0.3)
     assert probe["action"]["type"] == "qr"
     assert wait_for(lambda: channels()["wx-a"]["circuit"]["state"] == "closed")
+
+
+def test_health_needs_neither_the_router_nor_the_reports() -> None:
+    # routing imports health (the circuits); a report in health importing routing back made a circle
+    import subprocess
+    import sys
+
+    found = subprocess.run([sys.executable, "-c", "import sys, gateway.health; print(sorted(m for m in sys.modules "
+                            "if m in ('gateway.routing', 'gateway.reports')))"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert found == "[]"

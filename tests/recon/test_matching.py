@@ -6,7 +6,7 @@ from datetime import date
 import polars as pl
 
 from gateway.channel import STATEMENT_COLUMNS
-from ledger.recon import CLASSES, classify, excuse, statement_totals, totals_disagree
+from gateway.reconciliation.match import CLASSES, classify, excuse, statement_totals, totals_disagree
 
 D = date(2026, 11, 20)
 SCHEMA = {name: getattr(pl, kind) for name, kind in STATEMENT_COLUMNS.items()}

@@ -276,6 +276,27 @@ def test_settlement_moves_money_on_each_merchants_day_and_advances_are_booked(ga
     assert op.run("ledger", "check").returncode == 0 and books_clean(gw)
 
 
+def test_the_daily_report_counts_refunds_paid_back_and_the_advances_outstanding(gateway_factory, db_url,
+                                                                               tmp_path) -> None:
+    gw = gateway_factory(sandbox_settings(db_url))
+    fast = gw.merchant("t-plus-0")
+    op = Operator(gw.settings, tmp_path, f'[settlement]\nmerchant_days = 1\n[settlement.merchants]\n'
+                                         f'{fast.merchant_id} = 0\n')
+    client = gw.client(fast)
+    payment = client.create_payment(merchant_order_no="o", amount=10000)
+    checkout(payment)
+    sync(client, payment)
+    refund = client.create_refund(payment["id"], merchant_refund_no="r1", amount=2500)
+    assert wait_for(lambda: client.get_refund(refund["id"], sync=True)["status"] == "succeeded")
+    day = today()
+    assert op.reconcile("sandbox", day)["counts"]["matched"] == 2
+    settled = json.loads(op.run("settle", "--date", day.isoformat(), "--json").stdout)
+    advanced = sum(b["amount"] for b in settled["booked"] if b["kind"] == "advance")
+    report = json.loads(op.run("report", "daily", "--date", day.isoformat(), "--json").stdout)
+    assert report["refunds"] == 2500                                     # what the channel paid back that day
+    assert report["advances_outstanding"] == advanced == balances(op, "platform")["advances"] > 0
+
+
 def test_a_day_with_open_differences_is_settled_only_when_someone_answers_for_it(gateway_factory, db_url,
                                                                                 tmp_path) -> None:
     day = paid_day(gateway_factory, db_url, tmp_path, 5000)

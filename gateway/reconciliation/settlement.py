@@ -1,0 +1,174 @@
+"""Settlement: after reconciliation, the money of a day moves.
+
+`settle(S)` books, idempotently (one row per kind, owner and day in `settlements`):
+- for each channel account that settles T+n (`settlement_days`, default 1), the day X = S - n, if
+  reconciled: the channel's net for X (payments - refunds - its fees, from the statement) from
+  clearing into the reserve bank (`settlement.channel`), and the repayment of any advance made on
+  X (`settlement.advance_repaid`);
+- for each merchant on T+m (`[settlement] merchant_days`, default 1, or its own), the day Y = S - m,
+  if every account that carried its payments on Y is reconciled: what those payments credited to
+  its in-transit balance becomes available (`settlement.merchant`). Where the channel has not yet
+  paid Y (a T+0 merchant on a T+1 channel), the platform pays from its own money: an advance
+  (`settlement.advance`, advances against clearing), which is the exposure the report shows.
+A day whose reconciliation has open `missing_channel`, `amount_mismatch` or `status_mismatch` items is
+refused unless forced by a named person (`--force --by NAME`), recorded on what it books.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, String, and_, func, insert, literal, select
+
+from gateway.channel import Capability, Channel
+from gateway.config import Settings
+from gateway.models import Payment, ReconItem, ReconRun, Settlement
+from ledger.booking import Booker
+from ledger.core import AccountRef
+from ledger.reads import postings_on
+
+runs = ReconRun.__table__
+items = ReconItem.__table__
+settlements = Settlement.__table__
+payments = Payment.__table__
+
+# Open differences that make the statement's net something our books cannot stand behind: a line we do
+# not know (missing_local) or one listed twice (duplicate) would put channel clearing below zero.
+BLOCKING = ("missing_channel", "missing_local", "amount_mismatch", "status_mismatch", "duplicate")
+
+
+class SettlementRefused(Exception):
+    pass
+
+
+@dataclass
+class SettleReport:
+    settle_date: str
+    booked: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"settle_date": self.settle_date, "booked": self.booked, "skipped": self.skipped}
+
+
+class Settler:
+    def __init__(self, settings: Settings, host_types: Mapping[str, type[Channel]], booker: Booker) -> None:
+        self.settings = settings
+        self.booker = booker
+        self.statement_accounts = [a for a in settings.channel_accounts if a.plugin in host_types and
+                                   Capability.STATEMENT in host_types[a.plugin].capabilities]
+
+    def merchant_days(self, merchant_id: str) -> int:
+        return self.settings.merchant_settlement_overrides.get(merchant_id, self.settings.merchant_settlement_days)
+
+    def settle(self, conn: Connection, settle_date: date, now: datetime, force_by: str | None = None) -> SettleReport:
+        report = SettleReport(settle_date.isoformat())
+        channel_days = {a.id: a.settlement_days for a in self.statement_accounts}
+        # Which channel days are due, and are they reconciled and clean?
+        for account in self.statement_accounts:
+            day = settle_date - timedelta(days=account.settlement_days)
+            run = self._reconciled(conn, account.id, day)
+            if run is None:
+                report.skipped.append(f"{account.id} {day}: not reconciled")
+                continue
+            self._check_clean(conn, account.id, day, force_by)
+            net = run.payment_amount - run.refund_amount - run.fee_amount
+            if self._book(conn, report, "channel", account.id, day, settle_date, net, run.currency, now, force_by,
+                          channel_account=account.id):
+                repaid = self._advanced(conn, account.id, day)
+                if repaid:
+                    self._book(conn, report, "advance_repaid", account.id, day, settle_date, repaid, run.currency,
+                               now, force_by, channel_account=account.id)
+        # Merchants, each on its own cycle.
+        for merchant_id, account_id, currency, day, amount in self._merchant_days(conn, settle_date):
+            run = self._reconciled(conn, account_id, day) if account_id in channel_days else None
+            if account_id in channel_days and run is None:
+                report.skipped.append(f"{merchant_id} via {account_id} {day}: not reconciled")
+                continue
+            if account_id in channel_days:
+                self._check_clean(conn, account_id, day, force_by)
+            owner = f"{merchant_id}@{account_id}"
+            available = self._in_transit(conn, merchant_id, currency)
+            amount = min(amount, available)
+            if amount <= 0:
+                continue
+            booked = self._book(conn, report, "merchant", owner, day, settle_date, amount, currency, now, force_by,
+                                merchant_id=merchant_id, channel_account=account_id)
+            channel_paid_on = day + timedelta(days=channel_days.get(account_id, 0))
+            if booked and channel_paid_on > settle_date:   # paid before the channel pays us: an advance
+                self._book(conn, report, "advance", owner, day, settle_date, amount, currency, now, force_by,
+                           merchant_id=merchant_id, channel_account=account_id)
+        return report
+
+    # ---- the pieces ----
+
+    @staticmethod
+    def _reconciled(conn: Connection, account_id: str, day: date) -> Row | None:
+        return conn.execute(select(runs).where(and_(runs.c.channel_account == account_id,
+                                                    runs.c.business_date == day, runs.c.status == "completed"))
+                            .order_by(runs.c.started_at.desc())).first()
+
+    @staticmethod
+    def _check_clean(conn: Connection, account_id: str, day: date, force_by: str | None) -> None:
+        blocking = conn.execute(select(items.c["class"], func.count()).where(and_(
+            items.c.channel_account == account_id, items.c.business_date <= day, items.c.status == "open",
+            items.c["class"].in_(BLOCKING))).group_by(items.c["class"])).all()
+        if blocking and not force_by:
+            what = ", ".join(f"{n} {cls}" for cls, n in blocking)
+            raise SettlementRefused(f"{account_id} up to {day}: open differences ({what}); resolve them, or settle "
+                                    f"with --force --by NAME")
+
+    def _merchant_days(self, conn: Connection, settle_date: date) -> list[tuple[str, str, str, date, int]]:
+        """(merchant, channel account, currency, day, in-transit credited by that day's payments) due now:
+        one query per settlement cycle in use (T+1, and each override's), not one per merchant."""
+        due: list[tuple[str, str, str, date, int]] = []
+        cycles = {self.settings.merchant_settlement_days, *self.settings.merchant_settlement_overrides.values()}
+        for n in sorted(cycles):
+            day = settle_date - timedelta(days=n)
+            # what a payment credited, less what the channel froze of it for splitting (released later)
+            moved = postings_on(("merchant_in_transit",), ("payment.succeeded", "campaign.discount", "split.frozen",
+                                                           "split.released"), day).subquery()
+            rows = conn.execute(
+                select(moved.c.owner_id, payments.c.channel_account, moved.c.currency, func.sum(moved.c.change))
+                .select_from(moved.join(payments, moved.c.reference == literal("payment:", String) + payments.c.id))
+                .group_by(moved.c.owner_id, payments.c.channel_account, moved.c.currency)).all()
+            due += [(merchant_id, account_id, currency, day, int(amount))
+                    for merchant_id, account_id, currency, amount in rows if self.merchant_days(merchant_id) == n]
+        return sorted(due)
+
+    def _in_transit(self, conn: Connection, merchant_id: str, currency: str) -> int:
+        """What the merchant has in transit, as the merchant reads it (the ledger owns the sign)."""
+        return self.booker.ledger.balance(conn, AccountRef("merchant_in_transit", merchant_id, currency))
+
+    @staticmethod
+    def _advanced(conn: Connection, account_id: str, day: date) -> int:
+        return int(conn.execute(select(func.coalesce(func.sum(settlements.c.amount), 0)).where(and_(
+            settlements.c.kind == "advance", settlements.c.channel_account == account_id,
+            settlements.c.business_date == day))).scalar_one())
+
+    def _book(self, conn: Connection, report: SettleReport, kind: str, owner: str, day: date, settle_date: date,
+              amount: int, currency: str, now: datetime, force_by: str | None, *, channel_account: str | None = None,
+              merchant_id: str | None = None) -> bool:
+        """Book one settlement once; False if it was booked before (settling a day twice changes nothing)."""
+        if conn.execute(select(settlements.c.id).where(and_(settlements.c.kind == kind, settlements.c.owner == owner,
+                                                            settlements.c.business_date == day))).first():
+            return False
+        event = {"channel": "settlement.channel" if amount >= 0 else "settlement.channel_debit",
+                 "merchant": "settlement.merchant", "advance": "settlement.advance",
+                 "advance_repaid": "settlement.advance_repaid"}[kind]
+        reference = f"settle:{kind}:{owner}:{day.isoformat()}"
+        if amount:
+            self.booker.book(conn, event, reference, merchant_id=merchant_id or "",
+                             channel_account=channel_account or "", currency=currency,
+                             variables={"amount": abs(amount)}, now=now,
+                             memo=f"{kind} of {day.isoformat()}" + (f", forced by {force_by}" if force_by else ""))
+        conn.execute(insert(settlements).values(
+            kind=kind, owner=owner, channel_account=channel_account, merchant_id=merchant_id, business_date=day,
+            settle_date=settle_date, amount=amount, currency=currency, entry_key=f"{reference}:{event}" if amount else None,
+            forced_by=force_by, created_at=now))
+        report.booked.append({"kind": kind, "owner": owner, "business_date": day.isoformat(), "amount": amount,
+                              "currency": currency})
+        return True
+

@@ -1,0 +1,294 @@
+"""Where reconciliation keeps and reads its things: the statement files, the run and item rows, our
+side in bulk, and the one transaction that writes a run's results.
+
+Every value in a query is a bound parameter. The bulk reads go through connectorx, which takes SQL
+text only: their statements are built as SQLAlchemy Core like the rest and rendered by the
+database's own dialect (values quoted and escaped by its literal processors), never by formatting
+strings.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Connection, ColumnElement, Row, Select, and_, func, insert, select, update
+
+from gateway.db import Database
+from gateway.models import Attempt, Payment, Payout, ReconItem, ReconProposal, ReconRun, Refund
+from gateway.reconciliation.match import ABSENCES, Classified, with_sent_date, with_success_date
+from ledger.booking import Booker
+from ledger.days import BusinessDay
+
+runs = ReconRun.__table__
+items = ReconItem.__table__
+proposals = ReconProposal.__table__
+attempts = Attempt.__table__
+payments = Payment.__table__
+refunds = Refund.__table__
+payouts = Payout.__table__
+
+Details = dict[tuple[str, str], dict[str, Any]]   # (kind, reference) -> ids and merchant of the record
+Schema = dict[str, pl.DataType | type[pl.DataType]]
+
+
+# ---- the statement file ----
+
+def keep_statement(folder: Path, account_id: str, business_date: date, sha: str, content: bytes,
+                   source: Path | None) -> Path:
+    """The statement kept for good, readable by paymux's user alone (a bill names payers): folders
+    0700, the file 0600; an operator's file is linked only if it is already that private."""
+    day_folder = folder / account_id / business_date.isoformat()
+    day_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for each in (folder, folder / account_id, day_folder):
+        if each.stat().st_mode & 0o077:
+            each.chmod(0o700)
+    path = day_folder / f"{sha}.statement"
+    if not path.exists():
+        tmp = path.with_suffix(".partial")
+        linked = False
+        if source is not None and not source.stat().st_mode & 0o077:
+            try:
+                os.link(source, tmp)
+                linked = True
+            except OSError:
+                pass
+        if not linked:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                if source is not None:
+                    with open(source, "rb") as given:
+                        shutil.copyfileobj(given, out)
+                else:
+                    out.write(content)
+        os.replace(tmp, path)
+    return path
+
+
+def neighbour_keys(folder: Path, account_id: str, business_date: date, carry_days: int) -> list[Path]:
+    """The key files (kind, reference) of the account's statements within the carry-over window."""
+    days = [folder / account_id / (business_date + timedelta(days=d)).isoformat()
+            for d in range(-carry_days, carry_days + 1) if d]
+    return [f for day in days if day.is_dir() for f in day.glob("*.keys.parquet")]
+
+
+# ---- run rows ----
+
+def run_row(conn: Connection, run_id: str) -> Row:
+    return conn.execute(select(runs).where(runs.c.id == run_id)).one()
+
+
+def same_file_run(conn: Connection, account_id: str, business_date: date, sha: str) -> Row | None:
+    """The run already made of this very file for the day, if any."""
+    return conn.execute(select(runs).where(and_(
+        runs.c.channel_account == account_id, runs.c.business_date == business_date, runs.c.sha256 == sha,
+        runs.c.status.in_(("completed", "superseded")))).order_by(runs.c.started_at.desc())).first()
+
+
+def start_run(conn: Connection, run_id: str, account_id: str, business_date: date, sha: str, path: str,
+              currency: str, now: datetime) -> None:
+    conn.execute(insert(runs).values(
+        id=run_id, channel_account=account_id, business_date=business_date, sha256=sha, file_path=path,
+        status="running", statement_rows=0, counts={}, summary={}, payment_amount=0, refund_amount=0,
+        fee_amount=0, fees_booked=0, currency=currency, auto_resolved=0, open=0, started_at=now))
+
+
+def fail_run(conn: Connection, run_id: str, message: str, now: datetime) -> Row:
+    conn.execute(update(runs).where(runs.c.id == run_id).values(status="failed", message=message[:1000],
+                                                                finished_at=now))
+    return run_row(conn, run_id)
+
+
+def refresh_open(conn: Connection, run_ids: list[str]) -> None:
+    """A run's `open` is how many of its items are still open."""
+    for run_id in run_ids:
+        conn.execute(update(runs).where(runs.c.id == run_id).values(open=select(func.count()).select_from(items).where(
+            and_(items.c.run_id == run_id, items.c.status == "open")).scalar_subquery()))
+
+
+def add_auto_resolved(conn: Connection, run_id: str, resolved: int) -> Row:
+    conn.execute(update(runs).where(runs.c.id == run_id).values(auto_resolved=runs.c.auto_resolved + resolved))
+    refresh_open(conn, [run_id])
+    return run_row(conn, run_id)
+
+
+def resolve_by_rule(conn: Connection, item_id: int, resolution: str, note: str, now: datetime) -> bool:
+    """Resolve an item still open by a rule; False if someone or something resolved it first."""
+    return conn.execute(update(items).where(and_(items.c.id == item_id, items.c.status == "open")).values(
+        status="resolved", resolution=resolution, resolved_by="rule", resolved_at=now, note=note)).rowcount > 0
+
+
+# ---- our side, in bulk ----
+
+def read_frame(db: Database, query: Select, schema: Schema) -> pl.DataFrame:
+    """A query's rows as a DataFrame: connectorx straight into Arrow (no Python row objects)."""
+    import connectorx
+
+    sql = str(query.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}))
+    frame = connectorx.read_sql(db.connectorx_url, sql, return_type="polars")
+    if frame.height == 0:
+        return pl.DataFrame(schema=schema)
+    return frame.with_columns(pl.col(c).cast(t) for c, t in schema.items() if c != "at")
+
+
+def load_local(db: Database, account_id: str, since: datetime, until: datetime,
+               day: BusinessDay) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Our attempts, refunds and payouts at the account created in [since, until) (and every payout
+    still processing), in bulk. A row says all we need: amount, status, and for a success, updated_at
+    is when it succeeded."""
+    def at(column: ColumnElement) -> ColumnElement:
+        # SQLite's stored text cut to seconds (parsed column-wise later); PostgreSQL's timestamptz as it is
+        return (func.substr(column, 1, 19) if db.is_sqlite else column).label("at")
+
+    kept: Schema = {"local_status": pl.String, "local_amount": pl.Int64, "at": pl.Datetime("us", "UTC")}
+    pay = read_frame(db, select(attempts.c.out_trade_no, attempts.c.status.label("local_status"),
+                                attempts.c.amount.label("local_amount"), at(attempts.c.updated_at))
+                     .where(attempts.c.channel_account == account_id, attempts.c.created_at >= since,
+                            attempts.c.created_at < until),
+                     {"out_trade_no": pl.String, **kept})
+    ref = read_frame(db, select(refunds.c.out_refund_no, attempts.c.out_trade_no,
+                                refunds.c.status.label("local_status"), refunds.c.amount.label("local_amount"),
+                                at(refunds.c.updated_at))
+                     .select_from(refunds.join(attempts, attempts.c.id == refunds.c.attempt_id))
+                     .where(refunds.c.channel_account == account_id, refunds.c.created_at >= since,
+                            refunds.c.created_at < until),
+                     {"out_refund_no": pl.String, "out_trade_no": pl.String, **kept})
+    out = read_frame(db, select(payouts.c.out_payout_no, payouts.c.status.label("local_status"),
+                                payouts.c.amount.label("local_amount"), at(payouts.c.updated_at))
+                     .where(payouts.c.channel_account == account_id,
+                            (payouts.c.status == "processing")
+                            | and_(payouts.c.created_at >= since, payouts.c.created_at < until)),
+                     {"out_payout_no": pl.String, **kept})
+    return (with_success_date(pay, day), with_success_date(ref, day),
+            with_sent_date(with_success_date(out, day), day))
+
+
+def item_details(conn: Connection, found: pl.DataFrame) -> Details:
+    """Ids and merchant of the records behind the items (a few, by key)."""
+    details: Details = {}
+    pay_refs = found.filter(pl.col("kind") == "payment")["reference"].unique().to_list()
+    ref_refs = found.filter(pl.col("kind") == "refund")["reference"].unique().to_list()
+    for chunk in _chunks(found.filter(pl.col("kind") == "payout")["reference"].unique().to_list()):
+        for r in conn.execute(select(payouts.c.out_payout_no, payouts.c.merchant_id)
+                              .where(payouts.c.out_payout_no.in_(chunk))):
+            details[("payout", r.out_payout_no)] = {"merchant_id": r.merchant_id}
+    for chunk in _chunks(pay_refs):
+        for r in conn.execute(select(attempts.c.out_trade_no, attempts.c.id, attempts.c.payment_id,
+                                     payments.c.merchant_id).join(payments, payments.c.id == attempts.c.payment_id)
+                              .where(attempts.c.out_trade_no.in_(chunk))):
+            details[("payment", r.out_trade_no)] = {"attempt_id": r.id, "payment_id": r.payment_id,
+                                                    "merchant_id": r.merchant_id}
+    for chunk in _chunks(ref_refs):
+        for r in conn.execute(select(refunds.c.out_refund_no, refunds.c.id, refunds.c.payment_id, refunds.c.attempt_id,
+                                     refunds.c.merchant_id).where(refunds.c.out_refund_no.in_(chunk))):
+            details[("refund", r.out_refund_no)] = {"refund_id": r.id, "payment_id": r.payment_id,
+                                                    "attempt_id": r.attempt_id, "merchant_id": r.merchant_id}
+    return details
+
+
+def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
+    return [values[i:i + size] for i in range(0, len(values), size)]
+
+
+# ---- writing the results: one transaction ----
+
+def write_results(conn: Connection, booker: Booker, *, run_id: str, account_id: str, business_date: date,
+                  rows: int, result: Classified, details: Details, summary: dict[str, Any], today: date,
+                  carry_days: int, now: datetime) -> Row:
+    """The run's items, the older runs of the day it supersedes, the carry-overs it settles or ages,
+    the day's channel fees and its counts, all at once. Returns the run row."""
+    run = run_row(conn, run_id)
+    new_items = []
+    for item in result.items.iter_rows(named=True):
+        extra = details.get((item["kind"], item["reference"]), {})
+        new_items.append({**{k: item[k] for k in (
+            "kind", "reference", "out_trade_no", "line_no", "channel_transaction_id", "channel_status",
+            "local_status", "channel_amount", "local_amount", "channel_effect", "local_effect",
+            "channel_fee_millis", "expected_fee_millis")}, "class": item["class"],
+            "attempt_id": extra.get("attempt_id"), "refund_id": extra.get("refund_id"),
+            "payment_id": extra.get("payment_id"), "merchant_id": extra.get("merchant_id"),
+            "run_id": run_id, "channel_account": account_id, "business_date": business_date,
+            "status": "open", "created_at": now})
+    # The run this one supersedes: its open items give way to ours.
+    older = [r.id for r in conn.execute(select(runs.c.id).where(and_(
+        runs.c.channel_account == account_id, runs.c.business_date == business_date,
+        runs.c.status == "completed", runs.c.id != run_id)))]
+    if older:
+        conn.execute(update(runs).where(runs.c.id.in_(older)).values(status="superseded"))
+        conn.execute(update(items).where(and_(items.c.run_id.in_(older), items.c.status == "open"))
+                     .values(status="superseded", resolved_at=now, note=f"superseded by run {run_id}"))
+    if new_items:
+        conn.execute(insert(items), new_items)
+    carried = _settle_carryovers(conn, account_id, business_date, result.statement_keys, now)
+    _age_carryovers(conn, account_id, today, carry_days)
+    fees_booked = _book_fees(conn, booker, run, result.fee_amount, now)
+    open_count = conn.execute(select(func.count()).select_from(items).where(and_(
+        items.c.run_id == run_id, items.c.status == "open"))).scalar_one()
+    conn.execute(update(runs).where(runs.c.id == run_id).values(
+        status="completed", statement_rows=rows, counts=result.counts, summary=summary,
+        payment_amount=result.payment_amount, refund_amount=result.refund_amount, fee_amount=result.fee_amount,
+        fees_booked=fees_booked, auto_resolved=carried, open=open_count, finished_at=now))
+    return run_row(conn, run_id)
+
+
+def _settle_carryovers(conn: Connection, account_id: str, business_date: date, keys: pl.DataFrame,
+                       now: datetime) -> int:
+    """Open carry-overs of earlier days whose line this statement has: matched here, by rule."""
+    waiting = conn.execute(select(items.c.id, items.c.kind, items.c.reference, items.c.run_id).where(and_(
+        items.c.channel_account == account_id, items.c.status == "open",
+        items.c["class"].in_(ABSENCES), items.c.business_date != business_date))).all()
+    if not waiting:
+        return 0
+    frame = pl.DataFrame([dict(r._mapping) for r in waiting], schema={
+        "id": pl.Int64, "kind": pl.String, "reference": pl.String, "run_id": pl.String})
+    found = frame.join(keys, on=["kind", "reference"], how="semi")
+    if found.height:
+        conn.execute(update(items).where(items.c.id.in_(found["id"].to_list())).values(
+            status="resolved", resolution="carryover_matched", resolved_by="rule", resolved_at=now,
+            note=f"on the statement of {business_date.isoformat()}"))
+        refresh_open(conn, found["run_id"].unique().to_list())
+    return found.height
+
+
+def _age_carryovers(conn: Connection, account_id: str, today: date, carry_days: int) -> None:
+    """A carry-over whose window has passed is missing at the channel: a person must look."""
+    last_day = date.fromordinal(today.toordinal() - carry_days - 1)
+    conn.execute(update(items).where(and_(
+        items.c.channel_account == account_id, items.c.status == "open", items.c["class"] == "pending_carryover",
+        items.c.business_date <= last_day)).values(**{"class": "missing_channel"},
+                                                   note="no statement had it within the carry-over window"))
+
+
+def _book_fees(conn: Connection, booker: Booker, run: Row, fee_amount: int, now: datetime) -> int:
+    """The channel's fees of the day: fee expense against clearing. A superseding statement books only
+    the difference from what the runs before it booked."""
+    before = conn.execute(select(func.coalesce(func.sum(runs.c.fees_booked), 0)).where(and_(
+        runs.c.channel_account == run.channel_account, runs.c.business_date == run.business_date,
+        runs.c.id != run.id, runs.c.status.in_(("completed", "superseded"))))).scalar_one()
+    delta = fee_amount - int(before)
+    if delta:
+        event = "recon.channel_fees" if delta > 0 else "recon.channel_fees_returned"
+        booker.book(conn, event, f"recon:{run.id}", merchant_id="", channel_account=run.channel_account,
+                    currency=run.currency, variables={"amount": abs(delta)}, now=now,
+                    memo=f"channel fees of {run.business_date.isoformat()}")
+    return delta
+
+
+# ---- what the rules that ask the channel work on ----
+
+def late_success_candidates(conn: Connection, run_id: str) -> list[Row]:
+    """Open items of the run where the statement says succeeded and we do not."""
+    return conn.execute(select(items).where(and_(
+        items.c.run_id == run_id, items.c.status == "open", items.c["class"] == "status_mismatch",
+        items.c.channel_status == "succeeded"))).all()
+
+
+def absent_payouts(conn: Connection, run_id: str) -> list[Row]:
+    """The run's account's payouts still processing here that no statement of their days had."""
+    account_id = conn.execute(select(runs.c.channel_account).where(runs.c.id == run_id)).scalar_one()
+    return conn.execute(select(items).where(and_(
+        items.c.channel_account == account_id, items.c.status == "open", items.c.kind == "payout",
+        items.c["class"] == "missing_channel", items.c.local_status == "processing"))).all()
