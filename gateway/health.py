@@ -208,14 +208,3 @@ def purge(conn: Connection, before: datetime) -> None:
 
 
 HEALTH_KEEP = timedelta(days=31)
-
-
-
-def __getattr__(name: str) -> Any:
-    """`gateway.health.channel_listing` as before, until the CLI and console import it from
-    gateway.reports: looked up on use only, so health.py imports nothing of routing (no circle)."""
-    if name == "channel_listing":
-        from gateway.reports import channel_listing
-
-        return channel_listing
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,8 +12,8 @@ import uvicorn
 from gateway.channel import StatementUnavailable
 from gateway.cli.common import in_transaction, settings_of, with_gateway
 from gateway.clock import Clock
-from gateway.health import channel_listing
 from gateway.plugins import discover_channel_types, make_plugin_manager
+from gateway.reports import channel_listing
 
 
 def plugins(args: argparse.Namespace) -> int:

@@ -13,7 +13,8 @@ from gateway.cli.common import Operator, as_operator, settings_of
 from gateway.compose import Backend
 from gateway.console.identity import record
 from gateway.plugins import discover_channel_types, make_plugin_manager
-from gateway.settlement import SettlementRefused, Settler, daily_report as build_daily_report
+from gateway.reconciliation.settlement import SettlementRefused, Settler
+from gateway.reports import daily_report as build_daily_report
 
 
 def settle(args: argparse.Namespace) -> int:

@@ -11,7 +11,8 @@ from sqlalchemy import Connection, select
 from gateway.console.identity import record
 from gateway.models import MerchantEvent
 from gateway.notifier import redeliver
-from gateway.reconcile import approve, propose, proposals
+from gateway.reconciliation.review import approve, propose
+from gateway.reconciliation.store import proposals
 
 NEEDS = {"recon.propose": "operator", "recon.approve": "approver", "event.redeliver": "operator",
          "settle.force": "approver", "ledger.freeze": "operator", "ledger.unfreeze": "approver",

@@ -9,22 +9,40 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
+from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.routing import Route
 
-from gateway.console import (TEMPLATES, audit, checked_form, client_ip, csrf_token, forbidden, gateway_of, page,
-                             render)
-from gateway.console import charts, queries
-from gateway.console.actions import NEEDS, approve_resolution as approve_as, propose_resolution as propose_as
-from gateway.console.actions import redeliver_event
-from gateway.console.identity import (OperatorError, SignInLimit, SignInRefused, authenticate, end_session,
-                                      set_password, start_session)
-from gateway.health import channel_listing
+from gateway.console import (
+    TEMPLATES,
+    audit,
+    charts,
+    checked_form,
+    client_ip,
+    csrf_token,
+    forbidden,
+    gateway_of,
+    page,
+    queries,
+    render,
+)
+from gateway.console.actions import NEEDS, redeliver_event
+from gateway.console.actions import approve_resolution as approve_as
+from gateway.console.actions import propose_resolution as propose_as
+from gateway.console.identity import (
+    OperatorError,
+    SignInLimit,
+    SignInRefused,
+    authenticate,
+    end_session,
+    set_password,
+    start_session,
+)
 from gateway.janitor import exceptions as janitor_exceptions
 from gateway.payouts import position_balances
-from gateway.reconcile import ReconError, open_items, run_report
+from gateway.reconciliation.errors import ReconError
+from gateway.reports import channel_listing, open_items, run_report
 from ledger.booking import Booker
 
 

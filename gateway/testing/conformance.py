@@ -44,9 +44,9 @@ from gateway.logs import get_logger
 from gateway.merchants import create_merchant
 from gateway.models import Payout
 from gateway.payouts import payout_request
+from gateway.reconciliation.match import totals_disagree
 from gateway.service import Gateway as Services
 from gateway.testing.server import ServerThread, free_port, wait_for
-from ledger.recon import totals_disagree
 
 ACCOUNT = "conf"
 _TEMPLATE: dict[str, Path] = {}
