@@ -6,13 +6,11 @@ callbacks, concurrent queries and reconciliation can race and the change still h
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
-import httpx
 from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
@@ -23,7 +21,6 @@ from gateway.channel import (Capability, ChannelEvent, CreatePayment, Outcome, P
 from gateway.clock import Clock
 from gateway.db import Database, owned_row
 from gateway.errors import channel_error, conflict, invalid_request, not_found
-from gateway.exchanges import exchange_context
 from gateway.ids import out_trade_no, public_id
 from gateway.idempotency import IdempotencyClaim, StoredResponse
 from gateway.models import Attempt, Payment, Refund
@@ -33,8 +30,8 @@ from gateway.resources import attempt_object, payment_object, refund_object
 from gateway.risk import RiskGate, RiskRequest
 from gateway.health import HealthBoard
 from gateway.routing import Plan, Router
-from gateway.schedule import QuerySchedule
-from ledger.booking import Booker, PaymentFacts
+from gateway.operations import OperationCore
+from ledger.booking import PaymentFacts
 from ledger.errors import InsufficientBalance
 
 payments = Payment.__table__
@@ -92,66 +89,24 @@ def payment_facts(p: Any) -> PaymentFacts:
 
 
 class PaymentService:
-    def __init__(self, db: Database, host: PluginHost, clock: Clock, log: Any, booker: Booker, router: Router,
-                 schedule: QuerySchedule | None = None, risk: RiskGate | None = None) -> None:
+    def __init__(self, core: OperationCore, router: Router, risk: RiskGate | None = None) -> None:
         self.risk = risk
         self.router = router
+        self.db, self.host, self.clock, self.log = core.db, core.host, core.clock, core.log
+        self.booker, self.calls, self.schedule = core.booker, core.calls, core.schedule
+        self.exchanges = core.calls.exchanges
         self.health: HealthBoard = router.health
-        self.db = db
-        self.host = host
-        self.clock = clock
-        self.log = log
-        self.booker = booker
-        self.schedule = schedule or QuerySchedule((10.0,), 24 * 3600)  # when the janitor first asks
         self.splits: Any = None   # gateway.splits.SplitService, once the gateway is wired
-        self.metrics: Any = None  # gateway.metrics.Metrics, likewise
-        self.exchanges: Any = None  # gateway.exchanges.ExchangeRecorder, likewise
 
-    # ---- channel calls: whatever goes wrong in a plugin is UNKNOWN, never FAILED ----
-
-    async def _call(self, account: ChannelAccount, operation: str, fn: Callable[[], Awaitable[Any]],
-                    unknown: Callable[[str, str], Any], local: bool = False, reference: str | None = None) -> Any:
-        """Every channel call goes through here: its health is recorded, its exceptions become UNKNOWN,
-        its HTTP exchanges are kept under `reference` (gateway/exchanges.py), and it is logged with the
-        request's id (`channel.call`) — unless it is `local`, a create the plugin answers without
-        calling out (a signed link), which is recorded but not logged."""
-        started = time.perf_counter()
-        try:
-            with exchange_context(account.id, operation, reference):
-                result = await fn()
-        except Exception as exc:  # noqa: BLE001  a plugin's failure must not decide money
-            seconds = time.perf_counter() - started
-            if self.exchanges is not None and not local:
-                self.exchanges.failed(account.id, operation, reference, f"{type(exc).__name__}: {exc}", seconds)
-            self.health.record(account.id, operation, ok=False, timeout=isinstance(exc, httpx.TimeoutException),
-                               seconds=seconds)
-            if self.metrics is not None:
-                self.metrics.channel_call(account.id, operation, "error", seconds)
-            self.log.warning("channel.call_failed", channel_account=account.id, operation=operation,
-                             error=type(exc).__name__, detail=str(exc)[:200])
-            return unknown("channel_unreachable", f"{type(exc).__name__}: {str(exc)[:200]}")
-        seconds = time.perf_counter() - started
-        if unstorable(result):   # verified or not, no record can keep it: as good as no answer
-            self.log.error("channel.unstorable_answer", channel_account=account.id, operation=operation)
-            result = unknown("unstorable_answer", "the channel's answer holds a NUL or a lone surrogate")
-        self.health.record(account.id, operation, ok=result.outcome is not Outcome.UNKNOWN, timeout=False,
-                           seconds=seconds)
-        if self.metrics is not None:
-            self.metrics.channel_call(account.id, operation, result.outcome.value, seconds)
-        if not local:
-            self.log.info("channel.call", channel_account=account.id, operation=operation,
-                          outcome=result.outcome.value, ms=round(seconds * 1000, 1))
-        return result
+    def _call(self, account: ChannelAccount, operation: str, fn: Callable[[], Awaitable[Any]],
+              unknown: Callable[[str, str], Any], local: bool = False, reference: str | None = None) -> Any:
+        return self.calls.call(account, operation, fn, unknown, local, reference)
 
     def _payment_call(self, account, operation, fn, reference, local=False):  # noqa: ANN001, ANN202
-        return self._call(account, operation, fn,
-                          lambda code, msg: PaymentResult(Outcome.UNKNOWN, error_code=code, error_message=msg), local,
-                          reference)
+        return self.calls.payment(account, operation, fn, reference, local)
 
     def _refund_call(self, account, operation, fn, reference):  # noqa: ANN001, ANN202
-        return self._call(account, operation, fn,
-                          lambda code, msg: RefundResult(Outcome.UNKNOWN, error_code=code, error_message=msg),
-                          reference=reference)
+        return self.calls.refund(account, operation, fn, reference)
 
     # ---- idempotent POSTs ----
 

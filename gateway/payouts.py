@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, Row, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import Caller
@@ -37,7 +37,7 @@ from gateway.errors import PaymuxError, conflict, invalid_request
 from gateway.ids import out_trade_no, public_id
 from gateway.models import Payout
 from gateway.notifier import record_event
-from gateway.operations import record_answer
+from gateway.operations import OperationKind, Services, record_answer
 from gateway.resources import masked, masked_name, payout_object
 from gateway.secretbox import SecretBox
 from ledger.core import AccountRef
@@ -294,4 +294,30 @@ class PayoutService:
             self.host.require(self.host.account(row.channel_account), Capability.PAYOUT)
             await self.sync(row)
             return await self.db.tx(lambda conn: self._render(conn, row.id))
+        return payout_object(row)
+
+
+class PayoutKind(OperationKind):
+    """Payouts in the operation registry: sent once, asked about, never sent again under the same number."""
+
+    name = "payout"
+    table = payouts
+    reference = "out_payout_no"
+    templates = ("payout.requested", "payout.succeeded", "payout.failed")
+    event_kind = "payout"     # ChannelEvent.out_trade_no carries the out_payout_no
+
+    def __init__(self, service: PayoutService) -> None:
+        self.service = service
+
+    @classmethod
+    def make(cls, services: Services) -> PayoutKind:
+        return cls(services.payouts)
+
+    async def sync(self, row: Row) -> bool:
+        return await self.service.sync(row)
+
+    def apply_event(self, conn: Connection, account_id: str, event: ChannelEvent) -> str:
+        return self.service.apply_event(conn, account_id, event)
+
+    def render(self, row: Row) -> dict[str, Any]:
         return payout_object(row)

@@ -4,19 +4,25 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import httpx
 
 from gateway.auth import MerchantAuthenticator
-from gateway.channel import Acknowledgement, Capability, InboundNotification, NotificationRejected, unstorable
+from sqlalchemy import Connection
+
+from gateway.channel import (Acknowledgement, Capability, ChannelEvent, InboundNotification, NotificationRejected,
+                             unstorable)
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.db import Database
 from gateway.health import HEALTH_KEEP, HealthBoard
 from gateway.health import purge as purge_health
+from gateway.channel_calls import ChannelCalls
 from gateway.janitor import Janitor, RateLimiter
+from gateway.kinds import BUILTIN_KINDS
+from gateway.operations import OperationCore, OperationKind, Operations, Services, templates_of
 from gateway.schedule import QuerySchedule
 from gateway.risk import RiskGate
 from gateway.exchanges import KEEP as EXCHANGES_KEEP
@@ -37,20 +43,21 @@ from ledger.chart import ChartError, load_chart
 from ledger.core import Ledger
 
 callbacks = ChannelCallback.__table__
-REQUIRED_TEMPLATES = ("payment.succeeded", "payment.duplicate_succeeded", "refund.requested", "refund.succeeded", "refund.failed",
-                      "merchant.freeze", "merchant.unfreeze", "recon.channel_fees", "recon.channel_fees_returned",
-                      "recon.adjust_gain", "recon.adjust_loss", "settlement.channel", "settlement.channel_debit",
-                      "settlement.merchant", "settlement.advance", "settlement.advance_repaid", "position.topup",
-                      "payout.requested", "payout.succeeded", "payout.failed", "split.requested", "split.succeeded",
-                      "split.failed", "split.returned", "campaign.discount", "campaign.discount_returned",
-                      "campaign.discount_return_failed")
+# What the core books beside the operation kinds (each kind lists its own templates).
+CORE_TEMPLATES = ("payment.succeeded", "payment.duplicate_succeeded", "merchant.freeze", "merchant.unfreeze",
+                  "recon.channel_fees", "recon.channel_fees_returned", "recon.adjust_gain", "recon.adjust_loss",
+                  "settlement.channel", "settlement.channel_debit", "settlement.merchant", "settlement.advance",
+                  "settlement.advance_repaid", "position.topup", "campaign.discount", "campaign.discount_returned",
+                  "campaign.discount_return_failed")
+REQUIRED_TEMPLATES = CORE_TEMPLATES + templates_of(BUILTIN_KINDS)
 
 
-def make_ledger(settings: Settings) -> Ledger:
-    """The ledger as configured; a chart that cannot book what the gateway does stops start-up."""
+def make_ledger(settings: Settings, kinds: Iterable[type[OperationKind]] = ()) -> Ledger:
+    """The ledger as configured; a chart that cannot book what the gateway does (its core and every
+    operation kind: the built-in ones, and `kinds`) stops start-up."""
     try:
         chart = load_chart(settings.ledger_config)
-        for event_type in REQUIRED_TEMPLATES:
+        for event_type in REQUIRED_TEMPLATES + templates_of(kinds):
             chart.template(event_type)
     except ChartError as exc:
         raise ConfigError(f"ledger configuration: {exc}") from exc
@@ -77,18 +84,23 @@ class Gateway:
     payouts: PayoutService
     splits: SplitService
     metrics: Metrics
+    operations: Operations
+    exchanges: ExchangeRecorder
 
     @classmethod
     def build(cls, settings: Settings, log: Any, clock: Clock | None = None,
-              extra_plugins: Iterable[Any] = ()) -> "Gateway":
+              extra_plugins: Iterable[Any] = (), extra_kinds: Iterable[type[OperationKind]] = ()) -> "Gateway":
+        """The services wired once. extra_kinds: operation kinds beyond paymux's own (their tables must
+        exist; their ledger templates are checked like the built-in ones')."""
         clock = clock or Clock()
+        extra_kinds = tuple(extra_kinds)
         db = Database(settings.database_url)
         exchanges = ExchangeRecorder(clock)
         http = httpx.AsyncClient(timeout=settings.channel_timeout_seconds, follow_redirects=False,
                                  event_hooks=exchanges.hooks())
         host = PluginHost(settings, http, clock, log, extra_plugins)
         box = SecretBox.from_settings(settings)
-        ledger = make_ledger(settings)
+        ledger = make_ledger(settings, extra_kinds)
         notifier = Notifier(db, box, clock, log, settings.notify_schedule_seconds, settings.notify_timeout_seconds,
                             settings.notify_poll_seconds, settings.lease_seconds,
                             settings.notify_allow_private_networks)
@@ -99,19 +111,22 @@ class Gateway:
         health = HealthBoard({a.id: a.circuit for a in settings.channel_accounts}, log, wall=clock.now)
         router = Router(host, health, settings.merchant_preferences, settings.business_timezone,
                         settings.day_cut_hour)
-        payments = PaymentService(db, host, clock, log, Booker(ledger), router, schedule, risk)
-        payments.metrics = metrics = Metrics(settings.ledger_check_every_seconds)
-        payments.exchanges = exchanges
+        metrics = Metrics(settings.ledger_check_every_seconds)
+        calls = ChannelCalls(health, log, metrics, exchanges)
+        core = OperationCore(db, clock, log, host, Booker(ledger), calls, schedule)
+        payments = PaymentService(core, router, risk)
         payments.splits = splits = SplitService(payments, settings.split_refund_policy, box)
         payouts = PayoutService(payments, box)
+        services = Services(core, payments, payouts, splits)
+        operations = Operations(kind.make(services) for kind in (*BUILTIN_KINDS, *extra_kinds))
         limiter = RateLimiter(settings.channel_queries_per_second,
                               {a.id: a.queries_per_second for a in settings.channel_accounts
                                if a.queries_per_second is not None})
-        janitor = Janitor(db, payments, clock, log, schedule, settings.janitor_poll_seconds, limiter,
-                          settings.lease_seconds, payouts, splits)
+        janitor = Janitor(db, payments, operations, clock, log, schedule, settings.janitor_poll_seconds, limiter,
+                          settings.lease_seconds)
         return cls(settings, db, clock, log, http, host, box,
                    MerchantAuthenticator(box, settings.auth_window_seconds), ledger, payments, notifier, janitor,
-                   health, payouts, splits, metrics)
+                   health, payouts, splits, metrics, operations, exchanges)
 
     async def handle_notification(self, account: ChannelAccount, inbound: InboundNotification) -> Acknowledgement:
         """Verify through the plugin, apply each event once, record the callback, answer as the channel expects."""
@@ -160,10 +175,11 @@ class Gateway:
             return channel.acknowledge(False, "amount or currency does not match the order")
         return channel.acknowledge(True)
 
-    def applier(self, kind: str) -> Any:
-        """Who applies a verified callback fact of this kind."""
-        return {"payout": self.payouts.apply_event, "split": self.splits.apply_event}.get(kind,
-                                                                                        self.payments.apply_event)
+    def applier(self, kind: str) -> Callable[[Connection, str, ChannelEvent], str]:
+        """Who applies a verified callback fact of this ChannelEvent.kind: the operation kind it ends, or
+        the payments."""
+        operation = self.operations.for_event(kind)
+        return operation.apply_event if operation is not None else self.payments.apply_event
 
     async def download_statement(self, account_id: str, business_date: date) -> bytes:
         """The channel's statement file for one day, as the channel serves it (parsing is reconciliation's)."""
@@ -189,7 +205,7 @@ class Gateway:
 
     async def flush_health(self) -> None:
         """What this process saw of the channels: health numbers and the exchanges it kept."""
-        await self.db.tx(lambda conn: (self.health.flush(conn), self.payments.exchanges.flush(conn)))
+        await self.db.tx(lambda conn: (self.health.flush(conn), self.exchanges.flush(conn)))
 
     async def health_loop(self) -> None:
         """Every few seconds, add what this process saw of the channels to the shared numbers."""

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, Row, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import Caller
@@ -22,7 +22,7 @@ from gateway.errors import conflict
 from gateway.ids import out_trade_no, public_id
 from gateway.models import Attempt, Payment, SplitRelease
 from gateway.notifier import record_event
-from gateway.operations import record_answer
+from gateway.operations import OperationKind, Services, record_answer
 from gateway.payments import payment_facts
 from gateway.resources import iso
 
@@ -154,3 +154,25 @@ def release_object(r: Any) -> dict[str, Any]:
             "failure": {"code": r.failure_code, "message": r.failure_message} if r.failure_code else None,
             "created_at": iso(r.created_at), "updated_at": iso(r.updated_at)}
 
+
+
+class SplitReleaseKind(OperationKind):
+    name = "split_release"
+    table = releases
+    reference = "out_release_no"
+    templates = ("split.frozen", "split.released")
+    # a release the channel refused leaves the money frozen in the books: a person must look
+    stuck_statuses = ("processing", "failed")
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+
+    @classmethod
+    def make(cls, services: Services) -> SplitReleaseKind:
+        return cls(services.splits)
+
+    async def sync(self, row: Row) -> bool:
+        return await self.service.sync_release(row)
+
+    def render(self, row: Row) -> dict[str, Any]:
+        return release_object(row)

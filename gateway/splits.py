@@ -35,7 +35,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, Row, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import Caller
@@ -47,7 +47,7 @@ from gateway.errors import PaymuxError, conflict, invalid_request
 from gateway.ids import out_trade_no, public_id
 from gateway.models import Attempt, Payment, Receiver, Refund, Split, SplitRelease, SplitReturn
 from gateway.notifier import record_event
-from gateway.operations import record_answer
+from gateway.operations import OperationKind, Services, record_answer
 from gateway.redact import masked, masked_name
 from gateway.resources import receiver_object, split_object
 from gateway.secretbox import SecretBox
@@ -534,3 +534,44 @@ def _facts(pay: Any) -> PaymentFacts:
     return PaymentFacts(pay.id, pay.merchant_id, pay.channel_account, pay.amount, pay.currency)
 
 
+
+
+class SplitKind(OperationKind):
+    name = "split"
+    table = splits
+    reference = "out_split_no"
+    templates = ("split.requested", "split.succeeded", "split.failed")
+    event_kind = "split"
+
+    def __init__(self, service: SplitService) -> None:
+        self.service = service
+
+    @classmethod
+    def make(cls, services: Services) -> SplitKind:
+        return cls(services.splits)
+
+    async def sync(self, row: Row) -> bool:
+        return await self.service.sync(row)
+
+    def apply_event(self, conn: Connection, account_id: str, event: ChannelEvent) -> str:
+        return self.service.apply_event(conn, account_id, event)
+
+    def render(self, row: Row) -> dict[str, Any]:
+        return split_object(row)
+
+
+class SplitReturnKind(OperationKind):
+    name = "split_return"
+    table = returns
+    reference = "out_return_no"
+    templates = ("split.returned",)
+
+    def __init__(self, service: SplitService) -> None:
+        self.service = service
+
+    @classmethod
+    def make(cls, services: Services) -> SplitReturnKind:
+        return cls(services.splits)
+
+    async def sync(self, row: Row) -> bool:
+        return await self.service.sync_return(row)
