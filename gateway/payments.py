@@ -17,15 +17,14 @@ from sqlalchemy.exc import IntegrityError
 from gateway import discounts, idempotency
 from gateway.auth import Caller
 from gateway.channel import (Capability, ChannelEvent, CreatePayment, Outcome, PaymentResult, RefundRequest,
-                             RefundResult, unstorable)
-from gateway.clock import Clock
-from gateway.db import Database, owned_row
+                             RefundResult)
+from gateway.db import owned_row
 from gateway.errors import channel_error, conflict, invalid_request, not_found
 from gateway.ids import out_trade_no, public_id
 from gateway.idempotency import IdempotencyClaim, StoredResponse
 from gateway.models import Attempt, Payment, Refund
 from gateway.notifier import record_event
-from gateway.plugins import ChannelAccount, PluginHost
+from gateway.plugins import ChannelAccount
 from gateway.resources import attempt_object, payment_object, refund_object
 from gateway.risk import RiskGate, RiskRequest
 from gateway.health import HealthBoard

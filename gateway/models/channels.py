@@ -1,12 +1,10 @@
 """What paymux saw of its channels: health per minute, circuits, and the exchanges kept."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, LargeBinary, Text, UniqueConstraint
-from sqlalchemy import false as sa_false
-from sqlalchemy import true as sa_true
+from sqlalchemy import BigInteger, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from ledger.models import ID   # 64-bit ids (INTEGER, the rowid, on SQLite)

@@ -1,12 +1,10 @@
 """Who signs in to the console (and the CLI), their sessions, sign-in tries, and the audit log."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, LargeBinary, Text, UniqueConstraint
-from sqlalchemy import false as sa_false
-from sqlalchemy import true as sa_true
+from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from ledger.models import ID   # 64-bit ids (INTEGER, the rowid, on SQLite)

@@ -4,9 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, LargeBinary, Text, UniqueConstraint
-from sqlalchemy import false as sa_false
-from sqlalchemy import true as sa_true
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from ledger.models import ID   # 64-bit ids (INTEGER, the rowid, on SQLite)
