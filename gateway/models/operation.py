@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import BigInteger
+from sqlalchemy import BigInteger, Column
 from sqlmodel import Field, SQLModel
+from sqlmodel.main import get_column_from_field
 
 
 class OperationColumns(SQLModel):
@@ -27,3 +28,14 @@ class OperationColumns(SQLModel):
     exception_at: Optional[datetime] = None
     created_at: datetime
     updated_at: datetime
+
+
+def operation_columns() -> list[Column]:
+    """The same columns, new Column objects each call, for a table declared with SQLAlchemy Core rather
+    than as a SQLModel class (a kind kept out of the gateway's metadata, such as the tests' own)."""
+    columns = []
+    for name, field in OperationColumns.model_fields.items():
+        column = get_column_from_field(field)
+        column.name = column.key = name
+        columns.append(column)
+    return columns
