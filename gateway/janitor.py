@@ -34,7 +34,8 @@ from gateway.db import Database
 from gateway.kinds import BUILTIN_KINDS
 from gateway.models import Attempt, Payment
 from gateway.operations import OperationKind, Operations
-from gateway.payments import OPEN_ATTEMPT, PaymentService
+from gateway.payment_rows import OPEN_ATTEMPT, current_attempt
+from gateway.payments import PaymentService
 from gateway.schedule import QuerySchedule
 
 attempts = Attempt.__table__
@@ -143,7 +144,7 @@ class Janitor:
     async def _ask_attempt(self, attempt: Row) -> None:
         p, current = await self.db.tx(lambda conn: (
             conn.execute(select(payments).where(payments.c.id == attempt.payment_id)).first(),
-            self.payments.current_attempt(conn, attempt.payment_id).id))
+            current_attempt(conn, attempt.payment_id).id))
         if current == attempt.id:
             await self.payments.sync_payment(p, source="janitor", attempt=attempt)
         else:  # left behind by a failover or a new attempt: retire it at its channel

@@ -5,8 +5,8 @@ from __future__ import annotations
 from gateway.operations import OperationKind
 from gateway.payouts import PayoutKind
 from gateway.refunds import RefundKind
+from gateway.split_kinds import SplitKind, SplitReturnKind
 from gateway.split_releases import SplitReleaseKind
-from gateway.splits import SplitKind, SplitReturnKind
 
 BUILTIN_KINDS: tuple[type[OperationKind], ...] = (RefundKind, PayoutKind, SplitKind, SplitReturnKind,
                                                   SplitReleaseKind)

@@ -31,6 +31,7 @@ from ledger.booking import Booker
 if TYPE_CHECKING:
     from gateway.payments import PaymentService
     from gateway.payouts import PayoutService
+    from gateway.refunds import RefundService
     from gateway.splits import SplitService
 
 
@@ -55,6 +56,7 @@ class Services:
 
     core: OperationCore
     payments: PaymentService
+    refunds: RefundService
     payouts: PayoutService
     splits: SplitService
 

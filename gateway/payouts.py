@@ -37,8 +37,9 @@ from gateway.errors import PaymuxError, conflict, invalid_request
 from gateway.ids import out_trade_no, public_id
 from gateway.models import Payout
 from gateway.notifier import record_event
-from gateway.operations import OperationKind, Services, record_answer
+from gateway.operations import OperationCore, OperationKind, Services, record_answer
 from gateway.resources import masked, masked_name, payout_object
+from gateway.routing import Router
 from gateway.secretbox import SecretBox
 from ledger.core import AccountRef
 from ledger.errors import InsufficientBalance
@@ -76,15 +77,10 @@ def payout_request(row: Any, box: SecretBox) -> PayoutRequest:
 
 
 class PayoutService:
-    def __init__(self, payments: Any, box: SecretBox) -> None:
-        # Shares the payment service's database, plugins, clock, ledger, router and channel-call wrapper.
-        self.p, self.box = payments, box
-        self.db, self.host, self.clock, self.log = payments.db, payments.host, payments.clock, payments.log
-        self.booker = payments.booker
-
-    def _call(self, account: Any, operation: str, fn: Any, reference: str) -> Any:
-        return self.p._call(account, operation, fn, lambda code, msg: PayoutResult(
-            Outcome.UNKNOWN, error_code=code, error_message=msg), reference=reference)
+    def __init__(self, core: OperationCore, router: Router, box: SecretBox) -> None:
+        self.db, self.host, self.clock, self.log = core.db, core.host, core.clock, core.log
+        self.booker, self.calls, self.schedule = core.booker, core.calls, core.schedule
+        self.router, self.box = router, box
 
     def positions(self, conn: Connection, currency: str) -> dict[str, int]:
         """What each account that pays out can still pay: its position less what payouts in flight hold."""
@@ -114,7 +110,7 @@ class PayoutService:
             return replay(row)
         if available < new.amount + fee:   # checked again, under lock, when the ledger freezes it
             raise self._short(new.amount, fee)
-        plan = self.p.router.plan_payout(caller.merchant_id, new.amount, new.currency, new.channel, positions)
+        plan = self.router.plan_payout(caller.merchant_id, new.amount, new.currency, new.channel, positions)
         payout_id, out_payout_no = public_id("po"), out_trade_no()
 
         def tx1(conn: Connection) -> Any:
@@ -143,7 +139,7 @@ class PayoutService:
                     account_no_masked=masked(new.account_no), bank_code=new.bank_code,
                     remark=new.remark, notify_url=new.notify_url, channel_account=route.account.id,
                     out_payout_no=out_payout_no, status="processing", submitted=True, routing=routing,
-                    next_query_at=now + self.p.schedule.first(route.account.id), queries=0,
+                    next_query_at=now + self.schedule.first(route.account.id), queries=0,
                     created_at=now, updated_at=now))
                 return conn.execute(select(payouts).where(payouts.c.id == payout_id)).first()
             raise PaymuxError(503, "channel_error", "channel_unavailable",
@@ -177,7 +173,7 @@ class PayoutService:
                 never_left = True
                 raise
 
-        result = await self._call(account, "payout", call, row.out_payout_no)
+        result = await self.calls.payout(account, "payout", call, row.out_payout_no)
 
         def settle(conn: Connection) -> bool:
             if never_left or result.not_sent:
@@ -195,7 +191,7 @@ class PayoutService:
         if not row.submitted:
             return await self.send_afresh(row, "never_sent")
         account = self.host.account(row.channel_account)
-        result = await self._call(account, "query_payout", lambda: account.channel.query_payout(row.out_payout_no),
+        result = await self.calls.payout(account, "query_payout", lambda: account.channel.query_payout(row.out_payout_no),
                                   row.out_payout_no)
         if result.unheard:
             self.log.info("payout.unheard", payout_id=row.id, out_payout_no=row.out_payout_no)
@@ -235,7 +231,7 @@ class PayoutService:
             await self.send_afresh(row, "never_sent")
             return "open"
         account = self.host.account(row.channel_account)
-        result = await self._call(account, "query_payout", lambda: account.channel.query_payout(row.out_payout_no),
+        result = await self.calls.payout(account, "query_payout", lambda: account.channel.query_payout(row.out_payout_no),
                                   row.out_payout_no)
         if result.outcome in (Outcome.SUCCEEDED, Outcome.FAILED):
             return "ended" if await self.db.tx(lambda conn: self.apply(conn, row.id, result, "query")) else "open"

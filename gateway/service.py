@@ -32,7 +32,9 @@ from gateway.metrics import Metrics
 from gateway.models import ChannelCallback
 from gateway.redact import redacted_body
 from gateway.notifier import Notifier
+from gateway.payment_results import PaymentResults
 from gateway.payments import PaymentService
+from gateway.refunds import RefundService
 from gateway.payouts import PayoutService
 from gateway.splits import SplitService
 from gateway.plugins import ChannelAccount, PluginHost
@@ -86,6 +88,7 @@ class Gateway:
     metrics: Metrics
     operations: Operations
     exchanges: ExchangeRecorder
+    refunds: RefundService
 
     @classmethod
     def build(cls, settings: Settings, log: Any, clock: Clock | None = None,
@@ -114,10 +117,11 @@ class Gateway:
         metrics = Metrics(settings.ledger_check_every_seconds)
         calls = ChannelCalls(health, log, metrics, exchanges)
         core = OperationCore(db, clock, log, host, Booker(ledger), calls, schedule)
-        payments = PaymentService(core, router, risk)
-        payments.splits = splits = SplitService(payments, settings.split_refund_policy, box)
-        payouts = PayoutService(payments, box)
-        services = Services(core, payments, payouts, splits)
+        splits = SplitService(core, box, settings.split_refund_policy)
+        payments = PaymentService(core, router, PaymentResults(core, splits), splits, risk)
+        refunds = RefundService(core, splits)
+        payouts = PayoutService(core, router, box)
+        services = Services(core, payments, refunds, payouts, splits)
         operations = Operations(kind.make(services) for kind in (*BUILTIN_KINDS, *extra_kinds))
         limiter = RateLimiter(settings.channel_queries_per_second,
                               {a.id: a.queries_per_second for a in settings.channel_accounts
@@ -126,7 +130,7 @@ class Gateway:
                           settings.lease_seconds)
         return cls(settings, db, clock, log, http, host, box,
                    MerchantAuthenticator(box, settings.auth_window_seconds), ledger, payments, notifier, janitor,
-                   health, payouts, splits, metrics, operations, exchanges)
+                   health, payouts, splits, metrics, operations, exchanges, refunds)
 
     async def handle_notification(self, account: ChannelAccount, inbound: InboundNotification) -> Acknowledgement:
         """Verify through the plugin, apply each event once, record the callback, answer as the channel expects."""
@@ -179,7 +183,7 @@ class Gateway:
         """Who applies a verified callback fact of this ChannelEvent.kind: the operation kind it ends, or
         the payments."""
         operation = self.operations.for_event(kind)
-        return operation.apply_event if operation is not None else self.payments.apply_event
+        return operation.apply_event if operation is not None else self.payments.results.apply_event
 
     async def download_statement(self, account_id: str, business_date: date) -> bytes:
         """The channel's statement file for one day, as the channel serves it (parsing is reconciliation's)."""
