@@ -13,7 +13,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, Awaitable
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, Row, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway import idempotency
@@ -28,6 +28,7 @@ from gateway.payment_results import PaymentResults
 from gateway.payment_rows import (INSERT_ATTEMPT, INSERT_PAYMENT, OPEN_ATTEMPT, current_attempt, load_payment,
                                   payment_facts, render_payment)
 from gateway.plugins import ChannelAccount
+from gateway.refunds import RefundService
 from gateway.resources import attempt_object, payment_object
 from gateway.risk import RiskGate, RiskRequest
 from gateway.routing import Plan, Router
@@ -58,11 +59,15 @@ class NewPayment:
 
 class PaymentService:
     def __init__(self, core: OperationCore, router: Router, results: PaymentResults, splits: SplitService,
-                 risk: RiskGate | None = None) -> None:
+                 refunds: RefundService, risk: RiskGate | None = None) -> None:
         self.db, self.host, self.clock, self.log = core.db, core.host, core.clock, core.log
         self.booker, self.calls, self.schedule = core.booker, core.calls, core.schedule
-        self.router, self.results, self.splits, self.risk = router, results, splits, risk
+        self.router, self.results, self.splits, self.refunds, self.risk = router, results, splits, refunds, risk
         self.health = router.health
+
+    async def sync_refund(self, r: Row, out_trade_no: str) -> None:
+        """Kept for gateway/reconcile.py: refunds are RefundService's (Gateway.refunds.sync)."""
+        await self.refunds.sync(r, out_trade_no)
 
     # ---- payments ----
 

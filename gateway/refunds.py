@@ -160,7 +160,7 @@ class RefundService:
         if sync and r.status == "processing" and r.submitted:
             trade_no = await self.db.tx(lambda conn: conn.execute(
                 select(attempts.c.out_trade_no).where(attempts.c.id == r.attempt_id)).scalar_one())
-            await self.sync_refund(r, trade_no)
+            await self.sync(r, trade_no)
             return await self.db.tx(lambda conn: render_refund(conn, refund_id))
         return refund_object(r)
 
