@@ -3,9 +3,10 @@ attempt and its payment (a conditional UPDATE), booked and announced in the same
 second payment of one order is refunded. Used by the payment service's calls and by callbacks."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, Row, and_, insert, select, update
 
 from gateway import discounts
 from gateway.channel import ChannelEvent, Outcome, PaymentResult
@@ -27,7 +28,7 @@ class PaymentResults:
         self.clock, self.log, self.booker = core.clock, core.log, core.booker
         self.splits = splits
 
-    def believable(self, p: Any, result: PaymentResult, source: str) -> bool:
+    def believable(self, p: Row, result: PaymentResult, source: str) -> bool:
         """A success is applied only if what the channel says was paid fits the order: its amount,
         currency, and discounts that add up (gateway/discounts.py). Otherwise it is logged for a person."""
         if (result.amount is None or result.amount == p.amount) and \
@@ -101,7 +102,7 @@ class PaymentResults:
                       from_status=p.status, to_status=outcome.value, source=source)
         return True
 
-    def _refund_duplicate(self, conn: Connection, attempt_id: str, p: Any, now: Any, result: PaymentResult) -> None:
+    def _refund_duplicate(self, conn: Connection, attempt_id: str, p: Row, now: datetime, result: PaymentResult) -> None:
         """Another attempt of this order was paid too: the customer paid twice. Book the money as owed
         back (what the channel pays us for it), and queue a refund of it that the janitor sends."""
         attempt = conn.execute(select(attempts).where(attempts.c.id == attempt_id)).first()

@@ -9,7 +9,7 @@ callbacks, concurrent queries and reconciliation can race and the change still h
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, Awaitable
 
@@ -186,7 +186,7 @@ class PaymentService:
         return min(rooms)
 
     def _attempt_row(self, attempt_id: str, payment_id: str, amount: int, trade_no: str, account_id: str, method: str,
-                     now: Any, routing: dict | None, status: str = "created", action: dict | None = None) -> dict[str, Any]:
+                     now: datetime, routing: dict | None, status: str = "created", action: dict | None = None) -> dict[str, Any]:
         return dict(id=attempt_id, payment_id=payment_id, amount=amount, out_trade_no=trade_no, channel_account=account_id,
                     method=method, status=status, action=action, channel_transaction_id=None, error_code=None,
                     error_message=None, next_query_at=now + self.schedule.first(account_id), queries=0, exception_at=None,
@@ -242,7 +242,7 @@ class PaymentService:
             result = await self._create_call(route.account, request)
         return attempt_id, result
 
-    def _history(self, merchant_id: str, key: str, value: str, since: Any) -> tuple[int, int]:
+    def _history(self, merchant_id: str, key: str, value: str, since: datetime) -> tuple[int, int]:
         """For risk rules: (count, amount) of a merchant's payments since `since`, all or one payer's."""
         query = select(func.count(), func.coalesce(func.sum(payments.c.amount), 0)).where(
             payments.c.merchant_id == merchant_id, payments.c.created_at >= since)
@@ -256,7 +256,7 @@ class PaymentService:
         return idempotency.stored(201, await self.db.tx(lambda conn: render_payment(conn, payment_id)))
 
     async def get_payment(self, caller: Caller, payment_id: str, sync: bool = False) -> dict:
-        def load(conn: Connection) -> tuple[Any, dict]:
+        def load(conn: Connection) -> tuple[Row, dict]:
             caller.verify(conn)
             p = load_payment(conn, caller.merchant_id, payment_id)
             return p, render_payment(conn, payment_id)
@@ -288,7 +288,7 @@ class PaymentService:
 
         return await self.db.tx(load)
 
-    async def sync_payment(self, p: Any, source: str = "query", attempt: Any = None) -> None:
+    async def sync_payment(self, p: Row, source: str = "query", attempt: Row | None = None) -> None:
         """Ask the channel about an attempt (the current one by default) and apply what it says."""
         if attempt is None:
             attempt = await self.db.tx(lambda conn: current_attempt(conn, p.id))
@@ -301,8 +301,8 @@ class PaymentService:
             return
         await self.db.tx(lambda conn: self.results.apply(conn, attempt.id, result, source=source))
 
-    async def _load_for(self, caller: Caller, payment_id: str) -> Any:
-        def load(conn: Connection) -> Any:
+    async def _load_for(self, caller: Caller, payment_id: str) -> Row:
+        def load(conn: Connection) -> Row:
             caller.verify(conn)
             return load_payment(conn, caller.merchant_id, payment_id)
 
@@ -320,7 +320,7 @@ class PaymentService:
                                 "The channel did not confirm the close; the payment stays processing. Retry later.")
         return await self.db.tx(lambda conn: render_payment(conn, payment_id))
 
-    async def close_at_channel(self, p: Any, source: str, attempt_only: bool = False, attempt: Any = None) -> bool:
+    async def close_at_channel(self, p: Row, source: str, attempt_only: bool = False, attempt: Row | None = None) -> bool:
         """Close an attempt (the current one by default) at the channel and apply what it says (closed,
         or paid after all). False if the channel gave no final answer."""
         if attempt is None:

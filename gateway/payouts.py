@@ -41,7 +41,7 @@ from gateway.operations import OperationCore, OperationKind, Services, record_an
 from gateway.resources import masked, masked_name, payout_object
 from gateway.routing import Router
 from gateway.secretbox import SecretBox
-from ledger.core import AccountRef
+from ledger.core import AccountRef, Ledger
 from ledger.errors import InsufficientBalance
 
 payouts = Payout.__table__
@@ -63,13 +63,13 @@ class NewPayout:
         return box.fingerprint(json.dumps(asdict(self), sort_keys=True))
 
 
-def position_balances(conn: Connection, ledger: Any, account_ids: list[str], currency: str) -> dict[str, tuple[int, int]]:
+def position_balances(conn: Connection, ledger: Ledger, account_ids: list[str], currency: str) -> dict[str, tuple[int, int]]:
     """Per channel account: (position it can still pay out of, held by payouts in flight)."""
     return {a: (ledger.balance(conn, AccountRef("channel_position", a, currency)),
                 ledger.balance(conn, AccountRef("channel_position_committed", a, currency))) for a in account_ids}
 
 
-def payout_request(row: Any, box: SecretBox) -> PayoutRequest:
+def payout_request(row: Row, box: SecretBox) -> PayoutRequest:
     """What the channel is sent: the holder's name and the bank account number unsealed only here, in memory."""
     return PayoutRequest(row.out_payout_no, row.amount, row.currency,
                          box.open(row.account_name_sealed, f"{row.id}:name"), box.open(row.account_no_sealed, row.id),
@@ -91,13 +91,13 @@ class PayoutService:
         """(201, payout) when made now; (200, payout) for a retry of the same request."""
         request_hash = new.request_hash(self.box)
 
-        def existing(conn: Connection) -> Any:
+        def existing(conn: Connection) -> Row | None:
             caller.verify(conn)
             return conn.execute(select(payouts).where(and_(
                 payouts.c.merchant_id == caller.merchant_id,
                 payouts.c.merchant_payout_no == new.merchant_payout_no))).first()
 
-        def replay(row: Any) -> tuple[int, dict]:
+        def replay(row: Row) -> tuple[int, dict]:
             if row.request_hash != request_hash:
                 raise conflict("duplicate_payout", f"merchant_payout_no {new.merchant_payout_no!r} was used for "
                                                    "a different payout", "merchant_payout_no")
@@ -113,7 +113,7 @@ class PayoutService:
         plan = self.router.plan_payout(caller.merchant_id, new.amount, new.currency, new.channel, positions)
         payout_id, out_payout_no = public_id("po"), out_trade_no()
 
-        def tx1(conn: Connection) -> Any:
+        def tx1(conn: Connection) -> Row:
             now = self.clock.now()
             short: dict[str, str] = {}
             for index, route in enumerate(plan.routes):
@@ -159,7 +159,7 @@ class PayoutService:
         return invalid_request("insufficient_balance", f"The merchant's available balance cannot cover {amount}"
                                + (f" and the payout fee {fee}" if fee else ""), "amount")
 
-    async def send(self, row: Any) -> bool:
+    async def send(self, row: Row) -> bool:
         """Send the payout under its current number, once; apply what the channel answers. A call that
         provably sent nothing (no connection, or the plugin says so) marks the payout not submitted."""
         account = self.host.account(row.channel_account)
@@ -185,7 +185,7 @@ class PayoutService:
 
         return await self.db.tx(settle)
 
-    async def sync(self, row: Any) -> bool:
+    async def sync(self, row: Row) -> bool:
         """Ask the channel about a processing payout and apply a final answer. Nothing is sent again,
         whatever the answer, except a payout whose request never left: that one goes now, afresh."""
         if not row.submitted:
@@ -197,7 +197,7 @@ class PayoutService:
             self.log.info("payout.unheard", payout_id=row.id, out_payout_no=row.out_payout_no)
         return await self.db.tx(lambda conn: self.apply(conn, row.id, result, "query"))
 
-    async def send_afresh(self, row: Any, because: str) -> bool:
+    async def send_afresh(self, row: Row, because: str) -> bool:
         """A genuinely new send: a new number (the current time), claimed with a conditional update so
         that only one process sends it; the old number, which never left, is kept in routing."""
         number, now = out_trade_no(), self.clock.now()
@@ -205,7 +205,7 @@ class PayoutService:
         routing["renumbered"] = [*routing.get("renumbered", []),
                                  {"out_payout_no": row.out_payout_no, "because": because, "at": now.isoformat()}]
 
-        def claim(conn: Connection) -> Any:
+        def claim(conn: Connection) -> Row | None:
             won = conn.execute(update(payouts).where(and_(
                 payouts.c.id == row.id, payouts.c.status == "processing", payouts.c.submitted.is_(False),
                 payouts.c.out_payout_no == row.out_payout_no)).values(
@@ -279,7 +279,7 @@ class PayoutService:
 
     async def get(self, caller: Caller, payout_id: str | None = None, merchant_payout_no: str | None = None,
                   sync: bool = False) -> dict:
-        def load(conn: Connection) -> Any:
+        def load(conn: Connection) -> Row:
             caller.verify(conn)
             if payout_id:
                 return owned_row(conn, payouts, caller.merchant_id, "payout", payout_id)

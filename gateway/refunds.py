@@ -13,6 +13,7 @@ the channel's own word ends them, booked in the transaction of each change. No H
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Row, and_, insert, or_, select, update
@@ -152,7 +153,7 @@ class RefundService:
         return idempotency.stored(201, await self.db.tx(lambda conn: render_refund(conn, refund_id)))
 
     async def get_refund(self, caller: Caller, refund_id: str, sync: bool = False) -> dict:
-        def load(conn: Connection) -> Any:
+        def load(conn: Connection) -> Row:
             caller.verify(conn)
             return owned_row(conn, refunds, caller.merchant_id, "refund", refund_id)
 
@@ -221,7 +222,7 @@ class RefundService:
                          detail=result.attention[:200], source=source)
         return True
 
-    def _settle_duplicate(self, conn: Connection, r: Any, result: RefundResult, now: Any) -> None:
+    def _settle_duplicate(self, conn: Connection, r: Row, result: RefundResult, now: datetime) -> None:
         """A duplicate payment's refund is not the merchant's: the payment's refunded amounts stay."""
         row = conn.execute(select(payments).where(payments.c.id == r.payment_id)).first()
         if result.outcome is Outcome.SUCCEEDED:
@@ -233,7 +234,7 @@ class RefundService:
         self.log.info("refund.state_changed", refund_id=r.id, payment_id=r.payment_id, kind="duplicate",
                       to_status=result.outcome.value)
 
-    async def sync(self, r: Any, out_trade_no: str) -> None:
+    async def sync(self, r: Row, out_trade_no: str) -> None:
         """Ask the channel about a processing refund and apply what it says. One it has no record of never
         reached it: it is sent again, under the same out_refund_no (never another)."""
         account = self.host.account(r.channel_account)
@@ -250,7 +251,7 @@ class RefundService:
                                                                     r.currency, r.reason))
         await self.db.tx(lambda conn: self.apply(conn, r.id, result, source="janitor"))
 
-    async def submit(self, r: Any, out_trade_no: str, total: int) -> None:
+    async def submit(self, r: Row, out_trade_no: str, total: int) -> None:
         """Send a refund paymux started itself (a duplicate payment's) to the channel."""
         account = self.host.account(r.channel_account)
         request = RefundRequest(out_trade_no, r.out_refund_no, r.amount, total, r.currency, r.reason)

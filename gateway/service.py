@@ -10,6 +10,7 @@ import httpx
 
 from gateway.auth import MerchantAuthenticator
 from sqlalchemy import Connection
+from structlog.typing import FilteringBoundLogger
 
 from gateway.channel import (Acknowledgement, Capability, ChannelEvent, InboundNotification, NotificationRejected,
                              unstorable)
@@ -73,7 +74,7 @@ class Gateway:
     settings: Settings
     db: Database
     clock: Clock
-    log: Any
+    log: FilteringBoundLogger
     http: httpx.AsyncClient
     host: PluginHost
     box: SecretBox
@@ -91,7 +92,7 @@ class Gateway:
     refunds: RefundService
 
     @classmethod
-    def build(cls, settings: Settings, log: Any, clock: Clock | None = None,
+    def build(cls, settings: Settings, log: FilteringBoundLogger, clock: Clock | None = None,
               extra_plugins: Iterable[Any] = (), extra_kinds: Iterable[type[OperationKind]] = ()) -> "Gateway":
         """The services wired once. extra_kinds: operation kinds beyond paymux's own (their tables must
         exist; their ledger templates are checked like the built-in ones')."""

@@ -126,7 +126,7 @@ class SplitReleases:
     async def finish(self, caller: Caller, payment_id: str) -> tuple[int, dict]:
         """The merchant will split this payment no more: once no split or return of it is in flight, the
         channel releases what it still holds frozen of it. Asking again answers the same release."""
-        def tx(conn: Connection) -> tuple[bool, Any]:
+        def tx(conn: Connection) -> tuple[bool, Row | SimpleNamespace]:
             caller.verify(conn)
             pay = owned_row(conn, payments, caller.merchant_id, "payment", payment_id)
             existing = conn.execute(select(releases).where(releases.c.payment_id == payment_id)).first()
@@ -146,7 +146,7 @@ class SplitReleases:
         return (201 if made else 200), await self.db.tx(lambda conn: release_object(
             conn.execute(select(releases).where(releases.c.id == row.id)).first()))
 
-    def ask(self, conn: Connection, pay: Row, channel_account: str, now: datetime) -> Any:
+    def ask(self, conn: Connection, pay: Row, channel_account: str, now: datetime) -> Row | SimpleNamespace:
         """Write the payment's release: waiting while a split or return is in flight, else due as soon as
         the channel takes split orders of the payment."""
         existing = conn.execute(select(releases).where(releases.c.payment_id == pay.id)).first()

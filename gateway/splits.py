@@ -30,11 +30,11 @@ to someone the merchant registered. No HTTP, no SQL strings.
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, Row, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import Caller
@@ -51,6 +51,9 @@ from gateway.secretbox import SecretBox
 from gateway.split_kinds import SplitKind, SplitReturnKind
 from gateway.split_releases import SplitReleases, aware
 from ledger.errors import LedgerError
+
+if TYPE_CHECKING:
+    from gateway.api.schemas import SplitSpec
 
 payments = Payment.__table__
 splits = Split.__table__
@@ -73,7 +76,7 @@ class SplitService:
     # ---- splits declared with the payment ----
 
     def schedule(self, conn: Connection, merchant_id: str, payment_id: str, merchant_order_no: str, currency: str,
-                 room: int, specs: Sequence[Any], channel_account: str, now: Any) -> None:
+                 room: int, specs: Sequence[SplitSpec], channel_account: str, now: datetime) -> None:
         """Write the payment's declared splits, waiting for it to succeed. room: the most they may
         take (the amount less the largest fee a planned account would charge)."""
         if sum(s.amount for s in specs) > room:
@@ -91,14 +94,14 @@ class SplitService:
                                f"splits.{index}.merchant_split_no") from None
 
     def _row(self, merchant_id: str, payment_id: str, merchant_split_no: str, receiver_id: str, amount: int,
-             currency: str, description: str, channel_account: str, status: str, now: Any) -> dict[str, Any]:
+             currency: str, description: str, channel_account: str, status: str, now: datetime) -> dict[str, Any]:
         return dict(id=public_id("spl"), payment_id=payment_id, merchant_id=merchant_id,
                     merchant_split_no=merchant_split_no, receiver_id=receiver_id, amount=amount, currency=currency,
                     description=description, channel_account=channel_account, out_split_no=out_trade_no(),
                     status=status, submitted=False, next_query_at=now, queries=0, created_at=now, updated_at=now)
 
     def payment_ended(self, conn: Connection, payment_id: str, channel_account: str, outcome: Outcome,
-                      now: Any) -> None:
+                      now: datetime) -> None:
         """Called in the transaction that ends a payment made to be split. Succeeded (at channel_account,
         where the money is): a channel that freezes it holds the merchant's share (split.frozen), its
         scheduled splits start (the janitor sends them) and, when they have all ended, what is left is
@@ -129,7 +132,7 @@ class SplitService:
         if waiting and account.supports(Capability.SPLIT_FINISH):   # declared splits: released once they end
             self.releases.ask(conn, pay, channel_account, now)
 
-    def _start(self, conn: Connection, s: Any, channel_account: str, now: Any) -> None:
+    def _start(self, conn: Connection, s: Row | SimpleNamespace, channel_account: str, now: datetime) -> None:
         """Reserve the split's room on its payment and book split.requested (from what the channel holds
         frozen of the payment first); it is then processing, sent as soon as the channel takes it."""
         p = payments.c
@@ -156,7 +159,7 @@ class SplitService:
 
     async def create(self, caller: Caller, payment_id: str, merchant_split_no: str, receiver_id: str, amount: int,
                      description: str) -> tuple[int, dict]:
-        def tx1(conn: Connection) -> tuple[bool, Any]:
+        def tx1(conn: Connection) -> tuple[bool, Row]:
             caller.verify(conn)
             pay = owned_row(conn, payments, caller.merchant_id, "payment", payment_id)
             existing = conn.execute(select(splits).where(and_(splits.c.merchant_id == caller.merchant_id,
@@ -214,7 +217,7 @@ class SplitService:
         if self.refund_policy != "return":
             return
 
-        def plan(conn: Connection) -> list[Any]:
+        def plan(conn: Connection) -> list[SimpleNamespace]:
             pay = conn.execute(select(payments).where(and_(payments.c.id == payment_id,
                                                            payments.c.merchant_id == merchant_id))).first()
             if pay is None or pay.status != "succeeded" or pay.split_amount == 0 or conn.execute(
@@ -291,7 +294,7 @@ class SplitService:
         return split_object(conn.execute(select(splits).where(splits.c.id == split_id)).first())
 
     async def get(self, caller: Caller, split_id: str, sync: bool = False) -> dict:
-        def load(conn: Connection) -> Any:
+        def load(conn: Connection) -> Row:
             caller.verify(conn)
             return owned_row(conn, splits, caller.merchant_id, "split", split_id)
 
