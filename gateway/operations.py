@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Awaitable, ClassVar, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Iterable, Iterator
 
 from sqlalchemy import Connection, Row, Table, and_, select, update
 from structlog.typing import FilteringBoundLogger
@@ -142,6 +142,10 @@ class ResentOperation(OperationKind):
     channel_id_column: ClassVar[str]             # where the channel's own id for it is kept
     resend_event: ClassVar[str]                  # logged when the channel never heard of it
     log_prefix: ClassVar[str]                    # of its other log events: "split" (split.refusal_not_final)
+    refusal_key: ClassVar[str] = "reference"     # the number's name in that line
+    unknown: ClassVar[Callable[[str, str], Any]] = staticmethod(unknown_split)   # no trustworthy answer
+    sent_source: ClassVar[str] = "create"        # the source its log lines give a send's answer
+    query_source: ClassVar[str] = "query"        # and a query's
 
     def __init__(self, core: OperationCore) -> None:
         self.core = core
@@ -176,35 +180,45 @@ class ResentOperation(OperationKind):
 
     # ---- the lifecycle ----
 
-    def _call(self, account: ChannelAccount, operation: str, fn: Any, reference: str) -> Awaitable[SplitResult]:
-        return self.calls.call(account, operation, fn, unknown_split, reference=reference)
+    def can_ask(self, account: ChannelAccount) -> bool:
+        """Can this account be asked about it? (If not, a refusal stands, and the janitor waits for a callback.)"""
+        return True
+
+    def _call(self, account: ChannelAccount, operation: str, fn: Any, reference: str) -> Awaitable[Any]:
+        return self.calls.call(account, operation, fn, self.unknown, reference=reference)
+
+    async def send_confirmed(self, account: ChannelAccount, request: Any, number: str) -> Any:
+        """Send it (again, under its one number); a refusal is made sure of before it counts: it stands
+        only if the channel then has no record of it. If it has one (or cannot say), that decides."""
+        result = await self._call(account, self.send_operation, lambda: self.send(account.channel, request), number)
+        if result.outcome is not Outcome.FAILED or not self.can_ask(account):
+            return result
+        found = await self._call(account, self.query_operation, lambda: self.query(account.channel, request), number)
+        if found.unheard:
+            return result
+        self.log.warning(f"{self.log_prefix}.refusal_not_final", **{self.refusal_key: number},
+                         refused=result.error_code, found=found.outcome.value)
+        return found
 
     async def submit(self, row: Row, request: Any = None) -> bool:
-        """Send it (again, under its one number); a refusal is made sure of before it counts."""
         account = self.host.account(row.channel_account)
-        number = getattr(row, self.reference)
         request = request or await self.db.tx(lambda conn: self.request(conn, row))
-        result = await self._call(account, self.send_operation, lambda: self.send(account.channel, request), number)
-        if result.outcome is Outcome.FAILED:
-            found = await self._call(account, self.query_operation, lambda: self.query(account.channel, request),
-                                     number)
-            if not found.unheard:
-                self.log.warning(f"{self.log_prefix}.refusal_not_final", reference=number, refused=result.error_code,
-                                 found=found.outcome.value)
-                result = found
-        return await self.db.tx(lambda conn: self.apply(conn, row.id, result, "create", sent=True))
+        result = await self.send_confirmed(account, request, getattr(row, self.reference))
+        return await self.db.tx(lambda conn: self.apply(conn, row.id, result, self.sent_source, sent=True))
 
     async def sync(self, row: Row) -> bool:
         if not row.submitted:
             return await self.submit(row)
         account = self.host.account(row.channel_account)
+        if not self.can_ask(account):
+            return False
         request = await self.db.tx(lambda conn: self.request(conn, row))
         result = await self._call(account, self.query_operation, lambda: self.query(account.channel, request),
                                   getattr(row, self.reference))
         if result.unheard:
             self.log.warning(self.resend_event, **self.log_fields(row))
             return await self.submit(row, request)
-        return await self.db.tx(lambda conn: self.apply(conn, row.id, result, "query"))
+        return await self.db.tx(lambda conn: self.apply(conn, row.id, result, self.query_source))
 
     def apply(self, conn: Connection, row_id: str, result: SplitResult, source: str, sent: bool = False) -> bool:
         """Write the channel's answer; True if it ended the operation now."""

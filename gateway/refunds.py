@@ -14,21 +14,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, Awaitable
 
 from sqlalchemy import Connection, Row, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway import discounts, idempotency
 from gateway.auth import Caller
-from gateway.channel import Capability, ChannelEvent, Outcome, RefundRequest, RefundResult
+from gateway.channel import Capability, Channel, ChannelEvent, Outcome, RefundRequest, RefundResult
+from gateway.channel_calls import unknown_refund
 from gateway.db import owned_row
 from gateway.errors import conflict, invalid_request
 from gateway.ids import out_trade_no, public_id
 from gateway.idempotency import IdempotencyClaim, StoredResponse
 from gateway.models import Attempt, Payment, Refund
 from gateway.notifier import record_event
-from gateway.operations import OperationCore, OperationKind, Services
+from gateway.operations import OperationCore, ResentOperation, Services
 from gateway.payment_rows import (give_back_frozen, load_payment, payment_facts, refunded_before, render_refund,
                                   take_frozen, unclaimed)
 from gateway.plugins import ChannelAccount
@@ -53,6 +54,7 @@ class RefundService:
         self.db, self.host, self.clock, self.log = core.db, core.host, core.clock, core.log
         self.booker, self.calls, self.schedule = core.booker, core.calls, core.schedule
         self.splits = splits
+        self.kind = RefundKind(core, self)
 
     async def create_refund(self, caller: Caller, payment_id: str, new: NewRefund,
                             claim: IdempotencyClaim | None) -> StoredResponse:
@@ -123,7 +125,7 @@ class RefundService:
             attempt = await self.db.tx(tx1)
             self.log.info("refund.created", refund_id=refund_id, payment_id=payment_id, amount=new.amount)
             request = RefundRequest(attempt.out_trade_no, out_refund_no, new.amount, p.amount, p.currency, new.reason)
-            result = await self._send(account, request)
+            result = await self.kind.send_confirmed(account, request, out_refund_no)
 
             def tx2(conn: Connection) -> StoredResponse:
                 self.apply(conn, refund_id, result, source="create")
@@ -132,22 +134,6 @@ class RefundService:
             return await self.db.tx(tx2)
 
         return await idempotency.run_once(self.db.tx, claim, self.clock.now, run, self._recover)
-
-    async def _send(self, account: ChannelAccount, request: RefundRequest) -> RefundResult:
-        """Send a refund (again, under its one out_refund_no) and make sure of a refusal before it counts:
-        a refusal stands only if the channel then has no record of the refund (a resend of one it took
-        can be refused as a repeat, or by a state the first one caused)."""
-        result = await self.calls.refund(account, "refund", lambda: account.channel.refund(request),
-                                         request.out_refund_no)
-        if result.outcome is not Outcome.FAILED or not account.supports(Capability.REFUND_QUERY):
-            return result
-        found = await self.calls.refund(account, "refund_query", lambda: account.channel.query_refund(
-            request.out_trade_no, request.out_refund_no), request.out_refund_no)
-        if found.unheard:
-            return result        # the channel has no such refund: its refusal is the answer
-        self.log.warning("refund.refusal_not_final", out_refund_no=request.out_refund_no, refused=result.error_code,
-                         found=found.outcome.value)
-        return found             # it has one (or cannot say): that decides, never the refusal
 
     async def _recover(self, refund_id: str) -> StoredResponse:
         return idempotency.stored(201, await self.db.tx(lambda conn: render_refund(conn, refund_id)))
@@ -159,9 +145,7 @@ class RefundService:
 
         r = await self.db.tx(load)
         if sync and r.status == "processing" and r.submitted:
-            trade_no = await self.db.tx(lambda conn: conn.execute(
-                select(attempts.c.out_trade_no).where(attempts.c.id == r.attempt_id)).scalar_one())
-            await self.sync(r, trade_no)
+            await self.sync(r)
             return await self.db.tx(lambda conn: render_refund(conn, refund_id))
         return refund_object(r)
 
@@ -234,35 +218,11 @@ class RefundService:
         self.log.info("refund.state_changed", refund_id=r.id, payment_id=r.payment_id, kind="duplicate",
                       to_status=result.outcome.value)
 
-    async def sync(self, r: Row, out_trade_no: str) -> None:
+    async def sync(self, r: Row, out_trade_no: str | None = None) -> None:
         """Ask the channel about a processing refund and apply what it says. One it has no record of never
-        reached it: it is sent again, under the same out_refund_no (never another)."""
-        account = self.host.account(r.channel_account)
-        if not account.supports(Capability.REFUND_QUERY):
-            return
-        result = await self.calls.refund(account, "refund_query",
-                                         lambda: account.channel.query_refund(out_trade_no, r.out_refund_no),
-                                         r.out_refund_no)
-        if result.unheard:
-            total = await self.db.tx(lambda conn: conn.execute(
-                select(payments.c.amount).where(payments.c.id == r.payment_id)).scalar_one())
-            self.log.warning("refund.resend", refund_id=r.id, out_refund_no=r.out_refund_no)
-            result = await self._send(account, RefundRequest(out_trade_no, r.out_refund_no, r.amount, total,
-                                                                    r.currency, r.reason))
-        await self.db.tx(lambda conn: self.apply(conn, r.id, result, source="janitor"))
-
-    async def submit(self, r: Row, out_trade_no: str, total: int) -> None:
-        """Send a refund paymux started itself (a duplicate payment's) to the channel."""
-        account = self.host.account(r.channel_account)
-        request = RefundRequest(out_trade_no, r.out_refund_no, r.amount, total, r.currency, r.reason)
-        result = await self._send(account, request)
-
-        def settle(conn: Connection) -> None:
-            # Sent: from now on the channel is asked first, and it is sent again only if it has no record.
-            conn.execute(update(refunds).where(refunds.c.id == r.id).values(submitted=True))
-            self.apply(conn, r.id, result, source="janitor")
-
-        await self.db.tx(settle)
+        reached it: it is sent again, under the same out_refund_no (never another). (out_trade_no: its
+        payment's paid attempt's, which the refund row names; kept for callers that pass it.)"""
+        await self.kind.sync(r)
 
     def apply_event(self, conn: Connection, account_id: str, event: ChannelEvent) -> str:
         """Apply a verified callback fact about a refund, named by its payment's attempt and its number."""
@@ -281,31 +241,50 @@ class RefundService:
         return "applied" if self.apply(conn, r.id, result, "callback") else "duplicate"
 
 
-class RefundKind(OperationKind):
+class RefundKind(ResentOperation):
+    """Refunds in the operation registry: sent under one out_refund_no, asked about (where the channel
+    can be: Capability.REFUND_QUERY), sent again under it when the channel never heard of it. A duplicate
+    payment's refund is written unsent; the janitor sends it."""
+
     name = "refund"
     table = refunds
     reference = "out_refund_no"
     templates = ("refund.requested", "refund.succeeded", "refund.failed")
     event_kind = "refund"
-    stuck_statuses: ClassVar[tuple[str, ...]] = ("processing",)
+    send_operation, query_operation = "refund", "refund_query"
+    what = log_prefix = "refund"
+    channel_id_column = "channel_refund_id"
+    resend_event = "refund.resend"
+    refusal_key = "out_refund_no"
+    unknown = staticmethod(unknown_refund)
+    sent_source = query_source = "janitor"
 
-    def __init__(self, service: RefundService) -> None:
+    def __init__(self, core: OperationCore, service: RefundService) -> None:
+        super().__init__(core)
         self.service = service
-        self.db = service.db
 
     @classmethod
     def make(cls, services: Services) -> RefundKind:
-        return cls(services.refunds)
+        return services.refunds.kind
 
-    async def sync(self, row: Row) -> None:
-        trade_no = await self.db.tx(lambda conn: conn.execute(
-            select(attempts.c.out_trade_no).where(attempts.c.id == row.attempt_id)).scalar_one())
-        if row.submitted:
-            await self.service.sync(row, trade_no)
-        else:  # one paymux started itself (a duplicate payment's): send it first
-            total = await self.db.tx(lambda conn: conn.execute(
-                select(payments.c.amount).where(payments.c.id == row.payment_id)).scalar_one())
-            await self.service.submit(row, trade_no, total)
+    def can_ask(self, account: ChannelAccount) -> bool:
+        return account.supports(Capability.REFUND_QUERY)
+
+    def request(self, conn: Connection, r: Row) -> RefundRequest:
+        trade_no = conn.execute(select(attempts.c.out_trade_no).where(attempts.c.id == r.attempt_id)).scalar_one()
+        total = conn.execute(select(payments.c.amount).where(payments.c.id == r.payment_id)).scalar_one()
+        return RefundRequest(trade_no, r.out_refund_no, r.amount, total, r.currency, r.reason)
+
+    def send(self, channel: Channel, request: RefundRequest) -> Awaitable[RefundResult]:
+        return channel.refund(request)
+
+    def query(self, channel: Channel, request: RefundRequest) -> Awaitable[RefundResult]:
+        return channel.query_refund(request.out_trade_no, request.out_refund_no)
+
+    def apply(self, conn: Connection, row_id: str, result: Any, source: str, sent: bool = False) -> bool:
+        if sent:   # from now on the channel is asked first, and it is sent again only if it has no record
+            conn.execute(update(refunds).where(refunds.c.id == row_id).values(submitted=True))
+        return self.service.apply(conn, row_id, result, source)
 
     def apply_event(self, conn: Connection, account_id: str, event: ChannelEvent) -> str:
         return self.service.apply_event(conn, account_id, event)
