@@ -263,7 +263,10 @@ class Operations:
         return self._by_event.get(event_kind)
 
     def __getitem__(self, name: str) -> OperationKind:
-        return next(k for k in self.kinds if k.name == name)
+        for kind in self.kinds:
+            if kind.name == name:
+                return kind
+        raise KeyError(name)
 
 
 def templates_of(kinds: Iterable[type[OperationKind] | OperationKind]) -> tuple[str, ...]:

@@ -278,3 +278,18 @@ def test_a_kind_answering_too_late_is_asked_again_on_its_schedule(gift_settings:
             await gw.aclose()
 
     asyncio.run(run())
+
+
+def test_every_kind_paymux_has_is_in_the_registry_with_the_shared_columns_and_its_templates() -> None:
+    from gateway.kinds import BUILTIN_KINDS
+    from gateway.models import OperationColumns
+    from gateway.service import REQUIRED_TEMPLATES
+
+    assert [k.name for k in BUILTIN_KINDS] == ["refund", "payout", "split", "split_return", "split_release"]
+    shared = set(OperationColumns.model_fields)
+    for kind in BUILTIN_KINDS:
+        assert shared <= set(kind.table.c.keys()), kind.name
+        assert kind.reference in kind.table.c and kind.table.c[kind.reference].unique, kind.name
+        assert set(kind.templates) <= set(REQUIRED_TEMPLATES), kind.name
+    # a callback's ChannelEvent.kind reaches the kind it ends; payments are the rest
+    assert {k.event_kind for k in BUILTIN_KINDS if k.event_kind} == {"refund", "payout", "split"}
