@@ -4,22 +4,21 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import httpx
 
-from gateway.auth import MerchantAuthenticator
-from sqlalchemy import Connection
 from structlog.typing import FilteringBoundLogger
 
-from gateway.channel import (Acknowledgement, Capability, ChannelEvent, InboundNotification, NotificationRejected,
-                             unstorable)
+from gateway.auth import MerchantAuthenticator
+from gateway.channel import Acknowledgement, Capability, InboundNotification
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.db import Database
 from gateway.health import HEALTH_KEEP, HealthBoard
 from gateway.health import purge as purge_health
+from gateway.callbacks import Callbacks
 from gateway.channel_calls import ChannelCalls
 from gateway.janitor import Janitor, RateLimiter
 from gateway.kinds import BUILTIN_KINDS
@@ -30,8 +29,6 @@ from gateway.exchanges import KEEP as EXCHANGES_KEEP
 from gateway.exchanges import ExchangeRecorder
 from gateway.exchanges import purge as purge_exchanges
 from gateway.metrics import Metrics
-from gateway.models import ChannelCallback
-from gateway.redact import redacted_body
 from gateway.notifier import Notifier
 from gateway.payment_results import PaymentResults
 from gateway.payments import PaymentService
@@ -45,7 +42,6 @@ from ledger.booking import Booker
 from ledger.chart import ChartError, load_chart
 from ledger.core import Ledger
 
-callbacks = ChannelCallback.__table__
 # What the core books beside the operation kinds (each kind lists its own templates).
 CORE_TEMPLATES = ("payment.succeeded", "payment.duplicate_succeeded", "merchant.freeze", "merchant.unfreeze",
                   "recon.channel_fees", "recon.channel_fees_returned", "recon.adjust_gain", "recon.adjust_loss",
@@ -90,6 +86,7 @@ class Gateway:
     operations: Operations
     exchanges: ExchangeRecorder
     refunds: RefundService
+    callbacks: Callbacks
 
     @classmethod
     def build(cls, settings: Settings, log: FilteringBoundLogger, clock: Clock | None = None,
@@ -131,60 +128,12 @@ class Gateway:
                           settings.lease_seconds)
         return cls(settings, db, clock, log, http, host, box,
                    MerchantAuthenticator(box, settings.auth_window_seconds), ledger, payments, notifier, janitor,
-                   health, payouts, splits, metrics, operations, exchanges, refunds)
+                   health, payouts, splits, metrics, operations, exchanges, refunds,
+                   Callbacks(db, clock, log, metrics, operations, payments.results))
 
     async def handle_notification(self, account: ChannelAccount, inbound: InboundNotification) -> Acknowledgement:
-        """Verify through the plugin, apply each event once, record the callback, answer as the channel expects."""
-        channel = account.channel
-        now = self.clock.now()
-        try:
-            try:
-                events = await channel.parse_notification(inbound)
-            except NotificationRejected:
-                raise
-            except Exception as exc:  # noqa: BLE001  a plugin that cannot read a callback has not verified it
-                self.log.error("callback.unreadable", channel_account=account.id, error=type(exc).__name__,
-                               detail=str(exc)[:200])
-                raise NotificationRejected("unreadable", f"the plugin could not read it ({type(exc).__name__})") \
-                    from None
-            if any(unstorable(event) for event in events):
-                raise NotificationRejected("malformed_body", "the callback holds text no record can keep "
-                                                             "(a NUL or a lone surrogate)")
-        except NotificationRejected as exc:
-            self.log.warning("callback.rejected", channel_account=account.id, reason=exc.reason)
-            self.metrics.callback_rejections.labels(account.id, exc.reason).inc()
-            await self.db.tx(lambda conn: conn.execute(callbacks.insert().values(
-                channel_account=account.id, received_at=now, verified=False, outcome="rejected",
-                detail=f"{exc.reason}: {exc}"[:500])))
-            return channel.acknowledge(False, str(exc))
-
-        # Kept for operators as the console shows it: the payer's and receiver's identifiers never in the clear.
-        kept_body = redacted_body(inbound.body).encode()
-
-        def apply(conn) -> list[str]:  # noqa: ANN001
-            outcomes = []
-            for event in events:
-                outcome = self.applier(event.kind)(conn, account.id, event)
-                outcomes.append(outcome)
-                conn.execute(callbacks.insert().values(
-                    channel_account=account.id, received_at=now, verified=True, outcome=outcome,
-                    detail=f"{event.kind} {event.outcome.value}", reference=event.out_split_no or event.out_refund_no or event.out_trade_no,
-                    body=kept_body))
-            return outcomes
-
-        outcomes = await self.db.tx(apply)
-        self.log.info("callback.processed", channel_account=account.id, outcomes=outcomes)
-        if "mismatch" in outcomes:
-            # Amount or currency differs from our attempt: refuse, so the channel keeps the evidence coming
-            # while an operator looks; nothing was applied for that event.
-            return channel.acknowledge(False, "amount or currency does not match the order")
-        return channel.acknowledge(True)
-
-    def applier(self, kind: str) -> Callable[[Connection, str, ChannelEvent], str]:
-        """Who applies a verified callback fact of this ChannelEvent.kind: the operation kind it ends, or
-        the payments."""
-        operation = self.operations.for_event(kind)
-        return operation.apply_event if operation is not None else self.payments.results.apply_event
+        """A channel's callback (gateway/callbacks.py)."""
+        return await self.callbacks.handle(account, inbound)
 
     async def download_statement(self, account_id: str, business_date: date) -> bytes:
         """The channel's statement file for one day, as the channel serves it (parsing is reconciliation's)."""
