@@ -8,8 +8,9 @@ no answer resolves to people.
   at its channel rather than queried: nobody holds its action, and a close settles it for good.
 - A processing payment past its expires_at is closed at the channel; if the close reveals it was
   paid, it becomes succeeded like any late success.
-- Every processing refund, payout, split, return and split release is queried on the same
-  schedule. A refund, split, return or release the channel never heard of is sent again under its
+- Every processing row of every operation kind (gateway/operations.py: refunds, payouts, splits,
+  returns, split releases, and any kind the gateway is built with) is handed to its kind's `sync` on
+  the same schedule, in the registry's order. A refund, split, return or release the channel never heard of is sent again under its
   one number (never another); a payout never is — it is asked about until the channel answers or the
   settled statements prove it absent (gateway/payouts.py). A split declared with its payment is
   first sent here, once the payment succeeded (and once the channel takes splits of it). Unknown
