@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable
@@ -92,6 +93,32 @@ async def resolve_existing(run_tx: Callable, c: IdempotencyClaim, now: Callable[
             raise idempotency_error("idempotency_in_progress",
                                     "A request with this Idempotency-Key is still in progress; retry later")
         await asyncio.sleep(0.05)
+
+
+async def run_once(run_tx: Callable, c: IdempotencyClaim | None, now: Callable[[], datetime],
+                   run: Callable[[], Awaitable[StoredResponse]],
+                   recover: Callable[[str], Awaitable[StoredResponse]]) -> StoredResponse:
+    """Run an idempotent POST (`run` claims the key in its first transaction); a key another request
+    claimed first answers as that request did (resolve_existing)."""
+    if c is None:
+        return await run()
+    try:
+        return await run()
+    except KeyAlreadyClaimed:
+        return await resolve_existing(run_tx, c, now, recover)
+
+
+def stored(status: int, obj: dict) -> StoredResponse:
+    """A JSON answer as it is stored under its key and sent."""
+    return StoredResponse(status, json.dumps(obj, separators=(",", ":")).encode())
+
+
+def respond(conn: Connection, c: IdempotencyClaim | None, obj: dict, now: datetime) -> StoredResponse:
+    """The 201 of a create, completed under its key in the create's transaction."""
+    response = stored(201, obj)
+    if c:
+        complete(conn, c, response, now)
+    return response
 
 
 def purge(conn: Connection, now: datetime, ttl_seconds: int) -> int:

@@ -8,8 +8,9 @@ no answer resolves to people.
   at its channel rather than queried: nobody holds its action, and a close settles it for good.
 - A processing payment past its expires_at is closed at the channel; if the close reveals it was
   paid, it becomes succeeded like any late success.
-- Every processing refund, payout, split, return and split release is queried on the same
-  schedule. A refund, split, return or release the channel never heard of is sent again under its
+- Every processing row of every operation kind (gateway/operations.py: refunds, payouts, splits,
+  returns, split releases, and any kind the gateway is built with) is handed to its kind's `sync` on
+  the same schedule, in the registry's order. A refund, split, return or release the channel never heard of is sent again under its
   one number (never another); a payout never is — it is asked about until the channel answers or the
   settled statements prove it absent (gateway/payouts.py). A split declared with its payment is
   first sent here, once the payment succeeded (and once the channel takes splits of it). Unknown
@@ -23,22 +24,23 @@ import asyncio
 import secrets
 import time
 from datetime import timedelta
-from typing import Any, Awaitable, Mapping
+from typing import Any, Awaitable, Iterable, Mapping
 
 import structlog
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, Row, Select, Table, and_, select, update
+from structlog.typing import FilteringBoundLogger
 
-from gateway.models import Attempt, Payment, Payout, Refund, Split, SplitRelease, SplitReturn
-from gateway.payments import OPEN_ATTEMPT, PaymentService
+from gateway.clock import Clock
+from gateway.db import Database
+from gateway.kinds import BUILTIN_KINDS
+from gateway.models import Attempt, Payment
+from gateway.operations import OperationKind, Operations
+from gateway.payment_rows import OPEN_ATTEMPT, current_attempt
+from gateway.payments import PaymentService
 from gateway.schedule import QuerySchedule
 
 attempts = Attempt.__table__
 payments = Payment.__table__
-refunds = Refund.__table__
-payouts = Payout.__table__
-splits = Split.__table__
-split_returns = SplitReturn.__table__
-split_releases = SplitRelease.__table__
 BATCH = 20
 
 
@@ -63,11 +65,10 @@ class RateLimiter:
 
 
 class Janitor:
-    def __init__(self, db: Any, payments_service: PaymentService, clock: Any, log: Any,
-                 schedule: QuerySchedule, poll: float, limiter: RateLimiter, lease_seconds: float = 120.0,
-                 payouts_service: Any = None, splits_service: Any = None) -> None:
-        self.db, self.payments, self.clock, self.log = db, payments_service, clock, log
-        self.payouts, self.splits = payouts_service, splits_service
+    def __init__(self, db: Database, payments_service: PaymentService, operations: Operations, clock: Clock,
+                 log: FilteringBoundLogger, schedule: QuerySchedule, poll: float, limiter: RateLimiter,
+                 lease_seconds: float = 120.0) -> None:
+        self.db, self.payments, self.operations, self.clock, self.log = db, payments_service, operations, clock, log
         self.lease = timedelta(seconds=lease_seconds)
         self.schedule = schedule
         self.poll = poll
@@ -75,7 +76,7 @@ class Janitor:
 
     # ---- claiming work ----
 
-    def _lease(self, conn: Connection, table: Any, query: Any) -> list[Any]:
+    def _lease(self, conn: Connection, table: Table, query: Select) -> list[Row]:
         now = self.clock.now()
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(of=table, skip_locked=True)
@@ -84,23 +85,23 @@ class Janitor:
             conn.execute(update(table).where(table.c.id.in_([r.id for r in rows])).values(next_query_at=now + self.lease))
         return rows
 
-    def _claim_attempts(self, conn: Connection) -> list[Any]:
+    def _claim_attempts(self, conn: Connection) -> list[Row]:
         now = self.clock.now()
         return self._lease(conn, attempts, select(attempts).join(payments, payments.c.id == attempts.c.payment_id).where(
             and_(payments.c.status == "processing", attempts.c.status.in_(OPEN_ATTEMPT),
                  attempts.c.exception_at.is_(None), attempts.c.next_query_at <= now))
             .order_by(attempts.c.next_query_at))
 
-    def _claim(self, table: Any) -> Any:
-        """Lease a batch of a table's processing rows that are due (refunds, payouts, splits)."""
-        def claim(conn: Connection) -> list[Any]:
+    def _claim(self, table: Table) -> Any:
+        """Lease a batch of an operation table's processing rows that are due."""
+        def claim(conn: Connection) -> list[Row]:
             now = self.clock.now()
             return self._lease(conn, table, select(table).where(and_(
                 table.c.status == "processing", table.c.exception_at.is_(None), table.c.next_query_at <= now))
                 .order_by(table.c.next_query_at))
         return claim
 
-    def _expired(self, conn: Connection) -> list[Any]:
+    def _expired(self, conn: Connection) -> list[Row]:
         now = self.clock.now()
         return conn.execute(select(payments).where(and_(payments.c.status == "processing",
                                                         payments.c.expires_at <= now)).limit(BATCH)).all()
@@ -121,19 +122,10 @@ class Janitor:
             await self.limiter.wait(attempt.channel_account)
             if await self._guarded("attempts", attempt.id, self._ask_attempt(attempt)):
                 work += 1
-        for refund in await self.db.tx(self._claim(refunds)):
-            await self.limiter.wait(refund.channel_account)
-            if await self._guarded("refunds", refund.id, self._ask_refund(refund)):
-                work += 1
-        jobs = ((payouts, self.payouts and self.payouts.sync), (splits, self.splits and self.splits.sync),
-                (split_returns, self.splits and self.splits.sync_return),
-                (split_releases, self.splits and self.splits.sync_release))
-        for table, sync in jobs:
-            if sync is None:
-                continue
-            for row in await self.db.tx(self._claim(table)):
+        for kind in self.operations:
+            for row in await self.db.tx(self._claim(kind.table)):
                 await self.limiter.wait(row.channel_account)
-                if await self._guarded(table.name, row.id, self._ask(table, sync, row)):
+                if await self._guarded(kind.table.name, row.id, self._ask(kind, row)):
                     work += 1
         return work
 
@@ -146,36 +138,25 @@ class Janitor:
             return False
         return True
 
-    async def _expire(self, p: Any) -> None:
+    async def _expire(self, p: Row) -> None:
         closed = await self.payments.close_at_channel(p, source="expiry")
         self.log.info("janitor.expiry", payment_id=p.id, closed=closed)
 
-    async def _ask_attempt(self, attempt: Any) -> None:
+    async def _ask_attempt(self, attempt: Row) -> None:
         p, current = await self.db.tx(lambda conn: (
             conn.execute(select(payments).where(payments.c.id == attempt.payment_id)).first(),
-            self.payments.current_attempt(conn, attempt.payment_id).id))
+            current_attempt(conn, attempt.payment_id).id))
         if current == attempt.id:
             await self.payments.sync_payment(p, source="janitor", attempt=attempt)
         else:  # left behind by a failover or a new attempt: retire it at its channel
             await self.payments.close_at_channel(p, source="janitor", attempt_only=True, attempt=attempt)
         await self.db.tx(lambda conn: self._reschedule(conn, attempts, attempt))
 
-    async def _ask_refund(self, refund: Any) -> None:
-        trade_no = await self.db.tx(lambda conn: conn.execute(
-            select(attempts.c.out_trade_no).where(attempts.c.id == refund.attempt_id)).scalar_one())
-        if refund.submitted:
-            await self.payments.sync_refund(refund, trade_no)
-        else:  # one paymux started itself (a duplicate payment's): send it first
-            total = await self.db.tx(lambda conn: conn.execute(
-                select(payments.c.amount).where(payments.c.id == refund.payment_id)).scalar_one())
-            await self.payments.submit_refund(refund, trade_no, total)
-        await self.db.tx(lambda conn: self._reschedule(conn, refunds, refund))
+    async def _ask(self, kind: OperationKind, row: Row) -> None:
+        await kind.sync(row)
+        await self.db.tx(lambda conn: self._reschedule(conn, kind.table, row))
 
-    async def _ask(self, table: Any, sync: Any, row: Any) -> None:
-        await sync(row)
-        await self.db.tx(lambda conn: self._reschedule(conn, table, row))
-
-    def _reschedule(self, conn: Connection, table: Any, row: Any) -> None:
+    def _reschedule(self, conn: Connection, table: Table, row: Row) -> None:
         """Still open after the question? Plan the next one, or give up and hand it to people."""
         current = conn.execute(select(table.c.status).where(table.c.id == row.id)).scalar_one()
         still_open = current in OPEN_ATTEMPT if table is attempts else current == "processing"
@@ -199,8 +180,9 @@ class Janitor:
             await asyncio.sleep(self.poll)
 
 
-def exceptions(conn: Connection) -> list[dict[str, Any]]:
-    """What the janitor gave up on: open attempts and refunds no answer has settled."""
+def exceptions(conn: Connection, kinds: Iterable[type[OperationKind] | OperationKind] = BUILTIN_KINDS
+               ) -> list[dict[str, Any]]:
+    """What the janitor gave up on: open attempts, and every operation kind's rows no answer has settled."""
     found = []
     for a in conn.execute(select(attempts, payments.c.merchant_id, payments.c.amount)
                           .join(payments, payments.c.id == attempts.c.payment_id)
@@ -208,25 +190,6 @@ def exceptions(conn: Connection) -> list[dict[str, Any]]:
         found.append({"kind": "payment", "id": a.payment_id, "out_trade_no": a.out_trade_no,
                       "channel_account": a.channel_account, "merchant_id": a.merchant_id, "amount": a.amount,
                       "status": a.status, "queries": a.queries, "since": a.exception_at.isoformat()})
-    # and a duplicate payment's refund the channel refused: that money is still owed to the customer; and
-    # a refund the channel holds for a person (WeChat Pay ABNORMAL), from the moment it said so
-    for r in conn.execute(select(refunds).where(or_(
-            and_(refunds.c.exception_at.is_not(None), or_(
-                refunds.c.status == "processing", and_(refunds.c.kind == "duplicate", refunds.c.status == "failed"))),
-            and_(refunds.c.status == "processing", refunds.c.attention_code.is_not(None))))):
-        since = r.attention_at if r.attention_code and r.status == "processing" else r.exception_at
-        found.append({"kind": "refund", "id": r.id, "out_trade_no": r.out_refund_no,
-                      "channel_account": r.channel_account, "merchant_id": r.merchant_id, "amount": r.amount,
-                      "status": f"{r.status}: {r.attention_code}" if r.attention_code and r.status == "processing"
-                      else r.status, "queries": r.queries, "since": since.isoformat()})
-    # (a release the channel refused leaves the money frozen in the books: a person must look)
-    for table, kind, number in ((payouts, "payout", "out_payout_no"), (splits, "split", "out_split_no"),
-                                (split_returns, "split_return", "out_return_no"),
-                                (split_releases, "split_release", "out_release_no")):
-        stuck = table.c.status.in_(("processing", "failed")) if table is split_releases else \
-            table.c.status == "processing"
-        for r in conn.execute(select(table).where(and_(table.c.exception_at.is_not(None), stuck))):
-            found.append({"kind": kind, "id": r.id, "out_trade_no": getattr(r, number),
-                          "channel_account": r.channel_account, "merchant_id": r.merchant_id, "amount": r.amount,
-                          "status": r.status, "queries": r.queries, "since": r.exception_at.isoformat()})
+    for kind in kinds:
+        found += kind.stuck(conn)
     return found

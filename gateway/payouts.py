@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, Row, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import Caller
@@ -37,10 +37,11 @@ from gateway.errors import PaymuxError, conflict, invalid_request
 from gateway.ids import out_trade_no, public_id
 from gateway.models import Payout
 from gateway.notifier import record_event
-from gateway.operations import record_answer
+from gateway.operations import OperationCore, OperationKind, Services, record_answer
 from gateway.resources import masked, masked_name, payout_object
+from gateway.routing import Router
 from gateway.secretbox import SecretBox
-from ledger.core import AccountRef
+from ledger.core import AccountRef, Ledger
 from ledger.errors import InsufficientBalance
 
 payouts = Payout.__table__
@@ -62,13 +63,13 @@ class NewPayout:
         return box.fingerprint(json.dumps(asdict(self), sort_keys=True))
 
 
-def position_balances(conn: Connection, ledger: Any, account_ids: list[str], currency: str) -> dict[str, tuple[int, int]]:
+def position_balances(conn: Connection, ledger: Ledger, account_ids: list[str], currency: str) -> dict[str, tuple[int, int]]:
     """Per channel account: (position it can still pay out of, held by payouts in flight)."""
     return {a: (ledger.balance(conn, AccountRef("channel_position", a, currency)),
                 ledger.balance(conn, AccountRef("channel_position_committed", a, currency))) for a in account_ids}
 
 
-def payout_request(row: Any, box: SecretBox) -> PayoutRequest:
+def payout_request(row: Row, box: SecretBox) -> PayoutRequest:
     """What the channel is sent: the holder's name and the bank account number unsealed only here, in memory."""
     return PayoutRequest(row.out_payout_no, row.amount, row.currency,
                          box.open(row.account_name_sealed, f"{row.id}:name"), box.open(row.account_no_sealed, row.id),
@@ -76,15 +77,10 @@ def payout_request(row: Any, box: SecretBox) -> PayoutRequest:
 
 
 class PayoutService:
-    def __init__(self, payments: Any, box: SecretBox) -> None:
-        # Shares the payment service's database, plugins, clock, ledger, router and channel-call wrapper.
-        self.p, self.box = payments, box
-        self.db, self.host, self.clock, self.log = payments.db, payments.host, payments.clock, payments.log
-        self.booker = payments.booker
-
-    def _call(self, account: Any, operation: str, fn: Any, reference: str) -> Any:
-        return self.p._call(account, operation, fn, lambda code, msg: PayoutResult(
-            Outcome.UNKNOWN, error_code=code, error_message=msg), reference=reference)
+    def __init__(self, core: OperationCore, router: Router, box: SecretBox) -> None:
+        self.db, self.host, self.clock, self.log = core.db, core.host, core.clock, core.log
+        self.booker, self.calls, self.schedule = core.booker, core.calls, core.schedule
+        self.router, self.box = router, box
 
     def positions(self, conn: Connection, currency: str) -> dict[str, int]:
         """What each account that pays out can still pay: its position less what payouts in flight hold."""
@@ -95,13 +91,13 @@ class PayoutService:
         """(201, payout) when made now; (200, payout) for a retry of the same request."""
         request_hash = new.request_hash(self.box)
 
-        def existing(conn: Connection) -> Any:
+        def existing(conn: Connection) -> Row | None:
             caller.verify(conn)
             return conn.execute(select(payouts).where(and_(
                 payouts.c.merchant_id == caller.merchant_id,
                 payouts.c.merchant_payout_no == new.merchant_payout_no))).first()
 
-        def replay(row: Any) -> tuple[int, dict]:
+        def replay(row: Row) -> tuple[int, dict]:
             if row.request_hash != request_hash:
                 raise conflict("duplicate_payout", f"merchant_payout_no {new.merchant_payout_no!r} was used for "
                                                    "a different payout", "merchant_payout_no")
@@ -114,10 +110,10 @@ class PayoutService:
             return replay(row)
         if available < new.amount + fee:   # checked again, under lock, when the ledger freezes it
             raise self._short(new.amount, fee)
-        plan = self.p.router.plan_payout(caller.merchant_id, new.amount, new.currency, new.channel, positions)
+        plan = self.router.plan_payout(caller.merchant_id, new.amount, new.currency, new.channel, positions)
         payout_id, out_payout_no = public_id("po"), out_trade_no()
 
-        def tx1(conn: Connection) -> Any:
+        def tx1(conn: Connection) -> Row:
             now = self.clock.now()
             short: dict[str, str] = {}
             for index, route in enumerate(plan.routes):
@@ -143,7 +139,7 @@ class PayoutService:
                     account_no_masked=masked(new.account_no), bank_code=new.bank_code,
                     remark=new.remark, notify_url=new.notify_url, channel_account=route.account.id,
                     out_payout_no=out_payout_no, status="processing", submitted=True, routing=routing,
-                    next_query_at=now + self.p.schedule.first(route.account.id), queries=0,
+                    next_query_at=now + self.schedule.first(route.account.id), queries=0,
                     created_at=now, updated_at=now))
                 return conn.execute(select(payouts).where(payouts.c.id == payout_id)).first()
             raise PaymuxError(503, "channel_error", "channel_unavailable",
@@ -163,7 +159,7 @@ class PayoutService:
         return invalid_request("insufficient_balance", f"The merchant's available balance cannot cover {amount}"
                                + (f" and the payout fee {fee}" if fee else ""), "amount")
 
-    async def send(self, row: Any) -> bool:
+    async def send(self, row: Row) -> bool:
         """Send the payout under its current number, once; apply what the channel answers. A call that
         provably sent nothing (no connection, or the plugin says so) marks the payout not submitted."""
         account = self.host.account(row.channel_account)
@@ -177,7 +173,7 @@ class PayoutService:
                 never_left = True
                 raise
 
-        result = await self._call(account, "payout", call, row.out_payout_no)
+        result = await self.calls.payout(account, "payout", call, row.out_payout_no)
 
         def settle(conn: Connection) -> bool:
             if never_left or result.not_sent:
@@ -189,19 +185,19 @@ class PayoutService:
 
         return await self.db.tx(settle)
 
-    async def sync(self, row: Any) -> bool:
+    async def sync(self, row: Row) -> bool:
         """Ask the channel about a processing payout and apply a final answer. Nothing is sent again,
         whatever the answer, except a payout whose request never left: that one goes now, afresh."""
         if not row.submitted:
             return await self.send_afresh(row, "never_sent")
         account = self.host.account(row.channel_account)
-        result = await self._call(account, "query_payout", lambda: account.channel.query_payout(row.out_payout_no),
+        result = await self.calls.payout(account, "query_payout", lambda: account.channel.query_payout(row.out_payout_no),
                                   row.out_payout_no)
         if result.unheard:
             self.log.info("payout.unheard", payout_id=row.id, out_payout_no=row.out_payout_no)
         return await self.db.tx(lambda conn: self.apply(conn, row.id, result, "query"))
 
-    async def send_afresh(self, row: Any, because: str) -> bool:
+    async def send_afresh(self, row: Row, because: str) -> bool:
         """A genuinely new send: a new number (the current time), claimed with a conditional update so
         that only one process sends it; the old number, which never left, is kept in routing."""
         number, now = out_trade_no(), self.clock.now()
@@ -209,7 +205,7 @@ class PayoutService:
         routing["renumbered"] = [*routing.get("renumbered", []),
                                  {"out_payout_no": row.out_payout_no, "because": because, "at": now.isoformat()}]
 
-        def claim(conn: Connection) -> Any:
+        def claim(conn: Connection) -> Row | None:
             won = conn.execute(update(payouts).where(and_(
                 payouts.c.id == row.id, payouts.c.status == "processing", payouts.c.submitted.is_(False),
                 payouts.c.out_payout_no == row.out_payout_no)).values(
@@ -235,7 +231,7 @@ class PayoutService:
             await self.send_afresh(row, "never_sent")
             return "open"
         account = self.host.account(row.channel_account)
-        result = await self._call(account, "query_payout", lambda: account.channel.query_payout(row.out_payout_no),
+        result = await self.calls.payout(account, "query_payout", lambda: account.channel.query_payout(row.out_payout_no),
                                   row.out_payout_no)
         if result.outcome in (Outcome.SUCCEEDED, Outcome.FAILED):
             return "ended" if await self.db.tx(lambda conn: self.apply(conn, row.id, result, "query")) else "open"
@@ -283,7 +279,7 @@ class PayoutService:
 
     async def get(self, caller: Caller, payout_id: str | None = None, merchant_payout_no: str | None = None,
                   sync: bool = False) -> dict:
-        def load(conn: Connection) -> Any:
+        def load(conn: Connection) -> Row:
             caller.verify(conn)
             if payout_id:
                 return owned_row(conn, payouts, caller.merchant_id, "payout", payout_id)
@@ -294,4 +290,30 @@ class PayoutService:
             self.host.require(self.host.account(row.channel_account), Capability.PAYOUT)
             await self.sync(row)
             return await self.db.tx(lambda conn: self._render(conn, row.id))
+        return payout_object(row)
+
+
+class PayoutKind(OperationKind):
+    """Payouts in the operation registry: sent once, asked about, never sent again under the same number."""
+
+    name = "payout"
+    table = payouts
+    reference = "out_payout_no"
+    templates = ("payout.requested", "payout.succeeded", "payout.failed")
+    event_kind = "payout"     # ChannelEvent.out_trade_no carries the out_payout_no
+
+    def __init__(self, service: PayoutService) -> None:
+        self.service = service
+
+    @classmethod
+    def make(cls, services: Services) -> PayoutKind:
+        return cls(services.payouts)
+
+    async def sync(self, row: Row) -> bool:
+        return await self.service.sync(row)
+
+    def apply_event(self, conn: Connection, account_id: str, event: ChannelEvent) -> str:
+        return self.service.apply_event(conn, account_id, event)
+
+    def render(self, row: Row) -> dict[str, Any]:
         return payout_object(row)

@@ -8,25 +8,31 @@ from typing import Any, Iterable
 
 import httpx
 
+from structlog.typing import FilteringBoundLogger
+
 from gateway.auth import MerchantAuthenticator
-from gateway.channel import Acknowledgement, Capability, InboundNotification, NotificationRejected, unstorable
+from gateway.channel import Acknowledgement, Capability, InboundNotification
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.db import Database
 from gateway.health import HEALTH_KEEP, HealthBoard
 from gateway.health import purge as purge_health
+from gateway.callbacks import Callbacks
+from gateway.channel_calls import ChannelCalls
 from gateway.janitor import Janitor, RateLimiter
+from gateway.kinds import BUILTIN_KINDS
+from gateway.operations import OperationCore, OperationKind, Operations, Services, templates_of
 from gateway.schedule import QuerySchedule
 from gateway.risk import RiskGate
 from gateway.exchanges import KEEP as EXCHANGES_KEEP
 from gateway.exchanges import ExchangeRecorder
 from gateway.exchanges import purge as purge_exchanges
 from gateway.metrics import Metrics
-from gateway.models import ChannelCallback
-from gateway.redact import redacted_body
 from gateway.notifier import Notifier
+from gateway.payment_results import PaymentResults
 from gateway.payments import PaymentService
+from gateway.refunds import RefundService
 from gateway.payouts import PayoutService
 from gateway.splits import SplitService
 from gateway.plugins import ChannelAccount, PluginHost
@@ -36,21 +42,21 @@ from ledger.booking import Booker
 from ledger.chart import ChartError, load_chart
 from ledger.core import Ledger
 
-callbacks = ChannelCallback.__table__
-REQUIRED_TEMPLATES = ("payment.succeeded", "payment.duplicate_succeeded", "refund.requested", "refund.succeeded", "refund.failed",
-                      "merchant.freeze", "merchant.unfreeze", "recon.channel_fees", "recon.channel_fees_returned",
-                      "recon.adjust_gain", "recon.adjust_loss", "settlement.channel", "settlement.channel_debit",
-                      "settlement.merchant", "settlement.advance", "settlement.advance_repaid", "position.topup",
-                      "payout.requested", "payout.succeeded", "payout.failed", "split.requested", "split.succeeded",
-                      "split.failed", "split.returned", "campaign.discount", "campaign.discount_returned",
-                      "campaign.discount_return_failed")
+# What the core books beside the operation kinds (each kind lists its own templates).
+CORE_TEMPLATES = ("payment.succeeded", "payment.duplicate_succeeded", "merchant.freeze", "merchant.unfreeze",
+                  "recon.channel_fees", "recon.channel_fees_returned", "recon.adjust_gain", "recon.adjust_loss",
+                  "settlement.channel", "settlement.channel_debit", "settlement.merchant", "settlement.advance",
+                  "settlement.advance_repaid", "position.topup", "campaign.discount", "campaign.discount_returned",
+                  "campaign.discount_return_failed")
+REQUIRED_TEMPLATES = CORE_TEMPLATES + templates_of(BUILTIN_KINDS)
 
 
-def make_ledger(settings: Settings) -> Ledger:
-    """The ledger as configured; a chart that cannot book what the gateway does stops start-up."""
+def make_ledger(settings: Settings, kinds: Iterable[type[OperationKind]] = ()) -> Ledger:
+    """The ledger as configured; a chart that cannot book what the gateway does (its core and every
+    operation kind: the built-in ones, and `kinds`) stops start-up."""
     try:
         chart = load_chart(settings.ledger_config)
-        for event_type in REQUIRED_TEMPLATES:
+        for event_type in REQUIRED_TEMPLATES + templates_of(kinds):
             chart.template(event_type)
     except ChartError as exc:
         raise ConfigError(f"ledger configuration: {exc}") from exc
@@ -64,7 +70,7 @@ class Gateway:
     settings: Settings
     db: Database
     clock: Clock
-    log: Any
+    log: FilteringBoundLogger
     http: httpx.AsyncClient
     host: PluginHost
     box: SecretBox
@@ -77,18 +83,25 @@ class Gateway:
     payouts: PayoutService
     splits: SplitService
     metrics: Metrics
+    operations: Operations
+    exchanges: ExchangeRecorder
+    refunds: RefundService
+    callbacks: Callbacks
 
     @classmethod
-    def build(cls, settings: Settings, log: Any, clock: Clock | None = None,
-              extra_plugins: Iterable[Any] = ()) -> "Gateway":
+    def build(cls, settings: Settings, log: FilteringBoundLogger, clock: Clock | None = None,
+              extra_plugins: Iterable[Any] = (), extra_kinds: Iterable[type[OperationKind]] = ()) -> "Gateway":
+        """The services wired once. extra_kinds: operation kinds beyond paymux's own (their tables must
+        exist; their ledger templates are checked like the built-in ones')."""
         clock = clock or Clock()
+        extra_kinds = tuple(extra_kinds)
         db = Database(settings.database_url)
         exchanges = ExchangeRecorder(clock)
         http = httpx.AsyncClient(timeout=settings.channel_timeout_seconds, follow_redirects=False,
                                  event_hooks=exchanges.hooks())
         host = PluginHost(settings, http, clock, log, extra_plugins)
         box = SecretBox.from_settings(settings)
-        ledger = make_ledger(settings)
+        ledger = make_ledger(settings, extra_kinds)
         notifier = Notifier(db, box, clock, log, settings.notify_schedule_seconds, settings.notify_timeout_seconds,
                             settings.notify_poll_seconds, settings.lease_seconds,
                             settings.notify_allow_private_networks)
@@ -99,71 +112,28 @@ class Gateway:
         health = HealthBoard({a.id: a.circuit for a in settings.channel_accounts}, log, wall=clock.now)
         router = Router(host, health, settings.merchant_preferences, settings.business_timezone,
                         settings.day_cut_hour)
-        payments = PaymentService(db, host, clock, log, Booker(ledger), router, schedule, risk)
-        payments.metrics = metrics = Metrics(settings.ledger_check_every_seconds)
-        payments.exchanges = exchanges
-        payments.splits = splits = SplitService(payments, settings.split_refund_policy, box)
-        payouts = PayoutService(payments, box)
+        metrics = Metrics(settings.ledger_check_every_seconds)
+        calls = ChannelCalls(health, log, metrics, exchanges)
+        core = OperationCore(db, clock, log, host, Booker(ledger), calls, schedule)
+        splits = SplitService(core, box, settings.split_refund_policy)
+        refunds = RefundService(core, splits)
+        payments = PaymentService(core, router, PaymentResults(core, splits), splits, refunds, risk)
+        payouts = PayoutService(core, router, box)
+        services = Services(core, payments, refunds, payouts, splits)
+        operations = Operations(kind.make(services) for kind in (*BUILTIN_KINDS, *extra_kinds))
         limiter = RateLimiter(settings.channel_queries_per_second,
                               {a.id: a.queries_per_second for a in settings.channel_accounts
                                if a.queries_per_second is not None})
-        janitor = Janitor(db, payments, clock, log, schedule, settings.janitor_poll_seconds, limiter,
-                          settings.lease_seconds, payouts, splits)
+        janitor = Janitor(db, payments, operations, clock, log, schedule, settings.janitor_poll_seconds, limiter,
+                          settings.lease_seconds)
         return cls(settings, db, clock, log, http, host, box,
                    MerchantAuthenticator(box, settings.auth_window_seconds), ledger, payments, notifier, janitor,
-                   health, payouts, splits, metrics)
+                   health, payouts, splits, metrics, operations, exchanges, refunds,
+                   Callbacks(db, clock, log, metrics, operations, payments.results))
 
     async def handle_notification(self, account: ChannelAccount, inbound: InboundNotification) -> Acknowledgement:
-        """Verify through the plugin, apply each event once, record the callback, answer as the channel expects."""
-        channel = account.channel
-        now = self.clock.now()
-        try:
-            try:
-                events = await channel.parse_notification(inbound)
-            except NotificationRejected:
-                raise
-            except Exception as exc:  # noqa: BLE001  a plugin that cannot read a callback has not verified it
-                self.log.error("callback.unreadable", channel_account=account.id, error=type(exc).__name__,
-                               detail=str(exc)[:200])
-                raise NotificationRejected("unreadable", f"the plugin could not read it ({type(exc).__name__})") \
-                    from None
-            if any(unstorable(event) for event in events):
-                raise NotificationRejected("malformed_body", "the callback holds text no record can keep "
-                                                             "(a NUL or a lone surrogate)")
-        except NotificationRejected as exc:
-            self.log.warning("callback.rejected", channel_account=account.id, reason=exc.reason)
-            self.metrics.callback_rejections.labels(account.id, exc.reason).inc()
-            await self.db.tx(lambda conn: conn.execute(callbacks.insert().values(
-                channel_account=account.id, received_at=now, verified=False, outcome="rejected",
-                detail=f"{exc.reason}: {exc}"[:500])))
-            return channel.acknowledge(False, str(exc))
-
-        # Kept for operators as the console shows it: the payer's and receiver's identifiers never in the clear.
-        kept_body = redacted_body(inbound.body).encode()
-
-        def apply(conn) -> list[str]:  # noqa: ANN001
-            outcomes = []
-            for event in events:
-                outcome = self.applier(event.kind)(conn, account.id, event)
-                outcomes.append(outcome)
-                conn.execute(callbacks.insert().values(
-                    channel_account=account.id, received_at=now, verified=True, outcome=outcome,
-                    detail=f"{event.kind} {event.outcome.value}", reference=event.out_split_no or event.out_refund_no or event.out_trade_no,
-                    body=kept_body))
-            return outcomes
-
-        outcomes = await self.db.tx(apply)
-        self.log.info("callback.processed", channel_account=account.id, outcomes=outcomes)
-        if "mismatch" in outcomes:
-            # Amount or currency differs from our attempt: refuse, so the channel keeps the evidence coming
-            # while an operator looks; nothing was applied for that event.
-            return channel.acknowledge(False, "amount or currency does not match the order")
-        return channel.acknowledge(True)
-
-    def applier(self, kind: str) -> Any:
-        """Who applies a verified callback fact of this kind."""
-        return {"payout": self.payouts.apply_event, "split": self.splits.apply_event}.get(kind,
-                                                                                        self.payments.apply_event)
+        """A channel's callback (gateway/callbacks.py)."""
+        return await self.callbacks.handle(account, inbound)
 
     async def download_statement(self, account_id: str, business_date: date) -> bytes:
         """The channel's statement file for one day, as the channel serves it (parsing is reconciliation's)."""
@@ -189,7 +159,7 @@ class Gateway:
 
     async def flush_health(self) -> None:
         """What this process saw of the channels: health numbers and the exchanges it kept."""
-        await self.db.tx(lambda conn: (self.health.flush(conn), self.payments.exchanges.flush(conn)))
+        await self.db.tx(lambda conn: (self.health.flush(conn), self.exchanges.flush(conn)))
 
     async def health_loop(self) -> None:
         """Every few seconds, add what this process saw of the channels to the shared numbers."""

@@ -10,25 +10,26 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Awaitable
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, Row, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import Caller
-from gateway.channel import Capability, Outcome, SplitFinish, SplitResult
+from gateway.channel import Capability, Channel, Outcome, SplitFinish, SplitResult
 from gateway.db import owned_row
 from gateway.errors import conflict
 from gateway.ids import out_trade_no, public_id
-from gateway.models import Attempt, Payment, SplitRelease
+from gateway.models import Payment, Split, SplitRelease, SplitReturn
 from gateway.notifier import record_event
-from gateway.operations import record_answer
-from gateway.payments import payment_facts
+from gateway.operations import OperationCore, ResentOperation, Services
+from gateway.payment_rows import paid_trade_no, payment, payment_facts
 from gateway.resources import iso
 
 payments = Payment.__table__
-attempts = Attempt.__table__
 releases = SplitRelease.__table__
+splits = Split.__table__
+returns = SplitReturn.__table__
 
 
 def aware(at: datetime) -> datetime:
@@ -36,18 +37,96 @@ def aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-class SplitReleases:
-    """Part of SplitService (gateway/splits.py), which it reaches as `self.s`."""
+def in_flight(conn: Connection, payment_id: str) -> bool:
+    """A split or return of the payment is still scheduled or processing."""
+    return conn.execute(select(splits.c.id).where(and_(splits.c.payment_id == payment_id, splits.c.status.in_(
+        ("scheduled", "processing")))).limit(1)).first() is not None or conn.execute(
+        select(returns.c.id).where(and_(returns.c.payment_id == payment_id,
+                                        returns.c.status == "processing")).limit(1)).first() is not None
 
-    def __init__(self, split_service: Any) -> None:
-        self.s = split_service
-        self.db, self.host, self.clock, self.log = split_service.db, split_service.host, split_service.clock, \
-            split_service.log
+
+def release_if_done(conn: Connection, payment_id: str, now: datetime) -> None:
+    """A split or return ended: a release waiting for the payment's splits is due once none is left."""
+    if not in_flight(conn, payment_id):   # (its time, if later, stays: the janitor sends it then)
+        conn.execute(update(releases).where(and_(releases.c.payment_id == payment_id,
+                                                 releases.c.status == "waiting"))
+                     .values(status="processing", updated_at=now))
+
+
+class SplitReleaseKind(ResentOperation):
+    """The release as an operation kind: the channel's finish call, asked about and resent like a split."""
+
+    name = "split_release"
+    table = releases
+    reference = "out_release_no"
+    templates = ("split.frozen", "split.released")
+    # a release the channel refused leaves the money frozen in the books: a person must look
+    stuck_statuses = ("processing", "failed")
+    send_operation, query_operation = "finish_split", "query_split_finish"
+    what, log_prefix = "release", "split"
+    channel_id_column = "channel_release_id"
+    resend_event = "split.release_resend"
+
+    @classmethod
+    def make(cls, services: Services) -> SplitReleaseKind:
+        return services.splits.releases.kind
+
+    def request(self, conn: Connection, r: Row) -> SplitFinish:
+        pay = payment(conn, r.payment_id)
+        return SplitFinish(r.out_release_no, paid_trade_no(conn, r.payment_id), pay.channel_transaction_id,
+                           pay.frozen_amount, r.currency, "splitting finished")
+
+    def send(self, channel: Channel, request: SplitFinish) -> Awaitable[SplitResult]:
+        return channel.finish_split(request)
+
+    def query(self, channel: Channel, request: SplitFinish) -> Awaitable[SplitResult]:
+        return channel.query_split_finish(request)
+
+    async def submit(self, row: Row, request: Any = None) -> bool:
+        request = request or await self.db.tx(lambda conn: self.request(conn, row))
+        if request.amount <= 0:   # splits and refunds took all of it: nothing is left frozen to release
+            return await self.db.tx(lambda conn: self.apply(conn, row.id, SplitResult(Outcome.SUCCEEDED),
+                                                            "nothing_left", sent=True))
+        return await super().submit(row, request)
+
+    def end_values(self, conn: Connection, row_id: str, result: SplitResult) -> dict[str, object]:
+        if result.outcome is not Outcome.SUCCEEDED:
+            return {}
+        pay_id = conn.execute(select(releases.c.payment_id).where(releases.c.id == row_id)).scalar_one()
+        return {"amount": payment(conn, pay_id).frozen_amount}   # what is released: all that is left
+
+    def ended(self, conn: Connection, r: Row, result: SplitResult, source: str, now: datetime) -> None:
+        """The channel released what it held frozen: book it back to in-transit (split.released). A refusal
+        leaves it frozen in the books and shows it to operators."""
+        pay = payment(conn, r.payment_id)
+        if result.outcome is Outcome.SUCCEEDED:
+            self.booker.split_released(conn, payment_facts(pay), r.id, r.amount, now)
+            conn.execute(update(payments).where(payments.c.id == pay.id).values(frozen_amount=0, updated_at=now))
+        else:
+            conn.execute(update(releases).where(releases.c.id == r.id).values(exception_at=now))
+        record_event(conn, r.merchant_id, f"split_release.{result.outcome.value}", r.id, release_object(r),
+                     pay.notify_url, now)
+        self.log.info("split.release_state_changed", release_id=r.id, payment_id=pay.id, to_status=r.status,
+                      amount=r.amount, source=source)
+
+    def log_fields(self, row: Row) -> dict[str, Any]:
+        return {"release_id": row.id, "out_release_no": row.out_release_no}
+
+    def render(self, row: Row) -> dict[str, Any]:
+        return release_object(row)
+
+
+class SplitReleases:
+    """Asking for a payment's release, and making it due once its splits have ended."""
+
+    def __init__(self, core: OperationCore) -> None:
+        self.db, self.host, self.clock = core.db, core.host, core.clock
+        self.kind = SplitReleaseKind(core)
 
     async def finish(self, caller: Caller, payment_id: str) -> tuple[int, dict]:
         """The merchant will split this payment no more: once no split or return of it is in flight, the
         channel releases what it still holds frozen of it. Asking again answers the same release."""
-        def tx(conn: Connection) -> tuple[bool, Any]:
+        def tx(conn: Connection) -> tuple[bool, Row | SimpleNamespace]:
             caller.verify(conn)
             pay = owned_row(conn, payments, caller.merchant_id, "payment", payment_id)
             existing = conn.execute(select(releases).where(releases.c.payment_id == payment_id)).first()
@@ -63,11 +142,11 @@ class SplitReleases:
         except IntegrityError:   # asked twice at once: the other one made it
             made, row = await self.db.tx(tx)
         if made and row.status == "processing" and aware(row.next_query_at) <= self.clock.now():
-            await self.submit_release(row)
+            await self.kind.submit(row)
         return (201 if made else 200), await self.db.tx(lambda conn: release_object(
             conn.execute(select(releases).where(releases.c.id == row.id)).first()))
 
-    def ask(self, conn: Connection, pay: Any, channel_account: str, now: Any) -> Any:
+    def ask(self, conn: Connection, pay: Row, channel_account: str, now: datetime) -> Row | SimpleNamespace:
         """Write the payment's release: waiting while a split or return is in flight, else due as soon as
         the channel takes split orders of the payment."""
         existing = conn.execute(select(releases).where(releases.c.payment_id == pay.id)).first()
@@ -77,73 +156,10 @@ class SplitReleases:
         due = max(now, aware(pay.paid_at) + timedelta(seconds=limits.not_before_seconds)) if pay.paid_at else now
         row = dict(id=public_id("srl"), payment_id=pay.id, merchant_id=pay.merchant_id, amount=0,
                    currency=pay.currency, channel_account=channel_account, out_release_no=out_trade_no(),
-                   status="waiting" if self.s.in_flight(conn, pay.id) else "processing", submitted=False,
+                   status="waiting" if in_flight(conn, pay.id) else "processing", submitted=False,
                    next_query_at=due, queries=0, created_at=now, updated_at=now)
         conn.execute(insert(releases).values(row))
         return SimpleNamespace(**row)
-
-    def release_if_done(self, conn: Connection, payment_id: str, now: Any) -> None:
-        """A split or return ended: a release waiting for the payment's splits is due once none is left."""
-        if not self.s.in_flight(conn, payment_id):   # (its time, if later, stays: the janitor sends it then)
-            conn.execute(update(releases).where(and_(releases.c.payment_id == payment_id,
-                                                     releases.c.status == "waiting"))
-                         .values(status="processing", updated_at=now))
-
-    def _finish_request(self, conn: Connection, r: Any) -> SplitFinish:
-        pay = conn.execute(select(payments).where(payments.c.id == r.payment_id)).first()
-        trade_no = conn.execute(select(attempts.c.out_trade_no).where(and_(
-            attempts.c.payment_id == r.payment_id, attempts.c.status == "succeeded"))
-            .order_by(attempts.c.updated_at)).scalar()
-        return SplitFinish(r.out_release_no, trade_no, pay.channel_transaction_id, pay.frozen_amount, r.currency,
-                           "splitting finished")
-
-    async def submit_release(self, r: Any, request: SplitFinish | None = None) -> bool:
-        account = self.host.account(r.channel_account)
-        request = request or await self.db.tx(lambda conn: self._finish_request(conn, r))
-        if request.amount <= 0:   # splits and refunds took all of it: nothing is left frozen to release
-            return await self.db.tx(lambda conn: self.apply_release(conn, r.id, SplitResult(Outcome.SUCCEEDED),
-                                                                    "nothing_left", sent=True))
-        result = await self.s._call(account, "finish_split", lambda: account.channel.finish_split(request),
-                                    r.out_release_no)
-        result = await self.s._confirmed(account, result, lambda: account.channel.query_split_finish(request),
-                                         r.out_release_no, "query_split_finish")
-        return await self.db.tx(lambda conn: self.apply_release(conn, r.id, result, "create", sent=True))
-
-    async def sync_release(self, r: Any) -> bool:
-        if not r.submitted:
-            return await self.submit_release(r)
-        account = self.host.account(r.channel_account)
-        request = await self.db.tx(lambda conn: self._finish_request(conn, r))
-        result = await self.s._call(account, "query_split_finish",
-                                    lambda: account.channel.query_split_finish(request), r.out_release_no)
-        if result.unheard:
-            self.log.warning("split.release_resend", release_id=r.id, out_release_no=r.out_release_no)
-            return await self.submit_release(r, request)
-        return await self.db.tx(lambda conn: self.apply_release(conn, r.id, result, "query"))
-
-    def apply_release(self, conn: Connection, release_id: str, result: SplitResult, source: str,
-                      sent: bool = False) -> bool:
-        """The channel released what it held frozen: book it back to in-transit (split.released). A refusal
-        leaves it frozen in the books and shows it to operators."""
-        now = self.clock.now()
-        pay_id = conn.execute(select(releases.c.payment_id).where(releases.c.id == release_id)).scalar_one()
-        pay = conn.execute(select(payments).where(payments.c.id == pay_id)).first()
-        r = record_answer(conn, releases, release_id, result.outcome, now, what="release",
-                          channel_id_column="channel_release_id", channel_id=result.channel_split_id,
-                          error_code=result.error_code, error_message=result.error_message, sent=sent,
-                          **({"amount": pay.frozen_amount} if result.outcome is Outcome.SUCCEEDED else {}))
-        if r is None:
-            return False
-        if result.outcome is Outcome.SUCCEEDED:
-            self.s.booker.split_released(conn, payment_facts(pay), r.id, pay.frozen_amount, now)
-            conn.execute(update(payments).where(payments.c.id == pay.id).values(frozen_amount=0, updated_at=now))
-        else:
-            conn.execute(update(releases).where(releases.c.id == r.id).values(exception_at=now))
-        record_event(conn, r.merchant_id, f"split_release.{result.outcome.value}", r.id, release_object(r),
-                     pay.notify_url, now)
-        self.log.info("split.release_state_changed", release_id=r.id, payment_id=pay.id, to_status=r.status,
-                      amount=r.amount, source=source)
-        return True
 
 
 def release_object(r: Any) -> dict[str, Any]:
@@ -153,4 +169,3 @@ def release_object(r: Any) -> dict[str, Any]:
             "out_release_no": r.out_release_no, "channel_release_id": r.channel_release_id,
             "failure": {"code": r.failure_code, "message": r.failure_message} if r.failure_code else None,
             "created_at": iso(r.created_at), "updated_at": iso(r.updated_at)}
-

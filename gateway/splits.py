@@ -30,34 +30,32 @@ to someone the merchant registered. No HTTP, no SQL strings.
 """
 from __future__ import annotations
 
-import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, Row, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import Caller
-
-from gateway.channel import Capability, ChannelEvent, Outcome, SplitRequest, SplitResult
-from gateway.channel import SplitReturn as SplitReturnRequest
+from gateway.channel import Capability, Outcome
 from gateway.db import owned_row
-from gateway.errors import PaymuxError, conflict, invalid_request
+from gateway.errors import conflict, invalid_request
 from gateway.ids import out_trade_no, public_id
-from gateway.models import Attempt, Payment, Receiver, Refund, Split, SplitRelease, SplitReturn
-from gateway.notifier import record_event
-from gateway.operations import record_answer
-from gateway.redact import masked, masked_name
-from gateway.resources import receiver_object, split_object
+from gateway.models import Payment, Refund, Split, SplitRelease, SplitReturn
+from gateway.operations import OperationCore
+from gateway.payment_rows import payment_facts, refunded_before, take_frozen, unclaimed
+from gateway.receivers import Receivers
+from gateway.resources import split_object
 from gateway.secretbox import SecretBox
+from gateway.split_kinds import SplitKind, SplitReturnKind
 from gateway.split_releases import SplitReleases, aware
-from ledger.booking import PaymentFacts
 from ledger.errors import LedgerError
 
+if TYPE_CHECKING:
+    from gateway.api.schemas import SplitSpec
+
 payments = Payment.__table__
-attempts = Attempt.__table__
-receivers = Receiver.__table__
 splits = Split.__table__
 returns = SplitReturn.__table__
 release_rows = SplitRelease.__table__
@@ -66,85 +64,26 @@ refunds = Refund.__table__
 REFUND_POLICIES = ("refuse", "return")
 
 
-def sealed_receiver(box: SecretBox, receiver_id: str, name: str, account: str,
-                    bindings: dict[str, str]) -> dict[str, Any]:
-    """The columns that say who a receiver is: sealed (bound to the receiver and the field), masked
-    for display, and the account's keyed digest (one receiver per account and merchant)."""
-    return dict(name_sealed=box.seal(name, f"{receiver_id}:name"), name_masked=masked_name(name),
-                account_sealed=box.seal(account, f"{receiver_id}:account"), account_masked=masked(account),
-                account_digest=box.fingerprint(account),
-                bindings_sealed=box.seal(json.dumps(bindings, sort_keys=True), f"{receiver_id}:bindings"),
-                bindings={k: masked(v) for k, v in bindings.items()})
-
-
-def receiver_identity(box: SecretBox, r: Any) -> tuple[str, str, dict[str, str]]:
-    """(name, account, bindings) of a receivers row, unsealed here, in memory, for the channel."""
-    return (box.open(r.name_sealed, f"{r.id}:name"), box.open(r.account_sealed, f"{r.id}:account"),
-            json.loads(box.open(r.bindings_sealed, f"{r.id}:bindings")))
-
-
 class SplitService:
-    def __init__(self, payments_service: Any, refund_policy: str = "refuse", box: SecretBox | None = None) -> None:
+    def __init__(self, core: OperationCore, box: SecretBox | None, refund_policy: str = "refuse") -> None:
         self.refund_policy = refund_policy
-        self.box = box
-        self.p = payments_service
-        self.db, self.host, self.clock, self.log = payments_service.db, payments_service.host, \
-            payments_service.clock, payments_service.log
-        self.booker = payments_service.booker
-        self.releases = SplitReleases(self)
-
-    # ---- receivers ----
-
-    async def create_receiver(self, caller: Caller, type_: str, name: str, account: str,
-                              bindings: dict[str, str]) -> dict:
-        unknown = sorted(set(bindings) - set(self.host.accounts))
-        if unknown:
-            raise invalid_request("unknown_channel", f"bindings name unknown channel account(s): {', '.join(unknown)}",
-                                  "bindings")
-        receiver_id, now = public_id("rcv"), self.clock.now()
-
-        def tx(conn: Connection) -> dict:
-            caller.verify(conn)
-            try:
-                conn.execute(insert(receivers).values(id=receiver_id, merchant_id=caller.merchant_id, type=type_,
-                                                      status="active", created_at=now,
-                                                      **sealed_receiver(self.box, receiver_id, name, account,
-                                                                        bindings)))
-            except IntegrityError:
-                raise conflict("duplicate_receiver", f"A receiver with account {masked(account)!r} exists",
-                               "account") from None
-            return receiver_object(conn.execute(select(receivers).where(receivers.c.id == receiver_id)).first())
-
-        return await self.db.tx(tx)
-
-    async def get_receiver(self, caller: Caller, receiver_id: str) -> dict:
-        def tx(conn: Connection) -> dict:
-            caller.verify(conn)
-            return receiver_object(self._receiver(conn, caller.merchant_id, receiver_id))
-
-        return await self.db.tx(tx)
-
-    @staticmethod
-    def _receiver(conn: Connection, merchant_id: str, receiver_id: str, param: str | None = None) -> Any:
-        """The merchant's receiver; named in a request body (`param`), a missing one is a 400, not a 404."""
-        try:
-            return owned_row(conn, receivers, merchant_id, "receiver", receiver_id)
-        except PaymuxError:
-            if param:
-                raise invalid_request("unknown_receiver", f"No receiver {receiver_id!r}", param) from None
-            raise
+        self.db, self.host, self.clock, self.log, self.booker = core.db, core.host, core.clock, core.log, core.booker
+        self.receivers = Receivers(core.db, core.host, core.clock, box)
+        self.split_kind = SplitKind(core, box)
+        self.return_kind = SplitReturnKind(core, self.split_kind)
+        self.releases = SplitReleases(core)
 
     # ---- splits declared with the payment ----
 
     def schedule(self, conn: Connection, merchant_id: str, payment_id: str, merchant_order_no: str, currency: str,
-                 room: int, specs: Sequence[Any], channel_account: str, now: Any) -> None:
+                 room: int, specs: Sequence[SplitSpec], channel_account: str, now: datetime) -> None:
         """Write the payment's declared splits, waiting for it to succeed. room: the most they may
         take (the amount less the largest fee a planned account would charge)."""
         if sum(s.amount for s in specs) > room:
             raise invalid_request("split_exceeds_payment", f"The splits ({sum(s.amount for s in specs)}) exceed the "
                                   f"{room} left of the payment after its fee", "splits")
         for index, spec in enumerate(specs):
-            self._receiver(conn, merchant_id, spec.receiver, f"splits.{index}.receiver")
+            self.receivers.receiver(conn, merchant_id, spec.receiver, f"splits.{index}.receiver")
             try:
                 with conn.begin_nested():
                     conn.execute(insert(splits).values(self._row(
@@ -155,14 +94,14 @@ class SplitService:
                                f"splits.{index}.merchant_split_no") from None
 
     def _row(self, merchant_id: str, payment_id: str, merchant_split_no: str, receiver_id: str, amount: int,
-             currency: str, description: str, channel_account: str, status: str, now: Any) -> dict[str, Any]:
+             currency: str, description: str, channel_account: str, status: str, now: datetime) -> dict[str, Any]:
         return dict(id=public_id("spl"), payment_id=payment_id, merchant_id=merchant_id,
                     merchant_split_no=merchant_split_no, receiver_id=receiver_id, amount=amount, currency=currency,
                     description=description, channel_account=channel_account, out_split_no=out_trade_no(),
                     status=status, submitted=False, next_query_at=now, queries=0, created_at=now, updated_at=now)
 
     def payment_ended(self, conn: Connection, payment_id: str, channel_account: str, outcome: Outcome,
-                      now: Any) -> None:
+                      now: datetime) -> None:
         """Called in the transaction that ends a payment made to be split. Succeeded (at channel_account,
         where the money is): a channel that freezes it holds the merchant's share (split.frozen), its
         scheduled splits start (the janitor sends them) and, when they have all ended, what is left is
@@ -176,7 +115,7 @@ class SplitService:
         pay = conn.execute(select(payments).where(payments.c.id == payment_id)).first()
         if account.supports(Capability.SPLIT_FINISH) and pay.frozen_amount == 0:
             share = pay.amount - pay.discount_amount - (pay.fee_amount or 0)
-            self.booker.split_frozen(conn, _facts(pay), share, now)
+            self.booker.split_frozen(conn, payment_facts(pay), share, now)
             conn.execute(update(payments).where(payments.c.id == payment_id).values(frozen_amount=share))
         waiting = conn.execute(select(splits).where(and_(
             splits.c.payment_id == payment_id, (splits.c.status == "scheduled") | and_(
@@ -191,14 +130,14 @@ class SplitService:
                     status="failed", failure_code="split_exceeds_payment", failure_message=str(exc)[:500],
                     updated_at=now))
         if waiting and account.supports(Capability.SPLIT_FINISH):   # declared splits: released once they end
-            self._ask_release(conn, pay, channel_account, now)
+            self.releases.ask(conn, pay, channel_account, now)
 
-    def _start(self, conn: Connection, s: Any, channel_account: str, now: Any) -> None:
+    def _start(self, conn: Connection, s: Row | SimpleNamespace, channel_account: str, now: datetime) -> None:
         """Reserve the split's room on its payment and book split.requested (from what the channel holds
         frozen of the payment first); it is then processing, sent as soon as the channel takes it."""
         p = payments.c
         limits = self.host.account(channel_account).channel.split_limits()
-        room = p.amount - p.fee_amount - p.refunded_amount - p.refund_pending_amount - p.split_amount >= s.amount
+        room = unclaimed(p) - p.fee_amount >= s.amount
         if limits.max_share_bps is not None:   # the channel's cap on all splits of one order
             room = and_(room, (p.split_amount + s.amount) * 10000 <= p.amount * limits.max_share_bps)
         reserved = conn.execute(update(payments).where(and_(p.id == s.payment_id, p.status == "succeeded", room))
@@ -209,7 +148,7 @@ class SplitService:
         pay = conn.execute(select(payments).where(payments.c.id == s.payment_id)).first()
         self.booker.split_requested(conn, s.id, s.merchant_id, channel_account, s.currency, s.amount, now,
                                     frozen=pay.frozen_amount)
-        self.p._take_frozen(conn, s.payment_id, f"split:{s.id}:split.requested", now)
+        take_frozen(conn, self.booker, s.payment_id, f"split:{s.id}:split.requested", now)
         # WeChat Pay takes a split only a while after the payment: until then it waits for the janitor.
         due = max(now, aware(pay.paid_at) + timedelta(seconds=limits.not_before_seconds)) if pay.paid_at else now
         conn.execute(update(splits).where(splits.c.id == s.id).values(
@@ -220,7 +159,7 @@ class SplitService:
 
     async def create(self, caller: Caller, payment_id: str, merchant_split_no: str, receiver_id: str, amount: int,
                      description: str) -> tuple[int, dict]:
-        def tx1(conn: Connection) -> tuple[bool, Any]:
+        def tx1(conn: Connection) -> tuple[bool, Row]:
             caller.verify(conn)
             pay = owned_row(conn, payments, caller.merchant_id, "payment", payment_id)
             existing = conn.execute(select(splits).where(and_(splits.c.merchant_id == caller.merchant_id,
@@ -231,7 +170,7 @@ class SplitService:
                                                       "different split", "merchant_split_no")
                 return False, existing
             self.host.require(self.host.account(pay.channel_account), Capability.SPLIT)
-            self._receiver(conn, caller.merchant_id, receiver_id, "receiver")
+            self.receivers.receiver(conn, caller.merchant_id, receiver_id, "receiver")
             if pay.status != "succeeded":
                 raise conflict("payment_not_splittable", f"A {pay.status} payment cannot be split")
             if conn.execute(select(release_rows.c.id).where(and_(release_rows.c.payment_id == payment_id,
@@ -246,8 +185,7 @@ class SplitService:
                 with conn.begin_nested():
                     self._start(conn, SimpleNamespace(**row), pay.channel_account, now)
             except _NoRoom:
-                left = pay.amount - (pay.fee_amount or 0) - pay.refunded_amount - pay.refund_pending_amount \
-                    - pay.split_amount
+                left = unclaimed(pay) - (pay.fee_amount or 0)
                 cap = self.host.account(pay.channel_account).channel.split_limits().max_share_bps
                 if cap is not None:
                     left = min(left, pay.amount * cap // 10000 - pay.split_amount)
@@ -267,87 +205,8 @@ class SplitService:
             return 200, split_object(row)
         self.log.info("split.created", split_id=row.id, payment_id=payment_id, amount=amount)
         if aware(row.next_query_at) <= self.clock.now():   # else the channel takes it only later: the janitor sends it
-            await self.submit(row)
+            await self.split_kind.submit(row)
         return 201, await self.db.tx(lambda conn: self._render(conn, row.id))
-
-    # ---- talking to the channel ----
-
-    def _request(self, conn: Connection, s: Any) -> SplitRequest:
-        pay = conn.execute(select(payments.c.channel_transaction_id).where(payments.c.id == s.payment_id)).first()
-        trade_no = conn.execute(select(attempts.c.out_trade_no).where(and_(
-            attempts.c.payment_id == s.payment_id, attempts.c.status == "succeeded"))
-            .order_by(attempts.c.updated_at)).scalar()
-        r = conn.execute(select(receivers).where(receivers.c.id == s.receiver_id)).first()
-        name, account, bindings = receiver_identity(self.box, r)
-        return SplitRequest(s.out_split_no, trade_no, pay.channel_transaction_id, s.amount, s.currency, r.type,
-                            bindings.get(s.channel_account, account), name, s.description or "split")
-
-    def _call(self, account: Any, operation: str, fn: Any, reference: str) -> Any:
-        return self.p._call(account, operation, fn, lambda code, msg: SplitResult(
-            Outcome.UNKNOWN, error_code=code, error_message=msg), reference=reference)
-
-    async def _confirmed(self, account: Any, result: SplitResult, ask: Any, reference: str,
-                         operation: str) -> SplitResult:
-        """A refusal counts only if the channel then has no record of the request: a resend of one it
-        took can be refused (as a repeat, or by the state the first one caused)."""
-        if result.outcome is not Outcome.FAILED:
-            return result
-        found = await self._call(account, operation, ask, reference)
-        if found.unheard:
-            return result
-        self.log.warning("split.refusal_not_final", reference=reference, refused=result.error_code,
-                         found=found.outcome.value)
-        return found
-
-    async def submit(self, s: Any, request: SplitRequest | None = None) -> bool:
-        account = self.host.account(s.channel_account)
-        request = request or await self.db.tx(lambda conn: self._request(conn, s))
-        result = await self._call(account, "split", lambda: account.channel.split(request), s.out_split_no)
-        result = await self._confirmed(account, result, lambda: account.channel.query_split(request), s.out_split_no,
-                                       "query_split")
-        return await self.db.tx(lambda conn: self.apply(conn, s.id, result, "create", sent=True))
-
-    async def sync(self, s: Any) -> bool:
-        if not s.submitted:
-            return await self.submit(s)
-        account = self.host.account(s.channel_account)
-        request = await self.db.tx(lambda conn: self._request(conn, s))
-        result = await self._call(account, "query_split", lambda: account.channel.query_split(request),
-                                  s.out_split_no)
-        if result.unheard:
-            self.log.warning("split.resend", split_id=s.id, out_split_no=s.out_split_no)
-            return await self.submit(s, request)
-        return await self.db.tx(lambda conn: self.apply(conn, s.id, result, "query"))
-
-    def apply(self, conn: Connection, split_id: str, result: SplitResult, source: str, sent: bool = False) -> bool:
-        now = self.clock.now()
-        s = record_answer(conn, splits, split_id, result.outcome, now, what="split", channel_id_column="channel_split_id",
-                          channel_id=result.channel_split_id, error_code=result.error_code,
-                          error_message=result.error_message, sent=sent)
-        if s is None:
-            return False
-        if result.outcome is Outcome.SUCCEEDED:
-            self.booker.split_succeeded(conn, s.id, s.merchant_id, s.receiver_id, s.currency, s.amount, now)
-        else:
-            self.p._give_back_frozen(conn, s.payment_id, f"split:{s.id}:split.requested", now)
-            self.booker.split_failed(conn, s.id, now)
-            conn.execute(update(payments).where(payments.c.id == s.payment_id).values(
-                split_amount=payments.c.split_amount - s.amount, updated_at=now))
-        notify_url = conn.execute(select(payments.c.notify_url).where(payments.c.id == s.payment_id)).scalar()
-        record_event(conn, s.merchant_id, f"split.{result.outcome.value}", s.id, split_object(s), notify_url, now)
-        self.log.info("split.state_changed", split_id=s.id, payment_id=s.payment_id, to_status=s.status, source=source)
-        self._release_if_done(conn, s.payment_id, now)
-        return True
-
-    def apply_event(self, conn: Connection, account_id: str, event: ChannelEvent) -> str:
-        s = conn.execute(select(splits).where(and_(splits.c.out_split_no == event.out_split_no,
-                                                   splits.c.channel_account == account_id))).first()
-        if s is None:
-            return "unknown_reference"
-        if event.amount is not None and event.amount != s.amount:
-            return "mismatch"
-        return "applied" if self.apply(conn, s.id, SplitResult(event.outcome, event.channel_transaction_id),
-                                       "callback") else "duplicate"
 
     # ---- taking splits back for a refund ([splits] refund_policy = "return") ----
 
@@ -358,7 +217,7 @@ class SplitService:
         if self.refund_policy != "return":
             return
 
-        def plan(conn: Connection) -> list[Any]:
+        def plan(conn: Connection) -> list[SimpleNamespace]:
             pay = conn.execute(select(payments).where(and_(payments.c.id == payment_id,
                                                            payments.c.merchant_id == merchant_id))).first()
             if pay is None or pay.status != "succeeded" or pay.split_amount == 0 or conn.execute(
@@ -369,7 +228,7 @@ class SplitService:
             # merchant kept of this payment after its fee, earlier refunds and the splits.
             refunding = pay.refunded_amount + pay.refund_pending_amount
             fee = pay.fee_amount or 0
-            taken_before, fee_back_before = self.p._refunded_before(conn, payment_id)
+            taken_before, fee_back_before = refunded_before(conn, payment_id)
             fee_back = self.booker.fee_refund(pay.amount, fee, refund_amount, fee_back_before,
                                               completes=refunding + refund_amount == pay.amount,
                                               refunded_before=taken_before)
@@ -408,7 +267,7 @@ class SplitService:
 
         made = await self.db.tx(plan)
         for r in made:
-            await self.submit_return(r)
+            await self.return_kind.submit(r)
         if not made:
             return
         ended = await self.db.tx(lambda conn: conn.execute(select(returns).where(
@@ -425,80 +284,9 @@ class SplitService:
         return conflict("split_return_pending", "Splits are being taken back from their receivers for this refund; "
                         f"retry it under merchant_refund_no {refund_no!r} shortly")
 
-    def _return_request(self, conn: Connection, r: Any) -> SplitReturnRequest:
-        s = conn.execute(select(splits).where(splits.c.id == r.split_id)).first()
-        split = self._request(conn, s)
-        return SplitReturnRequest(r.out_return_no, s.out_split_no, split.out_trade_no, split.channel_transaction_id,
-                                  s.channel_split_id, r.amount, r.currency, split.receiver_type,
-                                  split.receiver_account, f"refund {r.for_refund_no}"[:80])
-
-    async def submit_return(self, r: Any, request: SplitReturnRequest | None = None) -> bool:
-        account = self.host.account(r.channel_account)
-        request = request or await self.db.tx(lambda conn: self._return_request(conn, r))
-        result = await self._call(account, "return_split", lambda: account.channel.return_split(request),
-                                  r.out_return_no)
-        result = await self._confirmed(account, result, lambda: account.channel.query_split_return(request),
-                                       r.out_return_no, "query_split_return")
-        return await self.db.tx(lambda conn: self.apply_return(conn, r.id, result, "create", sent=True))
-
-    async def sync_return(self, r: Any) -> bool:
-        if not r.submitted:
-            return await self.submit_return(r)
-        account = self.host.account(r.channel_account)
-        request = await self.db.tx(lambda conn: self._return_request(conn, r))
-        result = await self._call(account, "query_split_return",
-                                  lambda: account.channel.query_split_return(request), r.out_return_no)
-        if result.unheard:
-            self.log.warning("split.return_resend", return_id=r.id, out_return_no=r.out_return_no)
-            return await self.submit_return(r, request)
-        return await self.db.tx(lambda conn: self.apply_return(conn, r.id, result, "query"))
-
-    def apply_return(self, conn: Connection, return_id: str, result: SplitResult, source: str,
-                     sent: bool = False) -> bool:
-        now = self.clock.now()
-        r = record_answer(conn, returns, return_id, result.outcome, now, what="return",
-                          channel_id_column="channel_return_id", channel_id=result.channel_split_id,
-                          error_code=result.error_code, error_message=result.error_message, sent=sent)
-        if r is None:
-            return False
-        s = conn.execute(select(splits).where(splits.c.id == r.split_id)).first()
-        if result.outcome is Outcome.SUCCEEDED:
-            self.booker.split_returned(conn, r.id, r.merchant_id, s.receiver_id, r.currency, r.amount, now)
-            conn.execute(update(payments).where(payments.c.id == r.payment_id).values(
-                split_amount=payments.c.split_amount - r.amount, updated_at=now))
-        else:
-            conn.execute(update(splits).where(splits.c.id == s.id).values(
-                returned_amount=splits.c.returned_amount - r.amount, updated_at=now))
-        notify_url = conn.execute(select(payments.c.notify_url).where(payments.c.id == r.payment_id)).scalar()
-        event = "split.returned" if result.outcome is Outcome.SUCCEEDED else "split.return_failed"
-        record_event(conn, r.merchant_id, event, s.id, split_object(
-            conn.execute(select(splits).where(splits.c.id == s.id)).first()), notify_url, now)
-        self.log.info("split.return_state_changed", return_id=r.id, split_id=s.id, to_status=r.status, source=source)
-        self._release_if_done(conn, r.payment_id, now)
-        return True
-
-    # ---- the end of splitting: what the channel holds frozen is released (gateway/split_releases.py) ----
-
-    @staticmethod
-    def in_flight(conn: Connection, payment_id: str) -> bool:
-        """A split or return of the payment is still scheduled or processing."""
-        return conn.execute(select(splits.c.id).where(and_(splits.c.payment_id == payment_id, splits.c.status.in_(
-            ("scheduled", "processing")))).limit(1)).first() is not None or conn.execute(
-            select(returns.c.id).where(and_(returns.c.payment_id == payment_id,
-                                            returns.c.status == "processing")).limit(1)).first() is not None
-
-
     async def finish(self, caller: Caller, payment_id: str) -> tuple[int, dict]:
+        """POST /v1/payments/{id}/splits/finish (gateway/split_releases.py)."""
         return await self.releases.finish(caller, payment_id)
-
-    async def sync_release(self, r: Any) -> bool:
-        return await self.releases.sync_release(r)
-
-    def _ask_release(self, conn: Connection, pay: Any, channel_account: str, now: Any) -> Any:
-        return self.releases.ask(conn, pay, channel_account, now)
-
-    def _release_if_done(self, conn: Connection, payment_id: str, now: Any) -> None:
-        self.releases.release_if_done(conn, payment_id, now)
 
     # ---- reading ----
 
@@ -506,13 +294,13 @@ class SplitService:
         return split_object(conn.execute(select(splits).where(splits.c.id == split_id)).first())
 
     async def get(self, caller: Caller, split_id: str, sync: bool = False) -> dict:
-        def load(conn: Connection) -> Any:
+        def load(conn: Connection) -> Row:
             caller.verify(conn)
             return owned_row(conn, splits, caller.merchant_id, "split", split_id)
 
         s = await self.db.tx(load)
         if sync and s.status == "processing":
-            await self.sync(s)
+            await self.split_kind.sync(s)
             return await self.db.tx(lambda conn: self._render(conn, split_id))
         return split_object(s)
 
@@ -528,9 +316,3 @@ class SplitService:
 
 class _NoRoom(Exception):
     """The payment has not that much left to split."""
-
-
-def _facts(pay: Any) -> PaymentFacts:
-    return PaymentFacts(pay.id, pay.merchant_id, pay.channel_account, pay.amount, pay.currency)
-
-

@@ -39,14 +39,14 @@ async def find_payout(request: Request, caller: SignedCaller) -> Response:
 @merchant_endpoint
 async def create_receiver(request: Request, caller: SignedCaller) -> Response:
     data = parse_body(CreateReceiverBody, parse_json(caller.body))
-    receiver = await gateway_of(request).splits.create_receiver(caller, data.type, data.name, data.account,
+    receiver = await gateway_of(request).splits.receivers.create_receiver(caller, data.type, data.name, data.account,
                                                                 dict(data.bindings))
     return json_response(receiver, 201)
 
 
 @merchant_endpoint
 async def get_receiver(request: Request, caller: SignedCaller) -> Response:
-    return json_response(await gateway_of(request).splits.get_receiver(caller, request.path_params["receiver_id"]))
+    return json_response(await gateway_of(request).splits.receivers.get_receiver(caller, request.path_params["receiver_id"]))
 
 
 @merchant_endpoint

@@ -58,7 +58,7 @@ def exchanges(gw: Any, operation: str) -> list[Any]:
 
     table = ChannelExchange.__table__
     with gw.gateway.db.transaction() as conn:
-        gw.gateway.payments.exchanges.flush(conn)
+        gw.gateway.exchanges.flush(conn)
         return conn.execute(select(table).where(table.c.operation == operation)).all()
 
 
@@ -293,7 +293,7 @@ def test_the_migration_seals_and_redacts_what_earlier_versions_kept(empty_url) -
 
     from gateway.db import alembic_config, normalize_url, upgrade
     from gateway.secretbox import SecretBox
-    from gateway.splits import receiver_identity
+    from gateway.receivers import receiver_identity
     from tests.conftest import SECRET_KEY
 
     before = ScriptDirectory.from_config(alembic_config(empty_url)).get_revision("0014").down_revision

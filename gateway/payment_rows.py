@@ -1,0 +1,102 @@
+"""A payment's rows as every service reads them: loaded for its merchant, rendered with its latest
+attempt, its current and its paid attempt, what is left of it, and the share a channel holds frozen
+of it. Plain functions over a connection: no service state, no HTTP."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, true, update
+
+from gateway.db import owned_row
+from gateway.models import Attempt, Payment, Refund
+from gateway.resources import payment_object, refund_object
+from ledger.booking import Booker, PaymentFacts
+
+payments = Payment.__table__
+attempts = Attempt.__table__
+refunds = Refund.__table__
+
+OPEN_ATTEMPT = ("created", "pending", "unknown")
+
+# Hot-path statements are built once with bind parameters: building a Core statement on every
+# call cost more than executing it (measured with bench/api_create.py).
+INSERT_PAYMENT = insert(payments)
+INSERT_ATTEMPT = insert(attempts)
+MOVE_ATTEMPT = update(attempts).where(attempts.c.id == bindparam("b_attempt_id"),
+                                      attempts.c.status.in_(bindparam("b_from", expanding=True)))
+MOVE_PAYMENT = update(payments).where(payments.c.id == bindparam("b_payment_id"),
+                                      payments.c.status.in_(bindparam("b_from", expanding=True)))
+_LATEST_ATTEMPT = (select(attempts.c.action, attempts.c.out_trade_no)
+                   .where(attempts.c.payment_id == bindparam("b_payment_id"))
+                   .order_by(attempts.c.created_at.desc(), attempts.c.id.desc()).limit(1).subquery())
+RENDER_PAYMENT = (select(payments, _LATEST_ATTEMPT.c.action.label("attempt_action"),
+                         _LATEST_ATTEMPT.c.out_trade_no.label("attempt_out_trade_no"))
+                  .select_from(payments.outerjoin(_LATEST_ATTEMPT, true()))
+                  .where(payments.c.id == bindparam("b_payment_id")))
+
+
+def unclaimed(p: Any) -> Any:
+    """What no refund (done or under way) and no split has taken of a payment: one expression, over its
+    columns (`payments.c`, in a conditional UPDATE) or over a row (in a message)."""
+    return p.amount - p.refunded_amount - p.refund_pending_amount - p.split_amount
+
+
+def payment_facts(p: Any) -> PaymentFacts:
+    return PaymentFacts(p.id, p.merchant_id, p.channel_account, p.amount, p.currency)
+
+
+def payment(conn: Connection, payment_id: str) -> Row:
+    return conn.execute(select(payments).where(payments.c.id == payment_id)).one()
+
+
+def load_payment(conn: Connection, merchant_id: str, payment_id: str) -> Row:
+    """The merchant's payment, or 404."""
+    return owned_row(conn, payments, merchant_id, "payment", payment_id)
+
+
+def render_payment(conn: Connection, payment_id: str) -> dict:
+    """The payment with its latest attempt's action and out-trade-no, in one query."""
+    return payment_object(conn.execute(RENDER_PAYMENT, {"b_payment_id": payment_id}).first())
+
+
+def render_refund(conn: Connection, refund_id: str) -> dict:
+    return refund_object(conn.execute(select(refunds).where(refunds.c.id == refund_id)).first())
+
+
+def current_attempt(conn: Connection, payment_id: str) -> Row | None:
+    return conn.execute(select(attempts).where(attempts.c.payment_id == payment_id)
+                        .order_by(attempts.c.created_at.desc(), attempts.c.id.desc()).limit(1)).first()
+
+
+def paid_trade_no(conn: Connection, payment_id: str) -> str | None:
+    """The out-trade-no of the attempt that was paid: what the channel knows the paid order by."""
+    return conn.execute(select(attempts.c.out_trade_no).where(
+        attempts.c.payment_id == payment_id, attempts.c.status == "succeeded")
+        .order_by(attempts.c.updated_at)).scalar()
+
+
+def take_frozen(conn: Connection, booker: Booker, payment_id: str, key: str, now: datetime) -> None:
+    """Lower the payment's frozen share by what the entry `key` took from it."""
+    taken = booker.frozen_part(conn, key)
+    if taken:
+        conn.execute(update(payments).where(payments.c.id == payment_id).values(
+            frozen_amount=payments.c.frozen_amount - taken, updated_at=now))
+
+
+def give_back_frozen(conn: Connection, booker: Booker, payment_id: str, key: str, now: datetime) -> None:
+    """A refund or split that failed gives its payment back the frozen share its entry `key` took."""
+    taken = booker.frozen_part(conn, key)
+    if taken:
+        conn.execute(update(payments).where(payments.c.id == payment_id).values(
+            frozen_amount=payments.c.frozen_amount + taken, updated_at=now))
+
+
+def refunded_before(conn: Connection, payment_id: str) -> tuple[int, int]:
+    """What this payment's merchant refunds that have not failed took back through the channel (less
+    their share of a kept discount), and the fee they gave back."""
+    taken, fee = conn.execute(select(
+        func.coalesce(func.sum(refunds.c.amount - refunds.c.discount_refund), 0),
+        func.coalesce(func.sum(refunds.c.fee_refund), 0)).where(
+        refunds.c.payment_id == payment_id, refunds.c.status != "failed", refunds.c.kind == "merchant")).one()
+    return int(taken), int(fee)   # PostgreSQL sums bigints as numeric

@@ -1,0 +1,83 @@
+"""Receivers: someone a merchant passes part of its payments on to (分账接收方). Who they are is sealed
+(AES-GCM, bound to the receiver and the field) and shown masked; unsealed only to build a channel request."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from gateway.auth import Caller
+from gateway.clock import Clock
+from gateway.db import Database, owned_row
+from gateway.errors import PaymuxError, conflict, invalid_request
+from gateway.ids import public_id
+from gateway.models import Receiver
+from gateway.plugins import PluginHost
+from gateway.redact import masked, masked_name
+from gateway.resources import receiver_object
+from gateway.secretbox import SecretBox
+
+receivers = Receiver.__table__
+
+
+def sealed_receiver(box: SecretBox, receiver_id: str, name: str, account: str,
+                    bindings: dict[str, str]) -> dict[str, Any]:
+    """The columns that say who a receiver is: sealed (bound to the receiver and the field), masked
+    for display, and the account's keyed digest (one receiver per account and merchant)."""
+    return dict(name_sealed=box.seal(name, f"{receiver_id}:name"), name_masked=masked_name(name),
+                account_sealed=box.seal(account, f"{receiver_id}:account"), account_masked=masked(account),
+                account_digest=box.fingerprint(account),
+                bindings_sealed=box.seal(json.dumps(bindings, sort_keys=True), f"{receiver_id}:bindings"),
+                bindings={k: masked(v) for k, v in bindings.items()})
+
+
+def receiver_identity(box: SecretBox, r: Row) -> tuple[str, str, dict[str, str]]:
+    """(name, account, bindings) of a receivers row, unsealed here, in memory, for the channel."""
+    return (box.open(r.name_sealed, f"{r.id}:name"), box.open(r.account_sealed, f"{r.id}:account"),
+            json.loads(box.open(r.bindings_sealed, f"{r.id}:bindings")))
+
+
+class Receivers:
+    def __init__(self, db: Database, host: PluginHost, clock: Clock, box: SecretBox) -> None:
+        self.db, self.host, self.clock, self.box = db, host, clock, box
+
+    async def create_receiver(self, caller: Caller, type_: str, name: str, account: str,
+                              bindings: dict[str, str]) -> dict:
+        unknown = sorted(set(bindings) - set(self.host.accounts))
+        if unknown:
+            raise invalid_request("unknown_channel", f"bindings name unknown channel account(s): {', '.join(unknown)}",
+                                  "bindings")
+        receiver_id, now = public_id("rcv"), self.clock.now()
+
+        def tx(conn: Connection) -> dict:
+            caller.verify(conn)
+            try:
+                conn.execute(insert(receivers).values(id=receiver_id, merchant_id=caller.merchant_id, type=type_,
+                                                      status="active", created_at=now,
+                                                      **sealed_receiver(self.box, receiver_id, name, account,
+                                                                        bindings)))
+            except IntegrityError:
+                raise conflict("duplicate_receiver", f"A receiver with account {masked(account)!r} exists",
+                               "account") from None
+            return receiver_object(conn.execute(select(receivers).where(receivers.c.id == receiver_id)).first())
+
+        return await self.db.tx(tx)
+
+    async def get_receiver(self, caller: Caller, receiver_id: str) -> dict:
+        def tx(conn: Connection) -> dict:
+            caller.verify(conn)
+            return receiver_object(self.receiver(conn, caller.merchant_id, receiver_id))
+
+        return await self.db.tx(tx)
+
+    @staticmethod
+    def receiver(conn: Connection, merchant_id: str, receiver_id: str, param: str | None = None) -> Row:
+        """The merchant's receiver; named in a request body (`param`), a missing one is a 400, not a 404."""
+        try:
+            return owned_row(conn, receivers, merchant_id, "receiver", receiver_id)
+        except PaymuxError:
+            if param:
+                raise invalid_request("unknown_receiver", f"No receiver {receiver_id!r}", param) from None
+            raise
