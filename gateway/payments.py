@@ -65,10 +65,6 @@ class PaymentService:
         self.router, self.results, self.splits, self.refunds, self.risk = router, results, splits, refunds, risk
         self.health = router.health
 
-    async def sync_refund(self, r: Row, out_trade_no: str) -> None:
-        """Kept for gateway/reconcile.py: refunds are RefundService's (Gateway.refunds.sync)."""
-        await self.refunds.sync(r, out_trade_no)
-
     # ---- payments ----
 
     async def create_payment(self, caller: Caller, new: NewPayment, claim: IdempotencyClaim | None) -> StoredResponse:

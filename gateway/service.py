@@ -32,6 +32,7 @@ from gateway.metrics import Metrics
 from gateway.notifier import Notifier
 from gateway.payment_results import PaymentResults
 from gateway.payments import PaymentService
+from gateway.reconciliation.run import Reconciler
 from gateway.refunds import RefundService
 from gateway.payouts import PayoutService
 from gateway.splits import SplitService
@@ -87,6 +88,7 @@ class Gateway:
     exchanges: ExchangeRecorder
     refunds: RefundService
     callbacks: Callbacks
+    reconciler: Reconciler
 
     @classmethod
     def build(cls, settings: Settings, log: FilteringBoundLogger, clock: Clock | None = None,
@@ -126,10 +128,13 @@ class Gateway:
                                if a.queries_per_second is not None})
         janitor = Janitor(db, payments, operations, clock, log, schedule, settings.janitor_poll_seconds, limiter,
                           settings.lease_seconds)
+        reconciler = Reconciler(settings=settings, db=db, host=host, business_day=ledger.day, booker=core.booker,
+                                rate=limiter, payments=payments, refunds=refunds, payouts=payouts, clock=clock,
+                                log=log)
         return cls(settings, db, clock, log, http, host, box,
                    MerchantAuthenticator(box, settings.auth_window_seconds), ledger, payments, notifier, janitor,
                    health, payouts, splits, metrics, operations, exchanges, refunds,
-                   Callbacks(db, clock, log, metrics, operations, payments.results))
+                   Callbacks(db, clock, log, metrics, operations, payments.results), reconciler)
 
     async def handle_notification(self, account: ChannelAccount, inbound: InboundNotification) -> Acknowledgement:
         """A channel's callback (gateway/callbacks.py)."""

@@ -61,7 +61,6 @@ returns = SplitReturn.__table__
 release_rows = SplitRelease.__table__
 refunds = Refund.__table__
 
-REFUND_POLICIES = ("refuse", "return")
 
 
 class SplitService:

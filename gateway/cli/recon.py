@@ -14,7 +14,6 @@ from gateway.compose import Backend
 from gateway.config import Settings
 from gateway.console.actions import approve_resolution, propose_resolution
 from gateway.plugins import discover_channel_types, make_plugin_manager
-from gateway.reconciliation.run import Reconciler
 from gateway.reports import open_items, run_report
 
 
@@ -26,7 +25,7 @@ def reconcile(args: argparse.Namespace) -> int:
     if args.file is not None and not Path(args.file).is_file():
         print(f"paymux: {args.file} is not a file", file=sys.stderr)
         return 2
-    report = with_gateway(settings, "reconcile", lambda gw: Reconciler.for_gateway(gw).reconcile(
+    report = with_gateway(settings, "reconcile", lambda gw: gw.reconciler.reconcile(
         args.account, args.date, Path(args.file) if args.file else None, confirm=not args.defer_queries))
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
@@ -73,7 +72,7 @@ def _reconcile_all(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def confirm(args: argparse.Namespace) -> int:
-    row = with_gateway(settings_of(args), "reconcile", lambda gw: Reconciler.for_gateway(gw).confirm_run(args.run_id))
+    row = with_gateway(settings_of(args), "reconcile", lambda gw: gw.reconciler.confirm_run(args.run_id))
     report = run_report(row)
     print(json.dumps(report, ensure_ascii=False) if args.json else
           f"run {report['run_id']}: resolved by rule {report['auto_resolved']}, open {report['open']}")

@@ -25,7 +25,7 @@ import asyncio
 import hashlib
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import polars as pl
 from sqlalchemy import Row, select
@@ -44,9 +44,6 @@ from gateway.reports import RunReport, run_report
 from ledger.booking import Booker
 from ledger.days import BusinessDay
 
-if TYPE_CHECKING:
-    from gateway.service import Gateway
-
 QUERY_CONCURRENCY = 16
 
 
@@ -57,11 +54,15 @@ class QueryRate(Protocol):
 
 
 class PaymentSync(Protocol):
-    """Asks the channel about a payment or refund and applies its answer (PaymentService)."""
+    """Asks the channel about a payment and applies its answer (PaymentService)."""
 
     async def sync_payment(self, p: Row, source: str = ..., attempt: Row | None = ...) -> None: ...
 
-    async def sync_refund(self, r: Row, out_trade_no: str) -> None: ...
+
+class RefundSync(Protocol):
+    """Asks the channel about a refund and applies its answer (RefundService)."""
+
+    async def sync(self, r: Row, out_trade_no: str) -> None: ...
 
 
 class PayoutSync(Protocol):
@@ -74,21 +75,14 @@ class PayoutSync(Protocol):
 
 class Reconciler:
     def __init__(self, *, settings: Settings, db: Database, host: PluginHost, business_day: BusinessDay,
-                 booker: Booker, rate: QueryRate, payments: PaymentSync, payouts: PayoutSync, clock: Clock,
-                 log: Any) -> None:
+                 booker: Booker, rate: QueryRate, payments: PaymentSync, refunds: RefundSync, payouts: PayoutSync,
+                 clock: Clock, log: Any) -> None:
         self.db, self.host, self.booker, self.rate = db, host, booker, rate
-        self.payments, self.payouts, self.clock, self.log = payments, payouts, clock, log
+        self.payments, self.refunds, self.payouts, self.clock, self.log = payments, refunds, payouts, clock, log
         self.day = business_day          # the books' business day
         self.dir = Path(settings.statement_dir)
         self.carry_days = settings.recon_carry_days
         self.lookback = timedelta(days=settings.recon_lookback_days)
-
-    @classmethod
-    def for_gateway(cls, gw: Gateway) -> Reconciler:
-        """The reconciler a running gateway's services make up."""
-        return cls(settings=gw.settings, db=gw.db, host=gw.host, business_day=gw.ledger.day,
-                   booker=gw.payments.booker, rate=gw.janitor.limiter, payments=gw.payments, payouts=gw.payouts,
-                   clock=gw.clock, log=gw.log)
 
     # ---- the run ----
 
@@ -245,7 +239,7 @@ class Reconciler:
                 select(o.c.status).where(o.c.id == row.id)).scalar_one() == "succeeded")
         elif item.kind == "refund" and item.refund_id:
             refund = await self.db.tx(lambda conn: conn.execute(select(r).where(r.c.id == item.refund_id)).one())
-            await self.payments.sync_refund(refund, item.out_trade_no)
+            await self.refunds.sync(refund, item.out_trade_no)
             done = await self.db.tx(lambda conn: conn.execute(
                 select(r.c.status).where(r.c.id == item.refund_id)).scalar_one() == "succeeded")
         else:

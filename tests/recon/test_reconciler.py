@@ -49,7 +49,7 @@ def test_a_failed_download_fails_the_run_in_the_statements_currency(db_url: str,
         reconciler = Reconciler(
             settings=Settings(database_url=db_url, statement_dir=str(tmp_path)), db=db, host=OneAccount(),
             business_day=BusinessDay.of("Asia/Hong_Kong", 0), booker=Booker(Ledger(load_chart())), rate=NoRate(),
-            payments=None, payouts=None, clock=Clock(), log=structlog.get_logger())
+            payments=None, refunds=None, payouts=None, clock=Clock(), log=structlog.get_logger())
         report = asyncio.run(reconciler.reconcile("hk", date(2026, 11, 20)))
         assert (report["status"], report["currency"], report["channel_account"], report["business_date"]) == \
             ("failed", "HKD", "hk", "2026-11-20")

@@ -84,7 +84,6 @@ def reconcile_days(settings: Settings, clock: Any, days: list[tuple[timedelta, d
     """`paymux reconcile` as an operator runs it, day after day: for each (how far `clock` is ahead, the
     business date), one reconciliation by a gateway of the operator's own on that clock."""
     from gateway.logs import get_logger
-    from gateway.reconciliation.run import Reconciler
     from gateway.service import Gateway
 
     async def run() -> list[dict]:
@@ -93,7 +92,7 @@ def reconcile_days(settings: Settings, clock: Any, days: list[tuple[timedelta, d
         try:
             for index, (offset, day) in enumerate(days):
                 clock.offset = offset
-                reports.append(await Reconciler.for_gateway(gw).reconcile(account, day, files[index] if files else None))
+                reports.append(await gw.reconciler.reconcile(account, day, files[index] if files else None))
                 if between is not None:
                     await asyncio.to_thread(between, reports[-1])
             return reports
