@@ -1,5 +1,6 @@
 """The operation kinds paymux has (gateway/operations.py), in the order the janitor visits them. A new
-kind is one module with its OperationKind, listed here, and the migration of its table."""
+kind is one module with its OperationKind, listed here, the migration of its table and its ledger
+templates in conf/ledger.toml (start-up refuses a chart without them); docs/design-notes.md walks one."""
 from __future__ import annotations
 
 from gateway.operations import OperationKind

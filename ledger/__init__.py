@@ -5,6 +5,6 @@
   days.py     the business day (BusinessDay)                   reads.py    what others read, in the ledger's signs
   models.py   the tables                                        errors.py   one error per invariant
 
-It imports nothing from gateway/ and knows nothing of HTTP. (recon.py is a transitional alias of
-gateway/reconciliation/match.py, which the matching moved to.)
+It imports nothing from gateway/ and knows nothing of HTTP (tests/architecture/test_imports.py says so).
+Matching statements is reconciliation's (gateway/reconciliation/match.py), not the books'.
 """

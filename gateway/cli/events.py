@@ -25,7 +25,7 @@ def exceptions(args: argparse.Namespace) -> int:
         print(json.dumps(found, indent=2))
         return 0
     if not found:
-        print("no exceptions: every open payment and refund is still being asked about")
+        print("no exceptions: every open payment and operation is still being asked about")
     for e in found:
         print(f"{e['kind']:<8} {e['id']:<30} {e['channel_account']:<12} {e['amount']:>12} {e['status']:<10} "
               f"asked {e['queries']}x, open since {e['since']}")

@@ -8,7 +8,8 @@ Every answer is one of three kinds:
   ask again  it has it and has not finished, or said "not now" without acting: PENDING (or UNKNOWN,
              when it did not take the request): asked again on the janitor's schedule.
 A refusal of a refund, split, return or release counts only once a query finds no record of it
-(gateway/payments.py, gateway/splits.py): a resend of one WeChat Pay took can be refused as a repeat.
+(ResentOperation.send_confirmed in gateway/operations.py): a resend of one WeChat Pay took can be
+refused as a repeat.
 
 Each row names where the meaning comes from. Sources (read 2025-2026):
   [ERR]     the APIv3 error-code tables of the transaction APIs (e.g. 关闭订单, 错误码 / 业务错误码:

@@ -15,8 +15,15 @@ import httpx
 import pytest
 from sqlalchemy import Column, Connection, MetaData, Row, String, Table, insert, select
 
-from gateway.channel import (Capability, Channel, ChannelEvent, InboundNotification, NotificationRejected, Outcome,
-                             SplitResult)
+from gateway.channel import (
+    Capability,
+    Channel,
+    ChannelEvent,
+    InboundNotification,
+    NotificationRejected,
+    Outcome,
+    SplitResult,
+)
 from gateway.config import ChannelAccountConfig, Settings
 from gateway.errors import ConfigError
 from gateway.hookspecs import hookimpl
@@ -27,8 +34,7 @@ from gateway.models import ChannelCallback, operation_columns
 from gateway.operations import ResentOperation
 from gateway.service import Gateway, make_ledger
 from tests.conftest import make_settings
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support import REPO
 
 # ---- the kind's table: its own columns, and the ones every operation shares ----
 
