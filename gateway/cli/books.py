@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import datetime
 
 from sqlalchemy import Connection
 
 from gateway.books import full_check
-from gateway.cli import Refused
 from gateway.cli.common import Operator, as_operator, in_transaction, settings_of
 from gateway.compose import Backend
 from gateway.console.identity import record
 from ledger.core import Entry
-from ledger.errors import LedgerError
 
 
 def check(args: argparse.Namespace) -> int:
@@ -52,13 +49,6 @@ def hold(args: argparse.Namespace) -> int:
                     "entry": entry.key}, now=now, source="cli")
             return entry
 
-        try:
-            entry = as_operator(args, action, held, backend)
-        except LedgerError as exc:
-            print(f"paymux: {exc.code}: {exc.message}", file=sys.stderr)
-            return 1
-        except Refused as exc:
-            print(f"paymux: {exc}", file=sys.stderr)
-            return 1
+        entry = as_operator(args, action, held, backend)   # a refusal or a ledger error: main() says it, exit 1
     print(f"entry {entry.id} ({entry.key}): {args.ledger_command} {args.amount} {args.currency} for {args.merchant_id}")
     return 0

@@ -20,6 +20,7 @@ from gateway.console.identity import RANK, SignInLimit, SignInRefused, authentic
 from gateway.errors import PaymuxError
 from gateway.logs import configure_logging, get_logger
 from gateway.service import Gateway
+from ledger.errors import LedgerError
 
 T = TypeVar("T")
 
@@ -80,5 +81,5 @@ def as_operator(args: argparse.Namespace, action: str, work: Callable[[Connectio
             return backend.db.run_tx(lambda conn: work(conn, op, backend.clock.now()))
         except SignInRefused as exc:
             raise Refused(f"{exc.code}: {exc}") from None
-        except PaymuxError as exc:
+        except (PaymuxError, LedgerError) as exc:
             raise Refused(f"{exc.code}: {exc.message}") from None

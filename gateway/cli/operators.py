@@ -9,7 +9,6 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select
 
-from gateway.cli import Refused
 from gateway.cli.common import Operator, as_operator, in_transaction
 from gateway.clock import Clock
 from gateway.console.identity import (OperatorError, Someone, create_operator, operators, record, set_disabled,
@@ -60,9 +59,6 @@ def manage(args: argparse.Namespace) -> int:
     except OperatorError as exc:
         print(f"paymux: {exc}", file=sys.stderr)
         return 2
-    except Refused as exc:
-        print(f"paymux: {exc}", file=sys.stderr)
-        return 1
     if not done:
         print(f"paymux: no operator {args.name!r}", file=sys.stderr)
         return 2

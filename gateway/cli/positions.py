@@ -9,13 +9,11 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from gateway import positions
-from gateway.cli import Refused
 from gateway.cli.common import Operator, as_operator, settings_of
 from gateway.compose import Backend
 from gateway.console.identity import record
 from gateway.payouts import position_balances
 from ledger.core import Entry
-from ledger.errors import LedgerError
 
 
 def list_positions(args: argparse.Namespace) -> int:
@@ -54,13 +52,6 @@ def topup(args: argparse.Namespace) -> int:
                    now=now, source="cli")
             return entry
 
-        try:
-            entry = as_operator(args, "position.topup", book, backend)
-        except LedgerError as exc:
-            print(f"paymux: {exc.code}: {exc.message}", file=sys.stderr)
-            return 1
-        except Refused as exc:
-            print(f"paymux: {exc}", file=sys.stderr)
-            return 1
+        entry = as_operator(args, "position.topup", book, backend)   # a refusal or a ledger error: main() says it, exit 1
     print(f"entry {entry.id} ({entry.key}): {args.account} position +{args.amount} {args.currency}")
     return 0

@@ -28,9 +28,7 @@ def declared(doc: dict, path: str, method: str, response: httpx.Response) -> Non
 def test_openapi_document_is_valid_and_complete(gw) -> None:
     doc = httpx.get(f"{gw.url}/openapi.json").json()
     validate(doc)
-    from gateway.app import (
-        routes,  # every route, notify and metrics included, with each of its methods
-    )
+    from gateway.app import routes   # every route, notify and metrics included, with each of its methods
     methods: dict[str, set[str]] = {}
     for route in routes():
         methods.setdefault(route.path, set()).update(m.lower() for m in route.methods if m != "HEAD")

@@ -121,15 +121,9 @@ def sent(request: httpx.Request) -> tuple[str, dict]:
 def test_alipay_requests_are_what_alipays_sdk_models_hold() -> None:
     """Each biz_content read into the SDK's model and written back is unchanged: no field the SDK does
     not know, none in another shape."""
-    from alipay.aop.api.domain.AlipayTradeFastpayRefundQueryModel import (
-        AlipayTradeFastpayRefundQueryModel,
-    )
-    from alipay.aop.api.domain.AlipayTradeOrderOnsettleQueryModel import (
-        AlipayTradeOrderOnsettleQueryModel,
-    )
-    from alipay.aop.api.domain.AlipayTradeOrderSettleModel import (
-        AlipayTradeOrderSettleModel,
-    )
+    from alipay.aop.api.domain.AlipayTradeFastpayRefundQueryModel import AlipayTradeFastpayRefundQueryModel
+    from alipay.aop.api.domain.AlipayTradeOrderOnsettleQueryModel import AlipayTradeOrderOnsettleQueryModel
+    from alipay.aop.api.domain.AlipayTradeOrderSettleModel import AlipayTradeOrderSettleModel
     from alipay.aop.api.domain.AlipayTradeRefundModel import AlipayTradeRefundModel
 
     channel, seen = alipay()

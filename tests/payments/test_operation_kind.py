@@ -15,15 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import Column, Connection, MetaData, Row, String, Table, insert, select
 
-from gateway.channel import (
-    Capability,
-    Channel,
-    ChannelEvent,
-    InboundNotification,
-    NotificationRejected,
-    Outcome,
-    SplitResult,
-)
+from gateway.channel import (Capability, Channel, ChannelEvent, InboundNotification, NotificationRejected, Outcome,
+                             SplitResult)
 from gateway.config import ChannelAccountConfig, Settings
 from gateway.errors import ConfigError
 from gateway.hookspecs import hookimpl

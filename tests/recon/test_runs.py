@@ -14,17 +14,8 @@ from sqlalchemy import text, update
 from gateway.config import ChannelAccountConfig, Settings
 from gateway.models import Attempt, Payment
 from tests.conftest import SANDBOX_SECRET, SECRET_KEY, checkout, free_port, wait_for
-from tests.support.operator import (
-    PASSWORD,
-    Operator,
-    balances,
-    books_clean,
-    edit_sandbox,
-    paid_day,
-    sandbox_settings,
-    sync,
-    today,
-)
+from tests.support.operator import (PASSWORD, Operator, balances, books_clean, edit_sandbox, paid_day, sandbox_settings,
+                                    sync, today)
 
 
 def test_every_class_is_found_resolved_by_rule_or_by_two_people(gateway_factory, db_url, tmp_path) -> None:

@@ -251,11 +251,7 @@ def test_reordered_and_slow_notifies_still_settle_each_trade_once(world) -> None
 
 def test_our_rsa2_agrees_with_alipays_own_sdk() -> None:
     """Alipay's SDK signs with the pure-Python rsa package: same bytes signed, same signature."""
-    from alipay.aop.api.util.SignatureUtils import (
-        get_sign_content,
-        sign_with_rsa2,
-        verify_with_rsa,
-    )
+    from alipay.aop.api.util.SignatureUtils import get_sign_content, sign_with_rsa2, verify_with_rsa
     from cryptography.hazmat.primitives import serialization
 
     key = wire.new_key()
