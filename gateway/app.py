@@ -23,6 +23,7 @@ from gateway.api.openapi import openapi_document
 from gateway.api.text import check_pairs, check_target
 from gateway.clock import Clock
 from gateway.config import Settings
+from gateway.console import console_app
 from gateway.errors import PaymuxError, invalid_request
 from gateway.logs import get_logger
 from gateway.metrics import route_of
@@ -201,8 +202,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None, extra_plugins:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await gateway.aclose()
-
-    from gateway.console import console_app
 
     console = [Route("/console", lambda request: RedirectResponse("/console/", 307)),
                Mount("/console", app=console_app(gateway))]

@@ -14,19 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway.console import (
-    TEMPLATES,
-    audit,
-    charts,
-    checked_form,
-    client_ip,
-    csrf_token,
-    forbidden,
-    gateway_of,
-    page,
-    queries,
-    render,
-)
+from gateway.console import charts, queries
 from gateway.console.actions import NEEDS, redeliver_event
 from gateway.console.actions import approve_resolution as approve_as
 from gateway.console.actions import propose_resolution as propose_as
@@ -39,25 +27,12 @@ from gateway.console.identity import (
     set_password,
     start_session,
 )
+from gateway.console.web import audit, checked_form, client_ip, csrf_token, forbidden, gateway_of, page, render
 from gateway.janitor import exceptions as janitor_exceptions
 from gateway.payouts import position_balances
 from gateway.reconciliation.errors import ReconError
 from gateway.reports import channel_listing, open_items, run_report
 from ledger.booking import Booker
-
-
-def printable(value: Any) -> Any:
-    """Every value a page prints. A stored string no page can encode (a lone surrogate, kept in a JSON
-    column) is shown escaped, \\ud800, so the record stays readable instead of its page failing."""
-    if isinstance(value, str) and not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return type(value)(value.encode("utf-8", "backslashreplace").decode("utf-8"))   # Markup stays Markup
-    return value
-
-
-TEMPLATES.finalize = printable   # before any template is compiled: this module is imported with the app
 
 
 class RowId(IntegerConvertor):
