@@ -7,15 +7,20 @@ import functools
 import hmac
 import secrets
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from datetime import date
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Row
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.console.identity import RANK, record, session_operator
+
+if TYPE_CHECKING:
+    from gateway.service import Gateway
 
 
 def printable(value: Any) -> Any:
@@ -45,7 +50,7 @@ def money(amount: int | None, currency: str = "CNY") -> str:
     return f"{Decimal(int(amount)).scaleb(-digits):,.{digits}f}"
 
 
-def when(value: Any) -> str:
+def when(value: date | str | None) -> str:
     """A time to the second, UTC, whether it came as a datetime or an ISO string."""
     if value is None or value == "":
         return ""
@@ -73,7 +78,7 @@ NAV = (("/console/", "Overview"), ("/console/payments", "Payments"), ("/console/
        ("/console/audit", "Audit log"))
 
 
-def gateway_of(request: Request) -> Any:
+def gateway_of(request: Request) -> Gateway:
     return request.app.state.gateway
 
 
@@ -84,7 +89,7 @@ def csrf_token(request: Request) -> str:
     return token
 
 
-async def checked_form(request: Request) -> Any | None:
+async def checked_form(request: Request) -> FormData | None:
     """The POSTed form if it carries this session's CSRF token; None otherwise."""
     form = await request.form()
     sent, expected = str(form.get("csrf", "")), request.session.get("csrf", "")
@@ -134,7 +139,7 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def audit(conn: Connection, op: Any, request: Request, action: str, target: str, before: Any = None,
+def audit(conn: Connection, op: Row, request: Request, action: str, target: str, before: Any = None,
           after: Any = None) -> None:
     """Record one console action in the same transaction as the action itself."""
     record(conn, op, action, target, before, after, now=gateway_of(request).clock.now(), source="console",
