@@ -28,7 +28,7 @@ from gateway.operations import ResentOperation
 from gateway.service import Gateway, make_ledger
 from tests.conftest import make_settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 # ---- the kind's table: its own columns, and the ones every operation shares ----
 

@@ -4,15 +4,41 @@ gateway/metrics.py naming it."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Iterator
 
-from gateway.config import Settings
+import pytest
+from sqlalchemy import create_engine
+
+from gateway.config import ChannelAccountConfig, Settings
+from gateway.db import normalize_url
 from gateway.logs import get_logger
 from gateway.merchants import create_merchant
 from gateway.service import Gateway
-from tests.payments.test_operation_kind import GiftKind, GiftPlugin, gift_settings, gifts  # noqa: F401  (fixture)
+from tests.conftest import make_settings
+from tests.payments.test_operation_kind import TEMPLATES, GiftKind, GiftPlugin, gifts
+from tests.support import REPO
 
 
-def test_the_janitor_gauges_count_every_kind_of_the_registry(gift_settings: Settings) -> None:  # noqa: F811
+@pytest.fixture
+def gift_settings(db_url: str, tmp_path: Path) -> Iterator[Settings]:
+    """A gateway that takes gifts: the giftbox account, the gift templates in its chart, the gifts table."""
+    chart = tmp_path / "ledger.toml"
+    chart.write_text((REPO / "conf" / "ledger.toml").read_text() + TEMPLATES)
+    base = make_settings(db_url, 8000)
+    settings = base.with_changes(
+        channel_accounts=(*base.channel_accounts, ChannelAccountConfig("giftbox", "giftbox", True, {})),
+        ledger_config=str(chart))
+    engine = create_engine(normalize_url(db_url))
+    with engine.begin() as conn:
+        gifts.create(conn)
+    yield settings
+    with engine.begin() as conn:
+        gifts.drop(conn)
+    engine.dispose()
+
+
+def test_the_janitor_gauges_count_every_kind_of_the_registry(gift_settings: Settings) -> None:
     async def run() -> None:
         gw = Gateway.build(gift_settings, get_logger(), extra_plugins=[GiftPlugin()], extra_kinds=[GiftKind])
         try:
