@@ -63,8 +63,9 @@ def event_body(row: Row) -> bytes:
 
 
 class Notifier:
-    def __init__(self, db: Database, box: SecretBox, clock: Clock, log: FilteringBoundLogger, schedule: tuple[float, ...], timeout: float,
-                 poll: float, lease_seconds: float = 120.0, allow_private_networks: bool = False) -> None:
+    def __init__(self, db: Database, box: SecretBox, clock: Clock, log: FilteringBoundLogger,
+                 schedule: tuple[float, ...], timeout: float, poll: float, lease_seconds: float = 120.0,
+                 allow_private_networks: bool = False) -> None:
         self.db, self.box, self.clock, self.log = db, box, clock, log
         self.lease = timedelta(seconds=lease_seconds)
         self.schedule, self.poll = schedule, poll
