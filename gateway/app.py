@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+from structlog.typing import FilteringBoundLogger
 
 from gateway.api import events, health, ledger, notify, payments, payouts, refunds
 from gateway.api.common import error_response, json_response
@@ -23,9 +24,10 @@ from gateway.api.openapi import openapi_document
 from gateway.api.text import check_pairs, check_target
 from gateway.clock import Clock
 from gateway.config import Settings
+from gateway.console import console_app
 from gateway.errors import PaymuxError, invalid_request
 from gateway.logs import get_logger
-from gateway.metrics import route_of
+from gateway.metrics import Metrics, route_of
 from gateway.service import Gateway
 
 MAINTENANCE_EVERY_SECONDS = 60.0
@@ -72,7 +74,7 @@ class RequestContextMiddleware:
     reading), and text no handler should see (NUL, lone surrogates, bytes that are not UTF-8) in the
     path, the query or a form: a 400 before any route."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, log: Any, metrics: Any = None,
+    def __init__(self, app: ASGIApp, max_body_bytes: int, log: FilteringBoundLogger, metrics: Metrics | None = None,
                  methods: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.max_body = max_body_bytes
@@ -180,7 +182,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None, extra_plugins: Iterable[Any] = (),
-               log: Any = None, run_workers: bool = True) -> Starlette:
+               log: FilteringBoundLogger | None = None, run_workers: bool = True) -> Starlette:
     log = log or get_logger()
     gateway = Gateway.build(settings, log, clock, extra_plugins)
     hosted = [Mount(f"/hosted/{account.id}", app=app)
@@ -201,8 +203,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None, extra_plugins:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await gateway.aclose()
-
-    from gateway.console import console_app
 
     console = [Route("/console", lambda request: RedirectResponse("/console/", 307)),
                Mount("/console", app=console_app(gateway))]

@@ -14,12 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Row, Table, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -233,7 +233,7 @@ def make_url_safe(url: str) -> str:
     return make_url(normalize_url(url)).render_as_string(hide_password=True)
 
 
-def owned_row(conn: Connection, table: Any, merchant_id: str, what: str, ident: str, column: str = "id") -> Any:
+def owned_row(conn: Connection, table: Table, merchant_id: str, what: str, ident: str, column: str = "id") -> Row:
     """The row of `table` whose `column` is `ident` and which belongs to the merchant, or a 404:
     another merchant's payment, refund, split or payout is as invisible as a missing one."""
     from sqlalchemy import and_, select

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Row, select
 
 from gateway.channel import Discount, PaymentResult
 from gateway.models import Refund
@@ -50,7 +50,7 @@ def stored(discounts: tuple[Discount, ...], booking: PaymentBooking) -> dict[str
             "campaigns": dict(booking.campaigns)}
 
 
-def rendered(p: Any) -> dict[str, Any] | None:
+def rendered(p: Row) -> dict[str, Any] | None:
     """The merchant's view of a paid payment's discounts (the payment object's `discount`)."""
     if not p.discounts:
         return None
@@ -63,7 +63,7 @@ def rendered(p: Any) -> dict[str, Any] | None:
                        "kept_by_channel": line["kept_by_channel"]} for line in lines]}
 
 
-def refund_shares(conn: Connection, p: Any, refund_amount: int, completes: bool) -> RefundShares:
+def refund_shares(conn: Connection, p: Row, refund_amount: int, completes: bool) -> RefundShares:
     """A refund's share of what the channel kept and of what each campaign paid back
     (Booker.discount_share), counting what earlier refunds that did not fail took."""
     campaigns: Mapping[str, int] = (p.discounts or {}).get("campaigns", {})

@@ -21,6 +21,7 @@ import httpx
 import structlog
 from sqlalchemy import Connection, insert
 
+from gateway.clock import Clock
 from gateway.models import ChannelExchange
 from gateway.redact import redact, redacted_body  # noqa: F401  (the console shows bodies through these)
 
@@ -42,7 +43,7 @@ def exchange_context(account_id: str, operation: str, reference: str | None) -> 
 
 
 class ExchangeRecorder:
-    def __init__(self, clock: Any) -> None:
+    def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.buffer: deque[dict[str, Any]] = deque(maxlen=MAX_BUFFERED)
 

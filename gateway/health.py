@@ -17,10 +17,11 @@ import collections
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from structlog.typing import FilteringBoundLogger
 
 from gateway.config import CircuitConfig
 from gateway.models import ChannelCircuit, ChannelHealth
@@ -62,7 +63,7 @@ class _Bucket:
 class HealthBoard:
     """Rolling health and circuit per channel account, in this process."""
 
-    def __init__(self, configs: Mapping[str, CircuitConfig], log: Any,
+    def __init__(self, configs: Mapping[str, CircuitConfig], log: FilteringBoundLogger,
                  monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], datetime] | None = None) -> None:
         self.circuits = {account: _Circuit(config) for account, config in configs.items()}
         self.log = log

@@ -24,7 +24,7 @@ import asyncio
 import secrets
 import time
 from datetime import timedelta
-from typing import Any, Awaitable, Iterable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 import structlog
 from sqlalchemy import Connection, Row, Select, Table, and_, select, update
@@ -92,7 +92,7 @@ class Janitor:
                  attempts.c.exception_at.is_(None), attempts.c.next_query_at <= now))
             .order_by(attempts.c.next_query_at))
 
-    def _claim(self, table: Table) -> Any:
+    def _claim(self, table: Table) -> Callable[[Connection], list[Row]]:
         """Lease a batch of an operation table's processing rows that are due."""
         def claim(conn: Connection) -> list[Row]:
             now = self.clock.now()
@@ -129,7 +129,7 @@ class Janitor:
                     work += 1
         return work
 
-    async def _guarded(self, what: str, row_id: Any, job: Awaitable[None]) -> bool:
+    async def _guarded(self, what: str, row_id: str, job: Awaitable[None]) -> bool:
         try:
             await job
         except Exception as exc:  # noqa: BLE001  one bad row must not stop the rest of the pass

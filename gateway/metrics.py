@@ -3,19 +3,23 @@
 Counters and histograms are this process's own (scrape every `paymux serve` and `paymux worker`):
 requests by route and status, channel calls by account, operation and outcome with their
 latency, callbacks refused by reason. Gauges about shared state are read from the database at
-scrape time: the janitor's open work and exceptions, merchant events not delivered, open
-reconciliation differences; the full ledger check is run at most every `ledger_check_every`
-seconds (it reads every payment) and its last result is reported with its time.
+scrape time: the janitor's open work and exceptions (attempts, and every operation kind of the
+gateway's registry, by its name), merchant events not delivered, open reconciliation differences;
+the full ledger check is run at most every `ledger_check_every` seconds (it reads every payment)
+and its last result is reported with its time.
 """
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import Connection, and_, func, select
 
-from gateway.models import Attempt, MerchantEvent, Payment, Payout, ReconItem, Refund, Split, SplitReturn
+from gateway.models import Attempt, MerchantEvent, Payment, ReconItem
+
+if TYPE_CHECKING:
+    from gateway.operations import OperationKind
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -63,8 +67,9 @@ class Metrics:
 
     # ---- read at scrape time ----
 
-    def refresh(self, conn: Connection) -> None:
-        """Set the gauges about shared state from the database (one read transaction)."""
+    def refresh(self, conn: Connection, kinds: Iterable[OperationKind]) -> None:
+        """Set the gauges about shared state from the database (one read transaction). `kinds`: the
+        gateway's operation kinds (its `operations`), each counted under its name beside the attempts."""
         from gateway.books import full_check
 
         now = time.time()
@@ -72,17 +77,16 @@ class Metrics:
             self.ledger_problems.set(len(full_check(conn)))
             self.ledger_checked.set(now)
             self._last_check = now
-        open_attempts = select(func.count()).select_from(Attempt.__table__.join(
-            Payment.__table__, Payment.__table__.c.id == Attempt.__table__.c.payment_id)).where(and_(
-                Payment.__table__.c.status == "processing",
-                Attempt.__table__.c.status.in_(("created", "pending", "unknown"))))
-        for kind, table, base in (("attempt", Attempt.__table__, open_attempts),
-                                  ("refund", Refund.__table__, None), ("payout", Payout.__table__, None),
-                                  ("split", Split.__table__, None), ("split_return", SplitReturn.__table__, None)):
-            if base is None:
-                base = select(func.count()).select_from(table).where(table.c.status == "processing")
-            self.janitor_open.labels(kind).set(conn.execute(base.where(table.c.exception_at.is_(None))).scalar_one())
-            self.janitor_exceptions.labels(kind).set(
+        attempts, payments = Attempt.__table__, Payment.__table__
+        open_attempts = select(func.count()).select_from(attempts.join(
+            payments, payments.c.id == attempts.c.payment_id)).where(and_(
+                payments.c.status == "processing", attempts.c.status.in_(("created", "pending", "unknown"))))
+        counted = [("attempt", attempts, open_attempts)]
+        counted += [(kind.name, kind.table, select(func.count()).select_from(kind.table)
+                     .where(kind.table.c.status == "processing")) for kind in kinds]
+        for name, table, base in counted:
+            self.janitor_open.labels(name).set(conn.execute(base.where(table.c.exception_at.is_(None))).scalar_one())
+            self.janitor_exceptions.labels(name).set(
                 conn.execute(base.where(table.c.exception_at.is_not(None))).scalar_one())
         events = MerchantEvent.__table__
         counts = dict(conn.execute(select(events.c.status, func.count()).where(events.c.status.in_(("pending", "dead")))

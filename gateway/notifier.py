@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, Row, and_, or_, select, update
+from structlog.typing import FilteringBoundLogger
 
 from gateway import netguard
 from gateway.clock import Clock
@@ -48,12 +49,12 @@ def record_event(conn: Connection, merchant_id: str, event_type: str, resource_i
     return event_id
 
 
-def event_object(row: Any) -> dict[str, Any]:
+def event_object(row: Row) -> dict[str, Any]:
     return {"id": row.id, "object": "event", "type": row.type, "created_at": iso(row.created_at),
             "data": {"object": row.payload}}
 
 
-def event_body(row: Any) -> bytes:
+def event_body(row: Row) -> bytes:
     text = json.dumps(event_object(row), separators=(",", ":"), ensure_ascii=False)
     try:
         return text.encode()
@@ -62,8 +63,9 @@ def event_body(row: Any) -> bytes:
 
 
 class Notifier:
-    def __init__(self, db: Database, box: SecretBox, clock: Clock, log: Any, schedule: tuple[float, ...], timeout: float,
-                 poll: float, lease_seconds: float = 120.0, allow_private_networks: bool = False) -> None:
+    def __init__(self, db: Database, box: SecretBox, clock: Clock, log: FilteringBoundLogger,
+                 schedule: tuple[float, ...], timeout: float, poll: float, lease_seconds: float = 120.0,
+                 allow_private_networks: bool = False) -> None:
         self.db, self.box, self.clock, self.log = db, box, clock, log
         self.lease = timedelta(seconds=lease_seconds)
         self.schedule, self.poll = schedule, poll
@@ -72,7 +74,7 @@ class Notifier:
         # the name itself, and reach for us what we refuse to).
         self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
 
-    def _claim(self, conn: Connection) -> list[Any]:
+    def _claim(self, conn: Connection) -> list[Row]:
         now = self.clock.now()
         due = (select(events.c.seq).where(and_(
             events.c.status == "pending", events.c.next_attempt_at <= now,
@@ -100,7 +102,7 @@ class Notifier:
         await self.db.tx(lambda conn: [self._settle(conn, row, error) for row, error in zip(rows, errors)])
         return len(rows)
 
-    async def _deliver(self, row: Any) -> str | None:
+    async def _deliver(self, row: Row) -> str | None:
         body = event_body(row)
         secret = self.box.open(row.secret_sealed, row.merchant_id)
         headers = {"Content-Type": "application/json", "User-Agent": "paymux-notifier",
@@ -121,7 +123,7 @@ class Notifier:
             error = f"{type(exc).__name__}: {str(exc)[:200]}"
         return error
 
-    def _settle(self, conn: Connection, row: Any, error: str | None) -> None:
+    def _settle(self, conn: Connection, row: Row, error: str | None) -> None:
         now = self.clock.now()
         attempts = row.attempts + 1
         if error is None:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Generic, Iterable, Iterator, TypeVar
 
 from sqlalchemy import Connection, Row, Table, and_, select, update
 from structlog.typing import FilteringBoundLogger
 
 from gateway.channel import Channel, ChannelEvent, Outcome, SplitResult
-from gateway.channel_calls import ChannelCalls, unknown_split
+from gateway.channel_calls import R, ChannelCalls, unknown_split
 from gateway.clock import Clock
 from gateway.db import Database
 from gateway.plugins import ChannelAccount, PluginHost
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from gateway.payouts import PayoutService
     from gateway.refunds import RefundService
     from gateway.splits import SplitService
+
+RequestT = TypeVar("RequestT")   # what a kind's channel call is sent: a RefundRequest, a SplitFinish, …
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ class OperationKind:
                                                  t.c.channel_account == account_id))).first()
 
 
-class ResentOperation(OperationKind):
+class ResentOperation(OperationKind, Generic[RequestT]):
     """A kind sent under one number and asked about; sent again, under the same number, only when a
     query finds no record of it (`unheard`); a refusal counts only once a query then finds no record
     (a resend of one the channel took can be refused as a repeat, or by the state the first caused).
@@ -154,14 +156,14 @@ class ResentOperation(OperationKind):
 
     # ---- what a kind says ----
 
-    def request(self, conn: Connection, row: Row) -> Any:
+    def request(self, conn: Connection, row: Row) -> RequestT:
         """What the channel is sent (and asked about), read in a transaction."""
         raise NotImplementedError
 
-    def send(self, channel: Channel, request: Any) -> Awaitable[SplitResult]:
+    def send(self, channel: Channel, request: RequestT) -> Awaitable[SplitResult]:
         raise NotImplementedError
 
-    def query(self, channel: Channel, request: Any) -> Awaitable[SplitResult]:
+    def query(self, channel: Channel, request: RequestT) -> Awaitable[SplitResult]:
         raise NotImplementedError
 
     def ended(self, conn: Connection, row: Row, result: SplitResult, source: str, now: datetime) -> None:
@@ -184,10 +186,11 @@ class ResentOperation(OperationKind):
         """Can this account be asked about it? (If not, a refusal stands, and the janitor waits for a callback.)"""
         return True
 
-    def _call(self, account: ChannelAccount, operation: str, fn: Any, reference: str) -> Awaitable[Any]:
+    def _call(self, account: ChannelAccount, operation: str, fn: Callable[[], Awaitable[R]],
+              reference: str) -> Awaitable[R]:
         return self.calls.call(account, operation, fn, self.unknown, reference=reference)
 
-    async def send_confirmed(self, account: ChannelAccount, request: Any, number: str) -> Any:
+    async def send_confirmed(self, account: ChannelAccount, request: RequestT, number: str) -> SplitResult:
         """Send it (again, under its one number); a refusal is made sure of before it counts: it stands
         only if the channel then has no record of it. If it has one (or cannot say), that decides."""
         result = await self._call(account, self.send_operation, lambda: self.send(account.channel, request), number)
@@ -200,9 +203,10 @@ class ResentOperation(OperationKind):
                          refused=result.error_code, found=found.outcome.value)
         return found
 
-    async def submit(self, row: Row, request: Any = None) -> bool:
+    async def submit(self, row: Row, request: RequestT | None = None) -> bool:
         account = self.host.account(row.channel_account)
-        request = request or await self.db.tx(lambda conn: self.request(conn, row))
+        if request is None:
+            request = await self.db.tx(lambda conn: self.request(conn, row))
         result = await self.send_confirmed(account, request, getattr(row, self.reference))
         return await self.db.tx(lambda conn: self.apply(conn, row.id, result, self.sent_source, sent=True))
 

@@ -42,7 +42,7 @@ def unclaimed(p: Any) -> Any:
     return p.amount - p.refunded_amount - p.refund_pending_amount - p.split_amount
 
 
-def payment_facts(p: Any) -> PaymentFacts:
+def payment_facts(p: Row) -> PaymentFacts:
     return PaymentFacts(p.id, p.merchant_id, p.channel_account, p.amount, p.currency)
 
 

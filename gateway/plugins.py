@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
 
 import httpx
 import pluggy
+from structlog.typing import FilteringBoundLogger
 
 from gateway import hookspecs
 from gateway.channel import Capability, Channel, ChannelContext, SettingsError, capability_mismatches
@@ -69,7 +70,7 @@ def discover_channel_types(pm: pluggy.PluginManager) -> dict[str, type[Channel]]
 class PluginHost:
     """Knows every installed channel type and builds one Channel per configured account."""
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient, clock: Clock, log: Any,
+    def __init__(self, settings: Settings, http: httpx.AsyncClient, clock: Clock, log: FilteringBoundLogger,
                  extra_plugins: Iterable[object] = ()) -> None:
         self.pm = make_plugin_manager(extra_plugins)
         self.channel_types = discover_channel_types(self.pm)

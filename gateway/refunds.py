@@ -241,7 +241,7 @@ class RefundService:
         return "applied" if self.apply(conn, r.id, result, "callback") else "duplicate"
 
 
-class RefundKind(ResentOperation):
+class RefundKind(ResentOperation[RefundRequest]):
     """Refunds in the operation registry: sent under one out_refund_no, asked about (where the channel
     can be: Capability.REFUND_QUERY), sent again under it when the channel never heard of it. A duplicate
     payment's refund is written unsent; the janitor sends it."""
@@ -281,7 +281,7 @@ class RefundKind(ResentOperation):
     def query(self, channel: Channel, request: RefundRequest) -> Awaitable[RefundResult]:
         return channel.query_refund(request.out_trade_no, request.out_refund_no)
 
-    def apply(self, conn: Connection, row_id: str, result: Any, source: str, sent: bool = False) -> bool:
+    def apply(self, conn: Connection, row_id: str, result: RefundResult, source: str, sent: bool = False) -> bool:
         if sent:   # from now on the channel is asked first, and it is sent again only if it has no record
             conn.execute(update(refunds).where(refunds.c.id == row_id).values(submitted=True))
         return self.service.apply(conn, row_id, result, source)

@@ -53,7 +53,7 @@ def release_if_done(conn: Connection, payment_id: str, now: datetime) -> None:
                      .values(status="processing", updated_at=now))
 
 
-class SplitReleaseKind(ResentOperation):
+class SplitReleaseKind(ResentOperation[SplitFinish]):
     """The release as an operation kind: the channel's finish call, asked about and resent like a split."""
 
     name = "split_release"
@@ -82,8 +82,9 @@ class SplitReleaseKind(ResentOperation):
     def query(self, channel: Channel, request: SplitFinish) -> Awaitable[SplitResult]:
         return channel.query_split_finish(request)
 
-    async def submit(self, row: Row, request: Any = None) -> bool:
-        request = request or await self.db.tx(lambda conn: self.request(conn, row))
+    async def submit(self, row: Row, request: SplitFinish | None = None) -> bool:
+        if request is None:
+            request = await self.db.tx(lambda conn: self.request(conn, row))
         if request.amount <= 0:   # splits and refunds took all of it: nothing is left frozen to release
             return await self.db.tx(lambda conn: self.apply(conn, row.id, SplitResult(Outcome.SUCCEEDED),
                                                             "nothing_left", sent=True))
@@ -162,7 +163,7 @@ class SplitReleases:
         return SimpleNamespace(**row)
 
 
-def release_object(r: Any) -> dict[str, Any]:
+def release_object(r: Row | SimpleNamespace) -> dict[str, Any]:
     """A payment's split release: what the channel let go of, to the merchant, when its splitting ended."""
     return {"id": r.id, "object": "split_release", "payment_id": r.payment_id, "status": r.status,
             "amount": r.amount, "currency": r.currency, "channel": r.channel_account,

@@ -29,5 +29,5 @@ async def metrics(request: Request) -> Response:
         return json_response({"error": {"type": "authentication_error", "code": "metrics_token_required",
                                         "message": "GET /metrics needs Authorization: Bearer <metrics_token>",
                                         "param": None}}, 401)
-    await gw.db.tx(gw.metrics.refresh)
+    await gw.db.tx(lambda conn: gw.metrics.refresh(conn, gw.operations))
     return Response(gw.metrics.render(), media_type=CONTENT_TYPE)

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
+from structlog.typing import FilteringBoundLogger
 
 
 class Outcome(str, enum.Enum):
@@ -51,7 +52,7 @@ class ChannelContext:
     settings: Any            # whatever the channel's parse_settings returned
     http: httpx.AsyncClient
     clock: Clock
-    log: Any
+    log: FilteringBoundLogger
     public_url: str
 
     @property

@@ -6,20 +6,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Row, select
 
 from gateway.console.identity import record
 from gateway.models import MerchantEvent
 from gateway.notifier import redeliver
 from gateway.reconciliation.review import approve, propose
 from gateway.reconciliation.store import proposals
+from ledger.booking import Booker
 
 NEEDS = {"recon.propose": "operator", "recon.approve": "approver", "event.redeliver": "operator",
          "settle.force": "approver", "ledger.freeze": "operator", "ledger.unfreeze": "approver",
          "position.topup": "approver", "operator.admin": "approver"}
 
 
-def propose_resolution(conn: Connection, op: Any, item_id: int, action: str, reason: str, now: datetime, *,
+def propose_resolution(conn: Connection, op: Row, item_id: int, action: str, reason: str, now: datetime, *,
                        source: str, client_ip: str | None = None) -> dict[str, Any]:
     result = propose(conn, item_id, action, op, reason, now)
     record(conn, op, "recon.propose", f"recon-item:{item_id}", {"status": "open"}, result["proposal"],
@@ -27,7 +28,7 @@ def propose_resolution(conn: Connection, op: Any, item_id: int, action: str, rea
     return result
 
 
-def approve_resolution(conn: Connection, op: Any, item_id: int, proposal_id: int, booker: Any, now: datetime, *,
+def approve_resolution(conn: Connection, op: Row, item_id: int, proposal_id: int, booker: Booker, now: datetime, *,
                        source: str, client_ip: str | None = None) -> dict[str, Any]:
     result = approve(conn, item_id, proposal_id, op, booker, now)
     proposal = conn.execute(select(proposals.c.id, proposals.c.action, proposals.c.proposed_by,
@@ -39,7 +40,7 @@ def approve_resolution(conn: Connection, op: Any, item_id: int, proposal_id: int
     return result
 
 
-def redeliver_event(conn: Connection, op: Any, event_id: str, now: datetime, *, source: str,
+def redeliver_event(conn: Connection, op: Row, event_id: str, now: datetime, *, source: str,
                     client_ip: str | None = None) -> bool:
     """Queue a merchant event for delivery again; False if there is no such event with an endpoint."""
     table = MerchantEvent.__table__

@@ -17,12 +17,16 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, case, delete, insert, or_, select, update
+from sqlalchemy import Connection, Row, case, delete, insert, or_, select, update
 
 from gateway.console.passwords import DUMMY_HASH, hash_password, verify_password
 from gateway.models import AuditEntry, ConsoleSession, Operator, SignInGuard
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
+    from gateway.db import Database
 
 operators = Operator.__table__
 audit_log = AuditEntry.__table__
@@ -42,7 +46,7 @@ class SignInLimit:
     window: timedelta = timedelta(minutes=15)
 
     @classmethod
-    def of(cls, settings: Any) -> "SignInLimit":
+    def of(cls, settings: Settings) -> SignInLimit:
         return cls(settings.sign_in_max_tries, timedelta(seconds=settings.sign_in_window_seconds))
 SESSION = timedelta(hours=8)
 LAST_SEEN_EVERY = timedelta(minutes=1)      # how often a session's last_seen_at is written
@@ -142,8 +146,8 @@ def release_try(conn: Connection, name: str, window: datetime) -> None:
                                       guards.c.tries > 0).values(tries=guards.c.tries - 1))
 
 
-def authenticate(db: Any, name: str, password: str, now: datetime, source: str, client_ip: str | None,
-                 limit: SignInLimit = SignInLimit()) -> Any:
+def authenticate(db: Database, name: str, password: str, now: datetime, source: str, client_ip: str | None,
+                 limit: SignInLimit = SignInLimit()) -> Row:
     """The operator row for `name` if `password` is theirs and they are enabled, else SignInRefused.
     Blocking (scrypt, 32 MiB): the console calls it in a thread. Both outcomes are audited as
     `{source}.sign_in` / `{source}.sign_in_failed`."""
@@ -193,7 +197,7 @@ def start_session(conn: Connection, operator_id: str, now: datetime, client_ip: 
     return token
 
 
-def session_operator(conn: Connection, token: str, now: datetime) -> Any | None:
+def session_operator(conn: Connection, token: str, now: datetime) -> Row | None:
     """The enabled operator whose live session this token is, or None."""
     digest = _digest(token)
     op = conn.execute(
@@ -219,7 +223,7 @@ def end_sessions_of(conn: Connection, operator_id: str, now: datetime) -> int:
 
 # ---- the audit log ----
 
-def record(conn: Connection, who: Any, action: str, target: str, before: Any = None, after: Any = None, *,
+def record(conn: Connection, who: Row | Someone, action: str, target: str, before: Any = None, after: Any = None, *,
            now: datetime, source: str, client_ip: str | None = None) -> None:
     """One operator action in the audit log, in the same transaction as the action itself. `who` is
     an operator row (or a Someone): name and role as they were, and the operator's id."""

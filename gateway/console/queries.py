@@ -3,16 +3,18 @@ pictures. Reads only; every action goes through the same service functions the A
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Integer, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Integer, Row, and_, func, or_, select
 
 from gateway.books import merchant_balances
 from gateway.exchanges import redact, redacted_body
 from gateway.models import (Attempt, ChannelCallback, ChannelExchange, Merchant, MerchantEvent, Payment, Payout,
                             ReconItem, ReconRun, Refund, Split)
 from gateway.resources import attempt_object, payment_object, payout_object, refund_object, split_object
+from ledger.core import Ledger
 from ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
 
 payments, attempts, refunds = Payment.__table__, Attempt.__table__, Refund.__table__
@@ -52,9 +54,7 @@ def search_payments(conn: Connection, q: str, status: str, day: date | None, zon
             for row in conn.execute(query)]
 
 
-def _with_attempt(row: Any) -> Any:
-    from types import SimpleNamespace
-
+def _with_attempt(row: Row) -> SimpleNamespace:
     return SimpleNamespace(**row._mapping, attempt_action=None, attempt_out_trade_no=None)
 
 
@@ -128,7 +128,7 @@ def recent_payouts(conn: Connection) -> list[dict[str, Any]]:
     return [payout_object(r) for r in conn.execute(select(payouts).order_by(payouts.c.created_at.desc()).limit(PAGE))]
 
 
-def merchants_with_balances(conn: Connection, ledger: Any) -> list[dict[str, Any]]:
+def merchants_with_balances(conn: Connection, ledger: Ledger) -> list[dict[str, Any]]:
     return [{"id": m.id, "name": m.name, "status": m.status, "created_at": m.created_at,
              "balances": merchant_balances(conn, ledger, m.id)}
             for m in conn.execute(select(merchants).order_by(merchants.c.created_at))]
@@ -143,7 +143,7 @@ def recent_events(conn: Connection, status: str) -> list[Any]:
 
 # ---- series for the pictures ----
 
-def _bucket(conn: Connection, column: Any, unit: str) -> Any:
+def _bucket(conn: Connection, column: ColumnElement[datetime], unit: str) -> ColumnElement[str]:
     if conn.dialect.name == "postgresql":
         return func.to_char(func.date_trunc(unit, func.timezone("UTC", column)), "YYYY-MM-DD HH24:00")
     return func.strftime("%Y-%m-%d %H:00" if unit == "hour" else "%Y-%m-%d 00:00", column)

@@ -5,28 +5,17 @@ from __future__ import annotations
 import asyncio
 import secrets
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Callable, TypeVar
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Row, select
 from starlette.convertors import IntegerConvertor, register_url_convertor
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway.console import (
-    TEMPLATES,
-    audit,
-    charts,
-    checked_form,
-    client_ip,
-    csrf_token,
-    forbidden,
-    gateway_of,
-    page,
-    queries,
-    render,
-)
+from gateway.console import charts, queries
 from gateway.console.actions import NEEDS, redeliver_event
 from gateway.console.actions import approve_resolution as approve_as
 from gateway.console.actions import propose_resolution as propose_as
@@ -39,25 +28,14 @@ from gateway.console.identity import (
     set_password,
     start_session,
 )
+from gateway.console.web import audit, checked_form, client_ip, csrf_token, forbidden, gateway_of, page, render
 from gateway.janitor import exceptions as janitor_exceptions
 from gateway.payouts import position_balances
 from gateway.reconciliation.errors import ReconError
-from gateway.reports import channel_listing, open_items, run_report
+from gateway.reports import RunReport, channel_listing, open_items, run_report
 from ledger.booking import Booker
 
-
-def printable(value: Any) -> Any:
-    """Every value a page prints. A stored string no page can encode (a lone surrogate, kept in a JSON
-    column) is shown escaped, \\ud800, so the record stays readable instead of its page failing."""
-    if isinstance(value, str) and not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return type(value)(value.encode("utf-8", "backslashreplace").decode("utf-8"))   # Markup stays Markup
-    return value
-
-
-TEMPLATES.finalize = printable   # before any template is compiled: this module is imported with the app
+T = TypeVar("T")
 
 
 class RowId(IntegerConvertor):
@@ -93,7 +71,7 @@ def routes() -> list[Route]:
     ]
 
 
-async def _read(request: Request, fn: Any) -> Any:
+async def _read(request: Request, fn: Callable[[Connection], T]) -> T:
     return await gateway_of(request).db.tx(fn)
 
 
@@ -139,7 +117,7 @@ async def sign_in(request: Request) -> Response:
 
 
 @page("viewer")
-async def sign_out(request: Request, op: Any, form: Any) -> Response:
+async def sign_out(request: Request, op: Row, form: FormData) -> Response:
     gw = gateway_of(request)
     token = request.session.get("token", "")
     await gw.db.tx(lambda conn: (end_session(conn, token, gw.clock.now()),
@@ -149,12 +127,12 @@ async def sign_out(request: Request, op: Any, form: Any) -> Response:
 
 
 @page("viewer")
-async def password_page(request: Request, op: Any) -> Response:
+async def password_page(request: Request, op: Row) -> Response:
     return render(request, "password.html", message=request.query_params.get("done"))
 
 
 @page("viewer")
-async def change_password(request: Request, op: Any, form: Any) -> Response:
+async def change_password(request: Request, op: Row, form: FormData) -> Response:
     """An operator's own password: the current one is checked as a sign-in is (the same tries), then
     every session of theirs ends and this browser gets a new one."""
     gw = gateway_of(request)
@@ -170,7 +148,7 @@ async def change_password(request: Request, op: Any, form: Any) -> Response:
             (403, "The current password is wrong.")
         return render(request, "password.html", status, error=error)
 
-    def change(conn: Any) -> str:
+    def change(conn: Connection) -> str:
         now = gw.clock.now()
         set_password(conn, op.name, new, now)        # ends every session of theirs, this one included
         audit(conn, op, request, "operator.password", op.id, None, {"sessions_ended": True})
@@ -189,11 +167,11 @@ async def change_password(request: Request, op: Any, form: Any) -> Response:
 # ---- overview and channels ----
 
 @page()
-async def overview(request: Request, op: Any) -> Response:
+async def overview(request: Request, op: Row) -> Response:
     gw = gateway_of(request)
     now = gw.clock.now()
 
-    def read(conn: Any) -> dict[str, Any]:
+    def read(conn: Connection) -> dict[str, Any]:
         return {"channels": channel_listing(conn, gw.settings, now, 60),
                 "hourly": queries.traffic(conn, now, "hour", 24),
                 "exceptions": len(janitor_exceptions(conn, gw.operations)),
@@ -214,11 +192,11 @@ async def overview(request: Request, op: Any) -> Response:
 
 
 @page()
-async def channels_page(request: Request, op: Any) -> Response:
+async def channels_page(request: Request, op: Row) -> Response:
     gw = gateway_of(request)
     now = gw.clock.now()
 
-    def read(conn: Any) -> dict[str, Any]:
+    def read(conn: Connection) -> dict[str, Any]:
         positions = position_balances(conn, gw.ledger, [a.id for a in gw.settings.channel_accounts], "CNY")
         return {"channels": channel_listing(conn, gw.settings, now, 60), "positions": positions,
                 "hourly": queries.traffic(conn, now, "hour", 24), "daily": queries.traffic(conn, now, "day", 30)}
@@ -247,7 +225,7 @@ def _day(text: str | None) -> date | None:
 
 
 @page()
-async def payments_page(request: Request, op: Any) -> Response:
+async def payments_page(request: Request, op: Row) -> Response:
     gw = gateway_of(request)
     q = request.query_params.get("q", "").strip()[:128]
     status = request.query_params.get("status", "")
@@ -259,7 +237,7 @@ async def payments_page(request: Request, op: Any) -> Response:
 
 
 @page()
-async def payment_page(request: Request, op: Any) -> Response:
+async def payment_page(request: Request, op: Row) -> Response:
     story = await _read(request, lambda conn: queries.payment_story(conn, request.path_params["payment_id"]))
     if story is None:
         return render(request, "message.html", 404, title="No such payment",
@@ -268,14 +246,14 @@ async def payment_page(request: Request, op: Any) -> Response:
 
 
 @page()
-async def refunds_page(request: Request, op: Any) -> Response:
+async def refunds_page(request: Request, op: Row) -> Response:
     status = request.query_params.get("status", "")
     data = await _read(request, lambda conn: (queries.recent_refunds(conn, status), queries.recent_payouts(conn)))
     return render(request, "refunds.html", refunds=data[0], payouts=data[1], status=status)
 
 
 @page()
-async def exceptions_page(request: Request, op: Any) -> Response:
+async def exceptions_page(request: Request, op: Row) -> Response:
     operations = gateway_of(request).operations   # every operation kind the gateway has, tests' own included
     return render(request, "exceptions.html",
                   exceptions=await _read(request, lambda conn: janitor_exceptions(conn, operations)))
@@ -284,7 +262,7 @@ async def exceptions_page(request: Request, op: Any) -> Response:
 # ---- reconciliation: the maker-checker of `paymux recon`, in the browser ----
 
 @page()
-async def recon_page(request: Request, op: Any) -> Response:
+async def recon_page(request: Request, op: Row) -> Response:
     gw = gateway_of(request)
     now = gw.clock.now()
     rows, per_day = await _read(request, lambda conn: (queries.recon_runs(conn), queries.differences_per_day(
@@ -295,12 +273,12 @@ async def recon_page(request: Request, op: Any) -> Response:
 
 
 @page()
-async def recon_run_page(request: Request, op: Any) -> Response:
+async def recon_run_page(request: Request, op: Row) -> Response:
     from gateway.models import ReconRun
 
     run_id = request.path_params["run_id"]
 
-    def read(conn: Any) -> Any:
+    def read(conn: Connection) -> tuple[RunReport, list[dict[str, Any]]] | None:
         row = conn.execute(select(ReconRun.__table__).where(ReconRun.__table__.c.id == run_id)).first()
         if row is None:
             return None
@@ -315,7 +293,7 @@ async def recon_run_page(request: Request, op: Any) -> Response:
 
 
 @page(NEEDS["recon.propose"])
-async def propose_resolution(request: Request, op: Any, form: Any) -> Response:
+async def propose_resolution(request: Request, op: Row, form: FormData) -> Response:
     gw = gateway_of(request)
     item_id = request.path_params["item_id"]
     action, reason = str(form.get("action", "")), str(form.get("reason", "")).strip()
@@ -325,7 +303,7 @@ async def propose_resolution(request: Request, op: Any, form: Any) -> Response:
 
 
 @page(NEEDS["recon.approve"])
-async def approve_resolution(request: Request, op: Any, form: Any) -> Response:
+async def approve_resolution(request: Request, op: Row, form: FormData) -> Response:
     """The form names the proposal the approver saw; if it changed since, nothing is done."""
     gw = gateway_of(request)
     item_id = request.path_params["item_id"]
@@ -338,7 +316,7 @@ async def approve_resolution(request: Request, op: Any, form: Any) -> Response:
         client_ip=client_ip(request)), "approved")
 
 
-async def _recon_action(request: Request, act: Any, done: str) -> Response:
+async def _recon_action(request: Request, act: Callable[[Connection], dict[str, Any]], done: str) -> Response:
     try:
         result = await gateway_of(request).db.tx(act)
     except ReconError as exc:
@@ -349,21 +327,21 @@ async def _recon_action(request: Request, act: Any, done: str) -> Response:
 # ---- merchants, events, audit ----
 
 @page()
-async def merchants_page(request: Request, op: Any) -> Response:
+async def merchants_page(request: Request, op: Row) -> Response:
     gw = gateway_of(request)
     return render(request, "merchants.html",
                   merchants=await _read(request, lambda conn: queries.merchants_with_balances(conn, gw.ledger)))
 
 
 @page()
-async def events_page(request: Request, op: Any) -> Response:
+async def events_page(request: Request, op: Row) -> Response:
     status = request.query_params.get("status", "")
     return render(request, "events.html", events=await _read(request, lambda conn: queries.recent_events(conn, status)),
                   status=status, message=request.query_params.get("done"))
 
 
 @page(NEEDS["event.redeliver"])
-async def redeliver_event_page(request: Request, op: Any, form: Any) -> Response:
+async def redeliver_event_page(request: Request, op: Row, form: FormData) -> Response:
     gw = gateway_of(request)
     event_id = request.path_params["event_id"]
     if not await gw.db.tx(lambda conn: redeliver_event(conn, op, event_id, gw.clock.now(), source="console",
@@ -374,7 +352,7 @@ async def redeliver_event_page(request: Request, op: Any, form: Any) -> Response
 
 
 @page()
-async def audit_page(request: Request, op: Any) -> Response:
+async def audit_page(request: Request, op: Row) -> Response:
     from gateway.console.identity import audit_log
 
     rows = await _read(request, lambda conn: conn.execute(select(audit_log).order_by(audit_log.c.id.desc())

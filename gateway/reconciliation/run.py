@@ -25,10 +25,11 @@ import asyncio
 import hashlib
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import polars as pl
 from sqlalchemy import Row, select
+from structlog.typing import FilteringBoundLogger
 
 from gateway.channel import Capability, StatementInvalid, StatementUnavailable
 from gateway.clock import Clock
@@ -76,7 +77,7 @@ class PayoutSync(Protocol):
 class Reconciler:
     def __init__(self, *, settings: Settings, db: Database, host: PluginHost, business_day: BusinessDay,
                  booker: Booker, rate: QueryRate, payments: PaymentSync, refunds: RefundSync, payouts: PayoutSync,
-                 clock: Clock, log: Any) -> None:
+                 clock: Clock, log: FilteringBoundLogger) -> None:
         self.db, self.host, self.booker, self.rate = db, host, booker, rate
         self.payments, self.refunds, self.payouts, self.clock, self.log = payments, refunds, payouts, clock, log
         self.day = business_day          # the books' business day

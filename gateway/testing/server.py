@@ -6,9 +6,12 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Callable, TypeVar
 
 import httpx
+from starlette.types import ASGIApp
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -20,7 +23,7 @@ def free_port() -> int:
 class ServerThread:
     """uvicorn on 127.0.0.1 in a thread: real HTTP, real sockets, real callbacks. A context manager."""
 
-    def __init__(self, app: Any, port: int) -> None:
+    def __init__(self, app: ASGIApp, port: int) -> None:
         import uvicorn
 
         self.port = port
@@ -38,12 +41,12 @@ class ServerThread:
             time.sleep(0.02)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=20)
 
 
-def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
