@@ -136,6 +136,11 @@ class Gateway:
                    health, payouts, splits, metrics, operations, exchanges, refunds,
                    Callbacks(db, clock, log, metrics, operations, payments.results), reconciler)
 
+    @property
+    def booker(self) -> Booker:
+        """The one Booker every service books through (the console's approvals too)."""
+        return self.payments.booker
+
     async def handle_notification(self, account: ChannelAccount, inbound: InboundNotification) -> Acknowledgement:
         """A channel's callback (gateway/callbacks.py)."""
         return await self.callbacks.handle(account, inbound)

@@ -19,21 +19,13 @@ from gateway.console import charts, queries
 from gateway.console.actions import NEEDS, redeliver_event
 from gateway.console.actions import approve_resolution as approve_as
 from gateway.console.actions import propose_resolution as propose_as
-from gateway.console.identity import (
-    OperatorError,
-    SignInLimit,
-    SignInRefused,
-    authenticate,
-    end_session,
-    set_password,
-    start_session,
-)
+from gateway.console.identity import (OperatorError, SignInLimit, SignInRefused, authenticate, end_session,
+                                      set_password, start_session)
 from gateway.console.web import audit, checked_form, client_ip, csrf_token, forbidden, gateway_of, page, render
 from gateway.janitor import exceptions as janitor_exceptions
 from gateway.payouts import position_balances
 from gateway.reconciliation.errors import ReconError
 from gateway.reports import RunReport, channel_listing, open_items, run_report
-from ledger.booking import Booker
 
 T = TypeVar("T")
 
@@ -312,7 +304,7 @@ async def approve_resolution(request: Request, op: Row, form: FormData) -> Respo
         return render(request, "message.html", 400, title="Not done",
                       message="proposal_required: the approval names no proposal. Reload the page and try again.")
     return await _recon_action(request, lambda conn: approve_as(
-        conn, op, item_id, int(proposal), Booker(gw.ledger), gw.clock.now(), source="console",
+        conn, op, item_id, int(proposal), gw.booker, gw.clock.now(), source="console",
         client_ip=client_ip(request)), "approved")
 
 
