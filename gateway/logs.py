@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 from gateway import redact as redaction
 
@@ -35,5 +36,5 @@ def configure_logging(json_lines: bool = True, level: int = logging.INFO, stream
     )
 
 
-def get_logger(**bound: Any) -> Any:
+def get_logger(**bound: Any) -> FilteringBoundLogger:
     return structlog.get_logger("paymux").bind(**bound)

@@ -5,6 +5,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
+from starlette.types import ASGIApp
+
 from gateway.channel.context import Capability, ChannelContext
 from gateway.channel.notifications import Acknowledgement, ChannelEvent, InboundNotification
 from gateway.channel.operations import (CreatePayment, PaymentResult, PayoutRequest, PayoutResult, RefundRequest,
@@ -118,12 +120,12 @@ class Channel:
         return Acknowledgement(200 if accepted else 400, b"" if accepted else message.encode())
 
     @classmethod
-    def standalone_simulator(cls, workdir: Path, url: str) -> tuple[Any, str] | None:
+    def standalone_simulator(cls, workdir: Path, url: str) -> tuple[ASGIApp, str] | None:
         """Optional, for `paymux simulate NAME`: an ASGI app speaking the channel's side of the wire
         (keys kept in workdir), and the TOML [[channel_accounts]] block that points a gateway at url."""
         return None
 
-    def hosted_app(self) -> Any | None:
+    def hosted_app(self) -> ASGIApp | None:
         """An optional ASGI app the gateway mounts at /hosted/{account_id} (e.g. a checkout page)."""
         return None
 
