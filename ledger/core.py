@@ -136,10 +136,19 @@ class Ledger:
         found = conn.execute(_FIND_ACCOUNT, params).scalar()
         if found is None:
             dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            conn.execute(dialect.insert(accounts).values(
+            create = dialect.insert(accounts).values(
                 code=ref.code, owner_type=kind.owner, owner_id=ref.owner_id, currency=ref.currency,
                 normal_side=kind.normal, no_negative=kind.no_negative, balance=0, created_at=now,
-            ).on_conflict_do_nothing())
+            ).on_conflict_do_nothing()
+            if conn.dialect.name == "postgresql":
+                # An account comes into existence in a transaction of its own, committed at once: made in
+                # the caller's, its uncommitted key would make every other writer needing it wait for the
+                # caller's end, and two callers creating two accounts in opposite orders deadlock. An
+                # account nobody posts to is an empty row; the caller's READ COMMITTED statements see it.
+                with conn.engine.begin() as own:
+                    own.execute(create)
+            else:   # SQLite has one writer: the caller's transaction holds it already
+                conn.execute(create)
             found = conn.execute(_FIND_ACCOUNT, params).scalar_one()
         self._ids[ref] = found
         return found

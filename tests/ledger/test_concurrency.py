@@ -70,3 +70,49 @@ def test_sixteen_writers_on_one_hot_account(pg_database: str) -> None:
         assert ledger.balance(conn, PAYABLE) == 15 * len(debits)
         assert check_ledger(conn) == []
     db.dispose()
+
+
+@pytest.mark.pg
+@pytest.mark.skipif(not PG_URL, reason=NO_PG)
+def test_accounts_come_into_existence_outside_the_writers_transactions(pg_database: str) -> None:
+    """Two writers each create two new accounts, in opposite orders, inside their open transactions.
+    Created in the writers' own transactions, the second creation of each waits for the other's commit:
+    PostgreSQL detects a deadlock and one writer fails. Each account is made in a transaction of its own,
+    so both go through; and an account made for a transaction that then rolls back stays, empty."""
+    from tests.conftest import _truncate_pg
+
+    _truncate_pg(pg_database)
+    db = Database(pg_database)
+    ledger = Ledger(load_chart())
+    first, second = AccountRef("merchant_in_transit", "mch_a", "CNY"), AccountRef("merchant_in_transit", "mch_b", "CNY")
+    halfway = threading.Barrier(2, timeout=20)
+    failures: list[str] = []
+
+    def writer(order: tuple[AccountRef, AccountRef], rollback: bool) -> None:
+        own = Ledger(load_chart())      # as in two processes: no account id cached from the other
+        try:
+            with db.transaction() as conn:
+                own.account_id(conn, order[0], NOW)
+                halfway.wait()
+                own.account_id(conn, order[1], NOW)
+                if rollback:
+                    raise RuntimeError("the writer's transaction rolls back")
+        except RuntimeError:
+            pass
+        except Exception as exc:  # noqa: BLE001  collected and asserted below
+            failures.append(repr(exc))
+
+    threads = [threading.Thread(target=writer, args=((first, second), False)),
+               threading.Thread(target=writer, args=((second, first), True))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert failures == []
+    with db.transaction() as conn:
+        assert ledger.balance(conn, first) == ledger.balance(conn, second) == 0
+        ledger.post(conn, "after", "payment.succeeded", [Posting.debit(CLEARING, 10), Posting.credit(second, 10)],
+                    now=NOW)
+        assert ledger.balance(conn, second) == 10
+        assert check_ledger(conn) == []
+    db.dispose()
