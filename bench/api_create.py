@@ -1,8 +1,15 @@
 """Throughput of POST /v1/payments (sandbox channel, zero latency) against a bare Starlette endpoint
 doing one INSERT into the same database, each served by uvicorn in its own process and driven by the
-same signed-request load from this process. Prints requests/s for both and their ratio.
+same signed-request load from this process. Both servers run side by side for the whole bench; the
+load alternates between them in interleaved windows (gateway, baseline, gateway, baseline, ...;
+--repeats pairs of --seconds each). Prints min/median/max requests/s of each side and of the
+per-pair ratio.
 
-    .venv/bin/python bench/api_create.py [--seconds 5] [--concurrency 16]
+Outside the timer: creating and migrating the database and its merchant, starting both servers,
+and one 1-second warm-up window for each. Inside: signing each request in this process (the same
+cost for both sides), the HTTP round trip, and the server's work.
+
+    .venv/bin/python bench/api_create.py [--seconds 2] [--repeats 5] [--concurrency 16]
 
 PostgreSQL is measured too when PAYMUX_TEST_DATABASE_URL (or PAYMUX_BENCH_DATABASE_URL) is set.
 """
@@ -27,6 +34,7 @@ from sqlalchemy.engine import make_url
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.windows import interleave, report  # noqa: E402
 from gateway import db as dbmod  # noqa: E402
 from gateway.auth import authorization_header  # noqa: E402
 from gateway.clock import Clock  # noqa: E402
@@ -117,40 +125,37 @@ def prepare_database(kind: str, workdir: Path) -> tuple[str, callable]:
     return server.set(database=name).render_as_string(hide_password=False), drop
 
 
-def serve_and_drive(cmd: list[str], env: dict[str, str], cwd: Path, port: int, creds, seconds: float,  # noqa: ANN001
-                    concurrency: int) -> float:
-    """Start one server, warm it for a second, then measure it."""
-    server = start(cmd, env, port, cwd)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        asyncio.run(drive(url, creds.merchant_id, creds.secret, 1.0, concurrency))
-        return asyncio.run(drive(url, creds.merchant_id, creds.secret, seconds, concurrency))
-    finally:
-        server.terminate()
-        server.wait()
-
-
-def measure(kind: str, seconds: float, concurrency: int) -> tuple[float, float]:
+def measure(kind: str, seconds: float, repeats: int, concurrency: int) -> tuple[list[float], list[float]]:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         url, cleanup = prepare_database(kind, workdir)
+        servers: list[subprocess.Popen] = []
         try:
             creds = bench_database(url)
-
-            port = free_port()
+            gateway_port, baseline_port = free_port(), free_port()
             config = workdir / "paymux.toml"
-            config.write_text(f'public_url = "http://127.0.0.1:{port}"\nsecret_key = "{SECRET_KEY}"\n'
+            config.write_text(f'public_url = "http://127.0.0.1:{gateway_port}"\nsecret_key = "{SECRET_KEY}"\n'
                               f'[database]\nurl = "{url}"\n[[channel_accounts]]\nid = "sandbox"\nplugin = "mock"\n'
                               '[channel_accounts.settings]\nsecret = "bench-sandbox-secret"\n')
-            gateway_rps = serve_and_drive([sys.executable, "-m", "gateway.cli", "--config", str(config), "serve",
-                                           "--port", str(port)], {}, workdir, port, creds, seconds, concurrency)
-            port = free_port()
-            baseline_rps = serve_and_drive([sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--port",
-                                            str(port), "--log-level", "warning", "--no-access-log"],
-                                           {"BENCH_DATABASE_URL": url}, REPO, port, creds, seconds, concurrency)
+            servers.append(start([sys.executable, "-m", "gateway.cli", "--config", str(config), "serve", "--port",
+                                  str(gateway_port)], {}, gateway_port, workdir))
+            servers.append(start([sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--port",
+                                  str(baseline_port), "--log-level", "warning", "--no-access-log"],
+                                 {"BENCH_DATABASE_URL": url}, baseline_port, REPO))
+
+            def window(port: int, length: float) -> float:
+                return asyncio.run(drive(f"http://127.0.0.1:{port}", creds.merchant_id, creds.secret, length,
+                                         concurrency))
+
+            window(gateway_port, 1.0)  # warm-up, untimed
+            window(baseline_port, 1.0)
+            return interleave(repeats, lambda k: window(gateway_port, seconds),
+                              lambda k: window(baseline_port, seconds))
         finally:
+            for server in servers:
+                server.terminate()
+                server.wait()
             cleanup()
-    return gateway_rps, baseline_rps
 
 
 def database_kinds() -> list[str]:
@@ -163,13 +168,15 @@ def database_kinds() -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of each window")
+    parser.add_argument("--repeats", type=int, default=5, help="pairs of interleaved windows")
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
     for kind in database_kinds():
-        gateway_rps, baseline_rps = measure(kind, args.seconds, args.concurrency)
-        print(f"{kind}: create-payment {gateway_rps:.0f} req/s, bare INSERT endpoint {baseline_rps:.0f} req/s, "
-              f"ratio {gateway_rps / baseline_rps:.2f} (target >= 0.5)")
+        gateway_rps, baseline_rps = measure(kind, args.seconds, args.repeats, args.concurrency)
+        sg, sb, sr = report(gateway_rps, baseline_rps)
+        print(f"{kind}: create-payment {sg} req/s, bare INSERT endpoint {sb} req/s, ratio {sr} (target >= 0.5; "
+              f"min/median/max of {args.repeats} interleaved {args.seconds:g} s windows)", flush=True)
 
 
 if __name__ == "__main__":

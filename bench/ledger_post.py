@@ -1,10 +1,22 @@
 """Ledger posting throughput: entries of 3 postings through Ledger.post() (idempotency key, balance
 updates with overdraw guards, balance-after, and on PostgreSQL the deferred balance trigger) against,
-in the same run and database, plain SQL INSERTs of the same entry and posting rows: one transaction
-per entry with one writer and with 8 writers all crediting one hot merchant account, then 8 writers
-with 50 entries a transaction (post_many(), the hot-account batching the domain notes describe).
+in the same run and database, a hand-written baseline doing the same essential work: it updates the
+same three balance rows (locking them, on the same hot account) with one set UPDATE ... RETURNING the
+new balances, inserts the entry row, and inserts its postings with their balance_after in one
+multi-row INSERT -- 3 statements an entry. Measured: one transaction per entry with one writer and
+with 8 writers all crediting one hot merchant account, then 8 writers with 50 entries a transaction
+(post_many(), the hot-account batching the domain notes describe) against the same 3 statements
+carrying 50 entries (one UPDATE of the summed deltas, one 50-row entry INSERT, one 150-row posting
+INSERT).
 
-    .venv/bin/python bench/ledger_post.py [--seconds 3]
+Each configuration runs in interleaved windows (post, baseline, post, baseline, ...; --repeats pairs
+of --seconds each) and prints min/median/max entries/s of each side and of the per-pair ratio.
+Outside the timer: creating and migrating the database, creating the three accounts (one warm-up
+entry through post()), starting and joining the writer threads. Both
+sides run against the same database, with the same triggers (the baseline's postings fire the same
+deferred balance check on PostgreSQL), and both retry through Database.run_tx.
+
+    .venv/bin/python bench/ledger_post.py [--seconds 1] [--repeats 5]
 
 PostgreSQL is measured too when PAYMUX_TEST_DATABASE_URL (or PAYMUX_BENCH_DATABASE_URL) is set.
 """
@@ -24,6 +36,7 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.api_create import database_kinds, prepare_database  # noqa: E402
+from bench.windows import interleave, report  # noqa: E402
 from gateway import db as dbmod  # noqa: E402
 from ledger.chart import load_chart  # noqa: E402
 from ledger.core import AccountRef, Ledger, NewEntry, Posting  # noqa: E402
@@ -35,8 +48,32 @@ HOT = AccountRef("merchant_in_transit", "mch_hot", "CNY")
 FEES = AccountRef("fee_income", "", "CNY")
 PLAIN_ENTRY = text("INSERT INTO ledger_entries (key, event_type, business_date, postings_hash, created_at) "
                    "VALUES (:key, 'bench', :day, 'x', :now) RETURNING id")
-PLAIN_POSTING = text("INSERT INTO ledger_postings (entry_id, account_id, currency, amount, balance_after) "
-                     "VALUES (:entry_id, :account_id, 'CNY', :amount, 0)")
+AMOUNTS = (100, -94, -6)  # CLEARING, HOT, FEES
+PLAIN_BALANCES = text("UPDATE ledger_accounts SET balance = balance + CASE id WHEN :a0 THEN :d0 WHEN :a1 THEN :d1 "
+                      "WHEN :a2 THEN :d2 END WHERE id IN (:a0, :a1, :a2) RETURNING id, balance")
+# On PostgreSQL an UPDATE locks rows in the order it finds them, which changes as updates move tuples;
+# 8 writers then deadlock. The same one statement takes the locks in id order first, as post() does.
+PG_PLAIN_BALANCES = text("UPDATE ledger_accounts a SET balance = a.balance + CASE a.id WHEN :a0 THEN :d0 "
+                         "WHEN :a1 THEN :d1 WHEN :a2 THEN :d2 END FROM (SELECT id FROM ledger_accounts WHERE id IN "
+                         "(:a0, :a1, :a2) ORDER BY id FOR UPDATE) l WHERE a.id = l.id RETURNING a.id, a.balance")
+
+
+def plain_entries(n: int):  # noqa: ANN201
+    """One INSERT of n entry rows, returning their ids with their keys."""
+    rows = ", ".join(f"(:k{j}, 'bench', :day, 'x', :now)" for j in range(n))
+    return text(f"INSERT INTO ledger_entries (key, event_type, business_date, postings_hash, created_at) "
+                f"VALUES {rows} RETURNING id, key")
+
+
+def plain_postings(n: int):  # noqa: ANN201
+    """One INSERT of n posting rows."""
+    rows = ", ".join(f"(:e{j}, :a{j}, 'CNY', :x{j}, :b{j})" for j in range(n))
+    return text(f"INSERT INTO ledger_postings (entry_id, account_id, currency, amount, balance_after) VALUES {rows}")
+
+
+PLAIN_POSTINGS = plain_postings(3)
+BATCH_ENTRIES = plain_entries(BATCH)
+BATCH_POSTINGS = plain_postings(3 * BATCH)
 
 
 def run_writers(writers: int, seconds: float, one: callable) -> float:
@@ -59,7 +96,7 @@ def run_writers(writers: int, seconds: float, one: callable) -> float:
     return sum(done) / (time.perf_counter() - started)
 
 
-def measure(kind: str, seconds: float) -> list[str]:
+def measure(kind: str, seconds: float, repeats: int) -> list[str]:
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         url, cleanup = prepare_database(kind, Path(tmp))
@@ -77,12 +114,33 @@ def measure(kind: str, seconds: float) -> list[str]:
                 db.run_tx(lambda conn: ledger.post(conn, f"{tag}-{i}", "bench", [
                     Posting.debit(CLEARING, 100), Posting.credit(HOT, 94), Posting.credit(FEES, 6)], now=NOW))
 
+            balances = PG_PLAIN_BALANCES if kind == "postgresql" else PLAIN_BALANCES
+
+            def write_plain(conn, keys: list[str]) -> None:  # noqa: ANN001
+                """The baseline: balances, entries, postings -- 3 statements for any number of entries."""
+                n = len(keys)
+                params = {}
+                for k, (a, x) in enumerate(zip(ids, AMOUNTS)):
+                    params[f"a{k}"], params[f"d{k}"] = a, x * n
+                after = dict(conn.execute(balances, params).all())
+                if n == 1:
+                    entry_ids = [conn.execute(PLAIN_ENTRY, {"key": keys[0], "day": NOW.date(), "now": NOW}).scalar()]
+                    statement = PLAIN_POSTINGS
+                else:
+                    returned = dict((key, eid) for eid, key in conn.execute(BATCH_ENTRIES, {
+                        "day": NOW.date(), "now": NOW, **{f"k{j}": key for j, key in enumerate(keys)}}).all())
+                    entry_ids = [returned[key] for key in keys]
+                    statement = BATCH_POSTINGS
+                rows = {}
+                p = 0
+                for j, entry_id in enumerate(entry_ids):
+                    for a, x in zip(ids, AMOUNTS):  # the balance after entry j: the final one less what follows
+                        rows.update({f"e{p}": entry_id, f"a{p}": a, f"x{p}": x, f"b{p}": after[a] - x * (n - 1 - j)})
+                        p += 1
+                conn.execute(statement, rows)
+
             def plain(i: int, tag: str) -> None:
-                def write(conn) -> None:  # noqa: ANN001
-                    entry_id = conn.execute(PLAIN_ENTRY, {"key": f"{tag}-{i}", "day": NOW.date(), "now": NOW}).scalar()
-                    conn.execute(PLAIN_POSTING, [{"entry_id": entry_id, "account_id": a, "amount": x}
-                                                 for a, x in zip(ids, (100, -94, -6))])
-                db.run_tx(write)
+                db.run_tx(lambda conn: write_plain(conn, [f"{tag}-{i}"]))
 
             def batch_via_ledger(i: int, tag: str) -> None:
                 db.run_tx(lambda conn: ledger.post_many(conn, [NewEntry(f"{tag}-{i}-{j}", "bench", (
@@ -90,27 +148,24 @@ def measure(kind: str, seconds: float) -> list[str]:
                     for j in range(BATCH)], now=NOW))
 
             def batch_plain(i: int, tag: str) -> None:
-                def write(conn) -> None:  # noqa: ANN001
-                    for j in range(BATCH):
-                        entry_id = conn.execute(PLAIN_ENTRY, {"key": f"{tag}-{i}-{j}", "day": NOW.date(),
-                                                              "now": NOW}).scalar()
-                        conn.execute(PLAIN_POSTING, [{"entry_id": entry_id, "account_id": a, "amount": x}
-                                                     for a, x in zip(ids, (100, -94, -6))])
-                db.run_tx(write)
+                db.run_tx(lambda conn: write_plain(conn, [f"{tag}-{i}-{j}" for j in range(BATCH)]))
+
+            def compare(label: str, writers: int, side: callable, baseline: callable, per: int = 1) -> str:
+                tag = f"r{next(run)}"
+                a, b = interleave(repeats, lambda k: per * run_writers(writers, seconds, lambda i: side(i, f"{tag}l{k}")),
+                                  lambda k: per * run_writers(writers, seconds, lambda i: baseline(i, f"{tag}p{k}")))
+                sa, sb, sr = report(a, b)
+                return (f"{kind}, {label}: "
+                        f"{'post_many()' if per > 1 else 'post()'} {sa} entries/s, same-work SQL baseline {sb} "
+                        f"entries/s, ratio {sr} (min/median/max of {repeats} interleaved {seconds:g} s windows)")
 
             for writers in (1, 8):
-                tag = f"r{next(run)}"
-                posted = run_writers(writers, seconds, lambda i: via_ledger(i, tag + "l"))
-                baseline = run_writers(writers, seconds, lambda i: plain(i, tag + "p"))
-                lines.append(f"{kind}, {writers} writer{'s' if writers > 1 else ''} on one hot account, "
-                             f"one entry a transaction: post() {posted:.0f} entries/s, plain INSERTs "
-                             f"{baseline:.0f} entries/s, ratio {posted / baseline:.2f}")
-            tag = f"r{next(run)}"
-            posted = BATCH * run_writers(8, seconds, lambda i: batch_via_ledger(i, tag + "l"))
-            baseline = BATCH * run_writers(8, seconds, lambda i: batch_plain(i, tag + "p"))
-            lines.append(f"{kind}, 8 writers on one hot account, {BATCH} entries a transaction: post_many() "
-                         f"{posted:.0f} entries/s, plain INSERTs {baseline:.0f} entries/s, "
-                         f"ratio {posted / baseline:.2f}")
+                lines.append(compare(f"{writers} writer{'s' if writers > 1 else ''} on one hot account, one entry "
+                                     "a transaction", writers, via_ledger, plain))
+                print(lines[-1], flush=True)
+            lines.append(compare(f"8 writers on one hot account, {BATCH} entries a transaction", 8, batch_via_ledger,
+                                 batch_plain, BATCH))
+            print(lines[-1], flush=True)
             db.dispose()
         finally:
             cleanup()
@@ -119,13 +174,13 @@ def measure(kind: str, seconds: float) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--seconds", type=float, default=1.0, help="length of each window")
+    parser.add_argument("--repeats", type=int, default=5, help="pairs of interleaved windows")
     args = parser.parse_args()
     kinds = database_kinds()
     print("targets: ratio >= 0.5 with one writer; >= 1000 entries/s with 8 writers on a hot PostgreSQL account")
     for kind in kinds:
-        for line in measure(kind, args.seconds):
-            print(line, flush=True)
+        measure(kind, args.seconds, args.repeats)
 
 
 if __name__ == "__main__":
