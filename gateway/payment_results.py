@@ -14,8 +14,8 @@ from gateway.ids import out_trade_no, public_id
 from gateway.models import Attempt, Payment, Refund
 from gateway.notifier import record_event
 from gateway.operations import OperationCore
-from gateway.payment_rows import (MOVE_ATTEMPT, MOVE_PAYMENT, OPEN_ATTEMPT, current_attempt, payment_facts,
-                                  render_payment, render_refund)
+from gateway.payment_rows import (MOVE_ATTEMPT, MOVE_ATTEMPT_OF, MOVE_PAYMENT, OPEN_ATTEMPT, current_attempt,
+                                  payment_facts, render_payment, render_refund)
 from gateway.splits import SplitService
 
 payments = Payment.__table__
@@ -64,11 +64,9 @@ class PaymentResults:
 
         # A verified success is money taken: it wins over a local close or failure (a late success).
         allowed = ("created", "pending", "unknown", "closed", "failed") if outcome is Outcome.SUCCEEDED else OPEN_ATTEMPT
-        changed = conn.execute(MOVE_ATTEMPT, {**values, "b_from": list(allowed)}).rowcount
-        if not changed or (attempt_only and outcome is not Outcome.SUCCEEDED):
+        attempt = conn.execute(MOVE_ATTEMPT_OF, {**values, "b_from": list(allowed)}).first()
+        if attempt is None or (attempt_only and outcome is not Outcome.SUCCEEDED):
             return False
-        attempt = conn.execute(select(attempts.c.payment_id, attempts.c.channel_account)
-                               .where(attempts.c.id == attempt_id)).first()
         if outcome is not Outcome.SUCCEEDED and current_attempt(conn, attempt.payment_id).id != attempt_id:
             return False   # an attempt left behind (failover, new attempt) ends alone; the payment goes on
         pay_values: dict[str, Any] = {"status": outcome.value, "updated_at": now}

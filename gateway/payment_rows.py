@@ -25,6 +25,8 @@ INSERT_PAYMENT = insert(payments)
 INSERT_ATTEMPT = insert(attempts)
 MOVE_ATTEMPT = update(attempts).where(attempts.c.id == bindparam("b_attempt_id"),
                                       attempts.c.status.in_(bindparam("b_from", expanding=True)))
+# The same, saying which payment and account the attempt belongs to (one statement, not an UPDATE and a SELECT).
+MOVE_ATTEMPT_OF = MOVE_ATTEMPT.returning(attempts.c.payment_id, attempts.c.channel_account)
 MOVE_PAYMENT = update(payments).where(payments.c.id == bindparam("b_payment_id"),
                                       payments.c.status.in_(bindparam("b_from", expanding=True)))
 _LATEST_ATTEMPT = (select(attempts.c.action, attempts.c.out_trade_no)
