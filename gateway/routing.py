@@ -76,11 +76,11 @@ def usage_since(conn: Connection, account_ids: list[str], since: datetime) -> di
 
 class Router:
     def __init__(self, host: PluginHost, health: HealthBoard, preferences: Mapping[str, tuple[str, ...]],
-                 business_timezone: str, day_cut_hour: int, rng: random.Random | None = None) -> None:
+                 business_day: BusinessDay, rng: random.Random | None = None) -> None:
         self.host = host
         self.health = health
         self.preferences = preferences
-        self.business_day = BusinessDay.of(business_timezone, day_cut_hour)
+        self.business_day = business_day      # the ledger's: daily limits count the books' day
         self.rng = rng or random.Random()
 
     def day_start(self, now: datetime) -> datetime:

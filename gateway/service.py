@@ -112,8 +112,7 @@ class Gateway:
                                   if a.query_schedule_seconds is not None})
         risk = RiskGate(host.pm, settings.extra.get("risk", {}) or {}, log)
         health = HealthBoard({a.id: a.circuit for a in settings.channel_accounts}, log, wall=clock.now)
-        router = Router(host, health, settings.merchant_preferences, settings.business_timezone,
-                        settings.day_cut_hour)
+        router = Router(host, health, settings.merchant_preferences, ledger.day)
         metrics = Metrics(settings.ledger_check_every_seconds)
         calls = ChannelCalls(health, log, metrics, exchanges)
         core = OperationCore(db, clock, log, host, Booker(ledger), calls, schedule)

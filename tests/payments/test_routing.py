@@ -21,6 +21,7 @@ from gateway.health import CLOSED, HALF_OPEN, OPEN, HealthBoard
 from gateway.logs import get_logger
 from gateway.plugins import PluginHost
 from gateway.routing import Router
+from ledger.days import BusinessDay
 from plugins.wechatpay import wire
 from plugins.wechatpay.simulator import WechatPaySimulator
 from tests.conftest import SANDBOX_SECRET, SECRET_KEY, ServerThread, checkout, free_port, wait_for
@@ -125,7 +126,8 @@ def routed_settings(db_url: str, *accounts: ChannelAccountConfig, **over: Any) -
 def test_weights_share_payments_among_accounts_of_one_priority() -> None:
     settings = routed_settings("sqlite://", sandbox("heavy", 10, 3), sandbox("light", 10, 1), sandbox("spare", 20))
     host = PluginHost(settings, httpx.AsyncClient(), Clock(), get_logger())
-    router = Router(host, HealthBoard({}, get_logger()), {}, "Asia/Shanghai", 0, rng=random.Random(7))
+    router = Router(host, HealthBoard({}, get_logger()), {}, BusinessDay.of("Asia/Shanghai", 0),
+                    rng=random.Random(7))
     firsts = Counter()
     import asyncio
 
