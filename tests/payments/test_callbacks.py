@@ -8,17 +8,7 @@ import httpx
 
 from plugins.mock import wire
 from tests.conftest import SANDBOX_SECRET, checkout, wait_for
-
-
-def callback(gw, payload: dict, secret: str = SANDBOX_SECRET, timestamp: int | None = None) -> httpx.Response:  # noqa: ANN001
-    body = wire.encode(payload)
-    headers = wire.signed_headers(secret, body, timestamp or int(time.time()))
-    return httpx.post(f"{gw.url}/v1/notify/sandbox", content=body, headers=headers)
-
-
-def paid_event(payment: dict, **over) -> dict:  # noqa: ANN003
-    return {"event": "payment", "out_trade_no": payment["out_trade_no"], "trade_status": "SUCCESS",
-            "amount": payment["amount"], "currency": payment["currency"], "transaction_id": "sbx-forged", **over}
+from tests.support.sandbox import callback, paid_event
 
 
 def test_a_forged_callback_changes_nothing_and_is_refused(gw, client) -> None:

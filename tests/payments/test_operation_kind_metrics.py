@@ -1,41 +1,18 @@
 """/metrics reads the gateway's registry of operation kinds: a kind defined only in the tests (the gifts
-of test_operation_kind.py) is counted in the janitor's gauges under its name, with no line of
+of tests/support/gifts.py) is counted in the janitor's gauges under its name, with no line of
 gateway/metrics.py naming it."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-from typing import Iterator
 
-import pytest
-from sqlalchemy import create_engine
 
-from gateway.config import ChannelAccountConfig, Settings
-from gateway.db import normalize_url
+from gateway.config import Settings
 from gateway.logs import get_logger
 from gateway.merchants import create_merchant
 from gateway.service import Gateway
-from tests.conftest import make_settings
-from tests.payments.test_operation_kind import TEMPLATES, GiftKind, GiftPlugin, gifts
-from tests.support import REPO
+from tests.support.gifts import GiftKind, GiftPlugin, gifts
 
 
-@pytest.fixture
-def gift_settings(db_url: str, tmp_path: Path) -> Iterator[Settings]:
-    """A gateway that takes gifts: the giftbox account, the gift templates in its chart, the gifts table."""
-    chart = tmp_path / "ledger.toml"
-    chart.write_text((REPO / "conf" / "ledger.toml").read_text() + TEMPLATES)
-    base = make_settings(db_url, 8000)
-    settings = base.with_changes(
-        channel_accounts=(*base.channel_accounts, ChannelAccountConfig("giftbox", "giftbox", True, {})),
-        ledger_config=str(chart))
-    engine = create_engine(normalize_url(db_url))
-    with engine.begin() as conn:
-        gifts.create(conn)
-    yield settings
-    with engine.begin() as conn:
-        gifts.drop(conn)
-    engine.dispose()
 
 
 def test_the_janitor_gauges_count_every_kind_of_the_registry(gift_settings: Settings) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import event
 
 from tests.conftest import Running, free_port, make_settings, start_gateway
-from tests.payments.test_callbacks import callback, paid_event
+from tests.support.sandbox import callback, paid_event
 
 # Measured 2026-11-30: SQLite 16 (BEGIN IMMEDIATE included), PostgreSQL 15; then 15 and 14 once the
 # attempt's UPDATE returns its payment and account. The payment row is read three times, and the ledger's
