@@ -92,29 +92,36 @@ class Booker:
         """The merchant's fee, on what the channel pays for the order (the order less what it keeps)."""
         return fee_for(p.amount - discount, self.chart.fees.bps(p.merchant_id, p.channel_account))
 
-    def payment_succeeded(self, conn: Connection, p: PaymentFacts, now: datetime,
-                          discounts: Sequence[DiscountFacts] = ()) -> PaymentBooking:
-        """Channel clearing Dr what the channel pays for the order; merchant in-transit Cr that less the
-        fee; fee income Cr fee. Then, per campaign the platform funds whose coupon the channel kept part
-        of, that part paid back to the merchant within the campaign's budget."""
+    def success_figures(self, p: PaymentFacts, discounts: Sequence[DiscountFacts] = ()) -> PaymentBooking:
+        """What payment_succeeded will book, before it books it: the fee and the part the channel keeps.
+        `campaigns` holds what each campaign is asked to pay back; what it pays depends on its budget,
+        which only payment_succeeded reads (under lock)."""
         discount = sum(d.unsettled for d in discounts)
         if not 0 <= discount <= p.amount:
             raise InvalidEntry(f"a discount of {discount} on an order of {p.amount}")
-        fee = self.merchant_fee(p, discount)
-        memo = "; ".join(f"coupon {d.amount}" + (f" ({d.campaign})" if d.campaign else "")
-                         + (f", {d.unsettled} kept by the channel" if d.unsettled else "")
-                         for d in discounts) or None
-        entry = None if discount == p.amount else self.book(
-            conn, "payment.succeeded", p.reference, merchant_id=p.merchant_id, channel_account=p.channel_account,
-            currency=p.currency, now=now, memo=memo, variables={"amount": p.amount, "fee": fee, "discount": discount})
         wanted: dict[str, int] = {}
         for d in discounts:
             campaign = self.chart.campaign_for(d.campaign, p.merchant_id, p.channel_account, p.currency)
             # Only what the channel says someone other than the merchant and itself funded is a campaign's.
             if campaign is not None and min(d.unsettled, d.other_funded):
                 wanted[campaign.id] = wanted.get(campaign.id, 0) + min(d.unsettled, d.other_funded)
+        return PaymentBooking(None, self.merchant_fee(p, discount), discount, wanted)
+
+    def payment_succeeded(self, conn: Connection, p: PaymentFacts, now: datetime,
+                          discounts: Sequence[DiscountFacts] = ()) -> PaymentBooking:
+        """Channel clearing Dr what the channel pays for the order; merchant in-transit Cr that less the
+        fee; fee income Cr fee. Then, per campaign the platform funds whose coupon the channel kept part
+        of, that part paid back to the merchant within the campaign's budget."""
+        figures = self.success_figures(p, discounts)
+        fee, discount = figures.fee, figures.discount
+        memo = "; ".join(f"coupon {d.amount}" + (f" ({d.campaign})" if d.campaign else "")
+                         + (f", {d.unsettled} kept by the channel" if d.unsettled else "")
+                         for d in discounts) or None
+        entry = None if discount == p.amount else self.book(
+            conn, "payment.succeeded", p.reference, merchant_id=p.merchant_id, channel_account=p.channel_account,
+            currency=p.currency, now=now, memo=memo, variables={"amount": p.amount, "fee": fee, "discount": discount})
         paid = {}
-        for campaign_id, amount in sorted(wanted.items()):
+        for campaign_id, amount in sorted(figures.campaigns.items()):
             ref = AccountRef("coupon_expense", campaign_id, p.currency)
             self.ledger.account_id(conn, ref, now)     # exists, so that it can be locked
             left = self.chart.campaigns[campaign_id].budget - self.ledger.balance(conn, ref, lock=True)

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Iterable, Sequence
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, event, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger.chart import AccountType, Chart
 from ledger.days import BusinessDay
 from ledger.errors import AlreadyReversed, EntryConflict, InsufficientBalance, InvalidEntry, UnbalancedEntry
 from ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
+from ledger import one_statement
+from ledger.slots import ADD_TO_SLOTS, slot_of, whole_balance
 
 accounts = LedgerAccount.__table__
 entries = LedgerEntry.__table__
@@ -63,7 +65,7 @@ class NewEntry:
 class PostedLine:
     account: AccountRef
     amount: int
-    balance_after: int
+    balance_after: int | None    # None for an account kept in slots: no one row holds its running balance
 
 
 @dataclass(frozen=True)
@@ -100,22 +102,33 @@ def postings_hash(event_type: str, lines: Iterable[Posting]) -> str:
 # Built once, executed many times: statement construction costs more than execution.
 _INSERT_ENTRIES = {name: dialect.insert(entries).on_conflict_do_nothing().returning(entries.c.id, entries.c.key)
                    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
-_READ_ACCOUNTS = select(accounts).where(accounts.c.id.in_(bindparam("b_ids", expanding=True))).order_by(accounts.c.id)
-_LOCK_ACCOUNTS = _READ_ACCOUNTS.with_for_update()
-_SET_BALANCE = update(accounts).where(accounts.c.id == bindparam("b_id")).values(balance=bindparam("b_balance"))
+# A guarded account's change, made and read back in one statement: the row is locked from here to the
+# end of the caller's transaction, and the no-negative rule is checked against what it returns.
+_ADD_TO_ACCOUNT = (update(accounts).where(accounts.c.id == bindparam("b_id"))
+                   .values(balance=accounts.c.balance + bindparam("b_delta"))
+                   .returning(accounts.c.balance, accounts.c.normal_side, accounts.c.no_negative))
 _INSERT_POSTINGS = insert(postings)
 _FIND_ACCOUNT = select(accounts.c.id).where(accounts.c.code == bindparam("b_code"),
                                             accounts.c.owner_type == bindparam("b_owner_type"),
                                             accounts.c.owner_id == bindparam("b_owner_id"),
                                             accounts.c.currency == bindparam("b_currency"))
+_BALANCE = select(whole_balance(), accounts.c.normal_side).where(accounts.c.code == bindparam("b_code"),
+                                                                 accounts.c.owner_id == bindparam("b_owner_id"),
+                                                                 accounts.c.currency == bindparam("b_currency"))
+_LOCK_ROW = (select(accounts.c.id).where(accounts.c.code == bindparam("b_code"),
+                                         accounts.c.owner_id == bindparam("b_owner_id"),
+                                         accounts.c.currency == bindparam("b_currency")).with_for_update())
+_CREATED = "ledger_accounts_created"   # conn.info: accounts made in the connection's open transaction
 
 
 class Ledger:
     def __init__(self, chart: Chart, business_timezone: str = "Asia/Shanghai", day_cut_hour: int = 0) -> None:
         self.chart = chart
         self.day = BusinessDay.of(business_timezone, day_cut_hour)
-        # Account ids never change once committed; each use of a cached id re-checks it (_lock_accounts).
+        # Account ids never change once committed. One made in a transaction that is rolled back (only on
+        # SQLite, where accounts are made in the caller's transaction) is forgotten then (_watch).
         self._ids: dict[AccountRef, int] = {}
+        self._watched: set[int] = set()
 
     def business_date(self, at: datetime) -> date:
         """The accounting period of a moment (ledger.days)."""
@@ -148,14 +161,33 @@ class Ledger:
                 with conn.engine.begin() as own:
                     own.execute(create)
             else:   # SQLite has one writer: the caller's transaction holds it already
+                self._watch(conn)
                 conn.execute(create)
+                conn.info.setdefault(_CREATED, set()).add(ref)
             found = conn.execute(_FIND_ACCOUNT, params).scalar_one()
         self._ids[ref] = found
         return found
 
+    def _watch(self, conn: Connection) -> None:
+        """Forget the ids of accounts made in a transaction (or savepoint) that is rolled back: SQLite
+        may hand such an id to the next account made, and a cached id is used without a check."""
+        engine = conn.engine
+        if id(engine) in self._watched:
+            return
+        self._watched.add(id(engine))
+
+        def rolled_back(connection: Connection, *args: object) -> None:
+            for ref in connection.info.pop(_CREATED, ()):
+                self._ids.pop(ref, None)
+
+        event.listen(engine, "rollback", rolled_back)
+        event.listen(engine, "rollback_savepoint", rolled_back)
+        event.listen(engine, "commit", lambda connection: connection.info.pop(_CREATED, None))
+
     def balances(self, conn: Connection, owner_type: str | None = None, owner_id: str | None = None) -> list[Balance]:
-        query = select(accounts).order_by(accounts.c.owner_type, accounts.c.owner_id, accounts.c.currency,
-                                          accounts.c.code)
+        query = (select(accounts.c.code, accounts.c.owner_type, accounts.c.owner_id, accounts.c.currency,
+                        accounts.c.normal_side, whole_balance())
+                 .order_by(accounts.c.owner_type, accounts.c.owner_id, accounts.c.currency, accounts.c.code))
         if owner_type is not None:
             query = query.where(accounts.c.owner_type == owner_type)
         if owner_id is not None:
@@ -164,12 +196,13 @@ class Ledger:
                 for r in conn.execute(query)]
 
     def balance(self, conn: Connection, ref: AccountRef, lock: bool = False) -> int:
-        """The normal balance of one account (0 if it has never been used)."""
-        query = select(accounts.c.balance, accounts.c.normal_side).where(
-            accounts.c.code == ref.code, accounts.c.owner_id == ref.owner_id, accounts.c.currency == ref.currency)
+        """The normal balance of one account (0 if it has never been used). With `lock`, the account's row
+        is locked until the caller's transaction ends: other lockers wait, and (for an account kept in
+        slots) the balance is read after the lock is held, so it includes what they committed."""
+        params = {"b_code": ref.code, "b_owner_id": ref.owner_id, "b_currency": ref.currency}
         if lock and conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = conn.execute(query).first()
+            conn.execute(_LOCK_ROW, params)
+        row = conn.execute(_BALANCE, params).first()
         if row is None:
             return 0
         return row.balance if row.normal_side == "debit" else -row.balance
@@ -179,7 +212,49 @@ class Ledger:
     def post(self, conn: Connection, key: str, event_type: str, lines: Sequence[Posting], *, now: datetime,
              reference: str | None = None, memo: str | None = None, reverses: int | None = None) -> Entry:
         """Post a balanced entry once. The same key with the same postings returns the first entry."""
-        return self.post_many(conn, [NewEntry(key, event_type, tuple(lines), reference, memo, reverses)], now=now)[0]
+        new = NewEntry(key, event_type, tuple(lines), reference, memo, reverses)
+        if conn.dialect.name == "postgresql":
+            posted = self._post_in_one_statement(conn, new, now)
+            if posted is not None:
+                return posted
+        return self.post_many(conn, [new], now=now)[0]
+
+    def _post_in_one_statement(self, conn: Connection, new: NewEntry, now: datetime) -> Entry | None:
+        """PostgreSQL, an entry with at most one guarded account: ledger.one_statement. None: post it the
+        general way (more guarded accounts, or the key is there already and its entry must be read)."""
+        self._validate(new.lines)
+        change: dict[AccountRef, int] = {}
+        for line in new.lines:
+            change[line.account] = change.get(line.account, 0) + line.amount
+        guarded = [ref for ref in change if self._type(ref).no_negative]
+        if len(guarded) > 1:
+            return None
+        ids = {ref: self.account_id(conn, ref, now) for ref in change}
+        later, lines = dict.fromkeys(change, 0), []
+        for line in reversed(new.lines):
+            lines.append(one_statement.Line(ids[line.account], line.account.currency, line.amount, later[line.account],
+                                            line.account not in guarded))
+            later[line.account] += line.amount
+        lines.reverse()
+        slot = slot_of(conn)
+        written = one_statement.post_entry(
+            conn, key=new.key, event_type=new.event_type, business_date=self.business_date(now),
+            reference=new.reference, memo=new.memo, postings_hash=postings_hash(new.event_type, new.lines),
+            reverses=new.reverses, created_at=now, lines=lines, slot=slot,
+            guarded=(ids[guarded[0]], change[guarded[0]]) if guarded else None,
+            slot_deltas={ids[ref]: delta for ref, delta in change.items() if ref not in guarded})
+        if written.entry_id is None:
+            return None
+        if written.guarded is not None:
+            _, balance, normal_side = written.guarded
+            if (balance if normal_side == "debit" else -balance) < 0:
+                ref = guarded[0]
+                raise InsufficientBalance(f"{ref} cannot go below zero (change {change[ref]:+d})", ref.code)
+        posted = [PostedLine(line.account, line.amount,
+                             None if line.account not in guarded else written.balances[ids[line.account]] - row.later)
+                  for line, row in zip(new.lines, lines)]
+        return Entry(written.entry_id, new.key, new.event_type, self.business_date(now), new.reference, new.memo,
+                     new.reverses, now, tuple(posted))
 
     def post_many(self, conn: Connection, batch: Sequence["NewEntry"], *, now: datetime) -> list[Entry]:
         """Post several entries in the caller's transaction, all or nothing, touching each account once:
@@ -226,58 +301,58 @@ class Ledger:
         if off:
             raise UnbalancedEntry("postings do not sum to zero: " + ", ".join(f"{c} {s:+d}" for c, s in off.items()))
 
-    def _lock_accounts(self, conn: Connection, refs: set[AccountRef], now: datetime) -> dict[AccountRef, Row]:
-        """Lock every account the batch touches (in id order, so writers cannot deadlock) and read them.
-        A cached id is trusted only if its row still carries the same natural key: an id created in a
-        transaction that rolled back can be handed to another account later."""
-        for attempt in range(2):
-            ids = {ref: self.account_id(conn, ref, now) for ref in refs}
-            query = _LOCK_ACCOUNTS if conn.dialect.name == "postgresql" else _READ_ACCOUNTS
-            rows = {row.id: row for row in conn.execute(query, {"b_ids": sorted(ids.values())})}
-            stale = [ref for ref, i in ids.items()
-                     if i not in rows or (rows[i].code, rows[i].owner_id, rows[i].currency)
-                     != (ref.code, ref.owner_id, ref.currency)]
-            if not stale:
-                return {ref: rows[i] for ref, i in ids.items()}
-            for ref in stale:
-                self._ids.pop(ref, None)
-        raise AssertionError(f"accounts {stale} could not be resolved")
-
     def _write_postings(self, conn: Connection, batch: Sequence["NewEntry"], entry_ids: dict[str, int],
                         now: datetime) -> dict[str, Entry]:
-        locked = self._lock_accounts(conn, {line.account for new in batch for line in new.lines}, now)
-        running = {ref: row.balance for ref, row in locked.items()}
+        """Change the balances the batch touches and record its postings, in three statements or so: one
+        UPDATE per guarded account (in id order, so writers cannot deadlock), one upsert for the slots of
+        the others, one INSERT of the postings. Each posting's balance_after is worked back from the
+        balance each statement returns."""
+        change: dict[AccountRef, int] = {}
+        for new in batch:
+            for line in new.lines:
+                change[line.account] = change.get(line.account, 0) + line.amount
+        ids = {ref: self.account_id(conn, ref, now) for ref in change}
+        guarded = sorted((ref for ref in change if self._type(ref).no_negative), key=ids.__getitem__)
+        slotted = sorted((ref for ref in change if not self._type(ref).no_negative), key=ids.__getitem__)
+        after: dict[AccountRef, int] = {}
+        for ref in guarded:
+            row = conn.execute(_ADD_TO_ACCOUNT, {"b_id": ids[ref], "b_delta": change[ref]}).one()
+            normal = row.balance if row.normal_side == "debit" else -row.balance
+            if normal < 0:
+                raise InsufficientBalance(f"{ref} cannot go below zero (change {change[ref]:+d})", ref.code)
+            after[ref] = row.balance
+        slot = slot_of(conn)
+        if slotted:
+            returned = conn.execute(ADD_TO_SLOTS[conn.dialect.name],
+                                    [{"account_id": ids[ref], "slot": slot, "balance": change[ref]} for ref in slotted])
+            by_id = {row.account_id: row.balance for row in returned}
+            after.update({ref: by_id[ids[ref]] for ref in slotted})
+        in_slot = set(slotted)
+        running = {ref: after[ref] - change[ref] for ref in change}
         rows, posted = [], {}
         for new in batch:
             lines = []
             for line in new.lines:
-                account = locked[line.account]
                 running[line.account] += line.amount
-                normal = running[line.account] if account.normal_side == "debit" else -running[line.account]
-                if account.no_negative and normal < 0:
-                    raise InsufficientBalance(f"{line.account} cannot go below zero (change {line.amount:+d})",
-                                              line.account.code)
-                rows.append({"entry_id": entry_ids[new.key], "account_id": account.id,
+                slotted_line = line.account in in_slot
+                rows.append({"entry_id": entry_ids[new.key], "account_id": ids[line.account],
                              "currency": line.account.currency, "amount": line.amount,
-                             "balance_after": running[line.account]})
-                lines.append(PostedLine(line.account, line.amount, running[line.account]))
+                             "balance_after": running[line.account], "slot": slot if slotted_line else None})
+                lines.append(PostedLine(line.account, line.amount, None if slotted_line else running[line.account]))
             posted[new.key] = Entry(entry_ids[new.key], new.key, new.event_type, self.business_date(now),
                                     new.reference, new.memo, new.reverses, now, tuple(lines))
-        changed = [{"b_id": locked[ref].id, "b_balance": balance}
-                   for ref, balance in running.items() if balance != locked[ref].balance]
-        if changed:
-            conn.execute(_SET_BALANCE, changed)
         conn.execute(_INSERT_POSTINGS, rows)
         return posted
 
     def _load(self, conn: Connection, row: Row) -> Entry:
         lines = conn.execute(
-            select(postings.c.amount, postings.c.balance_after, accounts.c.code, accounts.c.owner_id, accounts.c.currency)
+            select(postings.c.amount, postings.c.balance_after, postings.c.slot, accounts.c.code, accounts.c.owner_id,
+                   accounts.c.currency)
             .join(accounts, accounts.c.id == postings.c.account_id)
             .where(postings.c.entry_id == row.id).order_by(postings.c.id)).all()
         return Entry(row.id, row.key, row.event_type, row.business_date, row.reference, row.memo, row.reverses,
                      row.created_at, tuple(PostedLine(AccountRef(r.code, r.owner_id, r.currency), r.amount,
-                                                      r.balance_after) for r in lines))
+                                                      r.balance_after if r.slot is None else None) for r in lines))
 
     def entry(self, conn: Connection, key: str) -> Entry | None:
         row = conn.execute(select(entries).where(entries.c.key == key)).first()

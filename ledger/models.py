@@ -53,4 +53,16 @@ class LedgerPosting(SQLModel, table=True):
     account_id: int = Field(sa_column=Column(ID, ForeignKey("ledger_accounts.id"), nullable=False))
     currency: str = Field(max_length=3)
     amount: int = Field(sa_column=Column(BigInteger, nullable=False))          # debit positive, credit negative
-    balance_after: int = Field(sa_column=Column(BigInteger, nullable=False))   # the account's net balance after it
+    # The account's net balance after it; for an account kept in slots, its slot's balance after it.
+    balance_after: int = Field(sa_column=Column(BigInteger, nullable=False))
+    slot: Optional[int] = Field(default=None, sa_column=Column(Integer, nullable=True))   # None: the account row
+
+
+class LedgerBalanceSlot(SQLModel, table=True):
+    """Part of the balance of an account without a no-negative rule (ledger/slots.py): the
+    account's balance is its row's plus its slots', and each slot's is the sum of the postings naming it."""
+    __tablename__ = "ledger_balance_slots"
+
+    account_id: int = Field(sa_column=Column(ID, ForeignKey("ledger_accounts.id"), primary_key=True))
+    slot: int = Field(sa_column=Column(ID, primary_key=True, autoincrement=False))
+    balance: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -13,6 +13,7 @@ from datetime import date
 from sqlalchemy import Connection, Select, case, func, select
 
 from ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
+from ledger.slots import whole_balance
 
 accounts = LedgerAccount.__table__
 entries = LedgerEntry.__table__
@@ -37,5 +38,6 @@ def postings_on(codes: Sequence[str], event_types: Sequence[str], business_date:
 
 def total_balance(conn: Connection, code: str) -> int:
     """The normal balances of every account of `code` added up, whatever their owner or currency."""
-    normal = case((accounts.c.normal_side == "debit", accounts.c.balance), else_=-accounts.c.balance)
+    net = whole_balance()
+    normal = case((accounts.c.normal_side == "debit", net), else_=-net)
     return int(conn.execute(select(func.coalesce(func.sum(normal), 0)).where(accounts.c.code == code)).scalar_one())

@@ -5,6 +5,8 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from gateway.db import Database
 from ledger.chart import load_chart
@@ -114,5 +116,47 @@ def test_accounts_come_into_existence_outside_the_writers_transactions(pg_databa
         ledger.post(conn, "after", "payment.succeeded", [Posting.debit(CLEARING, 10), Posting.credit(second, 10)],
                     now=NOW)
         assert ledger.balance(conn, second) == 10
+        assert check_ledger(conn) == []
+    db.dispose()
+
+
+@pytest.mark.pg
+@pytest.mark.skipif(not PG_URL, reason=NO_PG)
+def test_writers_to_a_platform_account_do_not_wait_for_each_other(pg_database: str) -> None:
+    """Clearing and fee income have no no-negative rule: kept in slots (ledger.slots), a writer holding
+    its transaction open does not make the next one wait. A merchant's account has the rule: the second
+    writer to it does wait. `lock_timeout` turns a wait into an error, so the test sees it without timing."""
+    from tests.conftest import _truncate_pg
+
+    _truncate_pg(pg_database)
+    db = Database(pg_database)
+    ledger = Ledger(load_chart())
+    fees = AccountRef("fee_income", "", "CNY")
+
+    def pay_in(conn, key: str, merchant: str) -> None:  # noqa: ANN001
+        ledger.post(conn, key, "payment.succeeded", [Posting.debit(CLEARING, 100), Posting.credit(fees, 1),
+                                                     Posting.credit(AccountRef("merchant_in_transit", merchant, "CNY"),
+                                                                    99)], now=NOW)
+
+    with db.transaction() as conn:       # the accounts exist
+        pay_in(conn, "seed-a", "mch_a")
+        pay_in(conn, "seed-b", "mch_b")
+    with db.engine.connect() as holder, db.engine.connect() as other:
+        holder.begin()
+        pay_in(holder, "held", "mch_a")                   # uncommitted: its rows stay locked
+        other.begin()
+        other.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+        pay_in(other, "beside", "mch_b")                  # the same clearing and fee income: no wait
+        other.commit()
+        other.begin()
+        other.exec_driver_sql("SET LOCAL lock_timeout = '200ms'")
+        with pytest.raises(DBAPIError, match="lock timeout"):
+            pay_in(other, "behind", "mch_a")              # the same merchant's account: waits for `held`
+        other.rollback()
+        holder.commit()
+    with db.transaction() as conn:
+        assert ledger.balance(conn, CLEARING) == 400
+        assert ledger.balance(conn, fees) == 4
+        assert conn.execute(text("SELECT count(DISTINCT slot) FROM ledger_balance_slots")).scalar_one() >= 2
         assert check_ledger(conn) == []
     db.dispose()

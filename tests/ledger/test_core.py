@@ -54,8 +54,10 @@ def test_a_balanced_entry_moves_balances_and_records_balance_after(db, ledger) -
         assert ledger.balance(conn, IN_TRANSIT) == 994 + 497
         assert ledger.balance(conn, CLEARING) == 1500
         assert ledger.balance(conn, FEES) == 9
+        # The merchant's account (no-negative) has one row and a running balance; clearing and fee income
+        # are kept in slots (ledger.slots), where no one row holds the account's running balance.
         assert [(line.account.code, line.amount, line.balance_after) for line in entry.lines] == [
-            ("channel_clearing", 1000, 1000), ("merchant_in_transit", -994, -994), ("fee_income", -6, -6)]
+            ("channel_clearing", 1000, None), ("merchant_in_transit", -994, -994), ("fee_income", -6, None)]
         assert check_ledger(conn) == []
 
 
@@ -226,3 +228,17 @@ def test_the_ledger_imports_nothing_of_the_gateway() -> None:
                             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'gateway'))"],
                            capture_output=True, text=True, check=True).stdout.strip()
     assert found == "[]"
+
+
+def test_an_account_named_twice_in_one_entry_chains_its_balance_after(db, ledger) -> None:
+    """PostgreSQL posts an entry in one statement (ledger.one_statement), working each line's
+    balance_after back from the balance after the whole entry; the chain check proves it line by line."""
+    with db.transaction() as conn:
+        pay_in(ledger, conn, "p1", 1000)
+        entry = ledger.post(conn, "twice", "payment.succeeded", [
+            Posting.debit(CLEARING, 300), Posting.credit(IN_TRANSIT, 100), Posting.debit(CLEARING, 200),
+            Posting.credit(IN_TRANSIT, 400)], now=NOW)
+        assert [line.balance_after for line in entry.lines if line.account == IN_TRANSIT] == [-1100, -1500]
+        assert ledger.entry(conn, "twice") == entry
+        assert ledger.balance(conn, CLEARING) == 1500
+        assert check_ledger(conn) == []

@@ -18,6 +18,7 @@ from ledger.chart import fee_for, load_chart
 from ledger.check import check_ledger
 from ledger.core import AccountRef, Ledger, Posting
 from ledger.errors import AlreadyReversed, InsufficientBalance
+from tests.conftest import _truncate_pg
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 M, CH, CUR = "mch_model", "sandbox", "CNY"
@@ -44,10 +45,16 @@ class LedgerModel(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        n = next(counter)
-        path = TEMPLATE.parent / f"run{n}.db"
-        path.write_bytes(TEMPLATE.read_bytes())
-        self.db = Database(f"sqlite:///{path}")
+        if isinstance(TEMPLATE, str):
+            # A PostgreSQL database, emptied for each example, written through two engines in turn: two
+            # connections, two balance slots for each platform account.
+            _truncate_pg(TEMPLATE)
+            self.dbs = [Database(TEMPLATE), Database(TEMPLATE)]
+        else:
+            path = TEMPLATE.parent / f"run{next(counter)}.db"
+            path.write_bytes(TEMPLATE.read_bytes())
+            self.dbs = [Database(f"sqlite:///{path}")]
+        self.turn = itertools.count()
         self.ledger = Ledger(load_chart())
         self.booker = Booker(self.ledger)
         self.normal: dict[str, int] = defaultdict(int)   # the model: normal balance per account
@@ -55,8 +62,13 @@ class LedgerModel(RuleBasedStateMachine):
         self.reversed: set[int] = set()
         self.ids = itertools.count()
 
+    @property
+    def db(self) -> Database:
+        return self.dbs[next(self.turn) % len(self.dbs)]
+
     def teardown(self) -> None:
-        self.db.dispose()
+        for db in self.dbs:
+            db.dispose()
 
     # ---- model helpers ----
 
@@ -210,12 +222,23 @@ class LedgerModel(RuleBasedStateMachine):
                 assert self.ledger.balance(conn, ref) == self.normal[name], name
 
 
-TEMPLATE: Path
+TEMPLATE: Path | str
 
 
 def test_ledger_state_machine(template_db: Path) -> None:
     global TEMPLATE
     TEMPLATE = template_db
     LedgerModel.TestCase.settings = settings(max_examples=30, stateful_step_count=20, deadline=None,
+                                             suppress_health_check=list(HealthCheck))
+    LedgerModel.TestCase().runTest()
+
+
+@pytest.mark.pg
+def test_ledger_state_machine_on_postgresql(pg_database: str) -> None:
+    """PostgreSQL posts through its own path (ledger.one_statement) and keeps platform accounts in
+    several slots (one per connection): the same model proves it."""
+    global TEMPLATE
+    TEMPLATE = pg_database
+    LedgerModel.TestCase.settings = settings(max_examples=10, stateful_step_count=20, deadline=None,
                                              suppress_health_check=list(HealthCheck))
     LedgerModel.TestCase().runTest()

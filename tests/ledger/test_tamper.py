@@ -9,6 +9,7 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway.db import Database
 from ledger.chart import load_chart
+from ledger.check import check_ledger
 from ledger.core import AccountRef, Ledger, Posting
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
@@ -74,3 +75,19 @@ def test_a_posting_added_to_a_balanced_entry_fails_at_commit(db) -> None:
         with db.transaction() as conn:
             conn.execute(text("INSERT INTO ledger_postings (entry_id, account_id, currency, amount, balance_after) "
                               "SELECT id, 1, 'CNY', 5, 0 FROM ledger_entries WHERE key = 'p1'"))
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE ledger_balance_slots SET balance = balance + 1",
+    "UPDATE ledger_accounts SET balance = balance - 1 WHERE code = 'merchant_in_transit'",
+    "INSERT INTO ledger_balance_slots (account_id, slot, balance) "
+    "SELECT id, 7, 5 FROM ledger_accounts WHERE code = 'channel_clearing'",
+])
+def test_ledger_check_finds_a_balance_edited_behind_its_back(db, statement) -> None:
+    """Balances are not append-only (they change with every posting); `ledger check` proves them against
+    the postings: an account row, an existing slot, or a slot no posting names."""
+    with db.transaction() as conn:
+        assert check_ledger(conn) == []
+        conn.execute(text(statement))
+        problems = check_ledger(conn)
+    assert problems and all("postings sum to" in p for p in problems), problems
