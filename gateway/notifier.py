@@ -36,9 +36,10 @@ BATCH = 20
 
 
 def record_event(conn: Connection, merchant_id: str, event_type: str, resource_id: str, payload: dict[str, Any],
-                 notify_url: str | None, now: datetime) -> str:
-    """Write one event in the caller's transaction (the one that made the change it announces)."""
-    if notify_url is None:
+                 notify_url: str | None, now: datetime, *, look_up: bool = True) -> str:
+    """Write one event in the caller's transaction (the one that made the change it announces). Without a
+    notify_url, the merchant's is looked up, unless the caller has looked already (look_up=False)."""
+    if notify_url is None and look_up:
         notify_url = conn.execute(select(merchants.c.notify_url).where(merchants.c.id == merchant_id)).scalar()
     event_id = public_id("evt")
     request_id = structlog.contextvars.get_contextvars().get("request_id")

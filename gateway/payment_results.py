@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, insert, select, update
+from sqlalchemy import Connection, Row, insert, select, update
 
 from gateway import discounts
 from gateway.channel import ChannelEvent, Outcome, PaymentResult
@@ -14,8 +14,9 @@ from gateway.ids import out_trade_no, public_id
 from gateway.models import Attempt, Payment, Refund
 from gateway.notifier import record_event
 from gateway.operations import OperationCore
-from gateway.payment_rows import (MOVE_ATTEMPT, MOVE_ATTEMPT_OF, MOVE_PAYMENT, OPEN_ATTEMPT, current_attempt,
-                                  payment_facts, render_payment, render_refund)
+from gateway.payment_rows import (CALLBACK_LOOKUP, MOVE_ATTEMPT, MOVE_ATTEMPT_OF, MOVE_PAYMENT_RETURNING, OPEN_ATTEMPT,
+                                  Rendered, current_attempt, payment, payment_facts, render_payment, render_refund)
+from gateway.resources import payment_object
 from gateway.splits import SplitService
 
 payments = Payment.__table__
@@ -43,10 +44,15 @@ class PaymentResults:
         return False
 
     def apply(self, conn: Connection, attempt_id: str, result: PaymentResult, source: str,
-                              attempt_only: bool = False) -> bool:
+              attempt_only: bool = False, found: Row | None = None) -> bool:
         """Move an attempt and its payment per a channel result. True if the payment changed state.
         attempt_only: a close that retires one attempt for another leaves the payment processing
-        (a success still moves it: money taken always counts)."""
+        (a success still moves it: money taken always counts). found: the payment as CALLBACK_LOOKUP
+        read it, if the caller has it.
+
+        A success is booked last: its figures (fee, what the channel kept) are worked out first and
+        written with the state change, so that the ledger's rows are locked by the transaction's last
+        statement of its own (payment_rows, ledger.slots)."""
         now = self.clock.now()
         outcome = result.outcome
         values: dict[str, Any] = {"updated_at": now}
@@ -71,6 +77,7 @@ class PaymentResults:
             return False   # an attempt left behind (failover, new attempt) ends alone; the payment goes on
         pay_values: dict[str, Any] = {"status": outcome.value, "updated_at": now}
         from_states: tuple[str, ...] = ("processing",)
+        figures = None
         if outcome is Outcome.SUCCEEDED:
             pay_values.update(paid_at=now, channel_transaction_id=result.channel_transaction_id,
                               failure_code=None, failure_message=None)
@@ -78,24 +85,38 @@ class PaymentResults:
         elif outcome is Outcome.FAILED:
             pay_values.update(failure_code=result.error_code or "channel_declined",
                               failure_message=(result.error_message or "The channel declined the payment")[:500])
-        p = conn.execute(select(payments).where(payments.c.id == attempt.payment_id)).first()
-        moved = conn.execute(MOVE_PAYMENT, {**pay_values, "b_payment_id": attempt.payment_id,
-                                            "b_from": list(from_states)}).rowcount
-        if not moved:
-            if outcome is Outcome.SUCCEEDED and p.status == "succeeded":
-                self._refund_duplicate(conn, attempt_id, p, now, result)
-            return False
+        p = found if found is not None and found.id == attempt.payment_id else payment(conn, attempt.payment_id)
         if outcome is Outcome.SUCCEEDED:
-            # Booked in the same transaction as the state change: one never exists without the other.
+            figures = self.booker.success_figures(payment_facts(p), discounts.facts(result.discounts))
+            if not figures.campaigns:   # known before booking: written with the state change
+                pay_values.update(fee_amount=figures.fee, discount_amount=figures.discount,
+                                  discounts=discounts.stored(result.discounts, figures))
+        moved = conn.execute(MOVE_PAYMENT_RETURNING, {**pay_values, "b_payment_id": attempt.payment_id,
+                                                      "b_from": list(from_states)}).first()
+        if moved is None:
+            now_is = payment(conn, attempt.payment_id)   # as committed by whoever moved it first
+            if outcome is Outcome.SUCCEEDED and now_is.status == "succeeded":
+                self._refund_duplicate(conn, attempt_id, now_is, now, result)
+            return False
+        # Booked in the same transaction as the state change: one never exists without the other. Last,
+        # unless a campaign's budget decides what is paid back (read under lock while booking), or splits
+        # waiting for this payment take from what it brings.
+        last = figures is not None and not figures.campaigns and not p.splittable
+        if figures is not None and not last:
             booking = self.booker.payment_succeeded(conn, payment_facts(p), now, discounts.facts(result.discounts))
-            conn.execute(update(payments).where(payments.c.id == p.id).values(
-                fee_amount=booking.fee, discount_amount=booking.discount,
-                discounts=discounts.stored(result.discounts, booking)))
+            if figures.campaigns:
+                conn.execute(update(payments).where(payments.c.id == p.id).values(
+                    fee_amount=booking.fee, discount_amount=booking.discount,
+                    discounts=discounts.stored(result.discounts, booking)))
         if p.splittable:   # only a payment made to be split can have splits waiting
             self.splits.payment_ended(conn, p.id, attempt.channel_account, outcome, now)
         # The merchant's notification too: the outbox row commits with the change it announces.
-        record_event(conn, p.merchant_id, f"payment.{outcome.value}", p.id, render_payment(conn, p.id),
-                     p.notify_url, now)
+        rendered = (render_payment(conn, p.id) if found is None or (figures is not None and figures.campaigns)
+                    else payment_object(Rendered(moved, found.attempt_out_trade_no)))
+        record_event(conn, p.merchant_id, f"payment.{outcome.value}", p.id, rendered,
+                     p.notify_url or getattr(found, "merchant_notify_url", None), now, look_up=found is None)
+        if last:
+            self.booker.payment_succeeded(conn, payment_facts(p), now, discounts.facts(result.discounts))
         self.log.info("payment.state_changed", payment_id=attempt.payment_id, attempt_id=attempt_id,
                       from_status=p.status, to_status=outcome.value, source=source)
         return True
@@ -124,14 +145,12 @@ class PaymentResults:
 
     def apply_event(self, conn: Connection, account_id: str, event: ChannelEvent) -> str:
         """Apply a verified callback fact about a payment. Returns the outcome recorded for the callback."""
-        attempt = conn.execute(select(attempts).where(and_(attempts.c.out_trade_no == event.out_trade_no,
-                                                           attempts.c.channel_account == account_id))).first()
-        if attempt is None:
+        found = conn.execute(CALLBACK_LOOKUP, {"b_out_trade_no": event.out_trade_no, "b_account": account_id}).first()
+        if found is None:
             return "unknown_reference"
-        p = conn.execute(select(payments).where(payments.c.id == attempt.payment_id)).first()
         result = PaymentResult(event.outcome, channel_transaction_id=event.channel_transaction_id,
                                amount=event.amount, currency=event.currency, discounts=event.discounts,
                                payer_amount=event.payer_amount, settled_amount=event.settled_amount)
-        if not self.believable(p, result, "callback"):
+        if not self.believable(found, result, "callback"):
             return "mismatch"
-        return "applied" if self.apply(conn, attempt.id, result, "callback") else "duplicate"
+        return "applied" if self.apply(conn, found.attempt_id, result, "callback", found=found) else "duplicate"

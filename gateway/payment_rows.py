@@ -9,13 +9,14 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, true, update
 
 from gateway.db import owned_row
-from gateway.models import Attempt, Payment, Refund
+from gateway.models import Attempt, Merchant, Payment, Refund
 from gateway.resources import payment_object, refund_object
 from ledger.booking import Booker, PaymentFacts
 
 payments = Payment.__table__
 attempts = Attempt.__table__
 refunds = Refund.__table__
+merchants = Merchant.__table__
 
 OPEN_ATTEMPT = ("created", "pending", "unknown")
 
@@ -29,6 +30,8 @@ MOVE_ATTEMPT = update(attempts).where(attempts.c.id == bindparam("b_attempt_id")
 MOVE_ATTEMPT_OF = MOVE_ATTEMPT.returning(attempts.c.payment_id, attempts.c.channel_account)
 MOVE_PAYMENT = update(payments).where(payments.c.id == bindparam("b_payment_id"),
                                       payments.c.status.in_(bindparam("b_from", expanding=True)))
+# The same, returning the payment as it now is: what its event announces, without reading it again.
+MOVE_PAYMENT_RETURNING = MOVE_PAYMENT.returning(*payments.c)
 _LATEST_ATTEMPT = (select(attempts.c.action, attempts.c.out_trade_no)
                    .where(attempts.c.payment_id == bindparam("b_payment_id"))
                    .order_by(attempts.c.created_at.desc(), attempts.c.id.desc()).limit(1).subquery())
@@ -36,6 +39,30 @@ RENDER_PAYMENT = (select(payments, _LATEST_ATTEMPT.c.action.label("attempt_actio
                          _LATEST_ATTEMPT.c.out_trade_no.label("attempt_out_trade_no"))
                   .select_from(payments.outerjoin(_LATEST_ATTEMPT, true()))
                   .where(payments.c.id == bindparam("b_payment_id")))
+
+_attempt = attempts.alias("latest")
+_LATEST_TRADE_NO = (select(_attempt.c.out_trade_no).where(_attempt.c.payment_id == payments.c.id)
+                    .order_by(_attempt.c.created_at.desc(), _attempt.c.id.desc()).limit(1).scalar_subquery())
+# What a callback about an attempt needs, in one read: the attempt's id, its payment, the payment's latest
+# out-trade-no (its object shows it) and where the merchant's events go if the payment names no URL.
+CALLBACK_LOOKUP = (select(payments, attempts.c.id.label("attempt_id"),
+                          _LATEST_TRADE_NO.label("attempt_out_trade_no"),
+                          merchants.c.notify_url.label("merchant_notify_url"))
+                   .select_from(attempts.join(payments, payments.c.id == attempts.c.payment_id)
+                                .join(merchants, merchants.c.id == payments.c.merchant_id))
+                   .where(attempts.c.out_trade_no == bindparam("b_out_trade_no"),
+                          attempts.c.channel_account == bindparam("b_account")))
+
+
+class Rendered:
+    """A payments row as payment_object reads it, when the latest attempt is known from elsewhere."""
+
+    def __init__(self, row: Row, out_trade_no: str | None) -> None:
+        self._row, self.attempt_out_trade_no = row, out_trade_no
+        self.attempt_action = None      # shown only while processing; an ended payment has none
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
 
 
 def unclaimed(p: Any) -> Any:
