@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import Connection, Row, and_, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, or_, select, update
 from structlog.typing import FilteringBoundLogger
 
 from gateway import netguard
@@ -32,6 +32,9 @@ from gateway.signing import EVENT_SIGNATURE_HEADER, sign_event
 
 events = MerchantEvent.__table__
 merchants = Merchant.__table__
+# Built once: every state change writes one (a Core statement built per call costs more than its execution).
+INSERT_EVENT = events.insert()
+MERCHANT_URL = select(merchants.c.notify_url).where(merchants.c.id == bindparam("b_merchant_id"))
 BATCH = 20
 
 
@@ -40,13 +43,14 @@ def record_event(conn: Connection, merchant_id: str, event_type: str, resource_i
     """Write one event in the caller's transaction (the one that made the change it announces). Without a
     notify_url, the merchant's is looked up, unless the caller has looked already (look_up=False)."""
     if notify_url is None and look_up:
-        notify_url = conn.execute(select(merchants.c.notify_url).where(merchants.c.id == merchant_id)).scalar()
+        notify_url = conn.execute(MERCHANT_URL, {"b_merchant_id": merchant_id}).scalar()
     event_id = public_id("evt")
     request_id = structlog.contextvars.get_contextvars().get("request_id")
-    conn.execute(events.insert().values(
-        id=event_id, merchant_id=merchant_id, type=event_type, resource_id=resource_id, payload=payload,
-        notify_url=notify_url, status="pending" if notify_url else "no_endpoint", attempts=0, request_id=request_id,
-        next_attempt_at=now if notify_url else None, created_at=now))
+    conn.execute(INSERT_EVENT, {
+        "id": event_id, "merchant_id": merchant_id, "type": event_type, "resource_id": resource_id,
+        "payload": payload, "notify_url": notify_url, "status": "pending" if notify_url else "no_endpoint",
+        "attempts": 0, "request_id": request_id, "next_attempt_at": now if notify_url else None,
+        "created_at": now})
     return event_id
 
 
