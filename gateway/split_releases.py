@@ -121,28 +121,36 @@ class SplitReleases:
     """Asking for a payment's release, and making it due once its splits have ended."""
 
     def __init__(self, core: OperationCore) -> None:
-        self.db, self.host, self.clock = core.db, core.host, core.clock
+        self.db, self.host, self.clock, self.schedule = core.db, core.host, core.clock, core.schedule
         self.kind = SplitReleaseKind(core)
 
     async def finish(self, caller: Caller, payment_id: str) -> tuple[int, dict]:
         """The merchant will split this payment no more: once no split or return of it is in flight, the
         channel releases what it still holds frozen of it. Asking again answers the same release."""
-        def tx(conn: Connection) -> tuple[bool, Row | SimpleNamespace]:
+        def tx(conn: Connection) -> tuple[bool, Row | SimpleNamespace, bool]:
             caller.verify(conn)
             pay = owned_row(conn, payments, caller.merchant_id, "payment", payment_id)
             existing = conn.execute(select(releases).where(releases.c.payment_id == payment_id)).first()
             if existing is not None:
-                return False, existing
+                return False, existing, False
             if not self.host.account(pay.channel_account).supports(Capability.SPLIT_FINISH) or pay.status != \
                     "succeeded" or not pay.splittable:
                 raise conflict("nothing_frozen", "The channel holds nothing of this payment frozen for splitting")
-            return True, self.ask(conn, pay, pay.channel_account, self.clock.now())
+            now = self.clock.now()
+            row = self.ask(conn, pay, pay.channel_account, now)
+            # Due now: this request sends it, and the janitor's sweep leaves it until its first query is
+            # due (left due, the sweep could send it at the same moment, and two answers race).
+            send_now = row.status == "processing" and aware(row.next_query_at) <= now
+            if send_now:
+                conn.execute(update(releases).where(releases.c.id == row.id).values(
+                    next_query_at=now + self.schedule.first(row.channel_account)))
+            return True, row, send_now
 
         try:
-            made, row = await self.db.tx(tx)
+            made, row, send_now = await self.db.tx(tx)
         except IntegrityError:   # asked twice at once: the other one made it
-            made, row = await self.db.tx(tx)
-        if made and row.status == "processing" and aware(row.next_query_at) <= self.clock.now():
+            made, row, send_now = await self.db.tx(tx)
+        if made and send_now:
             await self.kind.submit(row)
         return (201 if made else 200), await self.db.tx(lambda conn: release_object(
             conn.execute(select(releases).where(releases.c.id == row.id)).first()))

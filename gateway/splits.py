@@ -67,6 +67,7 @@ class SplitService:
     def __init__(self, core: OperationCore, box: SecretBox | None, refund_policy: str = "refuse") -> None:
         self.refund_policy = refund_policy
         self.db, self.host, self.clock, self.log, self.booker = core.db, core.host, core.clock, core.log, core.booker
+        self.queries = core.schedule
         self.receivers = Receivers(core.db, core.host, core.clock, box)
         self.split_kind = SplitKind(core, box)
         self.return_kind = SplitReturnKind(core, self.split_kind)
@@ -158,7 +159,7 @@ class SplitService:
 
     async def create(self, caller: Caller, payment_id: str, merchant_split_no: str, receiver_id: str, amount: int,
                      description: str) -> tuple[int, dict]:
-        def tx1(conn: Connection) -> tuple[bool, Row]:
+        def tx1(conn: Connection) -> tuple[bool, Row, bool]:
             caller.verify(conn)
             pay = owned_row(conn, payments, caller.merchant_id, "payment", payment_id)
             existing = conn.execute(select(splits).where(and_(splits.c.merchant_id == caller.merchant_id,
@@ -167,7 +168,7 @@ class SplitService:
                 if (existing.payment_id, existing.receiver_id, existing.amount) != (payment_id, receiver_id, amount):
                     raise conflict("duplicate_split", f"merchant_split_no {merchant_split_no!r} was used for a "
                                                       "different split", "merchant_split_no")
-                return False, existing
+                return False, existing, False
             self.host.require(self.host.account(pay.channel_account), Capability.SPLIT)
             self.receivers.receiver(conn, caller.merchant_id, receiver_id, "receiver")
             if pay.status != "succeeded":
@@ -194,16 +195,24 @@ class SplitService:
             except LedgerError as exc:
                 raise invalid_request("insufficient_balance", f"The merchant's balance cannot cover this split: "
                                       f"{exc.message}", "amount") from None
-            return True, conn.execute(select(splits).where(splits.c.id == row["id"])).first()
+            made = conn.execute(select(splits).where(splits.c.id == row["id"])).first()
+            # Due now (else the channel takes it only later, and the janitor sends it then): this request
+            # sends it, and the janitor leaves it alone until its first query is due. Left due, the
+            # janitor's sweep could send it at the same moment, and two answers to one split race.
+            send_now = made.status == "processing" and aware(made.next_query_at) <= now
+            if send_now:
+                conn.execute(update(splits).where(splits.c.id == made.id).values(
+                    next_query_at=now + self.queries.first(made.channel_account)))
+            return True, made, send_now
 
         try:
-            made, row = await self.db.tx(tx1)
+            made, row, send_now = await self.db.tx(tx1)
         except IntegrityError:   # the same merchant_split_no won a race: answer as for a retry
-            made, row = await self.db.tx(tx1)
+            made, row, send_now = await self.db.tx(tx1)
         if not made:
             return 200, split_object(row)
         self.log.info("split.created", split_id=row.id, payment_id=payment_id, amount=amount)
-        if aware(row.next_query_at) <= self.clock.now():   # else the channel takes it only later: the janitor sends it
+        if send_now:
             await self.split_kind.submit(row)
         return 201, await self.db.tx(lambda conn: self._render(conn, row.id))
 

@@ -149,3 +149,41 @@ def test_a_return_that_fails_leaves_the_refund_unmade(gateway_factory, db_url) -
     assert wait_for(lambda: client.get_refund(small["id"])["status"] == "succeeded")
     with gw.gateway.db.transaction() as conn:
         assert full_check(conn) == []
+
+
+def test_a_split_the_request_sends_is_not_sent_by_the_janitor_at_the_same_time(gateway_factory, db_url) -> None:
+    """The request that makes a split due sends it itself; until its first query is due, the janitor's
+    sweep does not take it, even while the channel is slow to answer (two sends of one split would race
+    their answers: one could be a refusal while the other moved the money)."""
+    import asyncio
+    import threading
+
+    from gateway.models import Split
+
+    gw = gateway_factory(make_settings(db_url, free_port()).with_changes(**FAST))
+    client = gw.client(gw.merchant())
+    rcv = receiver(client, bindings={"sandbox": "sbx-merchant-42"})
+    payment = paid(client, "o-slow", 10000)
+    channel = gw.gateway.host.account("sandbox").channel
+    answering, swept = threading.Event(), []
+    real_split = channel.split
+
+    async def slow_split(request):  # noqa: ANN001, ANN202
+        await asyncio.to_thread(answering.wait, 10)
+        return await real_split(request)
+
+    channel.split = slow_split
+    try:
+        sending = threading.Thread(target=lambda: client.request("POST", f"/v1/payments/{payment['id']}/splits", {
+            "merchant_split_no": "s-slow", "receiver": rcv["id"], "amount": 3000}))
+        sending.start()
+        assert wait_for(lambda: gw.count("splits") == 1)
+        with gw.gateway.db.transaction() as conn:      # what a sweep now would take
+            swept = gw.gateway.janitor._claim(Split.__table__)(conn)
+    finally:
+        answering.set()
+        sending.join(10)
+        channel.split = real_split
+    assert swept == []
+    [at_channel] = [s for o in channel._sim.orders.values() for s in o.splits.values()]
+    assert at_channel["amount"] == 3000
