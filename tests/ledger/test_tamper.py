@@ -81,7 +81,7 @@ def test_a_posting_added_to_a_balanced_entry_fails_at_commit(db) -> None:
     "UPDATE ledger_balance_slots SET balance = balance + 1",
     "UPDATE ledger_accounts SET balance = balance - 1 WHERE code = 'merchant_in_transit'",
     "INSERT INTO ledger_balance_slots (account_id, slot, balance) "
-    "SELECT id, 7, 5 FROM ledger_accounts WHERE code = 'channel_clearing'",
+    "SELECT id, 16, 5 FROM ledger_accounts WHERE code = 'channel_clearing'",   # slots are 0-15: none names 16
 ])
 def test_ledger_check_finds_a_balance_edited_behind_its_back(db, statement) -> None:
     """Balances are not append-only (they change with every posting); `ledger check` proves them against
