@@ -4,7 +4,8 @@ The router keeps, for one payment, every enabled account that takes payments and
 - offers the method and currency (the channel's own list, narrowed by the account's limits),
 - takes the amount (min_amount/max_amount) and has room left today (daily_amount/daily_count,
   counted from the attempts it took this business day that did not fail or close),
-- has no open circuit (gateway/health.py).
+- has no open circuit (gateway/health.py; a half-open one's probe is taken in the database, so one
+  process of many sends it).
 It orders them: the merchant's preferred accounts first (`[routing] merchant_preferences`), then by
 priority (lower first), and within one priority by a weighted shuffle (weight 3 gets about three
 times the payments of weight 1). A merchant naming `channel` on the payment takes that account only.
@@ -101,7 +102,7 @@ class Router:
         """The start of the business day containing `now` (daily limits count from it)."""
         return self.business_day.start_of_day_containing(now)
 
-    async def plan(self, run_tx: Callable[[Callable[[Connection], Usage]], Awaitable[Usage]], now: datetime,
+    async def plan(self, run_tx: Callable[[Callable[[Connection], Any]], Awaitable[Any]], now: datetime,
                    merchant_id: str, amount: int, currency: str, method: str | None,
                    requested: str | None) -> Plan:
         if requested is not None:
@@ -111,6 +112,8 @@ class Router:
         daily = [a.id for a in candidates if a.config.limits.daily]
         since = self.day_start(now)
         usage: Usage = await run_tx(lambda conn: usage_since(conn, daily, since)) if daily else {}
+        if probing := [a.id for a in candidates if self.health.wants_probe(a.id)]:   # one process probes
+            await run_tx(lambda conn: [self.health.claim_probe(conn, account) for account in probing])
         eligible: list[tuple[ChannelAccount, str]] = []
         skipped: dict[str, str] = {}
         for account in candidates:
