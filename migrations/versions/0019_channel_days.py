@@ -1,16 +1,16 @@
 """channel_days: the row each create on an account with daily limits takes first, so that creates in
 every process count the account's day one after another (daily limits exact under concurrency)
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 """
 from typing import Sequence, Union
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0018"
-down_revision: Union[str, None] = "0017"
+revision: str = "0019"
+down_revision: Union[str, None] = "0018"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
