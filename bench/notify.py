@@ -13,40 +13,41 @@ text statements, one transaction each):
   - one merchant_events (outbox) INSERT and one channel_callbacks INSERT.
 
 16 merchants (--merchants): the gateway's callbacks and the baseline's transactions go to them in turn.
-The database holds history first (--history payments spread over the last 7 days and the merchants,
-each with its attempt, success entry and postings, outbox event and callback record: copies of real
-rows the gateway wrote, made by bulk INSERT ... SELECT), so indexes and tables are not those of an
-empty database. The history's postings do not move balances (`paymux ledger check` would object: it
-is a bench database), and on PostgreSQL it is written with triggers off (session_replication_role =
-replica: the deferred check of each entry at commit takes minutes for 50,000 entries).
+The database holds history first (--history payments spread over the last 7 days and the merchants, each
+with its attempt, success entry and postings, outbox event and callback record: copies of real rows the
+gateway wrote, made by bulk INSERT ... SELECT), so indexes and tables are not those of an empty
+database. The history's postings do not move balances (`paymux ledger check` would object: it is a bench
+database), and on PostgreSQL it is written with triggers off (session_replication_role = replica: the
+deferred check of each entry at commit takes minutes for 50,000 entries).
 
 On SQLite the baseline's workers take one process-wide lock around each transaction (SQLite has one
 writer; the gateway serializes its writers the same way, and its processes meet SQLite's busy wait).
 Measured on SQLite always, and on PostgreSQL when PAYMUX_TEST_DATABASE_URL (or
 PAYMUX_BENCH_DATABASE_URL) is set.
 
-The three gateways (1, 2 and 4 processes, on three ports, all started before the first window; the
-idle ones' background loops run meanwhile) and the baseline run in interleaved windows (1, 2, 4,
-baseline, 1, 2, 4, baseline, ...; --repeats rounds; a gateway window applies --per-window callbacks, a
-baseline window --per-window x --baseline-factor). The bench prints min/median/max of each rate, of
-each gateway's ratio to the baseline of its round, and of 2 and 4 processes against 1 in the round.
-Every payment a window pays is a copy (new id, order number and out_trade_no) of one API-created
-processing payment of its merchant and its attempt, inserted directly, with its next query a day
-away (so no janitor queries the simulator meanwhile).
+The gateway (1, 2 and 4 processes, each started afresh before its window, warmed up with one callback
+per merchant, and stopped after it: idle gateways' pools would hold PostgreSQL's connections) and the
+baseline run in interleaved windows (1, 2, 4, baseline, 1, 2, 4, baseline, ...; --repeats rounds; a
+gateway window applies --per-window callbacks, a baseline window --per-window x --baseline-factor). The
+bench prints min/median/max of each rate, of each gateway's ratio to the baseline of its round, and of 2
+and 4 processes against 1 in the round. Every payment a window pays is a copy (new id, order number and
+out_trade_no) of one API-created processing payment of its merchant and its attempt, inserted directly,
+with its next query a day away (so no janitor queries the simulator meanwhile).
 
-Outside the timer: creating and migrating the database, the merchants, starting the gateways and the
-channel simulator, the history, copying every payment, signing and encrypting every callback body, a
-warm-up of --concurrency callbacks through each gateway (which also creates the ledger accounts the
-baseline then posts to), opening the baseline's connections. Inside: for the gateway, the HTTP round
-trip and all its work; for the baseline, the database transaction only (no verification or
-decryption, which cost ~0.03 ms).
+Outside the timer: creating and migrating the database, the merchants, starting and stopping the
+gateways and the channel simulator, the history, copying every payment, signing and encrypting every
+callback body, a first warm-up of --concurrency callbacks (which also creates the ledger accounts the
+baseline then posts to) and each gateway's own, opening the baseline's connections. Inside: for the
+gateway, the HTTP round trip and all its work; for the baseline, the database transaction only (no
+verification or decryption, which cost ~0.03 ms).
 
-On PostgreSQL, when pgbench is installed, the same transaction also runs once as a pgbench custom
-script (-f; the same statements, with a sequence picking the payment and its merchant in turn, the
-merchant's balance row found by a subquery on a 16-row table; -c --concurrency -j 2), after the windows, on more
+On PostgreSQL, when pgbench is installed, the same transaction also runs once as a pgbench custom script
+(-f; the same statements, with a sequence picking the payment and its merchant in turn, the merchant's
+balance row found by a subquery on a 16-row table; -c --concurrency -j 2), after the windows, on more
 copies: not interleaved, printed for reference as the database's own rate without Python in the loop.
 
-    .venv/bin/python bench/notify.py [--per-window 120] [--repeats 3] [--concurrency 16] [--history 50000]
+    .venv/bin/python bench/notify.py [--per-window 128] [--repeats 3] [--concurrency 16] [--history 50000]
+
 """
 from __future__ import annotations
 
@@ -154,10 +155,12 @@ class Rows:
         posting_columns = [c.name for c in self.ledger_postings.columns if c.name not in ("id", "entry_id")]
         conn.execute(text(f"INSERT INTO ledger_postings (entry_id, {', '.join(posting_columns)}) SELECT e.id, "
                           f"{', '.join('p.' + c for c in posting_columns)} FROM ledger_entries e, ledger_postings p "
-                          f"WHERE e.key LIKE :k ESCAPE '!' AND p.entry_id = :e"), {"k": f"payment:pay!_h{k}!_%", "e": entry})
+                          f"WHERE e.key LIKE :k ESCAPE '!' AND p.entry_id = :e"),
+                     {"k": f"payment:pay!_h{k}!_%", "e": entry})
         copy_rows(conn, self.merchant_events, "src.resource_id = :p", {"p": paid}, n,
                   {"id": f"'evt_h{k}_' || g.n", "resource_id": pay}, spread)
-        out_trade_no = conn.execute(text("SELECT out_trade_no FROM attempts WHERE payment_id = :p"), {"p": paid}).scalar()
+        out_trade_no = conn.execute(text("SELECT out_trade_no FROM attempts WHERE payment_id = :p"),
+                                    {"p": paid}).scalar()
         copy_rows(conn, self.channel_callbacks, "src.reference = :r", {"r": out_trade_no}, n,
                   {"reference": f"'h{k}_' || g.n"}, spread)
 
@@ -365,10 +368,18 @@ def measure(kind: str, args: argparse.Namespace) -> tuple[dict[int, list[float]]
             (workdir / "merchant.pem").write_text(wire.private_pem(merchant_key))
             (workdir / "platform.pem").write_text(sim.platform_public_pem)
             ports = {n: free_port() for n in PROCESSES}
-            for n, port in ports.items():
-                config = gateway_config(workdir, port, url, sim, sim_port)
-                gateways[n] = start([sys.executable, "-m", "gateway.cli", "--config", str(config), "serve", "--port",
-                                     str(port), "--workers", str(n)], {}, port, workdir)
+            configs = {n: gateway_config(workdir, port, url, sim, sim_port) for n, port in ports.items()}
+
+            def serve(n: int) -> None:
+                """`paymux serve --workers n`, alone: idle gateways' pools would hold PostgreSQL's connections."""
+                for proc in gateways.values():
+                    proc.terminate()
+                    proc.wait()
+                gateways.clear()
+                gateways[n] = start([sys.executable, "-m", "gateway.cli", "--config", str(configs[n]), "serve",
+                                     "--port", str(ports[n]), "--workers", str(n)], {}, ports[n], workdir)
+
+            serve(1)
             clients = [Client(f"http://127.0.0.1:{ports[1]}", m.merchant_id, m.secret) for m in merchants]
             serial = itertools.count()
 
@@ -382,13 +393,12 @@ def measure(kind: str, args: argparse.Namespace) -> tuple[dict[int, list[float]]
             # Per merchant: one processing payment the windows' payments copy, and warm-up payments.
             templates = [(m.merchant_id, c.create_payment(merchant_order_no="template", amount=100, channel="wx",
                                                           method="native")["id"]) for m, c in zip(merchants, clients)]
-            warm = {n: [callback(p["out_trade_no"], p["amount"]) for p in (
-                clients[i % len(clients)].create_payment(merchant_order_no=f"warm-{n}-{i}", amount=100, channel="wx",
-                                                         method="native") for i in range(max(args.concurrency,
-                                                                                             len(clients))))]
-                    for n in PROCESSES}
-            for n in PROCESSES:   # untimed; also creates the ledger accounts the baseline posts to
-                asyncio.run(post_callbacks(f"http://127.0.0.1:{ports[n]}/v1/notify/wx", warm[n], args.concurrency))
+            warm = [callback(p["out_trade_no"], p["amount"]) for p in (
+                clients[i % len(clients)].create_payment(merchant_order_no=f"warm-{i}", amount=100, channel="wx",
+                                                         method="native")
+                for i in range(max(args.concurrency, len(clients))))]
+            # untimed; also creates the ledger accounts the baseline posts to, and the rows history copies
+            asyncio.run(post_callbacks(f"http://127.0.0.1:{ports[1]}/v1/notify/wx", warm, args.concurrency))
             engine = create_engine(dbmod.normalize_url(url))
             with engine.begin() as conn:
                 rows = Rows(conn)
@@ -421,6 +431,8 @@ def measure(kind: str, args: argparse.Namespace) -> tuple[dict[int, list[float]]
             per_merchant = max(1, args.per_window // len(merchants))
             gateway_batches = {(n, r): [callback(t, a) for _, t, a, _ in batch(f"g{n}r{r}", per_merchant)]
                                for n in PROCESSES for r in range(args.repeats)}
+            warm_batches = {(n, r): [callback(t, a) for _, t, a, _ in batch(f"w{n}r{r}", 1)]
+                            for n in PROCESSES for r in range(args.repeats)}
             baseline_batches = [[(p, m) for p, _, _, m in batch(f"b{r}", per_merchant * args.baseline_factor)]
                                 for r in range(args.repeats)]
             engine.dispose()
@@ -430,12 +442,16 @@ def measure(kind: str, args: argparse.Namespace) -> tuple[dict[int, list[float]]
                 bare: list[float] = []
                 for r in range(args.repeats):   # 1, 2, 4 processes, baseline; again
                     for n in PROCESSES:
-                        through[n].append(asyncio.run(post_callbacks(f"http://127.0.0.1:{ports[n]}/v1/notify/wx",
-                                                                     gateway_batches[(n, r)], args.concurrency)))
+                        serve(n)
+                        notify = f"http://127.0.0.1:{ports[n]}/v1/notify/wx"
+                        asyncio.run(post_callbacks(notify, warm_batches[(n, r)], args.concurrency))   # untimed
+                        through[n].append(asyncio.run(post_callbacks(notify, gateway_batches[(n, r)],
+                                                                     args.concurrency)))
                     bare.append(baseline.run(baseline_batches[r]))
                 for proc in gateways.values():   # their connections would leave pgbench's clients none
                     proc.terminate()
                     proc.wait()
+                gateways.clear()
                 extra = None
                 if kind == "postgresql" and shutil.which("pgbench"):
                     extra = pgbench(url, baseline, rows, templates, args.concurrency, args.pgbench_per_client, workdir)
@@ -467,7 +483,8 @@ def main() -> None:
     for kind in database_kinds():
         through, bare, extra = measure(kind, args)
         windows = (f"min/median/max of {args.repeats} rounds of interleaved windows of "
-                   f"{args.per_window // args.merchants * args.merchants} callbacks (baseline x{args.baseline_factor}), "
+                   f"{args.per_window // args.merchants * args.merchants} callbacks "
+                   f"(baseline x{args.baseline_factor}), "
                    f"{args.concurrency} concurrent, {args.merchants} merchants")
         print(f"{kind}: the essential callback transaction in a plain SQLAlchemy-core loop {mmm(bare)}/s ({windows})")
         for n in PROCESSES:
