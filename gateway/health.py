@@ -216,12 +216,14 @@ class HealthBoard:
             return
         self.seen[account] = (state, changed_at)
         circuit = self._circuit(account)
+        if circuit.state == state == CLOSED:   # nothing to take (a process starting reads every row)
+            return
         since = self.monotonic() - max(0.0, (self.wall() - changed_at).total_seconds())
         if state == OPEN:
             circuit.state, circuit.opened_at, circuit.probe_since, circuit.probe_held = OPEN, since, None, False
         elif state == HALF_OPEN:   # another process's probe is out: wait for its answer
             circuit.state, circuit.opened_at, circuit.probe_since, circuit.probe_held = HALF_OPEN, since, since, False
-        elif circuit.state != CLOSED:
+        else:
             circuit.state, circuit.probe_since, circuit.probe_held = CLOSED, None, False
             circuit.calls.clear()
             circuit.errors = 0
