@@ -1,41 +1,53 @@
-"""Verified WeChat Pay success callbacks per second through the gateway (signature check, AES-GCM
-decrypt, state change, ledger entry, outbox event, callback record; over HTTP to a `paymux serve`
-process), against, in the same run and on the same database, the essential callback transaction done
+"""Verified WeChat Pay success callbacks per second through `paymux serve --workers N` (1, 2 and 4
+processes; signature check, AES-GCM decrypt, state change, ledger entry, outbox event, callback record;
+over HTTP), against, in the same run and on the same database, the essential callback transaction done
 by a plain SQLAlchemy-core loop with the same concurrency (one connection per worker thread, prebuilt
 text statements, one transaction each):
 
   - the payment's conditional UPDATE (status processing -> succeeded, channel transaction id, fee,
     paid_at) RETURNING what the entry needs,
   - one balanced entry: its ledger_entries row and its postings (on the same accounts, with the same
-    amounts, as the gateway's own success entries: three postings) in one multi-row INSERT,
+    amounts, as the gateway's own success entries for that merchant) in one multi-row INSERT,
   - the merchant's balance row updated (UPDATE ... RETURNING the balance for balance_after); the
     platform's balance rows are not touched, as the essential work does not need them,
   - one merchant_events (outbox) INSERT and one channel_callbacks INSERT.
 
+16 merchants (--merchants): the gateway's callbacks and the baseline's transactions go to them in turn.
+The database holds history first (--history payments spread over the last 7 days and the merchants, each
+with its attempt, success entry and postings, outbox event and callback record: copies of real rows the
+gateway wrote, made by bulk INSERT ... SELECT), so indexes and tables are not those of an empty
+database. The history's postings do not move balances (`paymux ledger check` would object: it is a bench
+database), and on PostgreSQL it is written with triggers off (session_replication_role = replica: the
+deferred check of each entry at commit takes minutes for 50,000 entries).
+
 On SQLite the baseline's workers take one process-wide lock around each transaction (SQLite has one
-writer; the gateway serializes its writers the same way). Measured on SQLite always, and on
-PostgreSQL when PAYMUX_TEST_DATABASE_URL (or PAYMUX_BENCH_DATABASE_URL) is set.
+writer; the gateway serializes its writers the same way, and its processes meet SQLite's busy wait).
+Measured on SQLite always, and on PostgreSQL when PAYMUX_TEST_DATABASE_URL (or
+PAYMUX_BENCH_DATABASE_URL) is set.
 
-The two sides run in interleaved windows (gateway, baseline, gateway, baseline, ...; --repeats
-pairs; a gateway window applies --per-window payments' callbacks, a baseline window --per-window x
---baseline-factor, so that both last about as long) and the bench prints min/median/max of each
-side's rate and of the per-pair ratio. The gateway's payments are created through the API; the
-baseline's are copies (new id and order number) of one API-created processing payment, inserted
-directly, so that both sides update rows of the same shape in the same table and indexes.
+The gateway (1, 2 and 4 processes, each started afresh before its window, warmed up with one callback
+per merchant, and stopped after it: idle gateways' pools would hold PostgreSQL's connections) and the
+baseline run in interleaved windows (1, 2, 4, baseline, 1, 2, 4, baseline, ...; --repeats rounds; a
+gateway window applies --per-window callbacks, a baseline window --per-window x --baseline-factor). The
+bench prints min/median/max of each rate, of each gateway's ratio to the baseline of its round, and of 2
+and 4 processes against 1 in the round. Every payment a window pays is a copy (new id, order number and
+out_trade_no) of one API-created processing payment of its merchant and its attempt, inserted directly,
+with its next query a day away (so no janitor queries the simulator meanwhile).
 
-Outside the timer: creating and migrating the database, starting the gateway and the channel
-simulator, creating every payment (through the API, or copying one for the baseline),
-signing and encrypting every callback body, a warm-up of --concurrency callbacks through the gateway
-(which also creates the ledger accounts the baseline then posts to), opening the baseline's
-connections. Inside: for the gateway, the HTTP round trip and all its work; for the baseline, the
-database transaction only (no verification or decryption, which cost ~0.03 ms).
+Outside the timer: creating and migrating the database, the merchants, starting and stopping the
+gateways and the channel simulator, the history, copying every payment, signing and encrypting every
+callback body, a first warm-up of --concurrency callbacks (which also creates the ledger accounts the
+baseline then posts to) and each gateway's own, opening the baseline's connections. Inside: for the
+gateway, the HTTP round trip and all its work; for the baseline, the database transaction only (no
+verification or decryption, which cost ~0.03 ms).
 
-On PostgreSQL, when pgbench is installed, the same transaction also runs once as a pgbench custom
-script (-f; the same statements, with a sequence picking the payment; -c --concurrency -j 2), after
-the windows, on more copies of the same payment: not interleaved, printed for reference as the
-database's own rate without Python in the loop.
+On PostgreSQL, when pgbench is installed, the same transaction also runs once as a pgbench custom script
+(-f; the same statements, with a sequence picking the payment and its merchant in turn, the merchant's
+balance row found by a subquery on a 16-row table; -c --concurrency -j 2), after the windows, on more
+copies: not interleaved, printed for reference as the database's own rate without Python in the loop.
 
-    .venv/bin/python bench/notify.py [--per-window 150] [--repeats 5] [--concurrency 16]
+    .venv/bin/python bench/notify.py [--per-window 128] [--repeats 3] [--concurrency 16] [--history 50000]
+
 """
 from __future__ import annotations
 
@@ -55,20 +67,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
-from sqlalchemy import MetaData, Table, create_engine, insert, select, text
+from sqlalchemy import Connection, DateTime, Integer, MetaData, Table, create_engine, text
 from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.api_create import SECRET_KEY, bench_database, database_kinds, free_port, prepare_database, start  # noqa: E402
-from bench.windows import interleave, report  # noqa: E402
+from bench.api_create import SECRET_KEY, database_kinds, free_port, prepare_database, start  # noqa: E402
+from bench.windows import mmm  # noqa: E402
 from gateway import db as dbmod  # noqa: E402
 from gateway.client import Client  # noqa: E402
+from gateway.clock import Clock  # noqa: E402
+from gateway.merchants import create_merchant  # noqa: E402
+from gateway.secretbox import SecretBox  # noqa: E402
 from plugins.wechatpay import wire  # noqa: E402
 from plugins.wechatpay.simulator import WechatPaySimulator  # noqa: E402
 
 MCHID, APPID, SERIAL, APIV3 = "1900000109", "wx8888888888888888", "BENCH_SERIAL", "0123456789abcdef0123456789ABCDEF"
+PROCESSES = (1, 2, 4)
+WEEK_SECONDS = 7 * 24 * 3600
 
 PAY = text("UPDATE payments SET status = 'succeeded', channel_transaction_id = :tx, fee_amount = :fee, paid_at = :now, "
            "updated_at = :now WHERE id = :id AND status = 'processing' RETURNING merchant_id, amount")
@@ -85,6 +102,82 @@ def postings_statement(n: int):  # noqa: ANN201
     rows = ", ".join(f"(:e, :a{k}, 'CNY', :x{k}, :b{k})" for k in range(n))
     return text(f"INSERT INTO ledger_postings (entry_id, account_id, currency, amount, balance_after) VALUES {rows}")
 
+
+# ---- rows made in bulk: history and the payments the windows pay ----
+
+def copy_rows(conn: Connection, table: Table, where: str, params: dict, n: int, replaced: dict[str, str],
+              spread_seconds: float = 0.0) -> None:
+    """n copies of the rows of `table` matching `where` (on alias src), in one INSERT ... SELECT over a
+    recursive series g(n) (SQLite and PostgreSQL alike): an integer primary key is left to the database,
+    `replaced` columns take the given SQL, timestamps move back by g.n x spread_seconds, the rest is copied."""
+    sqlite = conn.dialect.name == "sqlite"
+    columns, values = [], []
+    step = spread_seconds
+    for column in table.columns:
+        if column.primary_key and isinstance(column.type, Integer):
+            continue
+        columns.append(column.name)
+        if column.name in replaced:   # literal text: a colon in it is no bind parameter
+            values.append(replaced[column.name].replace(":", "\\:"))
+        elif isinstance(column.type, DateTime) and step:
+            values.append(f"strftime('%Y-%m-%d %H:%M:%f', src.{column.name}, '-' || (g.n * {step}) || ' seconds') "
+                          f"|| '000'" if sqlite else f"src.{column.name} - (g.n * {step}) * interval '1 second'")
+        else:
+            values.append(f"src.{column.name}")
+    conn.execute(text(f"INSERT INTO {table.name} ({', '.join(columns)}) WITH RECURSIVE g(n) AS "
+                      f"(SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {n}) SELECT {', '.join(values)} "
+                      f"FROM {table.name} AS src, g WHERE {where}"), params)
+
+
+class Rows:
+    """The tables the bench copies rows of, reflected from the migrated database."""
+
+    def __init__(self, conn: Connection) -> None:
+        meta = MetaData()
+        for name in ("payments", "attempts", "ledger_entries", "ledger_postings", "merchant_events",
+                     "channel_callbacks"):
+            setattr(self, name, Table(name, meta, autoload_with=conn))
+
+    def history(self, conn: Connection, k: int, paid: str, n: int) -> None:
+        """n succeeded payments of merchant k over the last week, copies of `paid` and of its rows."""
+        pay = f"'pay_h{k}_' || g.n"
+        spread = round(WEEK_SECONDS / n, 3)
+        copy_rows(conn, self.payments, "src.id = :p", {"p": paid}, n,
+                  {"id": pay, "merchant_order_no": f"'h{k}_' || g.n", "channel_transaction_id": f"'42h{k}_' || g.n"},
+                  spread)
+        copy_rows(conn, self.attempts, "src.payment_id = :p", {"p": paid}, n,
+                  {"id": f"'att_h{k}_' || g.n", "payment_id": pay, "out_trade_no": f"'h{k}_' || g.n",
+                   "channel_transaction_id": f"'42h{k}_' || g.n"}, spread)
+        entry = conn.execute(text("SELECT max(id) FROM ledger_entries WHERE key LIKE :p OR reference LIKE :p"),
+                             {"p": f"%{paid}%"}).scalar_one()
+        copy_rows(conn, self.ledger_entries, "src.id = :e", {"e": entry}, n,
+                  {"key": f"'payment:pay_h{k}_' || g.n || ':succeeded'", "reference": f"'payment:' || {pay}"}, spread)
+        posting_columns = [c.name for c in self.ledger_postings.columns if c.name not in ("id", "entry_id")]
+        conn.execute(text(f"INSERT INTO ledger_postings (entry_id, {', '.join(posting_columns)}) SELECT e.id, "
+                          f"{', '.join('p.' + c for c in posting_columns)} FROM ledger_entries e, ledger_postings p "
+                          f"WHERE e.key LIKE :k ESCAPE '!' AND p.entry_id = :e"),
+                     {"k": f"payment:pay!_h{k}!_%", "e": entry})
+        copy_rows(conn, self.merchant_events, "src.resource_id = :p", {"p": paid}, n,
+                  {"id": f"'evt_h{k}_' || g.n", "resource_id": pay}, spread)
+        out_trade_no = conn.execute(text("SELECT out_trade_no FROM attempts WHERE payment_id = :p"),
+                                    {"p": paid}).scalar()
+        copy_rows(conn, self.channel_callbacks, "src.reference = :r", {"r": out_trade_no}, n,
+                  {"reference": f"'h{k}_' || g.n"}, spread)
+
+    def open_payments(self, conn: Connection, k: int, template: str, tag: str, n: int) -> list[tuple[str, str, int]]:
+        """n processing copies of merchant k's template payment and its attempt: (payment id, out_trade_no, amount)."""
+        pay = f"'pay_{tag}_' || g.n"
+        copy_rows(conn, self.payments, "src.id = :p", {"p": template}, n,
+                  {"id": pay, "merchant_order_no": f"'{tag}_' || g.n"})
+        copy_rows(conn, self.attempts, "src.payment_id = :p", {"p": template}, n,
+                  {"id": f"'att_{tag}_' || g.n", "payment_id": pay, "out_trade_no": f"'{tag}_' || g.n",
+                   "next_query_at": ("strftime('%Y-%m-%d %H:%M:%f', 'now', '+1 day') || '000'"
+                                     if conn.dialect.name == "sqlite" else "now() + interval '1 day'")})
+        amount = conn.execute(text("SELECT amount FROM payments WHERE id = :p"), {"p": template}).scalar_one()
+        return [(f"pay_{tag}_{i}", f"{tag}_{i}", amount) for i in range(1, n + 1)]
+
+
+# ---- the two sides ----
 
 async def post_callbacks(url: str, callbacks: list[tuple[bytes, dict]], concurrency: int) -> float:
     """POST every callback from `concurrency` keep-alive connections; accepted callbacks per second."""
@@ -108,65 +201,71 @@ async def post_callbacks(url: str, callbacks: list[tuple[bytes, dict]], concurre
 
 
 class Baseline:
-    """The essential callback transaction, from `concurrency` threads with one connection each."""
+    """The essential callback transaction, from `concurrency` threads with one connection each; each
+    payment's merchant gets its own postings (those of the gateway's last success entry for it)."""
 
-    def __init__(self, url: str, kind: str, concurrency: int) -> None:
+    def __init__(self, url: str, kind: str, concurrency: int, merchants: list[str]) -> None:
         self.engine = create_engine(dbmod.normalize_url(url), pool_size=concurrency, max_overflow=0)
         self.lock = threading.Lock() if kind == "sqlite" else None
         self.concurrency = concurrency
-        with self.engine.connect() as conn:  # the accounts and amounts of the gateway's last success entry
-            entry = conn.execute(text("SELECT max(id) FROM ledger_entries")).scalar()
-            self.postings = conn.execute(text(
-                "SELECT p.account_id, p.amount, a.owner_type FROM ledger_postings p JOIN ledger_accounts a "
-                "ON a.id = p.account_id WHERE p.entry_id = :e ORDER BY p.id"), {"e": entry}).all()
-        merchant = [p for p in self.postings if p.owner_type == "merchant"]
-        assert len(merchant) == 1, self.postings
-        self.merchant_account, self.merchant_amount = merchant[0].account_id, merchant[0].amount
-        self.fee = sum(-p.amount for p in self.postings if p.owner_type == "platform" and p.amount < 0)
-        self.insert_postings = postings_statement(len(self.postings))
+        self.postings: dict[str, list] = {}
+        with self.engine.connect() as conn:
+            for merchant in merchants:
+                entry = conn.execute(text(
+                    "SELECT max(e.id) FROM ledger_entries e JOIN ledger_postings p ON p.entry_id = e.id JOIN "
+                    "ledger_accounts a ON a.id = p.account_id WHERE a.owner_type = 'merchant' AND a.owner_id = :m "
+                    "AND e.event_type = 'payment.succeeded'"), {"m": merchant}).scalar_one()
+                self.postings[merchant] = conn.execute(text(
+                    "SELECT p.account_id, p.amount, a.owner_type FROM ledger_postings p JOIN ledger_accounts a "
+                    "ON a.id = p.account_id WHERE p.entry_id = :e ORDER BY p.id"), {"e": entry}).all()
+        self.statements = {n: postings_statement(n) for n in {len(p) for p in self.postings.values()}}
         conns = [self.engine.connect() for _ in range(concurrency)]  # open the pool before any window
         for conn in conns:
             conn.close()
 
-    def one(self, conn, payment_id: str) -> None:  # noqa: ANN001
+    def merchant_posting(self, merchant: str):  # noqa: ANN201
+        found = [p for p in self.postings[merchant] if p.owner_type == "merchant"]
+        assert len(found) == 1, self.postings[merchant]
+        return found[0]
+
+    def one(self, conn, payment_id: str, merchant: str) -> None:  # noqa: ANN001
         now = datetime.now(UTC)
+        postings, mine = self.postings[merchant], self.merchant_posting(merchant)
+        fee = sum(-p.amount for p in postings if p.owner_type == "platform" and p.amount < 0)
         with self.lock or nullcontext(), conn.begin():
-            row = conn.execute(PAY, {"id": payment_id, "tx": "42" + secrets.token_hex(12), "fee": self.fee,
+            row = conn.execute(PAY, {"id": payment_id, "tx": "42" + secrets.token_hex(12), "fee": fee,
                                      "now": now}).one()
             entry_id = conn.execute(ENTRY, {"key": f"payment:{payment_id}:succeeded", "day": now.date(),
                                             "ref": f"payment:{payment_id}", "hash": "x" * 64, "now": now}).scalar()
-            balance = conn.execute(MERCHANT_BALANCE, {"d": self.merchant_amount, "id": self.merchant_account}).scalar()
+            balance = conn.execute(MERCHANT_BALANCE, {"d": mine.amount, "id": mine.account_id}).scalar()
             params = {"e": entry_id}
-            for k, p in enumerate(self.postings):
+            for k, p in enumerate(postings):
                 params.update({f"a{k}": p.account_id, f"x{k}": p.amount,
-                               f"b{k}": balance if p.account_id == self.merchant_account else 0})
-            conn.execute(self.insert_postings, params)
+                               f"b{k}": balance if p.account_id == mine.account_id else 0})
+            conn.execute(self.statements[len(postings)], params)
             conn.execute(EVENT, {"id": "evt_" + secrets.token_hex(12), "merchant": row.merchant_id,
                                  "resource": payment_id, "payload": json.dumps({"id": payment_id, "amount": row.amount,
                                                                                 "status": "succeeded"}), "now": now})
             conn.execute(CALLBACK, {"now": now, "ref": payment_id, "body": b"{}" * 200})
 
-    def run(self, payment_ids: list[str]) -> float:
-        queue = iter(payment_ids)
+    def run(self, work: list[tuple[str, str]]) -> float:
+        queue = iter(work)
         lock = threading.Lock()
         done = [0] * self.concurrency
         errors: list[BaseException] = []
 
         def worker(w: int) -> None:
             try:
-                work(w)
+                with self.engine.connect() as conn:
+                    while True:
+                        with lock:
+                            item = next(queue, None)
+                        if item is None:
+                            return
+                        self.one(conn, *item)
+                        done[w] += 1
             except BaseException as e:  # noqa: BLE001 -- raised again below, from the main thread
                 errors.append(e)
-
-        def work(w: int) -> None:
-            with self.engine.connect() as conn:
-                while True:
-                    with lock:
-                        payment_id = next(queue, None)
-                    if payment_id is None:
-                        return
-                    self.one(conn, payment_id)
-                    done[w] += 1
         threads = [threading.Thread(target=worker, args=(w,)) for w in range(self.concurrency)]
         started = time.perf_counter()
         for t in threads:
@@ -183,145 +282,217 @@ PGBENCH_SCRIPT = """\\set fee {fee}
 BEGIN;
 SELECT nextval('bench_pgbench_seq') AS n \\gset
 UPDATE payments SET status = 'succeeded', channel_transaction_id = '42' || :n, fee_amount = :fee, paid_at = now(),
-  updated_at = now() WHERE id = 'pay_pgb' || :n AND status = 'processing' RETURNING merchant_id, amount;
+  updated_at = now() WHERE id = 'pay_pgb_' || :n AND status = 'processing' RETURNING merchant_id, amount;
 INSERT INTO ledger_entries (key, event_type, business_date, reference, postings_hash, created_at)
-  VALUES ('payment:pay_pgb' || :n || ':succeeded', 'payment.succeeded', current_date, 'payment:pay_pgb' || :n,
+  VALUES ('payment:pay_pgb_' || :n || ':succeeded', 'payment.succeeded', current_date, 'payment:pay_pgb_' || :n,
   '{hash}', now()) RETURNING id AS entry_id \\gset
-UPDATE ledger_accounts SET balance = balance + {merchant_amount} WHERE id = {merchant_account} RETURNING balance \\gset
+\\set k (:n - 1) % {merchants}
+UPDATE ledger_accounts SET balance = balance + {merchant_amount}
+  WHERE id = (SELECT account_id FROM bench_pgb_accounts WHERE k = :k) RETURNING id AS merchant_account, balance \\gset
 INSERT INTO ledger_postings (entry_id, account_id, currency, amount, balance_after) VALUES {postings};
 INSERT INTO merchant_events (id, merchant_id, type, resource_id, payload, notify_url, status, attempts, created_at)
-  VALUES ('evt_pgb' || :n, '{merchant}', 'payment.succeeded', 'pay_pgb' || :n,
+  VALUES ('evt_pgb_' || :n, (SELECT merchant_id FROM bench_pgb_accounts WHERE k = :k), 'payment.succeeded',
+  'pay_pgb_' || :n,
   '{{"id": "x", "amount": 100, "status": "succeeded"}}', NULL, 'no_endpoint', 0, now());
 INSERT INTO channel_callbacks (channel_account, received_at, verified, outcome, reference, body)
-  VALUES ('wx', now(), true, 'applied', 'pay_pgb' || :n, '\\x{body}');
+  VALUES ('wx', now(), true, 'applied', 'pay_pgb_' || :n, '\\x{body}');
 END;
 """
 
 
-def pgbench(url: str, baseline: Baseline, template: str, payments: Table, clients: int, per_client: int,
-            workdir: Path) -> str:
-    """The same transaction as a pgbench custom script (-f) on the same database; its tps line."""
+def pgbench(url: str, baseline: Baseline, rows: Rows, templates: list[tuple[str, str]], clients: int,
+            per_client: int, workdir: Path) -> str:
+    """The same transaction as a pgbench custom script (-f) on the same database, its payments spread
+    over the merchants in turn; its tps line."""
     n = clients * per_client
-    engine = baseline.engine
-    with engine.begin() as conn:
-        cols = [c.name for c in payments.columns]
-        chosen = ", ".join("'pay_pgb' || g" if c in ("id", "merchant_order_no") else f"p.{c}" for c in cols)
-        conn.execute(text(f"INSERT INTO payments ({', '.join(cols)}) SELECT {chosen} FROM payments p, "
-                          f"generate_series(1, {n}) g WHERE p.id = :t"), {"t": template})
+    with baseline.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE bench_pgb_accounts (k int PRIMARY KEY, merchant_id varchar(40), "
+                          "account_id bigint)"))
+        for k, (merchant, template) in enumerate(templates):
+            conn.execute(text("INSERT INTO bench_pgb_accounts VALUES (:k, :m, :a)"),
+                         {"k": k, "m": merchant, "a": baseline.merchant_posting(merchant).account_id})
+        # payment pay_pgb_<i> belongs to merchant i mod len(templates), as the sequence hands them out
+        for k, (merchant, template) in enumerate(templates):
+            copy_rows(conn, rows.payments, "src.id = :p", {"p": template}, n // len(templates) + 1,
+                      {"id": f"'pay_pgb_' || ((g.n - 1) * {len(templates)} + {k + 1})",
+                       "merchant_order_no": f"'pgb_' || ((g.n - 1) * {len(templates)} + {k + 1})"})
         conn.execute(text("CREATE SEQUENCE bench_pgbench_seq"))
-        merchant = conn.execute(text("SELECT merchant_id FROM payments WHERE id = :t"), {"t": template}).scalar()
-    postings = ", ".join(f"(:entry_id, {p.account_id}, 'CNY', {p.amount}, "
-                         f"{':balance' if p.account_id == baseline.merchant_account else 0})" for p in baseline.postings)
+    first = templates[0][0]
+    mine = baseline.merchant_posting(first)
+    postings = ", ".join(f"(:entry_id, {':merchant_account' if p.account_id == mine.account_id else p.account_id}, "
+                         f"'CNY', {p.amount}, {':balance' if p.account_id == mine.account_id else 0})"
+                         for p in baseline.postings[first])
+    fee = sum(-p.amount for p in baseline.postings[first] if p.owner_type == "platform" and p.amount < 0)
     script = workdir / "callback.sql"
-    script.write_text(PGBENCH_SCRIPT.format(fee=baseline.fee, hash="x" * 64, merchant_amount=baseline.merchant_amount,
-                                            merchant_account=baseline.merchant_account, postings=postings,
-                                            merchant=merchant, body="7b7d" * 200))
+    script.write_text(PGBENCH_SCRIPT.format(fee=fee, hash="x" * 64, merchant_amount=mine.amount, postings=postings,
+                                            merchants=len(templates), body="7b7d" * 200))
     plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     out = subprocess.run(["pgbench", "-n", "-c", str(clients), "-j", "2", "-t", str(per_client), "-f", str(script),
                           plain], capture_output=True, text=True)
     if out.returncode != 0:
-        return f"pgbench failed: {out.stderr.strip().splitlines()[-1:]}"
+        return f"pgbench failed: {out.stderr.strip().splitlines()[-3:]}"
     tps = [line for line in out.stdout.splitlines() if line.startswith("tps")]
     return f"{tps[0].split('(')[0].strip()} ({n} transactions, {clients} clients)" if tps else out.stdout
 
 
-def measure(kind: str, per_window: int, baseline_factor: int, repeats: int, concurrency: int,
-            pgbench_per_client: int) -> tuple[list[float], list[float], str | None]:
+def gateway_config(workdir: Path, port: int, url: str, sim: WechatPaySimulator, sim_port: int) -> Path:
+    config = workdir / f"paymux-{port}.toml"
+    config.write_text(f'public_url = "http://127.0.0.1:{port}"\nsecret_key = "{SECRET_KEY}"\n[database]\n'
+                      f'url = "{url}"\n[[channel_accounts]]\nid = "wx"\nplugin = "wechatpay"\n'
+                      f'[channel_accounts.settings]\nmchid = "{MCHID}"\nappid = "{APPID}"\n'
+                      f'merchant_serial_no = "{SERIAL}"\nmerchant_private_key = "file:{workdir}/merchant.pem"\n'
+                      f'apiv3_key = "{APIV3}"\nplatform_public_key = "file:{workdir}/platform.pem"\n'
+                      f'platform_public_key_id = "{sim.platform_serial}"\n'
+                      f'base_url = "http://127.0.0.1:{sim_port}"\n')
+    return config
+
+
+def measure(kind: str, args: argparse.Namespace) -> tuple[dict[int, list[float]], list[float], str | None]:
     from tests.conftest import ServerThread  # the same in-thread uvicorn the tests use
 
     merchant_key = wire.new_key()
     sim = WechatPaySimulator(mchid=MCHID, appid=APPID, apiv3_key=APIV3, merchant_public_key=merchant_key.public_key(),
                              merchant_serial_no=SERIAL)
-    sim_port, port = free_port(), free_port()
+    sim_port = free_port()
     with tempfile.TemporaryDirectory() as tmp, ServerThread(sim.app, sim_port):
         workdir = Path(tmp)
         url, cleanup = prepare_database(kind, workdir)
-        gateway = None
+        gateways: dict[int, subprocess.Popen] = {}
         try:
-            creds = bench_database(url)
+            dbmod.upgrade(url)
+            database = dbmod.Database(url)
+            with database.transaction() as conn:
+                merchants = [create_merchant(conn, SecretBox(SECRET_KEY), Clock(), f"bench-{k}")
+                             for k in range(args.merchants)]
+            database.dispose()
             (workdir / "merchant.pem").write_text(wire.private_pem(merchant_key))
             (workdir / "platform.pem").write_text(sim.platform_public_pem)
-            config = workdir / "paymux.toml"
-            config.write_text(f'public_url = "http://127.0.0.1:{port}"\nsecret_key = "{SECRET_KEY}"\n[database]\n'
-                              f'url = "{url}"\n[[channel_accounts]]\nid = "wx"\nplugin = "wechatpay"\n'
-                              f'[channel_accounts.settings]\nmchid = "{MCHID}"\nappid = "{APPID}"\n'
-                              f'merchant_serial_no = "{SERIAL}"\nmerchant_private_key = "file:{workdir}/merchant.pem"\n'
-                              f'apiv3_key = "{APIV3}"\nplatform_public_key = "file:{workdir}/platform.pem"\n'
-                              f'platform_public_key_id = "{sim.platform_serial}"\n'
-                              f'base_url = "http://127.0.0.1:{sim_port}"\n')
-            gateway = start([sys.executable, "-m", "gateway.cli", "--config", str(config), "serve", "--port",
-                             str(port)], {}, port, workdir)
-            client = Client(f"http://127.0.0.1:{port}", creds.merchant_id, creds.secret)
+            ports = {n: free_port() for n in PROCESSES}
+            configs = {n: gateway_config(workdir, port, url, sim, sim_port) for n, port in ports.items()}
+
+            def serve(n: int) -> None:
+                """`paymux serve --workers n`, alone: idle gateways' pools would hold PostgreSQL's connections."""
+                for proc in gateways.values():
+                    proc.terminate()
+                    proc.wait()
+                gateways.clear()
+                gateways[n] = start([sys.executable, "-m", "gateway.cli", "--config", str(configs[n]), "serve",
+                                     "--port", str(ports[n]), "--workers", str(n)], {}, ports[n], workdir)
+
+            serve(1)
+            clients = [Client(f"http://127.0.0.1:{ports[1]}", m.merchant_id, m.secret) for m in merchants]
             serial = itertools.count()
 
-            def callbacks(n: int) -> list[tuple[bytes, dict]]:
-                out = []
-                for _ in range(n):
-                    i = next(serial)
-                    p = client.create_payment(merchant_order_no=f"n{i}", amount=100 + i, channel="wx", method="native")
-                    resource = {"mchid": MCHID, "appid": APPID, "out_trade_no": p["out_trade_no"],
-                                "trade_state": "SUCCESS", "transaction_id": f"42{i:026d}",
-                                "amount": {"total": p["amount"], "currency": "CNY"}}
-                    body = sim.envelope("TRANSACTION.SUCCESS", "transaction", "ok", resource)
-                    headers = {**wire.signed_headers(sim.platform_key, sim.platform_serial, body, int(time.time())),
-                               "Content-Type": "application/json"}
-                    out.append((body, headers))
-                return out
+            def callback(out_trade_no: str, amount: int) -> tuple[bytes, dict]:
+                resource = {"mchid": MCHID, "appid": APPID, "out_trade_no": out_trade_no, "trade_state": "SUCCESS",
+                            "transaction_id": f"42{next(serial):026d}", "amount": {"total": amount, "currency": "CNY"}}
+                body = sim.envelope("TRANSACTION.SUCCESS", "transaction", "ok", resource)
+                return body, {**wire.signed_headers(sim.platform_key, sim.platform_serial, body, int(time.time())),
+                              "Content-Type": "application/json"}
 
-            template = client.create_payment(merchant_order_no="template", amount=100, channel="wx",
-                                             method="native")["id"]
+            # Per merchant: one processing payment the windows' payments copy, and warm-up payments.
+            templates = [(m.merchant_id, c.create_payment(merchant_order_no="template", amount=100, channel="wx",
+                                                          method="native")["id"]) for m, c in zip(merchants, clients)]
+            warm = [callback(p["out_trade_no"], p["amount"]) for p in (
+                clients[i % len(clients)].create_payment(merchant_order_no=f"warm-{i}", amount=100, channel="wx",
+                                                         method="native")
+                for i in range(max(args.concurrency, len(clients))))]
+            # untimed; also creates the ledger accounts the baseline posts to, and the rows history copies
+            asyncio.run(post_callbacks(f"http://127.0.0.1:{ports[1]}/v1/notify/wx", warm, args.concurrency))
             engine = create_engine(dbmod.normalize_url(url))
-            payments = Table("payments", MetaData(), autoload_with=engine)
-
-            def payment_ids(n: int) -> list[str]:
-                """n copies of an API-created processing payment, with their own ids and order numbers."""
+            with engine.begin() as conn:
+                rows = Rows(conn)
+            started = time.perf_counter()
+            for k, merchant in enumerate(merchants if args.history else ()):
                 with engine.begin() as conn:
-                    row = conn.execute(select(payments).where(payments.c.id == template)).one()._asdict()
-                    ids = [f"pay_bench{next(serial):018d}" for _ in range(n)]
-                    conn.execute(insert(payments), [{**row, "id": i, "merchant_order_no": i} for i in ids])
-                return ids
+                    if kind == "postgresql":   # copies of balanced entries: the per-entry commit check is skipped
+                        conn.execute(text("SET LOCAL session_replication_role = replica"))
+                    paid = conn.execute(text("SELECT max(id) FROM payments WHERE merchant_id = :m AND status = "
+                                             "'succeeded'"), {"m": merchant.merchant_id}).scalar_one()
+                    rows.history(conn, k, paid, max(1, args.history // len(merchants)))
+            if kind == "postgresql":
+                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.execute(text("VACUUM ANALYZE"))
+            with engine.connect() as conn:
+                held = {name: conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
+                        for name in ("payments", "attempts", "ledger_entries", "ledger_postings", "merchant_events",
+                                     "channel_callbacks")}
+            print(f"{kind}: history over 7 days and {len(merchants)} merchants written in "
+                  f"{time.perf_counter() - started:.1f} s (outside the timer); the database holds "
+                  + ", ".join(f"{count} {name}" for name, count in held.items()), flush=True)
 
-            notify = f"http://127.0.0.1:{port}/v1/notify/wx"
-            asyncio.run(post_callbacks(notify, callbacks(concurrency), concurrency))  # warm-up, untimed
-            gateway_batches = [callbacks(per_window) for _ in range(repeats)]
-            baseline_batches = [payment_ids(per_window * baseline_factor) for _ in range(repeats)]
+            def batch(tag: str, per_merchant: int) -> list[tuple[str, str, int, str]]:
+                """per_merchant open payments of each merchant, taken in turn: (id, out_trade_no, amount, merchant)."""
+                with engine.begin() as conn:
+                    each = [[(*p, merchant) for p in rows.open_payments(conn, k, template, f"{tag}m{k}", per_merchant)]
+                            for k, (merchant, template) in enumerate(templates)]
+                return [p for group in zip(*each) for p in group]
+
+            per_merchant = max(1, args.per_window // len(merchants))
+            gateway_batches = {(n, r): [callback(t, a) for _, t, a, _ in batch(f"g{n}r{r}", per_merchant)]
+                               for n in PROCESSES for r in range(args.repeats)}
+            warm_batches = {(n, r): [callback(t, a) for _, t, a, _ in batch(f"w{n}r{r}", 1)]
+                            for n in PROCESSES for r in range(args.repeats)}
+            baseline_batches = [[(p, m) for p, _, _, m in batch(f"b{r}", per_merchant * args.baseline_factor)]
+                                for r in range(args.repeats)]
             engine.dispose()
-            baseline = Baseline(url, kind, concurrency)
+            baseline = Baseline(url, kind, args.concurrency, [m for m, _ in templates])
             try:
-                through, bare = interleave(repeats, lambda k: asyncio.run(post_callbacks(notify, gateway_batches[k],
-                                                                                         concurrency)),
-                                           lambda k: baseline.run(baseline_batches[k]))
+                through: dict[int, list[float]] = {n: [] for n in PROCESSES}
+                bare: list[float] = []
+                for r in range(args.repeats):   # 1, 2, 4 processes, baseline; again
+                    for n in PROCESSES:
+                        serve(n)
+                        notify = f"http://127.0.0.1:{ports[n]}/v1/notify/wx"
+                        asyncio.run(post_callbacks(notify, warm_batches[(n, r)], args.concurrency))   # untimed
+                        through[n].append(asyncio.run(post_callbacks(notify, gateway_batches[(n, r)],
+                                                                     args.concurrency)))
+                    bare.append(baseline.run(baseline_batches[r]))
+                for proc in gateways.values():   # their connections would leave pgbench's clients none
+                    proc.terminate()
+                    proc.wait()
+                gateways.clear()
                 extra = None
                 if kind == "postgresql" and shutil.which("pgbench"):
-                    extra = pgbench(url, baseline, template, payments, concurrency, pgbench_per_client, workdir)
+                    extra = pgbench(url, baseline, rows, templates, args.concurrency, args.pgbench_per_client, workdir)
                 return through, bare, extra
             finally:
                 baseline.engine.dispose()
+                for c in clients:
+                    c.close()
         finally:
-            if gateway is not None:
-                gateway.terminate()
-                gateway.wait()
+            for proc in gateways.values():
+                proc.terminate()
+            for proc in gateways.values():
+                proc.wait()
             cleanup()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-window", type=int, default=150, help="callbacks (payments) in each window")
-    parser.add_argument("--baseline-factor", type=int, default=6,
+    parser.add_argument("--per-window", type=int, default=128, help="callbacks (payments) in each gateway window")
+    parser.add_argument("--baseline-factor", type=int, default=4,
                         help="the baseline's windows apply this many times --per-window payments (it is faster)")
-    parser.add_argument("--repeats", type=int, default=5, help="pairs of interleaved windows")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of interleaved windows")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--pgbench-per-client", type=int, default=500,
+    parser.add_argument("--merchants", type=int, default=16)
+    parser.add_argument("--history", type=int, default=50_000, help="succeeded payments written before, over 7 days")
+    parser.add_argument("--pgbench-per-client", type=int, default=300,
                         help="transactions per pgbench client (PostgreSQL, when pgbench is installed)")
     args = parser.parse_args()
     for kind in database_kinds():
-        through, bare, extra = measure(kind, args.per_window, args.baseline_factor, args.repeats, args.concurrency,
-                                      args.pgbench_per_client)
-        sg, sb, sr = report(through, bare, ratio_fmt="{:.3f}")
-        print(f"{kind}: verified callbacks through the gateway {sg}/s (signature + decrypt + state change + ledger "
-              f"entry + event + callback record), the essential callback transaction in a plain SQLAlchemy-core loop "
-              f"{sb}/s, ratio {sr} (min/median/max of {args.repeats} interleaved windows of {args.per_window} "
-              f"and {args.per_window * args.baseline_factor} callbacks, {args.concurrency} concurrent)", flush=True)
+        through, bare, extra = measure(kind, args)
+        windows = (f"min/median/max of {args.repeats} rounds of interleaved windows of "
+                   f"{args.per_window // args.merchants * args.merchants} callbacks "
+                   f"(baseline x{args.baseline_factor}), "
+                   f"{args.concurrency} concurrent, {args.merchants} merchants")
+        print(f"{kind}: the essential callback transaction in a plain SQLAlchemy-core loop {mmm(bare)}/s ({windows})")
+        for n in PROCESSES:
+            ratio = [g / b for g, b in zip(through[n], bare)]
+            versus = [g / o for g, o in zip(through[n], through[1])]
+            print(f"{kind}: `paymux serve --workers {n}`: verified callbacks {mmm(through[n])}/s, ratio to the "
+                  f"baseline {mmm(ratio, '{:.3f}')}" + ("" if n == 1 else f", to 1 process {mmm(versus, '{:.2f}')}"),
+                  flush=True)
         if extra:
             print(f"{kind}: the same transaction as a pgbench script (-f), once, after the windows: {extra}",
                   flush=True)

@@ -31,7 +31,7 @@ from gateway.plugins import ChannelAccount
 from gateway.refunds import RefundService
 from gateway.resources import attempt_object, payment_object
 from gateway.risk import RiskGate, RiskRequest
-from gateway.routing import Plan, Router
+from gateway.routing import DailyLimitReached, Plan, Router
 from gateway.splits import SplitService
 from ledger.booking import PaymentFacts
 
@@ -98,6 +98,7 @@ class PaymentService:
                     merchant_id, key, value, since)))
 
         async def run() -> StoredResponse:
+            nonlocal account, method, local
             now = self.clock.now()
             expires_at = now + timedelta(seconds=new.expires_in) if new.expires_in else None
             attempt_id, trade_no = public_id("att"), out_trade_no()
@@ -125,6 +126,7 @@ class PaymentService:
                 caller.verify(conn)
                 if claim:
                     idempotency.claim(conn, claim, payment_id, now)
+                self.router.hold_daily_room(conn, account, new.amount, now)
                 try:
                     conn.execute(INSERT_PAYMENT, payment_row)
                 except IntegrityError:
@@ -144,7 +146,13 @@ class PaymentService:
                     obj = render_payment(conn, payment_id)
                 return idempotency.respond(conn, claim, obj, self.clock.now())
 
-            response = await self.db.tx(tx1)
+            try:
+                response = await self.db.tx(tx1)
+            except DailyLimitReached as full:   # others took its last room since the plan: the next account
+                route = self.router.after_refusal(plan, full, new.channel, new.method, new.currency)
+                account, method = route.account, route.method
+                local = method in account.channel.local_create_methods
+                return await run()
             self.log.info("payment.created", payment_id=payment_id, merchant_id=merchant_id,
                           channel_account=account.id, amount=new.amount, currency=new.currency)
             if response is not None:
@@ -206,6 +214,7 @@ class PaymentService:
         keeps its answer (an UNKNOWN one is still queried, and closed, by the janitor; if it was paid
         after all, the second payment is refunded like any duplicate). Returns the last attempt and
         its result."""
+        from_account = plan.routes[0].account.id
         for index in range(1, len(plan.routes)):
             if not self._fails_over(result):
                 break
@@ -213,10 +222,11 @@ class PaymentService:
             now = self.clock.now()
             previous, failed = attempt_id, result
             attempt_id, trade_no = public_id("att"), out_trade_no()
-            origin = {"attempt": previous, "channel_account": plan.routes[index - 1].account.id,
+            origin = {"attempt": previous, "channel_account": from_account,
                       "outcome": failed.outcome.value, "error_code": failed.error_code}
 
             def switch(conn: Connection) -> bool:
+                self.router.hold_daily_room(conn, route.account, request.amount, now)
                 self.results.apply(conn, previous, failed, source="create", attempt_only=True)
                 moved = conn.execute(update(payments).where(and_(payments.c.id == payment_id,
                                                                  payments.c.status == "processing"))
@@ -228,8 +238,14 @@ class PaymentService:
                                                                    plan.record(index, origin)))
                 return bool(moved)
 
-            if not await self.db.tx(switch):
+            try:
+                switched = await self.db.tx(switch)
+            except DailyLimitReached:   # it took the last of its day since the plan: the account after it
+                attempt_id = previous
+                continue
+            if not switched:
                 return previous, failed   # no longer processing: nothing more to try
+            from_account = route.account.id
             self.log.warning("payment.failover", payment_id=payment_id, from_attempt=previous,
                              from_account=origin["channel_account"], to_account=route.account.id,
                              error_code=failed.error_code)
@@ -353,6 +369,7 @@ class PaymentService:
         attempt_id, trade_no = public_id("att"), out_trade_no()
 
         def start(conn: Connection) -> bool:
+            self.router.hold_daily_room(conn, account, p.amount, now)
             moved = conn.execute(update(payments).where(and_(payments.c.id == p.id, payments.c.status == "processing"))
                                  .values(channel_account=account.id, method=method, updated_at=now)).rowcount
             if moved:  # still processing: the close did not reveal a payment

@@ -4,14 +4,18 @@ The router keeps, for one payment, every enabled account that takes payments and
 - offers the method and currency (the channel's own list, narrowed by the account's limits),
 - takes the amount (min_amount/max_amount) and has room left today (daily_amount/daily_count,
   counted from the attempts it took this business day that did not fail or close),
-- has no open circuit (gateway/health.py).
+- has no open circuit (gateway/health.py; a half-open one's probe is taken in the database, so one
+  process of many sends it).
 It orders them: the merchant's preferred accounts first (`[routing] merchant_preferences`), then by
 priority (lower first), and within one priority by a weighted shuffle (weight 3 gets about three
 times the payments of weight 1). A merchant naming `channel` on the payment takes that account only.
 Every skipped account and the reason are written on the attempt (attempts.routing).
 
-Daily limits are counted before the payment is written, so two payments racing for the last room
-can both get it: the limit is a guard against runaway volume, not an exact cap.
+Daily limits are counted twice: by the plan, to choose (cheaply, without waiting for anyone), and
+exactly in the transaction that writes the attempt (hold_daily_room): that transaction first updates
+the account's row for the business day (channel_days), so creates on the account in every process
+count its day one after another, and a create that finds no room left writes nothing and goes to
+the next planned account.
 """
 from __future__ import annotations
 
@@ -21,16 +25,18 @@ from datetime import datetime
 from typing import Any, Awaitable, Callable, Mapping
 
 from sqlalchemy import Connection, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.channel import Capability
 from gateway.errors import PaymuxError, invalid_request
 from gateway.health import HealthBoard
-from gateway.models import Attempt, Payment
+from gateway.models import Attempt, ChannelDay, Payment
 from gateway.plugins import ChannelAccount, PluginHost
 from ledger.days import BusinessDay
 
 attempts = Attempt.__table__
 payments = Payment.__table__
+channel_days = ChannelDay.__table__
 
 # Reasons an account is skipped that no retry will change: the merchant's request does not fit it.
 STATIC_REASONS = ("method_not_offered", "currency_not_offered", "below_min_amount", "above_max_amount",
@@ -63,6 +69,15 @@ class Plan:
 Usage = Mapping[str, tuple[int, int]]   # account id -> (count, amount) taken today
 
 
+class DailyLimitReached(PaymuxError):
+    """Found in the create's transaction: the account took the last of its day since the plan chose it."""
+
+    def __init__(self, account: str, reason: str) -> None:
+        super().__init__(503, "channel_error", "channel_unavailable",
+                         f"Channel account {account!r} has no room left today ({reason}); retry later", None)
+        self.account, self.reason = account, reason
+
+
 def usage_since(conn: Connection, account_ids: list[str], since: datetime) -> dict[str, tuple[int, int]]:
     """(count, amount) of the attempts each account took since `since` that did not fail or close."""
     rows = conn.execute(
@@ -87,7 +102,7 @@ class Router:
         """The start of the business day containing `now` (daily limits count from it)."""
         return self.business_day.start_of_day_containing(now)
 
-    async def plan(self, run_tx: Callable[[Callable[[Connection], Usage]], Awaitable[Usage]], now: datetime,
+    async def plan(self, run_tx: Callable[[Callable[[Connection], Any]], Awaitable[Any]], now: datetime,
                    merchant_id: str, amount: int, currency: str, method: str | None,
                    requested: str | None) -> Plan:
         if requested is not None:
@@ -97,6 +112,8 @@ class Router:
         daily = [a.id for a in candidates if a.config.limits.daily]
         since = self.day_start(now)
         usage: Usage = await run_tx(lambda conn: usage_since(conn, daily, since)) if daily else {}
+        if probing := [a.id for a in candidates if self.health.wants_probe(a.id)]:   # one process probes
+            await run_tx(lambda conn: [self.health.claim_probe(conn, account) for account in probing])
         eligible: list[tuple[ChannelAccount, str]] = []
         skipped: dict[str, str] = {}
         for account in candidates:
@@ -124,14 +141,46 @@ class Router:
             return "below_min_amount", ""
         if limits.max_amount is not None and amount > limits.max_amount:
             return "above_max_amount", ""
-        count, taken = usage.get(account.id, (0, 0))
-        if limits.daily_count is not None and count + 1 > limits.daily_count:
-            return "daily_count_reached", ""
-        if limits.daily_amount is not None and taken + amount > limits.daily_amount:
-            return "daily_amount_reached", ""
+        if reason := self._daily_reason(account, amount, usage.get(account.id, (0, 0))):
+            return reason, ""
         if not self.health.available(account.id):
             return "circuit_open", ""
         return None, method or methods[0]
+
+    @staticmethod
+    def _daily_reason(account: ChannelAccount, amount: int, used: tuple[int, int]) -> str | None:
+        limits, (count, taken) = account.config.limits, used
+        if limits.daily_count is not None and count + 1 > limits.daily_count:
+            return "daily_count_reached"
+        if limits.daily_amount is not None and taken + amount > limits.daily_amount:
+            return "daily_amount_reached"
+        return None
+
+    def hold_daily_room(self, conn: Connection, account: ChannelAccount, amount: int, now: datetime) -> None:
+        """In the transaction that writes an attempt on `account`, before it does: raise DailyLimitReached
+        if the account has no room left today for `amount`. The update of the account's channel_days row
+        holds it to the end of the transaction (PostgreSQL; SQLite has one writer anyway), so creates on
+        the account in every process count its day one after another and never take more than its limits."""
+        if not account.config.limits.daily:
+            return
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(channel_days).values(channel_account=account.id, business_date=self.business_day.date_of(now),
+                                           attempts=1)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["channel_account", "business_date"],
+                                                set_={"attempts": channel_days.c.attempts + 1}))
+        used = usage_since(conn, [account.id], self.day_start(now)).get(account.id, (0, 0))
+        if reason := self._daily_reason(account, amount, used):
+            raise DailyLimitReached(account.id, reason)
+
+    def after_refusal(self, plan: Plan, refused: DailyLimitReached, requested: str | None, method: str | None,
+                      currency: str) -> Route:
+        """The planned account that comes next after the first one found no room in its transaction;
+        the refusal is written on the attempt like any skipped account. None left: the plan's 503."""
+        plan.skipped[refused.account] = refused.reason
+        plan.routes[:] = [r for r in plan.routes if r.account.id != refused.account]
+        if not plan.routes:
+            raise self._nothing_fits(requested, plan.skipped, method, currency)
+        return plan.routes[0]
 
     def _order(self, eligible: list[tuple[ChannelAccount, str]], merchant_id: str, requested: str | None) -> list[Route]:
         if requested is not None:

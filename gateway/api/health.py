@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hmac
+import os
 
 from sqlalchemy import text
 from starlette.requests import Request
@@ -17,7 +18,9 @@ async def healthz(request: Request) -> Response:
         await gw.db.tx(lambda conn: conn.execute(text("SELECT 1")))
     except Exception:  # noqa: BLE001  health must answer, not raise
         return json_response({"status": "degraded", "database": "unreachable"}, 503)
-    return json_response({"status": "ok", "database": "ok", "channel_accounts": len(gw.host.accounts)})
+    # process: which of `paymux serve --workers N`'s processes answered
+    return json_response({"status": "ok", "database": "ok", "channel_accounts": len(gw.host.accounts),
+                          "process": os.getpid()})
 
 
 async def metrics(request: Request) -> Response:

@@ -14,6 +14,12 @@ def business_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return int(text)
+
+
 def _signs_in(p: argparse.ArgumentParser, who: str) -> None:
     """--by NAME and --password-stdin: a command an operator answers for signs them in first."""
     p.add_argument("--by", required=True, metavar="NAME", help=f"{who}: an operator, who signs in with their "
@@ -29,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the gateway")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=_positive, default=1, metavar="N",
+                   help="processes serving the one port (default 1); each also runs the background work, which "
+                        "they share through the database (on SQLite they take turns writing: use PostgreSQL)")
     p.set_defaults(fn="server:serve")
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)

@@ -9,13 +9,14 @@ import sys
 import tomllib
 
 import uvicorn
+from starlette.applications import Starlette
 
 from gateway import db
 from gateway.app import create_app
 from gateway.cli import CREDENTIALS_FILE, DEMO_MERCHANT
 from gateway.cli.common import settings_of, with_gateway
 from gateway.compose import Backend
-from gateway.config import Settings
+from gateway.config import Settings, load_settings
 from gateway.logs import configure_logging
 from gateway.merchants import create_merchant, first_merchant
 from gateway.secretbox import ensure_key_file
@@ -68,9 +69,26 @@ def serve(args: argparse.Namespace) -> int:
               f"run `paymux db upgrade`", file=sys.stderr)
         return 2
     configure_logging(settings.log_json)
-    app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    workers = args.workers
+    print(f"paymux: serving on http://{args.host}:{args.port} ({workers} process{'es' if workers > 1 else ''}, "
+          f"database {db.make_url_safe(settings.database_url)})", flush=True)
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False)
+        return 0
+    if settings.config_path is not None:   # each worker process reads the same settings again
+        os.environ["PAYMUX_CONFIG"] = str(settings.config_path.resolve())
+    uvicorn.run("gateway.cli.server:worker_app", factory=True, workers=workers, host=args.host, port=args.port,
+                log_level="warning", access_log=False)
     return 0
+
+
+def worker_app() -> Starlette:
+    """The app of one `paymux serve --workers N` process (uvicorn imports this in each one, on the one
+    socket it opened). Each process runs its own background loops: the janitor and the notifier share
+    rows by leases, circuits and daily limits through the database (gateway/health.py, routing.py)."""
+    settings = load_settings()
+    configure_logging(settings.log_json)
+    return create_app(settings)
 
 
 def worker(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 `from gateway.models import X` names every table, whichever module of this package holds it."""
 from sqlmodel import SQLModel
 
-from gateway.models.channels import ChannelCircuit, ChannelExchange, ChannelHealth
+from gateway.models.channels import ChannelCircuit, ChannelDay, ChannelExchange, ChannelHealth
 from gateway.models.console import AuditEntry, ConsoleSession, Operator, SignInGuard
 from gateway.models.marketplace import Payout, Receiver, Split, SplitRelease, SplitReturn
 from gateway.models.merchants import IdempotencyKey, Merchant, MerchantEvent, RequestNonce
@@ -12,5 +12,5 @@ from gateway.models.recon import ReconItem, ReconProposal, ReconRun, Settlement
 
 __all__ = ["SQLModel", "OperationColumns", "operation_columns", "Merchant", "RequestNonce", "IdempotencyKey", "MerchantEvent", "Payment",
            "Attempt", "Refund", "ChannelCallback", "Payout", "Receiver", "Split", "SplitReturn", "SplitRelease",
-           "ReconRun", "ReconItem", "ReconProposal", "Settlement", "ChannelHealth", "ChannelCircuit", "ChannelExchange",
-           "Operator", "AuditEntry", "ConsoleSession", "SignInGuard"]
+           "ReconRun", "ReconItem", "ReconProposal", "Settlement", "ChannelHealth", "ChannelCircuit", "ChannelDay",
+           "ChannelExchange", "Operator", "AuditEntry", "ConsoleSession", "SignInGuard"]

@@ -1,7 +1,7 @@
 """What paymux saw of its channels: health per minute, circuits, and the exchanges kept."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Optional
 
 from sqlalchemy import BigInteger, Column, Index, Text
@@ -32,6 +32,18 @@ class ChannelCircuit(SQLModel, table=True):
     state: str = Field(max_length=20)   # closed | open | half_open
     changed_at: datetime
     error_rate: float
+
+
+class ChannelDay(SQLModel, table=True):
+    """One channel account's business day, as the creates that count its daily limits see it: each create
+    on an account with daily limits updates this row first, which makes creates on that account wait for
+    each other while they count what it took that day (gateway/routing.py, hold_daily_room)."""
+
+    __tablename__ = "channel_days"
+
+    channel_account: str = Field(primary_key=True, max_length=64)
+    business_date: date = Field(primary_key=True)
+    attempts: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))   # written on it that day
 
 
 class ChannelExchange(SQLModel, table=True):
