@@ -1,17 +1,88 @@
 """Column-wise helpers for the built-in plugins' statement parsers: millions of lines are read by
 polars into string columns, checked with one regular expression per column, and converted at once.
-Any line that does not fit is named in the StatementInvalid raised."""
+Any line that does not fit is named in the StatementInvalid raised.
+
+A statement arrives as a file on disk (Channel.read_statement, what reconciliation calls) or as bytes
+(parse_statement): `Source` is either, and the helpers here read a file by its ends and in chunks, so a
+parser that scans it with polars never holds the whole file, only the columns it keeps."""
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-from typing import Iterable, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator, Mapping
 
 import polars as pl
 
 from gateway.channel import STATEMENT_COLUMNS, ParsedStatement, StatementInvalid
 
 SCHEMA = {name: getattr(pl, kind) for name, kind in STATEMENT_COLUMNS.items()}
+CHUNK = 1 << 20
+
+Source = Path | bytes   # the statement file, or its bytes
+
+
+@contextmanager
+def opened(source: Source) -> Iterator[BinaryIO]:
+    """The statement as a binary stream (BytesIO over bytes shares them, it does not copy)."""
+    if isinstance(source, bytes):
+        yield io.BytesIO(source)
+    else:
+        with open(source, "rb") as stream:
+            yield stream
+
+
+def polars_source(source: Source) -> str | bytes:
+    """What polars scans: the file's path (read in chunks by polars) or the bytes given."""
+    return source if isinstance(source, bytes) else str(source)
+
+
+def ends(source: Source, tail: int = 1 << 16) -> tuple[bytes, bytes, int]:
+    """The first line, the last `tail` bytes and the size of the statement, the middle unread: a
+    statement's header and its summary are at its ends."""
+    with opened(source) as stream:
+        size = stream.seek(0, io.SEEK_END)
+        stream.seek(0)
+        first = stream.readline()
+        start = max(0, size - tail)
+        stream.seek(start)
+        return first, stream.read(), start
+
+
+def utf8_lines(source: Source) -> int:
+    """How many lines ("\n") the statement has, reading it in chunks; a byte that is not UTF-8 raises
+    StatementInvalid naming its line."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 0
+    with opened(source) as stream:
+        for chunk in iter(lambda: stream.read(CHUNK), b""):
+            pending = decoder.getstate()[0]
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                raise StatementInvalid("the bill is not UTF-8", lines + (pending + chunk).count(b"\n", 0, exc.start)
+                                       + 1) from None
+            lines += chunk.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise StatementInvalid("the bill is not UTF-8", lines + 1) from None
+    return lines
+
+
+def lines_before(source: Source, offset: int) -> int:
+    """How many lines begin before byte `offset` (the line of the byte at offset), reading in chunks."""
+    count, read = 0, 0
+    with opened(source) as stream:
+        while read < offset:
+            chunk = stream.read(min(CHUNK, offset - read))
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            read += len(chunk)
+    return count + 1
 
 
 def read_table(text: bytes, header_line: int, columns: Iterable[str], what: str,
