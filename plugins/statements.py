@@ -3,11 +3,10 @@ polars into string columns, checked with one regular expression per column, and 
 Any line that does not fit is named in the StatementInvalid raised.
 
 A statement arrives as a file on disk (Channel.read_statement, what reconciliation calls) or as bytes
-(parse_statement): `Source` is either, and the helpers here read a file by its ends and in chunks, so a
-parser that scans it with polars never holds the whole file, only the columns it keeps."""
+(parse_statement): `Source` is either, and the helpers here read a file by its ends and in pieces, so a
+parser that reads each piece with polars never holds the whole file, only the columns it keeps."""
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from gateway.channel import STATEMENT_COLUMNS, ParsedStatement, StatementInvalid
 
 SCHEMA = {name: getattr(pl, kind) for name, kind in STATEMENT_COLUMNS.items()}
 CHUNK = 1 << 20
+PIECE = 16 << 20
 
 Source = Path | bytes   # the statement file, or its bytes
 
@@ -34,11 +34,6 @@ def opened(source: Source) -> Iterator[BinaryIO]:
             yield stream
 
 
-def polars_source(source: Source) -> str | bytes:
-    """What polars scans: the file's path (read in chunks by polars) or the bytes given."""
-    return source if isinstance(source, bytes) else str(source)
-
-
 def ends(source: Source, tail: int = 1 << 16) -> tuple[bytes, bytes, int]:
     """The first line, the last `tail` bytes and the size of the statement, the middle unread: a
     statement's header and its summary are at its ends."""
@@ -51,25 +46,27 @@ def ends(source: Source, tail: int = 1 << 16) -> tuple[bytes, bytes, int]:
         return first, stream.read(), start
 
 
-def utf8_lines(source: Source) -> int:
-    """How many lines ("\n") the statement has, reading it in chunks; a byte that is not UTF-8 raises
-    StatementInvalid naming its line."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    lines = 0
+def line_pieces(source: Source, start: int, end: int, size: int = PIECE) -> Iterator[tuple[bytes, int]]:
+    """The bytes [start, end) of the statement in pieces of about `size` that end at a line's end, each
+    with the line number of its first line (`start` is a line's start): a parser reads a file of any
+    size piece by piece, in polars, holding one piece and the columns it keeps. Read, not mapped: a
+    memory-mapped file would count in the process's memory as it is read."""
     with opened(source) as stream:
-        for chunk in iter(lambda: stream.read(CHUNK), b""):
-            pending = decoder.getstate()[0]
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                raise StatementInvalid("the bill is not UTF-8", lines + (pending + chunk).count(b"\n", 0, exc.start)
-                                       + 1) from None
-            lines += chunk.count(b"\n")
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            raise StatementInvalid("the bill is not UTF-8", lines + 1) from None
-    return lines
+        line = lines_before(source, start)
+        stream.seek(start)
+        left = end - start
+        carry = b""
+        while left > 0 or carry:
+            block = stream.read(min(size, left)) if left > 0 else b""
+            left = left - len(block) if block else 0
+            piece = carry + block
+            cut = piece.rfind(b"\n") + 1 if left > 0 and block else len(piece)
+            if cut == 0:          # no line end in it yet: read on
+                carry = piece
+                continue
+            carry = piece[cut:]
+            yield piece[:cut], line
+            line += piece.count(b"\n", 0, cut)
 
 
 def lines_before(source: Source, offset: int) -> int:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import polars as pl
 
 from gateway.channel import ParsedStatement, StatementInvalid
-from plugins.statements import Source, empty_check, ends, lines_before, normalized, opened, polars_source, utf8_lines
+from plugins.statements import Source, empty_check, ends, line_pieces, lines_before, normalized
 
 SUMMARY_MARK = "总交易单数".encode()
 CELL = ",`"
@@ -36,8 +36,10 @@ AMOUNTS = (("订单金额", 2), ("应结订单金额", 2), ("申请退款金额"
 
 
 def parse_tradebill(source: Source) -> ParsedStatement:
-    """The bill (its file, or its bytes) read in one polars scan that keeps only the normalized columns:
-    the header and the summary are read from the file's ends, the rows are never held as text."""
+    """The bill (its file, or its bytes) read piece by piece (plugins.statements.line_pieces), each piece
+    by polars into the normalized columns: the header and the summary are read from the file's ends, and
+    no more of the rows is ever held as text than one piece. Every row is checked; the first check any
+    row fails is raised at its first row, as if the checks ran in order over the whole bill."""
     first, tail, tail_start = ends(source)
     if tail_start == 0:
         empty_check(tail)
@@ -45,55 +47,75 @@ def parse_tradebill(source: Source) -> ParsedStatement:
     if at < 0:
         raise StatementInvalid("truncated: the summary (总交易单数) that ends a WeChat Pay bill is missing",
                                lines_before(source, tail_start + len(tail.rstrip())))
-    newlines = utf8_lines(source)
-    summary_line = newlines - tail.count(b"\n", at + 1) + 1
-    header = [name.strip().lstrip("`") for name in first.removeprefix(BOM).decode("utf-8").rstrip("\r\n").split(",")]
+    try:
+        header = [name.strip().lstrip("`") for name in first.removeprefix(BOM).decode("utf-8").rstrip("\r\n")
+                  .split(",")]
+    except UnicodeDecodeError:
+        raise StatementInvalid("the bill is not UTF-8", 1) from None
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise StatementInvalid(f"the bill header lacks {', '.join(missing)}", 1)
-    rows = _rows(source, header, summary_line - 2)
-    try:
+    checks = _checks(len(header))
+    parts, sums = [], {"应结订单总金额": 0, "退款总金额": 0}
+    failure: tuple[int, StatementInvalid] | None = None    # the first check any row fails, at its first row
+    summary_line = 2
+    for piece, line in line_pieces(source, len(first), tail_start + at + 1):
+        summary_line = line + piece.count(b"\n")
+        try:
+            piece.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise StatementInvalid("the bill is not UTF-8", line + piece.count(b"\n", 0, exc.start)) from None
+        rows = _rows(piece, header, line)      # a row that is not the header's cells fails the bill here
         frame = rows.select(*_normalized(), _settled=_yuan("应结订单金额"), _refunded=_yuan("退款金额"),
                             _failed=pl.min_horizontal(pl.when(~ok.fill_null(False)).then(pl.lit(i, pl.Int32))
-                                                      for i, (ok, _) in enumerate(_checks(len(header))))
-                            ).collect(engine="streaming")
-    except pl.exceptions.PolarsError:
-        raise _unreadable(source, header, summary_line) from None
-    failed = frame["_failed"].min()
-    if failed is not None:
-        line = int(frame.filter(pl.col("_failed") == failed)["line_no"][0])
-        row = rows.filter(pl.col("line_no") == line).collect().row(0, named=True)
-        raise StatementInvalid(_checks(len(header))[int(failed)][1].format(**row), line)
-    totals = _totals(tail[at + 1:].decode("utf-8"), summary_line)
-    sums = {"应结订单总金额": int(frame["_settled"].sum()), "退款总金额": int(frame["_refunded"].sum())}
+                                                      for i, (ok, _) in enumerate(checks))).collect()
+        failed = frame["_failed"].min()
+        if failed is not None and (failure is None or failed < failure[0]):
+            bad = int(frame.filter(pl.col("_failed") == failed)["line_no"][0])
+            row = rows.filter(pl.col("line_no") == bad).collect().row(0, named=True)
+            failure = (int(failed), StatementInvalid(checks[int(failed)][1].format(**row), bad))
+        sums["应结订单总金额"] += int(frame["_settled"].sum())
+        sums["退款总金额"] += int(frame["_refunded"].sum())
+        parts.append(frame.drop("_settled", "_refunded", "_failed"))
+    if failure is not None:
+        raise failure[1]
+    try:
+        totals = _totals(tail[at + 1:].decode("utf-8"), summary_line)
+    except UnicodeDecodeError:
+        raise StatementInvalid("the bill is not UTF-8", summary_line) from None
     wrong = [f"{name} {totals[name]} (the rows add up to {sums[name]})" for name in sums if totals[name] != sums[name]]
     if wrong:
         raise StatementInvalid("the bill's own totals disagree with its rows: " + ", ".join(wrong))
-    return normalized(frame.drop("_settled", "_refunded", "_failed"),
-                      {"rows": totals["总交易单数"], "payment_amount": totals["订单总金额"],
-                       "payment_settled_amount": totals["应结订单总金额"],
-                       "refund_amount": totals["申请退款总金额"], "refund_settled_amount": totals["退款总金额"]})
+    lines = pl.concat(parts, rechunk=False) if parts else pl.DataFrame(schema={"line_no": pl.Int64})
+    return normalized(lines, {"rows": totals["总交易单数"], "payment_amount": totals["订单总金额"],
+                              "payment_settled_amount": totals["应结订单总金额"],
+                              "refund_amount": totals["申请退款总金额"], "refund_settled_amount": totals["退款总金额"]})
 
 
-def _rows(source: Source, header: list[str], count: int) -> pl.LazyFrame:
-    """The data rows as a lazy scan: line_no, `_cells_ok`, and the needed cells named by the header.
-    Split on the backtick every cell starts with (a comma inside a cell stays in it), field 0 is what
-    precedes a row's first backtick (nothing) and every cell but the row's last ends with the comma
-    before the next backtick: a row of other cells, or a backtick inside a cell, shows as a cell
-    without its comma or as one field too many (polars refuses the scan, _unreadable names the line)."""
-    width = len(header)
-    wanted = sorted({header.index(c) for c in COLUMNS} | {width - 2})
-    fields = {f"f{i}": pl.String for i in range(width + 1)}
-    scan = pl.scan_csv(polars_source(source), has_header=False, separator="`", quote_char=None, skip_rows=1,
-                       n_rows=max(count, 0), schema=fields, encoding="utf8", eol_char="\n", raise_if_empty=False)
-    cells_ok = pl.col("f0").is_null()
-    for i in wanted:
-        if i < width - 1:
-            cells_ok &= pl.col(f"f{i + 1}").str.ends_with(",")
-    cell = lambda i: (pl.col(f"f{i + 1}").str.strip_suffix(",") if i < width - 1  # noqa: E731
-                      else pl.col(f"f{i + 1}").str.strip_suffix("\r"))
-    return scan.with_row_index("line_no", offset=2).select(
-        pl.col("line_no").cast(pl.Int64), _cells_ok=cells_ok, **{header[i]: cell(i) for i in wanted})
+def _rows(piece: bytes, header: list[str], first_line: int) -> pl.LazyFrame:
+    """A piece's rows: line_no and the needed cells named by the header. Each ",`" (where a cell begins)
+    becomes one unit separator in the piece, so polars reads the rows column-wise, only the columns
+    needed; a row that does not split into the header's cells is named by its line."""
+    if b"\x1f" in piece:
+        raise StatementInvalid("the bill holds a control character (0x1f) no bill has",
+                               first_line + piece.count(b"\n", 0, piece.find(b"\x1f")))
+    wanted = sorted(header.index(c) for c in COLUMNS)   # polars gives them in the file's order
+    try:
+        frame = pl.read_csv(piece.replace(CELL.encode(), b"\x1f"), has_header=False, separator="\x1f",
+                            quote_char=None, infer_schema=False, columns=wanted, truncate_ragged_lines=False,
+                            eol_char="\n", raise_if_empty=False)
+        frame = frame.rename(dict(zip(frame.columns, [header[i] for i in wanted])))
+    except pl.exceptions.PolarsError:
+        frame = None
+    rows = piece.count(b"\n")
+    if frame is None or frame.height != rows or piece.count(CELL.encode()) != rows * (len(header) - 1):
+        raise _unreadable(piece, header, first_line)
+    first, last = header[wanted[0]], header[wanted[-1]]
+    if wanted[0] == 0:                   # the row's first backtick is not a separator's
+        frame = frame.with_columns(pl.col(first).str.strip_prefix("`"))
+    if wanted[-1] == len(header) - 1:    # a CRLF file's last cell
+        frame = frame.with_columns(pl.col(last).str.strip_suffix("\r"))
+    return frame.lazy().with_row_index("line_no", offset=first_line).with_columns(pl.col("line_no").cast(pl.Int64))
 
 
 def _yuan(column: str) -> pl.Expr:
@@ -109,8 +131,7 @@ def _is_amount(column: str, decimals: int) -> pl.Expr:
 def _checks(width: int) -> list[tuple[pl.Expr, str]]:
     """What every row must be, in the order the first failure is reported: (ok, message of the row)."""
     refund = pl.col("交易状态") == "REFUND"
-    return [(pl.col("_cells_ok"), f"the bill rows cannot be read: not {width} cells, each after a backtick"),
-            (pl.col("交易时间").str.len_chars() > 0, "a row without 交易时间 (a cell not after a backtick?)"),
+    return [(pl.col("交易时间").str.len_chars() > 0, "a row without 交易时间 (a cell not after a backtick?)"),
             *((_is_amount(c, d), f"{c} {{{c}!r}} is not an amount with {d} decimals") for c, d in AMOUNTS),
             (pl.col("商户订单号").str.len_chars() > 0, "商户订单号 is empty"),
             (~refund | (pl.col("商户退款单号").str.len_chars() > 0), "商户退款单号 is empty on a refund"),
@@ -131,16 +152,13 @@ def _normalized() -> list[pl.Expr]:
             _yuan("手续费").alias("fee_millis"), status.alias("status"), pl.col("交易时间").alias("time")]
 
 
-def _unreadable(source: Source, header: list[str], summary_line: int) -> StatementInvalid:
-    """The first data row that does not split into the header's cells, each after a backtick (read line
-    by line: only a bill polars refused comes here)."""
-    with opened(source) as stream:
-        stream.readline()
-        for number in range(2, summary_line):
-            line = stream.readline().decode("utf-8").rstrip("\r\n")
-            if line and (not line.startswith("`") or len(line[1:].split(CELL)) != len(header)):
-                return StatementInvalid(f"the bill rows cannot be read: not {len(header)} cells, each after a "
-                                        f"backtick", number)
+def _unreadable(piece: bytes, header: list[str], first_line: int) -> StatementInvalid:
+    """The first row of a piece that does not split into the header's cells, each after a backtick."""
+    for number, line in enumerate(piece.decode("utf-8").split("\n"), start=first_line):
+        line = line.rstrip("\r")
+        if line and (not line.startswith("`") or len(line.split(CELL)) != len(header)):
+            return StatementInvalid(f"the bill rows cannot be read: not {len(header)} cells, each after a "
+                                    f"backtick", number)
     return StatementInvalid("the bill rows cannot be read")
 
 
