@@ -11,7 +11,8 @@ the bill from disk and parses the columns the join needs (商户订单号, 应�
 connectorx reads the same local columns (out_trade_no, status, amount, updated_at) of the same account
 over the same window [day - 7 days, day + 2 days) from the same database, and polars joins them (full
 join on the key). Each side runs in a fresh subprocess and its wall time and peak RSS (ru_maxrss of
-that child alone, os.wait4) are printed as min/median/max over the rounds, with the per-round ratio.
+that child alone, os.wait4 in a small launcher: see LAUNCHER) are printed as min/median/max over the
+rounds, with the per-round ratio.
 
 About 0.1% of the rows of every class are injected: statement lines we do not know (missing_local),
 our successes the statement lacks (missing_channel: the day is past the carry-over window), lines the
@@ -153,12 +154,14 @@ def write_history(url: str, rows: int, merchant_id: str, day: date) -> None:
     step = HISTORY_DAYS * 86400 / n
     if url.startswith("sqlite"):
         conn = sqlite3.connect(url.split("sqlite:///", 1)[1])
+        conn.execute("PRAGMA cache_size = -2000000")   # the indexes' pages in memory while they grow
+        conn.execute("PRAGMA synchronous = OFF")        # a bench's preparation, not a merchant's money
         series = "WITH RECURSIVE s(g) AS (SELECT 0 UNION ALL SELECT g + 1 FROM s WHERE g < ?) "
         stamp = "datetime(? + g * ?, 'unixepoch') || '.000000'"
         conn.execute("BEGIN")
         conn.execute(series + "INSERT INTO payments (id, merchant_id, merchant_order_no, amount, currency, subject, "
                      "channel_account, method, status, refunded_amount, refund_pending_amount, metadata, paid_at, "
-                     f"created_at, updated_at) SELECT printf('pay_h%016d', g), ?, 'h' || g, 100 + (g * 7919) % 500000, "
+                     f"created_at, updated_at) SELECT printf('pay_h%016d', g), ?, printf('h%016d', g), 100 + (g * 7919) % 500000, "
                      f"'CNY', 'bench', 'wx', 'native', 'succeeded', 0, 0, '{{}}', {stamp}, {stamp}, {stamp} FROM s",
                      (n - 1, merchant_id, *(start.timestamp(), step) * 3))
         conn.execute(series + "INSERT INTO attempts (id, payment_id, amount, out_trade_no, channel_account, method, "
@@ -177,13 +180,13 @@ def write_history(url: str, rows: int, merchant_id: str, day: date) -> None:
         values = {"n": n - 1, "start": start, "step": step, "merchant": merchant_id}
         conn.execute("INSERT INTO payments (id, merchant_id, merchant_order_no, amount, currency, subject, "
                      "channel_account, method, status, refunded_amount, refund_pending_amount, metadata, paid_at, "
-                     "created_at, updated_at) SELECT 'pay_h' || lpad(g::text, 16, '0'), %(merchant)s, 'h' || g, "
+                     "created_at, updated_at) SELECT 'pay_h' || lpad(g::text, 16, '0'), %(merchant)s, 'h' || lpad(g::text, 16, '0'), "
                      "100 + (g * 7919) %% 500000, 'CNY', 'bench', 'wx', 'native', 'succeeded', 0, 0, '{}', "
-                     f"{at}, {at}, {at} FROM generate_series(0, %(n)s) g", values)
+                     f"{at}, {at}, {at} FROM generate_series(0::bigint, %(n)s) g", values)
         conn.execute("INSERT INTO attempts (id, payment_id, amount, out_trade_no, channel_account, method, status, "
                      "queries, created_at, updated_at) SELECT 'att_h' || lpad(g::text, 16, '0'), "
                      "'pay_h' || lpad(g::text, 16, '0'), 100 + (g * 7919) %% 500000, 'BH' || lpad(g::text, 26, '0'), "
-                     f"'wx', 'native', 'succeeded', 0, {at}, {at} FROM generate_series(0, %(n)s) g", values)
+                     f"'wx', 'native', 'succeeded', 0, {at}, {at} FROM generate_series(0::bigint, %(n)s) g", values)
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE attempts")
@@ -242,20 +245,30 @@ def baseline(bill: Path, url: str, day: date) -> None:
     print(json.dumps({"statement": statement.height, "local": local.height, "joined": joined.height}))
 
 
+# Runs one side and reports its own figures. A process's peak RSS (ru_maxrss) starts from the peak of
+# the process it was forked from (Linux records the old memory's high-water mark at exec), so the sides
+# are not started from this bench, whose preparation is large: each from this small launcher, itself
+# started from the bench, whose own small memory is all a side inherits.
+LAUNCHER = """
+import json, os, subprocess, sys, time
+with open(sys.argv[1], "wb") as out, open(sys.argv[2], "wb") as err:
+    started = time.perf_counter()
+    proc = subprocess.Popen(sys.argv[3:], stdout=out, stderr=err)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "maxrss_kib": usage.ru_maxrss, "code": os.waitstatus_to_exitcode(status)}))
+"""
+
+
 def child(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Run cmd in a fresh process: (wall seconds, its own peak RSS in GiB, its stdout)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)})
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        text = out.read().decode()
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{text[-2000:]}\n{err.read().decode()[-4000:]}")
-        return seconds, usage.ru_maxrss / 2**20, text      # KiB -> GiB
+    """Run cmd in a fresh process: (its wall seconds, its own peak RSS in GiB, its stdout)."""
+    out, err = cwd / "side.out", cwd / "side.err"
+    done = subprocess.run([sys.executable, "-c", LAUNCHER, str(out), str(err), *cmd], cwd=cwd, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
+    figures = json.loads(done.stdout)
+    if figures["code"] != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{out.read_text()[-2000:]}\n{err.read_text()[-4000:]}")
+    return figures["seconds"], figures["maxrss_kib"] / 2**20, out.read_text()      # KiB -> GiB
 
 
 def reset(url: str, workdir: Path) -> None:

@@ -46,11 +46,12 @@ def ends(source: Source, tail: int = 1 << 16) -> tuple[bytes, bytes, int]:
         return first, stream.read(), start
 
 
-def line_pieces(source: Source, start: int, end: int, size: int = PIECE) -> Iterator[tuple[bytes, int]]:
+def line_pieces(source: Source, start: int, end: int, size: int | None = None) -> Iterator[tuple[bytes, int]]:
     """The bytes [start, end) of the statement in pieces of about `size` that end at a line's end, each
     with the line number of its first line (`start` is a line's start): a parser reads a file of any
     size piece by piece, in polars, holding one piece and the columns it keeps. Read, not mapped: a
-    memory-mapped file would count in the process's memory as it is read."""
+    memory-mapped file would count in the process's memory as it is read. size: PIECE unless given."""
+    size = size or PIECE
     with opened(source) as stream:
         line = lines_before(source, start)
         stream.seek(start)
