@@ -161,8 +161,9 @@ def write_history(url: str, rows: int, merchant_id: str, day: date) -> None:
         conn.execute("BEGIN")
         conn.execute(series + "INSERT INTO payments (id, merchant_id, merchant_order_no, amount, currency, subject, "
                      "channel_account, method, status, refunded_amount, refund_pending_amount, metadata, paid_at, "
-                     f"created_at, updated_at) SELECT printf('pay_h%016d', g), ?, printf('h%016d', g), 100 + (g * 7919) % 500000, "
-                     f"'CNY', 'bench', 'wx', 'native', 'succeeded', 0, 0, '{{}}', {stamp}, {stamp}, {stamp} FROM s",
+                     "created_at, updated_at) SELECT printf('pay_h%016d', g), ?, printf('h%016d', g), "
+                     "100 + (g * 7919) % 500000, 'CNY', 'bench', 'wx', 'native', 'succeeded', 0, 0, '{}', "
+                     f"{stamp}, {stamp}, {stamp} FROM s",
                      (n - 1, merchant_id, *(start.timestamp(), step) * 3))
         conn.execute(series + "INSERT INTO attempts (id, payment_id, amount, out_trade_no, channel_account, method, "
                      "status, queries, created_at, updated_at) SELECT printf('att_h%016d', g), "
@@ -180,8 +181,9 @@ def write_history(url: str, rows: int, merchant_id: str, day: date) -> None:
         values = {"n": n - 1, "start": start, "step": step, "merchant": merchant_id}
         conn.execute("INSERT INTO payments (id, merchant_id, merchant_order_no, amount, currency, subject, "
                      "channel_account, method, status, refunded_amount, refund_pending_amount, metadata, paid_at, "
-                     "created_at, updated_at) SELECT 'pay_h' || lpad(g::text, 16, '0'), %(merchant)s, 'h' || lpad(g::text, 16, '0'), "
-                     "100 + (g * 7919) %% 500000, 'CNY', 'bench', 'wx', 'native', 'succeeded', 0, 0, '{}', "
+                     "created_at, updated_at) SELECT 'pay_h' || lpad(g::text, 16, '0'), %(merchant)s, "
+                     "'h' || lpad(g::text, 16, '0'), 100 + (g * 7919) %% 500000, 'CNY', 'bench', 'wx', 'native', "
+                     "'succeeded', 0, 0, '{}', "
                      f"{at}, {at}, {at} FROM generate_series(0::bigint, %(n)s) g", values)
         conn.execute("INSERT INTO attempts (id, payment_id, amount, out_trade_no, channel_account, method, status, "
                      "queries, created_at, updated_at) SELECT 'att_h' || lpad(g::text, 16, '0'), "
