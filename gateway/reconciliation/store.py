@@ -232,7 +232,10 @@ def _on_statement_or_day(frame: pl.DataFrame, key: str, hashes: pl.Series, busin
         on_statement = (hashes.gather(at) == found).fill_null(False)
     else:
         on_statement = pl.repeat(False, frame.height, eager=True)
-    return frame.filter(on_statement | (pl.col("local_date") == business_date).fill_null(False))
+    kept = frame.filter(on_statement | (pl.col("local_date") == business_date).fill_null(False))
+    # Written anew: filtered, a string column still points into the whole slice's buffers and keeps
+    # them alive, so every slice of the window would stay in memory.
+    return kept.with_columns(pl.concat_str(pl.col(c), pl.lit("")) for c, t in kept.schema.items() if t == pl.String)
 
 
 def item_details(conn: Connection, found: pl.DataFrame) -> Details:
