@@ -1,17 +1,86 @@
 """Column-wise helpers for the built-in plugins' statement parsers: millions of lines are read by
 polars into string columns, checked with one regular expression per column, and converted at once.
-Any line that does not fit is named in the StatementInvalid raised."""
+Any line that does not fit is named in the StatementInvalid raised.
+
+A statement arrives as a file on disk (Channel.read_statement, what reconciliation calls) or as bytes
+(parse_statement): `Source` is either, and the helpers here read a file by its ends and in pieces, so a
+parser that reads each piece with polars never holds the whole file, only the columns it keeps."""
 from __future__ import annotations
 
 import csv
 import io
-from typing import Iterable, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator, Mapping
 
 import polars as pl
 
 from gateway.channel import STATEMENT_COLUMNS, ParsedStatement, StatementInvalid
 
 SCHEMA = {name: getattr(pl, kind) for name, kind in STATEMENT_COLUMNS.items()}
+CHUNK = 1 << 20
+PIECE = 16 << 20
+
+Source = Path | bytes   # the statement file, or its bytes
+
+
+@contextmanager
+def opened(source: Source) -> Iterator[BinaryIO]:
+    """The statement as a binary stream (BytesIO over bytes shares them, it does not copy)."""
+    if isinstance(source, bytes):
+        yield io.BytesIO(source)
+    else:
+        with open(source, "rb") as stream:
+            yield stream
+
+
+def ends(source: Source, tail: int = 1 << 16) -> tuple[bytes, bytes, int]:
+    """The first line, the last `tail` bytes and the size of the statement, the middle unread: a
+    statement's header and its summary are at its ends."""
+    with opened(source) as stream:
+        size = stream.seek(0, io.SEEK_END)
+        stream.seek(0)
+        first = stream.readline()
+        start = max(0, size - tail)
+        stream.seek(start)
+        return first, stream.read(), start
+
+
+def line_pieces(source: Source, start: int, end: int, size: int | None = None) -> Iterator[tuple[bytes, int]]:
+    """The bytes [start, end) of the statement in pieces of about `size` that end at a line's end, each
+    with the line number of its first line (`start` is a line's start): a parser reads a file of any
+    size piece by piece, in polars, holding one piece and the columns it keeps. Read, not mapped: a
+    memory-mapped file would count in the process's memory as it is read. size: PIECE unless given."""
+    size = size or PIECE
+    with opened(source) as stream:
+        line = lines_before(source, start)
+        stream.seek(start)
+        left = end - start
+        carry = b""
+        while left > 0 or carry:
+            block = stream.read(min(size, left)) if left > 0 else b""
+            left = left - len(block) if block else 0
+            piece = carry + block
+            cut = piece.rfind(b"\n") + 1 if left > 0 and block else len(piece)
+            if cut == 0:          # no line end in it yet: read on
+                carry = piece
+                continue
+            carry = piece[cut:]
+            yield piece[:cut], line
+            line += piece.count(b"\n", 0, cut)
+
+
+def lines_before(source: Source, offset: int) -> int:
+    """How many lines begin before byte `offset` (the line of the byte at offset), reading in chunks."""
+    count, read = 0, 0
+    with opened(source) as stream:
+        while read < offset:
+            chunk = stream.read(min(CHUNK, offset - read))
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            read += len(chunk)
+    return count + 1
 
 
 def read_table(text: bytes, header_line: int, columns: Iterable[str], what: str,

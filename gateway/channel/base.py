@@ -81,6 +81,14 @@ class Channel:
         A statement of millions of lines should be parsed column-wise (plugins/statements.py helps)."""
         raise FlowNotSupported(self, Capability.STATEMENT)
 
+    def read_statement(self, path: Path) -> ParsedStatement:
+        """Read the statement file at `path` (kept on disk by reconciliation) into normalized lines, as
+        parse_statement would its bytes. Reconciliation calls this one. Override it to read from the
+        file in bounded memory (polars scanning the path, keeping only the normalized columns): a
+        statement of millions of lines then never sits in memory whole. This default reads the file
+        into bytes for parse_statement, so a plugin that only parses bytes keeps working."""
+        return self.parse_statement(path.read_bytes())
+
     async def payout(self, request: PayoutRequest) -> PayoutResult:
         """Send a payout (Capability.PAYOUT) once. The same out_payout_no sent twice must be one payout;
         PENDING or UNKNOWN unless the channel's answer is documented as final."""

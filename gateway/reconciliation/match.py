@@ -81,14 +81,17 @@ def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: p
     lines = lines.with_columns(channel_effect=pl.when(succeeded).then(pl.col("amount") * sign).otherwise(0),
                                fee_fen=pl.when(succeeded).then(fen_from_millis(pl.col("fee_millis"))).otherwise(0))
 
-    payments = lines.filter(pl.col("kind") == "payment").join(
-        local_payments.select(list(LOCAL_PAYMENT_COLUMNS)).rename({"out_trade_no": "reference"}),
+    # The join is lazy and streamed: only the counts and the lines that did not match are made, never the
+    # whole joined statement (at 2,000,000 lines that frame alone was most of reconciliation's memory).
+    statement = lines.lazy()
+    payments = statement.filter(pl.col("kind") == "payment").join(
+        local_payments.lazy().select(list(LOCAL_PAYMENT_COLUMNS)).rename({"out_trade_no": "reference"}),
         on="reference", how="left")
-    refunds = lines.filter(pl.col("kind") == "refund").join(
-        local_refunds.select(list(LOCAL_REFUND_COLUMNS)).drop("out_trade_no").rename({"out_refund_no": "reference"}),
-        on="reference", how="left")
-    payouts = lines.filter(pl.col("kind") == "payout").join(
-        local_payouts.select("out_payout_no", "local_status", "local_amount", "local_date")
+    refunds = statement.filter(pl.col("kind") == "refund").join(
+        local_refunds.lazy().select(list(LOCAL_REFUND_COLUMNS)).drop("out_trade_no")
+        .rename({"out_refund_no": "reference"}), on="reference", how="left")
+    payouts = statement.filter(pl.col("kind") == "payout").join(
+        local_payouts.lazy().select("out_payout_no", "local_status", "local_amount", "local_date")
         .rename({"out_payout_no": "reference"}), on="reference", how="left")
     joined = pl.concat([payments, refunds, payouts], how="vertical_relaxed")
     local_ok = pl.col("local_status") == "succeeded"
@@ -128,26 +131,29 @@ def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: p
         pl.lit("pending_carryover" if window_open else "missing_channel").alias("class"),
         channel_effect=pl.lit(0, pl.Int64))
 
-    counts = {name: 0 for name in CLASSES}
-    for name, n in joined.group_by("class").len().iter_rows():
-        counts[name] += n
-    for name, n in absent.group_by("class").len().iter_rows():
-        counts[name] += n
-    items = pl.concat([
+    joined_counts, unmatched = pl.collect_all([
+        joined.group_by("class").len(),
         joined.filter(pl.col("class") != "matched").select(
             "class", "kind", "reference", "out_trade_no", "line_no", "channel_transaction_id",
             channel_status="status", local_status="local_status", channel_amount="amount",
             local_amount="local_amount", channel_effect="channel_effect", local_effect="local_effect",
-            channel_fee_millis="fee_millis", expected_fee_millis="expected_fee_millis"),
+            channel_fee_millis="fee_millis", expected_fee_millis="expected_fee_millis")], engine="streaming")
+    counts = {name: 0 for name in CLASSES}
+    for name, n in joined_counts.iter_rows():
+        counts[name] += n
+    for name, n in absent.group_by("class").len().iter_rows():
+        counts[name] += n
+    items = pl.concat([
+        unmatched,
         absent.select("class", "kind", "reference", "out_trade_no", "local_status", "local_amount",
                       "channel_effect", "local_effect"),
     ], how="diagonal_relaxed").select(list(ITEM_COLUMNS))
-    ok_lines = lines.filter(succeeded)
-    return Classified(
-        counts=counts, items=items, statement_keys=on_statement,
-        payment_amount=int(ok_lines.filter(pl.col("kind") == "payment")["settled"].sum()),
-        refund_amount=int(ok_lines.filter(pl.col("kind") == "refund")["settled"].sum()),
-        fee_amount=int(lines["fee_fen"].sum()))
+    amounts = lines.select(   # sums, not a filtered copy of the statement
+        payment=pl.col("settled").filter(succeeded & (pl.col("kind") == "payment")).sum(),
+        refund=pl.col("settled").filter(succeeded & (pl.col("kind") == "refund")).sum(),
+        fee=pl.col("fee_fen").sum()).row(0, named=True)
+    return Classified(counts=counts, items=items, statement_keys=on_statement, payment_amount=int(amounts["payment"]),
+                      refund_amount=int(amounts["refund"]), fee_amount=int(amounts["fee"]))
 
 
 ABSENCES = ("pending_carryover", "missing_channel")

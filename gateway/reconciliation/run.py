@@ -1,14 +1,15 @@
 """Reconciliation of one channel account's statement for one business date, end to end.
 
 1. The statement: the file given, or downloaded through the plugin. It is stored under
-   statement_dir with its SHA-256; the same (account, date, file) again returns the run already
-   made; a different file for the day starts a new run, which supersedes the old one when it
-   completes.
-2. Parse (the plugin, column-wise) and check the lines against the totals the channel declares:
-   an empty, truncated, wrongly encoded or malformed file fails the run with the line to blame,
-   and nothing else is written.
-3. Load our side in bulk (attempts and refunds of the account around the day), classify with a
-   hash join (match.py), and write in ONE transaction: the items that did not match, the
+   statement_dir with its SHA-256 (read in chunks); the same (account, date, file) again returns the
+   run already made; a different file for the day starts a new run, which supersedes the old one when
+   it completes.
+2. Parse (the plugin reads the kept file, Channel.read_statement, column-wise) and check the lines
+   against the totals the channel declares: an empty, truncated, wrongly encoded or malformed file
+   fails the run with the line to blame, and nothing else is written.
+3. Load our side at the same time (attempts and refunds of the account over the lookback window, in
+   slices, each kept only where the statement's keys or the day's successes need it: store.load_local),
+   classify with a hash join (match.py), and write in ONE transaction: the items that did not match, the
    open items of earlier runs this statement settles (rule `carryover_matched`), the channel's
    fees for the day (fee expense against clearing), the run's counts.
 4. Rules that need the channel: a success on the statement that is still open, closed or failed
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from concurrent.futures import Future
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -31,7 +33,7 @@ import polars as pl
 from sqlalchemy import Row, select
 from structlog.typing import FilteringBoundLogger
 
-from gateway.channel import Capability, StatementInvalid, StatementUnavailable
+from gateway.channel import Capability, ParsedStatement, StatementInvalid, StatementUnavailable
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.db import Database
@@ -95,43 +97,59 @@ class Reconciler:
         account = self.host.account(account_id)
         self.host.require(account, Capability.STATEMENT)
         currency = account.channel.statement_currency
+        content: bytes | None = None
         try:
-            content = file.read_bytes() if file is not None else \
-                await account.channel.download_statement(business_date)
+            if file is not None:
+                sha = await asyncio.to_thread(store.file_sha256, file)
+            else:
+                content = await account.channel.download_statement(business_date)
+                sha = hashlib.sha256(content).hexdigest()
         except OSError as exc:
             raise ReconError("statement_unreadable", f"{file}: {exc.strerror}") from None
         except StatementUnavailable as exc:
             run_id = await self._start_run(account_id, business_date, "", "", currency)
             return await self._fail(run_id, f"statement download failed: {exc}")
-        sha = hashlib.sha256(content).hexdigest()
         existing = await self.db.tx(lambda conn: store.same_file_run(conn, account_id, business_date, sha))
         if existing is not None:  # the same file again: the same answer
             return run_report(existing)
         path = store.keep_statement(self.dir, account_id, business_date, sha, content, file)
+        del content   # a downloaded statement is read back from its kept file, like an operator's
         run_id = await self._start_run(account_id, business_date, sha, str(path), currency)
-        holder = [content]   # _run takes the only reference, so the file's bytes go once it is parsed
-        del content
         try:
-            return await self._run(run_id, account, business_date, holder, path, confirm)
+            return await self._run(run_id, account, business_date, path, confirm)
         except StatementInvalid as exc:
             return await self._fail(run_id, str(exc))
         except BaseException as exc:  # the results commit in one transaction: nothing half-written to undo
             await self._fail(run_id, f"stopped by {type(exc).__name__}: {str(exc)[:300]}")
             raise
 
-    async def _run(self, run_id: str, account: ChannelAccount, business_date: date, holder: list[bytes], path: Path,
+    async def _run(self, run_id: str, account: ChannelAccount, business_date: date, path: Path,
                    confirm: bool) -> RunReport:
         account_id = account.id
-        parsed = await asyncio.to_thread(account.channel.parse_statement, holder.pop())
-        problem = totals_disagree(dict(parsed.totals) if parsed.totals else None, parsed.lines)
-        if problem:
-            raise StatementInvalid(problem)
         now = self.clock.now()
         today = self.day.date_of(now)
         since = self.day.start(business_date) - self.lookback
         until = self.day.start(business_date + timedelta(days=2))
-        local_payments, local_refunds, local_payouts = await asyncio.to_thread(
-            store.load_local, self.db, account_id, since, until, self.day)
+        lines: Future[pl.DataFrame] = Future()
+
+        def parse() -> ParsedStatement:
+            """The plugin reads the kept file; its lines go to the loader, waiting for their keys."""
+            try:
+                parsed = account.channel.read_statement(path)
+            except BaseException as exc:
+                lines.set_exception(exc)
+                raise
+            lines.set_result(parsed.lines)
+            return parsed
+
+        # Parse and load at once: the loader reads the business day's rows while the plugin parses,
+        # then the rest of the lookback window, kept only where the statement's keys need it.
+        parsed, (local_payments, local_refunds, local_payouts) = await asyncio.gather(
+            asyncio.to_thread(parse), asyncio.to_thread(store.load_local, self.db, account_id, since, until, self.day,
+                                                        statement=lines, business_date=business_date))
+        problem = totals_disagree(dict(parsed.totals) if parsed.totals else None, parsed.lines)
+        if problem:
+            raise StatementInvalid(problem)
         result = classify(parsed.lines, local_payments, local_refunds, business_date=business_date, today=today,
                           carry_days=self.carry_days, fee_bps=account.config.fee_bps, local_payouts=local_payouts)
         result = self._excuse_neighbours(account_id, business_date, result)

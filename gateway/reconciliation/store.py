@@ -8,8 +8,10 @@ strings.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+from concurrent.futures import Future
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,14 +35,22 @@ payouts = Payout.__table__
 
 Details = dict[tuple[str, str], dict[str, Any]]   # (kind, reference) -> ids and merchant of the record
 Schema = dict[str, pl.DataType | type[pl.DataType]]
+StatementKeys = pl.DataFrame | Future[pl.DataFrame]   # the statement's lines, or a future of them
 
 
 # ---- the statement file ----
 
-def keep_statement(folder: Path, account_id: str, business_date: date, sha: str, content: bytes,
+def file_sha256(path: Path) -> str:
+    """The file's SHA-256, read in chunks (hashlib's file_digest): never the whole file in memory."""
+    with open(path, "rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def keep_statement(folder: Path, account_id: str, business_date: date, sha: str, content: bytes | None,
                    source: Path | None) -> Path:
     """The statement kept for good, readable by paymux's user alone (a bill names payers): folders
-    0700, the file 0600; an operator's file is linked only if it is already that private."""
+    0700, the file 0600; an operator's file (`source`) is linked only if it is already that private,
+    else copied in chunks; a downloaded one is written from its `content`."""
     day_folder = folder / account_id / business_date.isoformat()
     day_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     for each in (folder, folder / account_id, day_folder):
@@ -62,7 +72,7 @@ def keep_statement(folder: Path, account_id: str, business_date: date, sha: str,
                 if source is not None:
                     with open(source, "rb") as given:
                         shutil.copyfileobj(given, out)
-                else:
+                elif content is not None:
                     out.write(content)
         os.replace(tmp, path)
     return path
@@ -134,36 +144,98 @@ def read_frame(db: Database, query: Select, schema: Schema) -> pl.DataFrame:
     return frame.with_columns(pl.col(c).cast(t) for c, t in schema.items() if c != "at")
 
 
-def load_local(db: Database, account_id: str, since: datetime, until: datetime,
-               day: BusinessDay) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def load_local(db: Database, account_id: str, since: datetime, until: datetime, day: BusinessDay, *,
+               statement: StatementKeys | None = None,
+               business_date: date | None = None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Our attempts, refunds and payouts at the account created in [since, until) (and every payout
-    still processing), in bulk. A row says all we need: amount, status, and for a success, updated_at
-    is when it succeeded."""
+    still processing), only the columns the join needs. A row says all we need: amount, status, and
+    for a success, updated_at is when it succeeded.
+
+    With `statement` (its lines, or a future of them while they are being parsed) and business_date,
+    attempts are read in slices of LOAD_SLICE of their creation time, and a slice keeps only the rows
+    classify can use: those whose key is on the statement and those that succeeded on the business
+    date (refunds, fewer, are read at once and kept the same way). So what is held grows with the
+    statement, not with the lookback window (a week of history is read, and dropped as it is read).
+    The business day's own slice comes first and is read while the statement is still being parsed;
+    the others wait for its keys."""
     def at(column: ColumnElement) -> ColumnElement:
         # SQLite's stored text cut to seconds (parsed column-wise later); PostgreSQL's timestamptz as it is
         return (func.substr(column, 1, 19) if db.is_sqlite else column).label("at")
 
     kept: Schema = {"local_status": pl.String, "local_amount": pl.Int64, "at": pl.Datetime("us", "UTC")}
-    pay = read_frame(db, select(attempts.c.out_trade_no, attempts.c.status.label("local_status"),
-                                attempts.c.amount.label("local_amount"), at(attempts.c.updated_at))
-                     .where(attempts.c.channel_account == account_id, attempts.c.created_at >= since,
-                            attempts.c.created_at < until),
-                     {"out_trade_no": pl.String, **kept})
-    ref = read_frame(db, select(refunds.c.out_refund_no, attempts.c.out_trade_no,
-                                refunds.c.status.label("local_status"), refunds.c.amount.label("local_amount"),
-                                at(refunds.c.updated_at))
-                     .select_from(refunds.join(attempts, attempts.c.id == refunds.c.attempt_id))
-                     .where(refunds.c.channel_account == account_id, refunds.c.created_at >= since,
-                            refunds.c.created_at < until),
-                     {"out_refund_no": pl.String, "out_trade_no": pl.String, **kept})
+    pay_query = select(attempts.c.out_trade_no, attempts.c.status.label("local_status"),
+                       attempts.c.amount.label("local_amount"), at(attempts.c.updated_at)) \
+        .where(attempts.c.channel_account == account_id)
+    ref_query = select(refunds.c.out_refund_no, attempts.c.out_trade_no, refunds.c.status.label("local_status"),
+                       refunds.c.amount.label("local_amount"), at(refunds.c.updated_at)) \
+        .select_from(refunds.join(attempts, attempts.c.id == refunds.c.attempt_id)) \
+        .where(refunds.c.channel_account == account_id)
+    pay_schema: Schema = {"out_trade_no": pl.String, **kept}
+    ref_schema: Schema = {"out_refund_no": pl.String, "out_trade_no": pl.String, **kept}
     out = read_frame(db, select(payouts.c.out_payout_no, payouts.c.status.label("local_status"),
                                 payouts.c.amount.label("local_amount"), at(payouts.c.updated_at))
                      .where(payouts.c.channel_account == account_id,
                             (payouts.c.status == "processing")
                             | and_(payouts.c.created_at >= since, payouts.c.created_at < until)),
                      {"out_payout_no": pl.String, **kept})
-    return (with_success_date(pay, day), with_success_date(ref, day),
-            with_sent_date(with_success_date(out, day), day))
+    out = with_sent_date(with_success_date(out, day), day)
+    pay_window = pay_query.where(attempts.c.created_at >= since, attempts.c.created_at < until)
+    ref = with_success_date(read_frame(db, ref_query.where(refunds.c.created_at >= since,
+                                                           refunds.c.created_at < until), ref_schema), day)
+    if statement is None or business_date is None:
+        return with_success_date(read_frame(db, pay_window, pay_schema), day), ref, out
+    parts: list[pl.DataFrame] = []
+    keys: tuple[pl.Series, pl.Series] | None = None
+    first_day = (max(since, day.start(business_date)), min(until, day.start(business_date + timedelta(days=1))))
+    for lo, hi in _slices(since, until, first_day):
+        if keys is None and not (first_day[0] <= lo and hi <= first_day[1]):
+            keys = _key_hashes(statement.result() if isinstance(statement, Future) else statement)
+            parts = [_on_statement_or_day(part, "out_trade_no", keys[0], business_date) for part in parts]
+        pay = with_success_date(read_frame(db, pay_query.where(attempts.c.created_at >= lo,
+                                                               attempts.c.created_at < hi), pay_schema), day)
+        parts.append(pay if keys is None else _on_statement_or_day(pay, "out_trade_no", keys[0], business_date))
+    if keys is not None:
+        ref = _on_statement_or_day(ref, "out_refund_no", keys[1], business_date)
+    return pl.concat(parts, rechunk=False), ref, out
+
+
+LOAD_SLICE = timedelta(days=1)   # of attempts: at 2,000,000 a day, about 150 MB read at once
+KEY_SEED = 17
+
+
+def _slices(since: datetime, until: datetime, first: tuple[datetime, datetime]) -> list[tuple[datetime, datetime]]:
+    """[since, until) cut at every LOAD_SLICE from since, the slices within `first` (the business day) first."""
+    cuts = [since]
+    while cuts[-1] + LOAD_SLICE < until:
+        cuts.append(cuts[-1] + LOAD_SLICE)
+    cuts = sorted(set(cuts + [until] + [t for t in first if since < t < until]))
+    slices = list(zip(cuts, cuts[1:]))
+    return sorted(slices, key=lambda s: not (first[0] <= s[0] and s[1] <= first[1]))
+
+
+def _key_hashes(lines: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    """The statement's payment and refund keys as sorted 64-bit hashes: a slice's rows are looked up by
+    binary search, with no hash table built per slice (a collision keeps a row more, never one less)."""
+    pay = lines["out_trade_no"].drop_nulls().hash(KEY_SEED).sort()
+    ref = lines["out_refund_no"].drop_nulls().hash(KEY_SEED).sort()
+    return pay, ref
+
+
+def _on_statement_or_day(frame: pl.DataFrame, key: str, hashes: pl.Series, business_date: date) -> pl.DataFrame:
+    """The rows of a slice classify can use: their key is (probably) on the statement, or they succeeded
+    on the business date (an absence from the statement)."""
+    if frame.height == 0:
+        return frame
+    found = frame[key].hash(KEY_SEED)
+    if hashes.len():
+        at = hashes.search_sorted(found).clip(0, hashes.len() - 1)
+        on_statement = (hashes.gather(at) == found).fill_null(False)
+    else:
+        on_statement = pl.repeat(False, frame.height, eager=True)
+    kept = frame.filter(on_statement | (pl.col("local_date") == business_date).fill_null(False))
+    # Written anew: filtered, a string column still points into the whole slice's buffers and keeps
+    # them alive, so every slice of the window would stay in memory.
+    return kept.with_columns(pl.concat_str(pl.col(c), pl.lit("")) for c, t in kept.schema.items() if t == pl.String)
 
 
 def item_details(conn: Connection, found: pl.DataFrame) -> Details:

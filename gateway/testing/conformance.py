@@ -339,7 +339,7 @@ class ChannelConformance:
 
     def test_the_statement_lists_the_day_as_normalized_lines(self, channel: ChannelHarness, gateway: Gateway) -> None:
         """download_statement then parse_statement: today's payment and refund, in the normalized columns,
-        agreeing with the totals the channel declares."""
+        agreeing with the totals the channel declares; read_statement of the same file the same."""
         running = gateway.app.state.gateway
         account = running.host.account(ACCOUNT)
         if Capability.STATEMENT not in account.channel.capabilities:
@@ -359,9 +359,16 @@ class ChannelConformance:
             finally:
                 await services.aclose()
 
-        parsed = account.channel.parse_statement(asyncio.run(download()))
+        content = asyncio.run(download())
+        parsed = account.channel.parse_statement(content)
         lines = parsed.lines
         assert list(lines.columns) == list(STATEMENT_COLUMNS), "parse_statement must return the normalized columns"
+        with tempfile.TemporaryDirectory() as folder:   # reconciliation hands read_statement the kept file
+            kept = Path(folder) / "statement"
+            kept.write_bytes(content)
+            from_file = account.channel.read_statement(kept)
+        assert from_file.lines.equals(lines) and from_file.totals == parsed.totals, \
+            "read_statement(path) must read the file as parse_statement reads its bytes"
         rows = lines.to_dicts()
         paid = [r for r in rows if r["kind"] == "payment" and r["out_trade_no"] == payment["out_trade_no"]]
         back = [r for r in rows if r["kind"] == "refund" and r["out_trade_no"] == payment["out_trade_no"]]

@@ -18,6 +18,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import date, timedelta, timezone
+from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import quote
 
@@ -399,6 +400,9 @@ class WechatPayChannel(Channel):
 
     def parse_statement(self, content: bytes) -> ParsedStatement:
         return parse_tradebill(content)
+
+    def read_statement(self, path: Path) -> ParsedStatement:
+        return parse_tradebill(path)
 
     # ---- callbacks ----
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 import polars as pl
 
 from gateway.channel import ParsedStatement, StatementInvalid
-from plugins.statements import empty_check, first_failure, line_of, minor_units, normalized
+from plugins.statements import Source, empty_check, ends, line_pieces, lines_before, normalized
 
 SUMMARY_MARK = "总交易单数".encode()
 CELL = ",`"
+BOM = b"\xef\xbb\xbf"
 COLUMNS = ["交易时间", "微信订单号", "商户订单号", "交易状态", "应结订单金额", "微信退款单号", "商户退款单号", "退款金额",
            "退款状态", "手续费", "订单金额", "申请退款金额"]
 PAYMENT_STATUS = {"SUCCESS": "succeeded", "REVOKED": "closed", "PAYERROR": "failed", "CLOSED": "closed"}
@@ -31,85 +32,134 @@ PAYMENT_STATUS = {"SUCCESS": "succeeded", "REVOKED": "closed", "PAYERROR": "fail
 # not a failure; REFUNDCLOSE / CLOSED / FAIL are.
 REFUND_STATUS = {"SUCCESS": "succeeded", "PROCESSING": "pending", "ABNORMAL": "pending", "CHANGE": "pending",
                  "FAIL": "failed", "REFUNDCLOSE": "failed", "CLOSED": "failed"}
+AMOUNTS = (("订单金额", 2), ("应结订单金额", 2), ("申请退款金额", 2), ("退款金额", 2), ("手续费", 5))
 
 
-def parse_tradebill(content: bytes) -> ParsedStatement:
-    empty_check(content)
-    if content.startswith(b"\xef\xbb\xbf"):
-        content = content[3:]
-    at = content.rfind(b"\n" + SUMMARY_MARK)
+def parse_tradebill(source: Source) -> ParsedStatement:
+    """The bill (its file, or its bytes) read piece by piece (plugins.statements.line_pieces), each piece
+    by polars into the normalized columns: the header and the summary are read from the file's ends, and
+    no more of the rows is ever held as text than one piece. Every row is checked; the first check any
+    row fails is raised at its first row, as if the checks ran in order over the whole bill."""
+    first, tail, tail_start = ends(source)
+    if tail_start == 0:
+        empty_check(tail)
+    at = tail.rfind(b"\n" + SUMMARY_MARK)
     if at < 0:
         raise StatementInvalid("truncated: the summary (总交易单数) that ends a WeChat Pay bill is missing",
-                               line_of(content, len(content.rstrip())))
+                               lines_before(source, tail_start + len(tail.rstrip())))
     try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise StatementInvalid("the bill is not UTF-8", line_of(content, exc.start)) from None
-    header_end = text.find("\n")
-    header = [name.strip().lstrip("`") for name in text[:header_end].rstrip("\r").split(",")]
+        header = [name.strip().lstrip("`") for name in first.removeprefix(BOM).decode("utf-8").rstrip("\r\n")
+                  .split(",")]
+    except UnicodeDecodeError:
+        raise StatementInvalid("the bill is not UTF-8", 1) from None
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise StatementInvalid(f"the bill header lacks {', '.join(missing)}", 1)
-    summary_at = text.rfind("\n总交易单数") + 1
-    frame = _rows(content[content.find(b"\n") + 1:at + 1], header)
-    first_failure(frame, frame["交易时间"].str.len_chars() > 0, "a row without 交易时间 (a cell not after a backtick?)")
-    is_refund = frame["交易状态"] == "REFUND"
-    ordered = minor_units(frame, "订单金额", 2, 2)
-    settled = minor_units(frame, "应结订单金额", 2, 2)
-    asked = minor_units(frame, "申请退款金额", 2, 2)
-    refunded = minor_units(frame, "退款金额", 2, 2)
-    fee = minor_units(frame, "手续费", 5, 5)
-    status = pl.when(is_refund).then(frame["退款状态"].replace_strict(REFUND_STATUS, default="unknown")) \
-        .otherwise(frame["交易状态"].replace_strict(PAYMENT_STATUS, default="unknown"))
-    frame = frame.with_columns(
-        kind=pl.when(is_refund).then(pl.lit("refund")).otherwise(pl.lit("payment")),
-        channel_transaction_id=pl.col("微信订单号"), out_trade_no=pl.col("商户订单号"),
-        out_refund_no=pl.when(is_refund).then(pl.col("商户退款单号")).otherwise(None),
-        amount=pl.when(is_refund).then(asked).otherwise(ordered),
-        settled_amount=pl.when(is_refund).then(refunded).otherwise(settled),
-        fee_millis=fee, status=status, time=pl.col("交易时间"))
-    first_failure(frame, frame["out_trade_no"].str.len_chars() > 0, "商户订单号 is empty")
-    first_failure(frame, ~is_refund | (frame["out_refund_no"].str.len_chars() > 0), "商户退款单号 is empty on a refund")
-    first_failure(frame, frame["settled_amount"] <= frame["amount"],
-                  "the settled amount is more than the order's ({订单金额} / {申请退款金额})")
-    totals = _totals(text[summary_at:], line_of(content, at + 1))
-    sums = {"应结订单总金额": int(settled.sum()), "退款总金额": int(refunded.sum())}
+    checks = _checks(len(header))
+    parts, sums = [], {"应结订单总金额": 0, "退款总金额": 0}
+    failure: tuple[int, StatementInvalid] | None = None    # the first check any row fails, at its first row
+    summary_line = 2
+    for piece, line in line_pieces(source, len(first), tail_start + at + 1):
+        summary_line = line + piece.count(b"\n")
+        try:
+            piece.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise StatementInvalid("the bill is not UTF-8", line + piece.count(b"\n", 0, exc.start)) from None
+        rows = _rows(piece, header, line)      # a row that is not the header's cells fails the bill here
+        frame = rows.select(*_normalized(), _settled=_yuan("应结订单金额"), _refunded=_yuan("退款金额"),
+                            _failed=pl.min_horizontal(pl.when(~ok.fill_null(False)).then(pl.lit(i, pl.Int32))
+                                                      for i, (ok, _) in enumerate(checks))).collect()
+        failed = frame["_failed"].min()
+        if failed is not None and (failure is None or failed < failure[0]):
+            bad = int(frame.filter(pl.col("_failed") == failed)["line_no"][0])
+            row = rows.filter(pl.col("line_no") == bad).collect().row(0, named=True)
+            failure = (int(failed), StatementInvalid(checks[int(failed)][1].format(**row), bad))
+        sums["应结订单总金额"] += int(frame["_settled"].sum())
+        sums["退款总金额"] += int(frame["_refunded"].sum())
+        parts.append(frame.drop("_settled", "_refunded", "_failed"))
+    if failure is not None:
+        raise failure[1]
+    try:
+        totals = _totals(tail[at + 1:].decode("utf-8"), summary_line)
+    except UnicodeDecodeError:
+        raise StatementInvalid("the bill is not UTF-8", summary_line) from None
     wrong = [f"{name} {totals[name]} (the rows add up to {sums[name]})" for name in sums if totals[name] != sums[name]]
     if wrong:
         raise StatementInvalid("the bill's own totals disagree with its rows: " + ", ".join(wrong))
-    return normalized(frame, {"rows": totals["总交易单数"], "payment_amount": totals["订单总金额"],
+    lines = pl.concat(parts, rechunk=False) if parts else pl.DataFrame(schema={"line_no": pl.Int64})
+    return normalized(lines, {"rows": totals["总交易单数"], "payment_amount": totals["订单总金额"],
                               "payment_settled_amount": totals["应结订单总金额"],
                               "refund_amount": totals["申请退款总金额"], "refund_settled_amount": totals["退款总金额"]})
 
 
-def _rows(body: bytes, header: list[str]) -> pl.DataFrame:
-    """The data rows as string columns named by the header. Each ",`" (where a cell begins) becomes one
-    unit separator, so polars reads the rows column-wise, only the columns needed; a row that does not
-    split into the header's cells is named by its line."""
-    if b"\x1f" in body:
-        raise StatementInvalid("the bill holds a control character (0x1f) no bill has", line_of(body, body.find(b"\x1f")) + 1)
+def _rows(piece: bytes, header: list[str], first_line: int) -> pl.LazyFrame:
+    """A piece's rows: line_no and the needed cells named by the header. Each ",`" (where a cell begins)
+    becomes one unit separator in the piece, so polars reads the rows column-wise, only the columns
+    needed; a row that does not split into the header's cells is named by its line."""
+    if b"\x1f" in piece:
+        raise StatementInvalid("the bill holds a control character (0x1f) no bill has",
+                               first_line + piece.count(b"\n", 0, piece.find(b"\x1f")))
     wanted = sorted(header.index(c) for c in COLUMNS)   # polars gives them in the file's order
     try:
-        frame = pl.read_csv(body.replace(CELL.encode(), b"\x1f"), has_header=False, separator="\x1f", quote_char=None,
-                            infer_schema=False, columns=wanted, truncate_ragged_lines=False, eol_char="\n")
+        frame = pl.read_csv(piece.replace(CELL.encode(), b"\x1f"), has_header=False, separator="\x1f",
+                            quote_char=None, infer_schema=False, columns=wanted, truncate_ragged_lines=False,
+                            eol_char="\n", raise_if_empty=False)
         frame = frame.rename(dict(zip(frame.columns, [header[i] for i in wanted])))
     except pl.exceptions.PolarsError:
         frame = None
-    rows = body.count(b"\n")
-    if frame is None or frame.height != rows or body.count(CELL.encode()) != rows * (len(header) - 1):
-        lines = body.decode("utf-8", "replace").split("\n")
-        for offset, line in enumerate(lines, start=2):
-            if line.strip("\r") and (not line.startswith("`") or len(line.split(CELL)) != len(header)):
-                raise StatementInvalid(f"the bill rows cannot be read: not {len(header)} cells, each after a "
-                                       f"backtick", offset)
-        raise StatementInvalid("the bill rows cannot be read")
+    rows = piece.count(b"\n")
+    if frame is None or frame.height != rows or piece.count(CELL.encode()) != rows * (len(header) - 1):
+        raise _unreadable(piece, header, first_line)
     first, last = header[wanted[0]], header[wanted[-1]]
-    frame = frame.with_row_index("line_no", offset=2).with_columns(pl.col("line_no").cast(pl.Int64))
     if wanted[0] == 0:                   # the row's first backtick is not a separator's
         frame = frame.with_columns(pl.col(first).str.strip_prefix("`"))
     if wanted[-1] == len(header) - 1:    # a CRLF file's last cell
         frame = frame.with_columns(pl.col(last).str.strip_suffix("\r"))
-    return frame
+    return frame.lazy().with_row_index("line_no", offset=first_line).with_columns(pl.col("line_no").cast(pl.Int64))
+
+
+def _yuan(column: str) -> pl.Expr:
+    """An amount cell as integer minor units (fen for two decimals, 1/1000 fen for five); null if it is
+    not one (the checks name it)."""
+    return pl.col(column).str.replace(".", "", literal=True).cast(pl.Int64, strict=False)
+
+
+def _is_amount(column: str, decimals: int) -> pl.Expr:
+    return pl.col(column).str.contains(rf"^-?\d{{1,15}}\.\d{{{decimals}}}$")
+
+
+def _checks(width: int) -> list[tuple[pl.Expr, str]]:
+    """What every row must be, in the order the first failure is reported: (ok, message of the row)."""
+    refund = pl.col("交易状态") == "REFUND"
+    return [(pl.col("交易时间").str.len_chars() > 0, "a row without 交易时间 (a cell not after a backtick?)"),
+            *((_is_amount(c, d), f"{c} {{{c}!r}} is not an amount with {d} decimals") for c, d in AMOUNTS),
+            (pl.col("商户订单号").str.len_chars() > 0, "商户订单号 is empty"),
+            (~refund | (pl.col("商户退款单号").str.len_chars() > 0), "商户退款单号 is empty on a refund"),
+            (pl.when(refund).then(_yuan("退款金额") <= _yuan("申请退款金额"))
+             .otherwise(_yuan("应结订单金额") <= _yuan("订单金额")),
+             "the settled amount is more than the order's ({订单金额} / {申请退款金额})")]
+
+
+def _normalized() -> list[pl.Expr]:
+    refund = pl.col("交易状态") == "REFUND"
+    status = pl.when(refund).then(pl.col("退款状态").replace_strict(REFUND_STATUS, default="unknown")) \
+        .otherwise(pl.col("交易状态").replace_strict(PAYMENT_STATUS, default="unknown"))
+    return [pl.col("line_no"), pl.when(refund).then(pl.lit("refund")).otherwise(pl.lit("payment")).alias("kind"),
+            pl.col("微信订单号").alias("channel_transaction_id"), pl.col("商户订单号").alias("out_trade_no"),
+            pl.when(refund).then(pl.col("商户退款单号")).otherwise(None).alias("out_refund_no"),
+            pl.when(refund).then(_yuan("申请退款金额")).otherwise(_yuan("订单金额")).alias("amount"),
+            pl.when(refund).then(_yuan("退款金额")).otherwise(_yuan("应结订单金额")).alias("settled_amount"),
+            _yuan("手续费").alias("fee_millis"), status.alias("status"), pl.col("交易时间").alias("time")]
+
+
+def _unreadable(piece: bytes, header: list[str], first_line: int) -> StatementInvalid:
+    """The first row of a piece that does not split into the header's cells, each after a backtick."""
+    for number, line in enumerate(piece.decode("utf-8").split("\n"), start=first_line):
+        line = line.rstrip("\r")
+        if line and (not line.startswith("`") or len(line.split(CELL)) != len(header)):
+            return StatementInvalid(f"the bill rows cannot be read: not {len(header)} cells, each after a "
+                                    f"backtick", number)
+    return StatementInvalid("the bill rows cannot be read")
 
 
 def _totals(summary: str, first_line: int) -> dict[str, int]:
