@@ -106,7 +106,7 @@ _INSERT_ENTRIES = {name: dialect.insert(entries).on_conflict_do_nothing().return
 # end of the caller's transaction, and the no-negative rule is checked against what it returns.
 _ADD_TO_ACCOUNT = (update(accounts).where(accounts.c.id == bindparam("b_id"))
                    .values(balance=accounts.c.balance + bindparam("b_delta"))
-                   .returning(accounts.c.balance, accounts.c.normal_side, accounts.c.no_negative))
+                   .returning(accounts.c.balance))
 _INSERT_POSTINGS = insert(postings)
 _FIND_ACCOUNT = select(accounts.c.id).where(accounts.c.code == bindparam("b_code"),
                                             accounts.c.owner_type == bindparam("b_owner_type"),
@@ -219,13 +219,24 @@ class Ledger:
                 return posted
         return self.post_many(conn, [new], now=now)[0]
 
+    @staticmethod
+    def _changes(lines: Iterable[Posting]) -> dict[AccountRef, int]:
+        """What the lines add to each account, in the order the accounts first appear."""
+        change: dict[AccountRef, int] = {}
+        for line in lines:
+            change[line.account] = change.get(line.account, 0) + line.amount
+        return change
+
+    def _refuse_below_zero(self, ref: AccountRef, net: int, amount: int) -> None:
+        """A guarded account's rule, on its net balance after a posting of `amount`."""
+        if (net if self._type(ref).normal == "debit" else -net) < 0:
+            raise InsufficientBalance(f"{ref} cannot go below zero (change {amount:+d})", ref.code)
+
     def _post_in_one_statement(self, conn: Connection, new: NewEntry, now: datetime) -> Entry | None:
         """PostgreSQL, an entry with at most one guarded account: ledger.one_statement. None: post it the
         general way (more guarded accounts, or the key is there already and its entry must be read)."""
         self._validate(new.lines)
-        change: dict[AccountRef, int] = {}
-        for line in new.lines:
-            change[line.account] = change.get(line.account, 0) + line.amount
+        change = self._changes(new.lines)
         guarded = [ref for ref in change if self._type(ref).no_negative]
         if len(guarded) > 1:
             return None
@@ -245,14 +256,12 @@ class Ledger:
             slot_deltas={ids[ref]: delta for ref, delta in change.items() if ref not in guarded})
         if written.entry_id is None:
             return None
-        if written.guarded is not None:
-            _, balance, normal_side = written.guarded
-            if (balance if normal_side == "debit" else -balance) < 0:
-                ref = guarded[0]
-                raise InsufficientBalance(f"{ref} cannot go below zero (change {change[ref]:+d})", ref.code)
         posted = [PostedLine(line.account, line.amount,
                              None if line.account not in guarded else written.balances[ids[line.account]] - row.later)
                   for line, row in zip(new.lines, lines)]
+        for line in posted:   # after every posting, as the general path checks it
+            if line.balance_after is not None:
+                self._refuse_below_zero(line.account, line.balance_after, line.amount)
         return Entry(written.entry_id, new.key, new.event_type, self.business_date(now), new.reference, new.memo,
                      new.reverses, now, tuple(posted))
 
@@ -307,20 +316,13 @@ class Ledger:
         UPDATE per guarded account (in id order, so writers cannot deadlock), one upsert for the slots of
         the others, one INSERT of the postings. Each posting's balance_after is worked back from the
         balance each statement returns."""
-        change: dict[AccountRef, int] = {}
-        for new in batch:
-            for line in new.lines:
-                change[line.account] = change.get(line.account, 0) + line.amount
+        change = self._changes(line for new in batch for line in new.lines)
         ids = {ref: self.account_id(conn, ref, now) for ref in change}
         guarded = sorted((ref for ref in change if self._type(ref).no_negative), key=ids.__getitem__)
         slotted = sorted((ref for ref in change if not self._type(ref).no_negative), key=ids.__getitem__)
         after: dict[AccountRef, int] = {}
         for ref in guarded:
-            row = conn.execute(_ADD_TO_ACCOUNT, {"b_id": ids[ref], "b_delta": change[ref]}).one()
-            normal = row.balance if row.normal_side == "debit" else -row.balance
-            if normal < 0:
-                raise InsufficientBalance(f"{ref} cannot go below zero (change {change[ref]:+d})", ref.code)
-            after[ref] = row.balance
+            after[ref] = conn.execute(_ADD_TO_ACCOUNT, {"b_id": ids[ref], "b_delta": change[ref]}).one().balance
         slot = slot_of(conn)
         if slotted:
             returned = conn.execute(ADD_TO_SLOTS[conn.dialect.name],
@@ -335,6 +337,8 @@ class Ledger:
             for line in new.lines:
                 running[line.account] += line.amount
                 slotted_line = line.account in in_slot
+                if not slotted_line:   # the rule holds after every posting, not only at the batch's end
+                    self._refuse_below_zero(line.account, running[line.account], line.amount)
                 rows.append({"entry_id": entry_ids[new.key], "account_id": ids[line.account],
                              "currency": line.account.currency, "amount": line.amount,
                              "balance_after": running[line.account], "slot": slot if slotted_line else None})

@@ -34,7 +34,6 @@ class Line:
 class Written:
     entry_id: int | None                 # None: the key (or the reversal) was there already
     balances: dict[int, int]             # account id -> its row's or slot's balance after the entry
-    guarded: tuple[int, int, str] | None  # (account id, balance after, normal side) of the guarded account
 
 
 @lru_cache(maxsize=64)
@@ -51,7 +50,7 @@ def _sql(lines: int, slotted: int, guarded: bool) -> str:
     if guarded:
         parts.append("""g AS (
   UPDATE ledger_accounts SET balance = balance + %(g_delta)s::bigint
-  WHERE id = %(g_id)s::bigint AND EXISTS (SELECT 1 FROM e) RETURNING id, balance, normal_side)""")
+  WHERE id = %(g_id)s::bigint AND EXISTS (SELECT 1 FROM e) RETURNING id, balance)""")
         after.append("SELECT id, balance FROM g")
     if slotted:
         parts.append(f"""s AS (
@@ -67,11 +66,11 @@ p AS (
   SELECT e.id, v.account_id, v.currency, v.amount, b.balance - v.later, v.slot
   FROM e, (VALUES {values}) AS v (n, account_id, currency, amount, later, slot) JOIN b ON b.id = v.account_id
   ORDER BY v.n)""")
-    outcome = ["SELECT 'e' AS what, id, NULL::bigint AS balance, NULL::varchar AS normal_side FROM e"]
+    outcome = ["SELECT 'e' AS what, id, NULL::bigint AS balance FROM e"]
     if guarded:
-        outcome.append("SELECT 'g', id, balance, normal_side FROM g")
+        outcome.append("SELECT 'g', id, balance FROM g")
     if slotted:
-        outcome.append("SELECT 's', id, balance, NULL FROM s")
+        outcome.append("SELECT 's', id, balance FROM s")
     return "WITH " + ",\n".join(parts) + "\n" + "\nUNION ALL ".join(outcome)
 
 
@@ -92,6 +91,4 @@ def post_entry(conn: Connection, *, key: str, event_type: str, business_date: da
         params.update(g_id=guarded[0], g_delta=guarded[1])
     rows = conn.exec_driver_sql(_sql(len(lines), len(slot_deltas), guarded is not None), params).all()
     entry_id = next((row.id for row in rows if row.what == "e"), None)
-    balances = {row.id: row.balance for row in rows if row.what != "e"}
-    guard = next(((row.id, row.balance, row.normal_side) for row in rows if row.what == "g"), None)
-    return Written(entry_id, balances, guard)
+    return Written(entry_id, {row.id: row.balance for row in rows if row.what != "e"})
