@@ -24,7 +24,7 @@ from gateway.api.openapi import openapi_document
 from gateway.api.text import check_pairs, check_target
 from gateway.clock import Clock
 from gateway.config import Settings
-from gateway.console import console_app
+from gateway.console import console_app, console_favicon
 from gateway.errors import PaymuxError, invalid_request
 from gateway.logs import get_logger
 from gateway.metrics import Metrics, route_of
@@ -205,6 +205,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, extra_plugins:
             await gateway.aclose()
 
     console = [Route("/console", lambda request: RedirectResponse("/console/", 307)),
+               Route("/favicon.ico", console_favicon, methods=["GET"]),
                Mount("/console", app=console_app(gateway))]
     table = routes()
     methods = frozenset(method for route in table for method in route.methods or ())

@@ -1,47 +1,60 @@
-"""Pictures drawn on the server as SVG: nothing to load, nothing from outside. Every label is
-escaped; the markup is returned as Markup for the templates."""
+"""The console's charts, drawn in the browser by Apache ECharts (gateway/console/static/, pinned,
+with its licence): this module only builds each chart's option, a JSON document the page carries in
+a data attribute and static/console.js hands to ECharts (axes, tooltips, a legend that scrolls, the
+total in the subtitle). One chart per metric with one series per channel account, so a chart stays
+one chart however many accounts there are."""
 from __future__ import annotations
 
-from html import escape
-from typing import Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from markupsafe import Markup
-
-WIDTH, HEIGHT, PAD = 640, 160, 28
+Series = Mapping[str, Sequence[float]]
 
 
-def bars(title: str, points: Sequence[tuple[str, float]], *, unit: str = "", color: str = "#3b6ea5",
-         maximum: float | None = None) -> Markup:
-    """A bar per point (label, value), labelled at both ends; hover shows each bar's value."""
-    top = maximum if maximum is not None else max([v for _, v in points] + [1])
-    n = max(len(points), 1)
-    inner_w, inner_h = WIDTH - 2 * PAD, HEIGHT - 2 * PAD
-    width = inner_w / n
-    parts = [f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {WIDTH} {HEIGHT}" '
-             f'width="{WIDTH}" height="{HEIGHT}" xmlns="http://www.w3.org/2000/svg">',
-             f'<text x="{PAD}" y="16" class="title">{escape(title)}</text>',
-             f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" class="axis"/>',
-             f'<text x="{WIDTH - PAD}" y="16" text-anchor="end" class="note">max {_fmt(top)}{escape(unit)}</text>']
-    for i, (label, value) in enumerate(points):
-        h = 0 if top <= 0 else inner_h * max(value, 0) / top
-        x, y = PAD + i * width, HEIGHT - PAD - h
-        parts.append(f'<rect x="{x + 1:.1f}" y="{y:.1f}" width="{max(width - 2, 1):.1f}" height="{h:.1f}" '
-                     f'fill="{color}"><title>{escape(label)}: {_fmt(value)}{escape(unit)}</title></rect>')
-    if points:
-        parts.append(f'<text x="{PAD}" y="{HEIGHT - 8}" class="note">{escape(points[0][0])}</text>')
-        parts.append(f'<text x="{WIDTH - PAD}" y="{HEIGHT - 8}" text-anchor="end" class="note">'
-                     f'{escape(points[-1][0])}</text>')
-    else:
-        parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="note">no data</text>')
-    parts.append("</svg>")
-    return Markup("".join(parts))
+def _base(title: str, subtitle: str, labels: Sequence[str], unit: str, y_name: str, *,
+          currency: str | None = None) -> dict[str, Any]:
+    return {"unit": unit, "currency": currency,
+            "title": {"text": title, "subtext": subtitle, "left": 8, "top": 4,
+                      "textStyle": {"fontSize": 13}, "subtextStyle": {"fontSize": 11}},
+            "tooltip": {"trigger": "axis", "confine": True},
+            "legend": {"type": "scroll", "bottom": 0, "left": 8, "right": 8},
+            "grid": {"left": 64, "right": 16, "top": 84, "bottom": 56},
+            "xAxis": {"type": "category", "data": list(labels), "axisTick": {"alignWithLabel": True}},
+            "yAxis": {"type": "value", "name": y_name, "nameGap": 12, "min": 0, "minInterval": 0 if unit == "percent" else 1,
+                      **({"max": 100} if unit == "percent" else {})},
+            "series": []}
 
 
-def success_rate(title: str, points: Sequence[tuple[str, int, int]]) -> Markup:
-    """Share of attempts that succeeded per bucket (buckets without attempts are left empty)."""
-    return bars(title, [(label, ok / total * 100 if total else 0) for label, total, ok in points], unit="%",
-                color="#3a8f5c", maximum=100)
+def stacked(title: str, labels: Sequence[str], per_account: Series, *, unit: str, y_name: str,
+            total: Callable[[float], str], empty: str, currency: str | None = None) -> dict[str, Any]:
+    """A bar per bucket, stacked by account; the subtitle gives the total over the period."""
+    whole = sum(sum(values) for values in per_account.values())
+    option = _base(title, total(whole) if per_account and whole else empty, labels, unit, y_name,
+                   currency=currency)
+    option["series"] = [{"name": account, "type": "bar", "stack": "total", "data": list(values),
+                         "emphasis": {"focus": "series"}} for account, values in per_account.items()]
+    return option
 
 
-def _fmt(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 10 or value == int(value) else f"{value:.1f}"
+def rates(title: str, labels: Sequence[str], per_account: Mapping[str, Sequence[tuple[int, int]]], *,
+          overall: Callable[[float], str], empty: str, y_name: str) -> dict[str, Any]:
+    """Success rate per bucket per account (a line each; a bucket without attempts is a gap), and the
+    overall rate of the period in the subtitle."""
+    tried = sum(t for points in per_account.values() for t, _ in points)
+    won = sum(ok for points in per_account.values() for _, ok in points)
+    option = _base(title, overall(won / tried * 100) if tried else empty, labels, "percent", y_name)
+    option["series"] = [{"name": account, "type": "line", "connectNulls": False, "showSymbol": True,
+                         "symbolSize": 4,
+                         "data": [round(ok / t * 100, 1) if t else None for t, ok in points]}
+                        for account, points in per_account.items()]
+    return option
+
+
+def bars(title: str, labels: Sequence[str], named: Mapping[str, Sequence[float]], *, unit: str, y_name: str,
+         subtitle: str, currency: str | None = None, line: str | None = None) -> dict[str, Any]:
+    """Side-by-side bars, one series per name; `line` names a series drawn as a line instead."""
+    option = _base(title, subtitle, labels, unit, y_name, currency=currency)
+    if unit == "money":
+        option["yAxis"]["min"] = None     # revenue can be negative
+    option["series"] = [{"name": name, "type": "line" if name == line else "bar", "data": list(values)}
+                        for name, values in named.items()]
+    return option

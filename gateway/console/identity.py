@@ -201,7 +201,7 @@ def session_operator(conn: Connection, token: str, now: datetime) -> Row | None:
     """The enabled operator whose live session this token is, or None."""
     digest = _digest(token)
     op = conn.execute(
-        select(operators.c.id, operators.c.name, operators.c.role, operators.c.disabled)
+        select(operators.c.id, operators.c.name, operators.c.role, operators.c.disabled, operators.c.locale)
         .join(sessions, sessions.c.operator_id == operators.c.id)
         .where(sessions.c.token_hash == digest, sessions.c.revoked_at.is_(None), sessions.c.expires_at > now,
                operators.c.disabled.is_(False))).first()

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Connection, Integer, Row, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Integer, Row, and_, case, func, or_, select
 
 from gateway.books import merchant_balances
 from gateway.exchanges import redact, redacted_body
@@ -149,23 +149,56 @@ def _bucket(conn: Connection, column: ColumnElement[datetime], unit: str) -> Col
     return func.strftime("%Y-%m-%d %H:00" if unit == "hour" else "%Y-%m-%d 00:00", column)
 
 
-def traffic(conn: Connection, now: datetime, unit: str, count: int) -> dict[str, list[tuple[str, int, int]]]:
-    """Per channel account, per hour (or day): (bucket, attempts, succeeded), oldest first, every bucket
-    present (zeros included)."""
+def traffic(conn: Connection, now: datetime, unit: str, count: int) -> dict[str, list[tuple[str, int, int, int]]]:
+    """Per channel account, per hour (or day): (bucket, attempts, succeeded, amount succeeded in minor
+    units), oldest first, every bucket present (zeros included)."""
     step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
     start = (now.replace(minute=0, second=0, microsecond=0) if unit == "hour"
              else now.replace(hour=0, minute=0, second=0, microsecond=0)) - step * (count - 1)
     bucket = _bucket(conn, attempts.c.created_at, unit).label("bucket")
+    won = attempts.c.status == "succeeded"
     rows = conn.execute(select(attempts.c.channel_account, bucket, func.count(),
-                               func.sum(func.cast(attempts.c.status == "succeeded", type_=Integer())))
+                               func.sum(func.cast(won, type_=Integer())),
+                               func.sum(case((won, func.coalesce(attempts.c.amount, payments.c.amount)), else_=0)))
+                        .join(payments, payments.c.id == attempts.c.payment_id)
                         .where(attempts.c.created_at >= start).group_by(attempts.c.channel_account, bucket)).all()
     labels = [(start + step * i).strftime("%Y-%m-%d %H:00" if unit == "hour" else "%Y-%m-%d 00:00")
               for i in range(count)]
-    found: dict[str, dict[str, tuple[int, int]]] = {}
-    for account, key, total, ok in rows:
-        found.setdefault(account, {})[key] = (int(total), int(ok or 0))
-    return {account: [(label, *by_bucket.get(label, (0, 0))) for label in labels]
-            for account, by_bucket in found.items()}
+    found: dict[str, dict[str, tuple[int, int, int]]] = {}
+    for account, key, total, ok, amount in rows:
+        found.setdefault(account, {})[key] = (int(total), int(ok or 0), int(amount or 0))
+    return {account: [(label, *by_bucket.get(label, (0, 0, 0))) for label in labels]
+            for account, by_bucket in sorted(found.items())}
+
+
+def revenue_per_day(conn: Connection, since: date, until: date, currency: str = "CNY") -> list[tuple[str, int, int]]:
+    """(business day, fees earned net of fees given back, what the channels kept as their fees) in
+    minor units, for every day from `since` to `until`: the platform's revenue is the first less the
+    second. Read from the ledger (fee_income is credit-normal, channel_fee_expense debit-normal)."""
+    rows = conn.execute(select(entries.c.business_date, accounts.c.code, func.sum(postings.c.amount))
+                        .join(postings, postings.c.entry_id == entries.c.id)
+                        .join(accounts, accounts.c.id == postings.c.account_id)
+                        .where(and_(entries.c.business_date >= since, entries.c.business_date <= until,
+                                    accounts.c.code.in_(("fee_income", "channel_fee_expense")),
+                                    accounts.c.currency == currency))
+                        .group_by(entries.c.business_date, accounts.c.code)).all()
+    found: dict[date, dict[str, int]] = {}
+    for day, code, amount in rows:
+        found.setdefault(day, {})[code] = int(amount or 0)
+    days = [since + timedelta(days=i) for i in range((until - since).days + 1)]
+    return [(d.isoformat(), -found.get(d, {}).get("fee_income", 0), found.get(d, {}).get("channel_fee_expense", 0))
+            for d in days]
+
+
+def open_counts(conn: Connection) -> dict[str, int]:
+    """What waits for a person: unmatched reconciliation items, proposals waiting for a second operator."""
+    from gateway.models import ReconProposal
+
+    proposals = ReconProposal.__table__
+    return {"unmatched": int(conn.execute(select(func.count()).select_from(items)
+                                          .where(items.c.status == "open")).scalar() or 0),
+            "approvals": int(conn.execute(select(func.count()).select_from(proposals)
+                                          .where(proposals.c.status == "proposed")).scalar() or 0)}
 
 
 def differences_per_day(conn: Connection, since: date, until: date) -> list[tuple[str, int, int]]:

@@ -21,7 +21,8 @@ from gateway.console.actions import approve_resolution as approve_as
 from gateway.console.actions import propose_resolution as propose_as
 from gateway.console.identity import (OperatorError, SignInLimit, SignInRefused, authenticate, end_session,
                                       set_password, start_session)
-from gateway.console.web import audit, checked_form, client_ip, csrf_token, forbidden, gateway_of, page, render
+from gateway.console.i18n import LOCALES
+from gateway.console.web import audit, checked_form, client_ip, csrf_token, forbidden, gateway_of, page, render, tr
 from gateway.janitor import exceptions as janitor_exceptions
 from gateway.payouts import position_balances
 from gateway.reconciliation.errors import ReconError
@@ -60,6 +61,7 @@ def routes() -> list[Route]:
         Route("/events", events_page, methods=["GET"]),
         Route("/events/{event_id}/redeliver", redeliver_event_page, methods=["POST"]),
         Route("/audit", audit_page, methods=["GET"]),
+        Route("/locale", set_locale, methods=["POST"]),
     ]
 
 
@@ -87,7 +89,7 @@ async def sign_in_page(request: Request) -> Response:
 async def sign_in(request: Request) -> Response:
     form = await checked_form(request)
     if form is None:
-        return forbidden(request, "The sign-in form was not sent from this browser session. Reload and try again.")
+        return forbidden(request, tr(request, "The sign-in form was not sent from this browser session. Reload and try again."))
     name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
     next_ = _safe_next(str(form.get("next", "")))
     gw = gateway_of(request)
@@ -98,8 +100,8 @@ async def sign_in(request: Request) -> Response:
     except SignInRefused as exc:
         gw.log.warning("console.sign_in_failed", name=name[:100], code=exc.code)
         if exc.code == "locked_out":
-            return render(request, "login.html", 429, next=next_, error=f"Too many failed sign-ins: {exc}.")
-        return render(request, "login.html", 401, next=next_, error="Wrong name or password.")
+            return render(request, "login.html", 429, next=next_, error=tr(request, "Too many failed sign-ins: %(why)s.", why=str(exc)))
+        return render(request, "login.html", 401, next=next_, error=tr(request, "Wrong name or password."))
     token = await gw.db.tx(lambda conn: start_session(conn, op.id, gw.clock.now(), ip))
     request.session.clear()                     # a new session at sign-in (no fixation)
     request.session["token"] = token
@@ -130,14 +132,14 @@ async def change_password(request: Request, op: Row, form: FormData) -> Response
     gw = gateway_of(request)
     current, new, again = (str(form.get(k, "")) for k in ("current", "new", "again"))
     if new != again:
-        return render(request, "password.html", 400, error="The new password and its repetition differ.")
+        return render(request, "password.html", 400, error=tr(request, "The new password and its repetition differ."))
     ip = client_ip(request)
     try:
         await asyncio.to_thread(authenticate, gw.db, op.name, current, gw.clock.now(), "console", ip,
                                 SignInLimit.of(gw.settings))
     except SignInRefused as exc:
-        status, error = (429, f"Too many failed tries: {exc}.") if exc.code == "locked_out" else \
-            (403, "The current password is wrong.")
+        status, error = (429, tr(request, "Too many failed tries: %(why)s.", why=str(exc))) if exc.code == "locked_out" \
+            else (403, tr(request, "The current password is wrong."))
         return render(request, "password.html", status, error=error)
 
     def change(conn: Connection) -> str:
@@ -158,29 +160,81 @@ async def change_password(request: Request, op: Row, form: FormData) -> Response
 
 # ---- overview and channels ----
 
+def _major(amount: int, currency: str = "CNY") -> float:
+    from babel.numbers import get_currency_precision
+
+    return round(amount / 10 ** get_currency_precision(currency), 2)
+
+
+def _traffic_charts(request: Request, series: dict[str, list[tuple[str, int, int, int]]], unit: str,
+                    span: str) -> list[dict[str, Any]]:
+    """Attempts, success rate and volume per bucket across every channel account: one chart each."""
+    labels = [label[11:16] if unit == "hour" else label[5:10] for label, *_ in next(iter(series.values()), [])]
+    if not labels:
+        labels = []
+    axis = tr(request, "hour (UTC)") if unit == "hour" else tr(request, "day")
+    empty = tr(request, "no attempt in this period")
+    return [
+        charts.stacked(tr(request, "Attempts per %(unit)s, %(span)s", unit=axis, span=span), labels,
+                       {a: [t for _, t, _, _ in points] for a, points in series.items()}, unit="count",
+                       y_name=tr(request, "attempts"), empty=empty,
+                       total=lambda n: tr(request, "total: %(n)s attempts", n=f"{int(n):,}")),
+        charts.rates(tr(request, "Success rate per %(unit)s, %(span)s", unit=axis, span=span), labels,
+                     {a: [(t, ok) for _, t, ok, _ in points] for a, points in series.items()},
+                     y_name="%", empty=empty, overall=lambda r: tr(request, "overall: %(rate)s", rate=f"{r:.1f}%")),
+        charts.stacked(tr(request, "Volume (succeeded) per %(unit)s, %(span)s", unit=axis, span=span), labels,
+                       {a: [_major(amount) for _, _, _, amount in points] for a, points in series.items()},
+                       unit="money", currency="CNY", y_name="CNY", empty=empty,
+                       total=lambda v: tr(request, "total: %(amount)s", amount=f"CNY {v:,.2f}")),
+    ]
+
+
 @page()
 async def overview(request: Request, op: Row) -> Response:
     gw = gateway_of(request)
     now = gw.clock.now()
+    since = now.date() - timedelta(days=29)
 
     def read(conn: Connection) -> dict[str, Any]:
         return {"channels": channel_listing(conn, gw.settings, now, 60),
                 "hourly": queries.traffic(conn, now, "hour", 24),
+                "daily": queries.traffic(conn, now, "day", 30),
                 "exceptions": len(janitor_exceptions(conn, gw.operations)),
-                "differences": queries.differences_per_day(conn, now.date() - timedelta(days=29), now.date()),
+                "open": queries.open_counts(conn),
+                "revenue": queries.revenue_per_day(conn, since, now.date()),
+                "differences": queries.differences_per_day(conn, since, now.date()),
                 "latency": queries.callback_latency(conn, now - timedelta(days=1))}
 
     data = await _read(request, read)
-    open_differences = sum(o for _, _, o in data["differences"])
-    pictures = {account: (charts.bars(f"{account}: attempts per hour (UTC), last 24 h",
-                                      [(label, total) for label, total, _ in series]),
-                          charts.success_rate(f"{account}: success rate per hour", series))
-                for account, series in data["hourly"].items()}
-    return render(request, "overview.html", data=data, pictures=pictures, open_differences=open_differences,
-                  differences_chart=charts.bars("Reconciliation differences per day (30 days)",
-                                                [(d, n) for d, n, _ in data["differences"]], color="#b5651d"),
-                  latency_chart=charts.bars("Callback latency, last 24 h (attempt created → callback)",
-                                            data["latency"], color="#6a4c93"))
+    hourly = [p for points in data["hourly"].values() for p in points]
+    tried, won = sum(p[1] for p in hourly), sum(p[2] for p in hourly)
+    daily = [p for points in data["daily"].values() for p in points]
+    today = now.strftime("%Y-%m-%d 00:00")
+    revenue = data["revenue"]
+    fees, cost = sum(f for _, f, _ in revenue), sum(c for _, _, c in revenue)
+    totals = {"volume_today": sum(p[3] for p in daily if p[0] == today),
+              "count_today": sum(p[2] for p in daily if p[0] == today),
+              "volume_30": sum(p[3] for p in daily), "success_rate": won / tried * 100 if tried else None,
+              "attempts_24h": tried, "fees": fees, "cost": cost, "revenue": fees - cost}
+    found, still_open = sum(n for _, n, _ in data["differences"]), sum(o for _, _, o in data["differences"])
+    callbacks = sum(n for _, n in data["latency"])
+    pictures = _traffic_charts(request, data["hourly"], "hour", tr(request, "last 24 h")) + [
+        charts.bars(tr(request, "Revenue per day: fees less channel cost, 30 days"), [d[5:] for d, _, _ in revenue],
+                    {tr(request, "fees"): [_major(f) for _, f, _ in revenue],
+                     tr(request, "channel cost"): [_major(-c) for _, _, c in revenue],
+                     tr(request, "revenue"): [_major(f - c) for _, f, c in revenue]},
+                    unit="money", currency="CNY", y_name="CNY", line=tr(request, "revenue"),
+                    subtitle=tr(request, "total: %(amount)s", amount=f"CNY {_major(fees - cost):,.2f}")),
+        charts.bars(tr(request, "Reconciliation differences per day, 30 days"), [d[5:] for d, _, _ in data["differences"]],
+                    {tr(request, "found"): [n for _, n, _ in data["differences"]],
+                     tr(request, "still open"): [o for _, _, o in data["differences"]]},
+                    unit="count", y_name=tr(request, "items"),
+                    subtitle=tr(request, "total: %(n)s found, %(open)s open", n=found, open=still_open)),
+        charts.bars(tr(request, "Callback latency, last 24 h (attempt created to callback)"),
+                    [label for label, _ in data["latency"]], {tr(request, "callbacks"): [n for _, n in data["latency"]]},
+                    unit="count", y_name=tr(request, "callbacks"),
+                    subtitle=tr(request, "total: %(n)s callbacks", n=callbacks))]
+    return render(request, "overview.html", data=data, totals=totals, pictures=pictures)
 
 
 @page()
@@ -194,14 +248,8 @@ async def channels_page(request: Request, op: Row) -> Response:
                 "hourly": queries.traffic(conn, now, "hour", 24), "daily": queries.traffic(conn, now, "day", 30)}
 
     data = await _read(request, read)
-    pictures = {}
-    for account in gw.settings.channel_accounts:
-        hourly, daily = data["hourly"].get(account.id, []), data["daily"].get(account.id, [])
-        pictures[account.id] = [
-            charts.bars("Attempts per hour (UTC), 24 h", [(label, total) for label, total, _ in hourly]),
-            charts.success_rate("Success rate per hour, 24 h", hourly),
-            charts.bars("Attempts per day, 30 days", [(label[:10], total) for label, total, _ in daily]),
-            charts.success_rate("Success rate per day, 30 days", [(label[:10], t, ok) for label, t, ok in daily])]
+    pictures = (_traffic_charts(request, data["daily"], "day", tr(request, "30 days"))
+                + _traffic_charts(request, data["hourly"], "hour", tr(request, "last 24 h")))
     return render(request, "channels.html", data=data, pictures=pictures)
 
 
@@ -232,8 +280,8 @@ async def payments_page(request: Request, op: Row) -> Response:
 async def payment_page(request: Request, op: Row) -> Response:
     story = await _read(request, lambda conn: queries.payment_story(conn, request.path_params["payment_id"]))
     if story is None:
-        return render(request, "message.html", 404, title="No such payment",
-                      message=f"There is no payment {request.path_params['payment_id']}.")
+        return render(request, "message.html", 404, title=tr(request, "No such payment"),
+                      message=tr(request, "There is no payment %(id)s.", id=request.path_params['payment_id']))
     return render(request, "payment.html", story=story)
 
 
@@ -259,9 +307,12 @@ async def recon_page(request: Request, op: Row) -> Response:
     now = gw.clock.now()
     rows, per_day = await _read(request, lambda conn: (queries.recon_runs(conn), queries.differences_per_day(
         conn, now.date() - timedelta(days=29), now.date())))
-    return render(request, "recon.html", runs=[run_report(r) for r in rows],
-                  chart=charts.bars("Differences found per day (30 days)", [(d, n) for d, n, _ in per_day],
-                                    color="#b5651d"))
+    found, still_open = sum(n for _, n, _ in per_day), sum(o for _, _, o in per_day)
+    chart = charts.bars(tr(request, "Reconciliation differences per day, 30 days"), [d[5:] for d, _, _ in per_day],
+                        {tr(request, "found"): [n for _, n, _ in per_day], tr(request, "still open"): [o for _, _, o in per_day]},
+                        unit="count", y_name=tr(request, "items"),
+                        subtitle=tr(request, "total: %(n)s found, %(open)s open", n=found, open=still_open))
+    return render(request, "recon.html", runs=[run_report(r) for r in rows], pictures=[chart])
 
 
 @page()
@@ -279,7 +330,8 @@ async def recon_run_page(request: Request, op: Row) -> Response:
 
     found = await _read(request, read)
     if found is None:
-        return render(request, "message.html", 404, title="No such run", message=f"There is no run {run_id}.")
+        return render(request, "message.html", 404, title=tr(request, "No such run"),
+                      message=tr(request, "There is no run %(id)s.", id=run_id))
     report, listed = found
     return render(request, "recon_run.html", run=report, items=listed, message=request.query_params.get("done"))
 
@@ -301,8 +353,9 @@ async def approve_resolution(request: Request, op: Row, form: FormData) -> Respo
     item_id = request.path_params["item_id"]
     proposal = str(form.get("proposal", ""))
     if not (proposal.isascii() and proposal.isdigit()) or len(proposal) > 18:
-        return render(request, "message.html", 400, title="Not done",
-                      message="proposal_required: the approval names no proposal. Reload the page and try again.")
+        return render(request, "message.html", 400, title=tr(request, "Not done"),
+                      message=tr(request, "proposal_required: the approval names no proposal. Reload the page and "
+                                          "try again."))
     return await _recon_action(request, lambda conn: approve_as(
         conn, op, item_id, int(proposal), gw.booker, gw.clock.now(), source="console",
         client_ip=client_ip(request)), "approved")
@@ -312,7 +365,7 @@ async def _recon_action(request: Request, act: Callable[[Connection], dict[str, 
     try:
         result = await gateway_of(request).db.tx(act)
     except ReconError as exc:
-        return render(request, "message.html", 409, title="Not done", message=f"{exc.code}: {exc}")
+        return render(request, "message.html", 409, title=tr(request, "Not done"), message=f"{exc.code}: {exc}")
     return RedirectResponse(f"/console/recon/runs/{result['run_id']}?done={done}+item+{result['id']}", 303)
 
 
@@ -338,9 +391,31 @@ async def redeliver_event_page(request: Request, op: Row, form: FormData) -> Res
     event_id = request.path_params["event_id"]
     if not await gw.db.tx(lambda conn: redeliver_event(conn, op, event_id, gw.clock.now(), source="console",
                                                         client_ip=client_ip(request))):
-        return render(request, "message.html", 409, title="Not queued",
-                      message=f"Event {event_id} does not exist or has no endpoint to deliver to.")
+        return render(request, "message.html", 409, title=tr(request, "Not queued"),
+                      message=tr(request, "Event %(id)s does not exist or has no endpoint to deliver to.", id=event_id))
     return RedirectResponse(f"/console/events?done=queued+{event_id}", 303)
+
+
+@page("viewer")
+async def set_locale(request: Request, op: Row, form: FormData) -> Response:
+    """An operator's console language (empty: follow the browser's Accept-Language); audited."""
+    from sqlalchemy import update
+
+    from gateway.console.identity import operators
+
+    chosen = str(form.get("locale", ""))
+    if chosen and chosen not in LOCALES:
+        return render(request, "message.html", 400, title=tr(request, "Not done"),
+                      message=tr(request, "unknown_locale: the console speaks %(known)s.", known=", ".join(LOCALES)))
+    gw = gateway_of(request)
+
+    def save(conn: Connection) -> None:
+        conn.execute(update(operators).where(operators.c.id == op.id).values(locale=chosen or None))
+        audit(conn, op, request, "operator.locale", f"operator:{op.name}", {"locale": op.locale},
+              {"locale": chosen or None})
+
+    await gw.db.tx(save)
+    return RedirectResponse(_safe_next(str(form.get("next", ""))), 303)
 
 
 @page()

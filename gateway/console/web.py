@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import json
 import secrets
 from pathlib import Path
 from datetime import date
@@ -12,11 +13,13 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from sqlalchemy import Connection, Row
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from gateway.console.i18n import HTML_LANG, LOCALES, choose, money, translations
 from gateway.console.identity import RANK, record, session_operator
 
 if TYPE_CHECKING:
@@ -34,20 +37,13 @@ def printable(value: Any) -> Any:
     return value
 
 
-TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
-                        autoescape=select_autoescape(default=True, default_for_string=True), finalize=printable)
-
-
-def money(amount: int | None, currency: str = "CNY") -> str:
-    """Minor units as people read them: 500000 CNY fen -> 5,000.00."""
-    from decimal import Decimal
-
-    from babel.numbers import get_currency_precision
-
-    if amount is None:
-        return "-"
-    digits = get_currency_precision(currency or "CNY")
-    return f"{Decimal(int(amount)).scaleb(-digits):,.{digits}f}"
+def _environment(locale: str) -> Environment:
+    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True), finalize=printable,
+                      extensions=["jinja2.ext.i18n"])
+    env.install_gettext_translations(translations(locale), newstyle=True)   # type: ignore[attr-defined]
+    env.filters.update(money=money, when=when, pretty=pretty, idlink=idlink)
+    return env
 
 
 def when(value: date | str | None) -> str:
@@ -58,24 +54,61 @@ def when(value: date | str | None) -> str:
     return text.replace("T", " ").split(".")[0].replace("+00:00", "").rstrip("Z") + " UTC"
 
 
-TEMPLATES.filters.update(money=money, when=when)
+def pretty(value: Any) -> str:
+    """A JSON value as indented text for a <pre> (no `null` box: nothing is an empty string)."""
+    if value is None or value == {} or value == []:
+        return ""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)        # a JSON body kept as text: indented like the rest
+        except ValueError:
+            return value
+        if not isinstance(value, (dict, list)):
+            return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, indent=1, ensure_ascii=False, sort_keys=True, default=str)
+
+
+ID_PAGES = {"pay": "/console/payments/{}", "rr": "/console/recon/runs/{}", "run": "/console/recon/runs/{}",
+            "evt": "/console/events#{}", "re": "/console/refunds#{}", "po": "/console/refunds#{}",
+            "mch": "/console/merchants#{}"}
+
+
+def idlink(value: Any) -> Markup:
+    """An id as a link to the page that shows it (payments, runs, events, refunds, payouts, merchants);
+    anything else as plain text."""
+    text = "" if value is None else str(printable(value))
+    prefix, sep, rest = text.partition("_")
+    page = ID_PAGES.get(prefix) if sep and rest and rest.replace("_", "").isalnum() else None
+    if page is None:
+        return Markup("{}").format(text)
+    return Markup('<a class="id" href="{}">{}</a>').format(page.format(quote(text)), text)
+
+
+TEMPLATES = {locale: _environment(locale) for locale in LOCALES}
+
+
+def locale_of(request: Request) -> str:
+    """The operator's language, else the browser's (sign-in page, or an operator who chose none)."""
+    op = request.scope.get("operator")
+    return choose(getattr(op, "locale", None) if op is not None else None, request.headers.get("accept-language"))
+
+
+def tr(request: Request, message: str, **values: Any) -> str:
+    """A message of a handler in the request's language, with its %(name)s values filled in."""
+    text = translations(locale_of(request)).gettext(message)
+    return text % values if values else text
 
 
 def render(request: Request, template: str, status_code: int = 200, /, **context: Any) -> HTMLResponse:
     operator = request.scope.get("operator")
-    html = TEMPLATES.get_template(template).render(
-        request=request, operator=operator, csrf=request.session.get("csrf", ""), nav=NAV, path=request.url.path,
-        **context)
+    locale = locale_of(request)
+    html = TEMPLATES[locale].get_template(template).render(
+        request=request, operator=operator, csrf=request.session.get("csrf", ""), path=request.url.path,
+        locale=locale, locales=LOCALES, html_lang=HTML_LANG[locale], **context)
     return HTMLResponse(html, status_code, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                                                "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
                                                                           "style-src 'self' 'unsafe-inline'; "
                                                                           "form-action 'self'; frame-ancestors 'none'"})
-
-
-NAV = (("/console/", "Overview"), ("/console/payments", "Payments"), ("/console/refunds", "Refunds"),
-       ("/console/exceptions", "Exceptions"), ("/console/recon", "Reconciliation"),
-       ("/console/merchants", "Merchants"), ("/console/channels", "Channels"), ("/console/events", "Events"),
-       ("/console/audit", "Audit log"))
 
 
 def gateway_of(request: Request) -> Gateway:
@@ -99,7 +132,7 @@ async def checked_form(request: Request) -> FormData | None:
 
 
 def forbidden(request: Request, message: str) -> HTMLResponse:
-    return render(request, "message.html", 403, title="Not allowed", message=message)
+    return render(request, "message.html", 403, title=tr(request, "Not allowed"), message=message)
 
 
 Handler = Callable[..., Awaitable[Response]]
@@ -123,13 +156,14 @@ def page(role: str = "viewer") -> Callable[[Handler], Callable[[Request], Awaita
             if request.method == "POST":
                 form = await checked_form(request)
                 if form is None:
-                    return forbidden(request, "The form was not sent from this session (CSRF token missing or "
-                                              "wrong). Reload the page and try again.")
+                    return forbidden(request, tr(request, "The form was not sent from this session (CSRF token "
+                                                          "missing or wrong). Reload the page and try again."))
                 if RANK[op.role] < RANK[role]:
-                    return forbidden(request, f"A {op.role} cannot do this; it needs an {role}.")
+                    return forbidden(request, tr(request, "A %(role)s cannot do this; it needs an %(needed)s.",
+                                                 role=op.role, needed=role))
                 return await handler(request, op, form)
             if RANK[op.role] < RANK[role]:
-                return forbidden(request, f"A {op.role} cannot see this page.")
+                return forbidden(request, tr(request, "A %(role)s cannot see this page.", role=op.role))
             return await handler(request, op)
         return endpoint
     return wrap

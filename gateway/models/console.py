@@ -23,6 +23,7 @@ class Operator(SQLModel, table=True):
     disabled: bool = False
     created_at: datetime
     last_sign_in_at: Optional[datetime] = None
+    locale: Optional[str] = Field(default=None, max_length=16)   # the console's language; None: the browser's
 
 
 class AuditEntry(SQLModel, table=True):

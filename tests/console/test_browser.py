@@ -1,7 +1,10 @@
 """The console in headless Chromium (Debian's chromium, driven by Playwright): an operator signs in,
 finds a payment and follows its story, proposes the resolution of a reconciliation difference, and
 another operator (an approver) approves it; the adjustment is then in the payment's ledger entries.
-Screenshots of the main pages are saved under test-artifacts/console/."""
+Then every page, in English and in Simplified Chinese (chosen on the operator's own form), in a
+1280 px window: nothing wider than the window, the charts drawn by ECharts. Screenshots of each page in
+each language are saved under test-artifacts/console/ (and as docs/console-*.png with
+PAYMUX_SCREENSHOTS_TO_DOCS=1, to refresh the operator's guide)."""
 from __future__ import annotations
 
 import os
@@ -14,6 +17,11 @@ from tests.support import REPO
 from tests.support.operator import edit_sandbox, paid_day, today
 
 SHOTS = REPO / "test-artifacts" / "console"
+DOCS = REPO / "docs"
+IN_THE_GUIDE = ("overview", "payment", "channels", "recon-run", "audit")     # docs/console.md shows these
+WIDTH = 1280
+PAGES = ("", "payments", "payments/{payment}", "refunds", "exceptions", "recon", "recon/runs/{run}", "merchants",
+         "channels", "events", "audit", "password")
 PASSWORD = "correct horse battery"
 
 
@@ -54,7 +62,7 @@ def test_from_a_payment_to_a_booked_resolution_in_the_browser(gateway_factory, d
         browser = p.chromium.launch(executable_path=executable, headless=True,
                                     args=["--no-sandbox", "--disable-dev-shm-usage"])
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": WIDTH, "height": 900}, locale="en-US")
 
             def sign_in(name: str) -> None:
                 page.goto(f"{gw.url}/console/")
@@ -103,10 +111,31 @@ def test_from_a_payment_to_a_booked_resolution_in_the_browser(gateway_factory, d
             page.goto(f"{gw.url}/console/audit")
             audit = page.locator("main").inner_text()
             assert "recon.propose" in audit and "recon.approve" in audit and "bob" in audit
-            for name in ("channels", "merchants", "events", "recon"):
-                page.goto(f"{gw.url}/console/{name}")
-                assert page.locator("h1").count() == 1
-                page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+            # Every page in both languages: bob picks Chinese on his own form, then English again.
+            run_id = run_url.rsplit("/", 1)[1]
+            for locale, overview in (("zh_Hans", "总览"), ("en", "Overview")):
+                page.goto(f"{gw.url}/console/password")
+                page.locator("main select[name=locale]").select_option(locale)
+                page.locator("main button:has-text('设置'), main button:has-text('Set')").first.click()
+                page.goto(f"{gw.url}/console/")
+                assert page.locator("h1").inner_text() == overview
+                assert page.locator("html").get_attribute("lang") == {"zh_Hans": "zh-Hans", "en": "en"}[locale]
+                page.wait_for_selector("div.chart svg")                  # ECharts drew the charts
+                assert page.locator("div.chart svg").count() == page.locator("div.chart").count() >= 4
+                for path in PAGES:
+                    page.goto(f"{gw.url}/console/" + path.format(payment=short["id"], run=run_id))
+                    assert page.locator("h1").count() == 1, path
+                    wide = page.evaluate("Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)")
+                    assert wide <= WIDTH, f"/console/{path} is {wide} px wide in {locale}"
+                    name = {"": "overview", "payments/{payment}": "payment", "recon/runs/{run}": "recon-run"}.get(
+                        path, path)
+                    shot = SHOTS / f"{name}-{locale}.png"
+                    page.screenshot(path=str(shot), full_page=True)
+                    if os.environ.get("PAYMUX_SCREENSHOTS_TO_DOCS") and name in IN_THE_GUIDE:
+                        shutil.copyfile(shot, DOCS / f"console-{name}-{locale}.png")
+            zh = browser.new_page(viewport={"width": WIDTH, "height": 900}, locale="zh-CN")
+            zh.goto(f"{gw.url}/console/login")                           # no operator yet: the browser's language
+            assert zh.locator("h1").inner_text() == "paymux 控制台"
         finally:
             browser.close()
     balances = {line.split()[1]: int(line.split()[-1].replace(",", ""))
