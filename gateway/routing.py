@@ -16,11 +16,18 @@ exactly in the transaction that writes the attempt (hold_daily_room): that trans
 the account's row for the business day (channel_days), so creates on the account in every process
 count its day one after another, and a create that finds no room left writes nothing and goes to
 the next planned account.
+
+Operators switch an account at runtime (enabled, weight, limits; proposed by one, approved by another
+in the console): the approved values are a row of channel_account_overrides, which every process's
+router reads again at most OVERRIDES_REFRESH_SECONDS after it last did (one small SELECT), so a
+switch takes effect everywhere within seconds, without a restart. An override wins over the
+configuration only for the fields it sets.
 """
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Awaitable, Callable, Mapping
 
@@ -30,13 +37,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from gateway.channel import Capability
 from gateway.errors import PaymuxError, invalid_request
 from gateway.health import HealthBoard
-from gateway.models import Attempt, ChannelDay, Payment
+from gateway.models import Attempt, ChannelAccountOverride, ChannelDay, Payment
 from gateway.plugins import ChannelAccount, PluginHost
 from ledger.days import BusinessDay
 
 attempts = Attempt.__table__
 payments = Payment.__table__
 channel_days = ChannelDay.__table__
+overrides = ChannelAccountOverride.__table__
+OVERRIDES_REFRESH_SECONDS = 2.0
+OVERRIDABLE_LIMITS = ("min_amount", "max_amount", "daily_amount", "daily_count")
 
 # Reasons an account is skipped that no retry will change: the merchant's request does not fit it.
 STATIC_REASONS = ("method_not_offered", "currency_not_offered", "below_min_amount", "above_max_amount",
@@ -89,10 +99,64 @@ def usage_since(conn: Connection, account_ids: list[str], since: datetime) -> di
     return {account: (int(count), int(amount)) for account, count, amount in rows}
 
 
+class AccountOverrides:
+    """The runtime overrides of channel accounts as this process last read them."""
+
+    def __init__(self, refresh_seconds: float = OVERRIDES_REFRESH_SECONDS) -> None:
+        self.refresh_seconds = refresh_seconds
+        self.read_at: float | None = None
+        self.rows: dict[str, Any] = {}
+        self.applied: dict[tuple[str, int], ChannelAccount] = {}
+
+    @classmethod
+    def none(cls) -> "AccountOverrides":
+        """No runtime switch, never read: the configuration alone (a router without a database)."""
+        overrides = cls(refresh_seconds=float("inf"))
+        overrides.read_at = time.monotonic()
+        return overrides
+
+    async def refresh(self, run_tx: Callable[[Callable[[Connection], Any]], Awaitable[Any]]) -> None:
+        if self.read_at is not None and time.monotonic() - self.read_at < self.refresh_seconds:
+            return
+        rows = await run_tx(lambda conn: conn.execute(select(overrides)).all())
+        self.rows = {row.channel_account: row for row in rows}
+        self.read_at = time.monotonic()
+
+    def apply(self, account: ChannelAccount) -> ChannelAccount:
+        """The account as operators last switched it (the configured one if they never did)."""
+        row = self.rows.get(account.id)
+        if row is None:
+            return account
+        key = (account.id, row.version)
+        if key not in self.applied:
+            config, changes = account.config, {}
+            if row.enabled is not None:
+                changes["enabled"] = bool(row.enabled)
+            if row.weight is not None:
+                changes["weight"] = int(row.weight)
+            if row.limits:
+                changes["limits"] = replace(config.limits, **{k: v for k, v in row.limits.items()
+                                                             if k in OVERRIDABLE_LIMITS})
+            self.applied[key] = ChannelAccount(replace(config, **changes), account.channel)
+        return self.applied[key]
+
+    def account(self, host: PluginHost, account_id: str) -> ChannelAccount:
+        """A named account for something new: unknown or (as switched) disabled is the client's error."""
+        account = self.apply(host.account(account_id))
+        if not account.enabled:
+            raise invalid_request("channel_disabled", f"Channel account {account_id!r} is disabled", "channel")
+        return account
+
+    def enabled(self, host: PluginHost) -> list[ChannelAccount]:
+        return [a for a in map(self.apply, host.accounts.values()) if a.enabled]
+
+
 class Router:
     def __init__(self, host: PluginHost, health: HealthBoard, preferences: Mapping[str, tuple[str, ...]],
-                 business_day: BusinessDay, rng: random.Random | None = None) -> None:
+                 business_day: BusinessDay, rng: random.Random | None = None,
+                 overrides: AccountOverrides | None = None) -> None:
         self.host = host
+        self.overrides = overrides or AccountOverrides()
         self.health = health
         self.preferences = preferences
         self.business_day = business_day      # the ledger's: daily limits count the books' day
@@ -105,10 +169,11 @@ class Router:
     async def plan(self, run_tx: Callable[[Callable[[Connection], Any]], Awaitable[Any]], now: datetime,
                    merchant_id: str, amount: int, currency: str, method: str | None,
                    requested: str | None) -> Plan:
+        await self.overrides.refresh(run_tx)
         if requested is not None:
-            candidates = [self.host.account(requested, for_new_payment=True)]
+            candidates = [self.overrides.account(self.host, requested)]
         else:
-            candidates = [a for a in self.host.accounts.values() if a.enabled]
+            candidates = self.overrides.enabled(self.host)
         daily = [a.id for a in candidates if a.config.limits.daily]
         since = self.day_start(now)
         usage: Usage = await run_tx(lambda conn: usage_since(conn, daily, since)) if daily else {}
@@ -198,11 +263,12 @@ class Router:
                     positions: Mapping[str, int]) -> Plan:
         """The accounts that may pay out `amount`: they declare PAYOUT, take the currency and amount,
         have no open circuit, and hold at least `amount` of position (what is not held for payouts
-        in flight). Ordered like payments. The ledger checks the position again when it holds it."""
+        in flight). Ordered like payments. The ledger checks the position again when it holds it.
+        Runtime switches as this process last read them (plan() reads them again)."""
         if requested is not None:
-            candidates = [self.host.account(requested, for_new_payment=True)]
+            candidates = [self.overrides.account(self.host, requested)]
         else:
-            candidates = [a for a in self.host.accounts.values() if a.enabled]
+            candidates = self.overrides.enabled(self.host)
         eligible, skipped = [], {}
         for account in candidates:
             limits = account.config.limits

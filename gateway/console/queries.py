@@ -195,7 +195,12 @@ def open_counts(conn: Connection) -> dict[str, int]:
     from gateway.models import ReconProposal
 
     proposals = ReconProposal.__table__
-    return {"unmatched": int(conn.execute(select(func.count()).select_from(items)
+    from gateway.models import ChannelAccountChange
+
+    switches = ChannelAccountChange.__table__
+    return {"switches": int(conn.execute(select(func.count()).select_from(switches)
+                                         .where(switches.c.status == "proposed")).scalar() or 0),
+            "unmatched": int(conn.execute(select(func.count()).select_from(items)
                                           .where(items.c.status == "open")).scalar() or 0),
             "approvals": int(conn.execute(select(func.count()).select_from(proposals)
                                           .where(proposals.c.status == "proposed")).scalar() or 0)}
@@ -236,3 +241,26 @@ def _aware(value: datetime) -> datetime:
 
 def recon_runs(conn: Connection) -> list[Any]:
     return conn.execute(select(runs).order_by(runs.c.business_date.desc(), runs.c.started_at.desc()).limit(PAGE)).all()
+
+
+def channel_switches(conn: Connection, accounts: Any) -> dict[str, Any]:
+    """Each account as configured and as operators switched it, the changes waiting for approval, and
+    the latest decided ones."""
+    from gateway.models import ChannelAccountChange, ChannelAccountOverride
+
+    changes, overrides = ChannelAccountChange.__table__, ChannelAccountOverride.__table__
+    found = {row.channel_account: row for row in conn.execute(select(overrides))}
+    rows = []
+    for account in accounts:
+        row = found.get(account.id)
+        limits = {k: getattr(account.limits, k) for k in ("min_amount", "max_amount", "daily_amount", "daily_count")}
+        switched = dict(limits, **{k: v for k, v in ((row.limits or {}) if row else {}).items() if k in limits})
+        rows.append({"id": account.id, "configured": {"enabled": account.enabled, "weight": account.weight, **limits},
+                     "effective": {"enabled": account.enabled if row is None or row.enabled is None else row.enabled,
+                                   "weight": account.weight if row is None or row.weight is None else row.weight,
+                                   **switched},
+                     "version": row.version if row else None, "updated_at": row.updated_at if row else None})
+    pending = conn.execute(select(changes).where(changes.c.status == "proposed").order_by(changes.c.id)).all()
+    decided = conn.execute(select(changes).where(changes.c.status != "proposed")
+                           .order_by(changes.c.id.desc()).limit(20)).all()
+    return {"accounts": rows, "pending": pending, "decided": decided}

@@ -6,7 +6,7 @@ import asyncio
 import secrets
 from datetime import date, timedelta
 from typing import Any, Callable, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from sqlalchemy import Connection, Row, select
 from starlette.convertors import IntegerConvertor, register_url_convertor
@@ -16,7 +16,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.console import charts, queries
-from gateway.console.actions import NEEDS, redeliver_event
+from gateway.console.actions import NEEDS, ChannelChangeError, redeliver_event
+from gateway.console.actions import decide_channel_change as decide_change_as
+from gateway.console.actions import propose_channel_change as propose_change_as
 from gateway.console.actions import approve_resolution as approve_as
 from gateway.console.actions import propose_resolution as propose_as
 from gateway.console.identity import (OperatorError, SignInLimit, SignInRefused, authenticate, end_session,
@@ -58,6 +60,9 @@ def routes() -> list[Route]:
         Route("/recon/items/{item_id:id}/approve", approve_resolution, methods=["POST"]),
         Route("/merchants", merchants_page, methods=["GET"]),
         Route("/channels", channels_page, methods=["GET"]),
+        Route("/channels/changes", propose_channel_change, methods=["POST"]),
+        Route("/channels/changes/{change_id:id}/approve", approve_channel_change, methods=["POST"]),
+        Route("/channels/changes/{change_id:id}/reject", reject_channel_change, methods=["POST"]),
         Route("/events", events_page, methods=["GET"]),
         Route("/events/{event_id}/redeliver", redeliver_event_page, methods=["POST"]),
         Route("/audit", audit_page, methods=["GET"]),
@@ -250,7 +255,79 @@ async def channels_page(request: Request, op: Row) -> Response:
     data = await _read(request, read)
     pictures = (_traffic_charts(request, data["daily"], "day", tr(request, "30 days"))
                 + _traffic_charts(request, data["hourly"], "hour", tr(request, "last 24 h")))
-    return render(request, "channels.html", data=data, pictures=pictures)
+    switches = await _read(request, lambda conn: queries.channel_switches(conn, gw.settings.channel_accounts))
+    return render(request, "channels.html", data=data, pictures=pictures, switches=switches,
+                  message=request.query_params.get("done"))
+
+
+def _minor(text: str, key: str) -> int | None:
+    """A limit typed in major units ("1000.00") as minor units; "none" lifts the limit."""
+    from decimal import Decimal, InvalidOperation
+
+    from babel.numbers import get_currency_precision
+
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = Decimal(text.strip()) if key != "daily_count" else Decimal(int(text.strip()))
+    except (InvalidOperation, ValueError):
+        raise ChannelChangeError("invalid_limits", f"{key}: {text[:40]!r} is not a number.", 400) from None
+    scaled = value if key == "daily_count" else value.scaleb(get_currency_precision("CNY"))
+    if scaled != scaled.to_integral_value() or scaled < 0:
+        raise ChannelChangeError("invalid_limits", f"{key}: {text[:40]!r} is not an amount of at least 0.", 400)
+    return int(scaled)
+
+
+def _change_from(form: FormData) -> dict[str, Any]:
+    change: dict[str, Any] = {}
+    enabled = str(form.get("enabled", ""))
+    if enabled in ("on", "off"):
+        change["enabled"] = enabled == "on"
+    weight = str(form.get("weight", "")).strip()
+    if weight:
+        if not (weight.isascii() and weight.isdigit() and len(weight) <= 6):
+            raise ChannelChangeError("invalid_weight", "The weight is a whole number from 1 to 1000.", 400)
+        change["weight"] = int(weight)
+    limits = {key: _minor(str(form.get(key)), key) for key in ("min_amount", "max_amount", "daily_amount",
+                                                               "daily_count") if str(form.get(key, "")).strip()}
+    if limits:
+        change["limits"] = limits
+    return change
+
+
+@page(NEEDS["channel.propose"])
+async def propose_channel_change(request: Request, op: Row, form: FormData) -> Response:
+    gw = gateway_of(request)
+    account, reason = str(form.get("account", "")), str(form.get("reason", "")).strip()
+    try:
+        change = _change_from(form)
+        await gw.db.tx(lambda conn: propose_change_as(
+            conn, op, [a.id for a in gw.settings.channel_accounts], account, change, reason, gw.clock.now(),
+            source="console", client_ip=client_ip(request)))
+    except ChannelChangeError as exc:
+        return render(request, "message.html", exc.status, title=tr(request, "Not done"), message=f"{exc.code}: {exc}")
+    return RedirectResponse(f"/console/channels?done=proposed+{quote(account)}#switches", 303)
+
+
+async def _decide(request: Request, op: Row, approve: bool) -> Response:
+    gw = gateway_of(request)
+    change_id = request.path_params["change_id"]
+    try:
+        result = await gw.db.tx(lambda conn: decide_change_as(conn, op, change_id, approve, gw.clock.now(),
+                                                              source="console", client_ip=client_ip(request)))
+    except ChannelChangeError as exc:
+        return render(request, "message.html", exc.status, title=tr(request, "Not done"), message=f"{exc.code}: {exc}")
+    return RedirectResponse(f"/console/channels?done={result['status']}+{change_id}#switches", 303)
+
+
+@page(NEEDS["channel.approve"])
+async def approve_channel_change(request: Request, op: Row, form: FormData) -> Response:
+    return await _decide(request, op, True)
+
+
+@page(NEEDS["channel.approve"])
+async def reject_channel_change(request: Request, op: Row, form: FormData) -> Response:
+    return await _decide(request, op, False)
 
 
 # ---- payments and refunds ----

@@ -3,7 +3,8 @@
 from sqlmodel import SQLModel
 
 from gateway.models.channels import ChannelCircuit, ChannelDay, ChannelExchange, ChannelHealth
-from gateway.models.console import AuditEntry, ConsoleSession, Operator, SignInGuard
+from gateway.models.console import (AuditEntry, ChannelAccountChange, ChannelAccountOverride, ConsoleSession,
+                                    Operator, SignInGuard)
 from gateway.models.marketplace import Payout, Receiver, Split, SplitRelease, SplitReturn
 from gateway.models.merchants import IdempotencyKey, Merchant, MerchantEvent, RequestNonce
 from gateway.models.operation import OperationColumns, operation_columns
@@ -13,4 +14,5 @@ from gateway.models.recon import ReconItem, ReconProposal, ReconRun, Settlement
 __all__ = ["SQLModel", "OperationColumns", "operation_columns", "Merchant", "RequestNonce", "IdempotencyKey", "MerchantEvent", "Payment",
            "Attempt", "Refund", "ChannelCallback", "Payout", "Receiver", "Split", "SplitReturn", "SplitRelease",
            "ReconRun", "ReconItem", "ReconProposal", "Settlement", "ChannelHealth", "ChannelCircuit", "ChannelDay",
-           "ChannelExchange", "Operator", "AuditEntry", "ConsoleSession", "SignInGuard"]
+           "ChannelExchange", "Operator", "AuditEntry", "ConsoleSession", "SignInGuard", "ChannelAccountOverride",
+           "ChannelAccountChange"]

@@ -69,3 +69,39 @@ class SignInGuard(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=100)
     window_started_at: datetime = Field(index=True)
     tries: int = 0
+
+
+class ChannelAccountOverride(SQLModel, table=True):
+    """What operators changed of a channel account at runtime (approved by a second operator): read by
+    the router of every process within seconds, over what the configuration says. A field left None
+    keeps the configuration's value; `limits` holds only the limits changed (a key set to null lifts
+    that limit)."""
+
+    __tablename__ = "channel_account_overrides"
+
+    channel_account: str = Field(primary_key=True, max_length=64)
+    enabled: Optional[bool] = None
+    weight: Optional[int] = None
+    limits: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    version: int = 1                      # one more with every approved change
+    change_id: Optional[int] = Field(default=None, sa_column=Column(ID, nullable=True))   # the last one applied
+    updated_at: datetime
+
+
+class ChannelAccountChange(SQLModel, table=True):
+    """Maker-checker for a runtime change of a channel account: proposed by one operator, approved (or
+    rejected) by another; kept afterwards as the account's history."""
+
+    __tablename__ = "channel_account_changes"
+
+    id: Optional[int] = Field(default=None, sa_column=Column(ID, primary_key=True))
+    channel_account: str = Field(max_length=64, index=True)
+    change: dict = Field(sa_column=Column(JSON, nullable=False))   # {"enabled"?, "weight"?, "limits"?}
+    reason: str = Field(max_length=500)
+    status: str = Field(max_length=20, index=True)                 # proposed | approved | rejected
+    proposed_by: str = Field(max_length=100)
+    proposed_by_id: str = Field(max_length=40)
+    proposed_at: datetime
+    decided_by: Optional[str] = Field(default=None, max_length=100)
+    decided_by_id: Optional[str] = Field(default=None, max_length=40)
+    decided_at: Optional[datetime] = None

@@ -28,7 +28,7 @@ def test_every_page_needs_a_session_and_sign_in_needs_the_password(gateway_facto
         if route.path in ("/login",):
             continue
         path = "/console" + route.path.replace("{payment_id}", "pay_x").replace("{run_id}", "run_x") \
-            .replace("{item_id:id}", "1").replace("{event_id}", "evt_x")
+            .replace("{item_id:id}", "1").replace("{event_id}", "evt_x").replace("{change_id:id}", "1")
         for method in route.methods - {"HEAD"}:
             answer = browser.http.request(method, path)
             assert answer.status_code == 303 and answer.headers["location"].startswith("/console/login?next="), path

@@ -20,7 +20,7 @@ from gateway.errors import ConfigError
 from gateway.health import CLOSED, HALF_OPEN, OPEN, HealthBoard
 from gateway.logs import get_logger
 from gateway.plugins import PluginHost
-from gateway.routing import Router
+from gateway.routing import AccountOverrides, Router
 from ledger.days import BusinessDay
 from plugins.wechatpay import wire
 from plugins.wechatpay.simulator import WechatPaySimulator
@@ -127,7 +127,7 @@ def test_weights_share_payments_among_accounts_of_one_priority() -> None:
     settings = routed_settings("sqlite://", sandbox("heavy", 10, 3), sandbox("light", 10, 1), sandbox("spare", 20))
     host = PluginHost(settings, httpx.AsyncClient(), Clock(), get_logger())
     router = Router(host, HealthBoard({}, get_logger()), {}, BusinessDay.of("Asia/Shanghai", 0),
-                    rng=random.Random(7))
+                    rng=random.Random(7), overrides=AccountOverrides.none())   # no database: no runtime switch
     firsts = Counter()
     import asyncio
 
