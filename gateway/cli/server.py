@@ -92,9 +92,13 @@ def worker_app() -> Starlette:
 
 
 def worker(args: argparse.Namespace) -> int:
-    """The background work without HTTP: deliver merchant events, query open payments, close expired ones."""
+    """The background work without HTTP: deliver merchant events, query open payments, close expired ones,
+    run the reconciliations requested from the console."""
     async def work(gateway: Gateway) -> None:
-        await asyncio.gather(gateway.notifier.run(), gateway.janitor.run(), gateway.health_loop())
+        from gateway.console import recon_requests   # console: runs started from the console (worker only)
+
+        await asyncio.gather(gateway.notifier.run(), gateway.janitor.run(), gateway.health_loop(),
+                             recon_requests.loop(gateway))
 
     try:
         with_gateway(settings_of(args), "worker", work)

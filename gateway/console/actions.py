@@ -17,7 +17,7 @@ from ledger.booking import Booker
 
 NEEDS = {"recon.propose": "operator", "recon.approve": "approver", "event.redeliver": "operator",
          "settle.force": "approver", "ledger.freeze": "operator", "ledger.unfreeze": "approver",
-         "position.topup": "approver", "operator.admin": "approver", "channel.propose": "operator",
+         "position.topup": "approver", "operator.admin": "approver", "channel.propose": "operator", "recon.request": "operator",
          "channel.approve": "approver"}
 changes, overrides = ChannelAccountChange.__table__, ChannelAccountOverride.__table__
 

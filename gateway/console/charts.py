@@ -42,7 +42,7 @@ def rates(title: str, labels: Sequence[str], per_account: Mapping[str, Sequence[
     tried = sum(t for points in per_account.values() for t, _ in points)
     won = sum(ok for points in per_account.values() for _, ok in points)
     option = _base(title, overall(won / tried * 100) if tried else empty, labels, "percent", y_name)
-    option["series"] = [{"name": account, "type": "line", "connectNulls": False, "showSymbol": True,
+    option["series"] = [{"name": account, "type": "line", "connectNulls": False, "showSymbol": True, "showAllSymbol": True,
                          "symbolSize": 4,
                          "data": [round(ok / t * 100, 1) if t else None for t, ok in points]}
                         for account, points in per_account.items()]

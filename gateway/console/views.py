@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway.console import charts, queries
+from gateway.console import charts, queries, recon_requests
 from gateway.console.actions import NEEDS, ChannelChangeError, redeliver_event
 from gateway.console.actions import decide_channel_change as decide_change_as
 from gateway.console.actions import propose_channel_change as propose_change_as
@@ -56,6 +56,7 @@ def routes() -> list[Route]:
         Route("/exceptions", exceptions_page, methods=["GET"]),
         Route("/recon", recon_page, methods=["GET"]),
         Route("/recon/runs/{run_id}", recon_run_page, methods=["GET"]),
+        Route("/recon/requests", request_recon_run, methods=["POST"]),
         Route("/recon/items/{item_id:id}/propose", propose_resolution, methods=["POST"]),
         Route("/recon/items/{item_id:id}/approve", approve_resolution, methods=["POST"]),
         Route("/merchants", merchants_page, methods=["GET"]),
@@ -382,14 +383,32 @@ async def exceptions_page(request: Request, op: Row) -> Response:
 async def recon_page(request: Request, op: Row) -> Response:
     gw = gateway_of(request)
     now = gw.clock.now()
-    rows, per_day = await _read(request, lambda conn: (queries.recon_runs(conn), queries.differences_per_day(
-        conn, now.date() - timedelta(days=29), now.date())))
+    rows, per_day, asked = await _read(request, lambda conn: (
+        queries.recon_runs(conn), queries.differences_per_day(conn, now.date() - timedelta(days=29), now.date()),
+        recon_requests.recent(conn)))
     found, still_open = sum(n for _, n, _ in per_day), sum(o for _, _, o in per_day)
     chart = charts.bars(tr(request, "Reconciliation differences per day, 30 days"), [d[5:] for d, _, _ in per_day],
                         {tr(request, "found"): [n for _, n, _ in per_day], tr(request, "still open"): [o for _, _, o in per_day]},
                         unit="count", y_name=tr(request, "items"),
                         subtitle=tr(request, "total: %(n)s found, %(open)s open", n=found, open=still_open))
-    return render(request, "recon.html", runs=[run_report(r) for r in rows], pictures=[chart])
+    return render(request, "recon.html", runs=[run_report(r) for r in rows], pictures=[chart], requests=asked,
+                  accounts=[a.id for a in gw.settings.channel_accounts], today=gw.ledger.day.date_of(now),
+                  message=request.query_params.get("done"))
+
+
+@page(NEEDS["recon.request"])
+async def request_recon_run(request: Request, op: Row, form: FormData) -> Response:
+    """Queue a run for a worker (`paymux worker`); the web process never runs it."""
+    gw = gateway_of(request)
+    now = gw.clock.now()
+    account, day = str(form.get("account", "")), _day(str(form.get("date", "")))
+    try:
+        request_id = await gw.db.tx(lambda conn: recon_requests.request_run(
+            conn, op, [a.id for a in gw.settings.channel_accounts], account, day, gw.ledger.day.date_of(now), now,
+            source="console", client_ip=client_ip(request)))
+    except recon_requests.RequestRefused as exc:
+        return render(request, "message.html", 400, title=tr(request, "Not done"), message=f"{exc.code}: {exc}")
+    return RedirectResponse(f"/console/recon?done=queued+request+{request_id}#requests", 303)
 
 
 @page()

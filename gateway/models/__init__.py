@@ -4,7 +4,7 @@ from sqlmodel import SQLModel
 
 from gateway.models.channels import ChannelCircuit, ChannelDay, ChannelExchange, ChannelHealth
 from gateway.models.console import (AuditEntry, ChannelAccountChange, ChannelAccountOverride, ConsoleSession,
-                                    Operator, SignInGuard)
+                                    Operator, ReconRequest, SignInGuard)
 from gateway.models.marketplace import Payout, Receiver, Split, SplitRelease, SplitReturn
 from gateway.models.merchants import IdempotencyKey, Merchant, MerchantEvent, RequestNonce
 from gateway.models.operation import OperationColumns, operation_columns
@@ -15,4 +15,4 @@ __all__ = ["SQLModel", "OperationColumns", "operation_columns", "Merchant", "Req
            "Attempt", "Refund", "ChannelCallback", "Payout", "Receiver", "Split", "SplitReturn", "SplitRelease",
            "ReconRun", "ReconItem", "ReconProposal", "Settlement", "ChannelHealth", "ChannelCircuit", "ChannelDay",
            "ChannelExchange", "Operator", "AuditEntry", "ConsoleSession", "SignInGuard", "ChannelAccountOverride",
-           "ChannelAccountChange"]
+           "ChannelAccountChange", "ReconRequest"]

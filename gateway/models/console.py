@@ -1,7 +1,7 @@
 """Who signs in to the console (and the CLI), their sessions, sign-in tries, and the audit log."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Optional
 
 from sqlalchemy import JSON, Column, Index, Text
@@ -105,3 +105,23 @@ class ChannelAccountChange(SQLModel, table=True):
     decided_by: Optional[str] = Field(default=None, max_length=100)
     decided_by_id: Optional[str] = Field(default=None, max_length=40)
     decided_at: Optional[datetime] = None
+
+
+class ReconRequest(SQLModel, table=True):
+    """A reconciliation run asked for from the console: queued here, claimed and run by a `paymux
+    worker` process (never the web process), its outcome written back for the console to show."""
+
+    __tablename__ = "recon_requests"
+
+    id: Optional[int] = Field(default=None, sa_column=Column(ID, primary_key=True))
+    channel_account: str = Field(max_length=64)
+    business_date: date
+    status: str = Field(max_length=20, index=True)        # queued | running | done | failed
+    requested_by: str = Field(max_length=100)
+    requested_by_id: str = Field(max_length=40)
+    requested_at: datetime
+    started_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+    executed_by: Optional[str] = Field(default=None, max_length=100)   # host:pid of the worker
+    run_id: Optional[str] = Field(default=None, max_length=40)
+    message: Optional[str] = Field(default=None, max_length=500)

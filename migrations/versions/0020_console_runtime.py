@@ -1,5 +1,6 @@
 """console runtime: each operator's console language; channel accounts switched at runtime (an
-override per account the router of every process reads, and the maker-checker history of changes)
+override per account the router of every process reads, and the maker-checker history of changes);
+reconciliation runs requested from the console, run by a worker
 
 Revision ID: 0020
 Revises: 0019
@@ -46,9 +47,27 @@ def upgrade() -> None:
     )
     op.create_index("ix_channel_account_changes_channel_account", "channel_account_changes", ["channel_account"])
     op.create_index("ix_channel_account_changes_status", "channel_account_changes", ["status"])
+    op.create_table(
+        "recon_requests",
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("channel_account", sa.String(64), nullable=False),
+        sa.Column("business_date", sa.Date(), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("requested_by", sa.String(100), nullable=False),
+        sa.Column("requested_by_id", sa.String(40), nullable=False),
+        sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("executed_by", sa.String(100), nullable=True),
+        sa.Column("run_id", sa.String(40), nullable=True),
+        sa.Column("message", sa.String(500), nullable=True),
+    )
+    op.create_index("ix_recon_requests_status", "recon_requests", ["status"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_recon_requests_status", "recon_requests")
+    op.drop_table("recon_requests")
     op.drop_index("ix_channel_account_changes_status", "channel_account_changes")
     op.drop_index("ix_channel_account_changes_channel_account", "channel_account_changes")
     op.drop_table("channel_account_changes")

@@ -1,0 +1,72 @@
+"""A reconciliation run started from the console: the web process queues it, a `paymux worker`
+process runs it, and the console shows its status and the run. On SQLite and on PostgreSQL."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from gateway.client import Client
+from tests.conftest import SANDBOX_SECRET, SECRET_KEY, checkout, free_port
+from tests.console.test_switch import until
+from tests.support import REPO
+from tests.support.console import PASSWORD, Browser
+from tests.support.plugins import wait_until_up
+
+PAYMUX = [sys.executable, "-m", "gateway.cli"]
+
+
+def test_a_run_requested_in_the_console_is_run_by_the_worker(tmp_path: Path, db_url: str) -> None:
+    port = free_port()
+    config = tmp_path / "paymux.toml"
+    config.write_text(f'public_url = "http://127.0.0.1:{port}"\nsecret_key = "{SECRET_KEY}"\n'
+                      f'[database]\nurl = "{db_url}"\n[[channel_accounts]]\nid = "sandbox"\nplugin = "mock"\n'
+                      f'[channel_accounts.settings]\nsecret = "{SANDBOX_SECRET}"\n')
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("PAYMUX_CONFIG", None)
+    creds = json.loads(subprocess.run(PAYMUX + ["--config", str(config), "merchant", "create", "shop", "--json"],
+                                      capture_output=True, text=True, env=env, cwd=tmp_path, check=True,
+                                      timeout=60).stdout)
+    subprocess.run(PAYMUX + ["--config", str(config), "operator", "create", "otto", "--role", "operator",
+                             "--password-stdin"], input=PASSWORD + "\n", text=True, env=env, cwd=tmp_path,
+                   check=True, capture_output=True, timeout=60)
+    server = subprocess.Popen(PAYMUX + ["--config", str(config), "serve", "--port", str(port)], env=env, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    worker = None
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(f"{url}/healthz", server)
+        client = Client(url, creds["merchant_id"], creds["secret"])
+        paid = client.create_payment(merchant_order_no="r-1", amount=1000)
+        checkout(paid)                                         # one payment on the day's statement
+        client.close()
+        otto = Browser(url)
+        otto.sign_in("otto")
+        today = re.search(r'name="date" value="([0-9-]+)"', otto.http.get("/console/recon").text).group(1)
+        refused = otto.post("/console/recon/requests", {"account": "sandbox", "date": "2999-01-01"}, "/console/recon")
+        assert refused.status_code == 400 and "invalid_date" in refused.text
+        refused = otto.post("/console/recon/requests", {"account": "nope", "date": today}, "/console/recon")
+        assert refused.status_code == 400 and "unknown_channel" in refused.text
+        queued = otto.post("/console/recon/requests", {"account": "sandbox", "date": today}, "/console/recon")
+        assert queued.status_code == 303 and "queued+request+" in queued.headers["location"]
+        page = otto.http.get("/console/recon").text
+        assert 'class="tag queued"' in page                   # the web process does not run it
+        worker = subprocess.Popen(PAYMUX + ["--config", str(config), "worker"], env=env, cwd=tmp_path,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        done = until(lambda: 'class="tag done"' in (text := otto.http.get("/console/recon").text) and text)
+        assert done, "the worker did not finish the requested run"
+        row = re.search(r'<span class="tag done">done</span>.*?</tr>', done, re.S).group(0)
+        assert f":{worker.pid}" in row and f":{server.pid}" not in row         # run by the worker process
+        run_id = re.search(r'href="/console/recon/runs/(rr_\w+)"', row).group(1)
+        run = otto.http.get(f"/console/recon/runs/{run_id}").text
+        assert "1 statement lines" in run and 'class="tag completed"' in run
+        audit = otto.http.get("/console/audit").text
+        assert "recon.request" in audit and "otto" in audit
+    finally:
+        for process in (worker, server):
+            if process is not None:
+                process.terminate()
+                process.communicate(timeout=30)
