@@ -122,6 +122,6 @@ def test_a_switch_approved_through_one_process_is_followed_by_the_other(two_gate
         assert audit.count("channel.propose") == 2 and audit.count("channel.approve") == 2
         assert "max_amount" in audit and "channel:sandbox" in audit
         page = anna.http.get("/console/channels").text
-        assert "CNY 1.00" in page and "version 2" in page
+        assert "CNY 1.00" in page and "version 2" in page and "max_amount=CNY 1.00" in page   # both tables
     finally:
         merchant.close()
