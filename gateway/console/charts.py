@@ -12,7 +12,7 @@ Series = Mapping[str, Sequence[float]]
 
 def _base(title: str, subtitle: str, labels: Sequence[str], unit: str, y_name: str, *,
           currency: str | None = None) -> dict[str, Any]:
-    return {"unit": unit, "currency": currency,
+    return {"unit": unit, "currency": currency, "animation": False,
             "title": {"text": title, "subtext": subtitle, "left": 8, "top": 4,
                       "textStyle": {"fontSize": 13}, "subtextStyle": {"fontSize": 11}},
             "tooltip": {"trigger": "axis", "confine": True},

@@ -330,3 +330,25 @@ def test_health_needs_neither_the_router_nor_the_reports() -> None:
                             "if m in ('gateway.routing', 'gateway.reports')))"],
                            capture_output=True, text=True, check=True).stdout.strip()
     assert found == "[]"
+
+
+def test_a_runtime_switch_changes_weight_and_limits_over_the_configuration() -> None:
+    """The override row as every router reads it (tests/console/test_switch.py: written by the console,
+    followed by a second process): weight and limits replace the configuration's, the rest stays."""
+    from types import SimpleNamespace
+
+    settings = routed_settings("sqlite://", sandbox("heavy", 10, 3), sandbox("light", 10, 1))
+    host = PluginHost(settings, httpx.AsyncClient(), Clock(), get_logger())
+    overrides = AccountOverrides.none()
+    overrides.rows = {"light": SimpleNamespace(channel_account="light", enabled=None, weight=30,
+                                               limits={"max_amount": 500}, version=1)}
+    router = Router(host, HealthBoard({}, get_logger()), {}, BusinessDay.of("Asia/Shanghai", 0),
+                    rng=random.Random(7), overrides=overrides)
+    import asyncio
+
+    firsts = Counter(asyncio.run(router.plan(None, Clock().now(), "m", 100, "CNY", None, None)  # type: ignore[arg-type]
+                                 ).routes[0].account.id for _ in range(1000))
+    assert firsts["light"] > 800                          # weight 30 against 3
+    plan = asyncio.run(router.plan(None, Clock().now(), "m", 600, "CNY", None, None))  # type: ignore[arg-type]
+    assert [r.account.id for r in plan.routes] == ["heavy"] and plan.skipped == {"light": "above_max_amount"}
+    assert host.account("light").config.weight == 1       # the configuration itself is untouched
