@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterable
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, and_, insert, or_, select, update
 
 from gateway.console.identity import record
 from gateway.errors import PaymuxError
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 requests = ReconRequest.__table__
 POLL_SECONDS = 1.0
+RECLAIM_AFTER = timedelta(hours=1)
 
 
 class RequestRefused(Exception):
@@ -53,11 +54,18 @@ def worker_name() -> str:
 
 
 def claim(conn: Connection, now: datetime, who: str) -> Row | None:
-    """The oldest queued request, now running here; None if there is none (or another worker won it)."""
-    row = conn.execute(select(requests).where(requests.c.status == "queued").order_by(requests.c.id).limit(1)).first()
+    """The oldest queued request, now running here; None if there is none (or another worker won it).
+    A request left running longer than RECLAIM_AFTER (its worker was killed) is taken again: a run of
+    the same statement gives the same answer."""
+    row = conn.execute(select(requests).where(or_(
+        requests.c.status == "queued",
+        and_(requests.c.status == "running", requests.c.started_at < now - RECLAIM_AFTER)))
+        .order_by(requests.c.id).limit(1)).first()
     if row is None:
         return None
-    won = conn.execute(update(requests).where(requests.c.id == row.id, requests.c.status == "queued")
+    same = (requests.c.status == "queued" if row.status == "queued"
+            else and_(requests.c.status == "running", requests.c.started_at == row.started_at))
+    won = conn.execute(update(requests).where(requests.c.id == row.id, same)
                        .values(status="running", started_at=now, executed_by=who))
     return row if won.rowcount == 1 else None
 

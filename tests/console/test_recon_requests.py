@@ -70,3 +70,31 @@ def test_a_run_requested_in_the_console_is_run_by_the_worker(tmp_path: Path, db_
             if process is not None:
                 process.terminate()
                 process.communicate(timeout=30)
+
+
+def test_a_request_is_claimed_by_one_worker_and_taken_again_only_when_its_worker_is_long_gone(db_url: str) -> None:
+    from datetime import UTC, date, datetime, timedelta
+
+    from sqlalchemy import insert
+
+    from gateway.console.recon_requests import RECLAIM_AFTER, claim, requests
+    from gateway.db import Database
+
+    db = Database(db_url)
+    now = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    try:
+        with db.transaction() as conn:
+            conn.execute(insert(requests).values(channel_account="sandbox", business_date=date(2026, 11, 30),
+                                                 status="queued", requested_by="otto", requested_by_id="op_1",
+                                                 requested_at=now))
+        with db.transaction() as conn:
+            assert claim(conn, now, "host:1") is not None
+        with db.transaction() as conn:
+            assert claim(conn, now + timedelta(minutes=5), "host:2") is None        # running elsewhere
+        with db.transaction() as conn:
+            taken = claim(conn, now + RECLAIM_AFTER + timedelta(seconds=1), "host:3")  # host:1 died
+        assert taken is not None and taken.executed_by == "host:1"
+        with db.transaction() as conn:
+            assert conn.execute(requests.select()).one().executed_by == "host:3"
+    finally:
+        db.dispose()
