@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -48,6 +49,7 @@ class Page:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
+        workdir.mkdir(exist_ok=True)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMUX_")}
         self.server: subprocess.Popen | None = None
         self.python: subprocess.Popen | None = None
@@ -131,6 +133,19 @@ class Page:
             self.server.wait(timeout=20)
 
 
+def printed_claims(code: str) -> list[re.Pattern[str]] | None:
+    """What a Python block's comments say it prints: when every top-level `print(…)` line carries a comment,
+    each printed line must match its comment up to the first ": " (`…` stands for anything)."""
+    prints = [line for line in code.splitlines() if line.startswith("print(")]
+    if not prints or not all(re.search(r"\)\s+#\s", line) for line in prints):
+        return None
+    claims = []
+    for line in prints:
+        said = line.rsplit("# ", 1)[1].split(": ", 1)[0].strip()
+        claims.append(re.compile(".*".join(re.escape(part) for part in said.split("…"))))
+    return claims
+
+
 def failure(block: Block, what: str, output: str) -> str:
     return f"{block.where}: the {block.language or 'untagged'} block {what}\n{textwrap.indent(output[-4000:], '  ')}"
 
@@ -157,35 +172,75 @@ def page_world(tmp_path: Path) -> Iterator[Page]:
         world.close()
 
 
-@pytest.mark.skipif(not PAYMUX.exists(), reason="needs the paymux console script (make test installs it)")
-@pytest.mark.parametrize("path", pages(), ids=lambda p: str(p.relative_to(REPO)))
-def test_every_block_of_the_page_runs_as_pasted(path: Path, page_world: Page) -> None:
-    reason = generated(path)
-    if reason:
-        pytest.skip(f"{path.relative_to(REPO)} is generated ({reason}): its generator is tested instead")
+def run_page(path: Path, world: Page, root: Path = REPO) -> None:
+    """Every block of one page, in order, in its world; the first that fails names its page and line."""
     tour = path == REPO / "README.md"
-    ran = 0
-    for block in blocks(path):
+    for block in blocks(path, root):
         action = block.action
         if action == "skip":
             continue
         if action == "unknown":
             raise AssertionError(failure(block, f"has language {block.language!r}, which the docs runner cannot "
                                          "run: mark it <!-- not-run: REASON --> or tag it text", ""))
-        ran += 1
         if action == "write":
-            page_world.write(block)
+            world.write(block)
         elif action == "toml":
             check_toml(block)
         elif action == "python":
-            page_world.run_python(block)
+            out = world.run_python(block)
+            claims = printed_claims(block.code)
+            if claims is not None:
+                lines = out.splitlines()
+                assert len(lines) == len(claims) and all(c.fullmatch(l.strip()) for c, l in zip(claims, lines)), \
+                    failure(block, "printed other than its comments say", out)
         else:
-            out = page_world.shell(block)
+            out = world.shell(block)
             if tour and "paymux pay --amount 1234" in block.code:
                 # The tour: every comment it makes about what a command prints holds.
                 assert out.splitlines() == TOUR_OUTPUT, failure(block, "printed something else", out)
                 tour = False
     assert not tour, "README.md lost its tour (the block that pays 1234 and refunds 234)"
+
+
+needs_paymux = pytest.mark.skipif(not PAYMUX.exists(), reason="needs the paymux console script (make test installs it)")
+
+
+@needs_paymux
+@pytest.mark.parametrize("path", pages(), ids=lambda p: str(p.relative_to(REPO)))
+def test_every_block_of_the_page_runs_as_pasted(path: Path, page_world: Page) -> None:
+    reason = generated(path)
+    if reason:
+        pytest.skip(f"{path.relative_to(REPO)} is generated ({reason}): its generator is tested instead")
+    run_page(path, page_world)
+
+
+@needs_paymux
+def test_a_failing_block_is_named_by_its_page_and_line(tmp_path: Path) -> None:
+    """Blocks share their page's session (a variable, a file, a Python name), and the first that fails
+    stops the page with its page and line — whether the shell, Python or a config refuses."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    cases = {
+        "shell.md": ("```bash\nA=1\n```\n<!-- file: notes/a.txt -->\n```text\nhello\n```\n"
+                     "```bash\ntest \"$A\" = 1 && grep -q hello notes/a.txt\n.venv/bin/paymux get pay_nonexistent\n```\n",
+                     "shell.md:8: the bash block exit 1"),
+        "python.md": "```python\nx = 41\n```\n\n```python\nassert x == 42, 'x is 41'\n```\n",
+        "claims.md": ("```python\nprint(41)   # 42: the answer\n```\n",
+                      "claims.md:1: the python block printed other than its comments say"),
+        "config.md": ("```toml\n[[channel_accounts]]\nid = \"a\"\nplugin = \"mock\"\n[channel_accounts.circuit]\n"
+                      "queries_per_second = 20\n```\n", "config.md:1: the toml block is refused by the settings"),
+    }
+    expected = {"python.md": "python.md:5: the python block raised"}
+    world = Page(tmp_path / "work")
+    try:
+        for name, case in cases.items():
+            text, message = case if isinstance(case, tuple) else (case, expected[name])
+            (docs / name).write_text(text)
+            with pytest.raises(AssertionError) as failed:
+                run_page(docs / name, world, root=docs)
+            assert message in str(failed.value), str(failed.value)
+    finally:
+        world.close()
 
 
 def test_markers_are_read_as_the_convention_says(tmp_path: Path) -> None:
