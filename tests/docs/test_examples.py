@@ -134,9 +134,9 @@ class Page:
 
 
 def printed_claims(code: str) -> list[re.Pattern[str]] | None:
-    """What a Python block's comments say it prints: when every top-level `print(…)` line carries a comment,
+    """What a Python block's comments say it prints: when every `print(…)` line carries a comment,
     each printed line must match its comment up to the first ": " (`…` stands for anything)."""
-    prints = [line for line in code.splitlines() if line.startswith("print(")]
+    prints = [line.strip() for line in code.splitlines() if line.lstrip().startswith("print(")]
     if not prints or not all(re.search(r"\)\s+#\s", line) for line in prints):
         return None
     claims = []
