@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from gateway.cli.parser import EXIT_CODES, INTERRUPTED, REFUSED, UNREACHABLE, USAGE, build_parser
 from gateway.client import PaymuxAPIError
 from gateway.errors import ConfigError
 
@@ -34,15 +35,6 @@ __all__ = ["CREDENTIALS_FILE", "DEMO_MERCHANT", "EXIT_CODES", "Refused", "Unreac
 DEMO_MERCHANT = "demo"
 CREDENTIALS_FILE = Path(".paymux/merchant.json")   # the default config's demo merchant (`paymux init` writes it)
 
-OK, REFUSED, USAGE, UNREACHABLE, INTERRUPTED = 0, 1, 2, 3, 130
-EXIT_CODES = {
-    OK: "done",
-    REFUSED: "refused: the gateway, a channel or the books said no (the line says why), something named is "
-             "unknown, or `ledger check` found violations",
-    USAGE: "usage: a wrong or missing argument, a config error, missing credentials or password",
-    UNREACHABLE: "cannot reach the gateway (the client commands) or the database",
-    INTERRUPTED: "interrupted (Ctrl-C)",
-}
 
 
 class Refused(Exception):
@@ -88,8 +80,6 @@ def read_credentials(config: str | os.PathLike | None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gateway.cli.parser import build_parser
-
     args = build_parser().parse_args(argv)
     module, _, name = args.fn.partition(":")
     command: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(f"gateway.cli.{module}"), name)
@@ -118,9 +108,3 @@ def main(argv: list[str] | None = None) -> int:
 def _say(what: object, code: int) -> int:
     print(f"paymux: {what}", file=sys.stderr)
     return code
-
-
-def build_parser() -> argparse.ArgumentParser:   # kept importable from here, as before
-    from gateway.cli.parser import build_parser as build
-
-    return build()

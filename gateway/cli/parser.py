@@ -9,7 +9,16 @@ import textwrap
 from datetime import date
 from typing import Callable
 
-from gateway.cli import EXIT_CODES
+
+OK, REFUSED, USAGE, UNREACHABLE, INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_CODES = {   # what `paymux` ends with (gateway/cli/__init__.py main); listed in --help
+    OK: "done",
+    REFUSED: "refused: the gateway, a channel or the books said no (the line says why), something named is "
+             "unknown, or `ledger check` found violations",
+    USAGE: "usage: a wrong or missing argument, a config error, missing credentials or password",
+    UNREACHABLE: "cannot reach the gateway (the client commands) or the database",
+    INTERRUPTED: "interrupted (Ctrl-C)",
+}
 
 MINOR = "in minor units (fen, cents: 100 is 1.00 CNY)"
 JSON_HELP = "print JSON instead of a table"
