@@ -71,7 +71,8 @@ def test_config_not_given_after_the_command_leaves_the_one_before() -> None:
     assert build_parser().parse_args(["positions"]).config is None
 
 
-@pytest.mark.parametrize("group, fn", [("positions", "positions:list_positions"), ("merchant", "merchants:list_merchants"),
+@pytest.mark.parametrize("group, fn", [("positions", "positions:list_positions"),
+                                       ("merchant", "merchants:list_merchants"),
                                        ("events", "events:list_events"), ("operator", "operators:manage")])
 def test_a_group_alone_is_its_list_with_the_lists_options(group: str, fn: str) -> None:
     alone = build_parser().parse_args([group])

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -120,7 +120,8 @@ def test_the_janitors_routine_questions_are_not_logged_at_info(here: Live, paymu
 
 
 def test_statement_download_writes_under_dot_paymux_not_into_the_checkout(here: Live, paymux: Paymux) -> None:
-    day = date.today().isoformat()
+    checkout(json.loads(paymux("pay", "--amount", "400", "--config", "paymux.toml")[1]))   # a day with a line
+    day = datetime.now(timezone(timedelta(hours=8))).date().isoformat()   # the sandbox's business day (UTC+8)
     code, out, err = paymux("statement", "download", "--account", "sandbox", "--date", day, "--config", "paymux.toml")
     assert code == 0, err
     written = Path(".paymux") / "statements" / f"sandbox-{day}.statement"

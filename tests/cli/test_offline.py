@@ -140,3 +140,11 @@ def test_the_console_script_with_the_gateway_down_prints_one_line_and_exits_3(tm
     assert done.returncode == 3 and done.stdout == ""
     line = one_line(done.stderr)
     assert url in line and "paymux serve" in line
+
+
+def test_a_database_without_the_schema_is_one_line_that_says_what_to_run(tmp_path: Path, paymux: Paymux,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_config(tmp_path / "fresh.toml")
+    code, _, err = paymux("events", "list", "--config", "fresh.toml")
+    assert code == 2 and "paymux init" in one_line(err)
