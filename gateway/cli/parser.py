@@ -301,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order", help="merchant_order_no (default: a random one)")
     p.add_argument("--channel", help="the channel account to use, as `paymux plugins` lists them (default: "
                                      "the gateway's routing chooses)")
-    p.add_argument("--method", help="the payment method, e.g. native or jsapi (default: the channel's first)")
+    p.add_argument("--method", help="the payment method, e.g. native or jsapi, as `paymux plugins` lists them (default: routing "
+                                    "chooses one the channel account offers)")
     p.add_argument("--notify-url", help="where this payment's events are POSTed (default: the merchant's)")
     p.add_argument("--idempotency-key", help="sent as Idempotency-Key: the same key twice creates one payment")
     p = client_command("get", "payments:get", "show a payment")
