@@ -77,6 +77,7 @@ def test_node_unit_tests_pass(sdk: Path) -> None:
 
 def test_node_sdk_creates_pays_refunds_and_verifies_events_against_a_live_gateway(sdk: Path,
                                                                                    live: dict[str, str]) -> None:
+    """sdk/node/test/live: the SDK's own round trip, and every js block of sdk/node/README.md as pasted."""
     result = _run(["node", "--test", "test/live/"], timeout=120, env={**os.environ, **live})
     _check(result)
     assert re.search(r"^# skipped 0$", result.stdout, re.M), result.stdout[-3000:]   # it ran, it did not skip
