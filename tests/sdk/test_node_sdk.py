@@ -8,6 +8,7 @@ instead, so the SDK cannot go untested unnoticed. node_modules is kept in sdk/no
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -50,10 +51,14 @@ def sdk() -> Path:
     found = tuple(int(n) for n in re.findall(r"\d+", version)[:2])
     if found < MIN_NODE:
         _unavailable(f"the Node SDK needs Node.js >= 20.3, found {version}")
-    installed = SDK / "node_modules" / ".package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < (SDK / "package-lock.json").stat().st_mtime:
-        _check(_run([npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"], timeout=300))
-    _check(_run([npm, "run", "--silent", "build"], timeout=120))
+    # pytest-xdist workers may each get a test of this module: one installs and builds at a time
+    # (the next finds node_modules in place and tsc's incremental build up to date).
+    with open(SDK / "node_modules.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        installed = SDK / "node_modules" / ".package-lock.json"
+        if not installed.exists() or installed.stat().st_mtime < (SDK / "package-lock.json").stat().st_mtime:
+            _check(_run([npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"], timeout=300))
+        _check(_run([npm, "run", "--silent", "build"], timeout=120))
     return SDK
 
 
@@ -73,6 +78,11 @@ def live(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
 def test_node_unit_tests_pass(sdk: Path) -> None:
     """Signing vectors, event verification, retries against a local server (sdk/node/test/unit)."""
     _check(_run(["node", "--test", "test/unit/"], timeout=120))
+
+
+def test_the_public_types_compile_for_a_typescript_merchant(sdk: Path) -> None:
+    """sdk/node/test/types/merchant.ts: required and defaulted parameters, errors, events, without @types/node."""
+    _check(_run(["node", "node_modules/typescript/bin/tsc", "-p", "test/types"], timeout=120))
 
 
 def test_node_sdk_creates_pays_refunds_and_verifies_events_against_a_live_gateway(sdk: Path,

@@ -37,7 +37,8 @@ async function loadDocument() {
 }
 
 export async function generate(document) {
-  return HEADER + astToString(await openapiTS(document));
+  // Fields with a default are optional in a request body: the gateway fills them in.
+  return HEADER + astToString(await openapiTS(document, { defaultNonNullable: false }));
 }
 
 const generated = await generate(await loadDocument());

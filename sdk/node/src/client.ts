@@ -155,10 +155,7 @@ export class Paymux {
       let delayMs = backoffMs(retry + 1, this.#retry);
       try {
         const response = await this.#attempt(method, url, body, idempotencyKey, options.signal);
-        if (response.ok) {
-          const text = await response.text();
-          return (text ? JSON.parse(text) : undefined) as T;
-        }
+        if (response.ok) return await decoded<T>(response);
         error = await apiError(response);
         if (!isRetryableStatus(response.status)) throw error;
         const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
@@ -195,6 +192,18 @@ export class Paymux {
     return this.#fetch(url, {
       method, headers, body, redirect: "manual",
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    });
+  }
+}
+
+async function decoded<T>(response: Response): Promise<T> {
+  const text = await response.text();
+  try {
+    return (text ? JSON.parse(text) : undefined) as T;
+  } catch {
+    throw new PaymuxAPIError({
+      status: response.status, requestId: response.headers.get("x-request-id") ?? undefined, body: text,
+      type: "api_error", code: "unexpected_response", message: `HTTP ${response.status} with a body that is not JSON`,
     });
   }
 }

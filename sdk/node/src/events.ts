@@ -6,7 +6,8 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 
 import { PaymuxSignatureError } from "./errors.js";
 import type { components } from "./generated/api.js";
-import { type Bytes, EVENT_SIGNATURE_HEADER, toBuffer } from "./signing.js";
+import { type Bytes, toBuffer } from "./bytes.js";
+import { EVENT_SIGNATURE_HEADER } from "./signing.js";
 
 export { EVENT_SIGNATURE_HEADER };
 

@@ -11,20 +11,17 @@
  */
 import { createHmac, randomBytes } from "node:crypto";
 
+
 export const SCHEME = "PAYMUX-HMAC-SHA256";
 export const EVENT_SIGNATURE_HEADER = "Paymux-Signature";
 
-/** Bytes as the signature sees them: text is UTF-8. */
-export type Bytes = string | Uint8Array;
+import { type Bytes, toBuffer } from "./bytes.js";
 
-export function toBuffer(body: Bytes | null | undefined): Buffer {
-  if (body === null || body === undefined) return Buffer.alloc(0);
-  return typeof body === "string" ? Buffer.from(body, "utf8") : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-}
+export type { Bytes };
 
 /** The bytes a request signature covers. `pathAndQuery` is exactly what goes on the request line. */
 export function canonicalString(method: string, pathAndQuery: string, timestamp: string, nonce: string,
-                                body: Bytes | null | undefined): Buffer {
+                                body: Bytes | null | undefined): Uint8Array {
   const head = `${method.toUpperCase()}\n${pathAndQuery}\n${timestamp}\n${nonce}\n`;
   return Buffer.concat([Buffer.from(head, "utf8"), toBuffer(body), Buffer.from("\n")]);
 }

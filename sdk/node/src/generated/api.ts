@@ -365,12 +365,12 @@ export interface components {
              * Merchant Split No
              * @default null
              */
-            merchant_split_no: string | null;
+            merchant_split_no?: string | null;
             /**
              * Description
              * @default
              */
-            description: string;
+            description?: string;
         };
         /** CreatePaymentBody */
         CreatePaymentBody: {
@@ -385,32 +385,32 @@ export interface components {
              * Currency
              * @default CNY
              */
-            currency: string;
+            currency?: string;
             /**
              * Subject
              * @default payment
              */
-            subject: string;
+            subject?: string;
             /**
              * Channel
              * @default null
              */
-            channel: string | null;
+            channel?: string | null;
             /**
              * Method
              * @default null
              */
-            method: string | null;
+            method?: string | null;
             /**
              * Notify Url
              * @default null
              */
-            notify_url: string | null;
+            notify_url?: string | null;
             /**
              * Expires In
              * @default null
              */
-            expires_in: number | null;
+            expires_in?: number | null;
             /** Metadata */
             metadata?: {
                 [key: string]: string;
@@ -425,7 +425,7 @@ export interface components {
              * @description It will be split later (POST /v1/payments/{id}/splits); implied by splits
              * @default false
              */
-            splittable: boolean;
+            splittable?: boolean;
         };
         /** CreateRefundBody */
         CreateRefundBody: {
@@ -437,7 +437,7 @@ export interface components {
              * Reason
              * @default null
              */
-            reason: string | null;
+            reason?: string | null;
         };
         /** NewAttemptBody */
         NewAttemptBody: {
@@ -445,12 +445,12 @@ export interface components {
              * Channel
              * @default null
              */
-            channel: string | null;
+            channel?: string | null;
             /**
              * Method
              * @default null
              */
-            method: string | null;
+            method?: string | null;
         };
         /** BankAccount */
         BankAccount: {
@@ -462,7 +462,7 @@ export interface components {
              * Bank Code
              * @default null
              */
-            bank_code: string | null;
+            bank_code?: string | null;
         };
         /** CreatePayoutBody */
         CreatePayoutBody: {
@@ -477,23 +477,23 @@ export interface components {
              * Currency
              * @default CNY
              */
-            currency: string;
+            currency?: string;
             bank_account: components["schemas"]["BankAccount"];
             /**
              * Remark
              * @default null
              */
-            remark: string | null;
+            remark?: string | null;
             /**
              * Channel
              * @default null
              */
-            channel: string | null;
+            channel?: string | null;
             /**
              * Notify Url
              * @default null
              */
-            notify_url: string | null;
+            notify_url?: string | null;
         };
         /** CreateReceiverBody */
         CreateReceiverBody: {
@@ -526,7 +526,7 @@ export interface components {
              * Description
              * @default
              */
-            description: string;
+            description?: string;
         };
         /**
          * FinishSplitsBody

@@ -145,6 +145,13 @@ test("a 429 or 5xx without a paymux error body is still typed", async () => {
   assert.match(proxy.message, /Bad Gateway/);
 });
 
+test("a 2xx whose body is not JSON is a typed error, not a SyntaxError", async () => {
+  script = [(req, res) => { res.writeHead(200, { "Content-Type": "text/html", "X-Request-Id": "req_html" }); res.end("<html>"); }];
+  const err = await rejected(client().getBalance());
+  assert.ok(err instanceof PaymuxAPIError);
+  assert.deepEqual([err.status, err.type, err.code, err.requestId, err.body], [200, "api_error", "unexpected_response", "req_html", "<html>"]);
+});
+
 test("a dropped connection is retried with the same key, and after the last retry is a PaymuxConnectionError", async () => {
   script = [dropConnection, ok()];
   await client().createPayment({ merchant_order_no: "o-4", amount: 1 });
