@@ -75,6 +75,20 @@ def live(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
                "PAYMUX_MERCHANT_SECRET": creds.secret}
 
 
+@pytest.fixture(scope="module")
+def merchant_app(sdk: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A merchant's app that installed the SDK as sdk/node/README.md says: `npm pack`, then
+    `npm install` of the tarball (no registry needed: the package has no dependencies)."""
+    app = tmp_path_factory.mktemp("merchant-app")
+    # --ignore-scripts: the `sdk` fixture has just built dist/ (what `prepack` would do again)
+    _check(_run(["npm", "pack", "--silent", "--ignore-scripts", "--pack-destination", str(app)], timeout=120))
+    [tarball] = app.glob("paymux-node-*.tgz")
+    (app / "package.json").write_text('{"name": "merchant-app", "private": true}\n')
+    _check(subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--offline", str(tarball)], cwd=app,
+                          capture_output=True, text=True, timeout=120))
+    return app
+
+
 def test_node_unit_tests_pass(sdk: Path) -> None:
     """Signing vectors, event verification, retries against a local server (sdk/node/test/unit)."""
     _check(_run(["node", "--test", "test/unit/"], timeout=120))
@@ -85,10 +99,12 @@ def test_the_public_types_compile_for_a_typescript_merchant(sdk: Path) -> None:
     _check(_run(["node", "node_modules/typescript/bin/tsc", "-p", "test/types"], timeout=120))
 
 
-def test_node_sdk_creates_pays_refunds_and_verifies_events_against_a_live_gateway(sdk: Path,
-                                                                                   live: dict[str, str]) -> None:
-    """sdk/node/test/live: the SDK's own round trip, and every js block of sdk/node/README.md as pasted."""
-    result = _run(["node", "--test", "test/live/"], timeout=120, env={**os.environ, **live})
+def test_node_sdk_creates_pays_refunds_and_verifies_events_against_a_live_gateway(
+        sdk: Path, live: dict[str, str], merchant_app: Path) -> None:
+    """sdk/node/test/live: the SDK's own round trip, and every js block of sdk/node/README.md as
+    pasted, in an app that installed the packed SDK."""
+    env = {**os.environ, **live, "PAYMUX_EXAMPLES_DIR": str(merchant_app)}
+    result = _run(["node", "--test", "test/live/"], timeout=120, env=env)
     _check(result)
     assert re.search(r"^# skipped 0$", result.stdout, re.M), result.stdout[-3000:]   # it ran, it did not skip
     assert re.search(r"^# pass [1-9]", result.stdout, re.M)

@@ -1,12 +1,15 @@
 // The README's `js` blocks, run as pasted against a running gateway (the same environment as
-// gateway.test.mjs). Blocks marked `<!-- example: NAME -->` are joined in order into
-// .examples/NAME.mjs inside the package, where `import … from "@paymux/node"` resolves to it.
+// gateway.test.mjs). Blocks marked `<!-- example: NAME -->` are joined in order into NAME.mjs in
+// PAYMUX_EXAMPLES_DIR: an app that installed the packed SDK as the README says (tests/sdk makes
+// one), or by default .examples/ inside the package, where `import … from "@paymux/node"` resolves
+// to the package itself.
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { test } from "node:test";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 
 import { Paymux, signEvent } from "../../dist/index.js";
@@ -16,7 +19,8 @@ const skip = PAYMUX_URL && PAYMUX_MERCHANT_ID && PAYMUX_MERCHANT_SECRET ? false
   : "needs PAYMUX_URL, PAYMUX_MERCHANT_ID and PAYMUX_MERCHANT_SECRET (a running gateway and one of its merchants)";
 
 const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
-const dir = new URL("../../.examples/", import.meta.url);
+const dir = process.env.PAYMUX_EXAMPLES_DIR ? pathToFileURL(`${process.env.PAYMUX_EXAMPLES_DIR}/`)
+  : new URL("../../.examples/", import.meta.url);
 const examples = {};
 for (const [, name, code] of readme.matchAll(/<!-- example: (\w+) -->\s*```js\n([\s\S]*?)```/g)) {
   examples[name] = `${examples[name] ?? ""}${code}\n`;
@@ -27,7 +31,7 @@ function file(name) {
   mkdirSync(dir, { recursive: true });
   const path = new URL(`${name}.mjs`, dir);
   writeFileSync(path, examples[name]);
-  return path.pathname;
+  return fileURLToPath(path);
 }
 
 const run = (name) => promisify(execFile)(process.execPath, [file(name)], { env: process.env, timeout: 60000 });
