@@ -2,7 +2,7 @@
 runner, its live tests against a real gateway served here (SQLite, uvicorn on loopback, a fast
 notifier), and its generated types checked against this gateway's /openapi.json.
 
-Without node or npm these skip, saying so; with PAYMUX_REQUIRE_NODE=1 (CI sets it) they fail
+Without node or npm these skip, saying so; with PAYMUX_REQUIRE_NODE=1 (for CI: .ci/run) they fail
 instead, so the SDK cannot go untested unnoticed. node_modules is kept in sdk/node (git-ignored) and
 `npm ci` runs again only when package-lock.json is newer than it.
 """
