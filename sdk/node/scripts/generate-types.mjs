@@ -37,8 +37,9 @@ async function loadDocument() {
 }
 
 export async function generate(document) {
-  // Fields with a default are optional in a request body: the gateway fills them in.
-  return HEADER + astToString(await openapiTS(document, { defaultNonNullable: false }));
+  // Fields with a default are optional in a request body (the gateway fills them in); an object
+  // schema without properties is any object (Record<string, unknown>), not an empty one.
+  return HEADER + astToString(await openapiTS(document, { defaultNonNullable: false, emptyObjectsUnknown: true }));
 }
 
 const generated = await generate(await loadDocument());

@@ -11,8 +11,31 @@ import { EVENT_SIGNATURE_HEADER } from "./signing.js";
 
 export { EVENT_SIGNATURE_HEADER };
 
-/** An event as delivered: deduplicate on `id` (delivery is at least once). */
-export type PaymuxEvent = Omit<NonNullable<components["schemas"]["EventList"]["data"]>[number], "delivery" | "request_id">;
+type Schemas = components["schemas"];
+
+/** What an event carries in data.object, by the first part of its type: a payment.* event a Payment, … */
+export interface EventObjects {
+  payment: Schemas["Payment"];
+  refund: Schemas["Refund"];
+  payout: Schemas["Payout"];
+  split: Schemas["Split"];
+  split_release: Schemas["SplitRelease"];
+}
+
+/**
+ * An event as delivered (payment.succeeded, refund.succeeded, …); deduplicate on `id`, delivery is
+ * at least once. Comparing `type` narrows `data.object`: after `event.type === "refund.succeeded"`,
+ * it is a Refund.
+ */
+export type PaymuxEvent = {
+  [K in keyof EventObjects]: {
+    id: string;
+    object: "event";
+    type: `${K}.${string}`;
+    created_at: string;
+    data: { object: EventObjects[K] };
+  };
+}[keyof EventObjects];
 
 export interface VerifyOptions {
   /** How far the signature's timestamp may be from now, in seconds (default 300). */

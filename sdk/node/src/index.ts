@@ -6,7 +6,7 @@ export type {
 export { PaymuxAPIError, PaymuxConnectionError, PaymuxError, PaymuxSignatureError } from "./errors.js";
 export type { ErrorType, PaymuxErrorFields, SignatureErrorCode } from "./errors.js";
 export { verifyEvent } from "./events.js";
-export type { PaymuxEvent, VerifyOptions } from "./events.js";
+export type { EventObjects, PaymuxEvent, VerifyOptions } from "./events.js";
 export { DEFAULT_RETRY, backoffMs, isRetryableStatus, parseRetryAfter } from "./retry.js";
 export type { RetryPolicy } from "./retry.js";
 export {

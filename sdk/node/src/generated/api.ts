@@ -532,7 +532,7 @@ export interface components {
          * FinishSplitsBody
          * @description No fields: the request itself says the payment will be split no more.
          */
-        FinishSplitsBody: Record<string, never>;
+        FinishSplitsBody: Record<string, unknown>;
         Error: {
             error: {
                 /** @enum {string} */
@@ -580,7 +580,7 @@ export interface components {
                     [key: string]: string;
                 };
                 /** @description jsapi/app: signed parameters */
-                params?: Record<string, never>;
+                params?: Record<string, unknown>;
             } | null;
             channel_transaction_id?: string | null;
             out_trade_no?: string | null;
@@ -639,7 +639,7 @@ export interface components {
                 message?: string;
             } | null;
             /** @description chose, why, candidates, skipped {account: reason}, failover_from {attempt, channel_account, error_code} */
-            routing?: Record<string, never> | null;
+            routing?: Record<string, unknown> | null;
             created_at?: string;
             updated_at?: string;
         };
@@ -713,7 +713,7 @@ export interface components {
             channel?: string;
             out_payout_no?: string;
             channel_payout_id?: string | null;
-            routing?: Record<string, never> | null;
+            routing?: Record<string, unknown> | null;
             failure?: {
                 code?: string;
                 message?: string;
@@ -827,7 +827,7 @@ export interface components {
                 type: string;
                 created_at?: string;
                 data: {
-                    object?: Record<string, never>;
+                    object?: Record<string, unknown>;
                 };
                 delivery?: {
                     status?: string;
@@ -2603,7 +2603,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": Record<string, unknown>;
                 };
             };
             /** @description Invalid request: a parameter, or text in the path, query or body with a NUL character, a lone surrogate or bytes that are not UTF-8 (invalid_string) */

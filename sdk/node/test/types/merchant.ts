@@ -25,6 +25,16 @@ export async function flow(body: Uint8Array, header: string | undefined): Promis
   const status: "processing" | "succeeded" | "failed" | "closed" | string = payment.status;
   const made: Refund = await paymux.createRefund(payment.id, refund);
   const event: PaymuxEvent = verifyEvent(body, header, "s");
+  // @ts-expect-error before its type is compared, data.object may be a payment, a payout, …
+  const unnarrowed: Refund = event.data.object;
+  if (event.type === "refund.succeeded") {
+    const refunded: Refund = event.data.object;   // narrowed by the type
+    return refunded.payment_id ?? "";
+  }
+  if (event.type.startsWith("payment.") && event.data.object.object === "payment") {
+    const paid: number | undefined = event.data.object.amount;
+    return String(paid);
+  }
   try {
     await paymux.createPayment(full);
   } catch (err) {
@@ -33,5 +43,5 @@ export async function flow(body: Uint8Array, header: string | undefined): Promis
     if (err instanceof PaymuxSignatureError) return err.code;
     if (err instanceof PaymuxError) return err.message;
   }
-  return [checkout, status, made.status, event.id, event.type, noAmount, extra].join();
+  return [checkout, status, made.status, event.id, event.type, noAmount, extra, unnarrowed].join();
 }
