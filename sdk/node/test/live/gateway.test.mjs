@@ -140,6 +140,7 @@ test("the gateway's errors arrive typed, with its request id", { skip }, async (
   assert.ok(duplicate instanceof PaymuxAPIError);
   assert.equal(duplicate.status, 409);
   assert.equal(duplicate.type, "invalid_request_error");
+  assert.equal(duplicate.code, "duplicate_order");
   assert.match(duplicate.requestId, /^req_/);
 
   const invalid = await paymux.createPayment({ merchant_order_no: `node-${run}-4`, amount: 0 }).catch((e) => e);
@@ -152,6 +153,15 @@ test("the gateway's errors arrive typed, with its request id", { skip }, async (
   const unauthenticated = await wrongSecret.getBalance().catch((e) => e);
   assert.deepEqual([unauthenticated.status, unauthenticated.type, unauthenticated.code],
     [401, "authentication_error", "invalid_signature"]);
+});
+
+test("a payment never paid can be closed; the same key with another body is refused", { skip }, async () => {
+  const payment = await paymux.createPayment({ merchant_order_no: `node-${run}-close`, amount: 100 }, { idempotencyKey: `close-${run}` });
+  const closed = await paymux.closePayment(payment.id);
+  assert.equal(closed.status, "closed");
+  const reused = await paymux.createPayment({ merchant_order_no: `node-${run}-other`, amount: 100 }, { idempotencyKey: `close-${run}` })
+    .catch((e) => e);
+  assert.deepEqual([reused.status, reused.type, reused.code], [409, "idempotency_error", "idempotency_key_reused"]);
 });
 
 test("a query the SDK percent-encodes is signed as the gateway reads it", { skip }, async () => {
