@@ -9,6 +9,7 @@ instead, so the SDK cannot go untested unnoticed. node_modules is kept in sdk/no
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ from typing import Iterator
 
 import pytest
 
+from gateway.api.openapi import openapi_document
 from tests.conftest import Running, free_port, make_settings, start_gateway
 
 SDK = Path(__file__).parents[2] / "sdk" / "node"
@@ -118,10 +120,6 @@ def test_committed_types_are_what_the_gateways_openapi_generates(sdk: Path, live
 
 def test_the_types_check_fails_when_the_api_changes(sdk: Path, tmp_path: Path) -> None:
     """The check above would catch a change: one new field in a response schema makes it fail."""
-    import json
-
-    from gateway.api.openapi import openapi_document
-
     changed = json.loads(json.dumps(openapi_document()))
     changed["components"]["schemas"]["Payment"]["properties"]["added_later"] = {"type": "string"}
     document = tmp_path / "openapi.json"
