@@ -2,7 +2,9 @@
 
     python -m pytest check_conformance.py
 
-(named check_* so that paymux's own test run, where this package is not installed, skips it).
+(named check_* so that paymux's own test run, where this package is not installed, skips it). The kit's
+pytest plugin (paymux's `pytest11` entry point) gates the checks by what each plugin declares and ends
+the run with its "not asked / not covered" report.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from gateway.testing.conformance import ChannelConformance, ChannelHarness
+from gateway.testing.kit import ChannelConformance, ChannelHarness
 
 KEY = "counter-conformance-key"
 
@@ -44,3 +46,13 @@ class CounterPayHarness(ChannelHarness):
 
 class TestCounterPayConformance(ChannelConformance):
     harness = CounterPayHarness
+
+
+class MinimalCounterPayHarness(CounterPayHarness):
+    """The same counter, served by the README's minimal plugin: no refund declared, none asked."""
+
+    plugin = "counterpay_minimal"
+
+
+class TestMinimalCounterPayConformance(ChannelConformance):
+    harness = MinimalCounterPayHarness
