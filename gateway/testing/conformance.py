@@ -50,9 +50,9 @@ from gateway.logs import get_logger
 from gateway.merchants import create_merchant
 from gateway.models import Payout
 from gateway.payouts import payout_request
+from gateway.plugins import discover_channel_types, make_plugin_manager
 from gateway.reconciliation.match import totals_disagree
 from gateway.service import Gateway as Services
-from gateway.plugins import discover_channel_types, make_plugin_manager
 from gateway.testing.kit import MARKER, not_asked, not_covered, partly_covered, partly_not_asked
 from gateway.testing.server import ServerThread, free_port, wait_for
 

@@ -1,7 +1,7 @@
 """The conformance kit as a pytest plugin (entry point `pytest11`, installed with `pip install 'paymux[kit]'`).
 
     # tests/test_kit.py in your plugin's package
-    from gateway.testing.kit import ChannelConformance, ChannelHarness
+    from gateway.testing.conformance import ChannelConformance, ChannelHarness
 
     class MyHarness(ChannelHarness): ...
     class TestMyChannel(ChannelConformance):
@@ -13,18 +13,16 @@ the plugin's capabilities call for but the harness cannot drive (a hook left at 
 no `drop_callbacks`, no `unreachable_settings`, no `callback`) is *not covered*, by name. The run
 ends with a report of both and why; `--kit-strict` makes each "not covered" a failure.
 
-This module is loaded by pytest in every run where paymux is installed: it imports nothing heavy,
-and prints its report only when conformance checks ran.
+This module is loaded by pytest in every run where paymux is installed: it imports nothing of paymux
+(the suite, gateway/testing/conformance.py, imports it), and prints its report only when conformance
+checks ran.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
-
-if TYPE_CHECKING:
-    from gateway.testing.conformance import ChannelConformance, ChannelHarness  # noqa: F401
 
 MARKER = "paymux_kit"
 NOT_ASKED, NOT_COVERED = "[kit] not asked", "[kit] not covered"
@@ -50,14 +48,6 @@ def partly_covered(node: pytest.Item, check: str, why: str) -> None:
 def partly_not_asked(node: pytest.Item, check: str, why: str) -> None:
     """A check ran without one part the plugin's declarations do not call for (a refund it never declared)."""
     node.user_properties.append((NOT_ASKED, f"{check}: {why}"))
-
-
-def __getattr__(name: str) -> Any:   # the suite itself, imported only when a plugin's tests ask for it
-    if name in ("ChannelConformance", "ChannelHarness"):
-        from gateway.testing import conformance
-
-        return getattr(conformance, name)
-    raise AttributeError(name)
 
 
 @dataclass

@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_kit import KioskHarness  # noqa: E402
 
-from gateway.testing.kit import ChannelConformance  # noqa: E402
+from gateway.testing.conformance import ChannelConformance  # noqa: E402
 
 
 class NoDropHarness(KioskHarness):

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from gateway.testing.kit import ChannelConformance, ChannelHarness
+from gateway.testing.conformance import ChannelConformance, ChannelHarness
 
 KEY = "counter-conformance-key"
 
