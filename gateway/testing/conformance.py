@@ -42,7 +42,7 @@ from starlette.applications import Starlette
 from gateway import db
 from gateway.app import create_app
 from gateway.books import full_check
-from gateway.channel import STATEMENT_COLUMNS, Capability, ChannelContext, Outcome
+from gateway.channel import STATEMENT_COLUMNS, Capability, Channel, ChannelContext, Outcome
 from gateway.client import Client, PaymuxAPIError
 from gateway.clock import Clock
 from gateway.config import ChannelAccountConfig, Settings
@@ -145,13 +145,18 @@ def _database(tmp: Path) -> str:
 
 
 @functools.cache
-def declared(plugin: str) -> frozenset[Capability]:
-    """The capabilities the installed plugin named `plugin` declares."""
+def channel_type(plugin: str) -> type[Channel]:
+    """The channel type the installed plugin named `plugin` registers."""
     types = discover_channel_types(make_plugin_manager())
     if plugin not in types:
         raise LookupError(f"no installed paymux plugin registers a channel named {plugin!r} "
                           f"(installed: {', '.join(sorted(types))}); is its package installed?")
-    return types[plugin].capabilities
+    return types[plugin]
+
+
+def declared(plugin: str) -> frozenset[Capability]:
+    """The capabilities the installed plugin named `plugin` declares."""
+    return channel_type(plugin).capabilities
 
 
 class ChannelConformance:
@@ -236,6 +241,10 @@ class ChannelConformance:
         refunds = self._declares(Capability.REFUND)
         if not refunds:
             partly_not_asked(request.node, "its refund", "the plugin does not declare refund")
+        untried = [m for m in channel_type(channel.plugin).methods if m not in channel.methods]
+        if untried:
+            partly_covered(request.node, f"method(s) {', '.join(untried)}",
+                           "the plugin offers them, the harness's `methods` does not list them")
         for method in channel.methods:
             payment = self._create(gateway, method)
             assert payment["status"] == "processing", payment
