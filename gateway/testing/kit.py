@@ -143,7 +143,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.section("paymux conformance kit: not asked / not covered")
     write(f"{kit.ran} checks: {kit.passed} passed, {kit.failed} failed, {kit.skipped} skipped")
     if kit.asked_not:
-        write("not asked (the plugin does not declare what the check needs):")
+        write("not asked (the plugin does not declare what the check needs, or the harness says its channel "
+              "has no such thing):")
         for check, whys in sorted(kit.asked_not.items()):
             write(f"  {check}: {'; '.join(sorted(whys))}")
     else:
