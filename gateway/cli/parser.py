@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn="channels:plugins")
 
+    p = sub.add_parser("plugin", help="channel-plugin authoring").add_subparsers(dest="plugin_command", required=True)
+    p = p.add_parser("new", help="write a new, installable channel-plugin package that passes the conformance kit")
+    p.add_argument("name", help="the plugin's module and channel name: lower case letters, digits, _ (e.g. kiosk)")
+    p.add_argument("--dir", default=".", help="where to write the package directory NAME/ (default: here)")
+    p.set_defaults(fn="plugin:new")
+
     p = sub.add_parser("reconcile", help="reconcile channel statements against the books")
     p.add_argument("--account", help="one channel account (default: every enabled one with statements, in parallel)")
     p.add_argument("--date", required=True, type=business_date, help="the business date, YYYY-MM-DD")
