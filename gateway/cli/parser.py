@@ -124,7 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     _json(p)
     p.set_defaults(fn="channels:plugins")
 
-    # ---- another helper registers `paymux plugin …` here, after `plugins` ----
+    p = sub.add_parser("plugin", help="channel-plugin authoring").add_subparsers(
+        dest="plugin_command", required=True, metavar="COMMAND")
+    p = p.add_parser("new", help="write a new, installable channel-plugin package that passes the conformance kit")
+    p.add_argument("name", help="the plugin's module and channel name: lower case letters, digits, _ (e.g. kiosk)")
+    p.add_argument("--dir", default=".", help="where to write the package directory NAME/ (default: here)")
+    p.set_defaults(fn="plugin:new")
 
     p = sub.add_parser("reconcile", help="reconcile channel statements against the books")
     p.add_argument("--account", help="one channel account (default: every enabled one with statements, in parallel)")
@@ -301,8 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order", help="merchant_order_no (default: a random one)")
     p.add_argument("--channel", help="the channel account to use, as `paymux plugins` lists them (default: "
                                      "the gateway's routing chooses)")
-    p.add_argument("--method", help="the payment method, e.g. native or jsapi, as `paymux plugins` lists them (default: routing "
-                                    "chooses one the channel account offers)")
+    p.add_argument("--method", help="the payment method, e.g. native or jsapi, as `paymux plugins` lists them "
+                                    "(default: routing chooses one the channel account offers)")
     p.add_argument("--notify-url", help="where this payment's events are POSTed (default: the merchant's)")
     p.add_argument("--idempotency-key", help="sent as Idempotency-Key: the same key twice creates one payment")
     p = client_command("get", "payments:get", "show a payment")
