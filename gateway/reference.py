@@ -197,6 +197,8 @@ def cli_reference() -> str:
            "Generated from `gateway/cli/parser.py` (`build_parser()`): every `paymux` command, its usage and "
            "its options.", "", "## paymux", "", "```text", parser.format_usage().strip(), "```", ""]
     out += _table(["option", "required", "what it does"], _options(parser))
+    if parser.epilog:   # units, exit codes, environment variables: as `paymux --help` ends
+        out += ["", "```text", parser.epilog.strip(), "```"]
     for words, help_text, sub in _subcommands(parser):
         has_children = any(isinstance(a, argparse._SubParsersAction) for a in sub._actions)
         out += ["", f"## {words.removeprefix('paymux ')}", ""]

@@ -64,6 +64,9 @@ def test_the_configuration_reference_names_every_setting() -> None:
 
 def test_the_cli_reference_has_every_command_and_option() -> None:
     text = cli_reference()
+    parser = build_parser()
+    if parser.epilog:
+        assert parser.epilog.strip() in text   # exit codes and environment variables, as --help ends
     for words, options in commands(build_parser()):
         assert f"## {words}\n" in text, words
         for option in options:
