@@ -84,7 +84,7 @@ from plugins.wechatpay import wire  # noqa: E402
 from plugins.wechatpay.simulator import WechatPaySimulator  # noqa: E402
 
 MCHID, APPID, SERIAL, APIV3 = "1900000109", "wx8888888888888888", "BENCH_SERIAL", "0123456789abcdef0123456789ABCDEF"
-PROCESSES = (1, 2, 4)
+PROCESSES = (1, 2, 4)   # --processes chooses others
 WEEK_SECONDS = 7 * 24 * 3600
 
 PAY = text("UPDATE payments SET status = 'succeeded', channel_transaction_id = :tx, fee_amount = :fee, paid_at = :now, "
@@ -479,7 +479,11 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=50_000, help="succeeded payments written before, over 7 days")
     parser.add_argument("--pgbench-per-client", type=int, default=300,
                         help="transactions per pgbench client (PostgreSQL, when pgbench is installed)")
+    parser.add_argument("--processes", default="1,2,4",
+                        help="gateway process counts to measure, comma-separated (1 comes first: the others are compared with it)")
     args = parser.parse_args()
+    global PROCESSES
+    PROCESSES = tuple(sorted({1, *(int(n) for n in args.processes.split(","))}))
     for kind in database_kinds():
         through, bare, extra = measure(kind, args)
         windows = (f"min/median/max of {args.repeats} rounds of interleaved windows of "

@@ -52,9 +52,10 @@ class ChannelCalls:
                            seconds=seconds)
         if self.metrics is not None:
             self.metrics.channel_call(account.id, operation, result.outcome.value, seconds)
-        if not local:
-            self.log.info("channel.call", channel_account=account.id, operation=operation,
-                          outcome=result.outcome.value, ms=round(seconds * 1000, 1))
+        if not local:   # a query is routine (the janitor asks every open payment): debug; what it changes is info
+            (self.log.debug if operation.startswith("query") else self.log.info)(
+                "channel.call", channel_account=account.id, operation=operation, outcome=result.outcome.value,
+                ms=round(seconds * 1000, 1))
         return result
 
     def payment(self, account: ChannelAccount, operation: str, fn: Callable[[], Awaitable[PaymentResult]],

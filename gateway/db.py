@@ -30,6 +30,7 @@ T = TypeVar("T")
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 _ON_ROLLBACK = "paymux.on_rollback"
 _DB_THREAD = "paymux-db"
+_LOST_BEFORE_COMMIT = "paymux_lost_before_commit"
 
 
 def normalize_url(url: str) -> str:
@@ -85,7 +86,10 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    # No ping before each check-out (a round trip per transaction): a connection that died meanwhile
+    # (PostgreSQL restarted) fails its first statement, SQLAlchemy then drops the pool's older
+    # connections, and run_tx runs the transaction again, as nothing of it can have been committed.
+    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=False)
 
 
 def alembic_config(url: str) -> AlembicConfig:
@@ -169,11 +173,22 @@ class Database:
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: context.run(fn, *args))
 
     def run_tx(self, fn: Callable[[Connection], T]) -> T:
-        """fn(conn) in one transaction, run again (bounded) after a deadlock or serialization failure."""
-        for attempt in Retrying(retry=retry_if_exception(is_transient), stop=stop_after_attempt(5),
+        """fn(conn) in one transaction, run again (bounded) after a deadlock or serialization failure,
+        or when the connection was lost before COMMIT was sent (nothing of it can have been committed;
+        lost during COMMIT, the outcome is unknown and the error is raised)."""
+        for attempt in Retrying(retry=retry_if_exception(_worth_again), stop=stop_after_attempt(5),
                                 wait=wait_random_exponential(multiplier=0.01, max=0.5), reraise=True):
-            with attempt, self.transaction() as conn:
-                return fn(conn)
+            with attempt:
+                committing = False
+                try:
+                    with self.transaction() as conn:
+                        result = fn(conn)
+                        committing = True
+                    return result
+                except DBAPIError as exc:
+                    if exc.connection_invalidated and not committing:
+                        setattr(exc, _LOST_BEFORE_COMMIT, True)
+                    raise
         raise AssertionError("unreachable")
 
     async def tx(self, fn: Callable[[Connection], T]) -> T:
@@ -216,6 +231,10 @@ def _connectorx_url(url: str) -> str:
 def on_rollback(conn: Connection, hook: Callable[[], None]) -> None:
     """Run hook if the transaction conn belongs to is rolled back instead of committed."""
     conn.info[_ON_ROLLBACK].append(hook)
+
+
+def _worth_again(exc: BaseException) -> bool:
+    return is_transient(exc) or getattr(exc, _LOST_BEFORE_COMMIT, False)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -140,7 +140,7 @@ class Janitor:
 
     async def _expire(self, p: Row) -> None:
         closed = await self.payments.close_at_channel(p, source="expiry")
-        self.log.info("janitor.expiry", payment_id=p.id, closed=closed)
+        self.log.debug("janitor.expiry", payment_id=p.id, closed=closed)
 
     async def _ask_attempt(self, attempt: Row) -> None:
         p, current = await self.db.tx(lambda conn: (

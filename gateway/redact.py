@@ -116,12 +116,14 @@ def classify(name: str, in_person: bool = False) -> Kind | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def _party_alone(name: str) -> bool:
     """`payer`, `receiver`, `payee` on their own: a person, or (holding a plain value) their account."""
     w = words(name)
     return len(w) == 1 and _singular(w[0]) in _PARTY
 
 
+@functools.lru_cache(maxsize=4096)
 def _holds_a_person(name: str) -> bool:
     """An object under this name stands for a person or an account (`payer`, `receivers`, `bank_account`)."""
     return bool({_singular(x) for x in words(name)} & (_PARTY | _ACCOUNT))

@@ -15,6 +15,8 @@ from gateway.clock import Clock
 from gateway.plugins import discover_channel_types, make_plugin_manager
 from gateway.reports import channel_listing
 
+STATEMENTS = Path(".paymux/statements")   # where `paymux statement download` writes without --out
+
 
 def plugins(args: argparse.Namespace) -> int:
     types = discover_channel_types(make_plugin_manager())
@@ -47,7 +49,7 @@ def channels(args: argparse.Namespace) -> int:
         print(json.dumps(listing, indent=2))
         return 0
     print(f"{'account':<14}{'plugin':<11}{'state':<10}{'prio':>5}{'wt':>4}  {'circuit':<10}"
-          f"{'calls':>7}{'errors':>7}{'ok%':>7}{'ms':>8}  today (count/amount of limits)")
+          f"{'calls':>7}{'errors':>7}{'ok%':>7}{'ms':>8}  today (count/amount of limits, amount in minor units)")
     for c in listing:
         rate = "-" if c["success_rate"] is None else f"{c['success_rate'] * 100:.1f}"
         latency = "-" if c["mean_latency_ms"] is None else f"{c['mean_latency_ms']:.0f}"
@@ -82,7 +84,11 @@ def download_statement(args: argparse.Namespace) -> int:
     except StatementUnavailable as exc:
         print(f"paymux: no statement for {args.account} on {day}: {exc}", file=sys.stderr)
         return 1
-    out = Path(args.out or f"{args.account}-{day.isoformat()}.statement")
+    if args.out:
+        out = Path(args.out)
+    else:   # under .paymux/ (git-ignored, ours alone), never into the checkout
+        out = STATEMENTS / f"{args.account}-{day.isoformat()}.statement"
+        out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)   # a bill names payers: ours alone
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "wb") as file:

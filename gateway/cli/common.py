@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 from contextlib import nullcontext
 from datetime import datetime
@@ -12,7 +13,7 @@ from typing import Awaitable, Callable, Protocol, TypeVar
 
 from sqlalchemy import Connection
 
-from gateway.cli import Refused
+from gateway.cli import Refused, Usage
 from gateway.compose import Backend
 from gateway.config import Settings, load_settings
 from gateway.console.actions import NEEDS
@@ -57,10 +58,21 @@ def with_gateway(settings: Settings, role: str, work: Callable[[Gateway], Awaita
     return asyncio.run(run())
 
 
-def read_password(args: argparse.Namespace, prompt_for: str) -> str:
+def read_password(args: argparse.Namespace, prompt_for: str, environment: str | None = None) -> str:
+    """The next line of standard input with --password-stdin; else $`environment` when the command
+    reads one; else asked for on the terminal. With no terminal to ask on, one line that says so."""
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\n")
-    return getpass.getpass(f"password for {prompt_for}: ")
+    if environment and os.environ.get(environment):
+        return os.environ[environment]
+    if not sys.stdin.isatty():
+        also = f", or set {environment}" if environment else ""
+        raise Usage(f"the password for {prompt_for} is asked for on a terminal, and there is none: give "
+                    f"--password-stdin and pipe it in{also}")
+    try:
+        return getpass.getpass(f"password for {prompt_for}: ")
+    except EOFError:
+        raise Usage(f"no password for {prompt_for} was given") from None
 
 
 def as_operator(args: argparse.Namespace, action: str, work: Callable[[Connection, Operator, datetime], T],

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
 import sys
 from datetime import datetime
 
 from sqlalchemy import Connection, select
 
-from gateway.cli.common import Operator, as_operator, in_transaction
+from gateway.cli.common import Operator, as_operator, in_transaction, read_password
 from gateway.clock import Clock
 from gateway.console.identity import (OperatorError, Someone, create_operator, operators, record, set_disabled,
                                       set_password)
@@ -23,16 +21,15 @@ def manage(args: argparse.Namespace) -> int:
     user decides."""
     if args.operator_command == "list":
         rows = in_transaction(args, lambda conn: conn.execute(select(operators).order_by(operators.c.name)).all())
+        if not rows:
+            print("no operators yet: `paymux operator create NAME --role approver` makes the first")
         for r in rows:
             print(f"{r.name:<24}{r.role:<10}{'disabled' if r.disabled else 'active':<10}"
                   f"{r.last_sign_in_at.isoformat() if r.last_sign_in_at else 'never signed in'}")
         return 0
     password = None
     if args.operator_command in ("create", "password"):
-        if args.password_stdin:
-            password = sys.stdin.readline().rstrip("\n")
-        else:
-            password = os.environ.get("PAYMUX_OPERATOR_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
+        password = read_password(args, args.name, "PAYMUX_OPERATOR_PASSWORD")
 
     def change(conn: Connection, by: Operator | Someone, now: datetime) -> str | bool:
         if args.operator_command == "create":

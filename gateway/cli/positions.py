@@ -27,7 +27,7 @@ def list_positions(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    print(f"{'channel account':<20}{'currency':<10}{'position':>16}{'held':>16}")
+    print(f"{'channel account':<20}{'currency':<10}{'position':>16}{'held':>16}  (minor units)")
     for r in rows:
         print(f"{r['channel_account']:<20}{r['currency']:<10}{r['position']:>16,}{r['held']:>16,}")
     return 0
@@ -53,5 +53,5 @@ def topup(args: argparse.Namespace) -> int:
             return entry
 
         entry = as_operator(args, "position.topup", book, backend)   # a refusal or a ledger error: main() says it, exit 1
-    print(f"entry {entry.id} ({entry.key}): {args.account} position +{args.amount} {args.currency}")
+    print(f"entry {entry.id} ({entry.key}): {args.account} position +{args.amount} {args.currency} (minor units)")
     return 0

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 
 from gateway import db
 from gateway.app import create_app
-from gateway.cli import CREDENTIALS_FILE, DEMO_MERCHANT
+from gateway.cli import DEMO_MERCHANT, config_identity, credentials_file, read_credentials
 from gateway.cli.common import settings_of, with_gateway
 from gateway.compose import Backend
 from gateway.config import Settings, load_settings
@@ -37,15 +37,18 @@ def init(args: argparse.Namespace) -> int:
         print(f"created secret key file {created}")
         settings = settings_of(args)
     db.upgrade(settings.database_url, settings.secret_key)
+    saved_to = credentials_file(args.config)
+    read_credentials(args.config)   # another config's demo merchant in that file: say so, overwrite nothing
     with Backend(settings) as backend, backend.transaction() as conn:
         creds = (first_merchant(conn, backend.box, DEMO_MERCHANT)
                  or create_merchant(conn, backend.box, backend.clock, DEMO_MERCHANT))
-    CREDENTIALS_FILE.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(CREDENTIALS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    saved_to.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(saved_to, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)   # a file left by an earlier version may be readable by others
     with os.fdopen(fd, "w") as f:
-        json.dump({"merchant_id": creds.merchant_id, "secret": creds.secret, "url": settings.public_url}, f)
-    print(f"demo merchant (saved to {CREDENTIALS_FILE}, which `paymux pay` reads):")
+        json.dump({"merchant_id": creds.merchant_id, "secret": creds.secret, "url": settings.public_url,
+                   "config": config_identity(args.config)}, f)
+    print(f"demo merchant (saved to {saved_to}, which `paymux pay` reads with this config):")
     print(f"  merchant_id = {creds.merchant_id}")
     print(f"  secret      = {creds.secret}")
     return 0
@@ -70,8 +73,10 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_json)
     workers = args.workers
+    base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::', '') else args.host}:{args.port}"
     print(f"paymux: serving on http://{args.host}:{args.port} ({workers} process{'es' if workers > 1 else ''}, "
-          f"database {db.make_url_safe(settings.database_url)})", flush=True)
+          f"database {db.make_url_safe(settings.database_url)}); console at {base}/console/; Ctrl-C stops",
+          flush=True)
     if workers == 1:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False)
         return 0

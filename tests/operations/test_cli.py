@@ -74,12 +74,13 @@ def test_freeze_refuses_what_is_not_available_and_says_why(tmp_path: Path) -> No
     run(tmp_path, "db", "upgrade")
     run(tmp_path, "operator", "create", "otto", "--role", "operator", "--password-stdin",
         input="correct horse battery\n")
-    result = run(tmp_path, "ledger", "freeze", "mch_x", "100", "--reference", "case-1", "--by", "otto",
+    mch = json.loads(run(tmp_path, "merchant", "create", "Acme", "--json").stdout)["merchant_id"]
+    result = run(tmp_path, "ledger", "freeze", mch, "100", "--reference", "case-1", "--by", "otto",
                  "--password-stdin", check=False, input="correct horse battery\n")
     assert result.returncode == 1 and "insufficient_balance" in result.stderr
     # moving a merchant's money needs an operator who signs in, and releasing it an approver
     assert run(tmp_path, "ledger", "freeze", "mch_x", "100", "--reference", "case-1", check=False).returncode == 2
-    unfreeze = run(tmp_path, "ledger", "unfreeze", "mch_x", "100", "--reference", "case-1", "--by", "otto",
+    unfreeze = run(tmp_path, "ledger", "unfreeze", mch, "100", "--reference", "case-1", "--by", "otto",
                    "--password-stdin", check=False, input="correct horse battery\n")
     assert unfreeze.returncode == 1 and "not_allowed" in unfreeze.stderr
     assert "clean" in run(tmp_path, "ledger", "check").stdout
@@ -139,7 +140,7 @@ def test_every_command_in_the_table_names_a_function_that_exists() -> None:
         return found
 
     named = commands(build_parser())
-    assert len(named) == 29
+    assert len(named) == 32
     for name in named:
         module, _, function = name.partition(":")
         assert callable(getattr(importlib.import_module(f"gateway.cli.{module}"), function)), name

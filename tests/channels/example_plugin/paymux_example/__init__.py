@@ -54,6 +54,21 @@ class CounterPay(Channel):
         return Acknowledgement(200 if accepted else 403, b"OK" if accepted else b"NO")
 
 
+class MinimalCounterPay(Channel):
+    """The README's minimal plugin: it pays and hears callbacks, and declares nothing else (no refund)."""
+
+    name = "counterpay_minimal"
+    methods = ("qr",)
+    capabilities = frozenset({Capability.PAY, Capability.NOTIFY})
+
+    async def create(self, request: CreatePayment) -> PaymentResult:
+        return PaymentResult(Outcome.PENDING, action={"type": "qr", "code": f"counterpay://{request.out_trade_no}"})
+
+    parse_notification = CounterPay.parse_notification
+    acknowledge = CounterPay.acknowledge
+
+
 @hookimpl
 def register_channels(register):  # noqa: ANN001, ANN201
     register(CounterPay)
+    register(MinimalCounterPay)
