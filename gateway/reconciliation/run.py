@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import tempfile
 from concurrent.futures import Future
 from datetime import date, timedelta
 from pathlib import Path
@@ -33,21 +34,22 @@ import polars as pl
 from sqlalchemy import Row, select
 from structlog.typing import FilteringBoundLogger
 
-from gateway.channel import Capability, ParsedStatement, StatementInvalid, StatementUnavailable
+from gateway.channel import Capability, StatementInvalid, StatementUnavailable
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.ids import public_id
 from gateway.plugins import ChannelAccount, PluginHost
-from gateway.reconciliation import store
+from gateway.reconciliation import partitions, store
 from gateway.reconciliation.errors import ReconError
-from gateway.reconciliation.match import ABSENCES, Classified, classify, excuse, local_totals, statement_totals, \
-    totals_disagree
+from gateway.reconciliation.match import ABSENCES, Classified, excuse, statement_totals, totals_disagree
 from gateway.reports import RunReport, run_report
 from ledger.booking import Booker
 from ledger.days import BusinessDay
 
 QUERY_CONCURRENCY = 16
+SLICE_BYTES = 256 << 20            # a statement up to this size: our side is read a day at a time
+MIN_SLICE = timedelta(minutes=15)
 
 
 class QueryRate(Protocol):
@@ -130,43 +132,73 @@ class Reconciler:
         today = self.day.date_of(now)
         since = self.day.start(business_date) - self.lookback
         until = self.day.start(business_date + timedelta(days=2))
-        lines: Future[pl.DataFrame] = Future()
-
-        def parse() -> ParsedStatement:
-            """The plugin reads the kept file; its lines go to the loader, waiting for their keys."""
-            try:
-                parsed = account.channel.read_statement(path)
-            except BaseException as exc:
-                lines.set_exception(exc)
-                raise
-            lines.set_result(parsed.lines)
-            return parsed
-
-        # Parse and load at once: the loader reads the business day's rows while the plugin parses,
-        # then the rest of the lookback window, kept only where the statement's keys need it.
-        parsed, (local_payments, local_refunds, local_payouts) = await asyncio.gather(
-            asyncio.to_thread(parse), asyncio.to_thread(store.load_local, self.db, account_id, since, until, self.day,
-                                                        statement=lines, business_date=business_date))
-        problem = totals_disagree(dict(parsed.totals) if parsed.totals else None, parsed.lines)
-        if problem:
-            raise StatementInvalid(problem)
-        result = classify(parsed.lines, local_payments, local_refunds, business_date=business_date, today=today,
-                          carry_days=self.carry_days, fee_bps=account.config.fee_bps, local_payouts=local_payouts)
-        result = self._excuse_neighbours(account_id, business_date, result)
+        size = path.stat().st_size
+        k = partitions.partition_count(size)
+        # Our side's slices: a day of creation time, shorter in proportion for a statement over
+        # SLICE_BYTES (a busier day), so one slice read stays about the size of one at SLICE_BYTES.
+        slice_length = max(MIN_SLICE, store.LOAD_SLICE * min(1.0, SLICE_BYTES / max(size, 1)))
+        keys: Future[tuple[pl.Series, pl.Series]] = Future()
         keys_path = path.with_suffix(".keys.parquet")
-        result.statement_keys.write_parquet(keys_path)
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".match-") as work_dir:
+            work = Path(work_dir)
+            statement = partitions.Spill(work, "statement", k)
+            local = {kind: partitions.Spill(work, kind, k) for kind in ("payment", "refund", "payout")}
+
+            def read() -> tuple[dict[str, int], dict[str, int] | None]:
+                """The plugin reads the kept file piece by piece; each piece is spilled into the
+                partitions, and its keys go to the loader, which waits for them."""
+                sums, declared, hashes = None, None, []
+                try:
+                    for piece in account.channel.read_statement_pieces(path):
+                        sums = partitions.add_totals(sums, statement_totals(piece.lines))
+                        declared = dict(piece.totals) if piece.totals else declared
+                        hashes.append(store.key_hashes(piece.lines))
+                        statement.add(partitions.with_reference(piece.lines))
+                        del piece
+                    statement.flush()
+                    if sums is None:
+                        sums = statement_totals(pl.DataFrame(schema=partitions.STATEMENT_SCHEMA))
+                except BaseException as exc:
+                    keys.set_exception(exc)
+                    raise
+                keys.set_result(store.sorted_hashes(hashes))
+                return sums, declared
+
+            def load() -> None:
+                for kind, frame in store.local_parts(self.db, account_id, since, until, self.day,
+                                                     keys=keys.result, business_date=business_date,
+                                                     slice_length=slice_length):
+                    local[kind].add(frame)
+                for spill in local.values():
+                    spill.flush()
+
+            # Read and load at once: the loader reads the business day's rows while the plugin reads,
+            # then the rest of the lookback window, kept only where the statement's keys need it.
+            done = await asyncio.gather(asyncio.to_thread(read), asyncio.to_thread(load), return_exceptions=True)
+            for outcome in done:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            sums, declared = done[0]
+            problem = totals_disagree(declared, sums)
+            if problem:
+                raise StatementInvalid(problem)
+            result, local_sums = await asyncio.to_thread(
+                partitions.classify_partitions, statement, local["payment"], local["refund"], local["payout"],
+                keys_path, business_date=business_date, today=today, carry_days=self.carry_days,
+                fee_bps=account.config.fee_bps)
         keys_path.chmod(0o600)      # the statement's keys: the channel's transaction ids
-        summary = {"statement": statement_totals(parsed.lines), "declared": dict(parsed.totals or {}),
-                   "local": local_totals(local_payments, local_refunds, business_date)}
+        result = self._excuse_neighbours(account_id, business_date, result)
+        summary = {"statement": sums, "declared": declared or {}, "local": local_sums}
         details = await self.db.tx(lambda conn: store.item_details(conn, result.items))
         row = await self.db.tx(lambda conn: store.write_results(
             conn, self.booker, run_id=run_id, account_id=account_id, business_date=business_date,
-            rows=parsed.lines.height, result=result, details=details, summary=summary, today=today,
+            rows=sums["rows"], result=result, details=details, summary=summary, today=today,
             carry_days=self.carry_days, now=self.clock.now()))
         if confirm:
             row = await self.confirm_run(run_id)
         self.log.info("recon.completed", run_id=run_id, channel_account=account_id,
-                      business_date=business_date.isoformat(), rows=parsed.lines.height, counts=result.counts)
+                      business_date=business_date.isoformat(), rows=sums["rows"], counts=result.counts,
+                      partitions=k)
         return run_report(row)
 
     async def _fail(self, run_id: str, message: str) -> RunReport:

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 import structlog
 
-from gateway.channel import Capability, ParsedStatement
+from gateway.channel import Capability, Channel, ParsedStatement
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.db import Database
@@ -96,8 +96,9 @@ def test_a_wechat_pay_bill_is_read_in_pieces_never_whole(tmp_path: Path, monkeyp
     assert len(given) >= size // PIECE                  # polars was handed the rows a piece at a time
 
 
-class FileOnlyChannel:
-    """A plugin that reads statements from their file and would fail if handed their bytes."""
+class FileOnlyChannel(Channel):
+    """A plugin that reads statements from their file and would fail if handed their bytes; it reads
+    them whole (read_statement), so reconciliation reads it through the base class's default pieces."""
 
     statement_currency = "CNY"
     capabilities = frozenset({Capability.STATEMENT})
