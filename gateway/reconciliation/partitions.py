@@ -96,6 +96,13 @@ class Spill:
         return pl.read_parquet(files) if files else pl.DataFrame(schema=self.schema)
 
 
+def compact(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with its strings written anew: filtered, a string column (polars' string views) still
+    points into the buffers of the frame it was taken from and keeps them alive, so the few items of
+    every partition would keep every partition's lines in memory."""
+    return frame.with_columns(pl.concat_str(pl.col(c), pl.lit("")) for c, t in frame.schema.items() if t == pl.String)
+
+
 def add_totals(into: dict[str, int] | None, more: dict[str, int]) -> dict[str, int]:
     return dict(more) if into is None else {key: into[key] + more[key] for key in into}
 
@@ -120,7 +127,7 @@ def classify_partitions(statement: Spill, payments: Spill, refunds: Spill, payou
         for name, n in part.counts.items():
             counts[name] += n
         if part.items.height:
-            items.append(part.items)
+            items.append(compact(part.items))
         amounts["payment"] += part.payment_amount
         amounts["refund"] += part.refund_amount
         amounts["fee"] += part.fee_amount
