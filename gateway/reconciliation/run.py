@@ -23,7 +23,6 @@ What no rule resolves stays open: `paymux recon resolve` proposes, another perso
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import tempfile
 from concurrent.futures import Future
 from datetime import date, timedelta
@@ -101,21 +100,20 @@ class Reconciler:
         currency = account.channel.statement_currency
         content: bytes | None = None
         try:
-            if file is not None:
-                sha = await asyncio.to_thread(store.file_sha256, file)
-            else:
+            if file is None:
                 content = await account.channel.download_statement(business_date)
-                sha = hashlib.sha256(content).hexdigest()
+            # kept as it is hashed: an operator's file is read once for both (a private one is linked)
+            sha, path = await asyncio.to_thread(store.keep_statement, self.dir, account_id, business_date, content,
+                                                file)
         except OSError as exc:
             raise ReconError("statement_unreadable", f"{file}: {exc.strerror}") from None
         except StatementUnavailable as exc:
             run_id = await self._start_run(account_id, business_date, "", "", currency)
             return await self._fail(run_id, f"statement download failed: {exc}")
+        del content   # a downloaded statement is read back from its kept file, like an operator's
         existing = await self.db.tx(lambda conn: store.same_file_run(conn, account_id, business_date, sha))
         if existing is not None:  # the same file again: the same answer
             return run_report(existing)
-        path = store.keep_statement(self.dir, account_id, business_date, sha, content, file)
-        del content   # a downloaded statement is read back from its kept file, like an operator's
         run_id = await self._start_run(account_id, business_date, sha, str(path), currency)
         try:
             return await self._run(run_id, account, business_date, path, confirm)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from concurrent.futures import Future
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -46,36 +45,54 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
-def keep_statement(folder: Path, account_id: str, business_date: date, sha: str, content: bytes | None,
-                   source: Path | None) -> Path:
+def keep_statement(folder: Path, account_id: str, business_date: date, content: bytes | None,
+                   source: Path | None) -> tuple[str, Path]:
     """The statement kept for good, readable by paymux's user alone (a bill names payers): folders
-    0700, the file 0600; an operator's file (`source`) is linked only if it is already that private,
-    else copied in chunks; a downloaded one is written from its `content`."""
+    0700, the file 0600, named by its SHA-256; returns (sha256, path). An operator's file (`source`) is
+    linked only if it is already that private (and then hashed, one read), else copied in chunks and
+    hashed as it is copied (one read for both); a downloaded one is written from its `content`."""
     day_folder = folder / account_id / business_date.isoformat()
     day_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     for each in (folder, folder / account_id, day_folder):
         if each.stat().st_mode & 0o077:
             each.chmod(0o700)
-    path = day_folder / f"{sha}.statement"
-    if not path.exists():
-        tmp = path.with_suffix(".partial")
-        linked = False
-        if source is not None and not source.stat().st_mode & 0o077:
-            try:
-                os.link(source, tmp)
-                linked = True
-            except OSError:
-                pass
-        if not linked:
+    tmp = day_folder / f".{os.getpid()}.{id(content or source):x}.partial"
+    linked = False
+    if source is not None and not source.stat().st_mode & 0o077:
+        try:
+            os.link(source, tmp)
+            linked = True
+        except OSError:
+            pass
+    digest = hashlib.sha256()
+    try:
+        if linked:
+            with open(tmp, "rb") as kept:
+                digest = hashlib.file_digest(kept, "sha256")
+        else:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as out:
                 if source is not None:
                     with open(source, "rb") as given:
-                        shutil.copyfileobj(given, out)
+                        while chunk := given.read(CHUNK):
+                            digest.update(chunk)
+                            out.write(chunk)
                 elif content is not None:
+                    digest.update(content)
                     out.write(content)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    sha = digest.hexdigest()
+    path = day_folder / f"{sha}.statement"
+    if path.exists():
+        tmp.unlink()
+    else:
         os.replace(tmp, path)
-    return path
+    return sha, path
+
+
+CHUNK = 1 << 20
 
 
 def neighbour_keys(folder: Path, account_id: str, business_date: date, carry_days: int) -> list[Path]:
