@@ -1,17 +1,20 @@
 """Reconciliation of one channel account's statement for one business date, end to end.
 
-1. The statement: the file given, or downloaded through the plugin. It is stored under
-   statement_dir with its SHA-256 (read in chunks); the same (account, date, file) again returns the
-   run already made; a different file for the day starts a new run, which supersedes the old one when
-   it completes.
-2. Parse (the plugin reads the kept file, Channel.read_statement, column-wise) and check the lines
-   against the totals the channel declares: an empty, truncated, wrongly encoded or malformed file
-   fails the run with the line to blame, and nothing else is written.
-3. Load our side at the same time (attempts and refunds of the account over the lookback window, in
-   slices, each kept only where the statement's keys or the day's successes need it: store.load_local),
-   classify with a hash join (match.py), and write in ONE transaction: the items that did not match, the
-   open items of earlier runs this statement settles (rule `carryover_matched`), the channel's
-   fees for the day (fee expense against clearing), the run's counts.
+1. The statement: the file given, or downloaded through the plugin. It is kept under statement_dir,
+   named by its SHA-256, computed as it is kept (an operator's file is copied and hashed in one read);
+   the same (account, date, file) again returns the run already made; a different file for the day
+   starts a new run, which supersedes the old one when it completes.
+2. Read (the plugin reads the kept file piece by piece, Channel.read_statement_pieces) and load our
+   side at the same time (attempts over the lookback window in slices, each kept only where the
+   statement's keys or the day's successes need it: store.local_parts). Both sides are cut into K
+   partitions by a hash of the join key and spilled to temporary parquet files as they come
+   (partitions.py), so neither is ever held whole. The lines are checked against the totals the
+   channel declares: an empty, truncated, wrongly encoded or malformed file fails the run with the
+   line to blame, and nothing else is written.
+3. Classify each partition with a hash join (match.py), add the partitions up, and write in ONE
+   transaction: the items that did not match, the open items of earlier runs this statement settles
+   (rule `carryover_matched`), the channel's fees for the day (fee expense against clearing), the
+   run's counts.
 4. Rules that need the channel: a success on the statement that is still open, closed or failed
    here is confirmed by a query and applied as a late success through the payment (or payout) state
    machine (ledger entry and merchant event included): rule `late_success_by_query`. A payout still

@@ -1,6 +1,8 @@
 """Reconciliation's memory does not grow with the statement file (issue 17), proved by what is read
-rather than timed: the plugin is handed the kept file, never its bytes, and WeChat Pay's parser reads
-it in pieces of bounded size, never the whole file at once, into polars or into Python."""
+and by the peak memory of a whole reconciliation in a process of its own at two sizes, never by time:
+the plugin is handed the kept file, never its bytes; WeChat Pay's parser reads it in pieces of bounded
+size, never the whole file at once, into polars or into Python; and a bill eight times as long costs
+less memory than it adds in bytes."""
 from __future__ import annotations
 
 import asyncio
