@@ -26,8 +26,8 @@ from gateway.channel import STATEMENT_COLUMNS
 from gateway.reconciliation.match import (CLASSES, ITEM_COLUMNS, LOCAL_PAYMENT_COLUMNS, LOCAL_PAYOUT_COLUMNS,
                                           LOCAL_REFUND_COLUMNS, Classified, classify, local_totals, statement_totals)
 
-PART_BYTES = 32 << 20       # of the statement file per partition
-FLUSH_ROWS = 400_000        # rows waiting in memory before they are written out
+PART_BYTES = 16 << 20       # of the statement file per partition
+FLUSH_ROWS = 200_000        # rows waiting in memory before they are written out
 PART_SEED = 29
 
 Schema = dict[str, Any]

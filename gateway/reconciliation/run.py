@@ -50,7 +50,7 @@ from ledger.booking import Booker
 from ledger.days import BusinessDay
 
 QUERY_CONCURRENCY = 16
-SLICE_BYTES = 256 << 20            # a statement up to this size: our side is read a day at a time
+SLICE_BYTES = 32 << 20             # a statement up to this size: our side is read a day at a time
 MIN_SLICE = timedelta(minutes=15)
 
 
