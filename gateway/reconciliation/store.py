@@ -39,12 +39,6 @@ StatementKeys = pl.DataFrame | Future[pl.DataFrame]   # the statement's lines, o
 
 # ---- the statement file ----
 
-def file_sha256(path: Path) -> str:
-    """The file's SHA-256, read in chunks (hashlib's file_digest): never the whole file in memory."""
-    with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
-
-
 def keep_statement(folder: Path, account_id: str, business_date: date, content: bytes | None,
                    source: Path | None) -> tuple[str, Path]:
     """The statement kept for good, readable by paymux's user alone (a bill names payers): folders
