@@ -73,23 +73,32 @@ def trade_no(i: int) -> str:
 def write_local(url: str, rows: int, merchant_id: str, paid_at: datetime, marks: dict[str, range]) -> None:
     """Payments and attempts straight into the tables, the fastest way each database takes them."""
     open_ones = set(marks["status_mismatch"])
-    stamp = paid_at.astimezone(UTC)
+    # spread over the business day, as a day's payments are (paid_at: its noon)
+    first = (paid_at - timedelta(hours=12, seconds=-30)).astimezone(UTC)
+    step = 86000 / max(rows, 1)
+
+    def stamp(i: int) -> datetime:
+        return first + timedelta(seconds=i * step)
+
     if url.startswith("sqlite"):
         path = url.split("sqlite:///", 1)[1]
         conn = sqlite3.connect(path)
-        text = stamp.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+        def text(i: int) -> str:
+            return stamp(i).strftime("%Y-%m-%d %H:%M:%S.%f")
+
         conn.execute("BEGIN")
         conn.executemany(
             "INSERT INTO payments (id, merchant_id, merchant_order_no, amount, currency, subject, channel_account, "
             "method, status, refunded_amount, refund_pending_amount, metadata, paid_at, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, 'CNY', 'bench', 'wx', 'native', ?, 0, 0, '{}', ?, ?, ?)",
             ((f"pay_{i:020d}", merchant_id, f"o{i}", amount_of(i), "processing" if i in open_ones else "succeeded",
-              None if i in open_ones else text, text, text) for i in range(rows)))
+              None if i in open_ones else text(i), text(i), text(i)) for i in range(rows)))
         conn.executemany(
             "INSERT INTO attempts (id, payment_id, amount, out_trade_no, channel_account, method, status, queries, "
             "created_at, updated_at) VALUES (?, ?, ?, ?, 'wx', 'native', ?, 0, ?, ?)",
             ((f"att_{i:020d}", f"pay_{i:020d}", amount_of(i), trade_no(i), "pending" if i in open_ones else "succeeded",
-              text, text) for i in range(rows)))
+              text(i), text(i)) for i in range(rows)))
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")   # as a database that has been idle overnight
         conn.execute("ANALYZE")
@@ -97,7 +106,6 @@ def write_local(url: str, rows: int, merchant_id: str, paid_at: datetime, marks:
         return
     import psycopg
 
-    iso = stamp.isoformat()
     with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
         with conn.cursor() as cur:
             with cur.copy("COPY payments (id, merchant_id, merchant_order_no, amount, currency, subject, channel_account, "
@@ -105,11 +113,13 @@ def write_local(url: str, rows: int, merchant_id: str, paid_at: datetime, marks:
                           "updated_at) FROM STDIN") as copy:
                 for i in range(rows):
                     opened = i in open_ones
+                    iso = stamp(i).isoformat()
                     copy.write_row((f"pay_{i:020d}", merchant_id, f"o{i}", amount_of(i), "CNY", "bench", "wx", "native",
                                     "processing" if opened else "succeeded", 0, 0, "{}", None if opened else iso, iso, iso))
             with cur.copy("COPY attempts (id, payment_id, amount, out_trade_no, channel_account, method, status, "
                           "queries, created_at, updated_at) FROM STDIN") as copy:
                 for i in range(rows):
+                    iso = stamp(i).isoformat()
                     copy.write_row((f"att_{i:020d}", f"pay_{i:020d}", amount_of(i), trade_no(i), "wx", "native",
                                     "pending" if i in open_ones else "succeeded", 0, iso, iso))
         conn.commit()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Iterator, Mapping
 
 from starlette.types import ASGIApp
 
@@ -88,6 +88,17 @@ class Channel:
         statement of millions of lines then never sits in memory whole. This default reads the file
         into bytes for parse_statement, so a plugin that only parses bytes keeps working."""
         return self.parse_statement(path.read_bytes())
+
+    def read_statement_pieces(self, path: Path) -> Iterator[ParsedStatement]:
+        """The statement file at `path` as pieces: ParsedStatements whose lines, one after another, are
+        the statement's lines in file order (each piece a polars DataFrame with STATEMENT_COLUMNS). The
+        channel's declared totals may come on any piece (the last piece that gives totals counts);
+        StatementInvalid may be raised at any point, even after pieces were given (reconciliation then
+        writes nothing). Reconciliation calls this one and never holds more than a piece of the lines
+        at once, so a plugin that yields pieces of bounded size reconciles a statement of any size in
+        bounded memory. This default gives read_statement's lines as one piece, so a plugin that only
+        reads whole statements (or only parses bytes) keeps working unchanged."""
+        yield self.read_statement(path)
 
     async def payout(self, request: PayoutRequest) -> PayoutResult:
         """Send a payout (Capability.PAYOUT) once. The same out_payout_no sent twice must be one payout;

@@ -46,7 +46,7 @@ ITEM_COLUMNS = ("class", "kind", "reference", "out_trade_no", "line_no", "channe
 class Classified:
     counts: dict[str, int]
     items: pl.DataFrame            # ITEM_COLUMNS, every line or record that is not matched
-    statement_keys: pl.DataFrame   # kind, reference: every key on the statement
+    statement_keys: pl.DataFrame | pl.LazyFrame   # kind, reference: every key on the statement
     payment_amount: int            # what the channel settles for succeeded payment lines
     refund_amount: int             # what it takes back for succeeded refund lines
     fee_amount: int                # the channel's fees on succeeded lines, in minor units (half up per line)
@@ -191,11 +191,12 @@ def statement_totals(lines: pl.DataFrame) -> dict[str, int]:
             "payout_count": payouts.height, "payout_amount": int(payouts["amount"].sum())}
 
 
-def totals_disagree(declared: dict[str, Any] | None, lines: pl.DataFrame) -> str | None:
-    """None if every total the channel declared matches its lines; else what differs."""
+def totals_disagree(declared: dict[str, Any] | None, lines: pl.DataFrame | dict[str, int]) -> str | None:
+    """None if every total the channel declared matches its lines (or what they add up to, as
+    statement_totals gives it); else what differs."""
     if not declared:
         return None
-    actual = statement_totals(lines)
+    actual = lines if isinstance(lines, dict) else statement_totals(lines)
     wrong = [f"{key} {declared[key]} (the lines add up to {actual[key]})"
              for key in actual if key in declared and int(declared[key]) != actual[key]]
     return "the statement's own totals disagree with its lines: " + ", ".join(wrong) if wrong else None

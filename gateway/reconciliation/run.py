@@ -1,17 +1,20 @@
 """Reconciliation of one channel account's statement for one business date, end to end.
 
-1. The statement: the file given, or downloaded through the plugin. It is stored under
-   statement_dir with its SHA-256 (read in chunks); the same (account, date, file) again returns the
-   run already made; a different file for the day starts a new run, which supersedes the old one when
-   it completes.
-2. Parse (the plugin reads the kept file, Channel.read_statement, column-wise) and check the lines
-   against the totals the channel declares: an empty, truncated, wrongly encoded or malformed file
-   fails the run with the line to blame, and nothing else is written.
-3. Load our side at the same time (attempts and refunds of the account over the lookback window, in
-   slices, each kept only where the statement's keys or the day's successes need it: store.load_local),
-   classify with a hash join (match.py), and write in ONE transaction: the items that did not match, the
-   open items of earlier runs this statement settles (rule `carryover_matched`), the channel's
-   fees for the day (fee expense against clearing), the run's counts.
+1. The statement: the file given, or downloaded through the plugin. It is kept under statement_dir,
+   named by its SHA-256, computed as it is kept (an operator's file is copied and hashed in one read);
+   the same (account, date, file) again returns the run already made; a different file for the day
+   starts a new run, which supersedes the old one when it completes.
+2. Read (the plugin reads the kept file piece by piece, Channel.read_statement_pieces) and load our
+   side at the same time (attempts over the lookback window in slices, each kept only where the
+   statement's keys or the day's successes need it: store.local_parts). Both sides are cut into K
+   partitions by a hash of the join key and spilled to temporary parquet files as they come
+   (partitions.py), so neither is ever held whole. The lines are checked against the totals the
+   channel declares: an empty, truncated, wrongly encoded or malformed file fails the run with the
+   line to blame, and nothing else is written.
+3. Classify each partition with a hash join (match.py), add the partitions up, and write in ONE
+   transaction: the items that did not match, the open items of earlier runs this statement settles
+   (rule `carryover_matched`), the channel's fees for the day (fee expense against clearing), the
+   run's counts.
 4. Rules that need the channel: a success on the statement that is still open, closed or failed
    here is confirmed by a query and applied as a late success through the payment (or payout) state
    machine (ledger entry and merchant event included): rule `late_success_by_query`. A payout still
@@ -23,7 +26,7 @@ What no rule resolves stays open: `paymux recon resolve` proposes, another perso
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import tempfile
 from concurrent.futures import Future
 from datetime import date, timedelta
 from pathlib import Path
@@ -33,21 +36,22 @@ import polars as pl
 from sqlalchemy import Row, select
 from structlog.typing import FilteringBoundLogger
 
-from gateway.channel import Capability, ParsedStatement, StatementInvalid, StatementUnavailable
+from gateway.channel import Capability, StatementInvalid, StatementUnavailable
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.ids import public_id
 from gateway.plugins import ChannelAccount, PluginHost
-from gateway.reconciliation import store
+from gateway.reconciliation import partitions, store
 from gateway.reconciliation.errors import ReconError
-from gateway.reconciliation.match import ABSENCES, Classified, classify, excuse, local_totals, statement_totals, \
-    totals_disagree
+from gateway.reconciliation.match import ABSENCES, Classified, excuse, statement_totals, totals_disagree
 from gateway.reports import RunReport, run_report
 from ledger.booking import Booker
 from ledger.days import BusinessDay
 
 QUERY_CONCURRENCY = 16
+SLICE_BYTES = 32 << 20             # a statement up to this size: our side is read a day at a time
+MIN_SLICE = timedelta(minutes=15)
 
 
 class QueryRate(Protocol):
@@ -99,21 +103,20 @@ class Reconciler:
         currency = account.channel.statement_currency
         content: bytes | None = None
         try:
-            if file is not None:
-                sha = await asyncio.to_thread(store.file_sha256, file)
-            else:
+            if file is None:
                 content = await account.channel.download_statement(business_date)
-                sha = hashlib.sha256(content).hexdigest()
+            # kept as it is hashed: an operator's file is read once for both (a private one is linked)
+            sha, path = await asyncio.to_thread(store.keep_statement, self.dir, account_id, business_date, content,
+                                                file)
         except OSError as exc:
             raise ReconError("statement_unreadable", f"{file}: {exc.strerror}") from None
         except StatementUnavailable as exc:
             run_id = await self._start_run(account_id, business_date, "", "", currency)
             return await self._fail(run_id, f"statement download failed: {exc}")
+        del content   # a downloaded statement is read back from its kept file, like an operator's
         existing = await self.db.tx(lambda conn: store.same_file_run(conn, account_id, business_date, sha))
         if existing is not None:  # the same file again: the same answer
             return run_report(existing)
-        path = store.keep_statement(self.dir, account_id, business_date, sha, content, file)
-        del content   # a downloaded statement is read back from its kept file, like an operator's
         run_id = await self._start_run(account_id, business_date, sha, str(path), currency)
         try:
             return await self._run(run_id, account, business_date, path, confirm)
@@ -130,43 +133,73 @@ class Reconciler:
         today = self.day.date_of(now)
         since = self.day.start(business_date) - self.lookback
         until = self.day.start(business_date + timedelta(days=2))
-        lines: Future[pl.DataFrame] = Future()
-
-        def parse() -> ParsedStatement:
-            """The plugin reads the kept file; its lines go to the loader, waiting for their keys."""
-            try:
-                parsed = account.channel.read_statement(path)
-            except BaseException as exc:
-                lines.set_exception(exc)
-                raise
-            lines.set_result(parsed.lines)
-            return parsed
-
-        # Parse and load at once: the loader reads the business day's rows while the plugin parses,
-        # then the rest of the lookback window, kept only where the statement's keys need it.
-        parsed, (local_payments, local_refunds, local_payouts) = await asyncio.gather(
-            asyncio.to_thread(parse), asyncio.to_thread(store.load_local, self.db, account_id, since, until, self.day,
-                                                        statement=lines, business_date=business_date))
-        problem = totals_disagree(dict(parsed.totals) if parsed.totals else None, parsed.lines)
-        if problem:
-            raise StatementInvalid(problem)
-        result = classify(parsed.lines, local_payments, local_refunds, business_date=business_date, today=today,
-                          carry_days=self.carry_days, fee_bps=account.config.fee_bps, local_payouts=local_payouts)
-        result = self._excuse_neighbours(account_id, business_date, result)
+        size = path.stat().st_size
+        k = partitions.partition_count(size)
+        # Our side's slices: a day of creation time, shorter in proportion for a statement over
+        # SLICE_BYTES (a busier day), so one slice read stays about the size of one at SLICE_BYTES.
+        slice_length = max(MIN_SLICE, store.LOAD_SLICE * min(1.0, SLICE_BYTES / max(size, 1)))
+        keys: Future[tuple[pl.Series, pl.Series]] = Future()
         keys_path = path.with_suffix(".keys.parquet")
-        result.statement_keys.write_parquet(keys_path)
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".match-") as work_dir:
+            work = Path(work_dir)
+            statement = partitions.Spill(work, "statement", k)
+            local = {kind: partitions.Spill(work, kind, k) for kind in ("payment", "refund", "payout")}
+
+            def read() -> tuple[dict[str, int], dict[str, int] | None]:
+                """The plugin reads the kept file piece by piece; each piece is spilled into the
+                partitions, and its keys go to the loader, which waits for them."""
+                sums, declared, hashes = None, None, []
+                try:
+                    for piece in account.channel.read_statement_pieces(path):
+                        sums = partitions.add_totals(sums, statement_totals(piece.lines))
+                        declared = dict(piece.totals) if piece.totals else declared
+                        hashes.append(store.key_hashes(piece.lines))
+                        statement.add(partitions.with_reference(piece.lines))
+                        del piece
+                    statement.flush()
+                    if sums is None:
+                        sums = statement_totals(pl.DataFrame(schema=partitions.STATEMENT_SCHEMA))
+                except BaseException as exc:
+                    keys.set_exception(exc)
+                    raise
+                keys.set_result(store.sorted_hashes(hashes))
+                return sums, declared
+
+            def load() -> None:
+                for kind, frame in store.local_parts(self.db, account_id, since, until, self.day,
+                                                     keys=keys.result, business_date=business_date,
+                                                     slice_length=slice_length):
+                    local[kind].add(frame)
+                for spill in local.values():
+                    spill.flush()
+
+            # Read and load at once: the loader reads the business day's rows while the plugin reads,
+            # then the rest of the lookback window, kept only where the statement's keys need it.
+            done = await asyncio.gather(asyncio.to_thread(read), asyncio.to_thread(load), return_exceptions=True)
+            for outcome in done:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            sums, declared = done[0]
+            problem = totals_disagree(declared, sums)
+            if problem:
+                raise StatementInvalid(problem)
+            result, local_sums = await asyncio.to_thread(
+                partitions.classify_partitions, statement, local["payment"], local["refund"], local["payout"],
+                keys_path, business_date=business_date, today=today, carry_days=self.carry_days,
+                fee_bps=account.config.fee_bps)
         keys_path.chmod(0o600)      # the statement's keys: the channel's transaction ids
-        summary = {"statement": statement_totals(parsed.lines), "declared": dict(parsed.totals or {}),
-                   "local": local_totals(local_payments, local_refunds, business_date)}
+        result = self._excuse_neighbours(account_id, business_date, result)
+        summary = {"statement": sums, "declared": declared or {}, "local": local_sums}
         details = await self.db.tx(lambda conn: store.item_details(conn, result.items))
         row = await self.db.tx(lambda conn: store.write_results(
             conn, self.booker, run_id=run_id, account_id=account_id, business_date=business_date,
-            rows=parsed.lines.height, result=result, details=details, summary=summary, today=today,
+            rows=sums["rows"], result=result, details=details, summary=summary, today=today,
             carry_days=self.carry_days, now=self.clock.now()))
         if confirm:
             row = await self.confirm_run(run_id)
         self.log.info("recon.completed", run_id=run_id, channel_account=account_id,
-                      business_date=business_date.isoformat(), rows=parsed.lines.height, counts=result.counts)
+                      business_date=business_date.isoformat(), rows=sums["rows"], counts=result.counts,
+                      partitions=k)
         return run_report(row)
 
     async def _fail(self, run_id: str, message: str) -> RunReport:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from concurrent.futures import Future
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import polars as pl
 from sqlalchemy import Connection, ColumnElement, Row, Select, and_, func, insert, select, update
@@ -40,42 +39,54 @@ StatementKeys = pl.DataFrame | Future[pl.DataFrame]   # the statement's lines, o
 
 # ---- the statement file ----
 
-def file_sha256(path: Path) -> str:
-    """The file's SHA-256, read in chunks (hashlib's file_digest): never the whole file in memory."""
-    with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
-
-
-def keep_statement(folder: Path, account_id: str, business_date: date, sha: str, content: bytes | None,
-                   source: Path | None) -> Path:
+def keep_statement(folder: Path, account_id: str, business_date: date, content: bytes | None,
+                   source: Path | None) -> tuple[str, Path]:
     """The statement kept for good, readable by paymux's user alone (a bill names payers): folders
-    0700, the file 0600; an operator's file (`source`) is linked only if it is already that private,
-    else copied in chunks; a downloaded one is written from its `content`."""
+    0700, the file 0600, named by its SHA-256; returns (sha256, path). An operator's file (`source`) is
+    linked only if it is already that private (and then hashed, one read), else copied in chunks and
+    hashed as it is copied (one read for both); a downloaded one is written from its `content`."""
     day_folder = folder / account_id / business_date.isoformat()
     day_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     for each in (folder, folder / account_id, day_folder):
         if each.stat().st_mode & 0o077:
             each.chmod(0o700)
-    path = day_folder / f"{sha}.statement"
-    if not path.exists():
-        tmp = path.with_suffix(".partial")
-        linked = False
-        if source is not None and not source.stat().st_mode & 0o077:
-            try:
-                os.link(source, tmp)
-                linked = True
-            except OSError:
-                pass
-        if not linked:
+    tmp = day_folder / f".{os.getpid()}.{id(content or source):x}.partial"
+    linked = False
+    if source is not None and not source.stat().st_mode & 0o077:
+        try:
+            os.link(source, tmp)
+            linked = True
+        except OSError:
+            pass
+    digest = hashlib.sha256()
+    try:
+        if linked:
+            with open(tmp, "rb") as kept:
+                digest = hashlib.file_digest(kept, "sha256")
+        else:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as out:
                 if source is not None:
                     with open(source, "rb") as given:
-                        shutil.copyfileobj(given, out)
+                        while chunk := given.read(CHUNK):
+                            digest.update(chunk)
+                            out.write(chunk)
                 elif content is not None:
+                    digest.update(content)
                     out.write(content)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    sha = digest.hexdigest()
+    path = day_folder / f"{sha}.statement"
+    if path.exists():
+        tmp.unlink()
+    else:
         os.replace(tmp, path)
-    return path
+    return sha, path
+
+
+CHUNK = 1 << 20
 
 
 def neighbour_keys(folder: Path, account_id: str, business_date: date, carry_days: int) -> list[Path]:
@@ -148,16 +159,37 @@ def load_local(db: Database, account_id: str, since: datetime, until: datetime, 
                statement: StatementKeys | None = None,
                business_date: date | None = None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Our attempts, refunds and payouts at the account created in [since, until) (and every payout
-    still processing), only the columns the join needs. A row says all we need: amount, status, and
-    for a success, updated_at is when it succeeded.
+    still processing), only the columns the join needs, as local_parts reads them, put together.
 
     With `statement` (its lines, or a future of them while they are being parsed) and business_date,
-    attempts are read in slices of LOAD_SLICE of their creation time, and a slice keeps only the rows
+    a slice keeps only the rows classify can use (see local_parts)."""
+    keys = None
+    if statement is not None and business_date is not None:
+        def keys() -> tuple[pl.Series, pl.Series]:
+            return _key_hashes(statement.result() if isinstance(statement, Future) else statement)
+    parts: dict[str, list[pl.DataFrame]] = {"payment": [], "refund": [], "payout": []}
+    for kind, frame in local_parts(db, account_id, since, until, day, keys=keys, business_date=business_date):
+        parts[kind].append(frame)
+    pay, ref, out = (pl.concat(parts[kind], rechunk=False) for kind in ("payment", "refund", "payout"))
+    return pay, ref, out
+
+
+def local_parts(db: Database, account_id: str, since: datetime, until: datetime, day: BusinessDay, *,
+                keys: Callable[[], tuple[pl.Series, pl.Series]] | None = None, business_date: date | None = None,
+                slice_length: timedelta | None = None) -> Iterator[tuple[str, pl.DataFrame]]:
+    """Our attempts, refunds and payouts at the account created in [since, until) (and every payout
+    still processing), only the columns the join needs, as (kind, frame) parts: "payout" and "refund"
+    once each, "payment" once per slice. A row says all we need: amount, status, and for a success,
+    updated_at is when it succeeded.
+
+    With `keys` (a call that gives the statement's sorted key hashes, waiting for them while the
+    statement is being read: key_hashes) and business_date, attempts are read in slices of
+    slice_length (LOAD_SLICE unless given) of their creation time, and a slice keeps only the rows
     classify can use: those whose key is on the statement and those that succeeded on the business
     date (refunds, fewer, are read at once and kept the same way). So what is held grows with the
     statement, not with the lookback window (a week of history is read, and dropped as it is read).
-    The business day's own slice comes first and is read while the statement is still being parsed;
-    the others wait for its keys."""
+    The business day's own slices come first and are read while the statement is still being read
+    (given whole: they are mostly on it); the others wait for its keys."""
     def at(column: ColumnElement) -> ColumnElement:
         # SQLite's stored text cut to seconds (parsed column-wise later); PostgreSQL's timestamptz as it is
         return (func.substr(column, 1, 19) if db.is_sqlite else column).label("at")
@@ -178,36 +210,41 @@ def load_local(db: Database, account_id: str, since: datetime, until: datetime, 
                             (payouts.c.status == "processing")
                             | and_(payouts.c.created_at >= since, payouts.c.created_at < until)),
                      {"out_payout_no": pl.String, **kept})
-    out = with_sent_date(with_success_date(out, day), day)
-    pay_window = pay_query.where(attempts.c.created_at >= since, attempts.c.created_at < until)
+    yield "payout", with_sent_date(with_success_date(out, day), day)
+    del out
     ref = with_success_date(read_frame(db, ref_query.where(refunds.c.created_at >= since,
                                                            refunds.c.created_at < until), ref_schema), day)
-    if statement is None or business_date is None:
-        return with_success_date(read_frame(db, pay_window, pay_schema), day), ref, out
-    parts: list[pl.DataFrame] = []
-    keys: tuple[pl.Series, pl.Series] | None = None
+    if keys is None or business_date is None:
+        yield "refund", ref
+        yield "payment", with_success_date(read_frame(db, pay_query.where(
+            attempts.c.created_at >= since, attempts.c.created_at < until), pay_schema), day)
+        return
+    hashes: tuple[pl.Series, pl.Series] | None = None
     first_day = (max(since, day.start(business_date)), min(until, day.start(business_date + timedelta(days=1))))
-    for lo, hi in _slices(since, until, first_day):
-        if keys is None and not (first_day[0] <= lo and hi <= first_day[1]):
-            keys = _key_hashes(statement.result() if isinstance(statement, Future) else statement)
-            parts = [_on_statement_or_day(part, "out_trade_no", keys[0], business_date) for part in parts]
+    for lo, hi in _slices(since, until, first_day, slice_length or LOAD_SLICE):
+        if hashes is None and not (first_day[0] <= lo and hi <= first_day[1]):
+            hashes = keys()
+            yield "refund", _on_statement_or_day(ref, "out_refund_no", hashes[1], business_date)
+            del ref
         pay = with_success_date(read_frame(db, pay_query.where(attempts.c.created_at >= lo,
                                                                attempts.c.created_at < hi), pay_schema), day)
-        parts.append(pay if keys is None else _on_statement_or_day(pay, "out_trade_no", keys[0], business_date))
-    if keys is not None:
-        ref = _on_statement_or_day(ref, "out_refund_no", keys[1], business_date)
-    return pl.concat(parts, rechunk=False), ref, out
+        yield "payment", pay if hashes is None else _on_statement_or_day(pay, "out_trade_no", hashes[0],
+                                                                         business_date)
+    if hashes is None:
+        hashes = keys()
+        yield "refund", _on_statement_or_day(ref, "out_refund_no", hashes[1], business_date)
 
 
 LOAD_SLICE = timedelta(days=1)   # of attempts: at 2,000,000 a day, about 150 MB read at once
 KEY_SEED = 17
 
 
-def _slices(since: datetime, until: datetime, first: tuple[datetime, datetime]) -> list[tuple[datetime, datetime]]:
-    """[since, until) cut at every LOAD_SLICE from since, the slices within `first` (the business day) first."""
+def _slices(since: datetime, until: datetime, first: tuple[datetime, datetime],
+            length: timedelta = LOAD_SLICE) -> list[tuple[datetime, datetime]]:
+    """[since, until) cut at every `length` from since, the slices within `first` (the business day) first."""
     cuts = [since]
-    while cuts[-1] + LOAD_SLICE < until:
-        cuts.append(cuts[-1] + LOAD_SLICE)
+    while cuts[-1] + length < until:
+        cuts.append(cuts[-1] + length)
     cuts = sorted(set(cuts + [until] + [t for t in first if since < t < until]))
     slices = list(zip(cuts, cuts[1:]))
     return sorted(slices, key=lambda s: not (first[0] <= s[0] and s[1] <= first[1]))
@@ -216,9 +253,19 @@ def _slices(since: datetime, until: datetime, first: tuple[datetime, datetime]) 
 def _key_hashes(lines: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
     """The statement's payment and refund keys as sorted 64-bit hashes: a slice's rows are looked up by
     binary search, with no hash table built per slice (a collision keeps a row more, never one less)."""
-    pay = lines["out_trade_no"].drop_nulls().hash(KEY_SEED).sort()
-    ref = lines["out_refund_no"].drop_nulls().hash(KEY_SEED).sort()
-    return pay, ref
+    return sorted_hashes([key_hashes(lines)])
+
+
+def key_hashes(lines: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    """A piece of the statement's payment and refund keys as 64-bit hashes (unsorted: see sorted_hashes)."""
+    return lines["out_trade_no"].drop_nulls().hash(KEY_SEED), lines["out_refund_no"].drop_nulls().hash(KEY_SEED)
+
+
+def sorted_hashes(pieces: list[tuple[pl.Series, pl.Series]]) -> tuple[pl.Series, pl.Series]:
+    """The key hashes of every piece of the statement, each kind put together and sorted."""
+    pay = pl.concat([p for p, _ in pieces]) if pieces else pl.Series(dtype=pl.UInt64)
+    ref = pl.concat([r for _, r in pieces]) if pieces else pl.Series(dtype=pl.UInt64)
+    return pay.sort(), ref.sort()
 
 
 def _on_statement_or_day(frame: pl.DataFrame, key: str, hashes: pl.Series, business_date: date) -> pl.DataFrame:
@@ -306,7 +353,7 @@ def write_results(conn: Connection, booker: Booker, *, run_id: str, account_id: 
     return run_row(conn, run_id)
 
 
-def _settle_carryovers(conn: Connection, account_id: str, business_date: date, keys: pl.DataFrame,
+def _settle_carryovers(conn: Connection, account_id: str, business_date: date, keys: pl.DataFrame | pl.LazyFrame,
                        now: datetime) -> int:
     """Open carry-overs of earlier days whose line this statement has: matched here, by rule."""
     waiting = conn.execute(select(items.c.id, items.c.kind, items.c.reference, items.c.run_id).where(and_(
@@ -316,7 +363,7 @@ def _settle_carryovers(conn: Connection, account_id: str, business_date: date, k
         return 0
     frame = pl.DataFrame([dict(r._mapping) for r in waiting], schema={
         "id": pl.Int64, "kind": pl.String, "reference": pl.String, "run_id": pl.String})
-    found = frame.join(keys, on=["kind", "reference"], how="semi")
+    found = frame.lazy().join(keys.lazy(), on=["kind", "reference"], how="semi").collect()
     if found.height:
         conn.execute(update(items).where(items.c.id.in_(found["id"].to_list())).values(
             status="resolved", resolution="carryover_matched", resolved_by="rule", resolved_at=now,

@@ -14,6 +14,7 @@ import json
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import parse_qsl, urlencode
 
@@ -304,6 +305,9 @@ class AlipayChannel(Channel):
 
     def parse_statement(self, content: bytes) -> ParsedStatement:
         return parse_bill(content)
+
+    def read_statement(self, path: Path) -> ParsedStatement:
+        return parse_bill(path)
 
     # ---- async notifies ----
 

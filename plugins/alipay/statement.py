@@ -24,7 +24,7 @@ import zipfile
 import polars as pl
 
 from gateway.channel import ParsedStatement, StatementInvalid
-from plugins.statements import empty_check, first_failure, minor_units, normalized, read_table
+from plugins.statements import Source, empty_check, first_failure, minor_units, normalized, read_table
 
 COLUMNS = ["支付宝交易号", "商户订单号", "业务类型", "完成时间", "订单金额（元）", "商家实收（元）", "商家优惠（元）",
            "退款批次号/请求号", "服务费（元）"]
@@ -34,32 +34,49 @@ SALES = re.compile(r"#交易合计：(\d+)笔，商家实收共(-?\d+\.\d{2})元
 REFUNDS = re.compile(r"#退款合计：(\d+)笔，商家实收退款共(-?\d+\.\d{2})元(?:，商家优惠退款共?(-?\d+\.\d{2})元)?")
 
 
-def detail_text(content: bytes) -> str:
-    """The detail file of the bill archive, decoded: the one member whose header row is the detail's."""
-    empty_check(content)
+HEAD = 1 << 16      # of each member, read to find the detail file
+
+
+def detail_text(source: Source) -> str:
+    """The detail file of the bill archive (its file, or its bytes), decoded: the one member whose header
+    row is the detail's. The archive is read member by member, and of each member only its head until
+    one has the detail's header among its first lines: only the detail file is read whole."""
+    if isinstance(source, bytes):
+        empty_check(source)
+    elif source.stat().st_size == 0:
+        raise StatementInvalid("the file is empty")
+    marker = HEADER_START.encode("gb18030")
+    details = []
     try:
-        archive = zipfile.ZipFile(io.BytesIO(content))
-        members = [archive.read(info) for info in archive.infolist() if not info.is_dir()]
+        with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as archive:
+            for info in archive.infolist():
+                if info.is_dir():
+                    continue
+                with archive.open(info) as member:
+                    head = member.read(HEAD)
+                first_lines = head.split(b"\n", 50)[:50]
+                if not any(line.startswith(marker) for line in first_lines) and marker not in head:
+                    continue     # a GBK line starts after a \n byte, which is never part of a character
+                raw = archive.read(info)
+                try:
+                    text = raw.decode("gb18030")
+                except UnicodeDecodeError as exc:
+                    raise StatementInvalid("the detail file is not GBK text",
+                                           raw.count(b"\n", 0, exc.start) + 1) from None
+                if any(line.startswith(HEADER_START) for line in text.split("\n", 50)[:50]):
+                    details.append(text)
+                del raw
     except (zipfile.BadZipFile, EOFError, KeyError, zipfile.LargeZipFile, NotImplementedError) as exc:
         raise StatementInvalid(f"the bill is not a readable zip archive ({exc})") from None
-    details = []
-    for raw in members:
-        try:
-            text = raw.decode("gb18030")
-        except UnicodeDecodeError as exc:
-            if HEADER_START.encode("gb18030") in raw:   # the detail file, broken
-                raise StatementInvalid("the detail file is not GBK text", raw.count(b"\n", 0, exc.start) + 1) from None
-            continue
-        if any(line.startswith(HEADER_START) for line in text.split("\n", 50)[:50]):
-            details.append(text)
     if len(details) != 1:
         raise StatementInvalid(f"expected one detail file (a member whose header is {HEADER_START}…) in the "
                                f"bill archive, found {len(details)}")
     return details[0]
 
 
-def parse_bill(content: bytes) -> ParsedStatement:
-    lines = detail_text(content).split("\n")
+def parse_bill(source: Source) -> ParsedStatement:
+    """The bill (its file, or its bytes): the archive read member by member, the detail file parsed."""
+    lines = detail_text(source).split("\n")
     header = next(i for i, line in enumerate(lines) if line.startswith(HEADER_START))
     end = next((i for i in range(header + 1, len(lines)) if lines[i].startswith("#")), None)
     if end is None:

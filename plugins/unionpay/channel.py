@@ -24,6 +24,7 @@ import secrets
 import zlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar, Mapping
 from urllib.parse import parse_qsl, urlencode
 
@@ -356,6 +357,9 @@ class UnionPayChannel(Channel):
 
     def parse_statement(self, content: bytes) -> ParsedStatement:
         return parse_zm(content, self.settings.mer_id)
+
+    def read_statement(self, path: Path) -> ParsedStatement:
+        return parse_zm(path, self.settings.mer_id)
 
     @classmethod
     def standalone_simulator(cls, workdir: Any, url: str) -> tuple[Any, str]:

@@ -23,7 +23,7 @@ import zipfile
 import polars as pl
 
 from gateway.channel import ParsedStatement, StatementInvalid
-from plugins.statements import empty_check, first_failure, normalized
+from plugins.statements import Source, empty_check, first_failure, normalized
 
 # (name, byte width) in file order
 FIELDS = (
@@ -47,11 +47,15 @@ USED = {"time": "交易传输时间", "amount": "交易金额", "query_id": "查
         "mer_id": "商户代码", "discount": "优惠金额"}
 
 
-def zm_file(archive_bytes: bytes) -> tuple[str, bytes]:
-    """The ZM file of the statement zip: (its name, its bytes)."""
-    empty_check(archive_bytes)
+def zm_file(source: Source) -> tuple[str, bytes]:
+    """The ZM file of the statement zip (its file, or its bytes): (its name, its bytes). Of a file, only
+    the zip's directory and the ZM member are read, not the whole archive into memory."""
+    if isinstance(source, bytes):
+        empty_check(source)
+    elif source.stat().st_size == 0:
+        raise StatementInvalid("the file is empty")
     try:
-        with zipfile.ZipFile(io.BytesIO(archive_bytes)) as archive:
+        with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as archive:
             names = [n for n in archive.namelist() if ZM_NAME.match(n.rsplit("/", 1)[-1])]
             if len(names) != 1:
                 raise StatementInvalid(f"the statement zip holds {len(names)} ZM files (INN…ZM_{{merId}}), not one: "
@@ -73,9 +77,9 @@ def refund_no(order_id: str) -> str:
     return "0" + order_id[1:] if order_id.startswith("R") else order_id
 
 
-def parse_zm(archive_bytes: bytes, mer_id: str) -> ParsedStatement:
-    """The ZM file's records as normalized statement lines."""
-    name, content = zm_file(archive_bytes)
+def parse_zm(source: Source, mer_id: str) -> ParsedStatement:
+    """The ZM file's records (of the zip's file, or its bytes) as normalized statement lines."""
+    name, content = zm_file(source)
     if not content:
         return normalized(pl.DataFrame(schema={"line_no": pl.Int64}).with_columns(
             [pl.lit(None, pl.String).alias(c) for c in ("kind", "channel_transaction_id", "out_trade_no",

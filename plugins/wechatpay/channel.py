@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, timedelta, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 from urllib.parse import quote
 
 import httpx
@@ -33,7 +33,7 @@ from plugins.wechatpay import wire
 from plugins.wechatpay.answers import (CREATE_REFUSED, CREATE_RETRYABLE, NOT_FOUND, REFUND_REFUSED, REFUND_STATUS,
                                        RETURN_RESULT, SHARE_REFUSED, SHARING_RESULT, SHARING_STATE, TRADE_STATE,
                                        Row, refused)
-from plugins.wechatpay.statement import parse_tradebill
+from plugins.wechatpay.statement import parse_tradebill, tradebill_pieces
 
 DEFAULT_BASE_URL = "https://api.mch.weixin.qq.com"
 CHINA = timezone(timedelta(hours=8))
@@ -403,6 +403,9 @@ class WechatPayChannel(Channel):
 
     def read_statement(self, path: Path) -> ParsedStatement:
         return parse_tradebill(path)
+
+    def read_statement_pieces(self, path: Path) -> Iterator[ParsedStatement]:
+        return tradebill_pieces(path)
 
     # ---- callbacks ----
 

@@ -17,10 +17,12 @@ coupons adds up.
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import polars as pl
 
 from gateway.channel import ParsedStatement, StatementInvalid
-from plugins.statements import Source, empty_check, ends, line_pieces, lines_before, normalized
+from plugins.statements import SCHEMA, Source, empty_check, ends, line_pieces, lines_before, normalized
 
 SUMMARY_MARK = "总交易单数".encode()
 CELL = ",`"
@@ -36,10 +38,22 @@ AMOUNTS = (("订单金额", 2), ("应结订单金额", 2), ("申请退款金额"
 
 
 def parse_tradebill(source: Source) -> ParsedStatement:
+    """The whole bill (its file, or its bytes) as one ParsedStatement: its pieces put together."""
+    parts, totals = [], None
+    for piece in tradebill_pieces(source):
+        parts.append(piece.lines)
+        totals = piece.totals or totals
+    lines = pl.concat(parts, rechunk=False) if parts else pl.DataFrame(schema=SCHEMA)
+    return ParsedStatement(lines, totals)
+
+
+def tradebill_pieces(source: Source) -> Iterator[ParsedStatement]:
     """The bill (its file, or its bytes) read piece by piece (plugins.statements.line_pieces), each piece
-    by polars into the normalized columns: the header and the summary are read from the file's ends, and
-    no more of the rows is ever held as text than one piece. Every row is checked; the first check any
-    row fails is raised at its first row, as if the checks ran in order over the whole bill."""
+    by polars into the normalized columns and given as it is read: the header and the summary are read
+    from the file's ends, and no more of the rows is ever held than one piece. Every row is checked; the
+    first check any row fails is raised at its first row, as if the checks ran in order over the whole
+    bill (so after the pieces, like a disagreement of the bill's own totals). The last piece, without
+    lines, carries the totals the bill declares."""
     first, tail, tail_start = ends(source)
     if tail_start == 0:
         empty_check(tail)
@@ -56,7 +70,7 @@ def parse_tradebill(source: Source) -> ParsedStatement:
     if missing:
         raise StatementInvalid(f"the bill header lacks {', '.join(missing)}", 1)
     checks = _checks(len(header))
-    parts, sums = [], {"应结订单总金额": 0, "退款总金额": 0}
+    sums = {"应结订单总金额": 0, "退款总金额": 0}
     failure: tuple[int, StatementInvalid] | None = None    # the first check any row fails, at its first row
     summary_line = 2
     for piece, line in line_pieces(source, len(first), tail_start + at + 1):
@@ -76,7 +90,8 @@ def parse_tradebill(source: Source) -> ParsedStatement:
             failure = (int(failed), StatementInvalid(checks[int(failed)][1].format(**row), bad))
         sums["应结订单总金额"] += int(frame["_settled"].sum())
         sums["退款总金额"] += int(frame["_refunded"].sum())
-        parts.append(frame.drop("_settled", "_refunded", "_failed"))
+        if failure is None:
+            yield normalized(frame.drop("_settled", "_refunded", "_failed"), None)
     if failure is not None:
         raise failure[1]
     try:
@@ -86,8 +101,7 @@ def parse_tradebill(source: Source) -> ParsedStatement:
     wrong = [f"{name} {totals[name]} (the rows add up to {sums[name]})" for name in sums if totals[name] != sums[name]]
     if wrong:
         raise StatementInvalid("the bill's own totals disagree with its rows: " + ", ".join(wrong))
-    lines = pl.concat(parts, rechunk=False) if parts else pl.DataFrame(schema={"line_no": pl.Int64})
-    return normalized(lines, {"rows": totals["总交易单数"], "payment_amount": totals["订单总金额"],
+    yield ParsedStatement(pl.DataFrame(schema=SCHEMA), {"rows": totals["总交易单数"], "payment_amount": totals["订单总金额"],
                               "payment_settled_amount": totals["应结订单总金额"],
                               "refund_amount": totals["申请退款总金额"], "refund_settled_amount": totals["退款总金额"]})
 

@@ -1,0 +1,95 @@
+"""One reconciliation in a process of its own, for the memory test (test_statement_memory.py); it
+prints the run's counts and its own peak RSS: `python -m tests.recon.reconcile_child DB_URL STATEMENT_DIR BILL DATE`.
+
+The channel is WeChat Pay's bill reader (plugins.wechatpay.statement.tradebill_pieces) with small
+pieces and partitions, so a bill of a few hundred thousand lines is many partitions: what a bill of
+millions is at the real sizes."""
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Iterator
+
+import structlog
+
+from gateway.channel import Capability, Channel, ParsedStatement
+from gateway.clock import Clock
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.reconciliation import partitions, run
+from gateway.reconciliation.run import Reconciler
+from ledger.booking import Booker
+from ledger.chart import load_chart
+from ledger.core import Ledger
+from ledger.days import BusinessDay
+from plugins import statements
+from plugins.wechatpay.statement import tradebill_pieces
+
+statements.PIECE = 1 << 20          # 1 MiB pieces
+partitions.PART_BYTES = 2 << 20     # a partition per 2 MiB of the bill
+partitions.FLUSH_ROWS = 20_000
+run.SLICE_BYTES = 4 << 20
+
+
+class BillChannel(Channel):
+    statement_currency = "CNY"
+    capabilities = frozenset({Capability.STATEMENT})
+
+    def __init__(self) -> None:
+        pass
+
+    def read_statement_pieces(self, path: Path) -> Iterator[ParsedStatement]:
+        return tradebill_pieces(path)
+
+
+class AccountConfig:
+    fee_bps = None      # the test's bill charges one flat fee
+
+
+class OneAccount:
+    id = "wx"
+    config = AccountConfig()
+    channel = BillChannel()
+
+    def account(self, account_id: str) -> OneAccount:
+        return self
+
+    def require(self, account: OneAccount, capability: Capability) -> None:
+        assert capability == Capability.STATEMENT
+
+
+class NoRate:
+    async def wait(self, account: str) -> None:
+        return None
+
+
+def main(db_url: str, statement_dir: str, bill: str, day: str) -> None:
+    db = Database(db_url)
+    try:
+        reconciler = Reconciler(
+            settings=Settings(database_url=db_url, statement_dir=statement_dir), db=db, host=OneAccount(),
+            business_day=BusinessDay.of("Asia/Shanghai", 0), booker=Booker(Ledger(load_chart())), rate=NoRate(),
+            payments=None, refunds=None, payouts=None, clock=Clock(), log=structlog.get_logger())
+        report = asyncio.run(reconciler.reconcile("wx", date.fromisoformat(day), Path(bill), confirm=False))
+    finally:
+        db.dispose()
+    print(json.dumps({"status": report["status"], "counts": report["counts"], "rows": report["statement_rows"],
+                      "message": report.get("message"), "peak": peak_rss()}))
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes since it started this program (VmHWM: the kernel's
+    high-water mark of the address space exec made, so not the parent's pages of before the exec, which
+    ru_maxrss would count)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])
