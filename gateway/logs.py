@@ -19,6 +19,20 @@ def redact(_logger: Any, _name: str, event: dict) -> dict:
     return redaction.redact(event)
 
 
+class _StandardError:
+    """sys.stderr as it is when a line is written, not as it was when logging was configured (a
+    command run in-process, or a test capturing the stream, may swap it and close the old one)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_STDERR = _StandardError()
+
+
 def configure_logging(json_lines: bool = True, level: int = logging.INFO, stream: Any = None) -> None:
     renderer = structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer()
     structlog.configure(
@@ -31,7 +45,7 @@ def configure_logging(json_lines: bool = True, level: int = logging.INFO, stream
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(stream or _STDERR),
         cache_logger_on_first_use=False,
     )
 

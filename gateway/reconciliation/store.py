@@ -1,10 +1,10 @@
 """Where reconciliation keeps and reads its things: the statement files, the run and item rows, our
 side in bulk, and the one transaction that writes a run's results.
 
-Every value in a query is a bound parameter. The bulk reads go through connectorx, which takes SQL
-text only: their statements are built as SQLAlchemy Core like the rest and rendered by the
-database's own dialect (values quoted and escaped by its literal processors), never by formatting
-strings.
+Every value in a query is a bound parameter. The bulk reads on PostgreSQL go through connectorx,
+which takes SQL text only: their statements are built as SQLAlchemy Core like the rest and rendered
+by the database's own dialect (values quoted and escaped by its literal processors), never by
+formatting strings. On SQLite they go through the process's own sqlite3 (see read_frame).
 """
 from __future__ import annotations
 
@@ -144,8 +144,16 @@ def resolve_by_rule(conn: Connection, item_id: int, resolution: str, note: str, 
 
 # ---- our side, in bulk ----
 
+_SQLITE_BATCH = 50_000
+
+
 def read_frame(db: Database, query: Select, schema: Schema) -> pl.DataFrame:
-    """A query's rows as a DataFrame: connectorx straight into Arrow (no Python row objects)."""
+    """A query's rows as a DataFrame. PostgreSQL: connectorx straight into Arrow (no Python row
+    objects). SQLite: through the process's own sqlite3, in batches: connectorx carries a second copy
+    of the SQLite library, and two copies in one process do not see each other's POSIX locks; one
+    closing the file can drop the other's locks or unmap the WAL index under it (a bus error)."""
+    if db.engine.dialect.name == "sqlite":
+        return _read_sqlite(db, query, schema)
     import connectorx
 
     sql = str(query.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}))
@@ -153,6 +161,19 @@ def read_frame(db: Database, query: Select, schema: Schema) -> pl.DataFrame:
     if frame.height == 0:
         return pl.DataFrame(schema=schema)
     return frame.with_columns(pl.col(c).cast(t) for c, t in schema.items() if c != "at")
+
+
+def _read_sqlite(db: Database, query: Select, schema: Schema) -> pl.DataFrame:
+    frames = []
+    with db.engine.connect() as conn:
+        result = conn.execution_options(stream_results=True).execute(query)
+        names = list(result.keys())
+        while rows := result.fetchmany(_SQLITE_BATCH):
+            frame = pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+            frames.append(frame.with_columns(pl.col(c).cast(t) for c, t in schema.items() if c != "at" and c in names))
+    if not frames:
+        return pl.DataFrame(schema=schema)
+    return pl.concat(frames, how="vertical_relaxed")
 
 
 def load_local(db: Database, account_id: str, since: datetime, until: datetime, day: BusinessDay, *,

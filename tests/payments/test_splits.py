@@ -160,7 +160,10 @@ def test_a_split_the_request_sends_is_not_sent_by_the_janitor_at_the_same_time(g
 
     from gateway.models import Split
 
-    gw = gateway_factory(make_settings(db_url, free_port()).with_changes(**FAST))
+    # The first query is due in a minute, not FAST's 0.3 s: the sweep below must not find it due merely
+    # because a loaded machine took longer than that between the split's insert and the sweep.
+    gw = gateway_factory(make_settings(db_url, free_port()).with_changes(
+        **{**FAST, "query_schedule_seconds": (60.0, 0.3, 0.3)}))
     client = gw.client(gw.merchant())
     rcv = receiver(client, bindings={"sandbox": "sbx-merchant-42"})
     payment = paid(client, "o-slow", 10000)
