@@ -264,7 +264,7 @@ class Router:
         """The accounts that may pay out `amount`: they declare PAYOUT, take the currency and amount,
         have no open circuit, and hold at least `amount` of position (what is not held for payouts
         in flight). Ordered like payments. The ledger checks the position again when it holds it.
-        Runtime switches as this process last read them (plan() reads them again)."""
+        Runtime switches as this process last read them (the caller refreshes them first)."""
         if requested is not None:
             candidates = [self.overrides.account(self.host, requested)]
         else:

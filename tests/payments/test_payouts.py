@@ -64,6 +64,26 @@ def test_a_declined_payout_releases_the_money_and_the_position(gateway_factory, 
         assert full_check(conn) == []
 
 
+def test_an_account_switched_off_at_runtime_pays_nothing_out(gateway_factory, db_url) -> None:
+    """Payouts follow the operators' runtime switch as payments do, without a payment routed between."""
+    from datetime import datetime, timezone
+
+    from gateway.models import ChannelAccountOverride
+
+    gw = gateway_factory(settings(db_url))
+    creds, client = funded(gw)           # routed a payment: this process has read the switches once
+    gw.gateway.payouts.router.overrides.refresh_seconds = 0     # read again at once, not within seconds
+    with gw.gateway.db.transaction() as conn:
+        conn.execute(ChannelAccountOverride.__table__.insert().values(
+            channel_account="sandbox", enabled=False, version=1, updated_at=datetime.now(timezone.utc)))
+    before = balance(client)
+    refused = payout(client, "po-off", channel="sandbox")
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "channel_disabled"
+    anywhere = payout(client, "po-any")
+    assert anywhere.status_code == 400 and anywhere.json()["error"]["code"] == "no_channel_available"
+    assert sum(sandbox(gw).paid_count.values()) == 0 and balance(client) == before and position(gw) == (50000, 0)
+
+
 def test_payouts_are_refused_with_nothing_written(gateway_factory, db_url) -> None:
     gw = gateway_factory(settings(db_url))
     creds, client = funded(gw, available=1000, position=0)
