@@ -117,8 +117,9 @@ def daily_report(conn: Connection, settings: Settings, day: date) -> dict[str, A
 # ---- the channels ----
 
 def channel_listing(conn: Connection, settings: Settings, now: datetime, minutes: int) -> list[dict[str, Any]]:
-    """Each configured channel account: routing settings, health over the last `minutes`, circuit,
-    and what it took today against its limits (for `paymux channels` and the console)."""
+    """Each configured channel account: routing settings (as operators switched them at runtime),
+    health over the last `minutes`, circuit, and what it took today against its limits (for
+    `paymux channels` and the console)."""
     since = BusinessDay.of(settings.business_timezone, settings.day_cut_hour).start_of_day_containing(now)
     health = recent_health(conn, now - timedelta(minutes=minutes))
     usage = usage_since(conn, [a.id for a in settings.channel_accounts], since)
@@ -136,4 +137,24 @@ def channel_listing(conn: Connection, settings: Settings, now: datetime, minutes
             "timeouts": seen.timeouts, "success_rate": seen.success_rate,
             "mean_latency_ms": seen.mean_latency_ms,
             "today": {"count": count, "amount": amount}, "limits": limits})
+    return _as_switched(conn, listing)
+
+
+def _as_switched(conn: Connection, listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The channel listing with what operators switched at runtime (state, weight, limits) over the
+    configuration's values, as the routers use them."""
+    from gateway.models import ChannelAccountOverride
+
+    overrides = ChannelAccountOverride.__table__
+    found = {row.channel_account: row for row in conn.execute(select(overrides))}
+    for account in listing:
+        row = found.get(account["id"])
+        if row is None:
+            continue
+        if row.enabled is not None:
+            account["enabled"] = bool(row.enabled)
+        if row.weight is not None:
+            account["weight"] = row.weight
+        limits = {**account["limits"], **(row.limits or {})}
+        account["limits"] = {k: v for k, v in limits.items() if v is not None}
     return listing

@@ -264,23 +264,3 @@ def channel_switches(conn: Connection, accounts: Any) -> dict[str, Any]:
     decided = conn.execute(select(changes).where(changes.c.status != "proposed")
                            .order_by(changes.c.id.desc()).limit(20)).all()
     return {"accounts": rows, "pending": pending, "decided": decided}
-
-
-def as_switched(conn: Connection, listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The channel listing with what operators switched at runtime (state, weight, limits) over the
-    configuration's values, as the routers use them."""
-    from gateway.models import ChannelAccountOverride
-
-    overrides = ChannelAccountOverride.__table__
-    found = {row.channel_account: row for row in conn.execute(select(overrides))}
-    for account in listing:
-        row = found.get(account["id"])
-        if row is None:
-            continue
-        if row.enabled is not None:
-            account["enabled"] = bool(row.enabled)
-        if row.weight is not None:
-            account["weight"] = row.weight
-        limits = {**account["limits"], **(row.limits or {})}
-        account["limits"] = {k: v for k, v in limits.items() if v is not None}
-    return listing

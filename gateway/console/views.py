@@ -202,7 +202,7 @@ async def overview(request: Request, op: Row) -> Response:
     since = now.date() - timedelta(days=29)
 
     def read(conn: Connection) -> dict[str, Any]:
-        return {"channels": queries.as_switched(conn, channel_listing(conn, gw.settings, now, 60)),
+        return {"channels": channel_listing(conn, gw.settings, now, 60),
                 "hourly": queries.traffic(conn, now, "hour", 24),
                 "daily": queries.traffic(conn, now, "day", 30),
                 "exceptions": len(janitor_exceptions(conn, gw.operations)),
@@ -250,7 +250,7 @@ async def channels_page(request: Request, op: Row) -> Response:
 
     def read(conn: Connection) -> dict[str, Any]:
         positions = position_balances(conn, gw.ledger, [a.id for a in gw.settings.channel_accounts], "CNY")
-        return {"channels": queries.as_switched(conn, channel_listing(conn, gw.settings, now, 60)), "positions": positions,
+        return {"channels": channel_listing(conn, gw.settings, now, 60), "positions": positions,
                 "hourly": queries.traffic(conn, now, "hour", 24), "daily": queries.traffic(conn, now, "day", 30)}
 
     data = await _read(request, read)

@@ -148,3 +148,30 @@ def test_a_database_without_the_schema_is_one_line_that_says_what_to_run(tmp_pat
     write_config(tmp_path / "fresh.toml")
     code, _, err = paymux("events", "list", "--config", "fresh.toml")
     assert code == 2 and "paymux init" in one_line(err)
+
+
+def test_channels_shows_the_accounts_as_operators_switched_them(workdir: Path, paymux: Paymux) -> None:
+    """`paymux channels` shows what the routers use: the runtime switch over the configuration."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import create_engine, delete
+
+    from gateway.models import ChannelAccountOverride
+
+    code, out, _ = paymux("channels", "--json")
+    [sandbox] = json.loads(out)
+    assert code == 0 and sandbox["enabled"] is True and sandbox["weight"] == 1
+    table = ChannelAccountOverride.__table__
+    engine = create_engine(f"sqlite:///{workdir / 'paymux.db'}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(table.insert().values(channel_account="sandbox", enabled=False, weight=7,
+                                               limits={"max_amount": 500}, version=1,
+                                               updated_at=datetime.now(timezone.utc)))
+        code, out, _ = paymux("channels", "--json")
+        [sandbox] = json.loads(out)
+        assert code == 0 and (sandbox["enabled"], sandbox["weight"], sandbox["limits"]["max_amount"]) == (False, 7, 500)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(delete(table))
+        engine.dispose()
