@@ -10,6 +10,7 @@ Configurations, each a transaction per entry unless said:
 - 1 writer;
 - 8 writers, each for its own merchant, all on the same platform accounts (clearing, fee income):
   issue 17's "8 writers posting single entries to one platform account";
+- the same 8 writers as 8 processes (forked, one thread each: no one interpreter limits them);
 - 8 writers all crediting one hot merchant account: that account's one row is the limit, for both sides;
 - 8 writers on one hot merchant account, 50 entries a transaction (post_many()) against the same
   statements carrying 50 entries.
@@ -17,9 +18,10 @@ Configurations, each a transaction per entry unless said:
 Each configuration runs in interleaved windows (post, baseline, post, baseline, ...; --repeats pairs
 of --seconds each) and prints min/median/max entries/s of each side and of the per-pair ratio.
 Outside the timer: creating and migrating the database, creating the accounts (warm-up entries
-through post()), starting and joining the writer threads. Both sides run against the same database,
-with the same triggers (the baseline's postings fire the same deferred balance check on PostgreSQL),
-and both retry through Database.run_tx.
+through post()), starting and joining the writer threads or forking the writer processes (each
+child drops its inherited pool and waits at a start line; each counts over its own window). Both
+sides run against the same database, with the same triggers (the baseline's postings fire the same
+deferred balance check on PostgreSQL), and both retry through Database.run_tx.
 
     .venv/bin/python bench/ledger_post.py [--seconds 1] [--repeats 5]
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import multiprocessing
 import sys
 import tempfile
 import threading
@@ -99,6 +102,32 @@ def run_writers(writers: int, seconds: float, one: callable) -> float:
     return sum(done) / (time.perf_counter() - started)
 
 
+def run_processes(writers: int, seconds: float, one: callable, db: dbmod.Database) -> float:
+    """Call one(i, w) from `writers` forked processes (one thread each) until time is up; calls per
+    second. Outside the timer: forking, each child dropping the pool it inherited (it opens its own
+    connections), and all of them reaching the start line; each child counts over its own window."""
+    context = multiprocessing.get_context("fork")
+    ready, counts = context.Barrier(writers + 1), context.Queue()
+
+    def child(w: int) -> None:
+        db.engine.dispose(close=False)
+        ready.wait()
+        stop_at, n = time.perf_counter() + seconds, 0
+        while time.perf_counter() < stop_at:
+            one(w * 1_000_000_000 + n, w)
+            n += 1
+        counts.put(n)
+
+    processes = [context.Process(target=child, args=(w,)) for w in range(writers)]
+    for p in processes:
+        p.start()
+    ready.wait()
+    total = sum(counts.get() for _ in processes)
+    for p in processes:
+        p.join()
+    return total / seconds
+
+
 def measure(kind: str, seconds: float, repeats: int) -> list[str]:
     lines_out = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -153,12 +182,18 @@ def measure(kind: str, seconds: float, repeats: int) -> list[str]:
             def batch_plain(i: int, w: int, tag: str) -> None:
                 db.run_tx(lambda conn: write_plain(conn, [f"{tag}-{i}-{j}" for j in range(BATCH)], HOT))
 
-            def compare(label: str, writers: int, side: callable, baseline: callable, per: int = 1) -> str:
+            def compare(label: str, writers: int, side: callable, baseline: callable, per: int = 1,
+                        processes: bool = False) -> str:
                 tag = f"r{next(run)}"
+                if processes:
+                    def go(one: callable) -> float:
+                        return run_processes(writers, seconds, one, db)
+                else:
+                    def go(one: callable) -> float:
+                        return run_writers(writers, seconds, one)
                 a, b = interleave(repeats,
-                                  lambda k: per * run_writers(writers, seconds, lambda i, w: side(i, w, f"{tag}l{k}")),
-                                  lambda k: per * run_writers(writers, seconds,
-                                                              lambda i, w: baseline(i, w, f"{tag}p{k}")))
+                                  lambda k: per * go(lambda i, w: side(i, w, f"{tag}l{k}")),
+                                  lambda k: per * go(lambda i, w: baseline(i, w, f"{tag}p{k}")))
                 sa, sb, sr = report(a, b)
                 return (f"{kind}, {label}: "
                         f"{'post_many()' if per > 1 else 'post()'} {sa} entries/s, same-work SQL baseline {sb} "
@@ -171,6 +206,11 @@ def measure(kind: str, seconds: float, repeats: int) -> list[str]:
                     (f"{WRITERS} writers all on one hot merchant account", WRITERS, hot)):
                 lines_out.append(compare(label, writers, via_ledger(merchant_of), plain(merchant_of)))
                 print(lines_out[-1], flush=True)
+            # The same 8 writers as 8 processes (as `paymux serve --workers 8` would post): one Python
+            # process's interpreter is not what limits them.
+            lines_out.append(compare(f"{WRITERS} writer processes, each its own merchant, on one platform clearing "
+                                     "and fee account", WRITERS, via_ledger(own), plain(own), processes=True))
+            print(lines_out[-1], flush=True)
             lines_out.append(compare(f"{WRITERS} writers on one hot merchant account, {BATCH} entries a transaction",
                                      WRITERS, batch_via_ledger, batch_plain, BATCH))
             print(lines_out[-1], flush=True)
