@@ -2,34 +2,23 @@
 process runs it, and the console shows its status and the run. On SQLite and on PostgreSQL."""
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 from gateway.client import Client
-from tests.conftest import SANDBOX_SECRET, SECRET_KEY, checkout, free_port
+from tests.conftest import checkout, free_port
 from tests.console.test_switch import until
-from tests.support import REPO
 from tests.support.console import PASSWORD, Browser
 from tests.support.plugins import wait_until_up
-
-PAYMUX = [sys.executable, "-m", "gateway.cli"]
+from tests.support.processes import PAYMUX, command_env, create_merchant, sandbox_config
 
 
 def test_a_run_requested_in_the_console_is_run_by_the_worker(tmp_path: Path, db_url: str) -> None:
     port = free_port()
-    config = tmp_path / "paymux.toml"
-    config.write_text(f'public_url = "http://127.0.0.1:{port}"\nsecret_key = "{SECRET_KEY}"\n'
-                      f'[database]\nurl = "{db_url}"\n[[channel_accounts]]\nid = "sandbox"\nplugin = "mock"\n'
-                      f'[channel_accounts.settings]\nsecret = "{SANDBOX_SECRET}"\n')
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("PAYMUX_CONFIG", None)
-    creds = json.loads(subprocess.run(PAYMUX + ["--config", str(config), "merchant", "create", "shop", "--json"],
-                                      capture_output=True, text=True, env=env, cwd=tmp_path, check=True,
-                                      timeout=60).stdout)
+    config = sandbox_config(tmp_path / "paymux.toml", db_url, port)
+    env = command_env()
+    creds = create_merchant(config, env, tmp_path)
     subprocess.run(PAYMUX + ["--config", str(config), "operator", "create", "otto", "--role", "operator",
                              "--password-stdin"], input=PASSWORD + "\n", text=True, env=env, cwd=tmp_path,
                    check=True, capture_output=True, timeout=60)

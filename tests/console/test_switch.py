@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -16,12 +14,11 @@ from typing import Any, Callable
 import pytest
 
 from gateway.client import Client, PaymuxAPIError
-from tests.conftest import SANDBOX_SECRET, SECRET_KEY, free_port
-from tests.support import REPO
+from tests.conftest import free_port
 from tests.support.console import PASSWORD, Browser
 from tests.support.plugins import wait_until_up
+from tests.support.processes import PAYMUX, command_env, sandbox_config
 
-PAYMUX = [sys.executable, "-m", "gateway.cli"]
 ORDERS = itertools.count()
 
 
@@ -48,15 +45,8 @@ def outcome(client: Client, amount: int) -> str:
 @pytest.fixture
 def two_gateways(tmp_path: Path, db_url: str):  # noqa: ANN201
     ports = free_port(), free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("PAYMUX_CONFIG", None)
-    configs = []
-    for port in ports:
-        config = tmp_path / f"paymux-{port}.toml"
-        config.write_text(f'public_url = "http://127.0.0.1:{port}"\nsecret_key = "{SECRET_KEY}"\n'
-                          f'[database]\nurl = "{db_url}"\n[[channel_accounts]]\nid = "sandbox"\nplugin = "mock"\n'
-                          f'[channel_accounts.settings]\nsecret = "{SANDBOX_SECRET}"\n')
-        configs.append(config)
+    env = command_env()
+    configs = [sandbox_config(tmp_path / f"paymux-{port}.toml", db_url, port) for port in ports]
 
     def cli(*args: str, stdin: str | None = None) -> str:
         return subprocess.run(PAYMUX + ["--config", str(configs[0]), *args], input=stdin, capture_output=True,

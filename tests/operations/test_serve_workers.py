@@ -1,33 +1,24 @@
 """`paymux serve --workers N`: several processes answer on one port, over real HTTP, on one database."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
 from gateway.client import Client
-from tests.conftest import SANDBOX_SECRET, SECRET_KEY, free_port
+from tests.conftest import free_port
 from tests.support import REPO
 from tests.support.plugins import wait_until_up
-
-PAYMUX = [sys.executable, "-m", "gateway.cli"]
+from tests.support.processes import PAYMUX, command_env, create_merchant, sandbox_config
 
 
 def test_serve_with_two_workers_answers_signed_requests_from_two_processes(tmp_path: Path, db_url: str) -> None:
     port = free_port()
-    config = tmp_path / "paymux.toml"
-    config.write_text(f'public_url = "http://127.0.0.1:{port}"\nsecret_key = "{SECRET_KEY}"\n'
-                      f'[database]\nurl = "{db_url}"\n[[channel_accounts]]\nid = "sandbox"\nplugin = "mock"\n'
-                      f'[channel_accounts.settings]\nsecret = "{SANDBOX_SECRET}"\n')
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("PAYMUX_CONFIG", None)
-    creds = json.loads(subprocess.run(PAYMUX + ["--config", str(config), "merchant", "create", "shop", "--json"],
-                                      capture_output=True, text=True, env=env, cwd=tmp_path, check=True,
-                                      timeout=60).stdout)
+    config = sandbox_config(tmp_path / "paymux.toml", db_url, port)
+    env = command_env()
+    creds = create_merchant(config, env, tmp_path)
     server = subprocess.Popen(PAYMUX + ["--config", str(config), "serve", "--port", str(port), "--workers", "2"],
                               env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

@@ -17,16 +17,15 @@ from gateway.testing.server import start_logged
 from plugins.mock import wire
 from tests.conftest import free_port
 from tests.support import REPO
+from tests.support.processes import sandbox_config
 
 SECRET = "crash-sandbox-secret"
 
 
 def test_killing_the_server_mid_burst_leaves_the_ledger_clean(db_url: str, tmp_path: Path) -> None:
     port = free_port()
-    config = tmp_path / "paymux.toml"
-    config.write_text(f'public_url = "http://127.0.0.1:{port}"\nsecret_key = "crash-test-key-0123456789"\n'
-                      f'[database]\nurl = "{db_url}"\n[[channel_accounts]]\nid = "sandbox"\nplugin = "mock"\n'
-                      f'[channel_accounts.settings]\nsecret = "{SECRET}"\n')
+    config = sandbox_config(tmp_path / "paymux.toml", db_url, port, secret_key="crash-test-key-0123456789",
+                            sandbox_secret=SECRET)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cli = [sys.executable, "-m", "gateway.cli", "--config", str(config)]
 
