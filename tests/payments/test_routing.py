@@ -240,7 +240,9 @@ def test_a_create_that_fails_before_any_action_fails_over_and_the_first_attempt_
         assert payment["channel"] == "wx-b" and payment["action"]["type"] == "qr", payment
         tried = client.request("GET", f"/v1/payments/{payment['id']}/attempts").json()["data"]
         assert [t["channel"] for t in tried] == ["wx-a", "wx-b"]
-        assert tried[0]["status"] == "unknown"
+        # Left unknown by the failover; the janitor (polling every 0.1 s) may already have asked wx-a
+        # about it, which is why the failover's record below, not this status, is what is checked exactly.
+        assert tried[0]["status"] in ("unknown", "pending", "closed")
         assert tried[1]["routing"]["failover_from"] == {"attempt": tried[0]["id"], "channel_account": "wx-a",
                                                         "outcome": "unknown", "error_code": "channel_unreachable"}
     # The janitor closes what was left at wx-a (nobody holds its QR code); the payment stays open at wx-b.
