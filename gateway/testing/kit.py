@@ -19,7 +19,7 @@ checks ran.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -56,11 +56,8 @@ class KitReport:
     passed: int = 0
     failed: int = 0
     skipped: int = 0
-    asked_not: dict[str, set[str]] | None = None      # plugin check -> whys
-    covered_not: dict[str, set[str]] | None = None
-
-    def __post_init__(self) -> None:
-        self.asked_not, self.covered_not = {}, {}
+    asked_not: dict[str, set[str]] = field(default_factory=dict)      # plugin check -> whys
+    covered_not: dict[str, set[str]] = field(default_factory=dict)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -13,20 +13,12 @@ from datetime import date
 from pathlib import Path
 from typing import Iterator
 
-import structlog
-
 from gateway.channel import Capability, Channel, ParsedStatement
-from gateway.clock import Clock
-from gateway.config import Settings
 from gateway.db import Database
 from gateway.reconciliation import partitions, run
-from gateway.reconciliation.run import Reconciler
-from ledger.booking import Booker
-from ledger.chart import load_chart
-from ledger.core import Ledger
-from ledger.days import BusinessDay
 from plugins import statements
 from plugins.wechatpay.statement import tradebill_pieces
+from tests.support.reconciler import OneAccount, one_account_reconciler
 
 statements.PIECE = 1 << 20          # 1 MiB pieces
 partitions.PART_BYTES = 2 << 20     # a partition per 2 MiB of the bill
@@ -49,30 +41,11 @@ class AccountConfig:
     fee_bps = None      # the test's bill charges one flat fee
 
 
-class OneAccount:
-    id = "wx"
-    config = AccountConfig()
-    channel = BillChannel()
-
-    def account(self, account_id: str) -> OneAccount:
-        return self
-
-    def require(self, account: OneAccount, capability: Capability) -> None:
-        assert capability == Capability.STATEMENT
-
-
-class NoRate:
-    async def wait(self, account: str) -> None:
-        return None
-
-
 def main(db_url: str, statement_dir: str, bill: str, day: str) -> None:
     db = Database(db_url)
     try:
-        reconciler = Reconciler(
-            settings=Settings(database_url=db_url, statement_dir=statement_dir), db=db, host=OneAccount(),
-            business_day=BusinessDay.of("Asia/Shanghai", 0), booker=Booker(Ledger(load_chart())), rate=NoRate(),
-            payments=None, refunds=None, payouts=None, clock=Clock(), log=structlog.get_logger())
+        reconciler = one_account_reconciler(db, statement_dir, OneAccount("wx", BillChannel(), AccountConfig()),
+                                            "Asia/Shanghai")
         report = asyncio.run(reconciler.reconcile("wx", date.fromisoformat(day), Path(bill), confirm=False))
     finally:
         db.dispose()

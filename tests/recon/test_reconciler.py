@@ -6,17 +6,9 @@ import asyncio
 from datetime import date
 from pathlib import Path
 
-import structlog
-
-from gateway.channel import Capability, StatementUnavailable
-from gateway.clock import Clock
-from gateway.config import Settings
+from gateway.channel import StatementUnavailable
 from gateway.db import Database
-from gateway.reconciliation.run import Reconciler
-from ledger.booking import Booker
-from ledger.chart import load_chart
-from ledger.core import Ledger
-from ledger.days import BusinessDay
+from tests.support.reconciler import OneAccount, one_account_reconciler
 
 
 class HongKongChannel:
@@ -26,30 +18,10 @@ class HongKongChannel:
         raise StatementUnavailable(f"no bill for {business_date.isoformat()} yet")
 
 
-class OneAccount:
-    id = "hk"
-    channel = HongKongChannel()
-
-    def account(self, account_id: str) -> "OneAccount":
-        assert account_id == self.id
-        return self
-
-    def require(self, account: "OneAccount", capability: Capability) -> None:
-        assert capability == Capability.STATEMENT
-
-
-class NoRate:
-    async def wait(self, account: str) -> None:
-        return None
-
-
 def test_a_failed_download_fails_the_run_in_the_statements_currency(db_url: str, tmp_path: Path) -> None:
     db = Database(db_url)
     try:
-        reconciler = Reconciler(
-            settings=Settings(database_url=db_url, statement_dir=str(tmp_path)), db=db, host=OneAccount(),
-            business_day=BusinessDay.of("Asia/Hong_Kong", 0), booker=Booker(Ledger(load_chart())), rate=NoRate(),
-            payments=None, refunds=None, payouts=None, clock=Clock(), log=structlog.get_logger())
+        reconciler = one_account_reconciler(db, str(tmp_path), OneAccount("hk", HongKongChannel()), "Asia/Hong_Kong")
         report = asyncio.run(reconciler.reconcile("hk", date(2026, 11, 20)))
         assert (report["status"], report["currency"], report["channel_account"], report["business_date"]) == \
             ("failed", "HKD", "hk", "2026-11-20")

@@ -14,21 +14,14 @@ from typing import Any
 
 import polars as pl
 import pytest
-import structlog
 
 from gateway.channel import Capability, Channel, ParsedStatement
-from gateway.clock import Clock
-from gateway.config import Settings
 from gateway.db import Database
-from gateway.reconciliation.run import Reconciler
-from ledger.booking import Booker
-from ledger.chart import load_chart
-from ledger.core import Ledger
-from ledger.days import BusinessDay
 from plugins import statements
 from plugins.statements import SCHEMA
 from plugins.wechatpay.simulator import BILL_HEADER
 from plugins.wechatpay.statement import parse_tradebill
+from tests.support.reconciler import OneAccount, one_account_reconciler
 
 PIECE = 64 * 1024
 
@@ -120,25 +113,6 @@ class AccountConfig:
     fee_bps = 60
 
 
-class OneAccount:
-    id = "wx"
-    config = AccountConfig()
-
-    def __init__(self) -> None:
-        self.channel = FileOnlyChannel()
-
-    def account(self, account_id: str) -> OneAccount:
-        return self
-
-    def require(self, account: OneAccount, capability: Capability) -> None:
-        assert capability == Capability.STATEMENT
-
-
-class NoRate:
-    async def wait(self, account: str) -> None:
-        return None
-
-
 def test_reconcile_hands_the_plugin_the_kept_file_not_its_bytes(db_url: str, tmp_path: Path) -> None:
     """The operator's file is hashed as it is kept, and the plugin reads the kept file itself."""
     content = tradebill(10)
@@ -146,12 +120,9 @@ def test_reconcile_hands_the_plugin_the_kept_file_not_its_bytes(db_url: str, tmp
     given.write_bytes(content)
     given.chmod(0o600)
     db = Database(db_url)
-    host = OneAccount()
+    host = OneAccount("wx", FileOnlyChannel(), AccountConfig())
     try:
-        reconciler = Reconciler(
-            settings=Settings(database_url=db_url, statement_dir=str(tmp_path / "statements")), db=db, host=host,
-            business_day=BusinessDay.of("Asia/Shanghai", 0), booker=Booker(Ledger(load_chart())), rate=NoRate(),
-            payments=None, refunds=None, payouts=None, clock=Clock(), log=structlog.get_logger())
+        reconciler = one_account_reconciler(db, str(tmp_path / "statements"), host, "Asia/Shanghai")
         report = asyncio.run(reconciler.reconcile("wx", date(2026, 11, 20), given))
     finally:
         db.dispose()
