@@ -152,28 +152,26 @@ def read_frame(db: Database, query: Select, schema: Schema) -> pl.DataFrame:
     objects). SQLite: through the process's own sqlite3, in batches: connectorx carries a second copy
     of the SQLite library, and two copies in one process do not see each other's POSIX locks; one
     closing the file can drop the other's locks or unmap the WAL index under it (a bus error)."""
-    if db.engine.dialect.name == "sqlite":
-        return _read_sqlite(db, query, schema)
-    import connectorx
+    if db.is_sqlite:
+        frame = _read_sqlite(db, query)
+    else:
+        import connectorx
 
-    sql = str(query.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}))
-    frame = connectorx.read_sql(db.connectorx_url, sql, return_type="polars")
+        sql = str(query.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}))
+        frame = connectorx.read_sql(db.connectorx_url, sql, return_type="polars")
     if frame.height == 0:
         return pl.DataFrame(schema=schema)
     return frame.with_columns(pl.col(c).cast(t) for c, t in schema.items() if c != "at")
 
 
-def _read_sqlite(db: Database, query: Select, schema: Schema) -> pl.DataFrame:
+def _read_sqlite(db: Database, query: Select) -> pl.DataFrame:
     frames = []
     with db.engine.connect() as conn:
         result = conn.execution_options(stream_results=True).execute(query)
         names = list(result.keys())
         while rows := result.fetchmany(_SQLITE_BATCH):
-            frame = pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
-            frames.append(frame.with_columns(pl.col(c).cast(t) for c, t in schema.items() if c != "at" and c in names))
-    if not frames:
-        return pl.DataFrame(schema=schema)
-    return pl.concat(frames, how="vertical_relaxed")
+            frames.append(pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None))
+    return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
 
 
 def load_local(db: Database, account_id: str, since: datetime, until: datetime, day: BusinessDay, *,
