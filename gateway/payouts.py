@@ -110,8 +110,8 @@ class PayoutService:
             return replay(row)
         if available < new.amount + fee:   # checked again, under lock, when the ledger freezes it
             raise self._short(new.amount, fee)
-        await self.router.overrides.refresh(self.db.tx)   # an account switched off at runtime pays nothing out
-        plan = self.router.plan_payout(caller.merchant_id, new.amount, new.currency, new.channel, positions)
+        plan = await self.router.plan_payout(self.db.tx, caller.merchant_id, new.amount, new.currency, new.channel,
+                                             positions)
         payout_id, out_payout_no = public_id("po"), out_trade_no()
 
         def tx1(conn: Connection) -> Row:

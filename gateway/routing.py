@@ -259,12 +259,14 @@ class Router:
                    for account, method in rest]
         return routes
 
-    def plan_payout(self, merchant_id: str, amount: int, currency: str, requested: str | None,
-                    positions: Mapping[str, int]) -> Plan:
+    async def plan_payout(self, run_tx: Callable[[Callable[[Connection], Any]], Awaitable[Any]], merchant_id: str,
+                          amount: int, currency: str, requested: str | None, positions: Mapping[str, int]) -> Plan:
         """The accounts that may pay out `amount`: they declare PAYOUT, take the currency and amount,
         have no open circuit, and hold at least `amount` of position (what is not held for payouts
         in flight). Ordered like payments. The ledger checks the position again when it holds it.
-        Runtime switches as this process last read them (the caller refreshes them first)."""
+        Like plan(), it reads the runtime switches again first when its copy is older than the refresh
+        interval."""
+        await self.overrides.refresh(run_tx)
         if requested is not None:
             candidates = [self.overrides.account(self.host, requested)]
         else:
