@@ -206,8 +206,8 @@ def measure(kind: str, seconds: float, repeats: int) -> list[str]:
                     (f"{WRITERS} writers all on one hot merchant account", WRITERS, hot)):
                 lines_out.append(compare(label, writers, via_ledger(merchant_of), plain(merchant_of)))
                 print(lines_out[-1], flush=True)
-            # The same 8 writers as 8 processes (as `paymux serve --workers 8` would post): one Python
-            # process's interpreter is not what limits them.
+            # The same 8 writers as 8 processes (as `paymux serve --workers 8` would post): shows whether
+            # one Python process's interpreter is what limits them.
             lines_out.append(compare(f"{WRITERS} writer processes, each its own merchant, on one platform clearing "
                                      "and fee account", WRITERS, via_ledger(own), plain(own), processes=True))
             print(lines_out[-1], flush=True)

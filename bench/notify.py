@@ -479,7 +479,7 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=50_000, help="succeeded payments written before, over 7 days")
     parser.add_argument("--pgbench-per-client", type=int, default=300,
                         help="transactions per pgbench client (PostgreSQL, when pgbench is installed)")
-    parser.add_argument("--processes", default="1,2,4",
+    parser.add_argument("--processes", default=",".join(map(str, PROCESSES)),
                         help="gateway process counts to measure, comma-separated (1 comes first: the others are compared with it)")
     args = parser.parse_args()
     global PROCESSES
