@@ -469,6 +469,7 @@ def measure(kind: str, args: argparse.Namespace) -> tuple[dict[int, list[float]]
 
 
 def main() -> None:
+    global PROCESSES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-window", type=int, default=128, help="callbacks (payments) in each gateway window")
     parser.add_argument("--baseline-factor", type=int, default=4,
@@ -482,7 +483,6 @@ def main() -> None:
     parser.add_argument("--processes", default=",".join(map(str, PROCESSES)),
                         help="gateway process counts to measure, comma-separated (1 comes first: the others are compared with it)")
     args = parser.parse_args()
-    global PROCESSES
     PROCESSES = tuple(sorted({1, *(int(n) for n in args.processes.split(","))}))
     for kind in database_kinds():
         through, bare, extra = measure(kind, args)
