@@ -172,16 +172,17 @@ def bank_runs(reserve_id: str) -> Any:
 
 
 def reconcile_window(conn: Connection, reserve: ReserveAccount, day: date,
-                     until: date | None = None) -> tuple[pl.DataFrame, date, date]:
+                     decided: bool = True) -> tuple[pl.DataFrame, date, date]:
     """The window's outcomes (match.OUTCOME_COLUMNS) as the books and the current statements say now,
-    less what two people resolved: from `day` less late_days to the latest statement."""
+    from `day` less late_days to the latest statement; with `decided`, less what two people resolved
+    (for items: it is not asked again; a report shows the bank as it is)."""
     latest = latest_statement_date(conn, reserve.id) or day
-    until = until or max(day, latest)
+    until = max(day, latest)
     since = min(day, latest) - timedelta(days=reserve.late_days)
     resolved = conn.execute(select(items.c["class"], items.c.kind, items.c.reference, items.c.out_trade_no,
                                    items.c.resolution).where(and_(
         items.c.run_id.in_(bank_runs(reserve.id)), items.c.status == "resolved",
-        items.c.resolution.in_(PEOPLE)))).all()
+        items.c.resolution.in_(PEOPLE)))).all() if decided else []
     adjusted = [r for r in resolved if r.resolution == "adjust"]
     moved = {r.reference for r in adjusted if r.kind != "bank_line"}
     lines_gone = {r.out_trade_no or r.reference for r in adjusted if r.out_trade_no or r.kind == "bank_line"}

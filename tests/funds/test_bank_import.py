@@ -21,7 +21,7 @@ from gateway.funds.store import bank_lines, statements
 from gateway.positions import top_up
 from gateway.reconciliation.errors import ReconError
 from gateway.reconciliation.review import propose
-from gateway.reports import open_items
+from gateway.reports import daily_report, open_items
 from ledger.check import check_ledger
 from ledger.core import AccountRef
 from tests.conftest import SECRET_KEY
@@ -143,15 +143,31 @@ def test_a_difference_two_people_resolve_is_booked_through_suspense(db_url, tmp_
             assert ledger.balance(conn, AccountRef("suspense", "", "CNY")) == -1234
             assert ledger.balance(conn, AccountRef("channel_clearing", "wx", "CNY")) == -350000  # untouched
             assert check_ledger(conn) == []
+            # The bank as it is, per channel account and day: the interest is still a line nothing expected.
+            funds = daily_report(conn, backend.settings, DEC1)["funds"][0]
+            assert {c["channel_account"]: (c["expected"], c["received"], c["difference"])
+                    for c in funds["channel_accounts"]} == {"ali": (30000, 79990, 49990), "wx": (250000, 250000, 0)}
+            assert funds["received_not_expected"] == {"count": 1, "amount": 1234}
+            late = daily_report(conn, backend.settings, NOV30)["funds"][0]["channel_accounts"]
+            assert [(c["expected"], c["received"], c["classes"]["late"]) for c in late if c["channel_account"] == "wx"] \
+                == [(100000, 100000, 1)]
+            # Settled by the channel in our books on Dec 2, on no bank statement yet: in transit.
+            backend.booker.book(conn, "settlement.channel", "settle:channel:wx:2026-12-01", merchant_id="",
+                                channel_account="wx", currency="CNY", variables={"amount": 70000},
+                                now=noon(date(2026, 12, 2)))
+            transit = daily_report(conn, backend.settings, date(2026, 12, 2))["funds"][0]["channel_accounts"]
+            assert {c["channel_account"]: c["in_transit"] for c in transit} == {"ali": 0, "wx": 70000}
         # The next file of the account leaves the resolved line resolved: it is not asked about again.
-        later = bank_moves() + [Movement(date(2026, 12, 2), 10, "FEE REBATE", "B006")]
+        dec2 = [Movement(date(2026, 12, 2), 70000, "WXPAY1900000109 SETTLEMENT 20261201", "B006"),
+                Movement(date(2026, 12, 2), 10, "FEE REBATE", "B007")]
         path = tmp_path / "dec2.camt053"
-        from tests.funds.bankfiles import camt053
-        path.write_bytes(camt053(later, date(2026, 12, 2)))
+        path.write_bytes(bank_file("camt053", dec2, date(2026, 12, 2)))
         report = import_bank_file(backend.db, backend.settings, "RESERVE", path, noon(date(2026, 12, 2)))
         with backend.transaction() as conn:
             unexpected = [i["reference"] for i in open_items(conn) if i["class"] == "received_not_expected"]
-        assert report["statement_date"] == "2026-12-02" and unexpected == ["2026-12-02#" + unexpected[0].split("#")[1]]
+            transit = daily_report(conn, backend.settings, date(2026, 12, 2))["funds"][0]["channel_accounts"]
+        assert report["statement_date"] == "2026-12-02" and report["counts"] == {**CLASSES, "matched": 2}
+        assert unexpected == ["2026-12-02#2"] and {c["in_transit"] for c in transit} == {0}
 
 
 BROKEN = {
