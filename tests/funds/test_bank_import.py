@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import mt940
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import Connection, func, select
 
 from gateway.compose import Backend
 from gateway.config import ChannelAccountConfig, Settings
+from gateway.db import Database
 from gateway.funds.imports import import_bank_file
 from gateway.funds.parsers import BankFileError
 from gateway.funds.review import approve_item
@@ -22,9 +24,10 @@ from gateway.positions import top_up
 from gateway.reconciliation.errors import ReconError
 from gateway.reconciliation.review import propose
 from gateway.reports import daily_report, open_items
+from ledger.booking import Booker
 from ledger.check import check_ledger
 from ledger.core import AccountRef
-from tests.conftest import SECRET_KEY
+from tests.conftest import SANDBOX_SECRET, SECRET_KEY
 from tests.funds.bankfiles import CSV_MAPPINGS, Movement, bank_file
 
 NOV30, DEC1 = date(2026, 11, 30), date(2026, 12, 1)
@@ -42,25 +45,24 @@ def noon(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, 4, tzinfo=UTC)   # 12:00 in Shanghai
 
 
-def settings_for(db_url: str, tmp_path: Path, kind: str) -> Settings:
+def settings_for(db_url: str, tmp_path: Path, kind: str, **more: Any) -> Settings:
     reserve = {"id": "RESERVE", "account_number": "6222 0202 0011 2233",
                "channel_accounts": {"wx": "WXPAY1900000109", "ali": "ALIPAY2088"}}
     if kind.startswith("csv"):
         reserve["csv"] = CSV_MAPPINGS[kind.removeprefix("csv_")]
-    accounts = tuple(ChannelAccountConfig(a, "mock", True, {"secret": "s"}) for a in ("wx", "ali"))
+    accounts = tuple(ChannelAccountConfig(a, "mock", True, {"secret": SANDBOX_SECRET}) for a in ("wx", "ali"))
     return Settings(database_url=db_url, secret_key=SECRET_KEY, channel_accounts=accounts,
-                    statement_dir=str(tmp_path / "statements"), extra={"reserve_accounts": [reserve]})
+                    statement_dir=str(tmp_path / "statements"), extra={"reserve_accounts": [reserve]}, **more)
 
 
-def book_movements(backend: Backend) -> None:
+def book_movements(db: Database, booker: Booker) -> None:
     """What the books say went through the reserve account, booked as settlement and top-ups book it."""
-    booker = backend.booker
 
     def settle(conn: Connection, account: str, day: date, amount: int, on: date) -> None:
         booker.book(conn, "settlement.channel", f"settle:channel:{account}:{day}", merchant_id="",
                     channel_account=account, currency="CNY", variables={"amount": amount}, now=noon(on))
 
-    with backend.transaction() as conn:
+    with db.transaction() as conn:
         settle(conn, "wx", date(2026, 11, 29), 100000, NOV30)   # arrives a day late
         settle(conn, "wx", NOV30, 250000, DEC1)                 # on time
         settle(conn, "ali", NOV30, 80000, DEC1)                 # the bank got 79990
@@ -89,7 +91,7 @@ def count(backend: Backend, table) -> int:  # noqa: ANN001
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_class_is_found_then_a_corrected_file_supersedes(db_url, tmp_path, kind) -> None:
     with Backend(settings_for(db_url, tmp_path, kind)) as backend:
-        book_movements(backend)
+        book_movements(backend.db, backend.booker)
         path = write(tmp_path, kind, bank_moves())
         if kind == "mt940":   # the file is real MT940: the library reads it back
             read = mt940.models.Transactions()
@@ -123,7 +125,7 @@ def test_each_class_is_found_then_a_corrected_file_supersedes(db_url, tmp_path, 
 
 def test_a_difference_two_people_resolve_is_booked_through_suspense(db_url, tmp_path) -> None:
     with Backend(settings_for(db_url, tmp_path, "camt053")) as backend:
-        book_movements(backend)
+        book_movements(backend.db, backend.booker)
         import_bank_file(backend.db, backend.settings, "RESERVE", write(tmp_path, "camt053", bank_moves()),
                          noon(DEC1))
         alice, bob = Person("op_a", "alice"), Person("op_b", "bob")
