@@ -320,6 +320,7 @@ def test_a_payout_returned_three_days_later_is_returned_once_however_often_it_is
         assert events.count("payout.returned") == 1 and events.count("payout.succeeded") == 1
         with gw.gateway.db.transaction() as conn:
             assert gw.gateway.ledger.entry(conn, f"payout:{made['id']}:payout.returned") is not None
+        with gw.gateway.db.transaction() as conn:
             assert full_check(conn) == []
         assert sandbox(gw).paid_count == {number: 1}
 

@@ -114,6 +114,7 @@ def test_a_payout_we_marked_failed_that_the_channel_paid_is_found_and_resolved_b
         assert ledger.balance(conn, AccountRef("suspense", "", "CNY")) == 30000
         entry = ledger.entry(conn, f"recon-item:{item['id']}:recon.payout_adjust_loss")
         assert entry is not None and {line.account.code for line in entry.lines} == {"suspense", "channel_position"}
+    with gw.gateway.db.transaction() as conn:
         assert full_check(conn) == []
 
 
