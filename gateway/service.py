@@ -34,7 +34,8 @@ from gateway.payment_results import PaymentResults
 from gateway.payments import PaymentService
 from gateway.reconciliation.run import Reconciler
 from gateway.refunds import RefundService
-from gateway.payouts import PayoutService, ReturnPolicy
+from gateway.payout_returns import ReturnPolicy
+from gateway.payouts import PayoutService
 from gateway.splits import SplitService
 from gateway.plugins import ChannelAccount, PluginHost
 from gateway.routing import Router

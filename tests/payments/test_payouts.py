@@ -352,3 +352,23 @@ def test_a_return_found_only_on_the_statement_goes_to_frozen_and_keeps_the_fee_b
         assert (now["available"], now["frozen"]) == (100000 - 30200, 30000) and position(gw) == (50000, 0)
         with gw.gateway.db.transaction() as conn:
             assert full_check(conn) == []
+
+
+def test_return_settings_that_make_no_sense_stop_start_up_with_their_name() -> None:
+    from gateway.channel import SettingsError
+    from gateway.config import settings_from_mapping
+    from gateway.errors import ConfigError
+    from plugins.mock.channel import MockChannel
+
+    good = settings_from_mapping({"payout_return_watch_days": 3, "payout_return_to": "frozen",
+                                  "payout_return_fee": "keep", "payout_return_query_seconds": 60}, {})
+    assert (good.payout_return_watch_days, good.payout_return_to, good.payout_return_fee) == (3, "frozen", "keep")
+    for key, value in (("payout_return_watch_days", -1), ("payout_return_watch_days", 1.5),
+                       ("payout_return_query_seconds", 0), ("payout_return_to", "elsewhere"),
+                       ("payout_return_fee", "half")):
+        with pytest.raises(ConfigError, match=key):
+            settings_from_mapping({key: value}, {})
+    for days in (-1, 31, "3", True):
+        with pytest.raises(SettingsError, match="payout_return_days"):
+            MockChannel.parse_settings({"secret": SANDBOX_SECRET, "payout_return_days": days})
+    assert MockChannel.parse_settings({"secret": SANDBOX_SECRET, "payout_return_days": 3}).payout_return_days == 3
