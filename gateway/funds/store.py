@@ -22,12 +22,13 @@ from gateway.funds.config import ReserveAccount
 from gateway.funds.match import EXPECTED_COLUMNS, MATCH_LINE_COLUMNS, OUTCOME_COLUMNS, classify, counts
 from gateway.funds.parsers import BankFileError, BankStatement
 from gateway.ids import public_id
-from gateway.models import BankLine, BankStatement as BankStatementRow
+from gateway.models import BankLine, BankStatement as BankStatementRow, Settlement
 from gateway.reconciliation.store import items, keep_statement, refresh_open, runs
 from ledger.reads import postings_on
 
 statements = BankStatementRow.__table__
 bank_lines = BankLine.__table__
+settlements = Settlement.__table__
 
 # Events that move money through the reserve bank account, and what the bank line is. A payout or a
 # merchant withdrawal that leaves through the bank joins this table with the event that books it.
@@ -135,6 +136,13 @@ def expected_movements(conn: Connection, reserve: ReserveAccount, since: date, u
         amount=(pl.col("debit") - pl.col("credit")).sum(), expected_date=pl.col("expected_date").first())
     owner = frame.filter(pl.col("code") != "reserve_bank").group_by("reference").agg(
         channel_account=pl.col("owner_id").first())
+    # A channel pays on its settlement's settle_date (settling ahead books it earlier)
+    keys = [f"{r}:{e}" for r, e in bank.select("reference", "event_type").iter_rows()]
+    paid_on = pl.DataFrame([(k.rsplit(":", 1)[0], d) for k, d in conn.execute(
+        select(settlements.c.entry_key, settlements.c.settle_date).where(settlements.c.entry_key.in_(keys)))],
+        schema={"reference": pl.String, "settle_date": pl.Date}, orient="row")
+    bank = bank.join(paid_on, on="reference", how="left").with_columns(
+        expected_date=pl.coalesce("settle_date", "expected_date"))
     moved = bank.join(owner, on="reference").filter(
         pl.col("channel_account").is_in(list(reserve.channel_accounts)) if reserve.channel_accounts else pl.lit(True))
     kind = pl.col("event_type").replace_strict(EVENT_KINDS, return_dtype=pl.String)
