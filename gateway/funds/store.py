@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, insert, select, text, update
 
 from gateway.funds.config import ReserveAccount
 from gateway.funds.match import EXPECTED_COLUMNS, MATCH_LINE_COLUMNS, OUTCOME_COLUMNS, classify, counts
@@ -74,6 +74,8 @@ def import_statement(conn: Connection, reserve: ReserveAccount, statement: BankS
     """Keep the file, supersede the day's earlier one, write the lines, reconcile the window: one
     transaction (the caller's). The file is kept first, by its hash: a crash leaves at most a kept file."""
     sha, path = keep_statement(folder, reserve.id, statement_date, content, None)
+    if conn.dialect.name == "postgresql":   # one import of a reserve account at a time (SQLite: one writer anyway)
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"bank-import:{reserve.id}"})
     found = already_imported(conn, reserve.id, sha)
     if found:
         return found
