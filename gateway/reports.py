@@ -35,7 +35,8 @@ ItemObject = dict[str, Any]   # an item (and its open proposal) as `paymux recon
 
 def run_report(row: Row) -> RunReport:
     """The run as `paymux reconcile --json` prints it."""
-    counts = {name: int((row.counts or {}).get(name, 0)) for name in CLASSES}
+    names = FUNDS_CLASSES if "received_not_expected" in (row.counts or {}) else CLASSES   # a bank statement's run
+    counts = {name: int((row.counts or {}).get(name, 0)) for name in names}
     return {"run_id": row.id, "channel_account": row.channel_account, "business_date": row.business_date.isoformat(),
             "status": row.status, "message": row.message, "statement_rows": row.statement_rows, "counts": counts,
             "auto_resolved": row.auto_resolved, "open": row.open, "summary": row.summary,
