@@ -181,13 +181,13 @@ def bank_runs(reserve_id: str) -> Any:
     return select(statements.c.run_id).where(statements.c.reserve_account == reserve_id)
 
 
-def reconcile_window(conn: Connection, reserve: ReserveAccount, day: date,
-                     decided: bool = True) -> tuple[pl.DataFrame, date, date]:
+def reconcile_window(conn: Connection, reserve: ReserveAccount, day: date, decided: bool = True,
+                     until: date | None = None) -> tuple[pl.DataFrame, date, date]:
     """The window's outcomes (match.OUTCOME_COLUMNS) as the books and the current statements say now,
-    from `day` less late_days to the latest statement; with `decided`, less what two people resolved
-    (for items: it is not asked again; a report shows the bank as it is)."""
+    from `day` less late_days to `until` (default: the latest statement); with `decided`, less what two
+    people resolved (for items: it is not asked again; a report shows the bank as it is)."""
     latest = latest_statement_date(conn, reserve.id) or day
-    until = max(day, latest)
+    until = max(day, until or latest)
     since = min(day, latest) - timedelta(days=reserve.late_days)
     resolved = conn.execute(select(items.c["class"], items.c.kind, items.c.reference, items.c.out_trade_no,
                                    items.c.resolution).where(and_(
