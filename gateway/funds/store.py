@@ -152,7 +152,9 @@ def expected_movements(conn: Connection, reserve: ReserveAccount, since: date, u
                            "settlement_token": list(reserve.channel_accounts.values())},
                           schema={"channel_account": pl.String, "settlement_token": pl.String})
     return moved.join(tokens, on="channel_account", how="left").select(
-        kind=kind, reference="reference", channel_account="channel_account", expected_date="expected_date",
+        # an item's reference holds 64 characters: the entry's key cut there names it as well
+        kind=kind, reference=pl.col("reference").str.slice(0, 64), channel_account="channel_account",
+        expected_date="expected_date",
         amount="amount",
         # a settlement's line carries the channel's own text; a top-up's, the transfer's reference
         token=pl.when(kind == "settlement").then(pl.coalesce("settlement_token", "channel_account"))
