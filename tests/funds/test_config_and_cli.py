@@ -2,6 +2,7 @@
 cannot take with a code and the REFUSED exit status, writing nothing."""
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,10 @@ import pytest
 from gateway.cli import REFUSED, main
 from gateway.config import ChannelAccountConfig, Settings
 from gateway.errors import ConfigError
-from gateway.funds.config import reserve_accounts
-from gateway.funds.parsers import BankFileError, minor_units
+from gateway.funds.config import ReserveAccount, reserve_accounts
+from gateway.funds.parsers import BankFileError, minor_units, parse_camt053, parse_mt940
+from gateway.funds.store import check_statement
+from tests.funds.bankfiles import Movement, camt053, mt940
 
 
 def settings(*reserves: dict) -> Settings:
@@ -47,3 +50,15 @@ def test_the_command_refuses_an_unknown_reserve_account_with_its_code(tmp_path: 
                  str(tmp_path / "f.sta")]) == REFUSED
     assert "unknown_reserve_account" in capsys.readouterr().err
     assert not (tmp_path / "paymux.db").exists()
+
+
+def test_a_file_of_another_account_or_currency_is_refused() -> None:
+    moves = [Movement(date(2026, 12, 1), 500, "X", "B1")]
+    mine = ReserveAccount("R", account_number="6222-0202-0011-2233")
+    check_statement(mine, parse_mt940(mt940(moves, date(2026, 12, 1))))          # its own: taken
+    with pytest.raises(BankFileError) as other:
+        check_statement(ReserveAccount("R", account_number="9999"), parse_mt940(mt940(moves, date(2026, 12, 1))))
+    assert other.value.code == "wrong_account"
+    with pytest.raises(BankFileError) as dollars:
+        check_statement(ReserveAccount("R", currency="USD"), parse_camt053(camt053(moves, date(2026, 12, 1))))
+    assert dollars.value.code == "wrong_currency"
