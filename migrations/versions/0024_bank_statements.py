@@ -1,7 +1,7 @@
 """funds reconciliation: the reserve bank account's statements and their lines
 
 Revision ID: 0024
-Revises: 0020
+Revises: 0021
 """
 from typing import Sequence, Union
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0024"
-down_revision: Union[str, None] = "0020"
+down_revision: Union[str, None] = "0021"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
