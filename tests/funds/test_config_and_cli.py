@@ -12,7 +12,8 @@ from gateway.config import ChannelAccountConfig, Settings
 from gateway.errors import ConfigError
 from gateway.funds.config import ReserveAccount, reserve_accounts
 from gateway.funds.parsers import BankFileError, minor_units, parse_camt053, parse_mt940
-from gateway.funds.store import check_statement
+from gateway.funds.store import EVENT_KINDS, check_statement
+from ledger.chart import load_chart
 from tests.funds.bankfiles import Movement, camt053, mt940
 
 
@@ -62,3 +63,11 @@ def test_a_file_of_another_account_or_currency_is_refused() -> None:
     with pytest.raises(BankFileError) as dollars:
         check_statement(ReserveAccount("R", currency="USD"), parse_camt053(camt053(moves, date(2026, 12, 1))))
     assert dollars.value.code == "wrong_currency"
+
+
+def test_every_event_the_books_move_the_reserve_bank_with_is_an_expected_movement() -> None:
+    """A new way money leaves through the bank (a payout, a merchant's withdrawal) must say what its
+    bank line is (funds.store.EVENT_KINDS), or funds reconciliation would call its line unexpected."""
+    chart = load_chart()
+    moving = {name for name, t in chart.templates.items() if any(line.account == "reserve_bank" for line in t.lines)}
+    assert moving - {"bank.adjust_gain", "bank.adjust_loss"} == set(EVENT_KINDS)
