@@ -35,7 +35,8 @@ ItemObject = dict[str, Any]   # an item (and its open proposal) as `paymux recon
 
 def run_report(row: Row) -> RunReport:
     """The run as `paymux reconcile --json` prints it."""
-    counts = {name: int((row.counts or {}).get(name, 0)) for name in CLASSES}
+    names = FUNDS_CLASSES if "received_not_expected" in (row.counts or {}) else CLASSES   # a bank statement's run
+    counts = {name: int((row.counts or {}).get(name, 0)) for name in names}
     return {"run_id": row.id, "channel_account": row.channel_account, "business_date": row.business_date.isoformat(),
             "status": row.status, "message": row.message, "statement_rows": row.statement_rows, "counts": counts,
             "auto_resolved": row.auto_resolved, "open": row.open, "summary": row.summary,
@@ -169,16 +170,18 @@ def _as_switched(conn: Connection, listing: list[dict[str, Any]]) -> list[dict[s
 
 def funds_daily(conn: Connection, settings: Settings, day: date) -> list[dict[str, Any]]:
     """Per reserve account, and per channel account settling into it, for `day`: what the books expected
-    to move through the bank, what the bank's current statements show for it (on time or late), the
-    difference; the money in transit (booked as paid by the channel, on no bank statement yet: as of
-    the reserve account's latest statement); and what the bank received that nothing expected."""
+    to move through the bank, what the bank's current statements show for it (on time, or late within
+    late_days), the difference; the money in transit at the day's end (settlements expected by then
+    and on no bank line dated by then); and what the bank received that nothing expected."""
     found = []
     for reserve in reserve_accounts(settings).values():
-        outcomes, since, until = reconcile_window(conn, reserve, day, decided=False)
+        last = latest_statement_date(conn, reserve.id)
+        horizon = min(last or day, day + timedelta(days=reserve.late_days))
+        outcomes, since, until = reconcile_window(conn, reserve, day, decided=False, until=horizon)
         on_day = outcomes.filter(pl.col("business_date") == day)
         moved = on_day.filter(pl.col("kind") != "bank_line")
-        in_transit = outcomes.filter((pl.col("kind") == "settlement") & (pl.col("class") == "expected_not_received")
-                                     & (pl.col("business_date") <= day))
+        in_transit = outcomes.filter((pl.col("kind") == "settlement") & (pl.col("business_date") <= day)
+                                     & (pl.col("line_date").is_null() | (pl.col("line_date") > day)))
         rows = []
         for account in sorted(set(reserve.channel_accounts) | set(moved["channel_account"].to_list())):
             mine = moved.filter(pl.col("channel_account") == account)
@@ -189,10 +192,9 @@ def funds_daily(conn: Connection, settings: Settings, day: date) -> list[dict[st
                          "in_transit": int(in_transit.filter(pl.col("channel_account") == account)
                                            ["expected_amount"].sum())})
         unexpected = on_day.filter(pl.col("class") == "received_not_expected")
-        latest = latest_statement_date(conn, reserve.id)
         found.append({"reserve_account": reserve.id, "currency": reserve.currency, "channel_accounts": rows,
                       "received_not_expected": {"count": unexpected.height,
                                                 "amount": int(unexpected["bank_amount"].sum())},
-                      "latest_statement": latest.isoformat() if latest else None,
+                      "latest_statement": last.isoformat() if last else None,
                       "window": [since.isoformat(), until.isoformat()]})
     return found

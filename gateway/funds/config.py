@@ -75,6 +75,10 @@ def reserve_accounts(settings: Settings) -> dict[str, ReserveAccount]:
         unknown = set(item) - set(ReserveAccount.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
+        if item["id"] in known or item["id"] in found:
+            raise ConfigError(f"{where}.id {item['id']!r} is already a channel or reserve account's name")
+        if not (isinstance(item.get("currency", "CNY"), str) and len(item.get("currency", "CNY")) == 3):
+            raise ConfigError(f"{where}.currency must be an ISO 4217 code")
         channels = dict(item.get("channel_accounts") or {})
         strange = [a for a in channels if a not in known]
         if strange or not all(isinstance(v, str) and v for v in channels.values()):

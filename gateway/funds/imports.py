@@ -6,6 +6,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.errors import PaymuxError
@@ -39,4 +41,10 @@ def import_bank_file(db: Database, settings: Settings, reserve_id: str, path: Pa
         raise BankFileError("the file names no day (no closing balance, no lines): give --date",
                             code="no_statement_date")
     folder = Path(settings.statement_dir) / "bank"
-    return db.run_tx(lambda conn: import_statement(conn, reserve, statement, day, folder, content, now))
+    try:
+        return db.run_tx(lambda conn: import_statement(conn, reserve, statement, day, folder, content, now))
+    except IntegrityError:   # the same file, imported by another process at the same moment
+        found = db.run_tx(lambda conn: already_imported(conn, reserve.id, sha))
+        if found is None:
+            raise
+        return found

@@ -26,7 +26,8 @@ MATCH_LINE_COLUMNS = {"line_key": pl.String, "line_no": pl.Int64, "booking_date"
                       "text": pl.String, "bank_reference": pl.String}
 OUTCOME_COLUMNS = {"class": pl.String, "kind": pl.String, "reference": pl.String, "channel_account": pl.String,
                    "business_date": pl.Date, "line_key": pl.String, "line_no": pl.Int64,
-                   "bank_reference": pl.String, "bank_amount": pl.Int64, "expected_amount": pl.Int64}
+                   "bank_reference": pl.String, "bank_amount": pl.Int64, "expected_amount": pl.Int64,
+                   "line_date": pl.Date}
 RANK = {"matched": 0, "late": 1, "amount_differs": 2}
 
 
@@ -74,7 +75,7 @@ def classify(expected: pl.DataFrame, lines: pl.DataFrame, *, day: date, match_da
     paired = pairs.select(**{"class": "class", "kind": "e_kind", "reference": "e_reference",
                              "channel_account": "e_channel_account", "business_date": "e_expected_date",
                              "line_key": "l_line_key", "line_no": "l_line_no", "bank_reference": "l_bank_reference",
-                             "bank_amount": "l_amount", "expected_amount": "e_amount"})
+                             "bank_amount": "l_amount", "expected_amount": "e_amount", "line_date": "l_booking_date"})
     missing = expected.join(pairs.select(reference="e_reference"), on="reference", how="anti") \
         .filter(pl.col("expected_date") <= day).select(
             **{"class": pl.lit("expected_not_received")}, kind="kind", reference="reference",
@@ -82,7 +83,7 @@ def classify(expected: pl.DataFrame, lines: pl.DataFrame, *, day: date, match_da
     unexpected = lines.join(pairs.select(line_key="l_line_key"), on="line_key", how="anti").select(
         **{"class": pl.lit("received_not_expected")}, kind=pl.lit("bank_line"), reference="line_key",
         business_date="booking_date", line_key="line_key", line_no="line_no", bank_reference="bank_reference",
-        bank_amount="amount")
+        bank_amount="amount", line_date="booking_date")
     return pl.concat([paired, missing, unexpected], how="diagonal_relaxed").select(
         [pl.col(k).cast(v) for k, v in OUTCOME_COLUMNS.items()])
 

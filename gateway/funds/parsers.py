@@ -20,6 +20,7 @@ from xml.parsers import expat
 
 import mt940
 import polars as pl
+from babel.numbers import get_currency_precision
 
 from gateway.errors import PaymuxError
 from gateway.funds.config import CsvMapping
@@ -28,8 +29,6 @@ LINE_COLUMNS = {"line_no": pl.Int64, "booking_date": pl.Date, "value_date": pl.D
                 "currency": pl.String, "reference": pl.String, "details": pl.String, "bank_reference": pl.String}
 FORMATS = ("mt940", "camt053", "csv")
 CAMT_NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:camt.053.001."
-# ISO 4217 currencies without two decimals (the ones a reserve account may plausibly hold)
-EXPONENTS = {"JPY": 0, "KRW": 0, "VND": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3}
 
 
 class BankFileError(PaymuxError):
@@ -56,7 +55,7 @@ def minor_units(value: Decimal | str, currency: str, line: int | None) -> int:
         amount = value if isinstance(value, Decimal) else Decimal(value.replace(",", "").strip())
     except InvalidOperation:
         raise BankFileError(f"{value!r} is not an amount", line) from None
-    scaled = amount.scaleb(EXPONENTS.get(currency, 2))
+    scaled = amount.scaleb(get_currency_precision(currency or "CNY"))   # ISO 4217's minor unit, as babel has it
     if not amount.is_finite() or scaled != scaled.to_integral_value():
         raise BankFileError(f"{value} {currency} is not a whole number of minor units", line)
     return int(scaled)

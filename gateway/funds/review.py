@@ -15,7 +15,13 @@ from gateway.reconciliation.store import items, proposals
 from ledger.booking import Booker
 from ledger.core import Entry
 
-BANK_EVENTS = {"recon.adjust_gain": "bank.adjust_gain", "recon.adjust_loss": "bank.adjust_loss"}
+
+def bank_event(event_type: str) -> str:
+    """The bank's adjustment for whichever adjustment reconciliation's approval books (a channel's, a
+    position's): the money of a bank item is the reserve bank's."""
+    if event_type.startswith("recon.") and event_type.endswith(("_gain", "_loss")):
+        return "bank.adjust" + event_type[-5:]
+    return event_type
 
 
 class BankBooker(Booker):
@@ -25,7 +31,7 @@ class BankBooker(Booker):
         super().__init__(booker.ledger)
 
     def book(self, conn: Connection, event_type: str, reference: str, **kw: Any) -> Entry:
-        return super().book(conn, BANK_EVENTS.get(event_type, event_type), reference, **kw)
+        return super().book(conn, bank_event(event_type), reference, **kw)
 
 
 def is_bank_item(conn: Connection, item_id: int) -> bool:
@@ -44,5 +50,5 @@ def approve_item(conn: Connection, item_id: int, proposal_id: int, by: Person, b
     if key:
         event = key.rsplit(":", 1)[1]
         conn.execute(update(proposals).where(proposals.c.id == proposal_id).values(
-            entry_key=key[: -len(event)] + BANK_EVENTS[event]))
+            entry_key=key[: -len(event)] + bank_event(event)))
     return result

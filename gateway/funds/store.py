@@ -16,18 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, insert, select, text, update
 
 from gateway.funds.config import ReserveAccount
 from gateway.funds.match import EXPECTED_COLUMNS, MATCH_LINE_COLUMNS, OUTCOME_COLUMNS, classify, counts
 from gateway.funds.parsers import BankFileError, BankStatement
 from gateway.ids import public_id
-from gateway.models import BankLine, BankStatement as BankStatementRow
+from gateway.models import BankLine, BankStatement as BankStatementRow, Settlement
 from gateway.reconciliation.store import items, keep_statement, refresh_open, runs
 from ledger.reads import postings_on
 
 statements = BankStatementRow.__table__
 bank_lines = BankLine.__table__
+settlements = Settlement.__table__
 
 # Events that move money through the reserve bank account, and what the bank line is. A payout or a
 # merchant withdrawal that leaves through the bank joins this table with the event that books it.
@@ -73,6 +74,8 @@ def import_statement(conn: Connection, reserve: ReserveAccount, statement: BankS
     """Keep the file, supersede the day's earlier one, write the lines, reconcile the window: one
     transaction (the caller's). The file is kept first, by its hash: a crash leaves at most a kept file."""
     sha, path = keep_statement(folder, reserve.id, statement_date, content, None)
+    if conn.dialect.name == "postgresql":   # one import of a reserve account at a time (SQLite: one writer anyway)
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"bank-import:{reserve.id}"})
     found = already_imported(conn, reserve.id, sha)
     if found:
         return found
@@ -135,6 +138,13 @@ def expected_movements(conn: Connection, reserve: ReserveAccount, since: date, u
         amount=(pl.col("debit") - pl.col("credit")).sum(), expected_date=pl.col("expected_date").first())
     owner = frame.filter(pl.col("code") != "reserve_bank").group_by("reference").agg(
         channel_account=pl.col("owner_id").first())
+    # A channel pays on its settlement's settle_date (settling ahead books it earlier)
+    keys = [f"{r}:{e}" for r, e in bank.select("reference", "event_type").iter_rows()]
+    paid_on = pl.DataFrame([(k.rsplit(":", 1)[0], d) for k, d in conn.execute(
+        select(settlements.c.entry_key, settlements.c.settle_date).where(settlements.c.entry_key.in_(keys)))],
+        schema={"reference": pl.String, "settle_date": pl.Date}, orient="row")
+    bank = bank.join(paid_on, on="reference", how="left").with_columns(
+        expected_date=pl.coalesce("settle_date", "expected_date"))
     moved = bank.join(owner, on="reference").filter(
         pl.col("channel_account").is_in(list(reserve.channel_accounts)) if reserve.channel_accounts else pl.lit(True))
     kind = pl.col("event_type").replace_strict(EVENT_KINDS, return_dtype=pl.String)
@@ -142,7 +152,9 @@ def expected_movements(conn: Connection, reserve: ReserveAccount, since: date, u
                            "settlement_token": list(reserve.channel_accounts.values())},
                           schema={"channel_account": pl.String, "settlement_token": pl.String})
     return moved.join(tokens, on="channel_account", how="left").select(
-        kind=kind, reference="reference", channel_account="channel_account", expected_date="expected_date",
+        # an item's reference holds 64 characters: the entry's key cut there names it as well
+        kind=kind, reference=pl.col("reference").str.slice(0, 64), channel_account="channel_account",
+        expected_date="expected_date",
         amount="amount",
         # a settlement's line carries the channel's own text; a top-up's, the transfer's reference
         token=pl.when(kind == "settlement").then(pl.coalesce("settlement_token", "channel_account"))
@@ -171,13 +183,13 @@ def bank_runs(reserve_id: str) -> Any:
     return select(statements.c.run_id).where(statements.c.reserve_account == reserve_id)
 
 
-def reconcile_window(conn: Connection, reserve: ReserveAccount, day: date,
-                     decided: bool = True) -> tuple[pl.DataFrame, date, date]:
+def reconcile_window(conn: Connection, reserve: ReserveAccount, day: date, decided: bool = True,
+                     until: date | None = None) -> tuple[pl.DataFrame, date, date]:
     """The window's outcomes (match.OUTCOME_COLUMNS) as the books and the current statements say now,
-    from `day` less late_days to the latest statement; with `decided`, less what two people resolved
-    (for items: it is not asked again; a report shows the bank as it is)."""
+    from `day` less late_days to `until` (default: the latest statement); with `decided`, less what two
+    people resolved (for items: it is not asked again; a report shows the bank as it is)."""
     latest = latest_statement_date(conn, reserve.id) or day
-    until = max(day, latest)
+    until = max(day, until or latest)
     since = min(day, latest) - timedelta(days=reserve.late_days)
     resolved = conn.execute(select(items.c["class"], items.c.kind, items.c.reference, items.c.out_trade_no,
                                    items.c.resolution).where(and_(

@@ -151,8 +151,9 @@ def test_a_difference_two_people_resolve_is_booked_through_suspense(db_url, tmp_
                     for c in funds["channel_accounts"]} == {"ali": (30000, 79990, 49990), "wx": (250000, 250000, 0)}
             assert funds["received_not_expected"] == {"count": 1, "amount": 1234}
             late = daily_report(conn, backend.settings, NOV30)["funds"][0]["channel_accounts"]
-            assert [(c["expected"], c["received"], c["classes"]["late"]) for c in late if c["channel_account"] == "wx"] \
-                == [(100000, 100000, 1)]
+            # Nov 30's settlement came on Dec 1: late, and in transit at the end of Nov 30
+            assert [(c["expected"], c["received"], c["classes"]["late"], c["in_transit"])
+                    for c in late if c["channel_account"] == "wx"] == [(100000, 100000, 1, 100000)]
             # Settled by the channel in our books on Dec 2, on no bank statement yet: in transit.
             backend.booker.book(conn, "settlement.channel", "settle:channel:wx:2026-12-01", merchant_id="",
                                 channel_account="wx", currency="CNY", variables={"amount": 70000},
