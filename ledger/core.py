@@ -20,7 +20,7 @@ from ledger.days import BusinessDay
 from ledger.errors import AlreadyReversed, EntryConflict, InsufficientBalance, InvalidEntry, UnbalancedEntry
 from ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
 from ledger import one_statement
-from ledger.slots import ADD_TO_SLOTS, slot_of, whole_balance
+from ledger.slots import add_to_slots, slot_of, whole_balance
 
 accounts = LedgerAccount.__table__
 entries = LedgerEntry.__table__
@@ -276,10 +276,12 @@ class Ledger:
         if len({new.key for new in batch}) != len(batch):
             raise InvalidEntry("a batch holds the same key twice")
         day = self.business_date(now)
-        created = {row.key: row.id for row in conn.execute(_INSERT_ENTRIES[conn.dialect.name], [
-            {"key": new.key, "event_type": new.event_type, "business_date": day, "reference": new.reference,
-             "memo": new.memo, "postings_hash": digest, "reverses": new.reverses, "created_at": now}
-            for new, digest in zip(batch, digests)])}
+        rows = [{"key": new.key, "event_type": new.event_type, "business_date": day, "reference": new.reference,
+                 "memo": new.memo, "postings_hash": digest, "reverses": new.reverses, "created_at": now}
+                for new, digest in zip(batch, digests)]
+        # One entry: one parameter set, which spares SQLAlchemy's insertmanyvalues rewriting the SQL.
+        created = {row.key: row.id for row in conn.execute(_INSERT_ENTRIES[conn.dialect.name],
+                                                           rows[0] if len(rows) == 1 else rows)}
         existing = {}
         missing = [new for new in batch if new.key not in created]
         if missing:
@@ -325,9 +327,7 @@ class Ledger:
             after[ref] = conn.execute(_ADD_TO_ACCOUNT, {"b_id": ids[ref], "b_delta": change[ref]}).one().balance
         slot = slot_of(conn)
         if slotted:
-            returned = conn.execute(ADD_TO_SLOTS[conn.dialect.name],
-                                    [{"account_id": ids[ref], "slot": slot, "balance": change[ref]} for ref in slotted])
-            by_id = {row.account_id: row.balance for row in returned}
+            by_id = add_to_slots(conn, slot, {ids[ref]: change[ref] for ref in slotted})
             after.update({ref: by_id[ids[ref]] for ref in slotted})
         in_slot = set(slotted)
         running = {ref: after[ref] - change[ref] for ref in change}
