@@ -1,0 +1,31 @@
+"""Prebuilt SQL sent on the database driver's own cursor, for the ledger's hottest statement.
+
+`Connection.exec_driver_sql` still builds an execution context and a result object around every
+execution: about as much CPU in Python as the driver's own work for one entry. Here the statement is
+text built once, its parameters a plain dict, its rows plain tuples. What SQLAlchemy would do is kept:
+its `before_cursor_execute` listeners hear the statement (so counters of statements count it), and a
+driver error goes through the connection's own handling, so it is raised as SQLAlchemy's DBAPIError
+(which `Database.run_tx` reads to retry a deadlock or a connection lost before COMMIT) and a lost
+connection is invalidated.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from sqlalchemy import Connection
+
+
+def fetch_all(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[tuple]:
+    """Execute `sql` (in the driver's parameter style) in the connection's transaction; its rows."""
+    if not conn.in_transaction():   # as SQLAlchemy's autobegin would, so that the caller's commit commits it
+        conn.begin()
+    cursor = conn.connection.cursor()
+    try:
+        conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, False)
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    except Exception as exc:  # noqa: BLE001  raised again, as SQLAlchemy raises it
+        conn._handle_dbapi_exception(exc, sql, params, cursor, None)   # noqa: SLF001  always raises
+        raise
+    finally:
+        cursor.close()
