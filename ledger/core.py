@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Iterable, Sequence
 
-from sqlalchemy import Connection, Row, bindparam, event, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger.chart import AccountType, Chart
 from ledger.days import BusinessDay
 from ledger.errors import AlreadyReversed, EntryConflict, InsufficientBalance, InvalidEntry, UnbalancedEntry
 from ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
-from ledger import one_statement
+from ledger import driver, one_statement
 from ledger.slots import add_to_slots, slot_of, whole_balance
 
 accounts = LedgerAccount.__table__
@@ -104,10 +104,10 @@ _INSERT_ENTRIES = {name: dialect.insert(entries).on_conflict_do_nothing().return
                    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
 # A guarded account's change, made and read back in one statement: the row is locked from here to the
 # end of the caller's transaction, and the no-negative rule is checked against what it returns.
-_ADD_TO_ACCOUNT = (update(accounts).where(accounts.c.id == bindparam("b_id"))
-                   .values(balance=accounts.c.balance + bindparam("b_delta"))
-                   .returning(accounts.c.balance))
-_INSERT_POSTINGS = insert(postings)
+# Both sent on the driver's cursor (ledger.driver): integers and text only, nothing for SQLAlchemy to convert.
+_ADD_TO_ACCOUNT = "UPDATE ledger_accounts SET balance = balance + :delta WHERE id = :id RETURNING balance"
+_INSERT_POSTINGS = ("INSERT INTO ledger_postings (entry_id, account_id, currency, amount, balance_after, slot) "
+                    "VALUES (:entry_id, :account_id, :currency, :amount, :balance_after, :slot)")
 _FIND_ACCOUNT = select(accounts.c.id).where(accounts.c.code == bindparam("b_code"),
                                             accounts.c.owner_type == bindparam("b_owner_type"),
                                             accounts.c.owner_id == bindparam("b_owner_id"),
@@ -323,8 +323,9 @@ class Ledger:
         guarded = sorted((ref for ref in change if self._type(ref).no_negative), key=ids.__getitem__)
         slotted = sorted((ref for ref in change if not self._type(ref).no_negative), key=ids.__getitem__)
         after: dict[AccountRef, int] = {}
+        add_to_account = driver.in_style(_ADD_TO_ACCOUNT, conn.dialect.name)
         for ref in guarded:
-            after[ref] = conn.execute(_ADD_TO_ACCOUNT, {"b_id": ids[ref], "b_delta": change[ref]}).one().balance
+            after[ref] = driver.fetch_all(conn, add_to_account, {"id": ids[ref], "delta": change[ref]})[0][0]
         slot = slot_of(conn)
         if slotted:
             by_id = add_to_slots(conn, slot, {ids[ref]: change[ref] for ref in slotted})
@@ -345,7 +346,7 @@ class Ledger:
                 lines.append(PostedLine(line.account, line.amount, None if slotted_line else running[line.account]))
             posted[new.key] = Entry(entry_ids[new.key], new.key, new.event_type, self.business_date(now),
                                     new.reference, new.memo, new.reverses, now, tuple(lines))
-        conn.execute(_INSERT_POSTINGS, rows)
+        driver.execute_many(conn, driver.in_style(_INSERT_POSTINGS, conn.dialect.name), rows)
         return posted
 
     def _load(self, conn: Connection, row: Row) -> Entry:

@@ -10,18 +10,40 @@ connection is invalidated.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+import functools
+import re
+from typing import Any, Mapping, Sequence
 
 from sqlalchemy import Connection
+
+_NAMED = re.compile(r"(?<![:\w]):(\w+)")
+
+
+@functools.lru_cache(maxsize=256)
+def in_style(sql: str, dialect: str) -> str:
+    """SQL written with `:name` parameters, in the driver's style (psycopg: `%(name)s`; sqlite3 takes `:name`)."""
+    return sql if dialect == "sqlite" else _NAMED.sub(r"%(\1)s", sql)
 
 
 def fetch_all(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[tuple]:
     """Execute `sql` (in the driver's parameter style) in the connection's transaction; its rows."""
+    return _run(conn, sql, params, many=False)
+
+
+def execute_many(conn: Connection, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Execute `sql` (in the driver's parameter style) once per parameter set, as the driver batches them."""
+    _run(conn, sql, rows, many=True)
+
+
+def _run(conn: Connection, sql: str, params: Any, many: bool) -> list[tuple]:
     if not conn.in_transaction():   # as SQLAlchemy's autobegin would, so that the caller's commit commits it
         conn.begin()
     cursor = conn.connection.cursor()
     try:
-        conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, False)
+        conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
+        if many:
+            cursor.executemany(sql, params)
+            return []
         cursor.execute(sql, params)
         return cursor.fetchall()
     except Exception as exc:  # noqa: BLE001  raised again, as SQLAlchemy raises it

@@ -21,9 +21,10 @@ import functools
 import itertools
 import random
 
-from sqlalchemy import BigInteger, Connection, ColumnElement, TextClause, cast, func, select, text
+from sqlalchemy import BigInteger, Connection, ColumnElement, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ledger import driver
 from ledger.models import LedgerAccount, LedgerBalanceSlot
 
 accounts = LedgerAccount.__table__
@@ -57,17 +58,18 @@ def _upsert(dialect):  # noqa: ANN001, ANN202
 # Add to a slot, creating it at the first use; returns the slot's balance after. Executed with one
 # parameter set per account, sent as one statement (SQLAlchemy's insertmanyvalues).
 ADD_TO_SLOTS = {"postgresql": _upsert(postgresql), "sqlite": _upsert(sqlite)}
-# Up to this many accounts, the same upsert is prebuilt text with one VALUES row per account: SQLAlchemy's
-# insertmanyvalues rewrites its SQL on every execution, which cost more than the statement's work.
+# Up to this many accounts, the same upsert is prebuilt SQL with one VALUES row per account, sent on the
+# driver's cursor (ledger.driver): SQLAlchemy's insertmanyvalues rewrote its SQL on every execution.
 PREBUILT_SLOT_ROWS = 16
 
 
-@functools.lru_cache(maxsize=PREBUILT_SLOT_ROWS)
-def _add_to_slots_text(count: int) -> TextClause:
+@functools.lru_cache(maxsize=2 * PREBUILT_SLOT_ROWS)
+def _add_to_slots_sql(count: int, dialect: str) -> str:
     rows = ", ".join(f"(:a{i}, :slot, :d{i})" for i in range(count))
-    return text(f"INSERT INTO ledger_balance_slots (account_id, slot, balance) VALUES {rows} "
-                "ON CONFLICT (account_id, slot) DO UPDATE SET balance = ledger_balance_slots.balance + excluded.balance "
-                "RETURNING account_id, balance")
+    return driver.in_style(
+        f"INSERT INTO ledger_balance_slots (account_id, slot, balance) VALUES {rows} "
+        "ON CONFLICT (account_id, slot) DO UPDATE SET balance = ledger_balance_slots.balance + excluded.balance "
+        "RETURNING account_id, balance", dialect)
 
 
 def add_to_slots(conn: Connection, slot: int, changes: dict[int, int]) -> dict[int, int]:
@@ -77,10 +79,9 @@ def add_to_slots(conn: Connection, slot: int, changes: dict[int, int]) -> dict[i
         params: dict[str, int] = {"slot": slot}
         for i, (account_id, delta) in enumerate(changes.items()):
             params[f"a{i}"], params[f"d{i}"] = account_id, delta
-        returned = conn.execute(_add_to_slots_text(len(changes)), params)
-    else:
-        returned = conn.execute(ADD_TO_SLOTS[conn.dialect.name],
-                                [{"account_id": a, "slot": slot, "balance": d} for a, d in changes.items()])
+        return dict(driver.fetch_all(conn, _add_to_slots_sql(len(changes), conn.dialect.name), params))
+    returned = conn.execute(ADD_TO_SLOTS[conn.dialect.name],
+                            [{"account_id": a, "slot": slot, "balance": d} for a, d in changes.items()])
     return {row.account_id: row.balance for row in returned}
 
 
