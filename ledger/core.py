@@ -102,9 +102,13 @@ def postings_hash(event_type: str, lines: Iterable[Posting]) -> str:
 # Built once, executed many times: statement construction costs more than execution.
 _INSERT_ENTRIES = {name: dialect.insert(entries).on_conflict_do_nothing().returning(entries.c.id, entries.c.key)
                    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
-# A guarded account's change, made and read back in one statement: the row is locked from here to the
-# end of the caller's transaction, and the no-negative rule is checked against what it returns.
-# Both sent on the driver's cursor (ledger.driver): integers and text only, nothing for SQLAlchemy to convert.
+# The statements of one entry, sent on the driver's cursor (ledger.driver) as prebuilt SQL: the entry row
+# (its date and timestamp converted by their columns' types, driver.bound), a guarded account's change made
+# and read back in one statement (the row is locked from here to the end of the caller's transaction, and
+# the no-negative rule is checked against what it returns), the postings.
+_INSERT_ENTRY = ("INSERT INTO ledger_entries (key, event_type, business_date, reference, memo, postings_hash, "
+                 "reverses, created_at) VALUES (:key, :event_type, :business_date, :reference, :memo, :postings_hash, "
+                 ":reverses, :created_at) ON CONFLICT DO NOTHING RETURNING id, key")
 _ADD_TO_ACCOUNT = "UPDATE ledger_accounts SET balance = balance + :delta WHERE id = :id RETURNING balance"
 _INSERT_POSTINGS = ("INSERT INTO ledger_postings (entry_id, account_id, currency, amount, balance_after, slot) "
                     "VALUES (:entry_id, :account_id, :currency, :amount, :balance_after, :slot)")
@@ -279,9 +283,11 @@ class Ledger:
         rows = [{"key": new.key, "event_type": new.event_type, "business_date": day, "reference": new.reference,
                  "memo": new.memo, "postings_hash": digest, "reverses": new.reverses, "created_at": now}
                 for new, digest in zip(batch, digests)]
-        # One entry: one parameter set, which spares SQLAlchemy's insertmanyvalues rewriting the SQL.
-        created = {row.key: row.id for row in conn.execute(_INSERT_ENTRIES[conn.dialect.name],
-                                                           rows[0] if len(rows) == 1 else rows)}
+        if len(rows) == 1:   # the driver's cursor (SQLAlchemy's insertmanyvalues rewrote the SQL every call)
+            created = {key: ident for ident, key in driver.fetch_all(
+                conn, driver.in_style(_INSERT_ENTRY, conn.dialect.name), driver.bound(conn, entries, rows[0]))}
+        else:
+            created = {row.key: row.id for row in conn.execute(_INSERT_ENTRIES[conn.dialect.name], rows)}
         existing = {}
         missing = [new for new in batch if new.key not in created]
         if missing:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
+from sqlalchemy.engine import Dialect
 
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
@@ -23,6 +24,23 @@ _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 def in_style(sql: str, dialect: str) -> str:
     """SQL written with `:name` parameters, in the driver's style (psycopg: `%(name)s`; sqlite3 takes `:name`)."""
     return sql if dialect == "sqlite" else _NAMED.sub(r"%(\1)s", sql)
+
+
+@functools.lru_cache(maxsize=64)
+def _converters(table: Table, dialect: Dialect) -> dict[str, Callable[[Any], Any]]:
+    converters = {}
+    for column in table.c:
+        convert = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if convert is not None:
+            converters[column.name] = convert
+    return converters
+
+
+def bound(conn: Connection, table: Table, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of a row of `table` as SQLAlchemy would send them to this driver: each converted by its
+    column's type (a timestamp made UTC text for SQLite, say)."""
+    converters = _converters(table, conn.dialect)
+    return {name: converters[name](value) if name in converters else value for name, value in params.items()}
 
 
 def fetch_all(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[tuple]:
