@@ -45,15 +45,20 @@ def bound(conn: Connection, table: Table, params: Mapping[str, Any]) -> dict[str
 
 def fetch_all(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[tuple]:
     """Execute `sql` (in the driver's parameter style) in the connection's transaction; its rows."""
-    return _run(conn, sql, params, many=False)
+    return _run(conn, sql, params, many=False, rows=True)
+
+
+def execute(conn: Connection, sql: str, params: Mapping[str, Any]) -> None:
+    """Execute `sql` (in the driver's parameter style), which returns no rows, in the connection's transaction."""
+    _run(conn, sql, params, many=False, rows=False)
 
 
 def execute_many(conn: Connection, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
     """Execute `sql` (in the driver's parameter style) once per parameter set, as the driver batches them."""
-    _run(conn, sql, rows, many=True)
+    _run(conn, sql, rows, many=True, rows=False)
 
 
-def _run(conn: Connection, sql: str, params: Any, many: bool) -> list[tuple]:
+def _run(conn: Connection, sql: str, params: Any, many: bool, rows: bool) -> list[tuple]:
     if not conn.in_transaction():   # as SQLAlchemy's autobegin would, so that the caller's commit commits it
         conn.begin()
     cursor = conn.connection.cursor()
@@ -61,9 +66,9 @@ def _run(conn: Connection, sql: str, params: Any, many: bool) -> list[tuple]:
         conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
         if many:
             cursor.executemany(sql, params)
-            return []
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+        else:
+            cursor.execute(sql, params)
+        return cursor.fetchall() if rows else []
     except Exception as exc:  # noqa: BLE001  raised again, as SQLAlchemy raises it
         conn._handle_dbapi_exception(exc, sql, params, cursor, None)   # noqa: SLF001  always raises
         raise
