@@ -1,12 +1,16 @@
-"""Prebuilt SQL sent on the database driver's own cursor, for the ledger's hottest statement.
+"""Prebuilt SQL sent on the database driver's own cursor, for the hottest writes: the ledger's
+statements and a callback's record.
 
-`Connection.exec_driver_sql` still builds an execution context and a result object around every
-execution: about as much CPU in Python as the driver's own work for one entry. Here the statement is
-text built once, its parameters a plain dict, its rows plain tuples. What SQLAlchemy would do is kept:
-its `before_cursor_execute` listeners hear the statement (so counters of statements count it), and a
-driver error goes through the connection's own handling, so it is raised as SQLAlchemy's DBAPIError
-(which `Database.run_tx` reads to retry a deadlock or a connection lost before COMMIT) and a lost
-connection is invalidated.
+`Connection.execute` (and `exec_driver_sql`) builds an execution context and a result object around
+every execution: about as much CPU in Python as the driver's own work for one entry. Here the statement
+is text built once, its parameters a plain dict (converted by their columns' types where they need it,
+`bound`), its rows plain tuples. Only for statements whose results are integers or text: nothing is
+converted on the way back.
+
+What SQLAlchemy would do is kept: its `before_cursor_execute` listeners hear the statement (so counters
+of statements count it), and a driver error goes through the connection's own handling, so it is
+raised as SQLAlchemy's DBAPIError (which `Database.run_tx` reads to retry a deadlock or a connection
+lost before COMMIT) and a lost connection is invalidated.
 """
 from __future__ import annotations
 
