@@ -14,7 +14,7 @@ from gateway.ids import out_trade_no, public_id
 from gateway.models import Attempt, Payment, Refund
 from gateway.notifier import record_event
 from gateway.operations import OperationCore
-from gateway.payment_rows import (CALLBACK_LOOKUP, MOVE_ATTEMPT, MOVE_ATTEMPT_OF, MOVE_PAYMENT_RETURNING, OPEN_ATTEMPT,
+from gateway.payment_rows import (CALLBACK_LOOKUP, OPEN_ATTEMPT, OPEN_OR_ENDED, move_attempt, move_payment_returning,
                                   Rendered, current_attempt, payment, payment_facts, render_payment, render_refund)
 from gateway.resources import payment_object
 from gateway.splits import SplitService
@@ -65,12 +65,12 @@ class PaymentResults:
 
         values.update(status=outcome.value, b_attempt_id=attempt_id)
         if outcome in (Outcome.PENDING, Outcome.UNKNOWN):
-            conn.execute(MOVE_ATTEMPT, {**values, "b_from": list(OPEN_ATTEMPT)})
+            conn.execute(move_attempt(OPEN_ATTEMPT), values)
             return False
 
         # A verified success is money taken: it wins over a local close or failure (a late success).
-        allowed = ("created", "pending", "unknown", "closed", "failed") if outcome is Outcome.SUCCEEDED else OPEN_ATTEMPT
-        attempt = conn.execute(MOVE_ATTEMPT_OF, {**values, "b_from": list(allowed)}).first()
+        allowed = OPEN_OR_ENDED if outcome is Outcome.SUCCEEDED else OPEN_ATTEMPT
+        attempt = conn.execute(move_attempt(allowed, returning=True), values).first()
         if attempt is None or (attempt_only and outcome is not Outcome.SUCCEEDED):
             return False
         if outcome is not Outcome.SUCCEEDED and current_attempt(conn, attempt.payment_id).id != attempt_id:
@@ -91,8 +91,8 @@ class PaymentResults:
             if not figures.campaigns:   # known before booking: written with the state change
                 pay_values.update(fee_amount=figures.fee, discount_amount=figures.discount,
                                   discounts=discounts.stored(result.discounts, figures))
-        moved = conn.execute(MOVE_PAYMENT_RETURNING, {**pay_values, "b_payment_id": attempt.payment_id,
-                                                      "b_from": list(from_states)}).first()
+        moved = conn.execute(move_payment_returning(from_states),
+                             {**pay_values, "b_payment_id": attempt.payment_id}).first()
         if moved is None:
             now_is = payment(conn, attempt.payment_id)   # as committed by whoever moved it first
             if outcome is Outcome.SUCCEEDED and now_is.status == "succeeded":

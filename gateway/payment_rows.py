@@ -3,10 +3,11 @@ attempt, its current and its paid attempt, what is left of it, and the share a c
 of it. Plain functions over a connection: no service state, no HTTP."""
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, true, update
+from sqlalchemy import Connection, Row, Update, bindparam, func, insert, or_, select, true, update
 
 from gateway.db import owned_row
 from gateway.models import Attempt, Merchant, Payment, Refund
@@ -24,14 +25,27 @@ OPEN_ATTEMPT = ("created", "pending", "unknown")
 # call cost more than executing it (measured with bench/api_create.py).
 INSERT_PAYMENT = insert(payments)
 INSERT_ATTEMPT = insert(attempts)
-MOVE_ATTEMPT = update(attempts).where(attempts.c.id == bindparam("b_attempt_id"),
-                                      attempts.c.status.in_(bindparam("b_from", expanding=True)))
-# The same, saying which payment and account the attempt belongs to (one statement, not an UPDATE and a SELECT).
-MOVE_ATTEMPT_OF = MOVE_ATTEMPT.returning(attempts.c.payment_id, attempts.c.channel_account)
-MOVE_PAYMENT = update(payments).where(payments.c.id == bindparam("b_payment_id"),
-                                      payments.c.status.in_(bindparam("b_from", expanding=True)))
-# The same, returning the payment as it now is: what its event announces, without reading it again.
-MOVE_PAYMENT_RETURNING = MOVE_PAYMENT.returning(*payments.c)
+# The states a row may move from are part of the statement (`status = 'a' OR status = 'b'`), not an
+# expanding IN parameter: SQLAlchemy renders an expanding parameter's SQL again on every execution.
+OPEN_OR_ENDED = (*OPEN_ATTEMPT, "closed", "failed")   # where a verified success may take an attempt from
+
+
+@functools.cache
+def move_attempt(from_states: tuple[str, ...], returning: bool = False) -> Update:
+    """The attempt's conditional UPDATE; with `returning`, saying which payment and account it belongs to
+    (one statement, not an UPDATE and a SELECT)."""
+    move = update(attempts).where(attempts.c.id == bindparam("b_attempt_id"),
+                                  or_(*(attempts.c.status == state for state in from_states)))
+    return move.returning(attempts.c.payment_id, attempts.c.channel_account) if returning else move
+
+
+@functools.cache
+def move_payment_returning(from_states: tuple[str, ...]) -> Update:
+    """The payment's conditional UPDATE, returning the payment as it now is: what its event announces,
+    without reading it again."""
+    return (update(payments).where(payments.c.id == bindparam("b_payment_id"),
+                                   or_(*(payments.c.status == state for state in from_states)))
+            .returning(*payments.c))
 _LATEST_ATTEMPT = (select(attempts.c.action, attempts.c.out_trade_no)
                    .where(attempts.c.payment_id == bindparam("b_payment_id"))
                    .order_by(attempts.c.created_at.desc(), attempts.c.id.desc()).limit(1).subquery())

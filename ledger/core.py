@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Iterable, Sequence
 
-from sqlalchemy import Connection, Row, bindparam, event, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger.chart import AccountType, Chart
 from ledger.days import BusinessDay
 from ledger.errors import AlreadyReversed, EntryConflict, InsufficientBalance, InvalidEntry, UnbalancedEntry
 from ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
-from ledger import one_statement
-from ledger.slots import ADD_TO_SLOTS, slot_of, whole_balance
+from ledger import driver, one_statement
+from ledger.slots import add_to_slots, slot_of, whole_balance
 
 accounts = LedgerAccount.__table__
 entries = LedgerEntry.__table__
@@ -102,12 +102,16 @@ def postings_hash(event_type: str, lines: Iterable[Posting]) -> str:
 # Built once, executed many times: statement construction costs more than execution.
 _INSERT_ENTRIES = {name: dialect.insert(entries).on_conflict_do_nothing().returning(entries.c.id, entries.c.key)
                    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
-# A guarded account's change, made and read back in one statement: the row is locked from here to the
-# end of the caller's transaction, and the no-negative rule is checked against what it returns.
-_ADD_TO_ACCOUNT = (update(accounts).where(accounts.c.id == bindparam("b_id"))
-                   .values(balance=accounts.c.balance + bindparam("b_delta"))
-                   .returning(accounts.c.balance))
-_INSERT_POSTINGS = insert(postings)
+# The statements of one entry, sent on the driver's cursor (ledger.driver) as prebuilt SQL: the entry row
+# (its date and timestamp converted by their columns' types, driver.bound), a guarded account's change made
+# and read back in one statement (the row is locked from here to the end of the caller's transaction, and
+# the no-negative rule is checked against what it returns), the postings.
+_INSERT_ENTRY = ("INSERT INTO ledger_entries (key, event_type, business_date, reference, memo, postings_hash, "
+                 "reverses, created_at) VALUES (:key, :event_type, :business_date, :reference, :memo, :postings_hash, "
+                 ":reverses, :created_at) ON CONFLICT DO NOTHING RETURNING id, key")
+_ADD_TO_ACCOUNT = "UPDATE ledger_accounts SET balance = balance + :delta WHERE id = :id RETURNING balance"
+_INSERT_POSTINGS = ("INSERT INTO ledger_postings (entry_id, account_id, currency, amount, balance_after, slot) "
+                    "VALUES (:entry_id, :account_id, :currency, :amount, :balance_after, :slot)")
 _FIND_ACCOUNT = select(accounts.c.id).where(accounts.c.code == bindparam("b_code"),
                                             accounts.c.owner_type == bindparam("b_owner_type"),
                                             accounts.c.owner_id == bindparam("b_owner_id"),
@@ -276,10 +280,14 @@ class Ledger:
         if len({new.key for new in batch}) != len(batch):
             raise InvalidEntry("a batch holds the same key twice")
         day = self.business_date(now)
-        created = {row.key: row.id for row in conn.execute(_INSERT_ENTRIES[conn.dialect.name], [
-            {"key": new.key, "event_type": new.event_type, "business_date": day, "reference": new.reference,
-             "memo": new.memo, "postings_hash": digest, "reverses": new.reverses, "created_at": now}
-            for new, digest in zip(batch, digests)])}
+        rows = [{"key": new.key, "event_type": new.event_type, "business_date": day, "reference": new.reference,
+                 "memo": new.memo, "postings_hash": digest, "reverses": new.reverses, "created_at": now}
+                for new, digest in zip(batch, digests)]
+        if len(rows) == 1:   # the driver's cursor (SQLAlchemy's insertmanyvalues rewrote the SQL every call)
+            created = {key: ident for ident, key in driver.fetch_all(
+                conn, driver.in_style(_INSERT_ENTRY, conn.dialect.name), driver.bound(conn, entries, rows[0]))}
+        else:
+            created = {row.key: row.id for row in conn.execute(_INSERT_ENTRIES[conn.dialect.name], rows)}
         existing = {}
         missing = [new for new in batch if new.key not in created]
         if missing:
@@ -321,13 +329,12 @@ class Ledger:
         guarded = sorted((ref for ref in change if self._type(ref).no_negative), key=ids.__getitem__)
         slotted = sorted((ref for ref in change if not self._type(ref).no_negative), key=ids.__getitem__)
         after: dict[AccountRef, int] = {}
+        add_to_account = driver.in_style(_ADD_TO_ACCOUNT, conn.dialect.name)
         for ref in guarded:
-            after[ref] = conn.execute(_ADD_TO_ACCOUNT, {"b_id": ids[ref], "b_delta": change[ref]}).one().balance
+            after[ref] = driver.fetch_all(conn, add_to_account, {"id": ids[ref], "delta": change[ref]})[0][0]
         slot = slot_of(conn)
         if slotted:
-            returned = conn.execute(ADD_TO_SLOTS[conn.dialect.name],
-                                    [{"account_id": ids[ref], "slot": slot, "balance": change[ref]} for ref in slotted])
-            by_id = {row.account_id: row.balance for row in returned}
+            by_id = add_to_slots(conn, slot, {ids[ref]: change[ref] for ref in slotted})
             after.update({ref: by_id[ids[ref]] for ref in slotted})
         in_slot = set(slotted)
         running = {ref: after[ref] - change[ref] for ref in change}
@@ -345,7 +352,7 @@ class Ledger:
                 lines.append(PostedLine(line.account, line.amount, None if slotted_line else running[line.account]))
             posted[new.key] = Entry(entry_ids[new.key], new.key, new.event_type, self.business_date(now),
                                     new.reference, new.memo, new.reverses, now, tuple(lines))
-        conn.execute(_INSERT_POSTINGS, rows)
+        driver.execute_many(conn, driver.in_style(_INSERT_POSTINGS, conn.dialect.name), rows)
         return posted
 
     def _load(self, conn: Connection, row: Row) -> Entry:

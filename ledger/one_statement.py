@@ -20,6 +20,8 @@ from functools import lru_cache
 
 from sqlalchemy import Connection
 
+from ledger import driver
+
 
 @dataclass(frozen=True)
 class Line:
@@ -89,6 +91,6 @@ def post_entry(conn: Connection, *, key: str, event_type: str, business_date: da
         params.update({f"sa{i}": account_id, f"sd{i}": delta})
     if guarded is not None:
         params.update(g_id=guarded[0], g_delta=guarded[1])
-    rows = conn.exec_driver_sql(_sql(len(lines), len(slot_deltas), guarded is not None), params).all()
-    entry_id = next((row.id for row in rows if row.what == "e"), None)
-    return Written(entry_id, {row.id: row.balance for row in rows if row.what != "e"})
+    rows = driver.fetch_all(conn, _sql(len(lines), len(slot_deltas), guarded is not None), params)
+    entry_id = next((ident for what, ident, _ in rows if what == "e"), None)
+    return Written(entry_id, {ident: balance for what, ident, balance in rows if what != "e"})

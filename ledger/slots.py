@@ -17,12 +17,14 @@ running balance of its slot (or of the account row), so the chain check runs per
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 
 from sqlalchemy import BigInteger, Connection, ColumnElement, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ledger import driver
 from ledger.models import LedgerAccount, LedgerBalanceSlot
 
 accounts = LedgerAccount.__table__
@@ -56,6 +58,31 @@ def _upsert(dialect):  # noqa: ANN001, ANN202
 # Add to a slot, creating it at the first use; returns the slot's balance after. Executed with one
 # parameter set per account, sent as one statement (SQLAlchemy's insertmanyvalues).
 ADD_TO_SLOTS = {"postgresql": _upsert(postgresql), "sqlite": _upsert(sqlite)}
+# Up to this many accounts, the same upsert is prebuilt SQL with one VALUES row per account, sent on the
+# driver's cursor (ledger.driver): SQLAlchemy's insertmanyvalues rewrote its SQL on every execution.
+PREBUILT_SLOT_ROWS = 16
+
+
+@functools.lru_cache(maxsize=2 * PREBUILT_SLOT_ROWS)
+def _add_to_slots_sql(count: int, dialect: str) -> str:
+    rows = ", ".join(f"(:a{i}, :slot, :d{i})" for i in range(count))
+    return driver.in_style(
+        f"INSERT INTO ledger_balance_slots (account_id, slot, balance) VALUES {rows} "
+        "ON CONFLICT (account_id, slot) DO UPDATE SET balance = ledger_balance_slots.balance + excluded.balance "
+        "RETURNING account_id, balance", dialect)
+
+
+def add_to_slots(conn: Connection, slot: int, changes: dict[int, int]) -> dict[int, int]:
+    """Add each account's change (account id -> change, in the order given) to its `slot`, in one
+    statement; returns each slot's balance after, by account id."""
+    if len(changes) <= PREBUILT_SLOT_ROWS:
+        params: dict[str, int] = {"slot": slot}
+        for i, (account_id, delta) in enumerate(changes.items()):
+            params[f"a{i}"], params[f"d{i}"] = account_id, delta
+        return dict(driver.fetch_all(conn, _add_to_slots_sql(len(changes), conn.dialect.name), params))
+    returned = conn.execute(ADD_TO_SLOTS[conn.dialect.name],
+                            [{"account_id": a, "slot": slot, "balance": d} for a, d in changes.items()])
+    return {row.account_id: row.balance for row in returned}
 
 
 def whole_balance() -> ColumnElement[int]:

@@ -69,3 +69,22 @@ def test_fields_that_name_secrets_are_redacted_at_any_depth() -> None:
     for value in ("v-one", "v-two", "v-three", "v-four", "v-five"):
         assert value not in sink.getvalue()
     assert line["amount"] == 5
+
+
+def test_a_flat_line_is_redacted_by_its_names_each_time_however_often_it_is_written() -> None:
+    """Flat lines of harmless names skip the redaction walk (gateway.logs caches the names' verdicts):
+    a sensitive name among them, or a JSON string under a harmless one, is still redacted every time."""
+    sink = io.StringIO()
+    configure_logging(json_lines=True, stream=sink)
+    try:
+        for _ in range(3):
+            get_logger().info("probe", payment_id="pay_1", amount=5, openid="v-openid", sign="v-sign")
+            get_logger().info("probe", payment_id="pay_1", detail='{"card_no": "6216000000000018"}')
+    finally:
+        configure_logging(json_lines=True)
+    lines = [json.loads(line) for line in sink.getvalue().splitlines()]
+    assert len(lines) == 6
+    for value in ("v-openid", "v-sign", "6216000000000018"):
+        assert value not in sink.getvalue()
+    assert all(line["payment_id"] == "pay_1" for line in lines)
+    assert "6216********0018" in lines[1]["detail"]

@@ -1,0 +1,82 @@
+"""The entry's one statement on PostgreSQL goes through the driver's cursor (ledger.driver), not
+SQLAlchemy's execution layer; what SQLAlchemy did for it must still happen: its statement listeners hear
+it, a lost connection is raised as SQLAlchemy's error (so `run_tx` runs the transaction again), and a
+driver error leaves nothing written."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.exc import DBAPIError
+
+from gateway import db as dbmod
+from ledger.chart import load_chart
+from ledger.check import check_ledger
+from ledger.core import AccountRef, Ledger, Posting
+from tests.conftest import NO_PG, PG_URL, _truncate_pg
+
+pytestmark = [pytest.mark.pg, pytest.mark.skipif(not PG_URL, reason=NO_PG)]
+
+CLEARING = AccountRef("channel_clearing", "sandbox", "CNY")
+MERCHANT = AccountRef("merchant_in_transit", "mch_1", "CNY")
+FEES = AccountRef("fee_income", "", "CNY")
+NOW = datetime(2026, 11, 22, tzinfo=UTC)
+LINES = [Posting.debit(CLEARING, 100), Posting.credit(MERCHANT, 94), Posting.credit(FEES, 6)]
+
+
+def test_the_entry_statement_is_heard_lost_connections_are_run_again_and_errors_write_nothing(
+        pg_database: str) -> None:
+    _truncate_pg(pg_database)
+    db, ledger = dbmod.Database(pg_database), Ledger(load_chart())
+    admin = create_engine(dbmod.normalize_url(pg_database), isolation_level="AUTOCOMMIT")
+    try:
+        db.run_tx(lambda conn: ledger.post(conn, "warm", "payment.succeeded", LINES, now=NOW))  # accounts made
+
+        sent: list[str] = []
+        listener = lambda conn, cursor, statement, *rest: sent.append(statement)  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            db.run_tx(lambda conn: ledger.post(conn, "heard", "payment.succeeded", LINES, now=NOW))
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        assert [s for s in sent if s.startswith("WITH e AS")], sent
+
+        def lose(conn) -> None:  # noqa: ANN001
+            pid = conn.execute(text("SELECT pg_backend_pid(), pg_sleep(0)")).first()[0]
+            with admin.connect() as other:
+                other.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": pid})
+
+        # The connection dies after the transaction began and before the entry's statement: the statement
+        # raises SQLAlchemy's error, saying the connection was lost (and dropped from the pool)...
+        with db.engine.connect() as conn:
+            conn.begin()
+            lose(conn)
+            with pytest.raises(DBAPIError) as lost:
+                ledger.post(conn, "lost", "payment.succeeded", LINES, now=NOW)
+            assert lost.value.connection_invalidated
+            conn.rollback()
+
+        # ...so run_tx's second try, on a fresh connection, posts it once.
+        tries: list[int] = []
+
+        def post_after_losing_the_connection(conn):  # noqa: ANN001, ANN202
+            tries.append(1)
+            if len(tries) == 1:
+                lose(conn)
+            return ledger.post(conn, "after-loss", "payment.succeeded", LINES, now=NOW)
+
+        entry = db.run_tx(post_after_losing_the_connection)
+        assert len(tries) == 2 and entry.key == "after-loss"
+
+        # A driver error (a value the column cannot take) is SQLAlchemy's DBAPIError and writes nothing.
+        with pytest.raises(DBAPIError):
+            db.run_tx(lambda conn: ledger.post(conn, "x" * 300, "payment.succeeded", LINES, now=NOW))
+        with db.transaction() as conn:
+            keys = conn.execute(text("SELECT key FROM ledger_entries ORDER BY id")).scalars().all()
+            assert keys == ["warm", "heard", "after-loss"]
+            assert ledger.balance(conn, MERCHANT) == 3 * 94
+            assert check_ledger(conn) == []
+    finally:
+        admin.dispose()
+        db.dispose()
