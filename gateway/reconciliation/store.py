@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import Future
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -261,6 +261,8 @@ def local_parts(db: Database, account_id: str, since: datetime, until: datetime,
     del ref
     for batch in read_batches(db, pay_query.where((attempts.c.created_at < lo) | (attempts.c.created_at >= hi)),
                               pay_schema):
+        # most of a week's rows are neither: they are dropped before their business date is worked out
+        batch = batch.filter(_on_statement(batch["out_trade_no"], hashes[0]) | _may_have_succeeded(batch, lo, hi))
         yield "payment", _on_statement_or_day(with_success_date(batch, day), "out_trade_no", hashes[0],
                                               business_date)
 
@@ -286,18 +288,43 @@ def sorted_hashes(pieces: list[tuple[pl.Series, pl.Series]]) -> tuple[pl.Series,
     return pay.sort(), ref.sort()
 
 
+def _on_statement(keys: pl.Series, hashes: pl.Series) -> pl.Series:
+    """Whether each key is (probably) on the statement: its hash found in the sorted hashes."""
+    if not hashes.len():
+        return pl.repeat(False, keys.len(), eager=True)
+    found = keys.hash(KEY_SEED)
+    at = hashes.search_sorted(found).clip(0, hashes.len() - 1)
+    return (hashes.gather(at) == found).fill_null(False)
+
+
+NEAR = timedelta(hours=3)   # more than any time zone's change of offset
+
+
+def _may_have_succeeded(frame: pl.DataFrame, lo: datetime, hi: datetime) -> pl.Series:
+    """True at least for every row that succeeded on the business day [lo, hi) (with_success_date's
+    local_date), found by comparing `at` as it comes (PostgreSQL's instant; SQLite's UTC text, which
+    sorts as time) with the day widened by NEAR: cheaper than working out every row's business date."""
+    start, end = (lo - NEAR).astimezone(UTC), (hi + NEAR).astimezone(UTC)
+    if frame.schema["at"] == pl.String:
+        bounds = start.strftime("%Y-%m-%d %H:%M:%S"), end.strftime("%Y-%m-%d %H:%M:%S")
+        at = pl.col("at")
+    else:   # the instant in microseconds, whatever zone the column is labelled with (naive: UTC)
+        bounds = _micros(start), _micros(end)
+        at = pl.col("at").dt.epoch("us")
+    near = (pl.col("local_status") == "succeeded") & (at >= bounds[0]) & (at < bounds[1])
+    return frame.select(near.fill_null(False)).to_series()
+
+
+def _micros(t: datetime) -> int:
+    return (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
 def _on_statement_or_day(frame: pl.DataFrame, key: str, hashes: pl.Series, business_date: date) -> pl.DataFrame:
     """The rows of a batch classify can use: their key is (probably) on the statement, or they succeeded
     on the business date (an absence from the statement)."""
     if frame.height == 0:
         return frame
-    found = frame[key].hash(KEY_SEED)
-    if hashes.len():
-        at = hashes.search_sorted(found).clip(0, hashes.len() - 1)
-        on_statement = (hashes.gather(at) == found).fill_null(False)
-    else:
-        on_statement = pl.repeat(False, frame.height, eager=True)
-    kept = frame.filter(on_statement | (pl.col("local_date") == business_date).fill_null(False))
+    kept = frame.filter(_on_statement(frame[key], hashes) | (pl.col("local_date") == business_date).fill_null(False))
     # Written anew: filtered, a string column still points into the whole batch's buffers and keeps
     # them alive, so every batch of the window would stay in memory.
     return kept.with_columns(pl.concat_str(pl.col(c), pl.lit("")) for c, t in kept.schema.items() if t == pl.String)

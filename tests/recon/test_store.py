@@ -23,3 +23,29 @@ def test_a_quote_in_an_account_id_is_read_as_data_by_the_bulk_reads(db_url: str)
             assert conn.execute(text("SELECT count(*) FROM attempts")).scalar_one() == 0
     finally:
         db.dispose()
+
+
+def test_the_cheap_filter_of_the_history_keeps_every_success_of_the_business_day() -> None:
+    """Rows of the lookback window are dropped before their business date is worked out unless they may
+    have succeeded on the business day: every row with_success_date puts on it is kept, whether `at`
+    comes as PostgreSQL's instant or as SQLite's text, and most others are not."""
+    from datetime import date, timedelta
+
+    import polars as pl
+
+    from gateway.reconciliation.match import with_success_date
+    from gateway.reconciliation.store import _may_have_succeeded
+
+    day = BusinessDay.of("Asia/Shanghai", 0)
+    business_date = date(2026, 11, 20)
+    lo, hi = day.start(business_date), day.start(business_date + timedelta(days=1))
+    instants = [lo + timedelta(minutes=m) for m in range(-3 * 24 * 60, 4 * 24 * 60, 7)]
+    statuses = ["succeeded" if i % 3 else "pending" for i in range(len(instants))]
+    as_instant = pl.DataFrame({"local_status": statuses, "at": [t.astimezone(UTC) for t in instants]},
+                              schema={"local_status": pl.String, "at": pl.Datetime("us", "UTC")})
+    as_text = as_instant.with_columns(pl.col("at").dt.strftime("%Y-%m-%d %H:%M:%S"))
+    for frame in (as_instant, as_text):
+        mask = _may_have_succeeded(frame, lo, hi)
+        on_day = with_success_date(frame, day)["local_date"] == business_date
+        assert on_day.sum() > 0 and not (on_day.fill_null(False) & ~mask).any()
+        assert mask.sum() < on_day.sum() * 1.5
