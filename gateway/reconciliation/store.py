@@ -259,8 +259,10 @@ def local_parts(db: Database, account_id: str, since: datetime, until: datetime,
     hashes = keys()
     yield "refund", _on_statement_or_day(ref, "out_refund_no", hashes[1], business_date)
     del ref
-    for batch in read_batches(db, pay_query.where((attempts.c.created_at < lo) | (attempts.c.created_at >= hi)),
-                              pay_schema):
+    history = pay_query.where((attempts.c.created_at < lo) | (attempts.c.created_at >= hi))
+    reads = _sqlite_history(db, history, pay_schema, hashes[0], lo, hi) if db.is_sqlite else \
+        read_batches(db, history, pay_schema)
+    for batch in reads:
         # most of a week's rows are neither: they are dropped before their business date is worked out
         batch = batch.filter(_on_statement(batch["out_trade_no"], hashes[0]) | _may_have_succeeded(batch, lo, hi))
         yield "payment", _on_statement_or_day(with_success_date(batch, day), "out_trade_no", hashes[0],
@@ -298,6 +300,26 @@ def _on_statement(keys: pl.Series, hashes: pl.Series) -> pl.Series:
 
 
 NEAR = timedelta(hours=3)   # more than any time zone's change of offset
+
+
+def _sqlite_history(db: Database, query: Select, schema: Schema, hashes: pl.Series, lo: datetime,
+                    hi: datetime) -> Iterator[pl.DataFrame]:
+    """The window's attempts outside the business day on SQLite, where every value read costs a Python
+    object: the keys alone first, then whole rows only where they can matter, in two disjoint reads (so
+    no row comes twice): the successes near the business day (as _may_have_succeeded, in SQL) and the
+    others whose key is on the statement, looked up by key."""
+    near = and_(attempts.c.status == "succeeded", attempts.c.updated_at >= lo - NEAR,
+                attempts.c.updated_at < hi + NEAR)
+    # written anew (concat_str): a filtered string column would keep its whole batch's buffers alive
+    found = [batch.filter(_on_statement(batch["out_trade_no"], hashes))
+             .select(pl.concat_str("out_trade_no", pl.lit("")))["out_trade_no"]
+             for batch in read_batches(db, query.with_only_columns(attempts.c.out_trade_no),
+                                       {"out_trade_no": pl.String})]
+    yield from read_batches(db, query.where(near), schema)
+    keys = pl.concat(found) if found else pl.Series(dtype=pl.String)   # a column, not Python strings
+    for at in range(0, keys.len(), 500):
+        chunk = keys.slice(at, 500).to_list()
+        yield from read_batches(db, query.where(attempts.c.out_trade_no.in_(chunk), ~near), schema)
 
 
 def _may_have_succeeded(frame: pl.DataFrame, lo: datetime, hi: datetime) -> pl.Series:
