@@ -10,9 +10,9 @@ gateway that has been running for a week has them. The baseline, in its own proc
 the bill from disk and parses the columns the join needs (商户订单号, 应结订单金额, 手续费, 交易状态, 交易时间),
 connectorx reads the same local columns (out_trade_no, status, amount, updated_at) of the same account
 over the same window [day - 7 days, day + 2 days) from the same database, and polars joins them (full
-join on the key). Each side runs in a fresh subprocess and its wall time and peak RSS (ru_maxrss of
-that child alone, os.wait4 in a small launcher: see LAUNCHER) are printed as min/median/max over the
-rounds, with the per-round ratio.
+join on the key). Each side runs in a fresh subprocess and its wall time, CPU time (user + system of
+its threads) and peak RSS (ru_maxrss of that child alone, os.wait4 in a small launcher: see LAUNCHER)
+are printed as min/median/max over the rounds, with the per-round ratios.
 
 About 0.1% of the rows of every class are injected: statement lines we do not know (missing_local),
 our successes the statement lacks (missing_channel: the day is past the carry-over window), lines the
@@ -270,19 +270,21 @@ with open(sys.argv[1], "wb") as out, open(sys.argv[2], "wb") as err:
     proc = subprocess.Popen(sys.argv[3:], stdout=out, stderr=err)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
-print(json.dumps({"seconds": seconds, "maxrss_kib": usage.ru_maxrss, "code": os.waitstatus_to_exitcode(status)}))
+print(json.dumps({"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "maxrss_kib": usage.ru_maxrss,
+                  "code": os.waitstatus_to_exitcode(status)}))
 """
 
 
-def child(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Run cmd in a fresh process: (its wall seconds, its own peak RSS in GiB, its stdout)."""
+def child(cmd: list[str], cwd: Path) -> tuple[float, float, float, str]:
+    """Run cmd in a fresh process: (its wall seconds, its own CPU seconds (user + system, all its
+    threads), its own peak RSS in GiB, its stdout)."""
     out, err = cwd / "side.out", cwd / "side.err"
     done = subprocess.run([sys.executable, "-c", LAUNCHER, str(out), str(err), *cmd], cwd=cwd, capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
     figures = json.loads(done.stdout)
     if figures["code"] != 0:
         raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{out.read_text()[-2000:]}\n{err.read_text()[-4000:]}")
-    return figures["seconds"], figures["maxrss_kib"] / 2**20, out.read_text()      # KiB -> GiB
+    return figures["seconds"], figures["cpu"], figures["maxrss_kib"] / 2**20, out.read_text()      # KiB -> GiB
 
 
 def reset(url: str, workdir: Path) -> None:
@@ -323,11 +325,13 @@ def measure(kind: str, rows: int, rounds: int, keep: Path | None = None, history
             base = [sys.executable, str(Path(__file__).resolve()), "--baseline-of", str(bill), url, day.isoformat()]
             times: tuple[list[float], list[float]] = ([], [])
             peaks: tuple[list[float], list[float]] = ([], [])
+            cpus: tuple[list[float], list[float]] = ([], [])
             verdict, joined = "", {}
             for k in range(rounds):
                 reset(url, workdir)
-                seconds, peak, out = child(reconcile, workdir)
+                seconds, cpu, peak, out = child(reconcile, workdir)
                 times[0].append(seconds)
+                cpus[0].append(cpu)
                 peaks[0].append(peak)
                 if k == 0:
                     found_report = json.loads(out.strip().splitlines()[-1])
@@ -335,15 +339,19 @@ def measure(kind: str, rows: int, rounds: int, keep: Path | None = None, history
                     found = {name: found_report["counts"][name] for name in CLASSES}
                     verdict = "every injected difference found with its class" if found == expected else \
                         f"MISMATCH: injected {expected}, found {found}"
-                seconds, peak, out = child(base, workdir)
+                seconds, cpu, peak, out = child(base, workdir)
                 times[1].append(seconds)
+                cpus[1].append(cpu)
                 peaks[1].append(peak)
                 joined = json.loads(out.strip().splitlines()[-1])
             t_rec, t_base, ratio = report(times[0], times[1], "{:.1f}", "{:.2f}")
             m_rec, m_base, _ = report(peaks[0], peaks[1], "{:.2f}")
+            c_rec, c_base, c_ratio = report(cpus[0], cpus[1], "{:.1f}", "{:.2f}")
             print(f"{kind}: reconcile {rows:,} lines, {rounds} rounds (min/median/max): {t_rec} s, peak RSS {m_rec} GiB"
                   f"\n{kind}: baseline (same reads + join; {joined['local']:,} local rows read): {t_base} s, "
-                  f"peak RSS {m_base} GiB\n{kind}: ratio reconcile/baseline {ratio}; {verdict}", flush=True)
+                  f"peak RSS {m_base} GiB\n{kind}: ratio reconcile/baseline {ratio}; {verdict}"
+                  f"\n{kind}: CPU of each process itself (its threads, not the database server's): reconcile "
+                  f"{c_rec} s, baseline {c_base} s, ratio {c_ratio}", flush=True)
         finally:
             if keep is None:
                 cleanup()

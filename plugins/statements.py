@@ -60,14 +60,16 @@ def line_pieces(source: Source, start: int, end: int, size: int | None = None) -
         while left > 0 or carry:
             block = stream.read(min(size, left)) if left > 0 else b""
             left = left - len(block) if block else 0
-            piece = carry + block
-            cut = piece.rfind(b"\n") + 1 if left > 0 and block else len(piece)
-            if cut == 0:          # no line end in it yet: read on
-                carry = piece
+            last = not (left > 0 and block)
+            cut = len(block) if last else block.rfind(b"\n") + 1
+            if cut == 0 and not last:          # no line end in it yet: read on
+                carry += block
                 continue
-            carry = piece[cut:]
-            yield piece[:cut], line
-            line += piece.count(b"\n", 0, cut)
+            # one copy: the carried start of a line and the block up to its last line end
+            piece = carry + block if cut == len(block) else b"".join((carry, memoryview(block)[:cut]))
+            carry = block[cut:]
+            yield piece, line
+            line += piece.count(b"\n")
 
 
 def lines_before(source: Source, offset: int) -> int:

@@ -3,7 +3,7 @@
 Both sides are cut into K partitions by a hash of the key the join uses (a statement line's reference:
 its out_trade_no, out_refund_no or out_payout_no; our attempts', refunds' and payouts' the same numbers)
 and spilled to temporary parquet files as they are read: the statement piece by piece as the plugin
-gives it (Channel.read_statement_pieces), our side slice by slice as it is loaded. Then `classify`
+gives it (Channel.read_statement_pieces), our side batch by batch as it is loaded. Then `classify`
 (match.py, unchanged) runs on one partition at a time. Everything classify relates is within one
 partition: a line and our record of the same number, the repeats of a line (read back in file order,
 so the first is still the first), a success of ours and the line that has it; so the counts, the

@@ -5,7 +5,7 @@
    the same (account, date, file) again returns the run already made; a different file for the day
    starts a new run, which supersedes the old one when it completes.
 2. Read (the plugin reads the kept file piece by piece, Channel.read_statement_pieces) and load our
-   side at the same time (attempts over the lookback window in slices, each kept only where the
+   side at the same time (attempts over the lookback window in batches, each kept only where the
    statement's keys or the day's successes need it: store.local_parts). Both sides are cut into K
    partitions by a hash of the join key and spilled to temporary parquet files as they come
    (partitions.py), so neither is ever held whole. The lines are checked against the totals the
@@ -52,8 +52,6 @@ from ledger.booking import Booker
 from ledger.days import BusinessDay
 
 QUERY_CONCURRENCY = 16
-SLICE_BYTES = 32 << 20             # a statement up to this size: our side is read a day at a time
-MIN_SLICE = timedelta(minutes=15)
 
 
 class QueryRate(Protocol):
@@ -139,9 +137,6 @@ class Reconciler:
         until = self.day.start(business_date + timedelta(days=2))
         size = path.stat().st_size
         k = partitions.partition_count(size)
-        # Our side's slices: a day of creation time, shorter in proportion for a statement over
-        # SLICE_BYTES (a busier day), so one slice read stays about the size of one at SLICE_BYTES.
-        slice_length = max(MIN_SLICE, store.LOAD_SLICE * min(1.0, SLICE_BYTES / max(size, 1)))
         keys: Future[tuple[pl.Series, pl.Series]] = Future()
         keys_path = path.with_suffix(".keys.parquet")
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".match-") as work_dir:
@@ -171,8 +166,7 @@ class Reconciler:
 
             def load() -> None:
                 for kind, frame in store.local_parts(self.db, account_id, since, until, self.day,
-                                                     keys=keys.result, business_date=business_date,
-                                                     slice_length=slice_length):
+                                                     keys=keys.result, business_date=business_date):
                     local[kind].add(frame)
                 for spill in local.values():
                     spill.flush()

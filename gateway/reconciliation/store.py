@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import Future
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -20,7 +20,8 @@ from sqlalchemy import Connection, ColumnElement, Row, Select, and_, func, inser
 
 from gateway.db import Database
 from gateway.models import Attempt, Payment, Payout, ReconItem, ReconProposal, ReconRun, Refund
-from gateway.reconciliation.match import ABSENCES, Classified, with_sent_date, with_success_date
+from gateway.reconciliation.match import (ABSENCES, LOCAL_PAYMENT_COLUMNS, LOCAL_PAYOUT_COLUMNS, LOCAL_REFUND_COLUMNS,
+                                          Classified, with_sent_date, with_success_date)
 from ledger.booking import Booker
 from ledger.days import BusinessDay
 
@@ -144,34 +145,44 @@ def resolve_by_rule(conn: Connection, item_id: int, resolution: str, note: str, 
 
 # ---- our side, in bulk ----
 
-_SQLITE_BATCH = 50_000
+LOAD_BATCH = 200_000   # rows of our side read at once (a batch of attempts: about 15 MB)
 
 
 def read_frame(db: Database, query: Select, schema: Schema) -> pl.DataFrame:
-    """A query's rows as a DataFrame. PostgreSQL: connectorx straight into Arrow (no Python row
-    objects). SQLite: through the process's own sqlite3, in batches: connectorx carries a second copy
-    of the SQLite library, and two copies in one process do not see each other's POSIX locks; one
-    closing the file can drop the other's locks or unmap the WAL index under it (a bus error)."""
+    """A query's rows as one DataFrame (read_batches put together)."""
+    frames = list(read_batches(db, query, schema))
+    return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame(schema=schema)
+
+
+def read_batches(db: Database, query: Select, schema: Schema, rows: int | None = None) -> Iterator[pl.DataFrame]:
+    """A query's rows as DataFrames of at most `rows` (LOAD_BATCH unless given), streamed: one query,
+    however many rows it gives, and never more than a batch of them held here. PostgreSQL: connectorx
+    straight into Arrow (no Python row objects), one connection and one plan for the whole read.
+    SQLite: through the process's own sqlite3: connectorx carries a second copy of the SQLite library,
+    and two copies in one process do not see each other's POSIX locks; one closing the file can drop
+    the other's locks or unmap the WAL index under it (a bus error)."""
+    rows = rows or LOAD_BATCH
     if db.is_sqlite:
-        frame = _read_sqlite(db, query)
+        batches = _sqlite_batches(db, query, rows, schema)
     else:
         import connectorx
 
         sql = str(query.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}))
-        frame = connectorx.read_sql(db.connectorx_url, sql, return_type="polars")
-    if frame.height == 0:
-        return pl.DataFrame(schema=schema)
-    return frame.with_columns(pl.col(c).cast(t) for c, t in schema.items() if c != "at")
+        reader = connectorx.read_sql(db.connectorx_url, sql, return_type="arrow_stream", batch_size=rows)
+        batches = (pl.from_arrow(batch) for batch in reader)
+    for frame in batches:
+        if frame.height:
+            yield frame.with_columns(pl.col(c).cast(t) for c, t in schema.items() if c != "at")
 
 
-def _read_sqlite(db: Database, query: Select) -> pl.DataFrame:
-    frames = []
+def _sqlite_batches(db: Database, query: Select, rows: int, schema: Schema) -> Iterator[pl.DataFrame]:
+    """The DBAPI cursor's tuples as they come (SQLAlchemy binds the parameters; its Row objects, which
+    cost twice the read, are skipped): SQLite gives text and integers, typed here by `schema`."""
     with db.engine.connect() as conn:
-        result = conn.execution_options(stream_results=True).execute(query)
-        names = list(result.keys())
-        while rows := result.fetchmany(_SQLITE_BATCH):
-            frames.append(pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None))
-    return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
+        result = conn.execute(query)
+        types = {name: pl.Int64 if schema.get(name) == pl.Int64 else pl.String for name in result.keys()}
+        while batch := result.cursor.fetchmany(rows):
+            yield pl.DataFrame(batch, schema=types, orient="row")
 
 
 def load_local(db: Database, account_id: str, since: datetime, until: datetime, day: BusinessDay, *,
@@ -181,7 +192,7 @@ def load_local(db: Database, account_id: str, since: datetime, until: datetime, 
     still processing), only the columns the join needs, as local_parts reads them, put together.
 
     With `statement` (its lines, or a future of them while they are being parsed) and business_date,
-    a slice keeps only the rows classify can use (see local_parts)."""
+    a batch keeps only the rows classify can use (see local_parts)."""
     keys = None
     if statement is not None and business_date is not None:
         def keys() -> tuple[pl.Series, pl.Series]:
@@ -189,26 +200,28 @@ def load_local(db: Database, account_id: str, since: datetime, until: datetime, 
     parts: dict[str, list[pl.DataFrame]] = {"payment": [], "refund": [], "payout": []}
     for kind, frame in local_parts(db, account_id, since, until, day, keys=keys, business_date=business_date):
         parts[kind].append(frame)
-    pay, ref, out = (pl.concat(parts[kind], rechunk=False) for kind in ("payment", "refund", "payout"))
+    schemas = {"payment": LOCAL_PAYMENT_COLUMNS, "refund": LOCAL_REFUND_COLUMNS, "payout": LOCAL_PAYOUT_COLUMNS}
+    pay, ref, out = (pl.concat(parts[kind], rechunk=False) if parts[kind] else pl.DataFrame(schema=schemas[kind])
+                     for kind in ("payment", "refund", "payout"))
     return pay, ref, out
 
 
 def local_parts(db: Database, account_id: str, since: datetime, until: datetime, day: BusinessDay, *,
-                keys: Callable[[], tuple[pl.Series, pl.Series]] | None = None, business_date: date | None = None,
-                slice_length: timedelta | None = None) -> Iterator[tuple[str, pl.DataFrame]]:
+                keys: Callable[[], tuple[pl.Series, pl.Series]] | None = None,
+                business_date: date | None = None) -> Iterator[tuple[str, pl.DataFrame]]:
     """Our attempts, refunds and payouts at the account created in [since, until) (and every payout
     still processing), only the columns the join needs, as (kind, frame) parts: "payout" and "refund"
-    once each, "payment" once per slice. A row says all we need: amount, status, and for a success,
-    updated_at is when it succeeded.
+    once each, "payment" once per batch (read_batches). A row says all we need: amount, status, and
+    for a success, updated_at is when it succeeded.
 
     With `keys` (a call that gives the statement's sorted key hashes, waiting for them while the
-    statement is being read: key_hashes) and business_date, attempts are read in slices of
-    slice_length (LOAD_SLICE unless given) of their creation time, and a slice keeps only the rows
-    classify can use: those whose key is on the statement and those that succeeded on the business
-    date (refunds, fewer, are read at once and kept the same way). So what is held grows with the
-    statement, not with the lookback window (a week of history is read, and dropped as it is read).
-    The business day's own slices come first and are read while the statement is still being read
-    (given whole: they are mostly on it); the others wait for its keys."""
+    statement is being read: key_hashes) and business_date, attempts are read in two queries, each
+    streamed in batches: the business day's first, given whole while the statement is still being read
+    (they are mostly on it); then the rest of the window, once the statement's keys are known, each
+    batch keeping only the rows classify can use: those whose key is on the statement and those that
+    succeeded on the business date (refunds, fewer, are read at once and kept the same way). So what is
+    held grows with the statement, not with the lookback window (a week of history is read, and
+    dropped as it is read), and the whole window costs two queries, not one per slice of it."""
     def at(column: ColumnElement) -> ColumnElement:
         # SQLite's stored text cut to seconds (parsed column-wise later); PostgreSQL's timestamptz as it is
         return (func.substr(column, 1, 19) if db.is_sqlite else column).label("at")
@@ -216,7 +229,8 @@ def local_parts(db: Database, account_id: str, since: datetime, until: datetime,
     kept: Schema = {"local_status": pl.String, "local_amount": pl.Int64, "at": pl.Datetime("us", "UTC")}
     pay_query = select(attempts.c.out_trade_no, attempts.c.status.label("local_status"),
                        attempts.c.amount.label("local_amount"), at(attempts.c.updated_at)) \
-        .where(attempts.c.channel_account == account_id)
+        .where(attempts.c.channel_account == account_id, attempts.c.created_at >= since,
+               attempts.c.created_at < until)
     ref_query = select(refunds.c.out_refund_no, attempts.c.out_trade_no, refunds.c.status.label("local_status"),
                        refunds.c.amount.label("local_amount"), at(refunds.c.updated_at)) \
         .select_from(refunds.join(attempts, attempts.c.id == refunds.c.attempt_id)) \
@@ -235,43 +249,32 @@ def local_parts(db: Database, account_id: str, since: datetime, until: datetime,
                                                            refunds.c.created_at < until), ref_schema), day)
     if keys is None or business_date is None:
         yield "refund", ref
-        yield "payment", with_success_date(read_frame(db, pay_query.where(
-            attempts.c.created_at >= since, attempts.c.created_at < until), pay_schema), day)
+        for batch in read_batches(db, pay_query, pay_schema):
+            yield "payment", with_success_date(batch, day)
         return
-    hashes: tuple[pl.Series, pl.Series] | None = None
-    first_day = (max(since, day.start(business_date)), min(until, day.start(business_date + timedelta(days=1))))
-    for lo, hi in _slices(since, until, first_day, slice_length or LOAD_SLICE):
-        if hashes is None and not (first_day[0] <= lo and hi <= first_day[1]):
-            hashes = keys()
-            yield "refund", _on_statement_or_day(ref, "out_refund_no", hashes[1], business_date)
-            del ref
-        pay = with_success_date(read_frame(db, pay_query.where(attempts.c.created_at >= lo,
-                                                               attempts.c.created_at < hi), pay_schema), day)
-        yield "payment", pay if hashes is None else _on_statement_or_day(pay, "out_trade_no", hashes[0],
-                                                                         business_date)
-    if hashes is None:
-        hashes = keys()
-        yield "refund", _on_statement_or_day(ref, "out_refund_no", hashes[1], business_date)
+    lo, hi = day.start(business_date), day.start(business_date + timedelta(days=1))
+    for batch in read_batches(db, pay_query.where(attempts.c.created_at >= lo, attempts.c.created_at < hi),
+                              pay_schema):
+        yield "payment", with_success_date(batch, day)
+    hashes = keys()
+    yield "refund", _on_statement_or_day(ref, "out_refund_no", hashes[1], business_date)
+    del ref
+    history = pay_query.where((attempts.c.created_at < lo) | (attempts.c.created_at >= hi))
+    reads = _sqlite_history(db, history, pay_schema, hashes[0], lo, hi) if db.is_sqlite else \
+        read_batches(db, history, pay_schema)
+    for batch in reads:
+        # most of a week's rows are neither: they are dropped before their business date is worked out
+        batch = batch.filter(_on_statement(batch["out_trade_no"], hashes[0]) | _may_have_succeeded(batch, lo, hi))
+        yield "payment", _on_statement_or_day(with_success_date(batch, day), "out_trade_no", hashes[0],
+                                              business_date)
 
 
-LOAD_SLICE = timedelta(days=1)   # of attempts: at 2,000,000 a day, about 150 MB read at once
 KEY_SEED = 17
 
 
-def _slices(since: datetime, until: datetime, first: tuple[datetime, datetime],
-            length: timedelta = LOAD_SLICE) -> list[tuple[datetime, datetime]]:
-    """[since, until) cut at every `length` from since, the slices within `first` (the business day) first."""
-    cuts = [since]
-    while cuts[-1] + length < until:
-        cuts.append(cuts[-1] + length)
-    cuts = sorted(set(cuts + [until] + [t for t in first if since < t < until]))
-    slices = list(zip(cuts, cuts[1:]))
-    return sorted(slices, key=lambda s: not (first[0] <= s[0] and s[1] <= first[1]))
-
-
 def _key_hashes(lines: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
-    """The statement's payment and refund keys as sorted 64-bit hashes: a slice's rows are looked up by
-    binary search, with no hash table built per slice (a collision keeps a row more, never one less)."""
+    """The statement's payment and refund keys as sorted 64-bit hashes: a batch's rows are looked up by
+    binary search, with no hash table built per batch (a collision keeps a row more, never one less)."""
     return sorted_hashes([key_hashes(lines)])
 
 
@@ -287,20 +290,65 @@ def sorted_hashes(pieces: list[tuple[pl.Series, pl.Series]]) -> tuple[pl.Series,
     return pay.sort(), ref.sort()
 
 
+def _on_statement(keys: pl.Series, hashes: pl.Series) -> pl.Series:
+    """Whether each key is (probably) on the statement: its hash found in the sorted hashes."""
+    if not hashes.len():
+        return pl.repeat(False, keys.len(), eager=True)
+    found = keys.hash(KEY_SEED)
+    at = hashes.search_sorted(found).clip(0, hashes.len() - 1)
+    return (hashes.gather(at) == found).fill_null(False)
+
+
+NEAR = timedelta(hours=3)   # more than any time zone's change of offset
+
+
+def _sqlite_history(db: Database, query: Select, schema: Schema, hashes: pl.Series, lo: datetime,
+                    hi: datetime) -> Iterator[pl.DataFrame]:
+    """The window's attempts outside the business day on SQLite, where every value read costs a Python
+    object: the keys alone first, then whole rows only where they can matter, in two disjoint reads (so
+    no row comes twice): the successes near the business day (as _may_have_succeeded, in SQL) and the
+    others whose key is on the statement, looked up by key."""
+    near = and_(attempts.c.status == "succeeded", attempts.c.updated_at >= lo - NEAR,
+                attempts.c.updated_at < hi + NEAR)
+    # written anew (concat_str): a filtered string column would keep its whole batch's buffers alive
+    found = [batch.filter(_on_statement(batch["out_trade_no"], hashes))
+             .select(pl.concat_str("out_trade_no", pl.lit("")))["out_trade_no"]
+             for batch in read_batches(db, query.with_only_columns(attempts.c.out_trade_no),
+                                       {"out_trade_no": pl.String})]
+    yield from read_batches(db, query.where(near), schema)
+    keys = pl.concat(found) if found else pl.Series(dtype=pl.String)   # a column, not Python strings
+    for at in range(0, keys.len(), 500):
+        chunk = keys.slice(at, 500).to_list()
+        yield from read_batches(db, query.where(attempts.c.out_trade_no.in_(chunk), ~near), schema)
+
+
+def _may_have_succeeded(frame: pl.DataFrame, lo: datetime, hi: datetime) -> pl.Series:
+    """True at least for every row that succeeded on the business day [lo, hi) (with_success_date's
+    local_date), found by comparing `at` as it comes (PostgreSQL's instant; SQLite's UTC text, which
+    sorts as time) with the day widened by NEAR: cheaper than working out every row's business date."""
+    start, end = (lo - NEAR).astimezone(UTC), (hi + NEAR).astimezone(UTC)
+    if frame.schema["at"] == pl.String:
+        bounds = start.strftime("%Y-%m-%d %H:%M:%S"), end.strftime("%Y-%m-%d %H:%M:%S")
+        at = pl.col("at")
+    else:   # the instant in microseconds, whatever zone the column is labelled with (naive: UTC)
+        bounds = _micros(start), _micros(end)
+        at = pl.col("at").dt.epoch("us")
+    near = (pl.col("local_status") == "succeeded") & (at >= bounds[0]) & (at < bounds[1])
+    return frame.select(near.fill_null(False)).to_series()
+
+
+def _micros(t: datetime) -> int:
+    return (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
 def _on_statement_or_day(frame: pl.DataFrame, key: str, hashes: pl.Series, business_date: date) -> pl.DataFrame:
-    """The rows of a slice classify can use: their key is (probably) on the statement, or they succeeded
+    """The rows of a batch classify can use: their key is (probably) on the statement, or they succeeded
     on the business date (an absence from the statement)."""
     if frame.height == 0:
         return frame
-    found = frame[key].hash(KEY_SEED)
-    if hashes.len():
-        at = hashes.search_sorted(found).clip(0, hashes.len() - 1)
-        on_statement = (hashes.gather(at) == found).fill_null(False)
-    else:
-        on_statement = pl.repeat(False, frame.height, eager=True)
-    kept = frame.filter(on_statement | (pl.col("local_date") == business_date).fill_null(False))
-    # Written anew: filtered, a string column still points into the whole slice's buffers and keeps
-    # them alive, so every slice of the window would stay in memory.
+    kept = frame.filter(_on_statement(frame[key], hashes) | (pl.col("local_date") == business_date).fill_null(False))
+    # Written anew: filtered, a string column still points into the whole batch's buffers and keeps
+    # them alive, so every batch of the window would stay in memory.
     return kept.with_columns(pl.concat_str(pl.col(c), pl.lit("")) for c, t in kept.schema.items() if t == pl.String)
 
 

@@ -5,7 +5,8 @@ import asyncio
 import random
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Iterator, Mapping
 
 import httpx
 
@@ -14,7 +15,7 @@ from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent,
                              PayoutResult, RefundRequest, RefundResult, SettingsError, SplitRequest, SplitResult,
                              SplitReturn, StatementUnavailable)
 from plugins.mock import answers, wire
-from plugins.mock.statement import parse_sandbox_statement
+from plugins.mock.statement import parse_sandbox_statement, sandbox_statement_pieces
 
 CALLBACK_MODES = ("normal", "drop", "duplicate", "delay", "mixed")  # mixed: each callback one of the others at random
 
@@ -155,6 +156,12 @@ class MockChannel(Channel):
 
     def parse_statement(self, content: bytes) -> ParsedStatement:
         return parse_sandbox_statement(content)
+
+    def read_statement(self, path: Path) -> ParsedStatement:
+        return parse_sandbox_statement(path)
+
+    def read_statement_pieces(self, path: Path) -> Iterator[ParsedStatement]:
+        return sandbox_statement_pieces(path)
 
     async def parse_notification(self, notification: InboundNotification) -> list[ChannelEvent]:
         try:

@@ -76,7 +76,8 @@ def tradebill_pieces(source: Source) -> Iterator[ParsedStatement]:
     for piece, line in line_pieces(source, len(first), tail_start + at + 1):
         summary_line = line + piece.count(b"\n")
         try:
-            piece.decode("utf-8")
+            if not piece.isascii():         # ASCII is UTF-8: only other text need be decoded to be checked
+                piece.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise StatementInvalid("the bill is not UTF-8", line + piece.count(b"\n", 0, exc.start)) from None
         rows = _rows(piece, header, line)      # a row that is not the header's cells fails the bill here

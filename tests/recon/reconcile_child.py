@@ -15,7 +15,7 @@ from typing import Iterator
 
 from gateway.channel import Capability, Channel, ParsedStatement
 from gateway.db import Database
-from gateway.reconciliation import partitions, run
+from gateway.reconciliation import partitions, store
 from plugins import statements
 from plugins.wechatpay.statement import tradebill_pieces
 from tests.support.reconciler import OneAccount, one_account_reconciler
@@ -23,7 +23,7 @@ from tests.support.reconciler import OneAccount, one_account_reconciler
 statements.PIECE = 1 << 20          # 1 MiB pieces
 partitions.PART_BYTES = 2 << 20     # a partition per 2 MiB of the bill
 partitions.FLUSH_ROWS = 20_000
-run.SLICE_BYTES = 4 << 20
+store.LOAD_BATCH = 20_000
 
 
 class BillChannel(Channel):

@@ -15,9 +15,10 @@ from typing import Any
 import polars as pl
 import pytest
 
-from gateway.channel import Capability, Channel, ParsedStatement
+from gateway.channel import Capability, Channel, ParsedStatement, StatementInvalid
 from gateway.db import Database
 from plugins import statements
+from plugins.mock import statement as mock_statement
 from plugins.statements import SCHEMA
 from plugins.wechatpay.simulator import BILL_HEADER
 from plugins.wechatpay.statement import parse_tradebill
@@ -89,6 +90,41 @@ def test_a_wechat_pay_bill_is_read_in_pieces_never_whole(tmp_path: Path, monkeyp
     assert max(reads) <= PIECE and max(given) <= PIECE
     assert size <= sum(reads) <= size + 4 * PIECE      # the ends read apart, the rows once
     assert len(given) >= size // PIECE                  # polars was handed the rows a piece at a time
+
+
+def sandbox_statement(rows: int) -> bytes:
+    """The sandbox's statement of `rows` lines, every fifth a refund."""
+    lines = [f"2026-11-20T12:00:00,T{i},O{i:010d},{f'R{i}' if i % 5 == 0 else ''},"
+             f"{'refund' if i % 5 == 0 else 'payment'},SUCCESS,{100 + i},{600 + i}" for i in range(rows)]
+    paid = [100 + i for i in range(rows) if i % 5]
+    refunded = [100 + i for i in range(rows) if i % 5 == 0]
+    return ("# paymux sandbox statement 2026-11-20\n" + ",".join(mock_statement.COLUMNS) + "\n" + "\n".join(lines)
+            + f"\n# total rows={rows} payments={len(paid)} payment_amount={sum(paid)} refunds={len(refunded)} "
+              f"refund_amount={sum(refunded)}\n").encode()
+
+
+def test_the_sandbox_statement_is_read_in_pieces_as_it_parses_whole(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox's statement, like the bills, is read a piece at a time from its file: the pieces'
+    lines are the whole statement's, numbered as in the file, and a bad row is named by its line."""
+    content = sandbox_statement(6000)
+    path = tmp_path / "sandbox.statement"
+    path.write_bytes(content)
+    whole = mock_statement.parse_sandbox_statement(content)
+    reads: list[int] = []
+    real_open = open
+    monkeypatch.setattr(statements, "PIECE", PIECE)
+    monkeypatch.setattr(statements, "open", lambda *a, **k: CountedReads(real_open(*a, **k), reads), raising=False)
+
+    pieces = list(mock_statement.sandbox_statement_pieces(path))
+
+    assert len(pieces) > len(content) // PIECE and max(reads) <= PIECE
+    assert pl.concat([p.lines for p in pieces]).equals(whole.lines) and pieces[-1].totals == whole.totals
+    assert whole.lines.height == 6000 and whole.lines["line_no"][5999] == 6002 and whole.totals["refund_count"] == 1200
+    path.write_bytes(content.replace(b",payment,SUCCESS,5901,", b",payment,SUCCESS,59x1,"))
+    with pytest.raises(StatementInvalid, match="amount '59x1' is not a whole number") as failed:
+        list(mock_statement.sandbox_statement_pieces(path))
+    assert failed.value.line == 5804
 
 
 class FileOnlyChannel(Channel):
