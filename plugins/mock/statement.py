@@ -1,4 +1,8 @@
-"""The sandbox's daily statement: `#` title line, CSV header, one row per payment, refund or payout
+"""The sandbox's daily statements. Its statement of splits: `# paymux sandbox splits DAY`, a CSV header
+`time,kind,channel_id,out_no,amount`, one row per split or return (fen), and `# total splits=…
+split_amount=… returns=… return_amount=…` last.
+
+The sandbox's daily statement: `#` title line, CSV header, one row per payment, refund or payout
 (amounts in fen, fee_millis in 1/1000 fen; a payout's out_payout_no in out_trade_no), `# total rows=…
 payments=… payment_amount=… refunds=… refund_amount=…` as the last line (rows counts payouts too)."""
 from __future__ import annotations
@@ -7,7 +11,7 @@ import re
 
 import polars as pl
 
-from gateway.channel import ParsedStatement, StatementInvalid
+from gateway.channel import ParsedStatement, SplitLine, StatementInvalid
 from plugins.statements import empty_check, first_failure, normalized, read_table
 
 COLUMNS = ["time", "transaction_id", "out_trade_no", "out_refund_no", "kind", "status", "amount", "fee_millis"]
@@ -36,3 +40,28 @@ def parse_sandbox_statement(content: bytes) -> ParsedStatement:
     rows, payments, paid, refunds, refunded = (int(g) for g in total.groups())
     return normalized(frame, {"rows": rows, "payment_count": payments, "payment_amount": paid,
                               "refund_count": refunds, "refund_amount": refunded})
+
+
+SPLIT_TOTAL = re.compile(r"^# total splits=(\d+) split_amount=(\d+) returns=(\d+) return_amount=(\d+)\s*$")
+
+
+def parse_sandbox_splits(content: bytes) -> list[SplitLine]:
+    empty_check(content)
+    lines = content.rstrip(b"\n").split(b"\n")
+    if not lines[0].startswith(b"# paymux sandbox splits"):
+        raise StatementInvalid("not a sandbox statement of splits (its first line is not '# paymux sandbox splits …')", 1)
+    total = SPLIT_TOTAL.match(lines[-1].decode("utf-8", "replace"))
+    if total is None or len(lines) < 3:
+        raise StatementInvalid("truncated: the '# total …' line that ends it is missing", len(lines))
+    frame = read_table(b"\n".join(lines[1:-1]), 2, ["time", "kind", "channel_id", "out_no", "amount"], "statement")
+    first_failure(frame, frame["amount"].str.contains(r"^\d{1,15}$"), "amount {amount!r} is not a whole number")
+    first_failure(frame, frame["kind"].is_in(["split", "return"]), "kind {kind!r} is not split or return")
+    parsed = [SplitLine(int(r["line_no"]), r["kind"], r["out_no"] or None, r["channel_id"] or None, int(r["amount"]),
+                        r["time"] or "") for r in frame.iter_rows(named=True)]
+    splits, split_amount, returns, return_amount = (int(g) for g in total.groups())
+    declared = (splits, split_amount, returns, return_amount)
+    found = (sum(x.kind == "split" for x in parsed), sum(x.amount for x in parsed if x.kind == "split"),
+             sum(x.kind == "return" for x in parsed), sum(x.amount for x in parsed if x.kind == "return"))
+    if declared != found:
+        raise StatementInvalid(f"its lines add up to {found}, its total line says {declared}", len(lines))
+    return parsed
