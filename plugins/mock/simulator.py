@@ -372,10 +372,11 @@ class SandboxSimulator:
             return self._signed({"error": "NO_STATEMENT", "message": "no statement for that day"})
         return self._signed({"date": data.get("date"), "content": content})
 
-    def split_statement(self, day: str) -> str | None:
+    def split_statement(self, day: str) -> str:
         """The sandbox's statement of one day's splits (Beijing time): what it paid receivers out of the
         merchant's orders, and took back from them. `# paymux sandbox splits DAY`, a CSV header, one row
-        per split or return (amounts in fen), `# total splits=… split_amount=… returns=… return_amount=…`."""
+        per split or return (amounts in fen), `# total splits=… split_amount=… returns=… return_amount=…`;
+        a day without any has a statement with no rows."""
         rows, out_, back = [], [0, 0], [0, 0]
         for order in self.orders.values():
             for split in order.splits.values():
@@ -388,8 +389,6 @@ class SandboxSimulator:
                         rows.append([ret["succeeded_at"], "return", ret["return_id"], ret["out_return_no"],
                                      ret["amount"]])
                         back = [back[0] + 1, back[1] + ret["amount"]]
-        if not rows:
-            return None
         text = io.StringIO()
         text.write(f"# paymux sandbox splits {day}\n")
         writer = csv.writer(text, lineterminator="\n")
@@ -402,10 +401,7 @@ class SandboxSimulator:
         data = await self._read(request)
         if isinstance(data, Response):
             return data
-        content = self.split_statement(str(data.get("date")))
-        if content is None:
-            return self._signed({"error": "NO_STATEMENT", "message": "no splits on that day"})
-        return self._signed({"date": data.get("date"), "content": content})
+        return self._signed({"date": data.get("date"), "content": self.split_statement(str(data.get("date")))})
 
 
 def _promotion(form: Any, order_amount: int) -> dict[str, Any] | str:

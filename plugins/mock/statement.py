@@ -53,15 +53,21 @@ def parse_sandbox_splits(content: bytes) -> list[SplitLine]:
     total = SPLIT_TOTAL.match(lines[-1].decode("utf-8", "replace"))
     if total is None or len(lines) < 3:
         raise StatementInvalid("truncated: the '# total …' line that ends it is missing", len(lines))
+    if len(lines) == 3:   # a day without splits
+        return _totalled([], total, len(lines))
     frame = read_table(b"\n".join(lines[1:-1]), 2, ["time", "kind", "channel_id", "out_no", "amount"], "statement")
     first_failure(frame, frame["amount"].str.contains(r"^\d{1,15}$"), "amount {amount!r} is not a whole number")
     first_failure(frame, frame["kind"].is_in(["split", "return"]), "kind {kind!r} is not split or return")
     parsed = [SplitLine(int(r["line_no"]), r["kind"], r["out_no"] or None, r["channel_id"] or None, int(r["amount"]),
                         r["time"] or "") for r in frame.iter_rows(named=True)]
+    return _totalled(parsed, total, len(lines))
+
+
+def _totalled(parsed: list[SplitLine], total: re.Match, last_line: int) -> list[SplitLine]:
     splits, split_amount, returns, return_amount = (int(g) for g in total.groups())
     declared = (splits, split_amount, returns, return_amount)
     found = (sum(x.kind == "split" for x in parsed), sum(x.amount for x in parsed if x.kind == "split"),
              sum(x.kind == "return" for x in parsed), sum(x.amount for x in parsed if x.kind == "return"))
     if declared != found:
-        raise StatementInvalid(f"its lines add up to {found}, its total line says {declared}", len(lines))
+        raise StatementInvalid(f"its lines add up to {found}, its total line says {declared}", last_line)
     return parsed
