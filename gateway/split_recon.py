@@ -121,7 +121,7 @@ class SplitReconciler:
             if cls == "matched":
                 return
             conn.execute(insert(items).values(
-                run_id=run_id, channel_account=account_id, business_date=day, class_=cls, kind=kind,
+                run_id=run_id, channel_account=account_id, business_date=day, kind=kind, **{"class": cls},
                 reference=(line.reference if line else None) or (getattr(row, "out_split_no", None) or
                                                                  getattr(row, "out_return_no", None)) or
                 (line.channel_id if line else ""),
