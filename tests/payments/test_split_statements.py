@@ -7,7 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from gateway.books import full_check
 from gateway.models import ReconItem
@@ -104,3 +104,29 @@ def test_differences_on_a_statement_of_splits_are_classed_held_from_settlement_a
     assert balance(gw, "receiver_in_transit", b["id"]) == 2000
     with gw.gateway.db.transaction() as conn:
         assert full_check(conn) == []
+
+
+def test_a_split_the_channel_paid_is_returned_through_channel_clearing(gateway_factory, db_url, tmp_path) -> None:
+    """Once the statement of splits said the channel paid the receiver, the receiver's in-transit no
+    longer holds it: a return for a refund (refund_policy "return") comes back from the channel
+    (split.channel_returned: clearing -> merchant in-transit), never from the receiver's empty account."""
+    settings = make_settings(db_url, free_port()).with_changes(statement_dir=str(tmp_path / "st"),
+                                                               split_refund_policy="return", **FAST)
+    gw = gateway_factory(settings)
+    client = gw.client(gw.merchant())
+    rcv = receiver(client)
+    payment = paid(client, "o-3", 10000)
+    split(client, payment, "s-1", rcv, 6000)
+    close_day(settings, "sandbox", today(gw))
+    clearing = balance(gw, "channel_clearing", "sandbox")
+    assert balance(gw, "receiver_in_transit", rcv["id"]) == 0 and clearing == 0
+    # 8000 back needs 8000 - 48 = 7952 of the merchant, who kept 10000 - 60 - 6000 = 3940: 4012 returns first.
+    refund = client.create_refund(payment["id"], merchant_refund_no="r-1", amount=8000)
+    assert wait_for(lambda: client.get_refund(refund["id"])["status"] == "succeeded")
+    assert balance(gw, "receiver_in_transit", rcv["id"]) == 0
+    assert balance(gw, "channel_clearing", "sandbox") == 4012 - 8000   # the channel nets both on its next day
+    with gw.gateway.db.transaction() as conn:
+        assert full_check(conn) == []
+    with gw.gateway.db.transaction() as conn:
+        kinds = conn.execute(text("SELECT e.event_type FROM ledger_entries e WHERE e.reference LIKE 'split_return:%'"))
+        assert [k for (k,) in kinds] == ["split.channel_returned"]
