@@ -219,3 +219,13 @@ def reconciled_splits(conn: Connection, account_id: str, day: date) -> Row | Non
     return conn.execute(select(runs).where(and_(runs.c.channel_account == run_account(account_id),
                                                 runs.c.business_date == day, runs.c.status == "completed"))
                         .order_by(runs.c.started_at.desc())).first()
+
+
+def splits_in_play(conn: Connection, account_id: str, until: datetime) -> bool:
+    """Could the channel have paid receivers for us by `until`: a split at the account made before then
+    that its statement of splits has not confirmed, and no final failure ended? (The channel pays a
+    receiver only when asked; with none in play, a day's channel settlement need not wait for a
+    statement of splits.)"""
+    return conn.execute(select(splits.c.id).where(and_(
+        splits.c.channel_account == account_id, splits.c.created_at < until, splits.c.channel_paid_on.is_(None),
+        splits.c.status.in_(("processing", "succeeded")))).limit(1)).first() is not None

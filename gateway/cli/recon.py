@@ -40,7 +40,8 @@ def reconcile(args: argparse.Namespace) -> int:
 
 async def _with_splits(gw: Any, args: argparse.Namespace) -> dict[str, Any]:
     """The statement; then, where the channel pays receivers itself, its statement of splits of the day
-    (settlement waits for both: gateway/split_recon.py)."""
+    (settlement waits for both where splits are in play: gateway/split_recon.py). An operator's file is
+    the trade statement alone: `paymux reconcile-splits` reads the statement of splits then."""
     report = await gw.reconciler.reconcile(args.account, args.date, Path(args.file) if args.file else None,
                                            confirm=not args.defer_queries)
     account = gw.host.account(args.account)

@@ -26,8 +26,9 @@ from sqlalchemy import Connection, Row, String, and_, func, insert, literal, sel
 from gateway.channel import Capability, Channel
 from gateway.config import Settings
 from gateway.models import Payment, ReconItem, ReconRun, Settlement
-from gateway.split_recon import reconciled_splits
+from gateway.split_recon import reconciled_splits, splits_in_play
 from ledger.booking import Booker
+from ledger.days import BusinessDay
 from ledger.core import AccountRef
 from ledger.reads import postings_on
 
@@ -61,6 +62,7 @@ class Settler:
         self.booker = booker
         self.statement_accounts = [a for a in settings.channel_accounts if a.plugin in host_types and
                                    Capability.STATEMENT in host_types[a.plugin].capabilities]
+        self.day = BusinessDay.of(settings.business_timezone, settings.day_cut_hour)
         self.split_statement_accounts = {a.id for a in self.statement_accounts
                                          if Capability.SPLIT_STATEMENT in host_types[a.plugin].capabilities}
 
@@ -81,10 +83,11 @@ class Settler:
             net = run.payment_amount - run.refund_amount - run.fee_amount
             if account.id in self.split_statement_accounts:   # less what it paid receivers itself (split_recon)
                 split_run = reconciled_splits(conn, account.id, day)
-                if split_run is None:
+                if split_run is None and splits_in_play(conn, account.id, self.day.start(day + timedelta(days=1))):
                     report.skipped.append(f"{account.id} {day}: its statement of splits is not reconciled")
                     continue
-                net -= int(split_run.summary.get("split_amount", 0)) - int(split_run.summary.get("return_amount", 0))
+                if split_run is not None:
+                    net -= int(split_run.summary.get("split_amount", 0)) - int(split_run.summary.get("return_amount", 0))
             if self._book(conn, report, "channel", account.id, day, settle_date, net, run.currency, now, force_by,
                           channel_account=account.id):
                 repaid = self._advanced(conn, account.id, day)

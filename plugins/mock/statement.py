@@ -19,14 +19,20 @@ TOTAL = re.compile(r"^# total rows=(\d+) payments=(\d+) payment_amount=(\d+) ref
 STATUS = {"SUCCESS": "succeeded", "FAIL": "failed", "CLOSED": "closed"}
 
 
-def parse_sandbox_statement(content: bytes) -> ParsedStatement:
+def _framed(content: bytes, title: str, total_line: re.Pattern[str]) -> tuple[list[bytes], re.Match[str]]:
+    """The lines of a sandbox file that opens with `# {title}` and ends with its `# total …` line."""
     empty_check(content)
     lines = content.rstrip(b"\n").split(b"\n")
-    if not lines[0].startswith(b"# paymux sandbox statement"):
-        raise StatementInvalid("not a sandbox statement (its first line is not '# paymux sandbox statement …')", 1)
-    total = TOTAL.match(lines[-1].decode("utf-8", "replace"))
+    if not lines[0].startswith(f"# {title}".encode()):
+        raise StatementInvalid(f"not a sandbox statement (its first line is not '# {title} …')", 1)
+    total = total_line.match(lines[-1].decode("utf-8", "replace"))
     if total is None or len(lines) < 3:
         raise StatementInvalid("truncated: the '# total …' line that ends a sandbox statement is missing", len(lines))
+    return lines, total
+
+
+def parse_sandbox_statement(content: bytes) -> ParsedStatement:
+    lines, total = _framed(content, "paymux sandbox statement", TOTAL)
     frame = read_table(b"\n".join(lines[1:-1]), 2, COLUMNS, "statement")
     for column in ("amount", "fee_millis"):
         first_failure(frame, frame[column].str.contains(r"^-?\d{1,15}$"), f"{column} {{{column}!r}} is not a whole number")
@@ -46,13 +52,7 @@ SPLIT_TOTAL = re.compile(r"^# total splits=(\d+) split_amount=(\d+) returns=(\d+
 
 
 def parse_sandbox_splits(content: bytes) -> list[SplitLine]:
-    empty_check(content)
-    lines = content.rstrip(b"\n").split(b"\n")
-    if not lines[0].startswith(b"# paymux sandbox splits"):
-        raise StatementInvalid("not a sandbox statement of splits (its first line is not '# paymux sandbox splits …')", 1)
-    total = SPLIT_TOTAL.match(lines[-1].decode("utf-8", "replace"))
-    if total is None or len(lines) < 3:
-        raise StatementInvalid("truncated: the '# total …' line that ends it is missing", len(lines))
+    lines, total = _framed(content, "paymux sandbox splits", SPLIT_TOTAL)
     if len(lines) == 3:   # a day without splits
         return _totalled([], total, len(lines))
     frame = read_table(b"\n".join(lines[1:-1]), 2, ["time", "kind", "channel_id", "out_no", "amount"], "statement")

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from gateway.books import full_check
 from gateway.logs import get_logger
 from gateway.models import Split
 from gateway.plugins import discover_channel_types, make_plugin_manager
@@ -59,3 +60,22 @@ def split_row(gw: Any, split_id: str) -> Any:
 
 def today(gw: Any) -> date:
     return gw.gateway.ledger.day.date_of(gw.gateway.clock.now())
+
+
+def assert_day_of_one_split_closed(gw: Any, settings: Any, account: str, receiver_id: str, split_id: str,
+                                   amount: int, payment_amount: int) -> dict[str, Any]:
+    """Close today at `account` (one payment, one split of `amount` that the channel paid the receiver
+    itself) and check where the money ended: confirmed, the receiver owed nothing, the channel's day
+    settled less the split, clearing empty, the books clean. Returns close_day's report."""
+    day = today(gw)
+    closed = close_day(settings, account, day)
+    assert closed["splits"]["status"] == "completed" and closed["splits"]["open"] == 0, closed["splits"]
+    assert closed["splits"]["summary"]["split_amount"] == amount
+    assert balance(gw, "receiver_in_transit", receiver_id) == 0
+    assert split_row(gw, split_id).channel_paid_on == day
+    [channel] = [b for b in closed["settled"]["booked"] if b["kind"] == "channel"]
+    assert channel["amount"] == payment_amount - closed["trades"]["fee_amount"] - amount
+    assert balance(gw, "channel_clearing", account) == 0
+    with gw.gateway.db.transaction() as conn:
+        assert full_check(conn) == []
+    return closed

@@ -9,14 +9,13 @@ import json
 import httpx
 import pytest
 
-from gateway.books import full_check
 from gateway.channel import StatementInvalid
 from gateway.config import CircuitConfig
 from plugins.alipay import wire
 from plugins.alipay.accountlog import parse_accountlog
 from tests.conftest import ServerThread, free_port, wait_for
 from tests.support.alipay import alipay_settings, simulator
-from tests.support.split_days import balance, close_day, split_row, today
+from tests.support.split_days import assert_day_of_one_split_closed, balance
 from tests.support.splits import FAST, receiver
 
 
@@ -37,18 +36,7 @@ def test_an_alipay_day_of_order_settles_reconciled_and_settled(gateway_factory, 
                         .get("status") == "succeeded")
         [made] = client.request("GET", f"/v1/payments/{payment['id']}/splits").json()["data"]
         assert balance(gw, "receiver_in_transit", shop["id"]) == 3000
-        day = today(gw)
-        closed = close_day(settings, "ali", day)
-        assert closed["splits"]["status"] == "completed" and closed["splits"]["open"] == 0, closed["splits"]
-        assert closed["splits"]["summary"]["split_amount"] == 3000
-        assert balance(gw, "receiver_in_transit", shop["id"]) == 0
-        assert split_row(gw, made["id"]).channel_paid_on == day
-        [channel] = [b for b in closed["settled"]["booked"] if b["kind"] == "channel"]
-        fee = closed["trades"]["fee_amount"]
-        assert channel["amount"] == 10000 - fee - 3000
-        assert balance(gw, "channel_clearing", "ali") == 0
-        with gw.gateway.db.transaction() as conn:
-            assert full_check(conn) == []
+        assert_day_of_one_split_closed(gw, settings, "ali", shop["id"], made["id"], 3000, 10000)
 
 
 def test_the_account_log_keeps_only_order_settles_and_a_missing_page_is_refused() -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from gateway.books import full_check
 from plugins.wechatpay import wire
 from plugins.wechatpay.split_bill import parse_split_bill
 from gateway.channel import StatementInvalid
 from tests.conftest import ServerThread, free_port, wait_for
-from tests.support.split_days import balance, close_day, split_row, today
+from tests.support.split_days import assert_day_of_one_split_closed, balance
 from tests.support.splits import FAST, receiver
 from tests.support.wechatpay import simulator, wechat_settings
 
@@ -37,17 +36,7 @@ def test_a_wechat_pay_day_of_profit_sharing_reconciled_and_settled(gateway_facto
                         .get("status") == "succeeded")           # the split ended, the rest unfrozen
         [made] = client.request("GET", f"/v1/payments/{payment['id']}/splits").json()["data"]
         assert balance(gw, "receiver_in_transit", supplier["id"]) == 2000
-        day = today(gw)
-        closed = close_day(settings, "wx", day)
-        assert closed["splits"]["status"] == "completed" and closed["splits"]["open"] == 0, closed["splits"]
-        assert closed["splits"]["summary"]["split_amount"] == 2000
-        assert balance(gw, "receiver_in_transit", supplier["id"]) == 0
-        assert split_row(gw, made["id"]).channel_paid_on == day
-        [channel] = [b for b in closed["settled"]["booked"] if b["kind"] == "channel"]
-        assert channel["amount"] == 10000 - 60 - 2000
-        assert balance(gw, "channel_clearing", "wx") == 0
-        with gw.gateway.db.transaction() as conn:
-            assert full_check(conn) == []
+        assert_day_of_one_split_closed(gw, settings, "wx", supplier["id"], made["id"], 2000, 10000)
 
 
 def test_the_profit_sharing_bill_is_read_by_column_name_and_a_broken_one_is_named_by_its_line() -> None:
