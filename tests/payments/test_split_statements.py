@@ -37,6 +37,9 @@ def test_a_sandbox_day_of_splits_reconciled_and_settled_leaves_the_receiver_noth
     made = split(client, payment, "s-1", rcv, 3000)
     assert balance(gw, "receiver_in_transit", rcv["id"]) == 3000     # owed, until the channel says it paid
     day = today(gw)
+    waiting = close_day(settings, "sandbox", day, splits=False)       # the trade statement alone
+    assert f"sandbox {day}: its statement of splits is not reconciled" in waiting["settled"]["skipped"]
+    assert [b["kind"] for b in waiting["settled"]["booked"]] == ["merchant"]   # the merchant's day is its own
     closed = close_day(settings, "sandbox", day)
     assert closed["trades"]["status"] == "completed"
     assert closed["splits"]["status"] == "completed" and closed["splits"]["open"] == 0

@@ -18,13 +18,15 @@ from gateway.split_recon import split_reconciler
 from ledger.core import AccountRef
 
 
-def close_day(settings: Any, account: str, day: date, settle: bool = True) -> dict[str, Any]:
-    """Reconcile `account`'s trade statement and statement of splits of `day`, then settle day + 1."""
+def close_day(settings: Any, account: str, day: date, settle: bool = True, splits: bool = True) -> dict[str, Any]:
+    """Reconcile `account`'s trade statement and (splits) statement of splits of `day`, then settle day + 1."""
+    with_splits = splits
+
     async def run() -> dict[str, Any]:
         gw = Gateway.build(settings, get_logger(role="reconcile"))
         try:
             trades = await gw.reconciler.reconcile(account, day)
-            splits = await split_reconciler(gw).reconcile(account, day)
+            splits = await split_reconciler(gw).reconcile(account, day) if with_splits else None
             settled = None
             if settle:
                 settler = Settler(settings, discover_channel_types(make_plugin_manager()), gw.booker)
