@@ -17,7 +17,8 @@ its differences as `recon_items` of that run, resolved by a rule or by two peopl
   day already: `duplicate`;
 - a return (回退) must be one we hold succeeded, the same amount (booked when it succeeded);
 - a split of ours that succeeded that day and is not on the statement: `pending_carryover`, not a
-  blocker (the money is still the receiver's in our books), resolved by rule when a later day lists it.
+  blocker (the money is still the receiver's in our books), resolved by rule when a later day lists it
+  (aged into `missing_channel`, for a person, once the carry-over window passed, like any carry-over).
 
 Settlement pays a channel day only once its statement of splits is reconciled, net of what it paid
 receivers (less what it took back): gateway/reconciliation/settlement.py.
@@ -76,7 +77,9 @@ class SplitReconciler:
         except StatementUnavailable as exc:
             return await self.db.tx(lambda conn: self._failed(conn, key, business_date, "", "", currency,
                                                               f"statement of splits unavailable: {exc}"))
-        sha, path = await asyncio.to_thread(store.keep_statement, self.dir, key, business_date, content, None)
+        # kept beside the account's statements, in a folder of its own (no ":" in a file name)
+        sha, path = await asyncio.to_thread(store.keep_statement, self.dir, f"{account_id}.splits", business_date,
+                                            content, None)
         existing = await self.db.tx(lambda conn: store.same_file_run(conn, key, business_date, sha))
         if existing is not None:   # the same file again: the same answer
             return run_report(existing)
@@ -194,9 +197,10 @@ class SplitReconciler:
             self.booker.book(conn, "split.channel_paid", f"split:{s.id}", merchant_id=s.merchant_id,
                              channel_account=s.channel_account, receiver_id=s.receiver_id, currency=s.currency,
                              variables={"amount": paid}, now=now, memo=f"paid by {s.channel_account} on {day}")
+        # (a carry-over older than the carry window was aged to missing_channel by the trade reconciliation)
         carried = conn.execute(select(items.c.id, items.c.run_id).where(and_(
-            items.c.reference == s.out_split_no, items.c["class"] == "pending_carryover",
-            items.c.status == "open"))).all()
+            items.c.reference == s.out_split_no, items.c.kind == "split",
+            items.c["class"].in_(("pending_carryover", "missing_channel")), items.c.status == "open"))).all()
         for open_item in carried:
             store.resolve_by_rule(conn, open_item.id, "split_listed_later", f"listed on {day}", now)
         refresh_open(conn, sorted({c.run_id for c in carried}))
