@@ -2,7 +2,7 @@
 which statement day (gateway/split_recon.py)
 
 Revision ID: 0022
-Revises: 0020
+Revises: 0024
 """
 from typing import Sequence, Union
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0022"
-down_revision: Union[str, None] = "0020"
+down_revision: Union[str, None] = "0024"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
