@@ -100,10 +100,16 @@ def cross_check(conn: Connection) -> list[str]:
                     problems.append(f"{kind} {r.id} is {r.status} but its {event_type} entry is "
                                     f"{'present' if present else 'missing'}")
     for r in conn.execute(select(split_returns.c.id, split_returns.c.status)):
-        present = f"split_return:{r.id}:split.returned" in keys
-        if present != (r.status == "succeeded"):
+        # from the receiver's in-transit, or (the channel had paid the receiver) from channel clearing
+        booked = [e for e in ("split.returned", "split.channel_returned") if f"split_return:{r.id}:{e}" in keys]
+        if len(booked) != (r.status == "succeeded"):
             problems.append(f"split return {r.id} is {r.status} but its split.returned entry is "
-                            f"{'present' if present else 'missing'}")
+                            f"{'present' if booked else 'missing'}" + (" twice" if len(booked) > 1 else ""))
+    for r in conn.execute(select(splits.c.id, splits.c.channel_paid_amount)):
+        present = f"split:{r.id}:split.channel_paid" in keys
+        if present != (r.channel_paid_amount > 0):
+            problems.append(f"split {r.id}: the channel paid {r.channel_paid_amount} of it but its split.channel_paid "
+                            f"entry is {'present' if present else 'missing'}")
     for r in conn.execute(select(split_releases.c.id, split_releases.c.status, split_releases.c.amount)):
         present = f"split_release:{r.id}:split.released" in keys
         if present != (r.status == "succeeded" and r.amount > 0):

@@ -1,11 +1,13 @@
 """Receivers: someone a merchant passes part of its payments on to (分账接收方). Who they are is sealed
-(AES-GCM, bound to the receiver and the field) and shown masked; unsealed only to build a channel request."""
+(AES-GCM, bound to the receiver and the field) and shown masked; unsealed only to build a channel request.
+`GET /v1/receivers/{id}` also shows the receiver's money: split to it, taken back, paid to it by the
+channel itself (by statement day: gateway/split_recon.py), and still owed."""
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select
+from sqlalchemy import Connection, Row, and_, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import Caller
@@ -13,13 +15,16 @@ from gateway.clock import Clock
 from gateway.db import Database, owned_row
 from gateway.errors import PaymuxError, conflict, invalid_request
 from gateway.ids import public_id
-from gateway.models import Receiver
+from gateway.models import Receiver, Split, SplitReturn
 from gateway.plugins import PluginHost
 from gateway.redact import masked, masked_name
 from gateway.resources import receiver_object
 from gateway.secretbox import SecretBox
+from ledger.core import AccountRef, Ledger
 
 receivers = Receiver.__table__
+splits = Split.__table__
+returns = SplitReturn.__table__
 
 
 def sealed_receiver(box: SecretBox, receiver_id: str, name: str, account: str,
@@ -40,8 +45,8 @@ def receiver_identity(box: SecretBox, r: Row) -> tuple[str, str, dict[str, str]]
 
 
 class Receivers:
-    def __init__(self, db: Database, host: PluginHost, clock: Clock, box: SecretBox) -> None:
-        self.db, self.host, self.clock, self.box = db, host, clock, box
+    def __init__(self, db: Database, host: PluginHost, clock: Clock, box: SecretBox, ledger: Ledger | None = None) -> None:
+        self.db, self.host, self.clock, self.box, self.ledger = db, host, clock, box, ledger
 
     async def create_receiver(self, caller: Caller, type_: str, name: str, account: str,
                               bindings: dict[str, str]) -> dict:
@@ -68,9 +73,35 @@ class Receivers:
     async def get_receiver(self, caller: Caller, receiver_id: str) -> dict:
         def tx(conn: Connection) -> dict:
             caller.verify(conn)
-            return receiver_object(self.receiver(conn, caller.merchant_id, receiver_id))
+            return {**receiver_object(self.receiver(conn, caller.merchant_id, receiver_id)),
+                    "money": self.money(conn, receiver_id)}
 
         return await self.db.tx(tx)
+
+    def money(self, conn: Connection, receiver_id: str) -> list[dict[str, Any]]:
+        """Per currency: what splits passed to the receiver (succeeded), what returns took back, what the
+        channel's statement of splits says it paid the receiver itself (`settled`, and on which statement
+        days), and what the books still owe it (receiver_in_transit)."""
+        split_rows = conn.execute(select(splits.c.currency, func.sum(splits.c.amount)).where(and_(
+            splits.c.receiver_id == receiver_id, splits.c.status == "succeeded")).group_by(splits.c.currency)).all()
+        back = dict(conn.execute(select(returns.c.currency, func.sum(returns.c.amount))
+                                 .select_from(returns.join(splits, splits.c.id == returns.c.split_id))
+                                 .where(and_(splits.c.receiver_id == receiver_id, returns.c.status == "succeeded"))
+                                 .group_by(returns.c.currency)).all())
+        days = conn.execute(select(splits.c.currency, splits.c.channel_paid_on, splits.c.channel_account,
+                                   func.sum(splits.c.channel_paid_amount)).where(and_(
+            splits.c.receiver_id == receiver_id, splits.c.channel_paid_on.is_not(None)))
+            .group_by(splits.c.currency, splits.c.channel_paid_on, splits.c.channel_account)
+            .order_by(splits.c.channel_paid_on, splits.c.channel_account)).all()
+        out = []
+        for currency, amount in split_rows:
+            settlements = [{"business_date": day.isoformat(), "channel": account, "amount": int(paid)}
+                           for cur, day, account, paid in days if cur == currency]
+            owed = self.ledger.balance(conn, AccountRef("receiver_in_transit", receiver_id, currency)) \
+                if self.ledger is not None else None
+            out.append({"currency": currency, "split": int(amount), "returned": int(back.get(currency) or 0),
+                        "settled": sum(x["amount"] for x in settlements), "owed": owed, "settlements": settlements})
+        return out
 
     @staticmethod
     def receiver(conn: Connection, merchant_id: str, receiver_id: str, param: str | None = None) -> Row:

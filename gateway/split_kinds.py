@@ -4,7 +4,8 @@ never heard of them; a refusal counts only once a query finds no record (ResentO
 
 Money: `split.succeeded` passes the reserved amount to the receiver's in-transit; `split.failed`
 reverses the request and gives the payment its room (and frozen share) back; `split.returned` moves a
-return from the receiver's in-transit back to the merchant's."""
+return from the receiver's in-transit back to the merchant's (`split.channel_returned`: from channel clearing,
+once the channel's statement of splits said it paid the receiver: gateway/split_recon.py)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -37,7 +38,7 @@ class SplitKind(ResentOperation):
     name = "split"
     table = splits
     reference = "out_split_no"
-    templates = ("split.requested", "split.succeeded", "split.failed")
+    templates = ("split.requested", "split.succeeded", "split.failed", "split.channel_paid")
     event_kind = "split"
     send_operation, query_operation = "split", "query_split"
     what = log_prefix = "split"
@@ -90,7 +91,7 @@ class SplitReturnKind(ResentOperation):
     name = "split_return"
     table = returns
     reference = "out_return_no"
-    templates = ("split.returned",)
+    templates = ("split.returned", "split.channel_returned")
     send_operation, query_operation = "return_split", "query_split_return"
     what, log_prefix = "return", "split"
     channel_id_column = "channel_return_id"
@@ -120,7 +121,12 @@ class SplitReturnKind(ResentOperation):
     def ended(self, conn: Connection, r: Row, result: SplitResult, source: str, now: datetime) -> None:
         s = conn.execute(select(splits).where(splits.c.id == r.split_id)).first()
         if result.outcome is Outcome.SUCCEEDED:
-            self.booker.split_returned(conn, r.id, r.merchant_id, s.receiver_id, r.currency, r.amount, now)
+            if s.channel_paid_on is not None:   # the channel had paid the receiver (its statement said so)
+                self.booker.book(conn, "split.channel_returned", f"split_return:{r.id}", merchant_id=r.merchant_id,
+                                 channel_account=r.channel_account, currency=r.currency,
+                                 variables={"amount": r.amount}, now=now)
+            else:
+                self.booker.split_returned(conn, r.id, r.merchant_id, s.receiver_id, r.currency, r.amount, now)
             conn.execute(update(payments).where(payments.c.id == r.payment_id).values(
                 split_amount=payments.c.split_amount - r.amount, updated_at=now))
         else:

@@ -68,7 +68,7 @@ class SplitService:
         self.refund_policy = refund_policy
         self.db, self.host, self.clock, self.log, self.booker = core.db, core.host, core.clock, core.log, core.booker
         self.queries = core.schedule
-        self.receivers = Receivers(core.db, core.host, core.clock, box)
+        self.receivers = Receivers(core.db, core.host, core.clock, box, core.booker.ledger)
         self.split_kind = SplitKind(core, box)
         self.return_kind = SplitReturnKind(core, self.split_kind)
         self.releases = SplitReleases(core)

@@ -162,7 +162,15 @@ def openapi_document() -> dict[str, Any]:
         "id": {"type": "string", "pattern": "^rcv_"}, "object": {"const": "receiver"},
         "type": {"type": "string", "enum": ["merchant", "personal"]}, "name": {"type": "string"},
         "account": {"type": "string"}, "bindings": {"type": "object", "additionalProperties": {"type": "string"}},
-        "status": {"type": "string"}, "created_at": {"type": "string"}}}
+        "status": {"type": "string"}, "created_at": {"type": "string"},
+        "money": {"type": "array", "description": "per currency (on GET): split to the receiver, returned, settled "
+                  "(paid to it by the channel itself, as the channel's statement of splits says, by statement day) "
+                  "and still owed", "items": {"type": "object", "properties": {
+                      "currency": {"type": "string"}, "split": {"type": "integer"}, "returned": {"type": "integer"},
+                      "settled": {"type": "integer"}, "owed": {"type": ["integer", "null"]},
+                      "settlements": {"type": "array", "items": {"type": "object", "properties": {
+                          "business_date": {"type": "string"}, "channel": {"type": "string"},
+                          "amount": {"type": "integer"}}}}}}}}}
     schemas["Split"] = {"type": "object", "required": ["id", "status", "amount"], "properties": {
         "id": {"type": "string", "pattern": "^spl_"}, "object": {"const": "split"}, "payment_id": {"type": "string"},
         "merchant_split_no": {"type": "string"}, "receiver": {"type": "string"},

@@ -21,12 +21,13 @@ from gateway.channel.notifications import (Acknowledgement, ChannelEvent, Inboun
 from gateway.channel.operations import (CreatePayment, Discount, PaymentResult, PayoutRequest, PayoutResult,
                                         RefundRequest, RefundResult, SplitFinish, SplitLimits, SplitRequest,
                                         SplitResult, SplitReturn)
-from gateway.channel.statements import STATEMENT_COLUMNS, ParsedStatement, StatementInvalid, StatementUnavailable
+from gateway.channel.statements import (STATEMENT_COLUMNS, ParsedStatement, SplitLine, StatementInvalid,
+                                        StatementUnavailable)
 
 __all__ = [
     "Acknowledgement", "CAPABILITY_METHODS", "Capability", "Channel", "ChannelContext", "ChannelEvent", "Clock",
     "CreatePayment", "Discount", "FlowNotSupported", "InboundNotification", "NotificationRejected", "Outcome",
     "ParsedStatement", "PaymentResult", "PayoutRequest", "PayoutResult", "RefundRequest", "RefundResult",
     "STATEMENT_COLUMNS", "SettingsError", "SplitFinish", "SplitLimits", "SplitRequest", "SplitResult", "SplitReturn",
-    "StatementInvalid", "StatementUnavailable", "capability_mismatches", "unstorable",
+    "SplitLine", "StatementInvalid", "StatementUnavailable", "capability_mismatches", "unstorable",
 ]

@@ -11,7 +11,7 @@ from gateway.channel.context import Capability, ChannelContext
 from gateway.channel.notifications import Acknowledgement, ChannelEvent, InboundNotification
 from gateway.channel.operations import (CreatePayment, PaymentResult, PayoutRequest, PayoutResult, RefundRequest,
                                         RefundResult, SplitFinish, SplitLimits, SplitRequest, SplitResult, SplitReturn)
-from gateway.channel.statements import ParsedStatement
+from gateway.channel.statements import ParsedStatement, SplitLine
 
 
 class FlowNotSupported(NotImplementedError):
@@ -130,6 +130,15 @@ class Channel:
     async def query_split_finish(self, request: SplitFinish) -> SplitResult:
         raise FlowNotSupported(self, Capability.SPLIT_FINISH)
 
+    async def download_split_statement(self, business_date: date) -> bytes:
+        """The channel's statement of one day's splits and returns, as it serves it (Capability.SPLIT_STATEMENT);
+        raise StatementUnavailable when there is none (yet)."""
+        raise FlowNotSupported(self, Capability.SPLIT_STATEMENT)
+
+    def parse_split_statement(self, content: bytes) -> list[SplitLine]:
+        """Read a statement of splits into lines (pure CPU); raise StatementInvalid naming the line."""
+        raise FlowNotSupported(self, Capability.SPLIT_STATEMENT)
+
     def split_limits(self) -> SplitLimits:
         """How much of a payment this account lets be split, and how soon after it was paid."""
         return SplitLimits()
@@ -164,6 +173,7 @@ CAPABILITY_METHODS: Mapping[Capability, tuple[str, ...]] = {
     Capability.SPLIT: ("split", "query_split"),
     Capability.SPLIT_RETURN: ("return_split", "query_split_return"),
     Capability.SPLIT_FINISH: ("finish_split", "query_split_finish"),
+    Capability.SPLIT_STATEMENT: ("download_split_statement", "parse_split_statement"),
 }
 
 

@@ -35,6 +35,9 @@ class Capability(str, enum.Enum):
     # finish_split() and query_split_finish(): the channel holds a payment made to be split frozen until
     # told the splitting is over (WeChat Pay unfreeze, Alipay royalty_finish), and then releases what is left
     SPLIT_FINISH = "split_finish"
+    # download_split_statement() and parse_split_statement(): the channel's own record of the splits it
+    # paid to receivers and the returns it took back, per day (WeChat Pay's profit-sharing bill)
+    SPLIT_STATEMENT = "split_statement"
 
 
 class Clock(Protocol):

@@ -45,3 +45,18 @@ class ParsedStatement:
 
     lines: polars.DataFrame
     totals: Mapping[str, tuple[int, int]] | None = None
+
+
+@dataclass(frozen=True)
+class SplitLine:
+    """One line of a channel's statement of splits (Capability.SPLIT_STATEMENT): money the channel paid
+    a receiver out of what it owed us (`split`), or took back from one (`return`). `reference` is our
+    number (out_split_no / out_return_no) where the channel repeats it; `channel_id` the channel's own
+    (a split's channel_split_id). amount: minor units, positive."""
+
+    line_no: int
+    kind: str                      # split | return
+    reference: str | None
+    channel_id: str | None
+    amount: int
+    time: str = ""

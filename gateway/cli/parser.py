@@ -333,5 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     _json(p)
     p.set_defaults(fn="bank:import_file")
 
+    p = sub.add_parser("reconcile-splits", help="reconcile a channel account's statement of splits (what it paid "
+                                                "receivers itself) against the books; settlement waits for it")
+    p.add_argument("--account", required=True, help="the channel account (its plugin declares split_statement)")
+    p.add_argument("--date", required=True, type=business_date, help="the business date, YYYY-MM-DD")
+    _json(p)
+    p.set_defaults(fn="splits:reconcile_splits")
+
     _config_everywhere(parser)
     return parser

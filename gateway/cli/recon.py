@@ -10,11 +10,13 @@ from typing import Any
 
 from gateway.channel import Capability
 from gateway.cli.common import as_operator, in_transaction, settings_of, with_gateway
+from gateway.cli.splits import print_split_run
 from gateway.compose import Backend
 from gateway.config import Settings
 from gateway.console.actions import approve_resolution, propose_resolution
 from gateway.plugins import discover_channel_types, make_plugin_manager
 from gateway.reports import open_items, run_report
+from gateway.split_recon import split_reconciler
 
 
 def reconcile(args: argparse.Namespace) -> int:
@@ -25,13 +27,28 @@ def reconcile(args: argparse.Namespace) -> int:
     if args.file is not None and not Path(args.file).is_file():
         print(f"paymux: {args.file} is not a file", file=sys.stderr)
         return 2
-    report = with_gateway(settings, "reconcile", lambda gw: gw.reconciler.reconcile(
-        args.account, args.date, Path(args.file) if args.file else None, confirm=not args.defer_queries))
+    report = with_gateway(settings, "reconcile", lambda gw: _with_splits(gw, args))
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
         _print_run(report)
-    return 0 if report["status"] in ("completed", "superseded") else 1
+        if "splits" in report:
+            print_split_run(report["splits"])
+    done = ("completed", "superseded")
+    return 0 if report["status"] in done and report.get("splits", {"status": "completed"})["status"] in done else 1
+
+
+async def _with_splits(gw: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The statement; then, where the channel pays receivers itself, its statement of splits of the day
+    (settlement waits for both where splits are in play: gateway/split_recon.py). An operator's file is
+    the trade statement alone: `paymux reconcile-splits` reads the statement of splits then."""
+    report = await gw.reconciler.reconcile(args.account, args.date, Path(args.file) if args.file else None,
+                                           confirm=not args.defer_queries)
+    account = gw.host.account(args.account)
+    if args.file is None and report["status"] in ("completed", "superseded") and \
+            account.supports(Capability.SPLIT_STATEMENT):
+        report = {**report, "splits": await split_reconciler(gw).reconcile(args.account, args.date)}
+    return report
 
 
 def _print_run(report: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """Payouts, receivers, splits, their returns and releases: money paymux sends on for merchants."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Optional
 
 from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
@@ -79,6 +79,11 @@ class Split(OperationColumns, table=True):
     returned_amount: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0,
                                                              server_default="0"))
     channel_split_id: Optional[str] = Field(default=None, max_length=128)
+    # What the channel's statement of splits says it paid the receiver itself (split.channel_paid booked),
+    # and the statement day it did (gateway/split_recon.py); 0 and null until then.
+    channel_paid_amount: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0,
+                                                                 server_default="0"))
+    channel_paid_on: Optional[date] = None
 
 
 class SplitReturn(OperationColumns, table=True):

@@ -2,7 +2,8 @@
 
 `settle(S)` books, idempotently (one row per kind, owner and day in `settlements`):
 - for each channel account that settles T+n (`settlement_days`, default 1), the day X = S - n, if
-  reconciled: the channel's net for X (payments - refunds - its fees, from the statement) from
+  reconciled: the channel's net for X (payments - refunds - its fees, from the statement; less what it
+  paid receivers itself, from its reconciled statement of splits, where it has one) from
   clearing into the reserve bank (`settlement.channel`), and the repayment of any advance made on
   X (`settlement.advance_repaid`);
 - for each merchant on T+m (`[settlement] merchant_days`, default 1, or its own), the day Y = S - m,
@@ -25,7 +26,9 @@ from sqlalchemy import Connection, Row, String, and_, func, insert, literal, sel
 from gateway.channel import Capability, Channel
 from gateway.config import Settings
 from gateway.models import Payment, ReconItem, ReconRun, Settlement
+from gateway.split_recon import reconciled_splits, splits_in_play
 from ledger.booking import Booker
+from ledger.days import BusinessDay
 from ledger.core import AccountRef
 from ledger.reads import postings_on
 
@@ -59,6 +62,9 @@ class Settler:
         self.booker = booker
         self.statement_accounts = [a for a in settings.channel_accounts if a.plugin in host_types and
                                    Capability.STATEMENT in host_types[a.plugin].capabilities]
+        self.day = BusinessDay.of(settings.business_timezone, settings.day_cut_hour)
+        self.split_statement_accounts = {a.id for a in self.statement_accounts
+                                         if Capability.SPLIT_STATEMENT in host_types[a.plugin].capabilities}
 
     def merchant_days(self, merchant_id: str) -> int:
         return self.settings.merchant_settlement_overrides.get(merchant_id, self.settings.merchant_settlement_days)
@@ -75,6 +81,13 @@ class Settler:
                 continue
             self._check_clean(conn, account.id, day, force_by)
             net = run.payment_amount - run.refund_amount - run.fee_amount
+            if account.id in self.split_statement_accounts:   # less what it paid receivers itself (split_recon)
+                split_run = reconciled_splits(conn, account.id, day)
+                if split_run is None and splits_in_play(conn, account.id, self.day.start(day + timedelta(days=1))):
+                    report.skipped.append(f"{account.id} {day}: its statement of splits is not reconciled")
+                    continue
+                if split_run is not None:
+                    net -= int(split_run.summary.get("split_amount", 0)) - int(split_run.summary.get("return_amount", 0))
             if self._book(conn, report, "channel", account.id, day, settle_date, net, run.currency, now, force_by,
                           channel_account=account.id):
                 repaid = self._advanced(conn, account.id, day)

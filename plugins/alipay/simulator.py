@@ -206,7 +206,8 @@ class AlipaySimulator:
                    "alipay.data.dataservice.bill.downloadurl.query": self.bill_url,
                    "alipay.trade.royalty.relation.bind": self.bind, "alipay.trade.order.settle": self.settle,
                    "alipay.trade.order.settle.query": self.settle_query,
-                   "alipay.trade.order.onsettle.query": self.onsettle_query}.get(method)
+                   "alipay.trade.order.onsettle.query": self.onsettle_query,
+                   "alipay.data.bill.accountlog.query": self.accountlog}.get(method)
         if handler is None:
             return self._answer(method, self._fail("40004", "isv.invalid-method", f"unknown method {method}"))
         fault = (self.faults.script.get(method) or [None]).pop(0) if self.faults.script.get(method) else None
@@ -428,6 +429,37 @@ class AlipaySimulator:
         return self._answer(method, {"code": "10000", "msg": "Success", "unsettled_amount": wire.yuan(trade.frozen)})
 
     # ---- statements ----
+
+    async def accountlog(self, method: str, biz: dict, params: dict) -> Response:
+        """支付宝商家账户账务明细查询: the account's money movements in [start_time, end_time) (at most 31
+        days), newest last, paged (page_no from 1, page_size up to 2000): a paid trade is 收入 of type 交易,
+        an order settle (分账) that succeeded is 支出 of type 分账, its settle_no as alipay_order_no."""
+        try:
+            start, end = (datetime.strptime(biz[k], "%Y-%m-%d %H:%M:%S") for k in ("start_time", "end_time"))
+            page_no, page_size = int(biz.get("page_no") or 1), int(biz.get("page_size") or 2000)
+            assert start < end <= start + timedelta(days=31) and page_no >= 1 and 1 <= page_size <= 2000
+        except (KeyError, ValueError, TypeError, AssertionError):
+            return self._answer(method, self._fail("40004", "isv.invalid-arguments", "start_time/end_time/page 无效"))
+        inside = lambda at: start <= datetime.strptime(at, "%Y-%m-%d %H:%M:%S") < end  # noqa: E731
+        logs: list[dict[str, str]] = []
+        for trade in self.trades.values():
+            if trade.paid_at and inside(trade.paid_at):
+                logs.append({"trans_dt": trade.paid_at, "type": "交易", "direction": "收入",
+                             "alipay_order_no": trade.trade_no, "merchant_order_no": trade.out_trade_no,
+                             "trans_amount": wire.yuan(trade.receipt()), "other_account": "159****5620"})
+            for number, detail in trade.settles.items():
+                if detail.get("state") == "SUCCESS" and inside(detail["execute_dt"]):
+                    logs.append({"trans_dt": detail["execute_dt"], "type": "分账", "direction": "支出",
+                                 "alipay_order_no": detail["settle_no"], "merchant_order_no": trade.out_trade_no,
+                                 "biz_orig_no": trade.trade_no, "trans_amount": wire.yuan(detail["amount_fen"]),
+                                 "other_account": detail["trans_in"]})
+        logs.sort(key=lambda log: log["trans_dt"])
+        for index, log in enumerate(logs):
+            log["account_log_id"] = f"{index + 1:012d}"
+        page = logs[(page_no - 1) * page_size:page_no * page_size]
+        return self._answer(method, {"code": "10000", "msg": "Success", "page_no": str(page_no),
+                                     "page_size": str(page_size), "total_size": str(len(logs)),
+                                     "detail_list": page})
 
     def bill_zip(self, day: str) -> bytes | None:
         """The day's trade bill as Alipay serves it: a zip of two GBK CSVs, the detail file (preface,

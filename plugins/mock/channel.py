@@ -12,10 +12,10 @@ import httpx
 
 from gateway.channel import (Acknowledgement, Capability, Channel, ChannelEvent, CreatePayment, InboundNotification,
                              NotificationRejected, Outcome, ParsedStatement, PaymentResult, PayoutRequest,
-                             PayoutResult, RefundRequest, RefundResult, SettingsError, SplitRequest, SplitResult,
-                             SplitReturn, StatementUnavailable)
+                             PayoutResult, RefundRequest, RefundResult, SettingsError, SplitLine, SplitRequest,
+                             SplitResult, SplitReturn, StatementUnavailable)
 from plugins.mock import answers, wire
-from plugins.mock.statement import parse_sandbox_statement, sandbox_statement_pieces
+from plugins.mock.statement import parse_sandbox_splits, parse_sandbox_statement, sandbox_statement_pieces
 
 CALLBACK_MODES = ("normal", "drop", "duplicate", "delay", "mixed")  # mixed: each callback one of the others at random
 
@@ -41,7 +41,7 @@ class MockChannel(Channel):
     capabilities = frozenset({Capability.PAY, Capability.QUERY, Capability.CLOSE, Capability.REFUND,
                               Capability.REFUND_QUERY, Capability.NOTIFY, Capability.HOSTED_PAGES,
                               Capability.STATEMENT, Capability.PAYOUT, Capability.SPLIT,
-                              Capability.SPLIT_RETURN})
+                              Capability.SPLIT_RETURN, Capability.SPLIT_STATEMENT})
 
     @classmethod
     def parse_settings(cls, raw: Mapping[str, Any]) -> MockSettings:
@@ -162,6 +162,15 @@ class MockChannel(Channel):
 
     def read_statement_pieces(self, path: Path) -> Iterator[ParsedStatement]:
         return sandbox_statement_pieces(path)
+
+    async def download_split_statement(self, business_date: date) -> bytes:
+        data = await self._call("/api/split/statement", {"date": business_date.isoformat()})
+        if "error" in data:
+            raise StatementUnavailable(f"{data['error']}: {data.get('message')}")
+        return str(data["content"]).encode("utf-8")
+
+    def parse_split_statement(self, content: bytes) -> list[SplitLine]:
+        return parse_sandbox_splits(content)
 
     async def parse_notification(self, notification: InboundNotification) -> list[ChannelEvent]:
         try:

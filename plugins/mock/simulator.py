@@ -80,6 +80,7 @@ class SandboxSimulator:
             Route("/api/refund", self.api_refund, methods=["POST"]),
             Route("/api/refund/query", self.api_refund_query, methods=["POST"]),
             Route("/api/statement", self.api_statement, methods=["POST"]),
+            Route("/api/split/statement", self.api_split_statement, methods=["POST"]),
             Route("/api/payout", self.api_payout, methods=["POST"]),
             Route("/api/payout/query", self.api_payout_query, methods=["POST"]),
             Route("/api/split", self.api_split, methods=["POST"]),
@@ -315,7 +316,7 @@ class SandboxSimulator:
 
     async def _complete_split(self, split: dict[str, Any]) -> None:
         await asyncio.sleep(0.05)
-        split["status"] = "SUCCESS"
+        split["status"], split["succeeded_at"] = "SUCCESS", beijing_now()
         await self._send_callback({"event": "split", **split})
 
     async def api_split_query(self, request: Request) -> Response:
@@ -347,6 +348,7 @@ class SandboxSimulator:
         broke = str(split.get("receiver", "")).endswith("0000")
         split["returns"][number] = {"out_return_no": number, "out_split_no": split["out_split_no"], "amount": amount,
                                     "return_id": "sbt" + secrets.token_hex(12), "status": "FAIL" if broke else "SUCCESS",
+                                    "succeeded_at": "" if broke else beijing_now(),
                                     **({"fail_code": "BALANCE_NOT_ENOUGH", "fail_message": "the receiver has spent it"}
                                        if broke else {})}
         return self._signed(split["returns"][number])
@@ -403,6 +405,37 @@ class SandboxSimulator:
         if content is None:
             return self._signed({"error": "NO_STATEMENT", "message": "no statement for that day"})
         return self._signed({"date": data.get("date"), "content": content})
+
+    def split_statement(self, day: str) -> str:
+        """The sandbox's statement of one day's splits (Beijing time): what it paid receivers out of the
+        merchant's orders, and took back from them. `# paymux sandbox splits DAY`, a CSV header, one row
+        per split or return (amounts in fen), `# total splits=… split_amount=… returns=… return_amount=…`;
+        a day without any has a statement with no rows."""
+        rows, out_, back = [], [0, 0], [0, 0]
+        for order in self.orders.values():
+            for split in order.splits.values():
+                if split["status"] == "SUCCESS" and split.get("succeeded_at", "").startswith(day):
+                    rows.append([split["succeeded_at"], "split", split["split_id"], split["out_split_no"],
+                                 split["amount"]])
+                    out_ = [out_[0] + 1, out_[1] + split["amount"]]
+                for ret in split["returns"].values():
+                    if ret["status"] == "SUCCESS" and ret["succeeded_at"].startswith(day):
+                        rows.append([ret["succeeded_at"], "return", ret["return_id"], ret["out_return_no"],
+                                     ret["amount"]])
+                        back = [back[0] + 1, back[1] + ret["amount"]]
+        text = io.StringIO()
+        text.write(f"# paymux sandbox splits {day}\n")
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(["time", "kind", "channel_id", "out_no", "amount"])
+        writer.writerows(rows)
+        text.write(f"# total splits={out_[0]} split_amount={out_[1]} returns={back[0]} return_amount={back[1]}\n")
+        return text.getvalue()
+
+    async def api_split_statement(self, request: Request) -> Response:
+        data = await self._read(request)
+        if isinstance(data, Response):
+            return data
+        return self._signed({"date": data.get("date"), "content": self.split_statement(str(data.get("date")))})
 
 
 def _promotion(form: Any, order_amount: int) -> dict[str, Any] | str:

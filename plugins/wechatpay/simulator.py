@@ -55,6 +55,10 @@ BILL_HEADER = ["交易时间", "公众账号ID", "商户号", "特约商户号",
                "交易状态", "付款银行", "货币种类", "应结订单金额", "代金券金额", "微信退款单号", "商户退款单号", "退款金额",
                "充值券退款金额", "退款类型", "退款状态", "商品名称", "商户数据包", "手续费", "费率", "订单金额", "申请退款金额",
                "费率备注"]
+SHARING_BILL_HEADER = ["create_time", "initiator", "sponsor", "sub_mchid", "transaction_id", "order_id", "out_order_no",
+                       "detail_id", "receiver_account", "amount", "currency", "settlement_amount", "settlement_currency",
+                       "exchange_rate", "business_type", "status", "description"]
+SHARING_SUMMARY_HEADER = ["split_count", "split_amount", "return_count", "return_amount"]
 SUMMARY_HEADER = ["总交易单数", "应结订单总金额", "退款总金额", "充值券退款总金额", "手续费总金额", "订单总金额", "申请退款总金额"]
 # 通知频率 (支付/退款结果通知): 15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h, 24h4m in all
 CALLBACK_SCHEDULE = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600)
@@ -154,6 +158,7 @@ class WechatPaySimulator:
             Route("/v3/profitsharing/orders/{out_order_no}", self.share_query, methods=["GET"]),
             Route("/v3/profitsharing/return-orders", self.share_return, methods=["POST"]),
             Route("/v3/profitsharing/return-orders/{out_return_no}", self.share_return_query, methods=["GET"]),
+            Route("/v3/profitsharing/bills", self.profitsharing_bill, methods=["GET"]),
             Route("/sim/orders/{out_trade_no}/pay", self.control_pay, methods=["POST"]),
             Route("/sim/refunds/{out_refund_no}/resolve", self.control_resolve, methods=["POST"]),
             Route("/sim/faults", self.control_faults, methods=["POST"]),
@@ -688,6 +693,61 @@ class WechatPaySimulator:
             yuan(totals["ordered"]), yuan(totals["asked"]))))
         return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
+    def sharing_bill(self, day: str) -> bytes:
+        """The profit-sharing bill (分账账单) of one day, as WeChat Pay's page describes it: a detail part and
+        a summary part, each a header and rows; one detail row per split or return (回退) that succeeded (one
+        that did not is never listed), every cell after a backtick, amounts in yuan. The detail header is the
+        one WeChat Pay documents for its profit-sharing bill (create_time … description); the summary's
+        columns are not given on the pages read, so these name what they count."""
+        rows, totals = [], [0, 0, 0, 0]
+        yuan = lambda fen: f"{Decimal(fen) / 100:.2f}"  # noqa: E731
+        for share in self.sharing.values():
+            receiver = share["receivers"][0]
+            if share["kind"] != "share" or receiver["result"] != "SUCCESS" or \
+                    not receiver.get("finish_time", "").startswith(day):
+                continue
+            rows.append([receiver["finish_time"].replace("T", " ")[:19], self.mchid, self.mchid, "",
+                         share["transaction_id"], share["order_id"], share["out_order_no"], receiver["detail_id"],
+                         receiver["account"], yuan(receiver["amount"]), "CNY", yuan(receiver["amount"]), "CNY",
+                         "1.00000000", "分账", "SUCCESS", receiver["description"]])
+            totals[0], totals[1] = totals[0] + 1, totals[1] + receiver["amount"]
+        for ret in self.returns.values():
+            if ret["result"] != "SUCCESS" or not ret["finish_time"].startswith(day):
+                continue
+            share = self.sharing[ret["out_order_no"]]
+            rows.append([ret["finish_time"].replace("T", " ")[:19], self.mchid, ret["return_mchid"], "",
+                         share["transaction_id"], ret["return_id"], ret["out_return_no"], "", ret["return_mchid"],
+                         yuan(ret["amount"]), "CNY", yuan(ret["amount"]), "CNY", "1.00000000", "回退", "SUCCESS",
+                         ret["description"]])
+            totals[2], totals[3] = totals[2] + 1, totals[3] + ret["amount"]
+        lines = [",".join(SHARING_BILL_HEADER)]
+        lines += [",".join("`" + cell for cell in row) for row in rows]
+        lines.append(",".join(SHARING_SUMMARY_HEADER))
+        lines.append(",".join("`" + cell for cell in (str(totals[0]), yuan(totals[1]), str(totals[2]),
+                                                       yuan(totals[3]))))
+        return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+    async def profitsharing_bill(self, request: Request) -> Response:
+        """申请分账账单: the day's profit-sharing bill, served as the trade bill is (a download URL and the
+        SHA1 of the bill itself, gzipped on request)."""
+        data, error = await self._admit(request)
+        if error:
+            return error
+        day = request.query_params.get("bill_date", "")
+        try:
+            datetime.fromisoformat(day)
+        except ValueError:
+            return self._error(400, "PARAM_ERROR", "bill_date must be yyyy-MM-dd")
+        return self._serve_bill(request, self.sharing_bill(day))   # a day without splits: an empty bill
+
+    def _serve_bill(self, request: Request, content: bytes) -> Response:
+        token = secrets.token_urlsafe(16)
+        gzipped = request.query_params.get("tar_type") == "GZIP"
+        self.bills[token] = gzip.compress(content) if gzipped else content
+        # The hash is of the bill itself (原始账单, gzip需要解压缩), whichever way it is served.
+        return self._answer(200, {"hash_type": "SHA1", "hash_value": hashlib.sha1(content).hexdigest(),
+                                  "download_url": f"{str(request.base_url).rstrip('/')}/v3/billdownload/file?token={token}"})
+
     async def tradebill(self, request: Request) -> Response:
         data, error = await self._admit(request)
         if error:
@@ -704,12 +764,7 @@ class WechatPaySimulator:
         content = self.bill(day)
         if content.count(b"\n") <= 3:
             return self._error(400, "NO_STATEMENT_EXIST", "账单不存在")
-        token = secrets.token_urlsafe(16)
-        gzipped = request.query_params.get("tar_type") == "GZIP"
-        self.bills[token] = gzip.compress(content) if gzipped else content
-        # The hash is of the bill itself (原始账单, gzip需要解压缩), whichever way it is served.
-        return self._answer(200, {"hash_type": "SHA1", "hash_value": hashlib.sha1(content).hexdigest(),
-                                  "download_url": f"{str(request.base_url).rstrip('/')}/v3/billdownload/file?token={token}"})
+        return self._serve_bill(request, content)
 
     async def billdownload(self, request: Request) -> Response:
         data, error = await self._admit(request, serial_needed=False)
