@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Connection, and_, func, select
 
 from gateway.errors import ConfigError
 from ledger.booking import PaymentFacts
@@ -222,7 +222,7 @@ class FeeRules:
     """The rule set in memory: resolution, quotes, the coverage check. `volume(merchant, at)` gives the
     month volume a tier is chosen by (MonthVolumes)."""
 
-    def __init__(self, rules: Sequence[FeeRule], volume: Callable[[str, datetime], int] | None = None,
+    def __init__(self, rules: Sequence[FeeRule], volume: Callable[..., int] | None = None,
                  now: Callable[[], datetime] | None = None) -> None:
         _no_ambiguity(rules)
         self.rules = tuple(rules)
@@ -246,19 +246,19 @@ class FeeRules:
         return self._chosen[key]
 
     def quote(self, kind: str, merchant: str, account: str, method: str, amount: int,
-              at: datetime | None = None) -> Quote | None:
+              at: datetime | None = None, conn: Connection | None = None) -> Quote | None:
         rule = self.rule(kind, merchant, account, method)
         if rule is None:
             return None
         volume = 0
         if rule.tiers and self._volume is not None:
-            volume = self._volume(merchant, at or (self._now() if self._now else datetime.now().astimezone()))
+            volume = self._volume(merchant, at or (self._now() if self._now else datetime.now().astimezone()), conn)
         return Quote(rule.fee(amount, volume), rule, rule.tier(volume), volume)
 
     # ---- ledger.booking.FeePolicy ----
 
-    def payment_fee(self, p: PaymentFacts, settled: int) -> tuple[int, str]:
-        quote = self.quote("payment", p.merchant_id, p.channel_account, p.method or ANY, settled)
+    def payment_fee(self, p: PaymentFacts, settled: int, conn: Connection | None = None) -> tuple[int, str]:
+        quote = self.quote("payment", p.merchant_id, p.channel_account, p.method or ANY, settled, conn=conn)
         if quote is None:   # the coverage check at start-up makes this a configuration change since
             raise ConfigError(f"no fee rule covers merchant {p.merchant_id} × account {p.channel_account} × "
                               f"method {p.method}")
@@ -302,17 +302,21 @@ class MonthVolumes:
     _cache: dict[tuple[str, date], int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __call__(self, merchant_id: str, at: datetime) -> int:
+    def __call__(self, merchant_id: str, at: datetime, conn: Connection | None = None) -> int:
+        """`conn`: the caller's transaction (booking reads through it); else one of our own."""
         today = self.day.date_of(at)
         key = (merchant_id, today)
         if key not in self._cache:
             from gateway.models import Payment
             payments = Payment.__table__
-            since = self.day.start(today.replace(day=1))
-            with self.db.engine.connect() as conn:
-                total = conn.execute(select(func.coalesce(func.sum(payments.c.amount), 0)).where(and_(
-                    payments.c.merchant_id == merchant_id, payments.c.status == "succeeded",
-                    payments.c.paid_at >= since, payments.c.paid_at < self.day.start(today)))).scalar_one()
+            query = select(func.coalesce(func.sum(payments.c.amount), 0)).where(and_(
+                payments.c.merchant_id == merchant_id, payments.c.status == "succeeded",
+                payments.c.paid_at >= self.day.start(today.replace(day=1)), payments.c.paid_at < self.day.start(today)))
+            if conn is None:
+                with self.db.transaction() as own:
+                    total = own.execute(query).scalar_one()
+            else:
+                total = conn.execute(query).scalar_one()
             with self._lock:
                 self._cache = {k: v for k, v in self._cache.items() if k[1] == today}   # yesterday's go
                 self._cache[key] = int(total)

@@ -87,7 +87,7 @@ class PaymentResults:
                               failure_message=(result.error_message or "The channel declined the payment")[:500])
         p = found if found is not None and found.id == attempt.payment_id else payment(conn, attempt.payment_id)
         if outcome is Outcome.SUCCEEDED:
-            figures = self.booker.success_figures(payment_facts(p), discounts.facts(result.discounts))
+            figures = self.booker.success_figures(payment_facts(p), discounts.facts(result.discounts), conn)
             if not figures.campaigns:   # known before booking: written with the state change
                 pay_values.update(fee_amount=figures.fee, fee_rule=figures.fee_rule, discount_amount=figures.discount,
                                   discounts=discounts.stored(result.discounts, figures))

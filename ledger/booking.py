@@ -32,8 +32,9 @@ class PaymentFacts:
 class FeePolicy(Protocol):
     """Fee rules from configuration (the gateway's gateway/fees.py): without one, the chart's [fees]."""
 
-    def payment_fee(self, p: PaymentFacts, settled: int) -> tuple[int, str]:
-        """The merchant's fee on `settled` (what the channel pays for the order), and the rule's name."""
+    def payment_fee(self, p: PaymentFacts, settled: int, conn: Connection | None = None) -> tuple[int, str]:
+        """The merchant's fee on `settled` (what the channel pays for the order), and the rule's name
+        (`conn`: the transaction to read what the rule needs from, if it needs anything)."""
 
     def refund_policy(self, rule: str | None) -> str:
         """What a refund gives back of a fee the named rule produced: all, pro_rata or none."""
@@ -105,13 +106,15 @@ class Booker:
         """The merchant's fee, on what the channel pays for the order (the order less what it keeps)."""
         return self.merchant_fee_rule(p, discount)[0]
 
-    def merchant_fee_rule(self, p: PaymentFacts, discount: int = 0) -> tuple[int, str | None]:
+    def merchant_fee_rule(self, p: PaymentFacts, discount: int = 0,
+                          conn: Connection | None = None) -> tuple[int, str | None]:
         """The merchant's fee and the rule that produced it (None: the chart's single rate)."""
         if self.fees is not None:
-            return self.fees.payment_fee(p, p.amount - discount)
+            return self.fees.payment_fee(p, p.amount - discount, conn)
         return fee_for(p.amount - discount, self.chart.fees.bps(p.merchant_id, p.channel_account)), None
 
-    def success_figures(self, p: PaymentFacts, discounts: Sequence[DiscountFacts] = ()) -> PaymentBooking:
+    def success_figures(self, p: PaymentFacts, discounts: Sequence[DiscountFacts] = (),
+                        conn: Connection | None = None) -> PaymentBooking:
         """What payment_succeeded will book, before it books it: the fee and the part the channel keeps.
         `campaigns` holds what each campaign is asked to pay back; what it pays depends on its budget,
         which only payment_succeeded reads (under lock)."""
@@ -124,7 +127,7 @@ class Booker:
             # Only what the channel says someone other than the merchant and itself funded is a campaign's.
             if campaign is not None and min(d.unsettled, d.other_funded):
                 wanted[campaign.id] = wanted.get(campaign.id, 0) + min(d.unsettled, d.other_funded)
-        fee, rule = self.merchant_fee_rule(p, discount)
+        fee, rule = self.merchant_fee_rule(p, discount, conn)
         return PaymentBooking(None, fee, discount, wanted, rule)
 
     def payment_succeeded(self, conn: Connection, p: PaymentFacts, now: datetime,
@@ -132,7 +135,7 @@ class Booker:
         """Channel clearing Dr what the channel pays for the order; merchant in-transit Cr that less the
         fee; fee income Cr fee. Then, per campaign the platform funds whose coupon the channel kept part
         of, that part paid back to the merchant within the campaign's budget."""
-        figures = self.success_figures(p, discounts)
+        figures = self.success_figures(p, discounts, conn)
         fee, discount = figures.fee, figures.discount
         memo = "; ".join(f"coupon {d.amount}" + (f" ({d.campaign})" if d.campaign else "")
                          + (f", {d.unsettled} kept by the channel" if d.unsettled else "")

@@ -25,7 +25,7 @@ def quote(args: argparse.Namespace) -> int:
         rules: FeeRules = fee_rules(settings, backend.ledger.chart, None if args.volume is not None else backend.db,
                                     backend.clock.now)
         if args.volume is not None:
-            rules = FeeRules(rules.rules, volume=lambda merchant, at: args.volume)
+            rules = FeeRules(rules.rules, volume=lambda merchant, at, conn=None: args.volume)
         found = rules.quote(args.kind, args.merchant, args.account, args.method, args.amount)
     if found is None:
         raise Refused(f"no {args.kind} fee rule covers merchant {args.merchant} × account {args.account} × "
