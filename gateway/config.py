@@ -158,7 +158,7 @@ class Settings:
     # [splits] refund_policy: what a refund of a split payment may take ("refuse": only what was not split)
     split_refund_policy: str = "refuse"
     log_json: bool = True
-    fees: Any = None    # [fees]: fee rules (gateway/fees.py FeeConfig); none: the ledger chart's single rates
+    fees: Any = None    # fee rules (docs/fees.md; gateway/fees.py FeeConfig); none: the ledger chart's single rates
     config_path: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
