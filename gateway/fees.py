@@ -278,6 +278,11 @@ class FeeRules:
         quote = self.quote("cost", merchant, account, method, amount)
         return None if quote is None else quote.fee
 
+    def account_cost(self, account: str) -> FeeRule | None:
+        """The channel account's cost rule for any merchant and method: what reconciliation checks each
+        statement line's fee against (`fee_mismatch`)."""
+        return self.rule("cost", "\0", account, "\0")
+
     def uncovered(self, served: Mapping[str, Sequence[str]], payouts: Iterable[str] = ()) -> list[str]:
         """Combinations no rule covers, for any merchant: each account × each method it takes payments
         by, and each account that pays out. Merchant-specific rules only refine these."""

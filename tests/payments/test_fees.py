@@ -20,6 +20,7 @@ from gateway.errors import ConfigError
 from gateway.fees import FeeRule, FeeRules, MonthVolumes, fee_rules, parse_fee_config
 from gateway.logs import get_logger
 from gateway.merchants import create_merchant
+from gateway.reconciliation.match import CostTerms, classify
 from gateway.models import Payment
 from gateway.reports import margin_report
 from gateway.secretbox import SecretBox
@@ -31,6 +32,7 @@ from ledger.days import BusinessDay
 from ledger.reads import total_balance
 from tests.conftest import SECRET_KEY, Running, checkout, free_port, make_settings, wait_for
 from tests.docs.blocks import blocks
+from tests.recon.test_matching import D, lines, local_payments, local_refunds
 from tests.support import REPO
 
 PAGE = REPO / "docs" / "fees.md"
@@ -212,3 +214,23 @@ def test_a_booked_fee_records_its_rule_its_refund_follows_it_and_the_margin_adds
     assert by_merchant[shop.merchant_id]["cost_by_rules"] == 50 and by_merchant[big.merchant_id]["margin"] == 30
     sandbox = next(r for r in report["channel_accounts"] if r["channel_account"] == "sandbox")
     assert (sandbox["fee_income"], sandbox["channel_cost"], sandbox["cost_by_rules"]) == (50 + 60 + 55 - 18, 0, 75)
+
+
+def test_a_statement_fee_is_checked_against_the_accounts_cost_rule() -> None:
+    """sandbox-cost of the page, with a fixed part and a floor: 25 bps + 0.05, at least 0.20 (refunds
+    give back the basis points)."""
+    cost = FeeRules([FeeRule("cost", "cost", account="sandbox", bps=25, fixed=5, min=20),
+                     FeeRule("by-method", "cost", account="sandbox", method="qr", bps=99)]).account_cost("sandbox")
+    assert cost is not None and cost.name == "cost"      # for any method: what a statement line is checked against
+    statement = lines(
+        (2, "payment", "c1", "T-big", None, 100000, 255000, "succeeded", "t"),     # 250 + 5
+        (3, "payment", "c2", "T-small", None, 1000, 20000, "succeeded", "t"),      # 2.5 + 5: the floor of 20
+        (4, "payment", "c3", "T-rate", None, 100000, 250000, "succeeded", "t"),    # the fixed part left out
+        (5, "refund", "c1", "T-big", "R-1", 40000, -100000, "succeeded", "t"))     # 25 bps of 40000 back
+    ours = local_payments(("T-big", "succeeded", 100000, D), ("T-small", "succeeded", 1000, D),
+                          ("T-rate", "succeeded", 100000, D))
+    result = classify(statement, ours, local_refunds(("R-1", "T-big", "succeeded", 40000, D)), business_date=D,
+                      today=D, carry_days=3, fee_bps=CostTerms(cost.bps, cost.fixed, cost.min, cost.max))
+    assert (result.counts["matched"], result.counts["fee_mismatch"]) == (3, 1)
+    item = result.items.to_dicts()[0]
+    assert (item["reference"], item["expected_fee_millis"]) == ("T-rate", 255000)
