@@ -32,6 +32,7 @@ from ledger.days import BusinessDay
 from ledger.reads import total_balance
 from tests.conftest import SECRET_KEY, Running, checkout, free_port, make_settings, wait_for
 from tests.docs.blocks import blocks
+from tests.support.console import Browser, add_operator
 from tests.recon.test_matching import D, lines, local_payments, local_refunds
 from tests.support import REPO
 
@@ -195,6 +196,10 @@ def test_a_booked_fee_records_its_rule_its_refund_follows_it_and_the_margin_adds
         memo = gw.gateway.ledger.entry(conn, f"payment:{a['id']}:payment.succeeded").memo
     assert (rules[a["id"]], rules[b["id"]], rules[c["id"]]) == ("qr-floor", "standard", "big-shop")
     assert memo == "fee rule qr-floor"
+    add_operator(gw, "vera", "viewer")
+    browser = Browser(gw.url)
+    browser.sign_in("vera")
+    assert "fee rule qr-floor" in browser.http.get(f"/console/payments/{a['id']}").text   # its page says it too
 
     # pro_rata gives back 3000/10000 of 60; big-shop's "none" gives back nothing.
     refunds = [(shop, shop.create_refund(b["id"], merchant_refund_no="rb", amount=3000)),
