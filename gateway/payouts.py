@@ -122,7 +122,7 @@ class PayoutService:
                 try:   # the ledger holds the position for good: a race for the last of it loses here
                     with conn.begin_nested():
                         self.booker.payout_requested(conn, payout_id, caller.merchant_id, route.account.id,
-                                                     new.currency, new.amount, fee, now)
+                                                     new.currency, new.amount, fee, now, fee_rule)
                 except InsufficientBalance as exc:
                     if exc.account != "channel_position":
                         raise self._short(new.amount, fee) from None
@@ -263,7 +263,7 @@ class PayoutService:
             return False
         if result.outcome is Outcome.SUCCEEDED:
             self.booker.payout_succeeded(conn, row.id, row.merchant_id, row.channel_account, row.currency,
-                                         row.amount, row.fee, now)
+                                         row.amount, row.fee, now, row.fee_rule)
         else:
             self.booker.payout_failed(conn, row.id, now)
         record_event(conn, row.merchant_id, f"payout.{result.outcome.value}", row.id, payout_object(row),

@@ -259,18 +259,22 @@ class Booker:
     # ---- payouts: merchant available -> bank account, paid from a channel account's position ----
 
     def payout_requested(self, conn: Connection, payout_id: str, merchant_id: str, channel_account: str,
-                         currency: str, amount: int, fee: int, now: datetime) -> Entry:
+                         currency: str, amount: int, fee: int, now: datetime,
+                         fee_rule: str | None = None) -> Entry:
         """Freeze amount + fee of the merchant's available balance and hold amount of the channel
         account's position; either being short raises InsufficientBalance naming the account."""
         return self.book(conn, "payout.requested", f"payout:{payout_id}", merchant_id=merchant_id,
                          channel_account=channel_account, currency=currency, now=now,
-                         variables={"amount": amount, "fee": fee})
+                         variables={"amount": amount, "fee": fee},
+                         memo=None if fee_rule is None else f"fee rule {fee_rule}")
 
     def payout_succeeded(self, conn: Connection, payout_id: str, merchant_id: str, channel_account: str,
-                         currency: str, amount: int, fee: int, now: datetime) -> Entry:
+                         currency: str, amount: int, fee: int, now: datetime,
+                         fee_rule: str | None = None) -> Entry:
         return self.book(conn, "payout.succeeded", f"payout:{payout_id}", merchant_id=merchant_id,
                          channel_account=channel_account, currency=currency, now=now,
-                         variables={"amount": amount, "fee": fee})
+                         variables={"amount": amount, "fee": fee},
+                         memo=None if fee_rule is None else f"fee rule {fee_rule}")
 
     def payout_failed(self, conn: Connection, payout_id: str, now: datetime) -> Entry:
         return self.book(conn, "payout.failed", f"payout:{payout_id}", merchant_id="", channel_account="",

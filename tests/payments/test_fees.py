@@ -21,7 +21,7 @@ from gateway.fees import FeeRule, FeeRules, MonthVolumes, fee_rules, parse_fee_c
 from gateway.logs import get_logger
 from gateway.merchants import create_merchant
 from gateway.reconciliation.match import CostTerms, classify
-from gateway.models import Payment
+from gateway.models import Payment, Payout
 from gateway.reports import margin_report
 from gateway.secretbox import SecretBox
 from gateway.service import Gateway
@@ -32,6 +32,7 @@ from ledger.days import BusinessDay
 from ledger.reads import total_balance
 from tests.conftest import SECRET_KEY, Running, checkout, free_port, make_settings, wait_for
 from tests.docs.blocks import blocks
+from tests.support import payouts
 from tests.support.console import Browser, add_operator
 from tests.recon.test_matching import D, lines, local_payments, local_refunds
 from tests.support import REPO
@@ -239,3 +240,22 @@ def test_a_statement_fee_is_checked_against_the_accounts_cost_rule() -> None:
     assert (result.counts["matched"], result.counts["fee_mismatch"]) == (3, 1)
     item = result.items.to_dicts()[0]
     assert (item["reference"], item["expected_fee_millis"]) == ("T-rate", 255000)
+
+
+def test_a_payout_pays_its_rules_fee_and_records_the_rule(gateway_factory: Any, db_url: str) -> None:
+    fees = {**page_config()["fees"], "payout_rules": [
+        {"name": "payout", "fixed": 200},
+        {"name": "payout-sandbox", "account": "sandbox", "bps": 10, "fixed": 100, "max": 150}]}
+    gw = gateway_factory(replace(payouts.settings(db_url), fees=parse_fee_config(fees)))
+    creds, client = payouts.funded(gw)
+    before = payouts.balance(client)
+    made = payouts.payout(client, amount=30000)          # 30 + 100 by payout-sandbox, within its max
+    assert made.status_code == 201, made.text
+    assert wait_for(lambda: client.request("GET", f"/v1/payouts/{made.json()['id']}").json()["status"] == "succeeded")
+    assert payouts.balance(client)["available"] == before["available"] - 30000 - 130
+    with gw.gateway.db.transaction() as conn:
+        row = conn.execute(select(Payout.__table__)).one()
+        paid = gw.gateway.ledger.entry(conn, f"payout:{row.id}:payout.succeeded")
+        income = total_balance(conn, "fee_income")
+    assert (row.fee, row.fee_rule, paid.memo) == (130, "payout-sandbox", "fee rule payout-sandbox")
+    assert income == 130 + 1200             # and the funding payment's 0.6 % of 200000 by "standard"
