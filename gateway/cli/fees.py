@@ -39,7 +39,7 @@ def quote(args: argparse.Namespace) -> int:
     print(f"fee {found.fee} on {args.amount} (minor units) by rule {found.rule.name}: {found.rule.describe()}")
     if found.rule.tiers:
         print(f"tier: {found.tier.bps} bps + {found.tier.fixed}, from a month volume of {found.tier.volume_from} "
-              f"(this month before today: {found.volume})")
+              f"(the merchant's: {found.volume})")
     return 0
 
 
