@@ -220,6 +220,8 @@ def test_a_booked_fee_records_its_rule_its_refund_follows_it_and_the_margin_adds
     assert by_merchant[shop.merchant_id]["cost_by_rules"] == 50 and by_merchant[big.merchant_id]["margin"] == 30
     sandbox = next(r for r in report["channel_accounts"] if r["channel_account"] == "sandbox")
     assert (sandbox["fee_income"], sandbox["channel_cost"], sandbox["cost_by_rules"]) == (50 + 60 + 55 - 18, 0, 75)
+    # The console's overview counts revenue the same way: fee income less what the channels charged.
+    assert report["totals"]["margin"] == 147 and "CNY 1.47" in browser.http.get("/console/").text
 
 
 def test_a_statement_fee_is_checked_against_the_accounts_cost_rule() -> None:
