@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,8 +20,8 @@ from gateway.errors import ConfigError
 from gateway.fees import FeeRule, FeeRules, MonthVolumes, fee_rules, parse_fee_config
 from gateway.logs import get_logger
 from gateway.merchants import create_merchant
-from gateway.reconciliation.match import CostTerms, classify
 from gateway.models import Payment, Payout
+from gateway.reconciliation.match import CostTerms, classify
 from gateway.reports import margin_report
 from gateway.secretbox import SecretBox
 from gateway.service import Gateway
@@ -32,10 +32,9 @@ from ledger.days import BusinessDay
 from ledger.reads import total_balance
 from tests.conftest import SECRET_KEY, Running, checkout, free_port, make_settings, wait_for
 from tests.docs.blocks import blocks
-from tests.support import payouts
-from tests.support.console import Browser, add_operator
 from tests.recon.test_matching import D, lines, local_payments, local_refunds
-from tests.support import REPO
+from tests.support import REPO, payouts
+from tests.support.console import Browser, add_operator
 
 PAGE = REPO / "docs" / "fees.md"
 CHART = load_chart()
