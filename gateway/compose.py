@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.db import Database
+from gateway.fees import fee_rules
 from gateway.secretbox import SecretBox
 from gateway.service import make_ledger
 from ledger.booking import Booker
@@ -37,7 +38,7 @@ class Backend:
 
     @cached_property
     def booker(self) -> Booker:
-        return Booker(self.ledger)
+        return Booker(self.ledger, fee_rules(self.settings, self.ledger.chart, self.db, self.clock.now))
 
     @cached_property
     def box(self) -> SecretBox:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from gateway.errors import ConfigError
+from gateway.fees import parse_fee_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "conf" / "paymux.toml"
@@ -157,6 +158,7 @@ class Settings:
     # [splits] refund_policy: what a refund of a split payment may take ("refuse": only what was not split)
     split_refund_policy: str = "refuse"
     log_json: bool = True
+    fees: Any = None    # fee rules (docs/fees.md; gateway/fees.py FeeConfig); none: the ledger chart's single rates
     config_path: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     # Payouts returned by the receiving bank (退票, docs/payouts.md): the janitor asks about a succeeded
@@ -257,6 +259,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
     preferences = _merchant_preferences(raw.pop("routing", None), seen)
     merchant_days, merchant_overrides = _settlement(raw.pop("settlement", None))
     split_policy = _split_policy(raw.pop("splits", None))
+    fees = parse_fee_config(raw.pop("fees", None))
 
     database_url = env.get("PAYMUX_DATABASE_URL") or database.get("url") or Settings.database_url
     secret_key = env.get("PAYMUX_SECRET_KEY") or raw.pop("secret_key", None)
@@ -268,7 +271,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
         raw["public_url"] = env["PAYMUX_PUBLIC_URL"]
     known = {f for f in Settings.__dataclass_fields__} - {"channel_accounts", "database_url", "secret_key", "config_path", "extra",
                                                     "merchant_preferences", "merchant_settlement_days",
-                                                    "merchant_settlement_overrides", "split_refund_policy"}
+                                                    "merchant_settlement_overrides", "split_refund_policy", "fees"}
     direct = {k: raw.pop(k) for k in list(raw) if k in known}
     if not isinstance(direct.get("notify_allow_private_networks", False), bool):
         raise ConfigError("notify_allow_private_networks must be true or false")
@@ -287,6 +290,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
         merchant_settlement_days=merchant_days,
         merchant_settlement_overrides=merchant_overrides,
         split_refund_policy=split_policy,
+        fees=fees,
         config_path=config_path,
         extra=raw,
         **direct,

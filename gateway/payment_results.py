@@ -87,9 +87,9 @@ class PaymentResults:
                               failure_message=(result.error_message or "The channel declined the payment")[:500])
         p = found if found is not None and found.id == attempt.payment_id else payment(conn, attempt.payment_id)
         if outcome is Outcome.SUCCEEDED:
-            figures = self.booker.success_figures(payment_facts(p), discounts.facts(result.discounts))
+            figures = self.booker.success_figures(payment_facts(p), discounts.facts(result.discounts), conn)
             if not figures.campaigns:   # known before booking: written with the state change
-                pay_values.update(fee_amount=figures.fee, discount_amount=figures.discount,
+                pay_values.update(fee_amount=figures.fee, fee_rule=figures.fee_rule, discount_amount=figures.discount,
                                   discounts=discounts.stored(result.discounts, figures))
         moved = conn.execute(move_payment_returning(from_states),
                              {**pay_values, "b_payment_id": attempt.payment_id}).first()
@@ -106,7 +106,7 @@ class PaymentResults:
             booking = self.booker.payment_succeeded(conn, payment_facts(p), now, discounts.facts(result.discounts))
             if figures.campaigns:
                 conn.execute(update(payments).where(payments.c.id == p.id).values(
-                    fee_amount=booking.fee, discount_amount=booking.discount,
+                    fee_amount=booking.fee, fee_rule=booking.fee_rule, discount_amount=booking.discount,
                     discounts=discounts.stored(result.discounts, booking)))
         if p.splittable:   # only a payment made to be split can have splits waiting
             self.splits.payment_ended(conn, p.id, attempt.channel_account, outcome, now)

@@ -86,7 +86,7 @@ def unclaimed(p: Any) -> Any:
 
 
 def payment_facts(p: Row) -> PaymentFacts:
-    return PaymentFacts(p.id, p.merchant_id, p.channel_account, p.amount, p.currency)
+    return PaymentFacts(p.id, p.merchant_id, p.channel_account, p.amount, p.currency, p.method)
 
 
 def payment(conn: Connection, payment_id: str) -> Row:

@@ -184,7 +184,7 @@ class PaymentService:
         rooms = []
         for route in plan.routes:
             room = new.amount - self.booker.merchant_fee(PaymentFacts("", merchant_id, route.account.id, new.amount,
-                                                                      new.currency))
+                                                                      new.currency, route.method))
             cap = route.account.channel.split_limits().max_share_bps
             rooms.append(room if cap is None else min(room, new.amount * cap // 10000))
         return min(rooms)

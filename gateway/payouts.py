@@ -108,7 +108,7 @@ class PayoutService:
                                                    "a different payout", "merchant_payout_no")
             return 200, payout_object(row)
 
-        fee = self.booker.chart.fees.payout_fee
+        fee = self._fee(caller.merchant_id, new.channel or "*", new.amount)[0]   # a route's own, below
         row, available, positions = await self.db.tx(lambda conn: (existing(conn), self.booker.ledger.balance(
             conn, AccountRef("merchant_available", caller.merchant_id, new.currency)), self.positions(conn, new.currency)))
         if row is not None:
@@ -123,10 +123,11 @@ class PayoutService:
             now = self.clock.now()
             short: dict[str, str] = {}
             for index, route in enumerate(plan.routes):
+                fee, fee_rule = self._fee(caller.merchant_id, route.account.id, new.amount)
                 try:   # the ledger holds the position for good: a race for the last of it loses here
                     with conn.begin_nested():
                         self.booker.payout_requested(conn, payout_id, caller.merchant_id, route.account.id,
-                                                     new.currency, new.amount, fee, now)
+                                                     new.currency, new.amount, fee, now, fee_rule)
                 except InsufficientBalance as exc:
                     if exc.account != "channel_position":
                         raise self._short(new.amount, fee) from None
@@ -138,7 +139,7 @@ class PayoutService:
                 # A concurrent identical request inserting first raises IntegrityError: all is rolled back.
                 conn.execute(insert(payouts).values(
                     id=payout_id, merchant_id=caller.merchant_id, merchant_payout_no=new.merchant_payout_no,
-                    request_hash=request_hash, amount=new.amount, fee=fee, currency=new.currency,
+                    request_hash=request_hash, amount=new.amount, fee=fee, fee_rule=fee_rule, currency=new.currency,
                     account_name_sealed=self.box.seal(new.account_name, f"{payout_id}:name"),
                     account_name_masked=masked_name(new.account_name),
                     account_no_sealed=self.box.seal(new.account_no, payout_id),
@@ -159,6 +160,13 @@ class PayoutService:
                       channel_account=row.channel_account, amount=new.amount)
         await self.send(row)
         return 201, await self.db.tx(lambda conn: self._render(conn, payout_id))
+
+    def _fee(self, merchant_id: str, account_id: str, amount: int) -> tuple[int, str | None]:
+        """The payout fee by the fee rules (gateway/fees.py), or the chart's flat payout_fee."""
+        fees = self.booker.fees
+        if fees is None or not hasattr(fees, "payout_fee"):
+            return self.booker.chart.fees.payout_fee, None
+        return fees.payout_fee(merchant_id, account_id, amount)
 
     @staticmethod
     def _short(amount: int, fee: int) -> PaymuxError:
@@ -278,7 +286,7 @@ class PayoutService:
             return False
         if result.outcome is Outcome.SUCCEEDED:
             self.booker.payout_succeeded(conn, row.id, row.merchant_id, row.channel_account, row.currency,
-                                         row.amount, row.fee, now)
+                                         row.amount, row.fee, now, row.fee_rule)
         else:
             self.booker.payout_failed(conn, row.id, now)
         record_event(conn, row.merchant_id, f"payout.{result.outcome.value}", row.id, payout_object(row),

@@ -98,7 +98,7 @@ class RefundService:
                 taken_before, fee_before = refunded_before(conn, payment_id)
                 fee_refund = self.booker.fee_refund(
                     current.amount - current.discount_amount, current.fee_amount or 0, new.amount - shares.discount,
-                    fee_before, completes=completes, refunded_before=taken_before)
+                    fee_before, completes=completes, refunded_before=taken_before, rule=current.fee_rule)
                 try:
                     conn.execute(insert(refunds).values(
                         id=refund_id, payment_id=payment_id, attempt_id=attempt.id, merchant_id=merchant_id,

@@ -11,15 +11,16 @@ import polars as pl
 from sqlalchemy import Connection, Row, String, and_, func, literal, select
 
 from gateway.config import Settings
+from gateway.fees import FeeRules
 from gateway.funds.config import reserve_accounts
 from gateway.funds.match import CLASSES as FUNDS_CLASSES
 from gateway.funds.store import latest_statement_date, reconcile_window
 from gateway.health import RecentHealth, recent_health
-from gateway.models import Payment, ReconItem, ReconProposal, ReconRun, Settlement
+from gateway.models import Payment, Payout, ReconItem, ReconProposal, ReconRun, Refund, Settlement
 from gateway.reconciliation.match import CLASSES
 from gateway.routing import usage_since
 from ledger.days import BusinessDay
-from ledger.reads import postings_on, total_balance
+from ledger.reads import postings_between, postings_on, total_balance
 
 runs = ReconRun.__table__
 items = ReconItem.__table__
@@ -198,3 +199,59 @@ def funds_daily(conn: Connection, settings: Settings, day: date) -> list[dict[st
                       "latest_statement": last.isoformat() if last else None,
                       "window": [since.isoformat(), until.isoformat()]})
     return found
+
+
+# ---- the margin ----
+
+def margin_report(conn: Connection, settings: Settings, fees: FeeRules, since: date, until: date,
+                  currency: str = "CNY") -> dict[str, Any]:
+    """Fee income less channel cost, per channel account and per merchant, for the business dates
+    `since` to `until`. Fee income is the ledger's fee_income (fees charged less fees given back),
+    each posting given to the payment, refund or payout its entry is for. A channel account's cost is
+    what the ledger booked from its statements (channel_fee_expense); a statement says no merchant, so
+    a merchant's cost is the cost rules applied to its payments (`cost_by_rules`, also per account to
+    set against the statements)."""
+    income = postings_between(("fee_income",), since, until).subquery()
+    found: dict[str, tuple[str, str]] = {}
+    for table, prefix in ((payments, "payment:"), (Refund.__table__, "refund:"), (Payout.__table__, "payout:")):
+        found.update({f"{prefix}{i}": (m, a) for i, m, a in conn.execute(
+            select(table.c.id, table.c.merchant_id, table.c.channel_account).select_from(
+                income.join(table, income.c.reference == literal(prefix, String) + table.c.id))
+            .where(income.c.currency == currency))})
+    by_account: dict[str, dict[str, int]] = {}
+    by_merchant: dict[str, dict[str, int]] = {}
+
+    def add(rows: dict[str, dict[str, int]], key: str, what: str, amount: int) -> None:
+        row = rows.setdefault(key, {"fee_income": 0, "channel_cost": 0, "cost_by_rules": 0})
+        row[what] += amount
+
+    for reference, change in conn.execute(select(income.c.reference, func.sum(income.c.change))
+                                          .where(income.c.currency == currency).group_by(income.c.reference)):
+        merchant, account = found.get(reference or "", ("(other)", "(other)"))
+        add(by_account, account, "fee_income", int(change))
+        add(by_merchant, merchant, "fee_income", int(change))
+    cost = postings_between(("channel_fee_expense",), since, until).subquery()
+    for account, change in conn.execute(select(cost.c.owner_id, func.sum(cost.c.change))
+                                        .where(cost.c.currency == currency).group_by(cost.c.owner_id)):
+        add(by_account, account, "channel_cost", int(change))
+    # What the channel pays for each order (the order less a coupon it keeps) is what it charges on.
+    cleared = postings_between(("channel_clearing",), since, until).subquery()
+    for merchant, account, method, settled, n in conn.execute(
+            select(payments.c.merchant_id, payments.c.channel_account, payments.c.method, cleared.c.change, func.count())
+            .select_from(cleared.join(payments, cleared.c.reference == literal("payment:", String) + payments.c.id))
+            .where(cleared.c.currency == currency, cleared.c.event_type == "payment.succeeded")
+            .group_by(payments.c.merchant_id, payments.c.channel_account, payments.c.method, cleared.c.change)):
+        estimate = (fees.cost(merchant, account, method, int(settled)) or 0) * int(n)
+        add(by_account, account, "cost_by_rules", estimate)
+        add(by_merchant, merchant, "cost_by_rules", estimate)
+    for account in (a.id for a in settings.channel_accounts):
+        by_account.setdefault(account, {"fee_income": 0, "channel_cost": 0, "cost_by_rules": 0})
+    accounts_rows = [{"channel_account": k, **v, "margin": v["fee_income"] - v["channel_cost"]}
+                     for k, v in sorted(by_account.items())]
+    merchant_rows = [{"merchant_id": k, **v, "margin": v["fee_income"] - v["cost_by_rules"]}
+                     for k, v in sorted(by_merchant.items())]
+    total_income = sum(r["fee_income"] for r in accounts_rows)
+    total_cost = sum(r["channel_cost"] for r in accounts_rows)
+    return {"since": since.isoformat(), "until": until.isoformat(), "currency": currency,
+            "channel_accounts": accounts_rows, "merchants": merchant_rows,
+            "totals": {"fee_income": total_income, "channel_cost": total_cost, "margin": total_income - total_cost}}

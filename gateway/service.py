@@ -15,6 +15,7 @@ from gateway.channel import Acknowledgement, Capability, InboundNotification
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.errors import ConfigError
+from gateway.fees import fee_rules, served_methods
 from gateway.db import Database
 from gateway.health import HEALTH_KEEP, HealthBoard
 from gateway.health import purge as purge_health
@@ -116,7 +117,9 @@ class Gateway:
         router = Router(host, health, settings.merchant_preferences, ledger.day)
         metrics = Metrics(settings.ledger_check_every_seconds)
         calls = ChannelCalls(health, log, metrics, exchanges)
-        core = OperationCore(db, clock, log, host, Booker(ledger), calls, schedule)
+        fees = fee_rules(settings, ledger.chart, db, clock.now)
+        fees.check(*served_methods(host.accounts, Capability.PAY, Capability.PAYOUT))   # uncovered: no start
+        core = OperationCore(db, clock, log, host, Booker(ledger, fees), calls, schedule)
         splits = SplitService(core, box, settings.split_refund_policy)
         refunds = RefundService(core, splits)
         payments = PaymentService(core, router, PaymentResults(core, splits), splits, refunds, risk)

@@ -239,7 +239,7 @@ class SplitService:
             taken_before, fee_back_before = refunded_before(conn, payment_id)
             fee_back = self.booker.fee_refund(pay.amount, fee, refund_amount, fee_back_before,
                                               completes=refunding + refund_amount == pay.amount,
-                                              refunded_before=taken_before)
+                                              refunded_before=taken_before, rule=pay.fee_rule)
             kept = pay.amount - fee - (refunding - fee_back_before) - pay.split_amount
             short = max(refund_amount - fee_back - kept, refunding + pay.split_amount + refund_amount - pay.amount)
             if short <= 0:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Mapping, Sequence
+from typing import Mapping, Protocol, Sequence
 
 from sqlalchemy import Connection
 
@@ -22,10 +22,22 @@ class PaymentFacts:
     channel_account: str
     amount: int
     currency: str
+    method: str = ""
 
     @property
     def reference(self) -> str:
         return f"payment:{self.payment_id}"
+
+
+class FeePolicy(Protocol):
+    """Fee rules from configuration (the gateway's gateway/fees.py): without one, the chart's [fees]."""
+
+    def payment_fee(self, p: PaymentFacts, settled: int, conn: Connection | None = None) -> tuple[int, str]:
+        """The merchant's fee on `settled` (what the channel pays for the order), and the rule's name
+        (`conn`: the transaction to read what the rule needs from, if it needs anything)."""
+
+    def refund_policy(self, rule: str | None) -> str:
+        """What a refund gives back of a fee the named rule produced: all, pro_rata or none."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,7 @@ class PaymentBooking:
     fee: int
     discount: int                     # what the channel keeps out of what it pays us
     campaigns: Mapping[str, int]      # campaign id -> what it paid the merchant back
+    fee_rule: str | None = None       # the fee rule that produced `fee`
 
 
 @dataclass(frozen=True)
@@ -58,9 +71,10 @@ class RefundShares:
 
 
 class Booker:
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, fees: FeePolicy | None = None) -> None:
         self.ledger = ledger
         self.chart = ledger.chart
+        self.fees = fees
 
     def book(self, conn: Connection, event_type: str, reference: str, *, merchant_id: str, channel_account: str,
              currency: str, variables: Mapping[str, int], now: datetime, memo: str | None = None,
@@ -90,9 +104,17 @@ class Booker:
 
     def merchant_fee(self, p: PaymentFacts, discount: int = 0) -> int:
         """The merchant's fee, on what the channel pays for the order (the order less what it keeps)."""
-        return fee_for(p.amount - discount, self.chart.fees.bps(p.merchant_id, p.channel_account))
+        return self.merchant_fee_rule(p, discount)[0]
 
-    def success_figures(self, p: PaymentFacts, discounts: Sequence[DiscountFacts] = ()) -> PaymentBooking:
+    def merchant_fee_rule(self, p: PaymentFacts, discount: int = 0,
+                          conn: Connection | None = None) -> tuple[int, str | None]:
+        """The merchant's fee and the rule that produced it (None: the chart's single rate)."""
+        if self.fees is not None:
+            return self.fees.payment_fee(p, p.amount - discount, conn)
+        return fee_for(p.amount - discount, self.chart.fees.bps(p.merchant_id, p.channel_account)), None
+
+    def success_figures(self, p: PaymentFacts, discounts: Sequence[DiscountFacts] = (),
+                        conn: Connection | None = None) -> PaymentBooking:
         """What payment_succeeded will book, before it books it: the fee and the part the channel keeps.
         `campaigns` holds what each campaign is asked to pay back; what it pays depends on its budget,
         which only payment_succeeded reads (under lock)."""
@@ -105,18 +127,21 @@ class Booker:
             # Only what the channel says someone other than the merchant and itself funded is a campaign's.
             if campaign is not None and min(d.unsettled, d.other_funded):
                 wanted[campaign.id] = wanted.get(campaign.id, 0) + min(d.unsettled, d.other_funded)
-        return PaymentBooking(None, self.merchant_fee(p, discount), discount, wanted)
+        fee, rule = self.merchant_fee_rule(p, discount, conn)
+        return PaymentBooking(None, fee, discount, wanted, rule)
 
     def payment_succeeded(self, conn: Connection, p: PaymentFacts, now: datetime,
                           discounts: Sequence[DiscountFacts] = ()) -> PaymentBooking:
         """Channel clearing Dr what the channel pays for the order; merchant in-transit Cr that less the
         fee; fee income Cr fee. Then, per campaign the platform funds whose coupon the channel kept part
         of, that part paid back to the merchant within the campaign's budget."""
-        figures = self.success_figures(p, discounts)
+        figures = self.success_figures(p, discounts, conn)
         fee, discount = figures.fee, figures.discount
         memo = "; ".join(f"coupon {d.amount}" + (f" ({d.campaign})" if d.campaign else "")
                          + (f", {d.unsettled} kept by the channel" if d.unsettled else "")
                          for d in discounts) or None
+        if figures.fee_rule is not None:
+            memo = "; ".join(filter(None, (memo, f"fee rule {figures.fee_rule}")))
         entry = None if discount == p.amount else self.book(
             conn, "payment.succeeded", p.reference, merchant_id=p.merchant_id, channel_account=p.channel_account,
             currency=p.currency, now=now, memo=memo, variables={"amount": p.amount, "fee": fee, "discount": discount})
@@ -132,21 +157,24 @@ class Booker:
                           currency=p.currency, now=now, variables={"amount": paid[campaign_id]},
                           memo=None if paid[campaign_id] == amount else
                           f"campaign {campaign_id}: {amount - paid[campaign_id]} beyond its budget")
-        return PaymentBooking(entry, fee, discount, paid)
+        return PaymentBooking(entry, fee, discount, paid, figures.fee_rule)
 
     # ---- refunds ----
 
     def fee_refund(self, amount: int, fee: int, refund_amount: int, fee_refunded_before: int, completes: bool,
-                   refunded_before: int | None = None) -> int:
+                   refunded_before: int | None = None, rule: str | None = None) -> int:
         """The fee given back with a refund: pro rata, rounded half up; the refund that completes the
         payment gives back the rest, so a full refund returns exactly the fee. Or none ("keep").
         With `refunded_before` (what earlier refunds took) the rounding is of the running total, so
         many small refunds give back no more than one refund of their sum would.
         With a discount the channel kept, amount and refund_amount are what the channel pays and takes
-        back (the fee was charged on that), and no refund gives back more fee than that part of it."""
-        if self.chart.fees.refund_policy == "keep" or fee == 0:
+        back (the fee was charged on that), and no refund gives back more fee than that part of it.
+        `rule`: the fee rule that produced the fee, whose policy holds ("all": the first refund gives
+        back all it can)."""
+        policy = self.chart.fees.refund_policy if self.fees is None else self.fees.refund_policy(rule)
+        if policy in ("keep", "none") or fee == 0:
             return 0
-        if completes:
+        if completes or policy == "all":
             return min(fee - fee_refunded_before, refund_amount)
         if refunded_before is None:
             return min((fee * refund_amount * 2 + amount) // (2 * amount), fee - fee_refunded_before)
@@ -231,18 +259,22 @@ class Booker:
     # ---- payouts: merchant available -> bank account, paid from a channel account's position ----
 
     def payout_requested(self, conn: Connection, payout_id: str, merchant_id: str, channel_account: str,
-                         currency: str, amount: int, fee: int, now: datetime) -> Entry:
+                         currency: str, amount: int, fee: int, now: datetime,
+                         fee_rule: str | None = None) -> Entry:
         """Freeze amount + fee of the merchant's available balance and hold amount of the channel
         account's position; either being short raises InsufficientBalance naming the account."""
         return self.book(conn, "payout.requested", f"payout:{payout_id}", merchant_id=merchant_id,
                          channel_account=channel_account, currency=currency, now=now,
-                         variables={"amount": amount, "fee": fee})
+                         variables={"amount": amount, "fee": fee},
+                         memo=None if fee_rule is None else f"fee rule {fee_rule}")
 
     def payout_succeeded(self, conn: Connection, payout_id: str, merchant_id: str, channel_account: str,
-                         currency: str, amount: int, fee: int, now: datetime) -> Entry:
+                         currency: str, amount: int, fee: int, now: datetime,
+                         fee_rule: str | None = None) -> Entry:
         return self.book(conn, "payout.succeeded", f"payout:{payout_id}", merchant_id=merchant_id,
                          channel_account=channel_account, currency=currency, now=now,
-                         variables={"amount": amount, "fee": fee})
+                         variables={"amount": amount, "fee": fee},
+                         memo=None if fee_rule is None else f"fee rule {fee_rule}")
 
     def payout_failed(self, conn: Connection, payout_id: str, now: datetime) -> Entry:
         return self.book(conn, "payout.failed", f"payout:{payout_id}", merchant_id="", channel_account="",

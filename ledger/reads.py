@@ -24,6 +24,11 @@ def postings_on(codes: Sequence[str], event_types: Sequence[str], business_date:
     """One row per posting to an account of `codes`, in an entry of `event_types` dated `business_date`:
     reference, event_type, code, owner_id, currency, debit, credit and change (in the account's normal
     sign). A query to join on `reference` (e.g. `payment:{id}`) and aggregate, in one statement."""
+    return postings_between(codes, business_date, business_date).where(entries.c.event_type.in_(list(event_types)))
+
+
+def postings_between(codes: Sequence[str], since: date, until: date) -> Select:
+    """As postings_on, for every entry dated `since` to `until` (both included), of any event type."""
     normal = case((accounts.c.normal_side == "debit", postings.c.amount), else_=-postings.c.amount)
     return (select(entries.c.reference, entries.c.event_type, accounts.c.code, accounts.c.owner_id,
                    accounts.c.currency,
@@ -32,7 +37,7 @@ def postings_on(codes: Sequence[str], event_types: Sequence[str], business_date:
                    normal.label("change"))
             .select_from(entries.join(postings, postings.c.entry_id == entries.c.id)
                          .join(accounts, accounts.c.id == postings.c.account_id))
-            .where(entries.c.event_type.in_(list(event_types)), entries.c.business_date == business_date,
+            .where(entries.c.business_date >= since, entries.c.business_date <= until,
                    accounts.c.code.in_(list(codes))))
 
 

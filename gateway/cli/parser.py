@@ -198,6 +198,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", required=True, type=business_date, help="the business date, YYYY-MM-DD")
     _json(p)
     p.set_defaults(fn="settlement:daily_report")
+    p = report.add_parser("margin", help=f"fee income less channel cost per channel account and merchant, {MINOR}")
+    p.add_argument("--since", required=True, type=business_date, help="the first business date, YYYY-MM-DD")
+    p.add_argument("--until", type=business_date, help="the last business date, YYYY-MM-DD (default: --since)")
+    p.add_argument("--currency", default="CNY", help="default CNY")
+    _json(p)
+    p.set_defaults(fn="fees:margin")
+
+    fees = sub.add_parser("fees", help="fee rules (docs/fees.md)").add_subparsers(dest="fees_command", required=True,
+                                                                                  metavar="COMMAND")
+    p = fees.add_parser("quote", help="the fee on an amount and the rule that produced it")
+    p.add_argument("--merchant", required=True, help="the merchant id")
+    p.add_argument("--account", required=True, help="the channel account id")
+    p.add_argument("--method", default="*", help="the payment method, e.g. qr (default: a rule for any method)")
+    p.add_argument("--amount", type=int, required=True, help=f"the amount, {MINOR}")
+    p.add_argument("--kind", choices=("payment", "payout", "cost"), default="payment",
+                   help="payment: the merchant's fee (default); payout: the merchant's payout fee; cost: what the "
+                        "channel charges us")
+    p.add_argument("--volume", type=int, help="the merchant's month volume a tier is chosen by (default: its "
+                                              f"succeeded payments this month before today), {MINOR}")
+    _json(p)
+    p.set_defaults(fn="fees:quote")
 
     p = sub.add_parser("channels", help="channel accounts: health, circuit, limits used today")
     p.add_argument("--minutes", type=int, default=15, help="health over the last MINUTES (default 15)")

@@ -84,6 +84,7 @@ def payment_story(conn: Connection, payment_id: str) -> dict[str, Any] | None:
     merchant = conn.execute(select(merchants.c.name).where(merchants.c.id == p.merchant_id)).scalar()
     return {
         "payment": payment_object(_with_attempt(p)), "merchant": {"id": p.merchant_id, "name": merchant},
+        "fee_rule": p.fee_rule,   # the fee rule that produced its fee (gateway/fees.py)
         "attempts": [{**attempt_object(a), "action": redact(a.action)} for a in tried],
         "refunds": [refund_object(r) for r in back],
         "splits": [split_object(s) for s in split_rows],

@@ -22,6 +22,7 @@ class Payout(OperationColumns, table=True):
     merchant_payout_no: str = Field(max_length=64)
     request_hash: str = Field(max_length=64)   # keyed digest of the request: a retry or a different payout
     fee: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    fee_rule: Optional[str] = Field(default=None, max_length=64)   # the payout fee rule (gateway/fees.py)
     # The holder's name and the bank account number sealed (AES-GCM, bound to the payout id), and as
     # shown back: 张*, 6216****0018.
     account_name_sealed: str = Field(sa_column=Column(Text, nullable=False))

@@ -43,6 +43,7 @@ class Payment(SQLModel, table=True):
     metadata_: dict = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
     channel_transaction_id: Optional[str] = Field(default=None, max_length=128)
     fee_amount: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))  # booked at success
+    fee_rule: Optional[str] = Field(default=None, max_length=64)   # the fee rule that produced it (gateway/fees.py)
     # At success, from the channel's verified answer: what it keeps of the order's coupons, and the
     # coupons themselves with what each campaign of the platform's paid back ({"lines": [...], "campaigns": {...}}).
     discount_amount: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0,

@@ -14,7 +14,7 @@ one row per line or record that did not match. Classes, exactly:
                      missing_channel, that is what proves it never reached the channel)
   status_mismatch    one side says succeeded, the other does not
   amount_mismatch    both succeeded, amounts differ
-  fee_mismatch       the channel's fee is not the account's contracted rate
+  fee_mismatch       the channel's fee is not the account's contracted rate (its cost rule)
   duplicate          a line that repeats an earlier line's key on the same statement
 
 A payout line `returned` (the day the receiving bank sent it back, 退票) is its own key beside the
@@ -67,8 +67,25 @@ def expected_fee_millis(amount: pl.Expr, bps: int) -> pl.Expr:
     return (amount * bps + 5) // 10
 
 
+@dataclass(frozen=True)
+class CostTerms:
+    """What the channel account charges on a payment (its cost rule, gateway/fees.py): basis points
+    plus fixed, held within min and max, never above the amount. A refund gives back the basis points."""
+
+    bps: int
+    fixed: int = 0
+    min: int = 0
+    max: int | None = None
+
+    def payment_millis(self, amount: pl.Expr) -> pl.Expr:
+        fee = pl.max_horizontal(expected_fee_millis(amount, self.bps) + self.fixed * 1000, pl.lit(self.min * 1000))
+        if self.max is not None:
+            fee = pl.min_horizontal(fee, pl.lit(self.max * 1000))
+        return pl.min_horizontal(fee, amount * 1000)
+
+
 def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: pl.DataFrame, *,
-             business_date: date, today: date, carry_days: int, fee_bps: int | None,
+             business_date: date, today: date, carry_days: int, fee_bps: int | CostTerms | None,
              local_payouts: pl.DataFrame | None = None) -> Classified:
     """lines: the statement (gateway.channel.STATEMENT_COLUMNS). local_*: our records around the
     day (LOCAL_*_COLUMNS; local_date is the business date of their success). Absences a neighbouring
@@ -108,8 +125,10 @@ def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: p
         (pl.col("local_status") == "succeeded") | ((pl.col("kind") == "payout") & (pl.col("local_status") == "returned")))
     # The channel charges its fee on what it settles (the order less a coupon it keeps), and so do we; a
     # payout's fee is not at the payment rate.
-    expected = (pl.when(pl.col("kind") != "payout").then(expected_fee_millis(pl.col("settled"), fee_bps) * sign)
-                if fee_bps is not None else pl.lit(None))
+    terms = CostTerms(fee_bps) if isinstance(fee_bps, int) else fee_bps
+    expected = (pl.when(pl.col("kind") == "payment").then(terms.payment_millis(pl.col("settled")))
+                .when(pl.col("kind") != "payout").then(expected_fee_millis(pl.col("settled"), terms.bps) * sign)
+                if terms is not None else pl.lit(None))
     fee_differs = (fen_from_millis(pl.col("fee_millis")) != fen_from_millis(expected)).fill_null(False) \
         if fee_bps is not None else pl.lit(False)
     joined = joined.with_columns(

@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 
 from gateway.channel import STATEMENT_COLUMNS
-from gateway.reconciliation.match import (CLASSES, ITEM_COLUMNS, LOCAL_PAYMENT_COLUMNS, LOCAL_PAYOUT_COLUMNS,
+from gateway.reconciliation.match import (CLASSES, CostTerms, ITEM_COLUMNS, LOCAL_PAYMENT_COLUMNS, LOCAL_PAYOUT_COLUMNS,
                                           LOCAL_REFUND_COLUMNS, Classified, classify, local_totals, statement_totals)
 
 PART_BYTES = 16 << 20       # of the statement file per partition
@@ -109,7 +109,7 @@ def add_totals(into: dict[str, int] | None, more: dict[str, int]) -> dict[str, i
 
 def classify_partitions(statement: Spill, payments: Spill, refunds: Spill, payouts: Spill, keys_path: Path, *,
                         business_date: date, today: date, carry_days: int,
-                        fee_bps: int | None) -> tuple[Classified, dict[str, int]]:
+                        fee_bps: int | CostTerms | None) -> tuple[Classified, dict[str, int]]:
     """`classify` on each partition, the results added up; the statement's keys (kind, reference) are
     written to keys_path as they are found. Returns the result (its statement_keys a scan of that file)
     and our side's totals of the day (local_totals)."""

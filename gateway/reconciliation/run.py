@@ -46,7 +46,7 @@ from gateway.ids import public_id
 from gateway.plugins import ChannelAccount, PluginHost
 from gateway.reconciliation import partitions, store
 from gateway.reconciliation.errors import ReconError
-from gateway.reconciliation.match import ABSENCES, Classified, excuse, statement_totals, totals_disagree
+from gateway.reconciliation.match import ABSENCES, Classified, CostTerms, excuse, statement_totals, totals_disagree
 from gateway.reports import RunReport, run_report
 from ledger.booking import Booker
 from ledger.days import BusinessDay
@@ -184,7 +184,7 @@ class Reconciler:
             result, local_sums = await asyncio.to_thread(
                 partitions.classify_partitions, statement, local["payment"], local["refund"], local["payout"],
                 keys_path, business_date=business_date, today=today, carry_days=self.carry_days,
-                fee_bps=account.config.fee_bps)
+                fee_bps=self._cost_terms(account_id, account.config.fee_bps))
         keys_path.chmod(0o600)      # the statement's keys: the channel's transaction ids
         result = self._excuse_neighbours(account_id, business_date, result)
         summary = {"statement": sums, "declared": declared or {}, "local": local_sums}
@@ -213,6 +213,12 @@ class Reconciler:
         await self.db.tx(lambda conn: store.start_run(conn, run_id, account_id, business_date, sha, path, currency,
                                                       now))
         return run_id
+
+    def _cost_terms(self, account_id: str, fee_bps: int | None) -> CostTerms | int | None:
+        """The account's cost rule (gateway/fees.py) as the statement's fees are checked against it;
+        without fee rules, its fee_bps."""
+        rule = self.booker.fees.account_cost(account_id) if hasattr(self.booker.fees, "account_cost") else None
+        return fee_bps if rule is None else CostTerms(rule.bps, rule.fixed, rule.min, rule.max)
 
     def _excuse_neighbours(self, account_id: str, business_date: date, result: Classified) -> Classified:
         """A success of ours absent from this statement but on a neighbouring day's (the channel's day-cut)
