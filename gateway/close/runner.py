@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
@@ -58,14 +58,26 @@ def ensure_days(conn: Connection, schedule: CloseSchedule, gateway: "Gateway", n
                                                 tries=0).on_conflict_do_nothing())
 
 
-def request_day(conn: Connection, account: AccountSchedule, business_date: date, now: datetime) -> None:
-    """Run a day (again): due now, from its first step not done; `rerun` steps done are run again too."""
-    if conn.execute(update(days).where(days.c.account == account.account, days.c.business_date == business_date,
-                                       days.c.status != "running")
-                    .values(status="waiting", next_at=now)).rowcount == 0:
-        conn.execute(_insert(conn)(days).values(account=account.account, kind=account.kind,
-                                                business_date=business_date, status="waiting", next_at=now,
-                                                tries=0).on_conflict_do_nothing())
+def request_day(conn: Connection, account: AccountSchedule, business_date: date, now: datetime) -> str:
+    """Run a day again from its first step (each is idempotent: what was booked is not booked twice), due
+    now for the next worker; refused while a worker runs it. What became of the request."""
+    row = conn.execute(select(days).where(days.c.account == account.account,
+                                          days.c.business_date == business_date)).first()
+    if row is None:
+        conn.execute(_insert(conn)(days).values(account=account.account, kind=account.kind, business_date=business_date,
+                                                status="waiting", next_at=now, tries=0).on_conflict_do_nothing())
+        return "queued"
+    if row.status == "running" and row.lease_until is not None and _aware(row.lease_until) >= now:
+        return f"running at {row.leased_by}: not queued again"
+    conn.execute(update(steps).where(steps.c.close_day_id == row.id, steps.c.status == "done").values(status="again"))
+    conn.execute(update(days).where(days.c.id == row.id).values(status="waiting", next_at=now, lease_until=None,
+                                                                tries=0, finished_at=None))
+    return "queued again"
+
+
+def _aware(at: datetime) -> datetime:
+    """SQLite gives back the UTC times it was given without their zone."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def claim(conn: Connection, now: datetime, who: str, lease: timedelta) -> Row | None:

@@ -4,6 +4,7 @@ at its deadline on the way); a worker killed mid-close, and another that finishe
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,8 @@ from gateway.logs import get_logger
 from ledger.check import check_ledger
 from gateway.service import Gateway
 from tests.conftest import Running, checkout, start_gateway, wait_for
-from tests.support.operator import sandbox_settings, sync
+from tests.support.console import Browser, add_operator
+from tests.support.operator import Operator, sandbox_settings, sync
 from tests.support.unionpay import ShiftedClock
 
 DAY1 = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)          # 10:00 in Beijing, a Tuesday
@@ -138,3 +140,16 @@ def test_a_worker_closes_two_days_alone_retries_a_late_statement_and_a_killed_cl
         assert runs == 2
         with gw.gateway.db.transaction() as conn:
             assert check_ledger(conn) == []
+
+        # What an operator looks at: `paymux close-day status` and the console's page of the day.
+        op = Operator(settings, tmp_path, extra='[close.accounts.sandbox]\npublish_at = "09:00"\ndeadline = "10:00"')
+        shown = json.loads(op.run("close-day", "status", "--date", day1, "--json").stdout)["closes"]
+        assert [(c["account"], c["status"], c["alerted_at"] is not None) for c in shown] == [("sandbox", "done", True)]
+        assert [s["step"] for s in shown[0]["steps"]] == ["download", "reconcile", "settle", "statements", "report"]
+        assert "settle      done     runs 2" in op.run("close-day", "status", "--date", day1).stdout
+        assert "queued again" in op.run("close-day", "run", "--date", day1).stdout
+        add_operator(gw, "vera", "viewer")
+        browser = Browser(gw.url)
+        browser.sign_in("vera")
+        page = browser.http.get(f"/console/close?date={day1}")
+        assert page.status_code == 200 and "statement_missing" not in page.text and "reconcile" in page.text
