@@ -24,6 +24,8 @@ def add_commands(sub: argparse._SubParsersAction, business_date: Callable[[str],
     p.add_argument("--from", dest="start", required=True, type=business_date, help="the first day, YYYY-MM-DD")
     p.add_argument("--days", type=int, default=14, help="how many days to show (default 14, at most 366)")
     p.add_argument("--currency", default="CNY", help="the currency whose calendar counts (default CNY)")
+    p.add_argument("--calendar", help="try a calendar before configuring it: china, or a country code (default: "
+                                      "[calendar] of the currency)")
     json_flag(p)
     p.set_defaults(fn="close:calendar")
     # `paymux close PAYMENT_ID` closes a payment: the day's close is `close-day`
@@ -44,7 +46,8 @@ def calendar(args: argparse.Namespace) -> int:
     if not 1 <= args.days <= 366:
         raise Usage("--days is 1 to 366")
     settings = settings_of(args)
-    workdays = WorkingDays.from_settings(settings.extra)
+    workdays = WorkingDays.from_settings({"calendar": {args.currency: args.calendar}} if args.calendar
+                                         else settings.extra)
     days = workdays.of(args.currency)
     types = discover_channel_types(make_plugin_manager())
     channels = {a.id: a.settlement_days for a in settings.channel_accounts
