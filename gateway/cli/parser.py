@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = client_command("get-refund", "payments:get_refund", "show a refund")
     p.add_argument("refund_id", help="the refund (rfd_…)")
 
-    from gateway.cli.close import add_commands as add_close_commands   # calendar, close status|run
+    from gateway.cli.close_args import add_commands as add_close_commands   # calendar, close-day status|run
     add_close_commands(sub, business_date, _json)
 
     _config_everywhere(parser)
