@@ -3,6 +3,7 @@ calendar knows refused with a message, a calendar given as dates in the configur
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from gateway.service import Gateway
 from gateway.workdays import CalendarUnknown, WorkingDays
 from ledger.core import AccountRef
 from tests.conftest import Running, checkout, start_gateway
-from tests.support.operator import sandbox_settings, sync
+from tests.support.operator import Operator, sandbox_settings, sync
 from tests.support.unionpay import ShiftedClock
 
 CHINA = WorkingDays.from_settings({"calendar": {"CNY": "china"}}).of("CNY")
@@ -78,3 +79,18 @@ def test_a_t1_payment_before_national_day_is_available_on_the_first_working_day_
         available = asyncio.run(close_and_settle())
     assert [available[date(2025, 10, d)] for d in range(1, 9)] == [0] * 8        # not the next calendar day
     assert available[date(2025, 10, 9)] > 0
+
+
+def test_paymux_calendar_shows_what_settles_on_each_day_and_a_t0_merchants_advance_over_the_holiday(
+        sqlite_url, tmp_path) -> None:
+    settings = sandbox_settings(sqlite_url)
+    op = Operator(settings, tmp_path, extra='[calendar]\nCNY = "china"\n[settlement.merchants]\nfast = 0')
+    days = {d["date"]: d for d in json.loads(op.run("calendar", "--from", "2025-09-30", "--days", "10",
+                                                    "--json").stdout)["days"]}
+    assert not days["2025-10-01"]["working"] and days["2025-10-01"]["settles"] == {}
+    assert days["2025-10-09"]["settles"]["channel sandbox"] == "2025-09-30..2025-10-08 (9 days)"
+    assert days["2025-09-30"]["advances"] == {"fast via sandbox": {"repaid_on": "2025-10-09", "calendar_days": 9}}
+    text = op.run("calendar", "--from", "2025-09-30", "--days", "1").stdout
+    assert "fast via sandbox's payments of the day, paid today, repaid by the channel on 2025-10-09 (9 days" in text
+    refused = op.run("calendar", "--from", "2099-01-01", "--days", "1", ok=False)
+    assert refused.returncode == 2 and "does not know 2099-01-01" in refused.stderr
