@@ -95,7 +95,7 @@ def test_a_worker_closes_two_days_alone_retries_a_late_statement_and_a_killed_cl
         clock.offset += timedelta(days=1)                       # day 2, 10:00: day 1's statement due since 09:00
         pay("day2-a", 7000)
         day1 = str(DAY1.date())
-        assert wait_for(lambda: _days(gw).get(day1) is not None and _days(gw)[day1].tries >= 1)
+        assert wait_for(lambda: _days(gw).get(day1) is not None and _days(gw)[day1].tries >= 1, timeout=60)
         late = _days(gw)[day1]
         assert late.status == "waiting" and "not generated yet" in late.message
         assert late.alerted_at is not None           # 10:00 is its deadline: the alert, and the metric
@@ -109,7 +109,7 @@ def test_a_worker_closes_two_days_alone_retries_a_late_statement_and_a_killed_cl
         register(Step("settle", original.kinds, killed))      # (replaced in place: the order stays)
         try:
             clock.offset += timedelta(minutes=35)               # 10:35: published at 10:30, tried at 10:20 + 20 min
-            assert wait_for(lambda: _steps(gw, day1).get("settle") is not None)
+            assert wait_for(lambda: _steps(gw, day1).get("settle") is not None, timeout=60)
             worker.thread.join(10)
             assert not worker.thread.is_alive()
         finally:
@@ -118,10 +118,10 @@ def test_a_worker_closes_two_days_alone_retries_a_late_statement_and_a_killed_cl
 
         worker = Worker(settings, clock, "w2")                # restarted: takes the day once its lease passes
         clock.offset += timedelta(minutes=2)
-        assert wait_for(lambda: _days(gw)[day1].status == "done")
+        assert wait_for(lambda: _days(gw)[day1].status == "done", timeout=60)
         clock.offset += timedelta(days=1)                       # day 3, 10:35: day 2 is published, closed
         day2 = str((DAY1 + timedelta(days=1)).date())
-        assert wait_for(lambda: day2 in _days(gw) and _days(gw)[day2].status == "done")
+        assert wait_for(lambda: day2 in _days(gw) and _days(gw)[day2].status == "done", timeout=60)
         worker.stop()
 
         steps1 = _steps(gw, day1)
