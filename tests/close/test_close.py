@@ -139,6 +139,16 @@ def test_a_worker_closes_two_days_alone_retries_a_late_statement_and_a_killed_cl
                                                         ("merchant", day2)]
         assert [str(d) for d, _ in statements] == [day1, day2] and all(n > 0 for _, n in statements)
         assert runs == 2
+        # The statements tie to the books: day 2 opens where day 1 closed, and day 1's settlement, booked on
+        # day 2, is what the merchant has available at the end of day 2.
+        with gw.gateway.db.transaction() as conn:
+            first, second = [r.balances for r in conn.execute(text(
+                "SELECT balances FROM merchant_statements ORDER BY business_date"))]
+        first, second = [json.loads(b) if isinstance(b, str) else b for b in (first, second)]
+        assert {k: {c: pair[1] for c, pair in v.items()} for k, v in first.items()} == \
+            {k: {c: pair[0] for c, pair in v.items()} for k, v in second.items() if k in first}
+        assert second["merchant_available"]["CNY"] == [0, next(a for k, d, a in settled if k == "merchant"
+                                                               and str(d) == day1)]
         with gw.gateway.db.transaction() as conn:
             assert check_ledger(conn) == []
 
