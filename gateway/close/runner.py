@@ -114,6 +114,8 @@ def _end_step(conn: Connection, day_id: int, name: str, result: StepResult, now:
 async def run_day(gateway: "Gateway", schedule: CloseSchedule, row: Row) -> str:
     """Run a leased day's steps from the first not done; the day's status after it."""
     clock, db = gateway.clock, gateway.db
+    account = schedule.of(row.account)
+    deadline = account.deadline_at(gateway.ledger.day, row.business_date) if account else None
     done = await db.tx(lambda conn: _step_rows(conn, row.id))
     earlier = {name: dict(r.counts or {}) for name, r in done.items() if r.status == "done"}
     for step in [s for s in STEPS if row.kind in s.kinds]:
@@ -121,7 +123,7 @@ async def run_day(gateway: "Gateway", schedule: CloseSchedule, row: Row) -> str:
             continue
         now = clock.now()
         await db.tx(lambda conn: _start_step(conn, row.id, step.name, now))
-        ctx = DayContext(gateway, row.account, row.business_date, now, earlier)
+        ctx = DayContext(gateway, row.account, row.business_date, now, earlier, deadline)
         try:
             result = await step.run(ctx)
         except Exception as exc:  # noqa: BLE001  (written on the step for the operator; the worker goes on)
@@ -151,7 +153,7 @@ async def _stop(gateway: "Gateway", schedule: CloseSchedule, row: Row, step: str
     else:
         values["next_at"] = now + schedule.retry_after(row.tries)
         values["tries"] = row.tries + 1
-    deadline = gateway.ledger.day.start(row.business_date + timedelta(days=1)) + account.deadline if account else None
+    deadline = account.deadline_at(gateway.ledger.day, row.business_date) if account else None
     if result.status == "waiting" and row.alerted_at is None and deadline is not None and now >= deadline:
         values["alerted_at"] = now
         alerts(gateway).labels(row.account, "statement_missing").inc()

@@ -32,6 +32,12 @@ class AccountSchedule:
     publish_at: timedelta     # after the start of the day after the business day
     deadline: timedelta
 
+    def due_at(self, day: BusinessDay, business_date: date) -> datetime:
+        return day.start(business_date + timedelta(days=1)) + self.publish_at
+
+    def deadline_at(self, day: BusinessDay, business_date: date) -> datetime:
+        return day.start(business_date + timedelta(days=1)) + self.deadline
+
 
 @dataclass(frozen=True)
 class CloseSchedule:
@@ -54,7 +60,7 @@ class CloseSchedule:
         for back in range(self.lookback_days, 0, -1):
             business_date = today - timedelta(days=back)
             for account in self.accounts:
-                due_at = day.start(business_date + timedelta(days=1)) + account.publish_at
+                due_at = account.due_at(day, business_date)
                 if due_at <= now:
                     found.append((account, business_date, due_at))
         return found

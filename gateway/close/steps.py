@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from sqlalchemy import Connection, select
 
 from gateway.channel import Capability, StatementUnavailable
 from gateway.errors import PaymuxError
@@ -20,9 +21,12 @@ from gateway.reconciliation import store
 from gateway.reconciliation.settlement import SettlementRefused, Settler
 from gateway.reports import daily_report
 from gateway.statements import produce
+from ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
 
 if TYPE_CHECKING:
     from gateway.service import Gateway
+
+accounts, entries, postings = LedgerAccount.__table__, LedgerEntry.__table__, LedgerPosting.__table__
 
 
 @dataclass
@@ -39,6 +43,7 @@ class DayContext:
     business_date: date
     now: datetime
     earlier: dict[str, dict[str, Any]]           # the counts of the steps done before, by step
+    deadline: datetime | None = None             # when the day's file should be there at the latest
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,11 @@ async def download(ctx: DayContext) -> StepResult:
     try:
         content = await account.channel.download_statement(ctx.business_date)
     except StatementUnavailable as exc:
+        if ctx.deadline is not None and ctx.now >= ctx.deadline and await gw.db.tx(
+                lambda conn: _nothing_booked(conn, ctx.account, ctx.business_date)):
+            # no statement, and no money moved through the account that day: channels publish none then
+            return StepResult("done", {"statement": "none", "booked_that_day": 0},
+                              f"no statement, and nothing booked on the day: {exc}"[:500])
         return StepResult("waiting", message=f"statement not available: {exc}"[:500])
     except (PaymuxError, httpx.HTTPError, OSError, TimeoutError) as exc:   # an unknown answer is never a failure: ask again
         return StepResult("waiting", message=f"no answer from the channel: {exc}"[:500])
@@ -79,7 +89,17 @@ async def download(ctx: DayContext) -> StepResult:
     return StepResult("done", {"bytes": len(content), "sha256": sha, "file": str(path)})
 
 
+def _nothing_booked(conn: Connection, account: str, business_date: date) -> bool:
+    """No entry of the day touched the channel account's own ledger accounts (clearing, position, fees)."""
+    return conn.execute(select(postings.c.id).select_from(
+        postings.join(entries, entries.c.id == postings.c.entry_id).join(accounts, accounts.c.id == postings.c.account_id))
+        .where(accounts.c.owner_type == "channel_account", accounts.c.owner_id == account,
+               entries.c.business_date == business_date).limit(1)).first() is None
+
+
 async def reconcile(ctx: DayContext) -> StepResult:
+    if ctx.earlier.get("download", {}).get("statement") == "none":
+        return StepResult("done", {"skipped": "no statement"})
     kept = ctx.earlier.get("download", {}).get("file")
     report = await ctx.gateway.reconciler.reconcile(ctx.account, ctx.business_date, Path(kept) if kept else None)
     counts = {"run_id": report["run_id"], "statement_rows": report.get("statement_rows"),

@@ -92,6 +92,10 @@ def test_a_worker_closes_two_days_alone_retries_a_late_statement_and_a_killed_cl
         pay("day1-a", 10000)
         pay("day1-b", 2500)
         worker = Worker(settings, clock, "w1")
+        # The day before (the gateway's first): no statement, and nothing booked: closed at its deadline.
+        before = str((DAY1 - timedelta(days=1)).date())
+        assert wait_for(lambda: before in _days(gw) and _days(gw)[before].status == "done", timeout=60)
+        assert _days(gw)[before].alerted_at is None and _steps(gw, before)["download"].counts["statement"] == "none"
         clock.offset += timedelta(days=1)                       # day 2, 10:00: day 1's statement due since 09:00
         pay("day2-a", 7000)
         day1 = str(DAY1.date())
