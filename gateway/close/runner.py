@@ -127,11 +127,11 @@ async def run_day(gateway: "Gateway", schedule: CloseSchedule, row: Row) -> str:
         try:
             result = await step.run(ctx)
         except Exception as exc:  # noqa: BLE001  (written on the step for the operator; the worker goes on)
-            gateway.log.exception("close.step_failed", account=row.account, day=str(row.business_date), step=step.name)
+            gateway.log.exception("close.step_failed", channel_account=row.account, day=str(row.business_date), step=step.name)
             result = StepResult("failed", message=f"{type(exc).__name__}: {str(exc)[:400]}")
         finished = clock.now()
         await db.tx(lambda conn: _end_step(conn, row.id, step.name, result, finished))
-        gateway.log.info("close.step", account=row.account, day=str(row.business_date), step=step.name,
+        gateway.log.info("close.step", channel_account=row.account, day=str(row.business_date), step=step.name,
                          status=result.status, **{k: v for k, v in result.counts.items() if k != "file"})
         if result.status != "done":
             await _stop(gateway, schedule, row, step.name, result, finished)
@@ -157,7 +157,7 @@ async def _stop(gateway: "Gateway", schedule: CloseSchedule, row: Row, step: str
     if result.status == "waiting" and row.alerted_at is None and deadline is not None and now >= deadline:
         values["alerted_at"] = now
         alerts(gateway).labels(row.account, "statement_missing").inc()
-        gateway.log.error("alert.close_statement_missing", account=row.account, day=str(row.business_date),
+        gateway.log.error("alert.close_statement_missing", channel_account=row.account, day=str(row.business_date),
                           deadline=deadline.isoformat(), tries=row.tries + 1, message=result.message)
     await gateway.db.tx(lambda conn: conn.execute(update(days).where(days.c.id == row.id).values(**values)))
 
