@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, String, and_, case, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from gateway.models import MerchantStatement, Payment, Refund
+from gateway.models import MerchantStatement, Payment, Payout, Refund, Split
 from ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
 
 accounts = LedgerAccount.__table__
@@ -25,6 +25,8 @@ postings = LedgerPosting.__table__
 statements = MerchantStatement.__table__
 payments = Payment.__table__
 refunds = Refund.__table__
+payouts = Payout.__table__
+splits = Split.__table__
 
 # The CSV's columns, and each line's fields in the JSON.
 COLUMNS = ("line", "booked_at", "kind", "event_type", "balance_kind", "currency", "amount", "reference",
@@ -89,12 +91,16 @@ def lines(conn: Connection, row: Any, after: int, limit: int) -> list[dict[str, 
     query = (
         select(postings.c.id, entries.c.created_at, entries.c.event_type, accounts.c.code, accounts.c.currency,
                _normal(postings.c.amount).label("amount"), entries.c.reference, entries.c.memo,
-               func.coalesce(payments.c.merchant_order_no, refunds.c.merchant_refund_no).label("merchant_reference"),
-               func.coalesce(payments.c.channel_transaction_id, refunds.c.channel_refund_id).label("channel_reference"))
+               func.coalesce(payments.c.merchant_order_no, refunds.c.merchant_refund_no, payouts.c.merchant_payout_no,
+                             splits.c.merchant_split_no).label("merchant_reference"),
+               func.coalesce(payments.c.channel_transaction_id, refunds.c.channel_refund_id, payouts.c.channel_payout_id,
+                             splits.c.channel_split_id).label("channel_reference"))
         .select_from(postings.join(entries, entries.c.id == postings.c.entry_id)
                      .join(accounts, accounts.c.id == postings.c.account_id)
                      .outerjoin(payments, entries.c.reference == literal("payment:", String) + payments.c.id)
-                     .outerjoin(refunds, entries.c.reference == literal("refund:", String) + refunds.c.id))
+                     .outerjoin(refunds, entries.c.reference == literal("refund:", String) + refunds.c.id)
+                     .outerjoin(payouts, entries.c.reference == literal("payout:", String) + payouts.c.id)
+                     .outerjoin(splits, entries.c.reference == literal("split:", String) + splits.c.id))
         .where(and_(accounts.c.owner_type == "merchant", accounts.c.owner_id == row.merchant_id,
                     entries.c.business_date == row.business_date, postings.c.id > after,
                     postings.c.id <= row.last_posting_id))

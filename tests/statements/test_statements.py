@@ -68,3 +68,29 @@ def test_a_statement_pages_and_streams_every_line_and_its_balances_tie_to_the_le
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_date"
     later = client.request("GET", f"/v1/statements/{day + timedelta(days=1)}.csv")
     assert later.status_code == 404 and later.json()["error"]["code"] == "statement_not_ready"
+
+
+def test_a_payout_is_on_the_statement_with_both_references_and_every_balance_kind_ties(gateway_factory, db_url) -> None:
+    from tests.conftest import wait_for
+    from tests.support.payouts import funded, payout, settings
+
+    gw = gateway_factory(settings(db_url))
+    creds, client = funded(gw)
+    sent = payout(client, "po-7", 30000).json()
+    assert wait_for(lambda: client.request("GET", f"/v1/payouts/{sent['id']}").json()["status"] == "succeeded")
+    now = Clock().now()
+    day = gw.gateway.ledger.day.date_of(now)
+    with gw.gateway.db.transaction() as conn:
+        produce(conn, day, now)
+    statement = client.request("GET", f"/v1/statements/{day}?limit=100").json()
+    lines = statement["lines"]["data"]
+    paid_out = [line for line in lines if line["kind"] == "payout"]
+    assert paid_out and {line["merchant_reference"] for line in paid_out} == {"po-7"}
+    assert all(line["channel_reference"] for line in paid_out if line["event_type"] == "payout.succeeded")
+    assert {line["kind"] for line in lines} >= {"payment", "settlement", "payout"}
+    with gw.gateway.db.transaction() as conn:
+        for b in statement["balances"]:
+            ledger = gw.gateway.ledger.balance(conn, AccountRef(b["balance_kind"], creds.merchant_id, b["currency"]))
+            assert b["closing"] == ledger, b
+            assert b["closing"] - b["opening"] == sum(line["amount"] for line in lines
+                                                      if line["balance_kind"] == b["balance_kind"])
