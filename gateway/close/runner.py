@@ -112,12 +112,14 @@ def _end_step(conn: Connection, day_id: int, name: str, result: StepResult, now:
 
 
 async def run_day(gateway: "Gateway", schedule: CloseSchedule, row: Row) -> str:
-    """Run a leased day's steps from the first not done; the day's status after it."""
+    """Run a leased day's steps not done yet, in order; the day's status after it. A step waiting or failed
+    stops the day there; a held one does not stop the steps after it (the day stays held, with its reason)."""
     clock, db = gateway.clock, gateway.db
     account = schedule.of(row.account)
     deadline = account.deadline_at(gateway.ledger.day, row.business_date) if account else None
     done = await db.tx(lambda conn: _step_rows(conn, row.id))
     earlier = {name: dict(r.counts or {}) for name, r in done.items() if r.status == "done"}
+    held: tuple[str, StepResult] | None = None
     for step in [s for s in STEPS if row.kind in s.kinds]:
         if step.name in earlier:
             continue
@@ -133,10 +135,16 @@ async def run_day(gateway: "Gateway", schedule: CloseSchedule, row: Row) -> str:
         await db.tx(lambda conn: _end_step(conn, row.id, step.name, result, finished))
         gateway.log.info("close.step", channel_account=row.account, day=str(row.business_date), step=step.name,
                          status=result.status, **{k: v for k, v in result.counts.items() if k != "file"})
+        if result.status == "held":   # what is held waits for a person; the statements and report still go out
+            held = held or (step.name, result)
+            continue
         if result.status != "done":
             await _stop(gateway, schedule, row, step.name, result, finished)
             return result.status
         earlier[step.name] = result.counts
+    if held is not None:
+        await _stop(gateway, schedule, row, held[0], held[1], clock.now())
+        return "held"
     await db.tx(lambda conn: conn.execute(update(days).where(days.c.id == row.id).values(
         status="done", finished_at=clock.now(), lease_until=None, message=None)))
     return "done"
