@@ -99,7 +99,9 @@ def _step_rows(conn: Connection, day_id: int) -> dict[str, Row]:
     return {r.step: r for r in conn.execute(select(steps).where(steps.c.close_day_id == day_id))}
 
 
-def _start_step(conn: Connection, day_id: int, name: str, now: datetime) -> None:
+def _start_step(conn: Connection, day_id: int, name: str, now: datetime, lease: timedelta) -> None:
+    """The step is running; the day's lease is renewed for it (a slow day is not taken by another meanwhile)."""
+    conn.execute(update(days).where(days.c.id == day_id).values(lease_until=now + lease))
     if conn.execute(update(steps).where(steps.c.close_day_id == day_id, steps.c.step == name)
                     .values(status="running", runs=steps.c.runs + 1, started_at=now, finished_at=None,
                             message=None)).rowcount == 0:
@@ -124,7 +126,7 @@ async def run_day(gateway: "Gateway", schedule: CloseSchedule, row: Row) -> str:
         if step.name in earlier:
             continue
         now = clock.now()
-        await db.tx(lambda conn: _start_step(conn, row.id, step.name, now))
+        await db.tx(lambda conn: _start_step(conn, row.id, step.name, now, timedelta(seconds=schedule.lease_seconds)))
         ctx = DayContext(gateway, row.account, row.business_date, now, earlier, deadline)
         try:
             result = await step.run(ctx)
