@@ -6,16 +6,20 @@ business day, by the calendar of the money's currency ("碰到假日，T+1等7�
   package, which knows the years the State Council has announced and refuses the others;
 - a country code ("US", "GB", "SG" …): weekends and that country's public holidays from `holidays`,
   known for the years in `years` (default: 2000 to next year);
-- a table {holidays = [...], workdays = [...], weekend = [5, 6], first = "…", last = "…"}: a calendar
-  file in configuration, known from `first` to `last`.
+- a table {holidays = [...], workdays = [...], weekend = [5, 6], first = "…", last = "…"}, or
+  {file = "calendar.toml"} holding those keys: a calendar kept in configuration, known from `first`
+  to `last`.
 A currency without a calendar counts every day (T+1 is the next calendar day), as before this module.
 A date past what its calendar knows raises CalendarUnknown: settlement refuses rather than guesses.
 """
 from __future__ import annotations
 
+import tomllib
+
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
@@ -104,6 +108,12 @@ def country(currency: str, code: str, years: tuple[int, int], where: str) -> Day
 
 
 def from_file(currency: str, raw: Mapping[str, Any], where: str) -> DayCalendar:
+    """The dates in the configuration, or in the TOML file it names (`file = "…"`, the same keys)."""
+    if "file" in raw:
+        try:
+            raw = {**tomllib.loads(Path(str(raw["file"])).read_text()), **{k: v for k, v in raw.items() if k != "file"}}
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{where}.file cannot be read as TOML: {exc}") from None
     unknown = set(raw) - {"holidays", "workdays", "weekend", "first", "last"}
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")

@@ -31,15 +31,17 @@ def test_china_counts_the_national_day_holiday_and_its_make_up_working_day() -> 
         CHINA.add(date(2098, 12, 31), 1)
 
 
-def test_a_calendar_from_the_configuration_and_bad_ones() -> None:
-    days = WorkingDays.from_settings({"calendar": {"SGD": {"first": "2026-01-01", "last": "2026-12-31",
-                                                           "holidays": ["2026-08-10"], "workdays": []}}})
+def test_a_calendar_from_the_configuration_and_bad_ones(tmp_path) -> None:
+    (tmp_path / "sg.toml").write_text('first = "2026-01-01"\nlast = "2026-12-31"\nholidays = ["2026-08-10"]\n')
+    days = WorkingDays.from_settings({"calendar": {"SGD": {"file": str(tmp_path / "sg.toml")}}})
     assert days.of("SGD").add(date(2026, 8, 7), 1) == date(2026, 8, 11)   # Friday, then weekend and a holiday
     assert days.of("USD").add(date(2026, 8, 7), 1) == date(2026, 8, 8)    # no calendar: every day counts
     with pytest.raises(CalendarUnknown):
         days.of("SGD").add(date(2026, 12, 31), 1)
     with pytest.raises(ConfigError, match="calendar.EUR"):
         WorkingDays.from_settings({"calendar": {"EUR": 7}})
+    with pytest.raises(ConfigError, match="calendar.SGD.file cannot be read"):
+        WorkingDays.from_settings({"calendar": {"SGD": {"file": str(tmp_path / "none.toml")}}})
     with pytest.raises(ConfigError, match="first and last"):
         WorkingDays.from_settings({"calendar": {"SGD": {"holidays": ["x"]}}})
 
