@@ -38,6 +38,10 @@ def test_a_calendar_from_the_configuration_and_bad_ones(tmp_path) -> None:
     assert days.of("USD").add(date(2026, 8, 7), 1) == date(2026, 8, 8)    # no calendar: every day counts
     with pytest.raises(CalendarUnknown):
         days.of("SGD").add(date(2026, 12, 31), 1)
+    us = WorkingDays.from_settings({"calendar": {"USD": "US", "years": [2026, 2026]}}).of("USD")
+    assert us.add(date(2026, 7, 2), 1) == date(2026, 7, 6)                  # July 4th observed on Friday the 3rd
+    with pytest.raises(ConfigError, match="calendar.EUR: 'XX'"):
+        WorkingDays.from_settings({"calendar": {"EUR": "XX"}})
     with pytest.raises(ConfigError, match="calendar.EUR"):
         WorkingDays.from_settings({"calendar": {"EUR": 7}})
     with pytest.raises(ConfigError, match="calendar.SGD.file cannot be read"):
