@@ -85,14 +85,16 @@ def cross_check(conn: Connection) -> list[str]:
             if present != (event_type in expected):
                 problems.append(f"refund {r.id} is {r.status} but its {event_type} entry is "
                                 f"{'present' if present else 'missing'}")
-    for table, kind, ends in ((payouts, "payout", {"succeeded": "payout.succeeded", "failed": "payout.failed"}),
-                              (splits, "split", {"succeeded": "split.succeeded", "failed": "split.failed"})):
+    # the entries each end books, by status (a returned payout was paid first)
+    for table, kind, ends in ((payouts, "payout", {"succeeded": ("payout.succeeded",), "failed": ("payout.failed",),
+                                                   "returned": ("payout.succeeded", "payout.returned")}),
+                              (splits, "split", {"succeeded": ("split.succeeded",), "failed": ("split.failed",)})):
         for r in conn.execute(select(table.c.id, table.c.status)):
             started = r.status not in ("scheduled", "cancelled") and not (
                 kind == "split" and r.status == "failed" and f"split:{r.id}:split.requested" not in keys)
-            expected = ({f"{kind}.requested"} if started else set()) | ({ends[r.status]} if r.status in ends and started
-                                                                        else set())
-            for event_type in (f"{kind}.requested", *ends.values()):
+            expected = ({f"{kind}.requested"} if started else set()) | (set(ends[r.status]) if r.status in ends
+                                                                        and started else set())
+            for event_type in (f"{kind}.requested", *dict.fromkeys(e for end in ends.values() for e in end)):
                 present = f"{kind}:{r.id}:{event_type}" in keys
                 if present != (event_type in expected):
                     problems.append(f"{kind} {r.id} is {r.status} but its {event_type} entry is "

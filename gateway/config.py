@@ -159,6 +159,14 @@ class Settings:
     log_json: bool = True
     config_path: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # Payouts returned by the receiving bank (退票, docs/payouts.md): the janitor asks about a succeeded
+    # payout every payout_return_query_seconds for payout_return_watch_days; a return's amount goes back
+    # to the merchant's "available" or "frozen" balance (payout_return_to), and its fee is given back
+    # ("refund") or kept ("keep") by payout_return_fee.
+    payout_return_watch_days: int = 7
+    payout_return_query_seconds: float = 6 * 3600
+    payout_return_to: str = "available"
+    payout_return_fee: str = "refund"
 
     def account(self, account_id: str) -> ChannelAccountConfig | None:
         return next((a for a in self.channel_accounts if a.id == account_id), None)
@@ -267,6 +275,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
     for key, least in (("sign_in_max_tries", 1), ("sign_in_window_seconds", 1)):
         if key in direct and not (_whole(direct[key]) and direct[key] >= least):
             raise ConfigError(f"{key} must be a whole number of at least {least}")
+    _check_payout_returns(direct)
     for key in ("notify_schedule_seconds", "query_schedule_seconds"):
         if key in direct:
             direct[key] = tuple(direct[key])
@@ -354,3 +363,16 @@ def _optional_file_reference(value: str, env: Mapping[str, str]) -> str | None:
     if value.startswith("file:") and not Path(value[5:]).expanduser().exists():
         return value
     return resolve_reference(value, env, "secret_key")
+
+
+def _check_payout_returns(direct: Mapping[str, Any]) -> None:
+    """The payout_return_* keys: a watch of 0 to 90 days, a positive query interval, and named policies."""
+    if "payout_return_watch_days" in direct and not (_whole(direct["payout_return_watch_days"])
+                                                     and 0 <= direct["payout_return_watch_days"] <= 90):
+        raise ConfigError("payout_return_watch_days must be a whole number of days, 0 to 90")
+    seconds = direct.get("payout_return_query_seconds", 1)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise ConfigError("payout_return_query_seconds must be a number of seconds above 0")
+    for key, allowed in (("payout_return_to", ("available", "frozen")), ("payout_return_fee", ("refund", "keep"))):
+        if direct.get(key, allowed[0]) not in allowed:
+            raise ConfigError(f"{key} must be one of {', '.join(allowed)}")

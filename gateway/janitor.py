@@ -127,6 +127,11 @@ class Janitor:
                 await self.limiter.wait(row.channel_account)
                 if await self._guarded(kind.table.name, row.id, self._ask(kind, row)):
                     work += 1
+            try:   # what may change after an end (a payout's return), on the kind's own schedule
+                work += await kind.watch()
+            except Exception as exc:  # noqa: BLE001  as a row's: logged, and the pass goes on
+                self.log.warning("janitor.watch_failed", kind=kind.name, error=type(exc).__name__,
+                                 detail=str(exc)[:200])
         return work
 
     async def _guarded(self, what: str, row_id: str, job: Awaitable[None]) -> bool:

@@ -107,6 +107,11 @@ class OperationKind:
         """The janitor's turn: ask the channel about a processing row (send it first if it never was)."""
         raise NotImplementedError
 
+    async def watch(self) -> int:
+        """The janitor's turn for what may still change after an end (a payout's return: `succeeded →
+        returned`); returns how many rows it asked about. Most kinds have nothing to watch."""
+        return 0
+
     def apply_event(self, conn: Connection, account_id: str, event: ChannelEvent) -> str:
         """Apply a verified callback fact; returns the callback's outcome: applied | duplicate | mismatch |
         unknown_reference."""

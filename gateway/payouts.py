@@ -19,11 +19,18 @@ The rule that keeps a payout from ever being paid twice, for every channel: it i
 Money: at request `payout.requested` freezes amount + fee of the merchant's available balance and
 holds amount of the account's position, in the transaction that writes the payout; success books
 `payout.succeeded`, failure reverses the request. Every end is a merchant event.
+
+Returned (退票): a succeeded payout the receiving bank sent back, as the channel says by callback, by
+query (the janitor keeps asking about succeeded payouts for `payout_return_watch_days`: `watch`) or on
+a statement (reconciliation), moves `succeeded → returned` once (a conditional UPDATE): `payout.returned`
+puts the amount back in the position and the merchant's available (or frozen) balance, gives the fee
+back or keeps it (`ReturnPolicy`), and a `payout.returned` event is sent, in one transaction.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -45,6 +52,24 @@ from ledger.core import AccountRef, Ledger
 from ledger.errors import InsufficientBalance
 
 payouts = Payout.__table__
+
+
+@dataclass(frozen=True)
+class ReturnPolicy:
+    """What a returned payout does (Settings.payout_return_*): how long and how often a succeeded payout
+    is asked about, where its amount goes back to ("available" or "frozen", pending review), and whether
+    its fee is given back ("refund") or kept ("keep")."""
+
+    watch_days: int = 7
+    query_seconds: float = 6 * 3600
+    to: str = "available"
+    fee: str = "refund"
+
+    def variables(self, amount: int, fee: int) -> dict[str, int]:
+        fee_back = fee if self.fee == "refund" else 0
+        back = amount + fee_back
+        return {"amount": amount, "fee_back": fee_back, "to_available": back if self.to == "available" else 0,
+                "to_frozen": back if self.to == "frozen" else 0}
 
 
 @dataclass(frozen=True)
@@ -77,10 +102,11 @@ def payout_request(row: Row, box: SecretBox) -> PayoutRequest:
 
 
 class PayoutService:
-    def __init__(self, core: OperationCore, router: Router, box: SecretBox) -> None:
+    def __init__(self, core: OperationCore, router: Router, box: SecretBox,
+                 returns: ReturnPolicy = ReturnPolicy()) -> None:
         self.db, self.host, self.clock, self.log = core.db, core.host, core.clock, core.log
         self.booker, self.calls, self.schedule = core.booker, core.calls, core.schedule
-        self.router, self.box = router, box
+        self.router, self.box, self.returns = router, box, returns
 
     def positions(self, conn: Connection, currency: str) -> dict[str, int]:
         """What each account that pays out can still pay: its position less what payouts in flight hold."""
@@ -245,12 +271,30 @@ class PayoutService:
             self.log.warning("payout.failed_absent", payout_id=row.id, out_payout_no=out_payout_no)
         return "failed_absent" if ended else "open"
 
+    async def return_found(self, account_id: str, out_payout_no: str, evidence: str) -> bool:
+        """A statement lists this payout as returned by the receiving bank (`evidence`): apply the return
+        (after its success, if it is still processing here). False if there is none to apply."""
+        def apply(conn: Connection) -> bool:
+            row = conn.execute(select(payouts).where(and_(payouts.c.out_payout_no == out_payout_no,
+                                                          payouts.c.channel_account == account_id))).first()
+            if row is None or row.status not in ("processing", "succeeded"):
+                return False
+            return self.apply(conn, row.id, PayoutResult(Outcome.RETURNED, error_code="returned_on_statement",
+                                                         error_message=f"Returned: {evidence}"), "reconciliation")
+        return await self.db.tx(apply)
+
     def apply(self, conn: Connection, payout_id: str, result: PayoutResult, source: str) -> bool:
-        """Move a processing payout per a channel result; True if it ended here."""
+        """Move a processing payout per a channel result; True if it ended (or was returned) here. A
+        return found while it is still processing here is its success, then its return."""
         now = self.clock.now()
+        if result.outcome is Outcome.RETURNED:
+            paid = self.apply(conn, payout_id, PayoutResult(Outcome.SUCCEEDED, result.channel_payout_id), source)
+            return self.returned(conn, payout_id, source, result.error_code, result.error_message) or paid
         row = record_answer(conn, payouts, payout_id, result.outcome, now, what="payout",
                             channel_id_column="channel_payout_id", channel_id=result.channel_payout_id,
-                            error_code=result.error_code, error_message=result.error_message, finished_at=now)
+                            error_code=result.error_code, error_message=result.error_message, finished_at=now,
+                            # a success is watched for a return (`watch`) from now on
+                            next_query_at=now + timedelta(seconds=self.returns.query_seconds))
         if row is None:
             return False
         if result.outcome is Outcome.SUCCEEDED:
@@ -263,6 +307,61 @@ class PayoutService:
         self.log.info("payout.state_changed", payout_id=row.id, to_status=row.status, source=source)
         return True
 
+    def returned(self, conn: Connection, payout_id: str, source: str, code: str | None = None,
+                 message: str | None = None) -> bool:
+        """`succeeded → returned`, once: the position restored, the amount (and the fee, by policy) back to
+        the merchant, a `payout.returned` event. False if it was not succeeded here (already returned,
+        or not paid as far as we know)."""
+        now = self.clock.now()
+        values: dict[str, object] = {"status": "returned", "returned_at": now, "updated_at": now}
+        if code:
+            values.update(failure_code=code[:64], failure_message=(message or "Returned by the receiving bank")[:500])
+        if not conn.execute(update(payouts).where(and_(payouts.c.id == payout_id, payouts.c.status == "succeeded"))
+                            .values(**values)).rowcount:
+            return False
+        row = conn.execute(select(payouts).where(payouts.c.id == payout_id)).one()
+        self.booker.book(conn, "payout.returned", f"payout:{row.id}", merchant_id=row.merchant_id,
+                         channel_account=row.channel_account, currency=row.currency, now=now,
+                         variables=self.returns.variables(row.amount, row.fee),
+                         memo=f"returned by the receiving bank ({source})")
+        record_event(conn, row.merchant_id, "payout.returned", row.id, payout_object(row), row.notify_url, now)
+        self.log.warning("payout.returned", payout_id=row.id, out_payout_no=row.out_payout_no, source=source,
+                         to=self.returns.to, fee=self.returns.fee)
+        return True
+
+    async def watch(self) -> int:
+        """The janitor's turn for succeeded payouts still within the return window: ask the channel whether
+        the receiving bank sent one back, each at most every `query_seconds`. Returns how many were asked."""
+        now = self.clock.now()
+        since = now - timedelta(days=self.returns.watch_days)
+        due = await self.db.tx(lambda conn: conn.execute(select(payouts).where(and_(
+            payouts.c.status == "succeeded", payouts.c.finished_at >= since, payouts.c.next_query_at <= now))
+            .order_by(payouts.c.next_query_at).limit(100)).all())
+        asked = 0
+        for row in due:
+            if await self.db.tx(lambda conn, r=row: self._lease(conn, r, now)):
+                await self.ask_returned(row)
+                asked += 1
+        return asked
+
+    def _lease(self, conn: Connection, row: Row, now: datetime) -> bool:
+        """Claim a succeeded payout's next question (one process asks it): a conditional update."""
+        return bool(conn.execute(update(payouts).where(and_(
+            payouts.c.id == row.id, payouts.c.status == "succeeded", payouts.c.next_query_at == row.next_query_at))
+            .values(next_query_at=now + timedelta(seconds=self.returns.query_seconds))).rowcount)
+
+    async def ask_returned(self, row: Row) -> bool:
+        """Ask the channel about a succeeded payout; a return it reports is applied (once)."""
+        account = self.host.account(row.channel_account)
+        if not account.supports(Capability.PAYOUT):
+            return False
+        result = await self.calls.payout(account, "query_payout",
+                                         lambda: account.channel.query_payout(row.out_payout_no), row.out_payout_no)
+        if result.outcome is not Outcome.RETURNED:
+            return False
+        return await self.db.tx(lambda conn: self.returned(conn, row.id, "query", result.error_code,
+                                                           result.error_message))
+
     def apply_event(self, conn: Connection, account_id: str, event: ChannelEvent) -> str:
         row = conn.execute(select(payouts).where(and_(payouts.c.out_payout_no == event.out_trade_no,
                                                       payouts.c.channel_account == account_id))).first()
@@ -270,7 +369,8 @@ class PayoutService:
             return "unknown_reference"
         if event.amount is not None and event.amount != row.amount:
             return "mismatch"
-        result = PayoutResult(event.outcome, channel_payout_id=event.channel_transaction_id)
+        result = PayoutResult(event.outcome, channel_payout_id=event.channel_transaction_id,
+                              error_code=event.error_code)
         return "applied" if self.apply(conn, row.id, result, "callback") else "duplicate"
 
     # ---- reading ----
@@ -300,7 +400,8 @@ class PayoutKind(OperationKind):
     name = "payout"
     table = payouts
     reference = "out_payout_no"
-    templates = ("payout.requested", "payout.succeeded", "payout.failed")
+    templates = ("payout.requested", "payout.succeeded", "payout.failed", "payout.returned",
+                 "recon.payout_adjust_gain", "recon.payout_adjust_loss")
     event_kind = "payout"     # ChannelEvent.out_trade_no carries the out_payout_no
 
     def __init__(self, service: PayoutService) -> None:
@@ -312,6 +413,9 @@ class PayoutKind(OperationKind):
 
     async def sync(self, row: Row) -> bool:
         return await self.service.sync(row)
+
+    async def watch(self) -> int:
+        return await self.service.watch()
 
     def apply_event(self, conn: Connection, account_id: str, event: ChannelEvent) -> str:
         return self.service.apply_event(conn, account_id, event)

@@ -7,9 +7,13 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import polars as pl
 from sqlalchemy import Connection, Row, String, and_, func, literal, select
 
 from gateway.config import Settings
+from gateway.funds.config import reserve_accounts
+from gateway.funds.match import CLASSES as FUNDS_CLASSES
+from gateway.funds.store import latest_statement_date, reconcile_window
 from gateway.health import RecentHealth, recent_health
 from gateway.models import Payment, ReconItem, ReconProposal, ReconRun, Settlement
 from gateway.reconciliation.match import CLASSES
@@ -111,7 +115,8 @@ def daily_report(conn: Connection, settings: Settings, day: date) -> dict[str, A
                               "advanced": sum(int(settled.get(("advance", o), 0)) for o in owners)})
     refunds_total = conn.execute(select(func.coalesce(func.sum(refunded.c.debit), 0))).scalar_one()
     return {"date": day.isoformat(), "channel_accounts": channel_rows, "merchants": merchant_rows,
-            "refunds": int(refunds_total), "advances_outstanding": total_balance(conn, "advances")}
+            "refunds": int(refunds_total), "advances_outstanding": total_balance(conn, "advances"),
+            "funds": funds_daily(conn, settings, day)}
 
 
 # ---- the channels ----
@@ -158,3 +163,36 @@ def _as_switched(conn: Connection, listing: list[dict[str, Any]]) -> list[dict[s
         limits = {**account["limits"], **(row.limits or {})}
         account["limits"] = {k: v for k, v in limits.items() if v is not None}
     return listing
+
+
+# ---- funds: the reserve bank account ----
+
+def funds_daily(conn: Connection, settings: Settings, day: date) -> list[dict[str, Any]]:
+    """Per reserve account, and per channel account settling into it, for `day`: what the books expected
+    to move through the bank, what the bank's current statements show for it (on time or late), the
+    difference; the money in transit (booked as paid by the channel, on no bank statement yet: as of
+    the reserve account's latest statement); and what the bank received that nothing expected."""
+    found = []
+    for reserve in reserve_accounts(settings).values():
+        outcomes, since, until = reconcile_window(conn, reserve, day, decided=False)
+        on_day = outcomes.filter(pl.col("business_date") == day)
+        moved = on_day.filter(pl.col("kind") != "bank_line")
+        in_transit = outcomes.filter((pl.col("kind") == "settlement") & (pl.col("class") == "expected_not_received")
+                                     & (pl.col("business_date") <= day))
+        rows = []
+        for account in sorted(set(reserve.channel_accounts) | set(moved["channel_account"].to_list())):
+            mine = moved.filter(pl.col("channel_account") == account)
+            expected, received = int(mine["expected_amount"].sum()), int(mine["bank_amount"].fill_null(0).sum())
+            rows.append({"channel_account": account, "expected": expected, "received": received,
+                         "difference": received - expected,
+                         "classes": {c: int(mine.filter(pl.col("class") == c).height) for c in FUNDS_CLASSES},
+                         "in_transit": int(in_transit.filter(pl.col("channel_account") == account)
+                                           ["expected_amount"].sum())})
+        unexpected = on_day.filter(pl.col("class") == "received_not_expected")
+        latest = latest_statement_date(conn, reserve.id)
+        found.append({"reserve_account": reserve.id, "currency": reserve.currency, "channel_accounts": rows,
+                      "received_not_expected": {"count": unexpected.height,
+                                                "amount": int(unexpected["bank_amount"].sum())},
+                      "latest_statement": latest.isoformat() if latest else None,
+                      "window": [since.isoformat(), until.isoformat()]})
+    return found

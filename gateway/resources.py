@@ -106,6 +106,7 @@ def payout_object(p: Any) -> dict[str, Any]:
         "created_at": iso(p.created_at),
         "updated_at": iso(p.updated_at),
         "finished_at": iso(p.finished_at),
+        "returned_at": iso(p.returned_at),
     }
 
 

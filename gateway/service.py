@@ -34,7 +34,7 @@ from gateway.payment_results import PaymentResults
 from gateway.payments import PaymentService
 from gateway.reconciliation.run import Reconciler
 from gateway.refunds import RefundService
-from gateway.payouts import PayoutService
+from gateway.payouts import PayoutService, ReturnPolicy
 from gateway.splits import SplitService
 from gateway.plugins import ChannelAccount, PluginHost
 from gateway.routing import Router
@@ -119,7 +119,9 @@ class Gateway:
         splits = SplitService(core, box, settings.split_refund_policy)
         refunds = RefundService(core, splits)
         payments = PaymentService(core, router, PaymentResults(core, splits), splits, refunds, risk)
-        payouts = PayoutService(core, router, box)
+        payouts = PayoutService(core, router, box, ReturnPolicy(
+            settings.payout_return_watch_days, settings.payout_return_query_seconds, settings.payout_return_to,
+            settings.payout_return_fee))
         services = Services(core, payments, refunds, payouts, splits)
         operations = Operations(kind.make(services) for kind in (*BUILTIN_KINDS, *extra_kinds))
         limiter = RateLimiter(settings.channel_queries_per_second,

@@ -146,7 +146,9 @@ def openapi_document() -> dict[str, Any]:
     schemas["Payout"] = {"type": "object", "required": ["id", "status", "amount"], "properties": {
         "id": {"type": "string", "pattern": "^po_"}, "object": {"const": "payout"},
         "merchant_payout_no": {"type": "string"},
-        "status": {"type": "string", "enum": ["processing", "succeeded", "failed"]},
+        "status": {"type": "string", "enum": ["processing", "succeeded", "failed", "returned"],
+                   "description": "returned: paid, then sent back by the receiving bank (退票); the money is "
+                                  "the merchant's again (docs/payouts.md)"},
         "amount": {"type": "integer"}, "fee": {"type": "integer"}, "currency": {"type": "string"},
         "bank_account": {"type": "object", "properties": {
             "name": {"type": "string"}, "number": {"type": "string", "description": "masked: first and last 4"},
@@ -154,7 +156,7 @@ def openapi_document() -> dict[str, Any]:
         "remark": nullable_str, "channel": {"type": "string"}, "out_payout_no": {"type": "string"},
         "channel_payout_id": nullable_str, "routing": {"type": ["object", "null"]}, "failure": failure,
         "notify_url": nullable_str, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
-        "finished_at": nullable_str}}
+        "finished_at": nullable_str, "returned_at": nullable_str}}
     schemas["PayoutList"] = {"type": "object", "properties": {"object": {"const": "list"},
                                                               "data": {"type": "array", "items": _ref("Payout")}}}
     schemas["Receiver"] = {"type": "object", "required": ["id", "type", "account"], "properties": {

@@ -17,6 +17,7 @@ class Outcome(str, enum.Enum):
     PENDING = "pending"   # the channel has it and has not finished (e.g. waiting for the payer)
     UNKNOWN = "unknown"   # no trustworthy answer: timeout, 5xx, garbage. Never a failure.
     CLOSED = "closed"     # the channel closed it unpaid
+    RETURNED = "returned"  # a payout it paid came back from the receiving bank (退票): only after SUCCEEDED
 
 
 class Capability(str, enum.Enum):

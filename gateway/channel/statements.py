@@ -32,7 +32,8 @@ STATEMENT_COLUMNS = {
     "settled_amount": "Int64",          # what the channel settles for the line: amount less the discount it
                                         # keeps out of what it pays (null: all of amount); fees are on this
     "fee_millis": "Int64",              # the channel's fee in 1/1000 minor unit: + charged, - given back
-    "status": "String",                 # succeeded | failed | closed | pending (normalized)
+    "status": "String",                 # succeeded | failed | closed | pending (normalized); returned: a
+                                        # payout line of the day the receiving bank sent it back (退票)
     "time": "String",                   # as the channel wrote it
 }
 

@@ -323,6 +323,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = client_command("get-refund", "payments:get_refund", "show a refund")
     p.add_argument("refund_id", help="the refund (rfd_…)")
 
+    bank = sub.add_parser("bank", help="the reserve bank account: import its statements (funds reconciliation)") \
+        .add_subparsers(dest="bank_command", required=True, metavar="COMMAND")
+    p = bank.add_parser("import", help="read a reserve account's bank file (MT940, camt.053, CSV) and reconcile it")
+    p.add_argument("--account", required=True, help="the reserve account, as [[reserve_accounts]] names it")
+    p.add_argument("--file", required=True, help="the bank's file")
+    p.add_argument("--format", choices=("mt940", "camt053", "csv"), help="default: recognized from the content")
+    p.add_argument("--date", type=business_date, help="the day the file closes (default: as the file says)")
+    _json(p)
+    p.set_defaults(fn="bank:import_file")
     from gateway.cli.close_args import add_commands as add_close_commands   # calendar, close-day status|run
     add_close_commands(sub, business_date, _json)
 

@@ -71,4 +71,14 @@ def daily_report(args: argparse.Namespace) -> int:
               f"{m['advanced']:>12,}")
     print(f"\nrefunds paid back: {report['refunds']:,}; advances outstanding (exposure): "
           f"{report['advances_outstanding']:,}")
+    for r in report["funds"]:
+        print(f"\nreserve account {r['reserve_account']} ({r['currency']}, bank statements to "
+              f"{r['latest_statement'] or 'none yet'})")
+        print(f"{'channel account':<16}{'expected':>14}{'received':>14}{'difference':>14}{'in transit':>14}  classes")
+        for c in r["channel_accounts"]:
+            classes = ", ".join(f"{k} {v}" for k, v in c["classes"].items() if v) or "-"
+            print(f"{c['channel_account']:<16}{c['expected']:>14,}{c['received']:>14,}{c['difference']:>14,}"
+                  f"{c['in_transit']:>14,}  {classes}")
+        unexpected = r["received_not_expected"]
+        print(f"received, not expected: {unexpected['count']} lines, {unexpected['amount']:,}")
     return 0

@@ -9,9 +9,10 @@ from typing import Any, Iterable
 from sqlalchemy import Connection, Row, insert, select, update
 
 from gateway.console.identity import record
+from gateway.funds.review import approve_item
 from gateway.models import ChannelAccountChange, ChannelAccountOverride, MerchantEvent
 from gateway.notifier import redeliver
-from gateway.reconciliation.review import approve, propose
+from gateway.reconciliation.review import propose
 from gateway.reconciliation.store import proposals
 from ledger.booking import Booker
 
@@ -32,7 +33,7 @@ def propose_resolution(conn: Connection, op: Row, item_id: int, action: str, rea
 
 def approve_resolution(conn: Connection, op: Row, item_id: int, proposal_id: int, booker: Booker, now: datetime, *,
                        source: str, client_ip: str | None = None) -> dict[str, Any]:
-    result = approve(conn, item_id, proposal_id, op, booker, now)
+    result = approve_item(conn, item_id, proposal_id, op, booker, now)   # a bank item books the bank's events
     proposal = conn.execute(select(proposals.c.id, proposals.c.action, proposals.c.proposed_by,
                                    proposals.c.proposed_by_id, proposals.c.reason)
                             .where(proposals.c.id == proposal_id)).one()

@@ -28,7 +28,7 @@ from gateway.console.web import audit, checked_form, client_ip, csrf_token, forb
 from gateway.janitor import exceptions as janitor_exceptions
 from gateway.payouts import position_balances
 from gateway.reconciliation.errors import ReconError
-from gateway.reports import RunReport, channel_listing, open_items, run_report
+from gateway.reports import RunReport, channel_listing, funds_daily, open_items, run_report
 
 T = TypeVar("T")
 
@@ -384,16 +384,17 @@ async def exceptions_page(request: Request, op: Row) -> Response:
 async def recon_page(request: Request, op: Row) -> Response:
     gw = gateway_of(request)
     now = gw.clock.now()
-    rows, per_day, asked = await _read(request, lambda conn: (
+    today = gw.ledger.day.date_of(now)
+    rows, per_day, asked, funds = await _read(request, lambda conn: (
         queries.recon_runs(conn), queries.differences_per_day(conn, now.date() - timedelta(days=29), now.date()),
-        recon_requests.recent(conn)))
+        recon_requests.recent(conn), funds_daily(conn, gw.settings, today)))
     found, still_open = sum(n for _, n, _ in per_day), sum(o for _, _, o in per_day)
     chart = charts.bars(tr(request, "Reconciliation differences per day, 30 days"), [d[5:] for d, _, _ in per_day],
                         {tr(request, "found"): [n for _, n, _ in per_day], tr(request, "still open"): [o for _, _, o in per_day]},
                         unit="count", y_name=tr(request, "items"),
                         subtitle=tr(request, "total: %(n)s found, %(open)s open", n=found, open=still_open))
     return render(request, "recon.html", runs=[run_report(r) for r in rows], pictures=[chart], requests=asked,
-                  accounts=[a.id for a in gw.settings.channel_accounts], today=gw.ledger.day.date_of(now),
+                  accounts=[a.id for a in gw.settings.channel_accounts], today=today, funds=funds,
                   message=request.query_params.get("done"))
 
 

@@ -10,10 +10,11 @@ from gateway.models.merchants import IdempotencyKey, Merchant, MerchantEvent, Re
 from gateway.models.operation import OperationColumns, operation_columns
 from gateway.models.payments import Attempt, ChannelCallback, Payment, Refund
 from gateway.models.recon import ReconItem, ReconProposal, ReconRun, Settlement
+from gateway.models.funds import BankLine, BankStatement
 from gateway.models.close import CloseDay, CloseStep, MerchantStatement
 
 __all__ = ["SQLModel", "OperationColumns", "operation_columns", "Merchant", "RequestNonce", "IdempotencyKey", "MerchantEvent", "Payment",
            "Attempt", "Refund", "ChannelCallback", "Payout", "Receiver", "Split", "SplitReturn", "SplitRelease",
            "ReconRun", "ReconItem", "ReconProposal", "Settlement", "ChannelHealth", "ChannelCircuit", "ChannelDay",
            "ChannelExchange", "Operator", "AuditEntry", "ConsoleSession", "SignInGuard", "ChannelAccountOverride",
-           "ChannelAccountChange", "ReconRequest", "CloseDay", "CloseStep", "MerchantStatement"]
+           "ChannelAccountChange", "ReconRequest", "BankStatement", "BankLine", "CloseDay", "CloseStep", "MerchantStatement"]

@@ -35,6 +35,8 @@ class Payout(OperationColumns, table=True):
     channel_payout_id: Optional[str] = Field(default=None, max_length=128)
     routing: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
     finished_at: Optional[datetime] = None
+    # When the receiving bank's return (退票) of a succeeded payout was applied (status returned).
+    returned_at: Optional[datetime] = None
 
 
 class Receiver(SQLModel, table=True):

@@ -16,6 +16,11 @@ one row per line or record that did not match. Classes, exactly:
   amount_mismatch    both succeeded, amounts differ
   fee_mismatch       the channel's fee is not the account's contracted rate
   duplicate          a line that repeats an earlier line's key on the same statement
+
+A payout line `returned` (the day the receiving bank sent it back, 退票) is its own key beside the
+payout's success line: it matches a payout returned here, and is a status_mismatch against one still
+succeeded here (reconciliation's rule `payout_returned_by_statement` applies it). A payout returned here
+still matches the success line of the day it was paid.
 """
 from __future__ import annotations
 
@@ -74,11 +79,14 @@ def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: p
         local_payouts = pl.DataFrame(schema=LOCAL_PAYOUT_COLUMNS)
     lines = lines.with_columns(reference=pl.when(pl.col("kind") == "refund").then(pl.col("out_refund_no"))
                                .otherwise(pl.col("out_trade_no")))
-    lines = lines.with_columns(repeat=~pl.struct("kind", "reference").is_first_distinct(),
+    returned = (pl.col("kind") == "payout") & (pl.col("status") == "returned")
+    lines = lines.with_columns(repeat=~pl.struct("kind", "reference", returned.alias("returned")).is_first_distinct(),
                                settled=settled_amount())
     succeeded = pl.col("status") == "succeeded"
     sign = pl.when(pl.col("kind") == "payment").then(1).otherwise(-1)
-    lines = lines.with_columns(channel_effect=pl.when(succeeded).then(pl.col("amount") * sign).otherwise(0),
+    # a return puts the payout's amount back in the position
+    lines = lines.with_columns(channel_effect=pl.when(succeeded).then(pl.col("amount") * sign)
+                               .when(returned).then(pl.col("amount")).otherwise(0),
                                fee_fen=pl.when(succeeded).then(fen_from_millis(pl.col("fee_millis"))).otherwise(0))
 
     # The join is lazy and streamed: only the counts and the lines that did not match are made, never the
@@ -94,7 +102,10 @@ def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: p
         local_payouts.lazy().select("out_payout_no", "local_status", "local_amount", "local_date")
         .rename({"out_payout_no": "reference"}), on="reference", how="left")
     joined = pl.concat([payments, refunds, payouts], how="vertical_relaxed")
-    local_ok = pl.col("local_status") == "succeeded"
+    # what the line says happened, here: a success (a payout returned since was paid too), or its return
+    line_ok = succeeded | returned
+    local_ok = pl.when(returned).then(pl.col("local_status") == "returned").otherwise(
+        (pl.col("local_status") == "succeeded") | ((pl.col("kind") == "payout") & (pl.col("local_status") == "returned")))
     # The channel charges its fee on what it settles (the order less a coupon it keeps), and so do we; a
     # payout's fee is not at the payment rate.
     expected = (pl.when(pl.col("kind") != "payout").then(expected_fee_millis(pl.col("settled"), fee_bps) * sign)
@@ -103,11 +114,12 @@ def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: p
         if fee_bps is not None else pl.lit(False)
     joined = joined.with_columns(
         expected_fee_millis=expected.cast(pl.Int64),
-        local_effect=pl.when(local_ok).then(pl.col("local_amount") * sign).otherwise(0),
+        local_effect=pl.when(local_ok & returned).then(pl.col("local_amount"))
+        .when(local_ok).then(pl.col("local_amount") * sign).otherwise(0),
         **{"class": pl.when(pl.col("repeat")).then(pl.lit("duplicate"))
            .when(pl.col("local_status").is_null()).then(pl.lit("missing_local"))
-           .when(succeeded != local_ok).then(pl.lit("status_mismatch"))
-           .when(succeeded & (pl.col("amount") != pl.col("local_amount"))).then(pl.lit("amount_mismatch"))
+           .when(line_ok != local_ok).then(pl.lit("status_mismatch"))
+           .when(line_ok & (pl.col("amount") != pl.col("local_amount"))).then(pl.lit("amount_mismatch"))
            .when(succeeded & fee_differs).then(pl.lit("fee_mismatch"))
            .otherwise(pl.lit("matched"))})
     on_statement = lines.select("kind", "reference").unique()

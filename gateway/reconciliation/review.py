@@ -77,7 +77,9 @@ def approve(conn: Connection, item_id: int, proposal_id: int, by: Person, booker
     if proposal.action == "adjust":
         difference = row.channel_effect - row.local_effect
         run = conn.execute(select(runs.c.currency).where(runs.c.id == row.run_id)).one()
-        event = "recon.adjust_gain" if difference > 0 else "recon.adjust_loss"
+        # a payout's difference is the channel account's position's, never what the channel owes us
+        event = ("recon.payout_adjust" if row.kind == "payout" else "recon.adjust") + (
+            "_gain" if difference > 0 else "_loss")
         reference = f"recon-item:{item_id}"
         booker.book(conn, event, reference, merchant_id=row.merchant_id or "", channel_account=row.channel_account,
                     currency=run.currency, variables={"amount": abs(difference)}, now=now,

@@ -20,7 +20,9 @@
    machine (ledger entry and merchant event included): rule `late_success_by_query`. A payout still
    processing here that no statement of its days lists once the carry-over window has passed
    (missing_channel) is asked about once more and, if the channel has no record of it, failed:
-   rule `payout_failed_absent` (the only way a payout fails without a final answer).
+   rule `payout_failed_absent` (the only way a payout fails without a final answer). A payout line
+   `returned` (the receiving bank sent it back) against a payout still succeeded (or processing) here
+   is applied as its return, once, from the statement: rule `payout_returned_by_statement`.
 What no rule resolves stays open: `paymux recon resolve` proposes, another person approves (review.py).
 """
 from __future__ import annotations
@@ -78,6 +80,8 @@ class PayoutSync(Protocol):
     async def sync(self, row: Row) -> bool: ...
 
     async def settle_absent(self, account_id: str, out_payout_no: str, evidence: str) -> str: ...
+
+    async def return_found(self, account_id: str, out_payout_no: str, evidence: str) -> bool: ...
 
 
 class Reconciler:
@@ -235,6 +239,7 @@ class Reconciler:
         no statement had); returns the run row."""
         resolved = await self._late_successes(run_id)
         resolved += await self._absent_payouts(run_id)
+        resolved += await self._returned_payouts(run_id)
         return await self.db.tx(lambda conn: store.add_auto_resolved(conn, run_id, resolved))
 
     async def _absent_payouts(self, run_id: str) -> int:
@@ -254,6 +259,22 @@ class Reconciler:
             await self.db.tx(lambda conn, i=item: (store.resolve_by_rule(
                 conn, i.id, "payout_failed_absent",
                 "the channel has no record of it either: the payout failed and its money was released", now),
+                store.refresh_open(conn, [i.run_id])))
+            resolved += 1
+        return resolved
+
+    async def _returned_payouts(self, run_id: str) -> int:
+        """Payouts the statement lists as returned that are not returned here: applied from the statement."""
+        todo = await self.db.tx(lambda conn: store.returned_payouts(conn, run_id))
+        resolved = 0
+        for item in todo:
+            evidence = f"line {item.line_no} of {item.channel_account}'s statement of {item.business_date.isoformat()}"
+            if not await self.payouts.return_found(item.channel_account, item.reference, evidence):
+                continue
+            now = self.clock.now()
+            await self.db.tx(lambda conn, i=item: (store.resolve_by_rule(
+                conn, i.id, "payout_returned_by_statement",
+                "the receiving bank returned it: its money is back in the position and with the merchant", now),
                 store.refresh_open(conn, [i.run_id])))
             resolved += 1
         return resolved

@@ -430,3 +430,10 @@ def absent_payouts(conn: Connection, run_id: str) -> list[Row]:
     return conn.execute(select(items).where(and_(
         items.c.channel_account == account_id, items.c.status == "open", items.c.kind == "payout",
         items.c["class"] == "missing_channel", items.c.local_status == "processing"))).all()
+
+
+def returned_payouts(conn: Connection, run_id: str) -> list[Row]:
+    """Open items of the run where the statement says a payout was returned and we do not."""
+    return conn.execute(select(items).where(and_(
+        items.c.run_id == run_id, items.c.status == "open", items.c["class"] == "status_mismatch",
+        items.c.kind == "payout", items.c.channel_status == "returned"))).all()

@@ -9,8 +9,10 @@ from gateway.channel import ChannelEvent, Discount, Outcome, PaymentResult, Payo
 TRADE_STATUS = {"NOTPAY": Outcome.PENDING, "SUCCESS": Outcome.SUCCEEDED, "FAIL": Outcome.FAILED,
                 "CLOSED": Outcome.CLOSED}
 REFUND_STATUS = {"PROCESSING": Outcome.PENDING, "SUCCESS": Outcome.SUCCEEDED, "FAIL": Outcome.FAILED}
-# Payouts and splits move through the same three states as refunds.
+# Payouts and splits move through the same three states as refunds; a paid payout the receiving bank
+# sent back is RETURNED (the sandbox's payout_return_days fault), with return_code and return_message.
 MOVE_STATUS = REFUND_STATUS
+PAYOUT_STATUS = {**MOVE_STATUS, "RETURNED": Outcome.RETURNED}
 # What the sandbox's payout answers mean (the sandbox's own rules, plugins/mock/simulator.py):
 # PROCESSING ask again; SUCCESS and FAIL final; error AMOUNT_INVALID final (nothing was taken);
 # PAYOUT_NOT_EXIST "no record (yet)": ask again, never a failure nor a reason to send it again;
@@ -67,15 +69,17 @@ def payout(data: dict[str, Any]) -> PayoutResult:
             return PayoutResult(Outcome.PENDING, error_code="PAYOUT_NOT_EXIST", unheard=True)
         return PayoutResult(Outcome.FAILED if data["error"] in PAYOUT_FINAL_ERRORS else Outcome.UNKNOWN,
                             error_code=str(data["error"]), error_message=data.get("message"))
-    return PayoutResult(MOVE_STATUS.get(data.get("status"), Outcome.UNKNOWN), data.get("payout_id"),
-                        error_code=data.get("fail_code"), error_message=data.get("fail_message"))
+    return PayoutResult(PAYOUT_STATUS.get(data.get("status"), Outcome.UNKNOWN), data.get("payout_id"),
+                        error_code=data.get("fail_code") or data.get("return_code"),
+                        error_message=data.get("fail_message") or data.get("return_message"))
 
 
 def callback_events(data: dict[str, Any]) -> list[ChannelEvent]:
     """A verified callback's body as events; KeyError, TypeError or ValueError when it garbles one."""
     if data["event"] == "payout":
-        return [ChannelEvent("payout", data["out_payout_no"], MOVE_STATUS[data["status"]],
-                             amount=int(data["amount"]), channel_transaction_id=data.get("payout_id"))]
+        return [ChannelEvent("payout", data["out_payout_no"], PAYOUT_STATUS[data["status"]],
+                             amount=int(data["amount"]), channel_transaction_id=data.get("payout_id"),
+                             error_code=data.get("return_code"))]
     if data["event"] == "split":
         return [ChannelEvent("split", data["out_trade_no"], MOVE_STATUS[data["status"]],
                              amount=int(data["amount"]), channel_transaction_id=data.get("split_id"),

@@ -30,6 +30,7 @@ class MockSettings:
     payout_latency_ms: int = 0      # the sandbox takes this long to answer a payout (it pays at once)
     payout_settle_ms: int = 50      # and the bank takes this long to pay it (then the sandbox notifies)
     base_url: str | None = None     # where the sandbox is served; default {public_url}/hosted/{account}
+    payout_return_days: int | None = None   # the receiving bank sends a paid payout back this many days later
     # when set, the statement of day D is published this long after D ends (Beijing time), as channels do
     # (WeChat Pay's bill at 10:00 of D + 1); asked for before, the sandbox has none yet
     statement_delay_seconds: int = 0
@@ -65,9 +66,13 @@ class MockChannel(Channel):
         fee_bps = raw.get("fee_bps", 60)
         if not isinstance(fee_bps, int) or not 0 <= fee_bps <= 10000:
             raise SettingsError("fee_bps must be a whole number of basis points, 0 to 10000")
+        return_days = raw.get("payout_return_days")
+        if return_days is not None and (not isinstance(return_days, int) or isinstance(return_days, bool)
+                                        or not 0 <= return_days <= 30):
+            raise SettingsError("payout_return_days must be a whole number of days, 0 to 30")
         return MockSettings(secret, mode, raw.get("callback_delay_ms", 0), raw.get("create_latency_ms", 0),
                             float(fail_create), fee_bps, raw.get("payout_latency_ms", 0), raw.get("payout_settle_ms", 50),
-                            raw.get("base_url"), raw.get("statement_delay_seconds", 0))
+                            raw.get("base_url"), return_days, raw.get("statement_delay_seconds", 0))
 
     @property
     def settings(self) -> MockSettings:

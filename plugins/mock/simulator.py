@@ -1,7 +1,10 @@
 """The other side of the sandbox wire: a hosted checkout page, the channel's API, and its callbacks.
 
 Mounted by the gateway at /hosted/{account}. It keeps its orders in memory, like a fresh sandbox:
-a restart forgets them. Fault settings (callback_mode, callback_delay_ms) shape its callbacks.
+a restart forgets them. Fault settings (callback_mode, callback_delay_ms) shape its callbacks;
+payout_return_days makes the receiving bank send every paid payout back (退票) that many days (of the
+simulator's clock) after it was paid: from then on a query answers RETURNED, the day's statement lists
+a RETURNED line, and a callback is sent (when a query or `send_returns` finds it due).
 """
 from __future__ import annotations
 
@@ -67,6 +70,7 @@ class SandboxSimulator:
         # Payouts by out_payout_no; paid_count counts money actually sent per number (must stay <= 1).
         self.payouts: dict[str, dict[str, Any]] = {}
         self.paid_count: dict[str, int] = {}
+        self.returns_at: dict[str, int] = {}    # out_payout_no -> when the receiving bank sends it back
         self.sender = CallbackSender()
         self.app = Starlette(routes=[
             Route("/checkout", self.checkout_page, methods=["GET"]),
@@ -131,7 +135,7 @@ class SandboxSimulator:
         order.promotions = [promotion] if promotion and outcome == "success" else []
         order.status = "SUCCESS" if outcome == "success" else "FAIL"
         order.transaction_id = "sbx" + secrets.token_hex(12)
-        order.paid_at = beijing_now(self.clock)
+        order.paid_at = self._beijing()
         await self._send_callback({"event": "payment", **order.view()})
         return self._answer(wants_json, 200, order.view())
 
@@ -214,7 +218,7 @@ class SandboxSimulator:
     async def _complete_refund(self, refund: dict[str, Any]) -> None:
         await asyncio.sleep(0.05)  # the money moves after the request is acknowledged
         refund["refund_status"] = "SUCCESS"
-        refund["succeeded_at"] = beijing_now(self.clock)
+        refund["succeeded_at"] = self._beijing()
         await self._send_callback({"event": "refund", **refund})
 
     async def api_refund_query(self, request: Request) -> Response:
@@ -252,13 +256,39 @@ class SandboxSimulator:
         await asyncio.sleep(self.settings.payout_settle_ms / 1000)
         self.paid_count[payout["out_payout_no"]] = self.paid_count.get(payout["out_payout_no"], 0) + 1
         payout["status"] = "SUCCESS"
-        payout["succeeded_at"] = beijing_now(self.clock)
+        payout["succeeded_at"] = self._beijing()
+        if self.settings.payout_return_days is not None:
+            self.returns_at[payout["out_payout_no"]] = self.clock.timestamp() + self.settings.payout_return_days * 86400
         await self._send_callback({"event": "payout", **payout})
+
+    def _beijing(self) -> str:
+        return datetime.fromtimestamp(self.clock.timestamp(), timezone(timedelta(hours=8))).strftime("%Y-%m-%d %H:%M:%S")
+
+    def _due_returns(self) -> list[dict[str, Any]]:
+        """The receiving bank's returns that are due by the clock: those payouts become RETURNED now."""
+        now, due = self.clock.timestamp(), []
+        for number, at in list(self.returns_at.items()):
+            payout = self.payouts[number]
+            if at <= now and payout["status"] == "SUCCESS":
+                payout.update(status="RETURNED", returned_at=self._beijing(), return_code="ACCOUNT_CLOSED",
+                              return_message="returned by the receiving bank: the account is closed")
+                del self.returns_at[number]
+                due.append(payout)
+        return due
+
+    async def send_returns(self) -> int:
+        """The bank's returns that are due, made and notified (as time passing does); returns how many."""
+        due = self._due_returns()
+        for payout in due:
+            await self._send_callback({"event": "payout", **payout})
+        return len(due)
 
     async def api_payout_query(self, request: Request) -> Response:
         data = await self._read(request)
         if isinstance(data, Response):
             return data
+        for returned in self._due_returns():   # found by the question; the callback follows
+            self.sender.background(self._send_callback({"event": "payout", **returned}))
         payout = self.payouts.get(str(data.get("out_payout_no")))
         return self._signed(payout or {"error": "PAYOUT_NOT_EXIST", "message": "no such payout"})
 
@@ -345,10 +375,14 @@ class SandboxSimulator:
                     rows.append([refund["succeeded_at"], order.transaction_id, order.out_trade_no,
                                  refund["out_refund_no"], "refund", "SUCCESS", refund["amount"], -fee(refund["amount"])])
                     refunded = [refunded[0] + 1, refunded[1] + refund["amount"]]
+        self._due_returns()
         for payout in self.payouts.values():   # the money paid out of the position, fee-free in the sandbox
-            if payout["status"] == "SUCCESS" and payout.get("succeeded_at", "").startswith(day):
+            if payout["status"] in ("SUCCESS", "RETURNED") and payout.get("succeeded_at", "").startswith(day):
                 rows.append([payout["succeeded_at"], payout["payout_id"], payout["out_payout_no"], "", "payout",
                              "SUCCESS", payout["amount"], 0])
+            if payout["status"] == "RETURNED" and payout["returned_at"].startswith(day):   # back in the position
+                rows.append([payout["returned_at"], payout["payout_id"], payout["out_payout_no"], "", "payout",
+                             "RETURNED", payout["amount"], 0])
         if not rows:
             return None
         out = io.StringIO()
@@ -396,11 +430,6 @@ def _promotion(form: Any, order_amount: int) -> dict[str, Any] | str:
             "channel_contribute": amount if funder == "channel" else 0,
             "other_contribute": amount if funder == "other" else 0, "kept": kept,
             "coupon_id": str(form.get("coupon_id", ""))[:32] or None, "name": "sandbox coupon"}
-
-
-def beijing_now(clock: Clock) -> str:
-    """The sandbox's time (its clock: the tests move it, so a payment can be of any day)."""
-    return clock.now().astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _page(title: str, body: str) -> str:

@@ -1,5 +1,6 @@
 """The sandbox's daily statement: `#` title line, CSV header, one row per payment, refund or payout
-(amounts in fen, fee_millis in 1/1000 fen; a payout's out_payout_no in out_trade_no), `# total rows=…
+(amounts in fen, fee_millis in 1/1000 fen; a payout's out_payout_no in out_trade_no, a second line
+RETURNED on the day the receiving bank sent it back), `# total rows=…
 payments=… payment_amount=… refunds=… refund_amount=…` as the last line (rows counts payouts too)."""
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from plugins.statements import empty_check, first_failure, normalized, read_tabl
 
 COLUMNS = ["time", "transaction_id", "out_trade_no", "out_refund_no", "kind", "status", "amount", "fee_millis"]
 TOTAL = re.compile(r"^# total rows=(\d+) payments=(\d+) payment_amount=(\d+) refunds=(\d+) refund_amount=(\d+)\s*$")
-STATUS = {"SUCCESS": "succeeded", "FAIL": "failed", "CLOSED": "closed"}
+STATUS = {"SUCCESS": "succeeded", "FAIL": "failed", "CLOSED": "closed", "RETURNED": "returned"}
 
 
 def parse_sandbox_statement(content: bytes) -> ParsedStatement:

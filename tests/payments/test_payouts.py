@@ -250,3 +250,105 @@ def test_concurrent_identical_requests_make_one_payout(gateway_factory, db_url, 
     assert gw.count("payouts") == 1
     assert wait_for(lambda: balance(client)["payout_pending"] == 0)
     assert balance(client)["available"] == 100000 - 1000      # frozen and paid once
+
+
+def _returning_gateway(db_url, tmp_path, **changes):  # noqa: ANN001, ANN003, ANN202
+    """A gateway on a clock the test moves, whose sandbox returns every paid payout three days later
+    (its payout_return_days fault); payouts cost the merchant a fee of 200."""
+    from tests.conftest import Running, start_gateway
+    from tests.support import REPO
+    from tests.support.unionpay import ShiftedClock
+
+    chart = tmp_path / "ledger.toml"
+    chart.write_text((REPO / "conf" / "ledger.toml").read_text().replace("payout_fee = 0", "payout_fee = 200", 1))
+    clock = ShiftedClock()
+    config = settings(db_url, payout_return_days=3, **changes.pop("sandbox", {})).with_changes(
+        statement_dir=str(tmp_path / "st"), ledger_config=str(chart), **changes)
+    app, server = start_gateway(config, clock=clock)
+    return Running(config.public_url, config, app), server, clock
+
+
+def _payout_row(gw, payout_id: str):  # noqa: ANN001, ANN202
+    with gw.gateway.db.transaction() as conn:
+        return conn.execute(Payout.__table__.select().where(Payout.__table__.c.id == payout_id)).one()
+
+
+def _statement(gw, tmp_path, day) -> object:  # noqa: ANN001
+    path = tmp_path / f"sandbox-{day.isoformat()}.statement"
+    path.write_text(sandbox(gw).statement(day.isoformat()))
+    return path
+
+
+def test_a_payout_returned_three_days_later_is_returned_once_however_often_it_is_told(db_url, tmp_path) -> None:
+    """Found by the janitor's question three days on; then told again by a callback, by the statement of
+    the day it was paid and of the day it came back: the return is applied, booked and announced once."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from plugins.mock import wire
+    from tests.support.unionpay import reconcile_days
+
+    gw, server, clock = _returning_gateway(db_url, tmp_path)
+    with server:
+        creds, client = funded(gw)
+        made = payout(client, notify_url="https://shop.example/hook").json()
+        assert wait_for(lambda: _payout_row(gw, made["id"]).status == "succeeded")
+        assert balance(client)["available"] == 100000 - 30200 and position(gw) == (20000, 0)
+        paid_day = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+        clock.offset = timedelta(days=3, minutes=1)    # the janitor keeps asking: the bank sent it back
+        assert wait_for(lambda: _payout_row(gw, made["id"]).status == "returned", timeout=20)
+        returned_day = clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date()
+        # Told again: the channel's callback (again), the statements of both days, the rule itself.
+        number = made["out_payout_no"]
+        body = wire.encode({"id": "evt_again", "event": "payout", **sandbox(gw).payouts[number]})
+        again = httpx.post(f"{gw.url}/v1/notify/sandbox", content=body,
+                           headers=wire.signed_headers(SANDBOX_SECRET, body, clock.timestamp()))
+        assert again.status_code == 200
+        files = [_statement(gw, tmp_path, paid_day), _statement(gw, tmp_path, returned_day)]
+        first, second = reconcile_days(gw.settings, clock, [(timedelta(), paid_day), (clock.offset, returned_day)],
+                                       account="sandbox", files=files)
+        assert asyncio.run(gw.gateway.payouts.return_found("sandbox", number, "a test")) is False
+        clock.offset = timedelta()
+        for report in (first, second):   # both days' lines match a payout returned here
+            assert report["status"] == "completed" and report["counts"]["matched"] >= 1, report
+            assert report["counts"]["status_mismatch"] == 0, report
+        shown = client.request("GET", f"/v1/payouts/{made['id']}").json()
+        assert shown["status"] == "returned" and shown["returned_at"] and shown["failure"]["code"] == "ACCOUNT_CLOSED"
+        # The amount and the fee back with the merchant, the position restored, one event, one entry.
+        assert balance(client)["available"] == 100000 and position(gw) == (50000, 0)
+        events = [e["type"] for e in client.request("GET", "/v1/events").json()["data"]]
+        assert events.count("payout.returned") == 1 and events.count("payout.succeeded") == 1
+        with gw.gateway.db.transaction() as conn:
+            assert gw.gateway.ledger.entry(conn, f"payout:{made['id']}:payout.returned") is not None
+        with gw.gateway.db.transaction() as conn:
+            assert full_check(conn) == []
+        assert sandbox(gw).paid_count == {number: 1}
+
+
+def test_a_return_found_only_on_the_statement_goes_to_frozen_and_keeps_the_fee_by_setting(db_url, tmp_path) -> None:
+    """No question after success (a watch of 0 days), no callback: the statement of the day it came
+    back finds the return (rule payout_returned_by_statement); the settings freeze the amount for
+    review and keep the fee."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from tests.support.unionpay import reconcile_days
+
+    gw, server, clock = _returning_gateway(db_url, tmp_path, payout_return_watch_days=0, payout_return_to="frozen",
+                                           payout_return_fee="keep", sandbox={"callback_mode": "drop"})
+    with server:
+        creds, client = funded(gw)
+        made = payout(client).json()
+        assert wait_for(lambda: _payout_row(gw, made["id"]).status == "succeeded")
+        clock.offset = timedelta(days=3, minutes=1)
+        returned_day = clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date()
+        file = _statement(gw, tmp_path, returned_day)
+        assert _payout_row(gw, made["id"]).status == "succeeded"     # nobody asked, nobody told
+        [report] = reconcile_days(gw.settings, clock, [(clock.offset, returned_day)], account="sandbox", files=[file])
+        clock.offset = timedelta()
+        assert report["counts"]["status_mismatch"] == 1 and report["auto_resolved"] == 1, report
+        assert _payout_row(gw, made["id"]).status == "returned"
+        now = balance(client)
+        assert (now["available"], now["frozen"]) == (100000 - 30200, 30000) and position(gw) == (50000, 0)
+        with gw.gateway.db.transaction() as conn:
+            assert full_check(conn) == []
