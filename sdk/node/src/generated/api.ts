@@ -732,8 +732,11 @@ export interface components {
             /** @constant */
             object?: "payout";
             merchant_payout_no?: string;
-            /** @enum {string} */
-            status: "processing" | "succeeded" | "failed";
+            /**
+             * @description returned: paid, then sent back by the receiving bank (退票); the money is the merchant's again (docs/payouts.md)
+             * @enum {string}
+             */
+            status: "processing" | "succeeded" | "failed" | "returned";
             amount: number;
             fee?: number;
             currency?: string;
@@ -756,6 +759,7 @@ export interface components {
             created_at?: string;
             updated_at?: string;
             finished_at?: string | null;
+            returned_at?: string | null;
         };
         PayoutList: {
             /** @constant */
