@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from structlog.typing import FilteringBoundLogger
 
-from gateway.api import events, health, ledger, notify, payments, payouts, refunds
+from gateway.api import events, health, ledger, notify, payments, payouts, refunds, statements
 from gateway.api.common import error_response, json_response
 from gateway.api.openapi import openapi_document
 from gateway.api.text import check_pairs, check_target
@@ -56,6 +56,8 @@ def routes() -> list[Route]:
         Route("/v1/balance", ledger.balance, methods=["GET"]),
         Route("/v1/ledger/entries", ledger.entries, methods=["GET"]),
         Route("/v1/events", events.list_events, methods=["GET"]),
+        Route("/v1/statements/{business_date}.csv", statements.get_statement_csv, methods=["GET"]),
+        Route("/v1/statements/{business_date}", statements.get_statement, methods=["GET"]),
         Route("/v1/notify/{channel_account}", notify.notify, methods=["POST", "GET"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/metrics", health.metrics, methods=["GET"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from gateway.api import statements
 from gateway.api.schemas import (CreatePaymentBody, CreatePayoutBody, CreateReceiverBody, CreateRefundBody,
                                  CreateSplitBody, FinishSplitsBody, NewAttemptBody)
 
@@ -347,6 +348,8 @@ def openapi_document() -> dict[str, Any]:
         "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "security": [],
                                   "responses": {"200": _json({"type": "object"}, "The OpenAPI document")}}},
     }
+    paths.update(statements.openapi_paths(_path_param, _json, _errors, _ref))   # gateway/api/statements.py
+    schemas.update(statements.openapi_schemas())
     for operations in paths.values():
         for operation in operations.values():
             operation["responses"].update({k: v for k, v in _errors(*_EVERY_ROUTE).items()

@@ -353,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=business_date, help="the day the file closes (default: as the file says)")
     _json(p)
     p.set_defaults(fn="bank:import_file")
+    from gateway.cli.close_args import add_commands as add_close_commands   # calendar, close-day status|run
+    add_close_commands(sub, business_date, _json)
 
     p = sub.add_parser("reconcile-splits", help="reconcile a channel account's statement of splits (what it paid "
                                                 "receivers itself) against the books; settlement waits for it")

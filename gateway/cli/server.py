@@ -98,12 +98,13 @@ def worker_app() -> Starlette:
 
 def worker(args: argparse.Namespace) -> int:
     """The background work without HTTP: deliver merchant events, query open payments, close expired ones,
-    run the reconciliations requested from the console."""
+    run the reconciliations requested from the console, close each day on the `[close]` schedule."""
     async def work(gateway: Gateway) -> None:
+        from gateway.close import runner as close   # the daily close ([close] in the configuration)
         from gateway.console import recon_requests   # console: runs started from the console (worker only)
 
         await asyncio.gather(gateway.notifier.run(), gateway.janitor.run(), gateway.health_loop(),
-                             recon_requests.loop(gateway))
+                             recon_requests.loop(gateway), close.loop(gateway))
 
     try:
         with_gateway(settings_of(args), "worker", work)

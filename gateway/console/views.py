@@ -68,6 +68,7 @@ def routes() -> list[Route]:
         Route("/events/{event_id}/redeliver", redeliver_event_page, methods=["POST"]),
         Route("/audit", audit_page, methods=["GET"]),
         Route("/locale", set_locale, methods=["POST"]),
+        Route("/close", close_page, methods=["GET"]),
     ]
 
 
@@ -522,3 +523,14 @@ async def audit_page(request: Request, op: Row) -> Response:
     rows = await _read(request, lambda conn: conn.execute(select(audit_log).order_by(audit_log.c.id.desc())
                                                           .limit(200)).all())
     return render(request, "audit.html", rows=rows)
+
+
+@page()
+async def close_page(request: Request, op: Row) -> Response:
+    """The daily close of a business day (default: yesterday, the day closed this morning)."""
+    from gateway.close.status import day_status
+
+    gw = gateway_of(request)
+    day = _day(request.query_params.get("date", "")) or gw.ledger.day.date_of(gw.clock.now()) - timedelta(days=1)
+    closes = await _read(request, lambda conn: day_status(conn, day))
+    return render(request, "close.html", closes=closes, day=day)

@@ -11,9 +11,10 @@ from gateway.models.operation import OperationColumns, operation_columns
 from gateway.models.payments import Attempt, ChannelCallback, Payment, Refund
 from gateway.models.recon import ReconItem, ReconProposal, ReconRun, Settlement
 from gateway.models.funds import BankLine, BankStatement
+from gateway.models.close import CloseDay, CloseStep, MerchantStatement
 
 __all__ = ["SQLModel", "OperationColumns", "operation_columns", "Merchant", "RequestNonce", "IdempotencyKey", "MerchantEvent", "Payment",
            "Attempt", "Refund", "ChannelCallback", "Payout", "Receiver", "Split", "SplitReturn", "SplitRelease",
            "ReconRun", "ReconItem", "ReconProposal", "Settlement", "ChannelHealth", "ChannelCircuit", "ChannelDay",
            "ChannelExchange", "Operator", "AuditEntry", "ConsoleSession", "SignInGuard", "ChannelAccountOverride",
-           "ChannelAccountChange", "ReconRequest", "BankStatement", "BankLine"]
+           "ChannelAccountChange", "ReconRequest", "BankStatement", "BankLine", "CloseDay", "CloseStep", "MerchantStatement"]

@@ -32,6 +32,9 @@ class MockSettings:
     payout_settle_ms: int = 50      # and the bank takes this long to pay it (then the sandbox notifies)
     base_url: str | None = None     # where the sandbox is served; default {public_url}/hosted/{account}
     payout_return_days: int | None = None   # the receiving bank sends a paid payout back this many days later
+    # when set, the statement of day D is published this long after D ends (Beijing time), as channels do
+    # (WeChat Pay's bill at 10:00 of D + 1); asked for before, the sandbox has none yet
+    statement_delay_seconds: int = 0
 
 
 class MockChannel(Channel):
@@ -57,9 +60,10 @@ class MockChannel(Channel):
         fail_create = raw.get("fail_create", 0.0)
         if not isinstance(fail_create, (int, float)) or not 0 <= fail_create <= 1:
             raise SettingsError("fail_create must be a probability between 0 and 1")
-        for key in ("callback_delay_ms", "create_latency_ms", "payout_latency_ms", "payout_settle_ms"):
+        for key in ("callback_delay_ms", "create_latency_ms", "payout_latency_ms", "payout_settle_ms",
+                    "statement_delay_seconds"):
             if not isinstance(raw.get(key, 0), int) or raw.get(key, 0) < 0:
-                raise SettingsError(f"{key} must be a whole number of milliseconds")
+                raise SettingsError(f"{key} must be a whole number of {key.rsplit('_', 1)[1]}")
         fee_bps = raw.get("fee_bps", 60)
         if not isinstance(fee_bps, int) or not 0 <= fee_bps <= 10000:
             raise SettingsError("fee_bps must be a whole number of basis points, 0 to 10000")
@@ -69,7 +73,7 @@ class MockChannel(Channel):
             raise SettingsError("payout_return_days must be a whole number of days, 0 to 30")
         return MockSettings(secret, mode, raw.get("callback_delay_ms", 0), raw.get("create_latency_ms", 0),
                             float(fail_create), fee_bps, raw.get("payout_latency_ms", 0), raw.get("payout_settle_ms", 50),
-                            raw.get("base_url"), return_days)
+                            raw.get("base_url"), return_days, raw.get("statement_delay_seconds", 0))
 
     @property
     def settings(self) -> MockSettings:

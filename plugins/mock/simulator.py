@@ -15,7 +15,7 @@ import io
 import random
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 from starlette.applications import Starlette
@@ -136,7 +136,7 @@ class SandboxSimulator:
         order.promotions = [promotion] if promotion and outcome == "success" else []
         order.status = "SUCCESS" if outcome == "success" else "FAIL"
         order.transaction_id = "sbx" + secrets.token_hex(12)
-        order.paid_at = beijing_now()
+        order.paid_at = self._beijing()
         await self._send_callback({"event": "payment", **order.view()})
         return self._answer(wants_json, 200, order.view())
 
@@ -219,7 +219,7 @@ class SandboxSimulator:
     async def _complete_refund(self, refund: dict[str, Any]) -> None:
         await asyncio.sleep(0.05)  # the money moves after the request is acknowledged
         refund["refund_status"] = "SUCCESS"
-        refund["succeeded_at"] = beijing_now()
+        refund["succeeded_at"] = self._beijing()
         await self._send_callback({"event": "refund", **refund})
 
     async def api_refund_query(self, request: Request) -> Response:
@@ -402,6 +402,8 @@ class SandboxSimulator:
         if isinstance(data, Response):
             return data
         content = self.statement(str(data.get("date")))
+        if content is not None and self.settings.statement_delay_seconds and not self._published(str(data["date"])):
+            return self._signed({"error": "NO_STATEMENT", "message": "the statement of that day is not generated yet"})
         if content is None:
             return self._signed({"error": "NO_STATEMENT", "message": "no statement for that day"})
         return self._signed({"date": data.get("date"), "content": content})
@@ -437,6 +439,14 @@ class SandboxSimulator:
             return data
         return self._signed({"date": data.get("date"), "content": self.split_statement(str(data.get("date")))})
 
+    def _published(self, day: str) -> bool:
+        beijing = timezone(timedelta(hours=8))
+        try:
+            ends = datetime.combine(datetime.strptime(day, "%Y-%m-%d").date() + timedelta(days=1), time(), beijing)
+        except ValueError:
+            return False
+        return self.clock.now() >= ends + timedelta(seconds=self.settings.statement_delay_seconds)
+
 
 def _promotion(form: Any, order_amount: int) -> dict[str, Any] | str:
     """A coupon the payer uses at checkout: coupon_amount (fen), coupon_funded_by (merchant, channel
@@ -453,10 +463,6 @@ def _promotion(form: Any, order_amount: int) -> dict[str, Any] | str:
             "channel_contribute": amount if funder == "channel" else 0,
             "other_contribute": amount if funder == "other" else 0, "kept": kept,
             "coupon_id": str(form.get("coupon_id", ""))[:32] or None, "name": "sandbox coupon"}
-
-
-def beijing_now() -> str:
-    return datetime.now(timezone(timedelta(hours=8))).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _page(title: str, body: str) -> str:

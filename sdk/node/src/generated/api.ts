@@ -348,6 +348,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/statements/{business_date}.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The merchant's statement of a business day as CSV (streamed) */
+        get: operations["getStatementCsv"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/statements/{business_date}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The merchant's statement of a business day: balances and a page of lines */
+        get: operations["getStatement"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -698,8 +732,11 @@ export interface components {
             /** @constant */
             object?: "payout";
             merchant_payout_no?: string;
-            /** @enum {string} */
-            status: "processing" | "succeeded" | "failed";
+            /**
+             * @description returned: paid, then sent back by the receiving bank (退票); the money is the merchant's again (docs/payouts.md)
+             * @enum {string}
+             */
+            status: "processing" | "succeeded" | "failed" | "returned";
             amount: number;
             fee?: number;
             currency?: string;
@@ -722,6 +759,7 @@ export interface components {
             created_at?: string;
             updated_at?: string;
             finished_at?: string | null;
+            returned_at?: string | null;
         };
         PayoutList: {
             /** @constant */
@@ -841,6 +879,40 @@ export interface components {
             status: "ok" | "degraded";
             database: string;
             channel_accounts?: number;
+        };
+        Statement: {
+            /** @constant */
+            object?: "statement";
+            merchant_id?: string;
+            /** Format: date */
+            business_date?: string;
+            lines_total?: number;
+            produced_at?: string;
+            balances?: {
+                balance_kind?: string;
+                currency?: string;
+                opening?: number;
+                closing?: number;
+            }[];
+            lines?: {
+                /** @constant */
+                object?: "list";
+                has_more?: boolean;
+                next_cursor?: number | null;
+                data?: {
+                    line?: number;
+                    booked_at?: string;
+                    kind?: string;
+                    event_type?: string;
+                    balance_kind?: string;
+                    currency?: string;
+                    amount?: number;
+                    reference?: string | null;
+                    merchant_reference?: string | null;
+                    channel_reference?: string | null;
+                    memo?: string | null;
+                }[];
+            };
         };
     };
     responses: never;
@@ -2608,6 +2680,144 @@ export interface operations {
             };
             /** @description Invalid request: a parameter, or text in the path, query or body with a NUL character, a lone surrogate or bytes that are not UTF-8 (invalid_string) */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A multipart body: no route takes one */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getStatementCsv: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                business_date: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The statement */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            /** @description Invalid request: a parameter, or text in the path, query or body with a NUL character, a lone surrogate or bytes that are not UTF-8 (invalid_string) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authentication failed */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A multipart body: no route takes one */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getStatement: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description lines.next_cursor of the previous page */
+                cursor?: number;
+            };
+            header?: never;
+            path: {
+                business_date: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The statement */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Statement"];
+                };
+            };
+            /** @description Invalid request: a parameter, or text in the path, query or body with a NUL character, a lone surrogate or bytes that are not UTF-8 (invalid_string) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authentication failed */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
