@@ -1,7 +1,7 @@
 """fee rules: each payment's and payout's fee records the rule that produced it
 
 Revision ID: 0023
-Revises: 0024
+Revises: 0022
 """
 from typing import Sequence, Union
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0023"
-down_revision: Union[str, None] = "0024"
+down_revision: Union[str, None] = "0022"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

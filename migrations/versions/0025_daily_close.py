@@ -1,7 +1,7 @@
 """daily close: each (account, business day) a worker closes, its steps; merchants' daily statements
 
 Revision ID: 0025
-Revises: 0024
+Revises: 0023
 """
 from typing import Sequence, Union
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0025"
-down_revision: Union[str, None] = "0024"
+down_revision: Union[str, None] = "0023"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
