@@ -316,7 +316,7 @@ class SandboxSimulator:
 
     async def _complete_split(self, split: dict[str, Any]) -> None:
         await asyncio.sleep(0.05)
-        split["status"], split["succeeded_at"] = "SUCCESS", beijing_now()
+        split["status"], split["succeeded_at"] = "SUCCESS", self._beijing()
         await self._send_callback({"event": "split", **split})
 
     async def api_split_query(self, request: Request) -> Response:
@@ -348,7 +348,7 @@ class SandboxSimulator:
         broke = str(split.get("receiver", "")).endswith("0000")
         split["returns"][number] = {"out_return_no": number, "out_split_no": split["out_split_no"], "amount": amount,
                                     "return_id": "sbt" + secrets.token_hex(12), "status": "FAIL" if broke else "SUCCESS",
-                                    "succeeded_at": "" if broke else beijing_now(),
+                                    "succeeded_at": "" if broke else self._beijing(),
                                     **({"fail_code": "BALANCE_NOT_ENOUGH", "fail_message": "the receiver has spent it"}
                                        if broke else {})}
         return self._signed(split["returns"][number])

@@ -140,7 +140,7 @@ def test_every_command_in_the_table_names_a_function_that_exists() -> None:
         return found
 
     named = commands(build_parser())
-    assert len(named) == 35   # with fees quote and report margin (gateway/cli/fees.py)
+    assert len(named) == 39   # with bank import, fees quote, report margin, reconcile-splits, calendar and close-day
     for name in named:
         module, _, function = name.partition(":")
         assert callable(getattr(importlib.import_module(f"gateway.cli.{module}"), function)), name

@@ -779,6 +779,19 @@ export interface components {
             };
             status?: string;
             created_at?: string;
+            /** @description per currency (on GET): split to the receiver, returned, settled (paid to it by the channel itself, as the channel's statement of splits says, by statement day) and still owed */
+            money?: {
+                currency?: string;
+                split?: number;
+                returned?: number;
+                settled?: number;
+                owed?: number | null;
+                settlements?: {
+                    business_date?: string;
+                    channel?: string;
+                    amount?: number;
+                }[];
+            }[];
         };
         Split: {
             id: string;
