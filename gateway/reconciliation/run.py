@@ -32,7 +32,7 @@ import tempfile
 from concurrent.futures import Future
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import polars as pl
 from sqlalchemy import Row, select
@@ -255,11 +255,9 @@ class Reconciler:
             outcome = await self.payouts.settle_absent(account_id, item.reference, evidence)
             if outcome != "failed_absent":
                 continue
-            now = self.clock.now()
-            await self.db.tx(lambda conn, i=item: (store.resolve_by_rule(
-                conn, i.id, "payout_failed_absent",
-                "the channel has no record of it either: the payout failed and its money was released", now),
-                store.refresh_open(conn, [i.run_id])))
+            await self._resolve_by_rule(
+                item, "payout_failed_absent",
+                "the channel has no record of it either: the payout failed and its money was released")
             resolved += 1
         return resolved
 
@@ -271,13 +269,17 @@ class Reconciler:
             evidence = f"line {item.line_no} of {item.channel_account}'s statement of {item.business_date.isoformat()}"
             if not await self.payouts.return_found(item.channel_account, item.reference, evidence):
                 continue
-            now = self.clock.now()
-            await self.db.tx(lambda conn, i=item: (store.resolve_by_rule(
-                conn, i.id, "payout_returned_by_statement",
-                "the receiving bank returned it: its money is back in the position and with the merchant", now),
-                store.refresh_open(conn, [i.run_id])))
+            await self._resolve_by_rule(
+                item, "payout_returned_by_statement",
+                "the receiving bank returned it: its money is back in the position and with the merchant")
             resolved += 1
         return resolved
+
+    async def _resolve_by_rule(self, item: Any, rule: str, reason: str) -> None:
+        """One open item resolved by a rule, and its run's count of open items brought up to date."""
+        now = self.clock.now()
+        await self.db.tx(lambda conn: (store.resolve_by_rule(conn, item.id, rule, reason, now),
+                                       store.refresh_open(conn, [item.run_id])))
 
     async def _late_successes(self, run_id: str) -> int:
         """Statement says succeeded, we do not: ask the channel, and apply what it says as a late success."""
