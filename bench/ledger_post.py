@@ -11,6 +11,9 @@ Configurations, each a transaction per entry unless said:
 - 8 writers, each for its own merchant, all on the same platform accounts (clearing, fee income):
   issue 17's "8 writers posting single entries to one platform account";
 - the same 8 writers as 8 processes (forked, one thread each: no one interpreter limits them);
+- on PostgreSQL, the same 8 writers posting with at_commit=True, as a payment's success does: the entry's
+  statement goes with the transaction's COMMIT in one round trip (ledger.driver.at_commit); the baseline
+  is the same;
 - 8 writers all crediting one hot merchant account: that account's one row is the limit, for both sides;
 - 8 writers on one hot merchant account, 50 entries a transaction (post_many()) against the same
   statements carrying 50 entries.
@@ -172,6 +175,11 @@ def measure(kind: str, seconds: float, repeats: int) -> list[str]:
                 return lambda i, w, tag: db.run_tx(lambda conn: ledger.post(conn, f"{tag}-{i}", "bench",
                                                                             lines(merchant_of(w)), now=NOW))
 
+            def at_commit_via_ledger(merchant_of: callable) -> callable:
+                """post(at_commit=True), as a payment's success posts its entry: sent with the COMMIT."""
+                return lambda i, w, tag: db.run_tx(lambda conn: ledger.post(
+                    conn, f"{tag}-{i}", "bench", lines(merchant_of(w)), now=NOW, at_commit=True))
+
             def plain(merchant_of: callable) -> callable:
                 return lambda i, w, tag: db.run_tx(lambda conn: write_plain(conn, [f"{tag}-{i}"], merchant_of(w)))
 
@@ -205,6 +213,11 @@ def measure(kind: str, seconds: float, repeats: int) -> list[str]:
                     (f"{WRITERS} writers, each its own merchant, on one platform clearing and fee account", WRITERS, own),
                     (f"{WRITERS} writers all on one hot merchant account", WRITERS, hot)):
                 lines_out.append(compare(label, writers, via_ledger(merchant_of), plain(merchant_of)))
+                print(lines_out[-1], flush=True)
+            if kind == "postgresql":   # elsewhere at_commit posts at once: the line above again
+                lines_out.append(compare(f"{WRITERS} writers, each its own merchant, on one platform clearing and fee "
+                                         "account, the entry sent with its COMMIT (at_commit, as a payment's success)",
+                                         WRITERS, at_commit_via_ledger(own), plain(own)))
                 print(lines_out[-1], flush=True)
             # The same 8 writers as 8 processes (as `paymux serve --workers 8` would post): shows whether
             # one Python process's interpreter is what limits them.

@@ -55,8 +55,10 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,7 +76,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.api_create import SECRET_KEY, database_kinds, free_port, prepare_database, start  # noqa: E402
-from bench.windows import mmm  # noqa: E402
+from bench.windows import cpu_by_group, cpu_delta, mmm  # noqa: E402
 from gateway import db as dbmod  # noqa: E402
 from gateway.client import Client  # noqa: E402
 from gateway.clock import Clock  # noqa: E402
@@ -347,7 +349,8 @@ def gateway_config(workdir: Path, port: int, url: str, sim: WechatPaySimulator, 
     return config
 
 
-def measure(kind: str, args: argparse.Namespace) -> tuple[dict[int, list[float]], list[float], str | None]:
+def measure(kind: str, args: argparse.Namespace) -> tuple[dict[int, list[float]], list[float], str | None,
+                                                          dict[int, list[tuple[dict[str, float], float, int]]]]:
     from tests.conftest import ServerThread  # the same in-thread uvicorn the tests use
 
     merchant_key = wire.new_key()
@@ -431,7 +434,7 @@ def measure(kind: str, args: argparse.Namespace) -> tuple[dict[int, list[float]]
             per_merchant = max(1, args.per_window // len(merchants))
             gateway_batches = {(n, r): [callback(t, a) for _, t, a, _ in batch(f"g{n}r{r}", per_merchant)]
                                for n in PROCESSES for r in range(args.repeats)}
-            warm_batches = {(n, r): [callback(t, a) for _, t, a, _ in batch(f"w{n}r{r}", 1)]
+            warm_batches = {(n, r): [callback(t, a) for _, t, a, _ in batch(f"w{n}r{r}", args.warm_per_merchant)]
                             for n in PROCESSES for r in range(args.repeats)}
             baseline_batches = [[(p, m) for p, _, _, m in batch(f"b{r}", per_merchant * args.baseline_factor)]
                                 for r in range(args.repeats)]
@@ -439,14 +442,22 @@ def measure(kind: str, args: argparse.Namespace) -> tuple[dict[int, list[float]]
             baseline = Baseline(url, kind, args.concurrency, [m for m, _ in templates])
             try:
                 through: dict[int, list[float]] = {n: [] for n in PROCESSES}
+                cpu: dict[int, list[tuple[dict[str, float], float, int]]] = {n: [] for n in PROCESSES}
                 bare: list[float] = []
                 for r in range(args.repeats):   # 1, 2, 4 processes, baseline; again
                     for n in PROCESSES:
                         serve(n)
                         notify = f"http://127.0.0.1:{ports[n]}/v1/notify/wx"
                         asyncio.run(post_callbacks(notify, warm_batches[(n, r)], args.concurrency))   # untimed
+                        groups = {"gateway": [gateways[n].pid]}
+                        before, started = cpu_by_group(groups, POSTGRES), time.perf_counter()
+                        mine = os.times()
                         through[n].append(asyncio.run(post_callbacks(notify, gateway_batches[(n, r)],
                                                                      args.concurrency)))
+                        spent = cpu_delta(before, cpu_by_group(groups, POSTGRES))
+                        after = os.times()   # this process alone (its threads), not the gateways it started
+                        spent["bench client"] = after.user + after.system - mine.user - mine.system
+                        cpu[n].append((spent, time.perf_counter() - started, len(gateway_batches[(n, r)])))
                     bare.append(baseline.run(baseline_batches[r]))
                 for proc in gateways.values():   # their connections would leave pgbench's clients none
                     proc.terminate()
@@ -455,7 +466,7 @@ def measure(kind: str, args: argparse.Namespace) -> tuple[dict[int, list[float]]
                 extra = None
                 if kind == "postgresql" and shutil.which("pgbench"):
                     extra = pgbench(url, baseline, rows, templates, args.concurrency, args.pgbench_per_client, workdir)
-                return through, bare, extra
+                return through, bare, extra, cpu
             finally:
                 baseline.engine.dispose()
                 for c in clients:
@@ -468,15 +479,32 @@ def measure(kind: str, args: argparse.Namespace) -> tuple[dict[int, list[float]]
             cleanup()
 
 
+POSTGRES = {"postgresql server": "postgres"}   # every PostgreSQL process on the machine, by command name
+
+
+def cpu_split(windows: list[tuple[dict[str, float], float, int]]) -> str:
+    """CPU per callback by group (gateway processes, PostgreSQL's processes, this bench process: the HTTP
+    client and the idle simulator), median over the windows, and how busy the machine's cores were."""
+    groups = list(windows[0][0])
+    per = {g: statistics.median(spent[g] / count * 1000 for spent, _, count in windows) for g in groups}
+    busy = [sum(spent.values()) / (seconds * (os.cpu_count() or 1)) for spent, seconds, _ in windows]
+    return ("CPU per callback (median ms): " + ", ".join(f"{g} {v:.2f}" for g, v in per.items())
+            + f"; the machine's {os.cpu_count()} cores busy {mmm([b * 100 for b in busy])}% of the window")
+
+
 def main() -> None:
     global PROCESSES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-window", type=int, default=128, help="callbacks (payments) in each gateway window")
+    parser.add_argument("--per-window", type=int, default=512, help="callbacks (payments) in each gateway window")
     parser.add_argument("--baseline-factor", type=int, default=4,
                         help="the baseline's windows apply this many times --per-window payments (it is faster)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of interleaved windows")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--merchants", type=int, default=16)
+    parser.add_argument("--warm-per-merchant", type=int, default=8,
+                        help="untimed callbacks per merchant sent to each gateway before its window (its pool's "
+                             "connections open and prepare their statements)")
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--history", type=int, default=50_000, help="succeeded payments written before, over 7 days")
     parser.add_argument("--pgbench-per-client", type=int, default=300,
                         help="transactions per pgbench client (PostgreSQL, when pgbench is installed)")
@@ -485,7 +513,9 @@ def main() -> None:
     args = parser.parse_args()
     PROCESSES = tuple(sorted({1, *(int(n) for n in args.processes.split(","))}))
     for kind in database_kinds():
-        through, bare, extra = measure(kind, args)
+        if args.db not in ("both", kind):
+            continue
+        through, bare, extra, cpu = measure(kind, args)
         windows = (f"min/median/max of {args.repeats} rounds of interleaved windows of "
                    f"{args.per_window // args.merchants * args.merchants} callbacks "
                    f"(baseline x{args.baseline_factor}), "
@@ -497,6 +527,7 @@ def main() -> None:
             print(f"{kind}: `paymux serve --workers {n}`: verified callbacks {mmm(through[n])}/s, ratio to the "
                   f"baseline {mmm(ratio, '{:.3f}')}" + ("" if n == 1 else f", to 1 process {mmm(versus, '{:.2f}')}"),
                   flush=True)
+            print(f"{kind}: `paymux serve --workers {n}`: {cpu_split(cpu[n])}", flush=True)
         if extra:
             print(f"{kind}: the same transaction as a pgbench script (-f), once, after the windows: {extra}",
                   flush=True)

@@ -27,9 +27,10 @@ _RECORD_CALLBACK = ("INSERT INTO channel_callbacks (channel_account, received_at
 
 
 def record_callback(conn: Connection, row: dict) -> None:
-    """Keep one callback's record (`reference` and `body` may be left out)."""
-    driver.execute(conn, driver.in_style(_RECORD_CALLBACK, conn.dialect.name),
-                   driver.bound(conn, callbacks, {"reference": None, "body": None, **row}))
+    """Keep one callback's record (`reference` and `body` may be left out): the last write of its
+    transaction, sent with its COMMIT (ledger.driver.at_commit)."""
+    driver.at_commit(conn, driver.in_style(_RECORD_CALLBACK, conn.dialect.name),
+                     driver.bound(conn, callbacks, {"reference": None, "body": None, **row}))
 
 
 class Callbacks:

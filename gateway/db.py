@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 import migrations
+from ledger import driver
 
 T = TypeVar("T")
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
@@ -143,7 +144,12 @@ class Database:
             if self._write_lock is None:
                 with self.engine.begin() as conn:
                     conn.info[_ON_ROLLBACK] = hooks
-                    yield conn
+                    driver.allow_at_commit(conn)   # what is kept for the commit goes with it
+                    try:
+                        yield conn
+                        driver.commit_pending(conn)
+                    finally:
+                        driver.forget_pending(conn)
             elif threading.current_thread().name.startswith(_DB_THREAD):
                 with self._write_lock, self._sqlite_connection().begin():
                     conn = self._local.conn

@@ -29,28 +29,37 @@ from gateway.models import Merchant, MerchantEvent
 from gateway.resources import iso
 from gateway.secretbox import SecretBox
 from gateway.signing import EVENT_SIGNATURE_HEADER, sign_event
+from ledger import driver
 
 events = MerchantEvent.__table__
 merchants = Merchant.__table__
 # Built once: every state change writes one (a Core statement built per call costs more than its execution).
 INSERT_EVENT = events.insert()
+_EVENT_COLUMNS = ("id", "merchant_id", "type", "resource_id", "payload", "notify_url", "status", "attempts", "request_id",
+                  "next_attempt_at", "created_at")
+_INSERT_EVENT_SQL = (f"INSERT INTO merchant_events ({', '.join(_EVENT_COLUMNS)}) "
+                     f"VALUES ({', '.join(':' + c for c in _EVENT_COLUMNS)})")
 MERCHANT_URL = select(merchants.c.notify_url).where(merchants.c.id == bindparam("b_merchant_id"))
 BATCH = 20
 
 
 def record_event(conn: Connection, merchant_id: str, event_type: str, resource_id: str, payload: dict[str, Any],
-                 notify_url: str | None, now: datetime, *, look_up: bool = True) -> str:
+                 notify_url: str | None, now: datetime, *, look_up: bool = True, at_commit: bool = False) -> str:
     """Write one event in the caller's transaction (the one that made the change it announces). Without a
-    notify_url, the merchant's is looked up, unless the caller has looked already (look_up=False)."""
+    notify_url, the merchant's is looked up, unless the caller has looked already (look_up=False).
+    at_commit: nothing in the transaction reads the event after this; it is sent with the COMMIT
+    (ledger.driver.at_commit)."""
     if notify_url is None and look_up:
         notify_url = conn.execute(MERCHANT_URL, {"b_merchant_id": merchant_id}).scalar()
     event_id = public_id("evt")
     request_id = structlog.contextvars.get_contextvars().get("request_id")
-    conn.execute(INSERT_EVENT, {
-        "id": event_id, "merchant_id": merchant_id, "type": event_type, "resource_id": resource_id,
-        "payload": payload, "notify_url": notify_url, "status": "pending" if notify_url else "no_endpoint",
-        "attempts": 0, "request_id": request_id, "next_attempt_at": now if notify_url else None,
-        "created_at": now})
+    row = {"id": event_id, "merchant_id": merchant_id, "type": event_type, "resource_id": resource_id,
+           "payload": payload, "notify_url": notify_url, "status": "pending" if notify_url else "no_endpoint",
+           "attempts": 0, "request_id": request_id, "next_attempt_at": now if notify_url else None, "created_at": now}
+    if at_commit:
+        driver.at_commit(conn, driver.in_style(_INSERT_EVENT_SQL, conn.dialect.name), driver.bound(conn, events, row))
+    else:
+        conn.execute(INSERT_EVENT, row)
     return event_id
 
 

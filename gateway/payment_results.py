@@ -114,9 +114,11 @@ class PaymentResults:
         rendered = (render_payment(conn, p.id) if found is None or (figures is not None and figures.campaigns)
                     else payment_object(Rendered(moved, found.attempt_out_trade_no)))
         record_event(conn, p.merchant_id, f"payment.{outcome.value}", p.id, rendered,
-                     p.notify_url or getattr(found, "merchant_notify_url", None), now, look_up=found is None)
-        if last:
-            self.booker.payment_succeeded(conn, payment_facts(p), now, discounts.facts(result.discounts))
+                     p.notify_url or getattr(found, "merchant_notify_url", None), now, look_up=found is None,
+                     at_commit=True)
+        if last:   # the entry's result is not read: it goes with the COMMIT too (ledger.driver.at_commit)
+            self.booker.payment_succeeded(conn, payment_facts(p), now, discounts.facts(result.discounts),
+                                          at_commit=True)
         self.log.info("payment.state_changed", payment_id=attempt.payment_id, attempt_id=attempt_id,
                       from_status=p.status, to_status=outcome.value, source=source)
         return True

@@ -78,9 +78,11 @@ class Booker:
 
     def book(self, conn: Connection, event_type: str, reference: str, *, merchant_id: str, channel_account: str,
              currency: str, variables: Mapping[str, int], now: datetime, memo: str | None = None,
-             receiver_id: str = "", campaign_id: str = "", key_prefix: str | None = None) -> Entry:
+             receiver_id: str = "", campaign_id: str = "", key_prefix: str | None = None,
+             at_commit: bool = False) -> Entry | None:
         """Turn one business event into one entry, as its template says. Its key is
-        `{key_prefix or reference}:{event_type}` (key_prefix: one reference, several entries of a type)."""
+        `{key_prefix or reference}:{event_type}` (key_prefix: one reference, several entries of a type).
+        at_commit: as Ledger.post's (None returned when the entry goes with the COMMIT)."""
         template = self.chart.template(event_type)
         key = f"{key_prefix or reference}:{event_type}"
         if template.reverses is not None:
@@ -98,7 +100,8 @@ class Booker:
             if amount:
                 ref = AccountRef(line.account, owners[line.owner], currency)
                 lines.append(Posting.debit(ref, amount) if line.side == "debit" else Posting.credit(ref, amount))
-        return self.ledger.post(conn, key, event_type, lines, now=now, reference=reference, memo=memo)
+        return self.ledger.post(conn, key, event_type, lines, now=now, reference=reference, memo=memo,
+                                at_commit=at_commit)
 
     # ---- payments ----
 
@@ -131,10 +134,11 @@ class Booker:
         return PaymentBooking(None, fee, discount, wanted, rule)
 
     def payment_succeeded(self, conn: Connection, p: PaymentFacts, now: datetime,
-                          discounts: Sequence[DiscountFacts] = ()) -> PaymentBooking:
+                          discounts: Sequence[DiscountFacts] = (), at_commit: bool = False) -> PaymentBooking:
         """Channel clearing Dr what the channel pays for the order; merchant in-transit Cr that less the
         fee; fee income Cr fee. Then, per campaign the platform funds whose coupon the channel kept part
-        of, that part paid back to the merchant within the campaign's budget."""
+        of, that part paid back to the merchant within the campaign's budget. at_commit (no campaign): the
+        entry goes with the transaction's COMMIT, as Ledger.post's, and the booking's entry is None."""
         figures = self.success_figures(p, discounts, conn)
         fee, discount = figures.fee, figures.discount
         memo = "; ".join(f"coupon {d.amount}" + (f" ({d.campaign})" if d.campaign else "")
@@ -144,7 +148,8 @@ class Booker:
             memo = "; ".join(filter(None, (memo, f"fee rule {figures.fee_rule}")))
         entry = None if discount == p.amount else self.book(
             conn, "payment.succeeded", p.reference, merchant_id=p.merchant_id, channel_account=p.channel_account,
-            currency=p.currency, now=now, memo=memo, variables={"amount": p.amount, "fee": fee, "discount": discount})
+            currency=p.currency, now=now, memo=memo, variables={"amount": p.amount, "fee": fee, "discount": discount},
+            at_commit=at_commit and not figures.campaigns)
         paid = {}
         for campaign_id, amount in sorted(figures.campaigns.items()):
             ref = AccountRef("coupon_expense", campaign_id, p.currency)

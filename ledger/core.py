@@ -125,6 +125,9 @@ _LOCK_ROW = (select(accounts.c.id).where(accounts.c.code == bindparam("b_code"),
 _CREATED = "ledger_accounts_created"   # conn.info: accounts made in the connection's open transaction
 
 
+_SENT_AT_COMMIT = object()   # Ledger._post_in_one_statement: the entry goes with the COMMIT
+
+
 class Ledger:
     def __init__(self, chart: Chart, business_timezone: str = "Asia/Shanghai", day_cut_hour: int = 0) -> None:
         self.chart = chart
@@ -214,12 +217,20 @@ class Ledger:
     # ---- entries ----
 
     def post(self, conn: Connection, key: str, event_type: str, lines: Sequence[Posting], *, now: datetime,
-             reference: str | None = None, memo: str | None = None, reverses: int | None = None) -> Entry:
-        """Post a balanced entry once. The same key with the same postings returns the first entry."""
+             reference: str | None = None, memo: str | None = None, reverses: int | None = None,
+             at_commit: bool = False) -> Entry | None:
+        """Post a balanced entry once. The same key with the same postings returns the first entry.
+
+        at_commit: the caller reads nothing of the entry and writes nothing after it in its transaction.
+        On PostgreSQL, an entry that cannot take a guarded account below zero is then sent with the
+        transaction's COMMIT (ledger.driver.at_commit) and None is returned; a key already there then
+        fails the transaction instead of returning the first entry. Elsewhere it is posted now."""
         new = NewEntry(key, event_type, tuple(lines), reference, memo, reverses)
         if conn.dialect.name == "postgresql":
-            posted = self._post_in_one_statement(conn, new, now)
-            if posted is not None:
+            posted = self._post_in_one_statement(conn, new, now, at_commit=at_commit)
+            if posted is _SENT_AT_COMMIT:
+                return None
+            if isinstance(posted, Entry):
                 return posted
         return self.post_many(conn, [new], now=now)[0]
 
@@ -236,14 +247,19 @@ class Ledger:
         if (net if self._type(ref).normal == "debit" else -net) < 0:
             raise InsufficientBalance(f"{ref} cannot go below zero (change {amount:+d})", ref.code)
 
-    def _post_in_one_statement(self, conn: Connection, new: NewEntry, now: datetime) -> Entry | None:
+    def _post_in_one_statement(self, conn: Connection, new: NewEntry, now: datetime,
+                               at_commit: bool = False) -> Entry | object | None:
         """PostgreSQL, an entry with at most one guarded account: ledger.one_statement. None: post it the
-        general way (more guarded accounts, or the key is there already and its entry must be read)."""
+        general way (more guarded accounts, or the key is there already and its entry must be read).
+        at_commit: sent with the COMMIT (_SENT_AT_COMMIT returned) when its guarded account, if any, only
+        grows, so that nothing is left to check; else posted now."""
         self._validate(new.lines)
         change = self._changes(new.lines)
         guarded = [ref for ref in change if self._type(ref).no_negative]
         if len(guarded) > 1:
             return None
+        at_commit = at_commit and all((change[ref] if self._type(ref).normal == "debit" else -change[ref]) >= 0
+                                      for ref in guarded)
         ids = {ref: self.account_id(conn, ref, now) for ref in change}
         later, lines = dict.fromkeys(change, 0), []
         for line in reversed(new.lines):
@@ -257,7 +273,9 @@ class Ledger:
             reference=new.reference, memo=new.memo, postings_hash=postings_hash(new.event_type, new.lines),
             reverses=new.reverses, created_at=now, lines=lines, slot=slot,
             guarded=(ids[guarded[0]], change[guarded[0]]) if guarded else None,
-            slot_deltas={ids[ref]: delta for ref, delta in change.items() if ref not in guarded})
+            slot_deltas={ids[ref]: delta for ref, delta in change.items() if ref not in guarded}, at_commit=at_commit)
+        if written is None:
+            return _SENT_AT_COMMIT
         if written.entry_id is None:
             return None
         posted = [PostedLine(line.account, line.amount,

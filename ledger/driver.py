@@ -7,6 +7,11 @@ is text built once, its parameters a plain dict (converted by their columns' typ
 `bound`), its rows plain tuples. Only for statements whose results are integers or text: nothing is
 converted on the way back.
 
+Statements whose results nobody reads, written last in their transaction (a callback's record, an event,
+a credit that cannot break a no-negative rule), can instead be sent with the transaction's COMMIT in one
+round trip on PostgreSQL (`at_commit`, then `commit_pending`, through psycopg's pipeline): fewer round
+trips, and the rows they lock are held only while PostgreSQL runs them and makes the commit durable.
+
 What SQLAlchemy would do is kept: its `before_cursor_execute` listeners hear the statement (so counters
 of statements count it), and a driver error goes through the connection's own handling, so it is
 raised as SQLAlchemy's DBAPIError (which `Database.run_tx` reads to retry a deadlock or a connection
@@ -16,12 +21,16 @@ from __future__ import annotations
 
 import functools
 import re
+import weakref
 from typing import Any, Callable, Mapping, Sequence
 
 from sqlalchemy import Connection, Table
 from sqlalchemy.engine import Dialect
 
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
+# What each transaction keeps for its COMMIT, by its Connection (one per check-out, unlike conn.info, which
+# lives as long as the driver connection and cannot be read once the connection was lost).
+_PENDING: "weakref.WeakKeyDictionary[Connection, list[tuple[str, Any]]]" = weakref.WeakKeyDictionary()
 
 
 @functools.lru_cache(maxsize=256)
@@ -78,3 +87,53 @@ def _run(conn: Connection, sql: str, params: Any, many: bool, rows: bool) -> lis
         raise
     finally:
         cursor.close()
+
+
+
+def allow_at_commit(conn: Connection) -> None:
+    """The owner of conn's transaction will call commit_pending (or forget_pending): at_commit may keep
+    statements for it."""
+    _PENDING[conn] = []
+
+
+def at_commit(conn: Connection, sql: str, params: Mapping[str, Any]) -> None:
+    """Execute `sql` (in the driver's style; no rows back) with the transaction's COMMIT, in one round trip,
+    where the transaction's owner allowed it (allow_at_commit); else now. Only for a statement nothing in
+    the transaction reads after it: an error it meets surfaces at commit and fails the transaction whole."""
+    pending = _PENDING.get(conn) if conn.dialect.name == "postgresql" else None
+    if pending is None:
+        execute(conn, sql, params)
+        return
+    if not conn.in_transaction():
+        conn.begin()
+    pending.append((sql, params))
+
+
+def commit_pending(conn: Connection) -> bool:
+    """Send the statements kept for the commit and COMMIT, in one pipeline (one round trip). False when
+    none were kept: the caller commits as usual. An error (a statement's, or the commit's: a deferred
+    constraint) is raised as SQLAlchemy raises it, and nothing of the transaction is committed unless the
+    connection was lost while the COMMIT was on its way (then the outcome is unknown, as for any commit)."""
+    pending = _PENDING.pop(conn, None)
+    if not pending:
+        return False
+    raw = conn.connection.driver_connection
+    cursor = raw.cursor()
+    sql, params = pending[0]
+    try:
+        with raw.pipeline():
+            for sql, params in pending:
+                conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, False)
+                cursor.execute(sql, params)
+            raw.commit()
+    except Exception as exc:  # noqa: BLE001  raised again, as SQLAlchemy raises it
+        conn._handle_dbapi_exception(exc, sql, params, cursor, None)   # noqa: SLF001  always raises
+        raise
+    finally:
+        cursor.close()
+    return True
+
+
+def forget_pending(conn: Connection) -> None:
+    """conn's transaction is over (committed or rolled back): drop anything still kept for it."""
+    _PENDING.pop(conn, None)

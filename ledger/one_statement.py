@@ -39,7 +39,7 @@ class Written:
 
 
 @lru_cache(maxsize=64)
-def _sql(lines: int, slotted: int, guarded: bool) -> str:
+def _sql(lines: int, slotted: int, guarded: bool, at_commit: bool = False) -> str:
     values = ", ".join(f"({i}, %(a{i})s::bigint, %(c{i})s::varchar, %(m{i})s::bigint, %(l{i})s::bigint, "
                        f"%(s{i})s::integer)" for i in range(lines))
     deltas = ", ".join(f"(%(sa{i})s::bigint, %(sd{i})s::bigint)" for i in range(slotted))
@@ -47,7 +47,7 @@ def _sql(lines: int, slotted: int, guarded: bool) -> str:
   INSERT INTO ledger_entries (key, event_type, business_date, reference, memo, postings_hash, reverses, created_at)
   VALUES (%(key)s, %(event_type)s, %(business_date)s, %(reference)s, %(memo)s, %(postings_hash)s, %(reverses)s,
           %(created_at)s)
-  ON CONFLICT DO NOTHING RETURNING id)"""]
+  """ + ("RETURNING id)" if at_commit else "ON CONFLICT DO NOTHING RETURNING id)")]   # at_commit: a repeat fails
     after = []
     if guarded:
         parts.append("""g AS (
@@ -78,9 +78,11 @@ p AS (
 
 def post_entry(conn: Connection, *, key: str, event_type: str, business_date: date, reference: str | None,
                memo: str | None, postings_hash: str, reverses: int | None, created_at: datetime,
-               lines: list[Line], guarded: tuple[int, int] | None, slot: int, slot_deltas: dict[int, int]) -> Written:
+               lines: list[Line], guarded: tuple[int, int] | None, slot: int, slot_deltas: dict[int, int],
+               at_commit: bool = False) -> Written | None:
     """`guarded`: (account id, change) of the entry's one guarded account, if any; `slot_deltas`: the
-    change to each slotted account, written to `slot`."""
+    change to each slotted account, written to `slot`. at_commit: sent with the transaction's COMMIT
+    (ledger.driver.at_commit), nothing read back (None); a key already there fails the transaction."""
     params: dict[str, object] = {
         "key": key, "event_type": event_type, "business_date": business_date, "reference": reference, "memo": memo,
         "postings_hash": postings_hash, "reverses": reverses, "created_at": created_at, "slot": slot}
@@ -91,6 +93,9 @@ def post_entry(conn: Connection, *, key: str, event_type: str, business_date: da
         params.update({f"sa{i}": account_id, f"sd{i}": delta})
     if guarded is not None:
         params.update(g_id=guarded[0], g_delta=guarded[1])
+    if at_commit:
+        driver.at_commit(conn, _sql(len(lines), len(slot_deltas), guarded is not None, True), params)
+        return None
     rows = driver.fetch_all(conn, _sql(len(lines), len(slot_deltas), guarded is not None), params)
     entry_id = next((ident for what, ident, _ in rows if what == "e"), None)
     return Written(entry_id, {ident: balance for what, ident, balance in rows if what != "e"})

@@ -14,6 +14,7 @@ from gateway import db as dbmod
 from ledger.chart import load_chart
 from ledger.check import check_ledger
 from ledger.core import AccountRef, Ledger, Posting
+from ledger.errors import InsufficientBalance
 from tests.conftest import NO_PG, PG_URL, _truncate_pg
 
 pytestmark = [pytest.mark.pg, pytest.mark.skipif(not PG_URL, reason=NO_PG)]
@@ -79,4 +80,54 @@ def test_the_entry_statement_is_heard_lost_connections_are_run_again_and_errors_
             assert check_ledger(conn) == []
     finally:
         admin.dispose()
+        db.dispose()
+
+
+def test_an_entry_kept_for_the_commit_goes_with_it_and_a_failure_there_fails_the_whole_transaction(
+        pg_database: str) -> None:
+    """ledger.driver.at_commit: on PostgreSQL, inside Database.transaction, an entry whose result the caller
+    does not read is sent with the COMMIT (one pipeline), after everything else of its transaction; a key
+    already there fails the transaction then, with nothing of it written; an entry that takes a guarded
+    account down is never kept (its rule is checked when it is posted); outside Database.transaction it is
+    sent at once."""
+    _truncate_pg(pg_database)
+    db, ledger = dbmod.Database(pg_database), Ledger(load_chart())
+    try:
+        db.run_tx(lambda conn: ledger.post(conn, "warm", "payment.succeeded", LINES, now=NOW))  # accounts made
+        sent: list[str] = []
+        listener = lambda conn, cursor, statement, *rest: sent.append(statement.split()[0])  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            def body(conn) -> None:  # noqa: ANN001
+                assert ledger.post(conn, "kept", "payment.succeeded", LINES, now=NOW, at_commit=True) is None
+                conn.execute(text("SELECT 1 AS after_the_entry"))
+                assert ledger.entry(conn, "kept") is None   # not sent yet
+            db.run_tx(body)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        assert sent[-3:] == ["SELECT", "SELECT", "WITH"], sent   # the entry went last, with the COMMIT
+
+        # The same key again: the transaction fails at its commit, and its other write is not kept.
+        def again(conn) -> None:  # noqa: ANN001
+            ledger.post(conn, "other", "payment.succeeded", LINES, now=NOW)
+            ledger.post(conn, "kept", "payment.succeeded", LINES, now=NOW, at_commit=True)
+        with pytest.raises(DBAPIError):
+            db.run_tx(again)
+
+        # A debit of a guarded account is posted at once, so that its rule is checked where it is posted.
+        taking = [Posting.debit(MERCHANT, 10_000), Posting.credit(CLEARING, 10_000)]
+        with pytest.raises(InsufficientBalance):
+            db.run_tx(lambda conn: ledger.post(conn, "too-much", "payment.succeeded", taking, now=NOW, at_commit=True))
+
+        # Outside Database.transaction nothing is kept: the entry is there before the commit.
+        with db.engine.begin() as conn:
+            assert ledger.post(conn, "plain", "payment.succeeded", LINES, now=NOW, at_commit=True) is None
+            assert ledger.entry(conn, "plain") is not None
+
+        with db.transaction() as conn:
+            keys = conn.execute(text("SELECT key FROM ledger_entries ORDER BY id")).scalars().all()
+            assert keys == ["warm", "kept", "plain"]
+            assert ledger.balance(conn, MERCHANT) == 3 * 94
+            assert check_ledger(conn) == []
+    finally:
         db.dispose()
