@@ -43,6 +43,14 @@ def already_imported(conn: Connection, reserve_id: str, sha: str) -> dict[str, A
     return None if row is None else statement_report(conn, row, "already_imported")
 
 
+def current_statement(conn: Connection, reserve_id: str, day: date) -> dict[str, Any] | None:
+    """The report of the statement of `day` that counts now (imported by hand or by the close), or None."""
+    row = conn.execute(select(statements).where(and_(statements.c.reserve_account == reserve_id,
+                                                     statements.c.statement_date == day,
+                                                     statements.c.status == "current"))).first()
+    return None if row is None else statement_report(conn, row, "current")
+
+
 def statement_report(conn: Connection, row: Any, outcome: str) -> dict[str, Any]:
     run = conn.execute(select(runs).where(runs.c.id == row.run_id)).one()
     return {"status": outcome, "statement_id": row.id, "reserve_account": row.reserve_account,
