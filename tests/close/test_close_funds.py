@@ -15,11 +15,11 @@ from sqlalchemy import select, text
 from gateway.close import STEPS, Step, register
 from gateway.close import runner
 from ledger.check import check_ledger
-from tests.close.test_close import Worker, _days, _steps
-from tests.conftest import Running, checkout, start_gateway, wait_for
+from tests.close.test_close import Worker, payer
+from tests.conftest import Running, start_gateway, wait_for
 from tests.funds.bankfiles import Movement, camt053, mt940
 from tests.support.console import Browser, add_operator
-from tests.support.operator import Operator, sandbox_settings, sync
+from tests.support.operator import Operator, sandbox_settings
 from tests.support.unionpay import ShiftedClock
 
 MAR10 = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)          # 10:00 in Beijing, a Tuesday
@@ -67,12 +67,7 @@ def test_a_worker_reconciles_the_reserve_accounts_days_from_its_inbox_alone(db_u
     app, server = start_gateway(settings, clock=clock)
     with server:
         gw = Running(settings.public_url, settings, app)
-        client = gw.client(gw.merchant())
-
-        def pay(order: str, amount: int) -> None:
-            payment = client.create_payment(merchant_order_no=order, amount=amount)
-            checkout(payment)
-            sync(client, payment)
+        pay = payer(gw.client(gw.merchant()))
 
         def done(day: date) -> bool:
             row = reserve_day(gw, day)
