@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from sqlalchemy import Connection
@@ -20,9 +21,12 @@ from gateway.close.steps import DayContext, Step, StepResult, register
 from gateway.errors import PaymuxError
 from gateway.funds.config import ReserveAccount, reserve_accounts
 from gateway.funds.imports import import_bank_file
-from gateway.funds.parsers import BankFileError
 from gateway.funds.match import counts as class_counts
+from gateway.funds.parsers import BankFileError
 from gateway.funds.store import current_statement, expected_movements, reconcile_window
+
+if TYPE_CHECKING:
+    from gateway.service import Gateway
 
 
 def inbox_files(reserve: ReserveAccount, day: date) -> list[Path]:
@@ -73,7 +77,7 @@ async def funds(ctx: DayContext) -> StepResult:
     return StepResult("waiting", message=f"bank file not there yet: {where}"[:500])
 
 
-def _import(gw, reserve: ReserveAccount, path: Path, ctx: DayContext) -> dict:  # noqa: ANN001
+def _import(gw: "Gateway", reserve: ReserveAccount, path: Path, ctx: DayContext) -> dict[str, Any]:
     try:
         return import_bank_file(gw.db, gw.settings, reserve.id, path, ctx.now)
     except BankFileError as exc:
