@@ -8,7 +8,8 @@ business day, by the calendar of the money's currency ("碰到假日，T+1等7�
   known for the years in `years` (default: 2000 to next year);
 - a table {holidays = [...], workdays = [...], weekend = [5, 6], first = "…", last = "…"}, or
   {file = "calendar.toml"} holding those keys: a calendar kept in configuration, known from `first`
-  to `last`.
+  to `last`; with `extends = "china"`, the dates after what chinesecalendar knows (the year the State
+  Council announced in November, before the package has it).
 A currency without a calendar counts every day (T+1 is the next calendar day), as before this module.
 A date past what its calendar knows raises CalendarUnknown: settlement refuses rather than guesses.
 """
@@ -35,8 +36,9 @@ class CalendarUnknown(Exception):
 
     def __init__(self, currency: str, day: date, reason: str) -> None:
         super().__init__(f"the {currency} working-day calendar does not know {day.isoformat()} ({reason}); "
-                         f"update the calendar (pip install -U chinesecalendar, or [calendar] in the configuration) "
-                         f"before settling")
+                         f"extend it before settling: the dates after its last in a calendar file, [calendar] "
+                         f"{currency} = {{extends = \"china\", file = \"calendar.toml\"}} (last, holidays, "
+                         f"workdays), or a newer chinesecalendar (pip install -U chinesecalendar)")
         self.currency, self.day = currency, day
 
 
@@ -114,6 +116,18 @@ def from_file(currency: str, raw: Mapping[str, Any], where: str) -> DayCalendar:
             raw = {**tomllib.loads(Path(str(raw["file"])).read_text()), **{k: v for k, v in raw.items() if k != "file"}}
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{where}.file cannot be read as TOML: {exc}") from None
+    base = raw.get("extends")
+    if base is not None:   # a built-in calendar, and these dates after its last (a year it does not know yet)
+        if base != "china":
+            raise ConfigError(f"{where}.extends may name \"china\"")
+        known = china(currency)
+        assert known.last is not None
+        own = from_file(currency, {k: v for k, v in raw.items() if k != "extends"}, where)
+        if own.first is None or own.first > known.last + timedelta(days=1):
+            raise ConfigError(f"{where}: first is after {known.last + timedelta(days=1)}: a gap the calendars "
+                              f"would not know")
+        return DayCalendar(currency, "china+configured", lambda day: known.working(day) if day <= known.last
+                           else own.working(day), known.first, own.last)
     unknown = set(raw) - {"holidays", "workdays", "weekend", "first", "last"}
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")

@@ -80,7 +80,9 @@ def read_credentials(config: str | os.PathLike | None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from gateway.cli.close_args import day_close_alias
+
+    args = build_parser().parse_args(day_close_alias(sys.argv[1:] if argv is None else argv))
     module, _, name = args.fn.partition(":")
     command: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(f"gateway.cli.{module}"), name)
     try:

@@ -1,10 +1,25 @@
-"""The arguments of `paymux calendar` and `paymux close-day status|run` (their commands: gateway/cli/close.py),
-apart from it so that the parser imports nothing that imports the CLI back."""
+"""The arguments of `paymux calendar` and `paymux close status|run` (also named `close-day status|run`; their
+commands: gateway/cli/close.py), apart from it so that the parser imports nothing that imports the CLI back."""
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
 from datetime import date
+
+
+DAY_CLOSE = ("status", "run")   # no payment id is either: `paymux close status|run` is the daily close
+
+
+def day_close_alias(argv: list[str]) -> list[str]:
+    """`paymux close status|run …` as `paymux close-day status|run …`: `paymux close PAYMENT_ID` closes a
+    payment, and the issue's (and an operator's) name for the day's close is `close status`."""
+    for i, word in enumerate(argv[:-1]):
+        if word.startswith("-") or (i and argv[i - 1] == "--config"):   # an option, or --config's value
+            continue
+        if word == "close" and argv[i + 1] in DAY_CLOSE:
+            return [*argv[:i], "close-day", *argv[i + 1:]]
+        break   # the command is another one
+    return argv
 
 
 def add_commands(sub: argparse._SubParsersAction, business_date: Callable[[str], date],
@@ -18,8 +33,9 @@ def add_commands(sub: argparse._SubParsersAction, business_date: Callable[[str],
                                       "[calendar] of the currency)")
     json_flag(p)
     p.set_defaults(fn="close:calendar")
-    # `paymux close PAYMENT_ID` closes a payment: the day's close is `close-day`
-    close = sub.add_parser("close-day", help="the daily close the workers run on the [close] schedule").add_subparsers(
+    # `paymux close PAYMENT_ID` closes a payment; `paymux close status|run` reaches these (day_close_alias)
+    close = sub.add_parser("close-day", help="the daily close the workers run on the [close] schedule (also "
+                                             "`paymux close status|run`)").add_subparsers(
         dest="close_command", required=True, metavar="{status,run}")
     p = close.add_parser("status", help="each account's close of a day: its steps' states, times, counts, what "
                                         "holds it up")

@@ -334,8 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = client_command("get", "payments:get", "show a payment")
     p.add_argument("payment_id", help="the payment (pay_…)")
     p.add_argument("--sync", action="store_true", help="ask the channel first")
-    p = client_command("close", "payments:close", "close an unpaid payment")
-    p.add_argument("payment_id", help="the payment (pay_…)")
+    p = client_command("close", "payments:close", "close an unpaid payment (`paymux close status|run`: the "
+                                                  "daily close, as close-day)")
+    p.add_argument("payment_id", help="the payment (pay_…); `status` and `run` are the daily close's commands")
     p = client_command("refund", "payments:refund", "refund a payment")
     p.add_argument("payment_id", help="the payment (pay_…)")
     p.add_argument("--amount", type=int, required=True, help=f"the amount to refund, {MINOR}")

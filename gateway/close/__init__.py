@@ -9,5 +9,6 @@ Every step is idempotent and records its state, times and counts; a day can be r
 """
 from gateway.close.schedule import CloseSchedule
 from gateway.close.steps import STEPS, Step, StepResult, register
+from gateway.close import funds as _funds  # noqa: F401,E402  (registers the reserve accounts' step)
 
 __all__ = ["CloseSchedule", "STEPS", "Step", "StepResult", "register"]

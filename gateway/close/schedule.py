@@ -75,11 +75,14 @@ class CloseSchedule:
         if unknown:
             raise ConfigError(f"[close]: unknown key(s) {', '.join(sorted(unknown))}")
         accounts = []
+        reserves = {r.get("id") for r in extra.get("reserve_accounts") or [] if isinstance(r, Mapping)}
         for kind, table in (("channel", "accounts"), ("reserve", "reserves")):
             for account, spec in (raw.get(table) or {}).items():
                 where = f"close.{table}.{account}"
                 if kind == "channel" and account not in channel_accounts:
                     raise ConfigError(f"{where}: no channel account {account!r} is configured")
+                if kind == "reserve" and account not in reserves:
+                    raise ConfigError(f"{where}: no reserve account {account!r} in [[reserve_accounts]]")
                 if not isinstance(spec, Mapping) or set(spec) - {"publish_at", "deadline"}:
                     raise ConfigError(f"{where} may hold publish_at and deadline (\"HH:MM\")")
                 publish = _time(spec.get("publish_at", "09:00"), f"{where}.publish_at")

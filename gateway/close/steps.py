@@ -1,7 +1,7 @@
 """The steps of a day's close, in order: a small registry. A step is idempotent (running it again books
 nothing twice) and answers done, waiting (try again later: the file is not there yet), held (it cannot
 go on until a person acts: say why) or failed. The funds reconciliation of a reserve account is one
-more line: `register(Step("funds", ("reserve",), run_funds), before="statements")`.
+more, registered by gateway/close/funds.py before "statements".
 """
 from __future__ import annotations
 
@@ -142,6 +142,13 @@ async def statements(ctx: DayContext) -> StepResult:
 
 async def report(ctx: DayContext) -> StepResult:
     built = await ctx.gateway.db.tx(lambda conn: daily_report(conn, ctx.gateway.settings, ctx.business_date))
+    reserve = next((r for r in built["funds"] if r["reserve_account"] == ctx.account), None)
+    if reserve is not None:   # a reserve account's day: what the books expected through it, what the bank shows
+        rows = reserve["channel_accounts"]
+        return StepResult("done", {"expected": sum(r["expected"] for r in rows),
+                                   "received": sum(r["received"] for r in rows),
+                                   "in_transit": sum(r["in_transit"] for r in rows),
+                                   "received_not_expected": reserve["received_not_expected"]["count"]})
     mine = next((c for c in built["channel_accounts"] if c["channel_account"] == ctx.account), {})
     return StepResult("done", {"payments": mine.get("payments", 0), "volume": mine.get("volume", 0),
                                "open_differences": sum((mine.get("open_differences") or {}).values()),

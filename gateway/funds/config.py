@@ -57,6 +57,13 @@ class ReserveAccount:
     match_days: int = 0                  # a bank date this many days from the expected one is on time
     late_days: int = 5                   # ... up to this many, late; beyond, not the same movement
     csv: CsvMapping | None = None
+    # channel accounts whose position is this bank account (bank-direct payouts, 银企直连): each payout
+    # leaves through it on its own line, carrying the out_payout_no, and a returned one comes back
+    payout_accounts: tuple[str, ...] = ()
+    # where the daily close finds the bank file of day D: the files of `inbox` whose names match
+    # `inbox_files` with D's date put in (strftime), e.g. "*%Y%m%d*"
+    inbox: str | None = None
+    inbox_files: str = "*%Y%m%d*"
 
     def token(self, channel_account: str) -> str:
         return self.channel_accounts.get(channel_account, channel_account)
@@ -88,7 +95,16 @@ def reserve_accounts(settings: Settings) -> dict[str, ReserveAccount]:
         if not all(isinstance(v, int) and v >= 0 for v in days.values()) or days["late_days"] < days["match_days"]:
             raise ConfigError(f"{where}: match_days and late_days are whole days, late_days at least match_days")
         csv = CsvMapping.parse(item["csv"], f"{where}.csv") if "csv" in item else None
+        payout_accounts = item.get("payout_accounts", [])
+        if not (isinstance(payout_accounts, list) and all(a in known for a in payout_accounts)):
+            raise ConfigError(f"{where}.payout_accounts lists configured channel accounts whose payouts leave "
+                              f"through this bank account")
+        inbox = {k: item.get(k, ReserveAccount.__dataclass_fields__[k].default) for k in ("inbox", "inbox_files")}
+        if not (inbox["inbox"] is None or isinstance(inbox["inbox"], str) and inbox["inbox"]) \
+                or not (isinstance(inbox["inbox_files"], str) and "%" in inbox["inbox_files"]):
+            raise ConfigError(f"{where}: inbox is a directory, inbox_files a file name pattern with the day's date "
+                              f"in it (strftime, e.g. \"*%Y%m%d*\")")
         found[item["id"]] = ReserveAccount(id=item["id"], currency=item.get("currency", "CNY"),
                                            account_number=item.get("account_number"), channel_accounts=channels,
-                                           csv=csv, **days)
+                                           csv=csv, payout_accounts=tuple(payout_accounts), **days, **inbox)
     return found

@@ -16,24 +16,29 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, and_, insert, select, text, update
+from sqlalchemy import Connection, String, and_, insert, literal, select, text, update
 
 from gateway.funds.config import ReserveAccount
 from gateway.funds.match import EXPECTED_COLUMNS, MATCH_LINE_COLUMNS, OUTCOME_COLUMNS, classify, counts
 from gateway.funds.parsers import BankFileError, BankStatement
 from gateway.ids import public_id
-from gateway.models import BankLine, BankStatement as BankStatementRow, Settlement
+from gateway.models import BankLine, BankStatement as BankStatementRow, Payout, Settlement
 from gateway.reconciliation.store import items, keep_statement, refresh_open, runs
 from ledger.reads import postings_on
 
 statements = BankStatementRow.__table__
 bank_lines = BankLine.__table__
 settlements = Settlement.__table__
+payouts = Payout.__table__
 
-# Events that move money through the reserve bank account, and what the bank line is. A payout or a
-# merchant withdrawal that leaves through the bank joins this table with the event that books it.
+# Events that move money through the reserve bank account, and what the bank line is.
 EVENT_KINDS = {"settlement.channel": "settlement", "settlement.channel_debit": "settlement",
                "position.topup": "topup"}
+# ... and those of the channel accounts whose position is the reserve account itself (payout_accounts:
+# bank-direct payouts): each payout leaves on its own line, a returned one (退票) comes back on another.
+# A merchant's withdrawal is a payout to the merchant's own bank account: the same event. What a channel
+# pays out of a position prefunded at the channel left the bank as that position's top-up.
+PAYOUT_KINDS = {"payout.succeeded": "payout", "payout.returned": "payout_return"}
 PEOPLE = ("adjust", "dismiss")   # resolutions two people made (a rule's are others)
 
 
@@ -41,6 +46,14 @@ def already_imported(conn: Connection, reserve_id: str, sha: str) -> dict[str, A
     row = conn.execute(select(statements).where(and_(statements.c.reserve_account == reserve_id,
                                                      statements.c.sha256 == sha))).first()
     return None if row is None else statement_report(conn, row, "already_imported")
+
+
+def current_statement(conn: Connection, reserve_id: str, day: date) -> dict[str, Any] | None:
+    """The report of the statement of `day` that counts now (imported by hand or by the close), or None."""
+    row = conn.execute(select(statements).where(and_(statements.c.reserve_account == reserve_id,
+                                                     statements.c.statement_date == day,
+                                                     statements.c.status == "current"))).first()
+    return None if row is None else statement_report(conn, row, "current")
 
 
 def statement_report(conn: Connection, row: Any, outcome: str) -> dict[str, Any]:
@@ -122,8 +135,44 @@ def latest_statement_date(conn: Connection, reserve_id: str) -> date | None:
 
 
 def expected_movements(conn: Connection, reserve: ReserveAccount, since: date, until: date) -> pl.DataFrame:
-    """What the books say moved through the reserve account, per entry, for its channel accounts: one
-    query per business day (the window is a few days)."""
+    """What the books say moved through the reserve account, per entry (EXPECTED_COLUMNS): its channel
+    accounts' settlements and top-ups, and the payouts of its payout accounts."""
+    moved = reserve_movements(conn, reserve, since, until).filter(
+        (pl.col("kind") != "topup") | ~pl.col("channel_account").is_in(list(reserve.payout_accounts)))
+    return pl.concat([moved, payout_movements(conn, reserve, since, until)])
+
+
+def payout_movements(conn: Connection, reserve: ReserveAccount, since: date, until: date) -> pl.DataFrame:
+    """The payouts paid (out) and returned (in) through the reserve account by its payout accounts, on
+    the day they were booked, each carrying its out_payout_no on the bank line."""
+    rows = []
+    day = since
+    while day <= until and reserve.payout_accounts:
+        moved = postings_on(("channel_position_committed", "channel_position"), list(PAYOUT_KINDS), day).subquery()
+        rows += [{**r._mapping, "expected_date": day} for r in conn.execute(
+            select(moved.c.reference, moved.c.event_type, moved.c.owner_id, moved.c.debit, moved.c.credit,
+                   payouts.c.out_payout_no)
+            .select_from(moved.join(payouts, moved.c.reference == literal("payout:", String) + payouts.c.id))
+            .where(moved.c.owner_id.in_(list(reserve.payout_accounts)), moved.c.currency == reserve.currency))]
+        day += timedelta(days=1)
+    if not rows:
+        return pl.DataFrame(schema=EXPECTED_COLUMNS)
+    frame = pl.DataFrame(rows, infer_schema_length=None).with_columns(pl.col("debit", "credit").cast(pl.Int64))
+    returned = pl.col("event_type") == "payout.returned"
+    return frame.group_by("reference", "event_type").agg(
+        amount=(pl.col("debit") - pl.col("credit")).sum(), expected_date=pl.col("expected_date").first(),
+        channel_account=pl.col("owner_id").first(), token=pl.col("out_payout_no").first()).select(
+        kind=pl.col("event_type").replace_strict(PAYOUT_KINDS, return_dtype=pl.String),
+        # a payout's paying out and its return are two movements: two references
+        reference=pl.when(returned).then(pl.concat_str("reference", pl.lit(":returned")))
+        .otherwise("reference").str.slice(0, 64),
+        channel_account="channel_account", expected_date="expected_date", amount="amount",
+        token="token").cast(EXPECTED_COLUMNS)  # type: ignore[arg-type]
+
+
+def reserve_movements(conn: Connection, reserve: ReserveAccount, since: date, until: date) -> pl.DataFrame:
+    """The postings to reserve_bank: per entry, for its channel accounts: one query per business day (the
+    window is a few days)."""
     rows = []
     day = since
     while day <= until:

@@ -8,6 +8,7 @@ import json
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -57,6 +58,16 @@ class Worker:
         self.thread.join(10)
 
 
+def payer(client: Any) -> Callable[[str, int], dict]:
+    """Pay an order of `amount` through the sandbox's checkout, and sync it: a succeeded payment."""
+    def pay(order: str, amount: int) -> dict:
+        payment = client.create_payment(merchant_order_no=order, amount=amount)
+        checkout(payment)
+        sync(client, payment)
+        return payment
+    return pay
+
+
 def _days(gw: Any) -> dict[str, Any]:
     with gw.gateway.db.transaction() as conn:
         return {str(r.business_date): r for r in conn.execute(select(runner.days))}
@@ -80,14 +91,7 @@ def test_a_worker_closes_two_days_alone_retries_a_late_statement_and_a_killed_cl
     app, server = start_gateway(settings, clock=clock)
     with server:
         gw = Running(settings.public_url, settings, app)
-        client = gw.client(gw.merchant())
-
-        def pay(order: str, amount: int) -> dict:
-            payment = client.create_payment(merchant_order_no=order, amount=amount)
-            checkout(payment)
-            sync(client, payment)
-            return payment
-
+        pay = payer(gw.client(gw.merchant()))
         pay("day1-a", 10000)
         pay("day1-b", 2500)
         worker = Worker(settings, clock, "w1")

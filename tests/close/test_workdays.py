@@ -100,3 +100,27 @@ def test_paymux_calendar_shows_what_settles_on_each_day_and_a_t0_merchants_advan
     assert "fast via sandbox's payments of the day, paid today, repaid by the channel on 2025-10-09 (9 days" in text
     refused = op.run("calendar", "--from", "2099-01-01", "--days", "1", ok=False)
     assert refused.returncode == 2 and "does not know 2099-01-01" in refused.stderr
+
+
+def test_a_year_chinesecalendar_does_not_know_yet_is_refused_then_added_by_a_calendar_file(tmp_path) -> None:
+    last = CHINA.last
+    assert last is not None
+    after = last + timedelta(days=1)
+    with pytest.raises(CalendarUnknown) as refused:
+        CHINA.add(last, 1)
+    assert 'CNY = {extends = "china", file = "calendar.toml"}' in str(refused.value)
+    # The year after, as the State Council announced it, in a calendar file (one holiday, one make-up day).
+    monday = after + timedelta(days=(7 - after.weekday()) % 7 or 7)
+    holiday, worked = monday, monday - timedelta(days=2)              # a Monday off, the Saturday before worked
+    (tmp_path / "cn.toml").write_text(f'first = "{after}"\nlast = "{after.replace(month=12, day=31)}"\n'
+                                      f'holidays = ["{holiday}"]\nworkdays = ["{worked}"]\n')
+    extended = WorkingDays.from_settings({"calendar": {"CNY": {"extends": "china",
+                                                               "file": str(tmp_path / "cn.toml")}}}).of("CNY")
+    assert extended.add(date(2025, 9, 30), 1) == date(2025, 10, 9)          # china's own years unchanged
+    assert not extended.is_working(holiday) and extended.is_working(worked)
+    assert extended.add(worked - timedelta(days=1), 1) == worked and extended.add(worked, 1) == monday + timedelta(1)
+    with pytest.raises(CalendarUnknown):
+        extended.add(after.replace(month=12, day=31), 1)
+    with pytest.raises(ConfigError, match="a gap"):
+        WorkingDays.from_settings({"calendar": {"CNY": {"extends": "china", "first": str(after + timedelta(days=3)),
+                                                        "last": str(after + timedelta(days=30))}}})

@@ -30,10 +30,22 @@ def settings(*reserves: dict) -> Settings:
     ({"id": "R", "csv": {"date": "d", "reference": "r", "amount": "a", "direction": "f", "encoding": "nope"}},
      "no known encoding"),
     ({"id": "R", "colour": "blue"}, "unknown keys: colour"),
+    ({"id": "R", "payout_accounts": ["nope"]}, "payout_accounts lists configured channel accounts"),
+    ({"id": "R", "inbox": "in", "inbox_files": "bank.csv"}, "the day's date in it"),
 ])
 def test_a_wrong_reserve_account_is_refused_when_read(reserve: dict, says: str) -> None:
     with pytest.raises(ConfigError, match=says):
         reserve_accounts(settings(reserve))
+
+
+def test_the_close_of_a_reserve_account_needs_the_reserve_account() -> None:
+    from gateway.close.schedule import CloseSchedule
+
+    close = {"reserves": {"R": {"publish_at": "10:00", "deadline": "15:00"}}}
+    with pytest.raises(ConfigError, match="close.reserves.R: no reserve account 'R'"):
+        CloseSchedule.from_settings({"close": close}, {"wx"})
+    schedule = CloseSchedule.from_settings({"close": close, "reserve_accounts": [{"id": "R"}]}, {"wx"})
+    assert [(a.account, a.kind) for a in schedule.accounts] == [("R", "reserve")]
 
 
 def test_amounts_are_exact_minor_units_or_refused() -> None:

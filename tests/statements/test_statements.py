@@ -11,6 +11,7 @@ import httpx
 from gateway.api import statements as api
 from gateway.clock import Clock
 from gateway.statements import produce
+from ledger.check import check_ledger
 from ledger.core import AccountRef
 from tests.conftest import checkout
 from tests.support.operator import sync
@@ -94,3 +95,4 @@ def test_a_payout_is_on_the_statement_with_both_references_and_every_balance_kin
             assert b["closing"] == ledger, b
             assert b["closing"] - b["opening"] == sum(line["amount"] for line in lines
                                                       if line["balance_kind"] == b["balance_kind"])
+        assert check_ledger(conn) == []   # `paymux ledger check`'s invariants
