@@ -6,10 +6,9 @@ amount back in the channel account's position and with the merchant (available, 
 review), gives the fee back or keeps it (`ReturnPolicy`), and a `payout.returned` event is recorded.
 The janitor keeps asking about each succeeded payout for `watch_days` (`PayoutReturns.watch`), so a
 return the channel tells no one of is still found. Only an answer that says returned (Outcome.RETURNED)
-applies one: a channel whose answers have no state for a return (UnionPay's 代付 query) may answer a
-failure about a payout it paid; that contradicts a verified success, so it is logged
-(`payout.failed_after_success`) and the statement decides, as UnionPay's demos say to do when unsure.
-No HTTP, no SQL strings.
+applies one: a channel whose answers have no state for a return may answer a failure about a payout it
+paid; that contradicts a verified success, so it is logged (`payout.failed_after_success`) and the
+statement decides (docs/payouts.md). No HTTP, no SQL strings.
 """
 from __future__ import annotations
 
