@@ -279,9 +279,19 @@ class FeeRules:
         return None if quote is None else quote.fee
 
     def account_cost(self, account: str) -> FeeRule | None:
-        """The channel account's cost rule for any merchant and method: what reconciliation checks each
-        statement line's fee against (`fee_mismatch`)."""
+        """The channel account's cost rule for any merchant and method: what reconciliation checks a
+        statement line's fee against (`fee_mismatch`) when no cost rule names a merchant or a method."""
         return self.rule("cost", "\0", account, "\0")
+
+    def cost_rule(self, merchant: str, account: str, method: str) -> FeeRule | None:
+        """The cost rule of one payment: merchant × account × method, the most specific winning."""
+        return self.rule("cost", merchant, account, method)
+
+    def cost_varies(self, account: str) -> bool:
+        """Whether a cost rule that can apply at the account names a merchant or a method: then each
+        statement line is checked against the rule of its own payment's merchant and method."""
+        return any(r.kind == "cost" and r.account in (ANY, account) and (r.merchant != ANY or r.method != ANY)
+                   for r in self.rules)
 
     def uncovered(self, served: Mapping[str, Sequence[str]], payouts: Iterable[str] = ()) -> list[str]:
         """Combinations no rule covers, for any merchant: each account × each method it takes payments

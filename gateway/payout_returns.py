@@ -5,7 +5,10 @@ The channel says so by callback, by query, or on its statement; whichever comes 
 amount back in the channel account's position and with the merchant (available, or frozen pending
 review), gives the fee back or keeps it (`ReturnPolicy`), and a `payout.returned` event is recorded.
 The janitor keeps asking about each succeeded payout for `watch_days` (`PayoutReturns.watch`), so a
-return the channel tells no one of is still found. No HTTP, no SQL strings.
+return the channel tells no one of is still found. Only an answer that says returned (Outcome.RETURNED)
+applies one: a channel whose answers have no state for a return may answer a failure about a payout it
+paid; that contradicts a verified success, so it is logged (`payout.failed_after_success`) and the
+statement decides (docs/payouts.md). No HTTP, no SQL strings.
 """
 from __future__ import annotations
 
@@ -107,6 +110,9 @@ class PayoutReturns:
             return False
         result = await self.calls.payout(account, "query_payout",
                                          lambda: account.channel.query_payout(row.out_payout_no), row.out_payout_no)
+        if result.outcome is Outcome.FAILED:   # not applied: the statement of the day it came back says
+            self.log.warning("payout.failed_after_success", payout_id=row.id, out_payout_no=row.out_payout_no,
+                             channel_account=row.channel_account, code=result.error_code)
         if result.outcome is not Outcome.RETURNED:
             return False
         return await self.db.tx(lambda conn: self.returned(conn, row.id, "query", result.error_code,

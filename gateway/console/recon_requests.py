@@ -1,7 +1,9 @@
 """Reconciliation runs started from the console. The web process only writes a request row (audited);
 a `paymux worker` process claims it (an UPDATE from queued to running that one process wins), runs
-it through the same Reconciler as `paymux reconcile`, and writes the outcome back: the run's id or
-why it failed. The console shows each request's status."""
+it through the same Reconciler as `paymux reconcile` and, for an account with a statement of splits
+(Capability.SPLIT_STATEMENT), through the same SplitReconciler as `paymux reconcile-splits`, and writes
+the outcome back: the run's id or why it failed (the statement of splits' run named in the message).
+The console shows each request's status."""
 from __future__ import annotations
 
 import asyncio
@@ -12,9 +14,11 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from sqlalchemy import Connection, Row, and_, insert, or_, select, update
 
+from gateway.channel import Capability
 from gateway.console.identity import record
 from gateway.errors import PaymuxError
 from gateway.models import ReconRequest
+from gateway.split_recon import split_reconciler
 
 if TYPE_CHECKING:
     from gateway.service import Gateway
@@ -81,6 +85,13 @@ async def run_one(gateway: Gateway) -> bool:
         report = await gateway.reconciler.reconcile(row.channel_account, row.business_date)
         run_id, message = report["run_id"], report.get("message")
         status = "done" if report["status"] != "failed" else "failed"
+        if gateway.host.account(row.channel_account).supports(Capability.SPLIT_STATEMENT):
+            # the day's statement of splits too, as the CLI's reconcile-splits and the close read it
+            splits = await split_reconciler(gateway).reconcile(row.channel_account, row.business_date)
+            said = f"statement of splits {splits['status']} (run {splits['run_id']})"
+            message = f"{message}; {said}" if message else said
+            if splits["status"] not in ("completed", "superseded"):
+                status = "failed"
     except PaymuxError as exc:
         message = f"{exc.code}: {exc}"
     except Exception as exc:  # noqa: BLE001  (written on the request for the operator; the loop goes on)

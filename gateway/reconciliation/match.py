@@ -14,7 +14,8 @@ one row per line or record that did not match. Classes, exactly:
                      missing_channel, that is what proves it never reached the channel)
   status_mismatch    one side says succeeded, the other does not
   amount_mismatch    both succeeded, amounts differ
-  fee_mismatch       the channel's fee is not the account's contracted rate (its cost rule)
+  fee_mismatch       the channel's fee is not what its cost rule says: the account's, or where cost
+                     rules name merchants or methods, the rule of the line's payment (gateway/fees.py)
   duplicate          a line that repeats an earlier line's key on the same statement
 
 A payout line `returned` (the day the receiving bank sent it back, 退票) is its own key beside the
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any
+from typing import Any, Callable
 
 import polars as pl
 
@@ -77,15 +78,45 @@ class CostTerms:
     min: int = 0
     max: int | None = None
 
-    def payment_millis(self, amount: pl.Expr) -> pl.Expr:
-        fee = pl.max_horizontal(expected_fee_millis(amount, self.bps) + self.fixed * 1000, pl.lit(self.min * 1000))
-        if self.max is not None:
-            fee = pl.min_horizontal(fee, pl.lit(self.max * 1000))
-        return pl.min_horizontal(fee, amount * 1000)
+    def columns(self) -> dict[str, pl.Expr]:
+        return {"cost_bps": pl.lit(self.bps, pl.Int64), "cost_fixed": pl.lit(self.fixed, pl.Int64),
+                "cost_min": pl.lit(self.min, pl.Int64), "cost_max": pl.lit(self.max, pl.Int64)}
+
+
+COST_COLUMNS = {"cost_bps": pl.Int64, "cost_fixed": pl.Int64, "cost_min": pl.Int64, "cost_max": pl.Int64}
+# the payment's merchant and method, on our payments and refunds when the cost rules differ by them
+PAYER_COLUMNS = {"merchant_id": pl.String, "method": pl.String}
+
+
+@dataclass(frozen=True)
+class CostTable:
+    """Cost rules that differ by merchant or method at one account (gateway/fees.py): each line is
+    checked against the rule of its payment's merchant and method, `terms(merchant, method)` (None: no
+    rule, not checked). Our payments and refunds then carry PAYER_COLUMNS."""
+
+    terms: Callable[[str, str], CostTerms | None]
+
+    def frame(self, *local: pl.DataFrame) -> pl.LazyFrame:
+        """COST_COLUMNS by merchant and method, for the pairs of `local` (a few: resolved one by one)."""
+        pairs = pl.concat([f.select(list(PAYER_COLUMNS)) for f in local]).unique().drop_nulls()
+        rows = []
+        for merchant, method in pairs.iter_rows():
+            t = self.terms(merchant, method)
+            rows.append((merchant, method, *((t.bps, t.fixed, t.min, t.max) if t else (None,) * 4)))
+        return pl.DataFrame(rows, schema={**PAYER_COLUMNS, **COST_COLUMNS}, orient="row").lazy()
+
+
+def expected_cost_millis(kind: pl.Expr, settled: pl.Expr, sign: pl.Expr) -> pl.Expr:
+    """The fee the cost columns make for a line, in 1/1000 minor units (null: no rule, a payout)."""
+    bps, fixed, low, high = (pl.col(c) for c in COST_COLUMNS)
+    payment = pl.min_horizontal(pl.max_horizontal(expected_fee_millis(settled, bps) + fixed * 1000, low * 1000),
+                                high * 1000, settled * 1000)   # a null max holds nothing
+    return (pl.when(bps.is_null()).then(None).when(kind == "payment").then(payment)
+            .when(kind != "payout").then(expected_fee_millis(settled, bps) * sign))
 
 
 def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: pl.DataFrame, *,
-             business_date: date, today: date, carry_days: int, fee_bps: int | CostTerms | None,
+             business_date: date, today: date, carry_days: int, fee_bps: int | CostTerms | CostTable | None,
              local_payouts: pl.DataFrame | None = None) -> Classified:
     """lines: the statement (gateway.channel.STATEMENT_COLUMNS). local_*: our records around the
     day (LOCAL_*_COLUMNS; local_date is the business date of their success). Absences a neighbouring
@@ -109,26 +140,29 @@ def classify(lines: pl.DataFrame, local_payments: pl.DataFrame, local_refunds: p
     # The join is lazy and streamed: only the counts and the lines that did not match are made, never the
     # whole joined statement (at 2,000,000 lines that frame alone was most of reconciliation's memory).
     statement = lines.lazy()
+    payer = list(PAYER_COLUMNS) if isinstance(fee_bps, CostTable) else []
     payments = statement.filter(pl.col("kind") == "payment").join(
-        local_payments.lazy().select(list(LOCAL_PAYMENT_COLUMNS)).rename({"out_trade_no": "reference"}),
+        local_payments.lazy().select(list(LOCAL_PAYMENT_COLUMNS) + payer).rename({"out_trade_no": "reference"}),
         on="reference", how="left")
     refunds = statement.filter(pl.col("kind") == "refund").join(
-        local_refunds.lazy().select(list(LOCAL_REFUND_COLUMNS)).drop("out_trade_no")
+        local_refunds.lazy().select(list(LOCAL_REFUND_COLUMNS) + payer).drop("out_trade_no")
         .rename({"out_refund_no": "reference"}), on="reference", how="left")
     payouts = statement.filter(pl.col("kind") == "payout").join(
         local_payouts.lazy().select("out_payout_no", "local_status", "local_amount", "local_date")
         .rename({"out_payout_no": "reference"}), on="reference", how="left")
-    joined = pl.concat([payments, refunds, payouts], how="vertical_relaxed")
+    joined = pl.concat([payments, refunds, payouts], how="diagonal_relaxed")
+    # The channel charges its fee on what it settles (the order less a coupon it keeps), and so do we; a
+    # payout's fee is not at the payment rate. Each line's cost rule: the account's, or its payment's.
+    if isinstance(fee_bps, CostTable):
+        joined = joined.join(fee_bps.frame(local_payments, local_refunds), on=payer, how="left")
+    else:
+        joined = joined.with_columns(**(CostTerms(fee_bps) if isinstance(fee_bps, int) else
+                                        fee_bps or CostTerms(0)).columns())
     # what the line says happened, here: a success (a payout returned since was paid too), or its return
     line_ok = succeeded | returned
     local_ok = pl.when(returned).then(pl.col("local_status") == "returned").otherwise(
         (pl.col("local_status") == "succeeded") | ((pl.col("kind") == "payout") & (pl.col("local_status") == "returned")))
-    # The channel charges its fee on what it settles (the order less a coupon it keeps), and so do we; a
-    # payout's fee is not at the payment rate.
-    terms = CostTerms(fee_bps) if isinstance(fee_bps, int) else fee_bps
-    expected = (pl.when(pl.col("kind") == "payment").then(terms.payment_millis(pl.col("settled")))
-                .when(pl.col("kind") != "payout").then(expected_fee_millis(pl.col("settled"), terms.bps) * sign)
-                if terms is not None else pl.lit(None))
+    expected = expected_cost_millis(pl.col("kind"), pl.col("settled"), sign) if fee_bps is not None else pl.lit(None)
     fee_differs = (fen_from_millis(pl.col("fee_millis")) != fen_from_millis(expected)).fill_null(False) \
         if fee_bps is not None else pl.lit(False)
     joined = joined.with_columns(

@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 
 from gateway.channel import STATEMENT_COLUMNS
-from gateway.reconciliation.match import (CLASSES, CostTerms, ITEM_COLUMNS, LOCAL_PAYMENT_COLUMNS, LOCAL_PAYOUT_COLUMNS,
+from gateway.reconciliation.match import (CLASSES, CostTable, CostTerms, ITEM_COLUMNS, LOCAL_PAYMENT_COLUMNS, LOCAL_PAYOUT_COLUMNS,
                                           LOCAL_REFUND_COLUMNS, Classified, classify, local_totals, statement_totals)
 
 PART_BYTES = 16 << 20       # of the statement file per partition
@@ -57,6 +57,7 @@ class Spill:
     folder: Path
     kind: str
     k: int
+    extra: Schema = field(default_factory=dict)     # columns beyond the kind's (PAYER_COLUMNS)
     waiting: dict[int, list[pl.DataFrame]] = field(default_factory=lambda: defaultdict(list))
     rows: int = 0
     flushes: int = 0
@@ -65,7 +66,7 @@ class Spill:
     def __post_init__(self) -> None:
         self.folder = self.folder / self.kind
         self.folder.mkdir(mode=0o700)
-        self.schema = SCHEMAS[self.kind]
+        self.schema = {**SCHEMAS[self.kind], **self.extra}
 
     def add(self, frame: pl.DataFrame) -> None:
         if frame.height == 0:
@@ -109,7 +110,7 @@ def add_totals(into: dict[str, int] | None, more: dict[str, int]) -> dict[str, i
 
 def classify_partitions(statement: Spill, payments: Spill, refunds: Spill, payouts: Spill, keys_path: Path, *,
                         business_date: date, today: date, carry_days: int,
-                        fee_bps: int | CostTerms | None) -> tuple[Classified, dict[str, int]]:
+                        fee_bps: int | CostTerms | CostTable | None) -> tuple[Classified, dict[str, int]]:
     """`classify` on each partition, the results added up; the statement's keys (kind, reference) are
     written to keys_path as they are found. Returns the result (its statement_keys a scan of that file)
     and our side's totals of the day (local_totals)."""
@@ -138,8 +139,8 @@ def classify_partitions(statement: Spill, payments: Spill, refunds: Spill, payou
         each.unlink()
     key_parts.rmdir()
     found = (pl.concat(items, how="diagonal_relaxed").select(list(ITEM_COLUMNS)) if items
-             else classify(pl.DataFrame(schema=STATEMENT_SCHEMA), pl.DataFrame(schema=LOCAL_PAYMENT_COLUMNS),
-                           pl.DataFrame(schema=LOCAL_REFUND_COLUMNS), business_date=business_date, today=today,
+             else classify(pl.DataFrame(schema=STATEMENT_SCHEMA), pl.DataFrame(schema=payments.schema),
+                           pl.DataFrame(schema=refunds.schema), business_date=business_date, today=today,
                            carry_days=carry_days, fee_bps=fee_bps).items)
     result = Classified(counts=counts, items=found, statement_keys=pl.scan_parquet(keys_path),
                         payment_amount=amounts["payment"], refund_amount=amounts["refund"], fee_amount=amounts["fee"])

@@ -46,7 +46,8 @@ from gateway.ids import public_id
 from gateway.plugins import ChannelAccount, PluginHost
 from gateway.reconciliation import partitions, store
 from gateway.reconciliation.errors import ReconError
-from gateway.reconciliation.match import ABSENCES, Classified, CostTerms, excuse, statement_totals, totals_disagree
+from gateway.reconciliation.match import (ABSENCES, PAYER_COLUMNS, Classified, CostTable, CostTerms, excuse,
+                                          statement_totals, totals_disagree)
 from gateway.reports import RunReport, run_report
 from ledger.booking import Booker
 from ledger.days import BusinessDay
@@ -142,7 +143,10 @@ class Reconciler:
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".match-") as work_dir:
             work = Path(work_dir)
             statement = partitions.Spill(work, "statement", k)
-            local = {kind: partitions.Spill(work, kind, k) for kind in ("payment", "refund", "payout")}
+            costs = self._cost_terms(account_id, account.config.fee_bps)
+            payer = isinstance(costs, CostTable)   # our side then names each payment's merchant and method
+            local = {kind: partitions.Spill(work, kind, k, PAYER_COLUMNS if payer and kind != "payout" else {})
+                     for kind in ("payment", "refund", "payout")}
 
             def read() -> tuple[dict[str, int], dict[str, int] | None]:
                 """The plugin reads the kept file piece by piece; each piece is spilled into the
@@ -166,7 +170,7 @@ class Reconciler:
 
             def load() -> None:
                 for kind, frame in store.local_parts(self.db, account_id, since, until, self.day,
-                                                     keys=keys.result, business_date=business_date):
+                                                     keys=keys.result, business_date=business_date, payer=payer):
                     local[kind].add(frame)
                 for spill in local.values():
                     spill.flush()
@@ -184,7 +188,7 @@ class Reconciler:
             result, local_sums = await asyncio.to_thread(
                 partitions.classify_partitions, statement, local["payment"], local["refund"], local["payout"],
                 keys_path, business_date=business_date, today=today, carry_days=self.carry_days,
-                fee_bps=self._cost_terms(account_id, account.config.fee_bps))
+                fee_bps=costs)
         keys_path.chmod(0o600)      # the statement's keys: the channel's transaction ids
         result = self._excuse_neighbours(account_id, business_date, result)
         summary = {"statement": sums, "declared": declared or {}, "local": local_sums}
@@ -214,10 +218,19 @@ class Reconciler:
                                                       now))
         return run_id
 
-    def _cost_terms(self, account_id: str, fee_bps: int | None) -> CostTerms | int | None:
-        """The account's cost rule (gateway/fees.py) as the statement's fees are checked against it;
-        without fee rules, its fee_bps."""
-        rule = self.booker.fees.account_cost(account_id) if hasattr(self.booker.fees, "account_cost") else None
+    def _cost_terms(self, account_id: str, fee_bps: int | None) -> CostTable | CostTerms | int | None:
+        """The cost rules (gateway/fees.py) the statement's fees are checked against: where a rule that
+        can apply here names a merchant or a method, each line's payment's own rule (merchant × account
+        × method, the most specific winning); else the account's rule; without fee rules, its fee_bps."""
+        fees = self.booker.fees
+        if not hasattr(fees, "account_cost"):
+            return fee_bps
+        if fees.cost_varies(account_id):
+            def terms(merchant: str, method: str) -> CostTerms | None:
+                rule = fees.cost_rule(merchant, account_id, method)
+                return None if rule is None else CostTerms(rule.bps, rule.fixed, rule.min, rule.max)
+            return CostTable(terms)
+        rule = fees.account_cost(account_id)
         return fee_bps if rule is None else CostTerms(rule.bps, rule.fixed, rule.min, rule.max)
 
     def _excuse_neighbours(self, account_id: str, business_date: date, result: Classified) -> Classified:

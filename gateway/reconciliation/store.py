@@ -21,7 +21,7 @@ from sqlalchemy import Connection, ColumnElement, Row, Select, and_, func, inser
 from gateway.db import Database
 from gateway.models import Attempt, Payment, Payout, ReconItem, ReconProposal, ReconRun, Refund
 from gateway.reconciliation.match import (ABSENCES, LOCAL_PAYMENT_COLUMNS, LOCAL_PAYOUT_COLUMNS, LOCAL_REFUND_COLUMNS,
-                                          Classified, with_sent_date, with_success_date)
+                                          PAYER_COLUMNS, Classified, with_sent_date, with_success_date)
 from ledger.booking import Booker
 from ledger.days import BusinessDay
 
@@ -208,7 +208,7 @@ def load_local(db: Database, account_id: str, since: datetime, until: datetime, 
 
 def local_parts(db: Database, account_id: str, since: datetime, until: datetime, day: BusinessDay, *,
                 keys: Callable[[], tuple[pl.Series, pl.Series]] | None = None,
-                business_date: date | None = None) -> Iterator[tuple[str, pl.DataFrame]]:
+                business_date: date | None = None, payer: bool = False) -> Iterator[tuple[str, pl.DataFrame]]:
     """Our attempts, refunds and payouts at the account created in [since, until) (and every payout
     still processing), only the columns the join needs, as (kind, frame) parts: "payout" and "refund"
     once each, "payment" once per batch (read_batches). A row says all we need: amount, status, and
@@ -221,7 +221,10 @@ def local_parts(db: Database, account_id: str, since: datetime, until: datetime,
     batch keeping only the rows classify can use: those whose key is on the statement and those that
     succeeded on the business date (refunds, fewer, are read at once and kept the same way). So what is
     held grows with the statement, not with the lookback window (a week of history is read, and
-    dropped as it is read), and the whole window costs two queries, not one per slice of it."""
+    dropped as it is read), and the whole window costs two queries, not one per slice of it.
+
+    With `payer`, payments and refunds also carry their payment's merchant and method (PAYER_COLUMNS),
+    which the cost rules choose by when they name merchants or methods (match.CostTable)."""
     def at(column: ColumnElement) -> ColumnElement:
         # SQLite's stored text cut to seconds (parsed column-wise later); PostgreSQL's timestamptz as it is
         return (func.substr(column, 1, 19) if db.is_sqlite else column).label("at")
@@ -237,6 +240,11 @@ def local_parts(db: Database, account_id: str, since: datetime, until: datetime,
         .where(refunds.c.channel_account == account_id)
     pay_schema: Schema = {"out_trade_no": pl.String, **kept}
     ref_schema: Schema = {"out_refund_no": pl.String, "out_trade_no": pl.String, **kept}
+    if payer:
+        pay_query = pay_query.add_columns(payments.c.merchant_id, attempts.c.method) \
+            .join_from(attempts, payments, payments.c.id == attempts.c.payment_id)
+        ref_query = ref_query.add_columns(refunds.c.merchant_id, attempts.c.method)
+        pay_schema, ref_schema = {**pay_schema, **PAYER_COLUMNS}, {**ref_schema, **PAYER_COLUMNS}
     out = read_frame(db, select(payouts.c.out_payout_no, payouts.c.status.label("local_status"),
                                 payouts.c.amount.label("local_amount"), at(payouts.c.updated_at))
                      .where(payouts.c.channel_account == account_id,

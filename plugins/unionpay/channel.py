@@ -14,6 +14,9 @@ with its source in UnionPay's SDK demos; the statement is read by statement.py.
 - payout (代付): backTransReq.do txnType 12, bizType 000401, accType 01, the card number (accNo)
   encrypted with UnionPay's encryption certificate, refreshed once a day with a txnType 95 query
   and checked against the root; the holder's name in customerInfo. Never sent twice by the plugin.
+  A return (退汇) has no documented answer: a query or notification after one can only say failed,
+  which the core does not apply to a paid payout; the ZM file's credited 代付 record returns it
+  (statement.py, docs/channels.md).
 - notifications: form posts to backUrl, verified by their signPubKeyCert against UnionPay's root.
 - statement: fileTransRequest (txnType 76) posted to the file service (`file_url`), inflated.
 """

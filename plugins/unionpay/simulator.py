@@ -21,7 +21,17 @@ and their notes (ACPSample_B2C, ACPSample_DaiFu), not from paymux's plugin; the 
   day's ZM file (settleDate MMDD, the latest such day; UnionPay's day turns at 23:00 Beijing).
 - POST /sim/faults {"drop_notifications", "server_errors": n, "payout_answer_delay_ms": n,
   "payout_answer": respCode (a 代付 is answered so, taken as usual), "payout_hold": origRespCode
-  (new 代付s stay there, never paid)}; POST /sim/encrypt_cert/rotate; GET /sim/payouts.
+  (new 代付s stay there, never paid), "payout_return_days": n (the receiving bank sends every 代付
+  paid from then on back, 退汇, n days after it was paid)}; POST /sim/encrypt_cert/rotate; GET /sim/payouts.
+
+A return (退汇) is documented nowhere in UnionPay's published 代付 materials (docs/channels.md says
+what is and is not); the simulator does what the nearest documents make of it. Once due (looked at
+whenever a query or a file request comes), the 代付 is no longer paid: a query answers its
+origRespCode 63 (卡状态不正确, the receiving card's state; the demos' table makes any code but 00, A6
+and the "ask again" ones a failure) and a notification says so (background transactions notify when
+they end, success or failure). The settlement day it came back on, the ZM file has a record of
+交易类型 12 whose 结算金额 is a credit (C) of the amount, tied to the 代付 by 原交易查询流水号 and
+原始交易订单号, fee nothing; the day it was paid keeps its debit record.
 Every answer and notification is signed with UnionPay's signing certificate, which it carries
 (signPubKeyCert), under the root a merchant trusts (trust_pem); blank fields are never sent.
 """
@@ -52,6 +62,7 @@ from plugins.unionpay.sim_files import Material, signed_amount
 FEE_BPS = 60                    # the consume rate the simulator charges (refunds give their share back)
 PAYOUT_FEE = 100                # fen per 代付
 TXN_TIME_WINDOW = timedelta(minutes=10)
+RETURNED_CODE = "63"            # a returned 代付's state as a query shows it (the simulator's choice: undocumented)
 MESSAGES = {"00": "成功", "01": "交易失败", "03": "交易通讯超时，请发起查询交易", "04": "交易状态未明，请查询对账结果",
             "05": "交易已受理，请稍后查询交易结果", "10": "报文格式错误", "11": "验证签名失败", "12": "重复交易",
             "13": "报文交易要素缺失", "34": "查无此交易", "35": "原交易不存在或状态不正确", "36": "与原交易信息不符",
@@ -73,6 +84,8 @@ class SimOrder:
     pay_timeout: datetime | None = None
     finished: datetime | None = None
     fee: int = 0                    # fen the merchant pays (+) or gets back (-)
+    return_due: datetime | None = None   # a paid 代付 the receiving bank sends back then (payout_return_days)
+    returned: datetime | None = None     # when it came back: its success record stays on the day it was paid
     query_id: str = field(default_factory=lambda: datetime.now().strftime("%m%d%H%M%S") + secrets.token_hex(5)[:11])
     trace_no: str = field(default_factory=lambda: f"{secrets.randbelow(10 ** 6):06d}")
 
@@ -88,6 +101,7 @@ class Faults:
     payout_answer_delay_ms: int = 0
     payout_answer: str = ""
     payout_hold: str = ""
+    payout_return_days: int | None = None
 
 
 class UnionPaySimulator:
@@ -266,7 +280,17 @@ class UnionPaySimulator:
         if order.txn_type == "12" and code == "00":
             self.paid_count[order.order_id] += 1
         self._finish(order, code)
+        if order.txn_type == "12" and order.succeeded and self.faults.payout_return_days is not None:
+            order.return_due = self.clock.now() + timedelta(days=self.faults.payout_return_days)
         await self.notify(order)
+
+    def _returns_due(self) -> None:
+        """The receiving bank's returns that are due by the clock: those 代付s come back now, notified."""
+        now = self.clock.now()
+        for order in self.orders.values():
+            if order.return_due is not None and order.returned is None and order.return_due <= now:
+                order.code, order.returned = RETURNED_CODE, now
+                self.sender.background(self.notify(order))
 
     async def payout(self, fields: dict[str, str]) -> Response:
         self.payout_requests[fields.get("orderId", "")] += 1
@@ -297,6 +321,7 @@ class UnionPaySimulator:
         fields, error = await self._read(request)
         if error:
             return error
+        self._returns_due()
         order = self.orders.get((fields.get("orderId", ""), fields.get("txnTime", "")))
         if order is None or not order.code:
             return self.refusal("34", fields)
@@ -310,6 +335,7 @@ class UnionPaySimulator:
         fields, error = await self._read(request)
         if error:
             return error
+        self._returns_due()
         day = fields.get("settleDate", "")
         if fields.get("txnType") != "76" or len(day) != 4 or not day.isdigit() or self._stale(fields):
             return self.refusal("10", fields)
@@ -326,10 +352,13 @@ class UnionPaySimulator:
                             "fileContent": sim_files.file_content(archive)})
 
     def _records(self, day: str) -> list[bytes]:
-        """The settlement day's successful transactions as ZM records."""
+        """The settlement day's successful transactions as ZM records, and the 代付s that came back."""
         records = []
         for o in self.orders.values():
-            if not o.succeeded or o.finished is None or wire.settlement_day(o.finished).strftime("%m%d") != day:
+            if o.returned is not None and wire.settlement_day(o.returned).strftime("%m%d") == day:
+                records.append(self._return_record(o))
+            if not (o.succeeded or o.returned) or o.finished is None \
+                    or wire.settlement_day(o.finished).strftime("%m%d") != day:
                 continue
             money = o.amount if o.txn_type == "01" else -o.amount
             original = next((c for c in self.orders.values() if c.query_id == o.orig_query_id), None)
@@ -344,6 +373,19 @@ class UnionPaySimulator:
                 sim_files.ACC_TYPE: "01", sim_files.ORIG_QRY_ID: o.orig_query_id, sim_files.MER_ID: self.mer_id,
                 sim_files.ORIG_ORDER_ID: original.order_id if original else ""}))
         return records
+
+    def _return_record(self, o: SimOrder) -> bytes:
+        """A returned 代付 on the day it came back: its amount credited back, no fee, tied to the 代付."""
+        assert o.returned is not None
+        return sim_files.zm_record({
+            sim_files.TXN_CODE: "S22", sim_files.ACQ_INS: "00049992", sim_files.FWD_INS: "00049992",
+            sim_files.TRACE_NO: o.trace_no, sim_files.TRACE_TIME: wire.bank_time(o.returned)[4:],
+            sim_files.ACC_NO: "621483******0018", sim_files.TXN_AMT: f"{o.amount:012d}", sim_files.MCC: "5311",
+            sim_files.TERM_TYPE: "07", sim_files.QUERY_ID: "R" + o.query_id[1:], sim_files.ORDER_ID: o.order_id,
+            sim_files.FEE: signed_amount(0), sim_files.SETTLE_AMT: signed_amount(o.amount),
+            sim_files.TXN_TYPE: "12", sim_files.TXN_SUB_TYPE: "00", sim_files.BIZ_TYPE: o.biz_type,
+            sim_files.ACC_TYPE: "01", sim_files.ORIG_QRY_ID: o.query_id, sim_files.MER_ID: self.mer_id,
+            sim_files.ORIG_ORDER_ID: o.order_id})
 
     # ---- controls ----
 

@@ -12,6 +12,12 @@ A line is classed by 交易类型 (txnType): 01 consume, 04 refund, 31 cancel, 1
 first field is not used: UnionPay's sample file carries S56 on its consumes, other descriptions
 give other codes. A refund or cancel is tied to its consume by 原交易查询流水号 (the consume's
 queryId): its out_trade_no is that consume's 商户订单号 when the consume is on the same file.
+
+A 代付 record whose 结算金额 is a credit (C) to the merchant is that 代付 come back from the receiving
+bank (退汇): status `returned`, its number the 原始交易订单号 (else its 商户订单号). A 代付 debits the
+merchant, so money credited under 交易类型 12 can only be one coming back; the file specification's
+D/C signs are documented, a return's record is not (docs/channels.md: UnionPay may instead list it
+on the ZME file of errors, whose fields only their widths are known of).
 """
 from __future__ import annotations
 
@@ -44,7 +50,7 @@ ZM_NAME = re.compile(r"^INN\d{6}\d{2}ZM_(\d+)$")
 KINDS = {"01": "payment", "04": "refund", "31": "refund", "12": "payout"}
 USED = {"time": "交易传输时间", "amount": "交易金额", "query_id": "查询流水号", "order_id": "商户订单号",
         "fee": "商户手续费", "settled": "结算金额", "txn_type": "交易类型", "orig": "原交易查询流水号",
-        "mer_id": "商户代码", "discount": "优惠金额"}
+        "mer_id": "商户代码", "discount": "优惠金额", "orig_order": "原始交易订单号"}
 
 
 def zm_file(source: Source) -> tuple[str, bytes]:
@@ -114,7 +120,9 @@ def parse_zm(source: Source, mer_id: str) -> ParsedStatement:
         .then(pl.lit("payment")).otherwise(pl.lit("refund"))
     frame = frame.with_columns(kind=kind, amount=pl.col("amount").cast(pl.Int64), fee_signed=signed("fee"),
                                settled_signed=signed("settled"))
-    clearing = pl.when(pl.col("kind") == "payment").then(pl.col("amount")).otherwise(-pl.col("amount"))
+    # a 代付 credited back to the merchant: the receiving bank returned it
+    returned = (pl.col("kind") == "payout") & pl.col("settled").str.starts_with("C")
+    clearing = pl.when((pl.col("kind") == "payment") | returned).then(pl.col("amount")).otherwise(-pl.col("amount"))
     no_discount = pl.col("discount").str.contains(r"^([CD]0{12})?$")
     first_failure(frame, frame.select((~no_discount) | (pl.col("settled_signed") == clearing + pl.col("fee_signed")))
                   .to_series(), "结算金额 {settled} is not 交易金额 {amount} with 商户手续费 {fee} taken")
@@ -126,8 +134,9 @@ def parse_zm(source: Source, mer_id: str) -> ParsedStatement:
     out_refund_no = pl.when(order.str.starts_with("R")).then(pl.lit("0") + order.str.slice(1)).otherwise(order)
     frame = frame.with_columns(
         channel_transaction_id=pl.col("query_id"),
-        out_trade_no=pl.when(refund).then(pl.col("consume_order")).otherwise(pl.col("order_id")),
+        out_trade_no=pl.when(refund).then(pl.col("consume_order"))
+        .when(returned & (pl.col("orig_order") != "")).then(pl.col("orig_order")).otherwise(pl.col("order_id")),
         out_refund_no=pl.when(refund).then(out_refund_no).otherwise(None),
         fee_millis=-pl.col("fee_signed") * 1000,
-        status=pl.lit("succeeded"))
+        status=pl.when(returned).then(pl.lit("returned")).otherwise(pl.lit("succeeded")))
     return normalized(frame, None)

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import polars as pl
 import pytest
 from sqlalchemy import insert, select
 
@@ -21,7 +22,7 @@ from gateway.fees import FeeRule, FeeRules, MonthVolumes, fee_rules, parse_fee_c
 from gateway.logs import get_logger
 from gateway.merchants import create_merchant
 from gateway.models import Payment, Payout
-from gateway.reconciliation.match import CostTerms, classify
+from gateway.reconciliation.match import CostTable, CostTerms, classify
 from gateway.reports import margin_report
 from gateway.secretbox import SecretBox
 from gateway.service import Gateway
@@ -241,6 +242,90 @@ def test_a_statement_fee_is_checked_against_the_accounts_cost_rule() -> None:
     assert (result.counts["matched"], result.counts["fee_mismatch"]) == (3, 1)
     item = result.items.to_dicts()[0]
     assert (item["reference"], item["expected_fee_millis"]) == ("T-rate", 255000)
+
+
+# Cost rules at one account: the account's, a merchant's and a method's; the most specific wins
+# (merchant over method), as fees.quote resolves payment fees.
+COSTS = FeeRules([FeeRule("sandbox-cost", "cost", account="sandbox", bps=60),
+                  FeeRule("big-cost", "cost", merchant="m-big", account="sandbox", bps=30),
+                  FeeRule("qr-cost", "cost", account="sandbox", method="qr", bps=45, min=100)])
+
+
+@pytest.mark.parametrize(("merchant", "method", "fee_millis", "rule", "by_payment", "by_account"), [
+    # a merchant's own rule: only it makes the line match
+    ("m-big", "web", 30000, "big-cost", "matched", "fee_mismatch"),
+    # a method's own rule (with its floor of 1.00): only it makes the line match
+    ("m-shop", "qr", 100000, "qr-cost", "matched", "fee_mismatch"),
+    ("m-shop", "qr", 45000, "qr-cost", "fee_mismatch", "fee_mismatch"),   # 45 bps, under the floor
+    # merchant and method both named by a rule: the merchant's wins
+    ("m-big", "qr", 30000, "big-cost", "matched", "fee_mismatch"),
+    # neither: the account's rule, either way
+    ("m-shop", "web", 60000, "sandbox-cost", "matched", "matched"),
+    ("m-big", "web", 60000, "big-cost", "fee_mismatch", "matched"),       # the account's rate is not big's
+])
+def test_a_statement_fee_is_checked_against_the_cost_rule_of_its_payment(
+        merchant: str, method: str, fee_millis: int, rule: str, by_payment: str, by_account: str) -> None:
+    """fee_mismatch with cost rules by merchant × account × method: each line against the rule of its
+    payment's merchant and method (CostTable), not only the account's rule."""
+    assert COSTS.cost_varies("sandbox") and COSTS.cost_rule(merchant, "sandbox", method).name == rule
+    statement = lines((2, "payment", "c1", "T-1", None, 10000, fee_millis, "succeeded", "t"))   # 100.00
+    ours = local_payments(("T-1", "succeeded", 10000, D)).with_columns(merchant_id=pl.lit(merchant),
+                                                                        method=pl.lit(method))
+    refunds = local_refunds().with_columns(merchant_id=pl.lit(None, pl.String), method=pl.lit(None, pl.String))
+
+    def terms(m: str, x: str) -> CostTerms | None:
+        found = COSTS.cost_rule(m, "sandbox", x)
+        return None if found is None else CostTerms(found.bps, found.fixed, found.min, found.max)
+
+    def classed(fee_bps: Any) -> str:
+        result = classify(statement, ours, refunds, business_date=D, today=D, carry_days=3, fee_bps=fee_bps)
+        [(name, n)] = [(k, v) for k, v in result.counts.items() if v]
+        assert n == 1
+        return name
+
+    account = COSTS.account_cost("sandbox")
+    assert classed(CostTable(terms)) == by_payment
+    assert classed(CostTerms(account.bps, account.fixed, account.min, account.max)) == by_account
+
+
+def test_a_refund_gives_back_the_basis_points_of_its_payments_cost_rule() -> None:
+    statement = lines((2, "payment", "c1", "T-1", None, 10000, 30000, "succeeded", "t"),
+                      (3, "refund", "c1", "T-1", "R-1", 4000, -12000, "succeeded", "t"))   # 30 bps of 40.00
+    payer = {"merchant_id": pl.lit("m-big"), "method": pl.lit("web")}
+    ours = local_payments(("T-1", "succeeded", 10000, D)).with_columns(**payer)
+    refunds = local_refunds(("R-1", "T-1", "succeeded", 4000, D)).with_columns(**payer)
+    table = CostTable(lambda m, x: CostTerms(COSTS.cost_rule(m, "sandbox", x).bps))
+    result = classify(statement, ours, refunds, business_date=D, today=D, carry_days=3, fee_bps=table)
+    assert (result.counts["matched"], result.counts["fee_mismatch"]) == (2, 0)
+
+
+def test_a_reconciliation_checks_each_fee_by_its_merchants_cost_rule(gateway_factory: Any, db_url: str,
+                                                                     tmp_path: Any) -> None:
+    """End to end on the database: the sandbox charges 60 bps; the account's cost rule says 25, the
+    merchant's own rule 60, so only with the merchant's rule is the day's line a match."""
+    from tests.support.unionpay import reconcile_days
+
+    clock = Clock()
+    counts = {}
+    for rules in ([{"name": "sandbox-cost", "account": "sandbox", "bps": 25}],
+                  [{"name": "sandbox-cost", "account": "sandbox", "bps": 25},
+                   {"name": "shop-cost", "merchant": "SHOP", "account": "sandbox", "bps": 60}]):
+        folder = tmp_path / str(len(rules))
+        settings = make_settings(db_url, free_port()).with_changes(statement_dir=str(folder))
+        gw = gateway_factory(settings)
+        shop = gw.merchant()
+        rules = [{**r, "merchant": shop.merchant_id} if r.get("merchant") == "SHOP" else r for r in rules]
+        settings = settings.with_changes(fees=parse_fee_config({"cost_rules": rules}))
+        client = gw.client(shop)
+        payment = client.create_payment(merchant_order_no="o-1", amount=10000)
+        checkout(payment)
+        assert wait_for(lambda: client.get_payment(payment["id"])["status"] == "succeeded")
+        day = gw.gateway.ledger.day.date_of(clock.now())
+        [report] = reconcile_days(settings, clock, [(timedelta(), day)], account="sandbox")
+        assert report["status"] == "completed", report
+        counts[len(rules)] = (report["counts"]["matched"], report["counts"]["fee_mismatch"])
+        client.close()
+    assert counts == {1: (0, 1), 2: (1, 0)}
 
 
 def test_a_payout_pays_its_rules_fee_and_records_the_rule(gateway_factory: Any, db_url: str) -> None:

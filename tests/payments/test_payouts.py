@@ -279,50 +279,166 @@ def _statement(gw, tmp_path, day) -> object:  # noqa: ANN001
     return path
 
 
-def test_a_payout_returned_three_days_later_is_returned_once_however_often_it_is_told(db_url, tmp_path) -> None:
-    """Found by the janitor's question three days on; then told again by a callback, by the statement of
-    the day it was paid and of the day it came back: the return is applied, booked and announced once."""
+class ReturningSandbox:
+    """The sandbox returns every paid payout three days later; its question answers RETURNED."""
+
+    account, found_by, code = "sandbox", "query", "ACCOUNT_CLOSED"
+
+    def __init__(self, db_url, tmp_path) -> None:  # noqa: ANN001
+        self.tmp_path = tmp_path
+        self.gw, self.server, self.clock = _returning_gateway(db_url, tmp_path)
+
+    def __enter__(self) -> "ReturningSandbox":
+        self.server.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)
+
+    def funded(self):  # noqa: ANN201
+        return funded(self.gw)
+
+    def payout(self, client) -> dict:  # noqa: ANN001
+        return payout(client, notify_url="https://shop.example/hook").json()
+
+    def asked(self, number: str) -> int:
+        return 0
+
+    def tell_again(self, number: str) -> httpx.Response:
+        from plugins.mock import wire
+
+        body = wire.encode({"id": "evt_again", "event": "payout", **sandbox(self.gw).payouts[number]})
+        return httpx.post(f"{self.gw.url}/v1/notify/sandbox", content=body,
+                          headers=wire.signed_headers(SANDBOX_SECRET, body, self.clock.timestamp()))
+
+    def files(self, *days) -> list | None:  # noqa: ANN002
+        return [_statement(self.gw, self.tmp_path, day) for day in days]
+
+    def paid_count(self) -> dict:
+        return sandbox(self.gw).paid_count
+
+
+class ReturningUnionPay(ReturningSandbox):
+    """UnionPay's simulator returns every 代付 paid three days later (its payout_return_days fault). Its
+    question then answers a failure, which contradicts the success and is not applied: the ZM file of
+    the day it came back is what returns it (docs/channels.md)."""
+
+    account, found_by, code = "up", "statement", "returned_on_statement"
+
+    def __init__(self, db_url, tmp_path) -> None:  # noqa: ANN001
+        from tests.conftest import Running, ServerThread, free_port, start_gateway
+        from tests.support import REPO
+        from tests.support.unionpay import ShiftedClock, UnionPayMerchant, up_settings
+
+        self.tmp_path = tmp_path
+        self.clock = ShiftedClock()
+        self.merchant = UnionPayMerchant(clock=self.clock)
+        self.merchant.sim.faults.payout_return_days = 3
+        port = free_port()
+        self.sim_server = ServerThread(self.merchant.sim.app, port)
+        chart = tmp_path / "ledger.toml"
+        chart.write_text((REPO / "conf" / "ledger.toml").read_text().replace("payout_fee = 0", "payout_fee = 200", 1))
+        config = up_settings(db_url, f"http://127.0.0.1:{port}", self.merchant, statement_dir=str(tmp_path / "st"),
+                             ledger_config=str(chart), janitor_poll_seconds=0.1, query_schedule_seconds=(0.3,))
+        app, self.server = start_gateway(config, clock=self.clock)
+        self.gw = Running(config.public_url, config, app)
+
+    def __enter__(self) -> "ReturningUnionPay":
+        self.sim_server.__enter__()
+        return super().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        self.sim_server.__exit__(*exc)
+
+    def funded(self):  # noqa: ANN201
+        from tests.support.unionpay import fund
+
+        creds = self.gw.merchant()
+        fund(self.gw.settings, creds.merchant_id, available=100000, position=50000)
+        return creds, self.gw.client(creds)
+
+    def payout(self, client) -> dict:  # noqa: ANN001
+        from tests.support.unionpay import CARD
+
+        return payout(client, notify_url="https://shop.example/hook", bank_account=CARD).json()
+
+    def asked(self, number: str) -> int:
+        return sum(1 for f in list(self.merchant.sim.received) if f.get("txnType") == "00" and f["orderId"] == number)
+
+    def tell_again(self, number: str) -> httpx.Response:
+        """UnionPay's notification of the 代付 as it stands (after its return: a failure, 63)."""
+        from urllib.parse import quote
+
+        sim = self.merchant.sim
+        fields = sim.signed(sim.view(sim.order(number)))
+        body = "&".join(f"{k}={quote(v, safe='')}" for k, v in fields.items()).encode()
+        return httpx.post(f"{self.gw.url}/v1/notify/up", content=body,
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+    def files(self, *days) -> list | None:  # noqa: ANN002
+        return None          # downloaded from the simulator's file service, as in production
+
+    def paid_count(self) -> dict:
+        return dict(self.merchant.sim.paid_count)
+
+
+@pytest.mark.parametrize("channel", [ReturningSandbox, ReturningUnionPay], ids=["sandbox", "unionpay"])
+def test_a_payout_returned_three_days_later_is_returned_once_however_often_it_is_told(channel, db_url,
+                                                                                        tmp_path) -> None:
+    """Three days after its success the receiving bank sends the payout back. The sandbox's answer to the
+    janitor's question says so; UnionPay's says the 代付 failed, which is not a return by itself: the
+    statement of the day it came back returns it. Then it is told again, by a callback, by the
+    statements of the day it was paid and of the day it came back, by the rule itself: the return is
+    applied, booked and announced once, the position and the merchant's balance right."""
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
-    from plugins.mock import wire
     from tests.support.unionpay import reconcile_days
 
-    gw, server, clock = _returning_gateway(db_url, tmp_path)
-    with server:
-        creds, client = funded(gw)
-        made = payout(client, notify_url="https://shop.example/hook").json()
+    with channel(db_url, tmp_path) as world:
+        gw, clock = world.gw, world.clock
+        creds, client = world.funded()
+        made = world.payout(client)
         assert wait_for(lambda: _payout_row(gw, made["id"]).status == "succeeded")
-        assert balance(client)["available"] == 100000 - 30200 and position(gw) == (20000, 0)
+        assert balance(client)["available"] == 100000 - 30200 and position(gw, world.account) == (20000, 0)
         paid_day = datetime.now(ZoneInfo("Asia/Shanghai")).date()
-        clock.offset = timedelta(days=3, minutes=1)    # the janitor keeps asking: the bank sent it back
-        assert wait_for(lambda: _payout_row(gw, made["id"]).status == "returned", timeout=20)
-        returned_day = clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date()
-        # Told again: the channel's callback (again), the statements of both days, the rule itself.
         number = made["out_payout_no"]
-        body = wire.encode({"id": "evt_again", "event": "payout", **sandbox(gw).payouts[number]})
-        again = httpx.post(f"{gw.url}/v1/notify/sandbox", content=body,
-                           headers=wire.signed_headers(SANDBOX_SECRET, body, clock.timestamp()))
+        asked = world.asked(number)
+        clock.offset = timedelta(days=3, minutes=1)    # the janitor keeps asking: the bank sent it back
+        returned_day = clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date()
+        if world.found_by == "query":
+            assert wait_for(lambda: _payout_row(gw, made["id"]).status == "returned", timeout=20)
+        else:   # asked, answered "failed": a contradiction the statement decides; the callback neither
+            assert wait_for(lambda: world.asked(number) > asked, timeout=20)
+            assert world.tell_again(number).status_code == 200
+            assert _payout_row(gw, made["id"]).status == "succeeded"
+        # Told again: the channel's callback, the statements of both days, the rule itself.
+        again = world.tell_again(number)
         assert again.status_code == 200
-        files = [_statement(gw, tmp_path, paid_day), _statement(gw, tmp_path, returned_day)]
         first, second = reconcile_days(gw.settings, clock, [(timedelta(), paid_day), (clock.offset, returned_day)],
-                                       account="sandbox", files=files)
-        assert asyncio.run(gw.gateway.payouts.return_found("sandbox", number, "a test")) is False
+                                       account=world.account, files=world.files(paid_day, returned_day))
+        assert world.tell_again(number).status_code == 200
+        assert asyncio.run(gw.gateway.payouts.return_found(world.account, number, "a test")) is False
         clock.offset = timedelta()
-        for report in (first, second):   # both days' lines match a payout returned here
-            assert report["status"] == "completed" and report["counts"]["matched"] >= 1, report
-            assert report["counts"]["status_mismatch"] == 0, report
+        assert first["status"] == second["status"] == "completed", (first, second)
+        # the day it was paid: its success line matches the payout (returned here by then, or not yet)
+        assert first["counts"]["matched"] >= 1 and first["counts"]["status_mismatch"] == 0, first
+        if world.found_by == "query":    # the day it came back: its return line matches the return
+            assert second["counts"]["matched"] >= 1 and second["counts"]["status_mismatch"] == 0, second
+        else:                            # ... or returns it, by rule payout_returned_by_statement
+            assert second["counts"]["status_mismatch"] == 1 and second["auto_resolved"] == 1, second
         shown = client.request("GET", f"/v1/payouts/{made['id']}").json()
-        assert shown["status"] == "returned" and shown["returned_at"] and shown["failure"]["code"] == "ACCOUNT_CLOSED"
+        assert shown["status"] == "returned" and shown["returned_at"] and shown["failure"]["code"] == world.code
         # The amount and the fee back with the merchant, the position restored, one event, one entry.
-        assert balance(client)["available"] == 100000 and position(gw) == (50000, 0)
+        assert balance(client)["available"] == 100000 and position(gw, world.account) == (50000, 0)
         events = [e["type"] for e in client.request("GET", "/v1/events").json()["data"]]
         assert events.count("payout.returned") == 1 and events.count("payout.succeeded") == 1
         with gw.gateway.db.transaction() as conn:
             assert gw.gateway.ledger.entry(conn, f"payout:{made['id']}:payout.returned") is not None
         with gw.gateway.db.transaction() as conn:
             assert full_check(conn) == []
-        assert sandbox(gw).paid_count == {number: 1}
+        assert world.paid_count() == {number: 1}
 
 
 def test_a_return_found_only_on_the_statement_goes_to_frozen_and_keeps_the_fee_by_setting(db_url, tmp_path) -> None:

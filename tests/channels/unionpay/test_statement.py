@@ -24,18 +24,20 @@ from tests.support.unionpay import CARD, MER_ID, UnionPayMerchant, fund, up_sett
 # DemoBase.parseZMFile's lengthArray, and the positions (1-based) of the fields written here
 WIDTHS = [3, 11, 11, 6, 10, 19, 12, 4, 2, 21, 2, 32, 2, 6, 10, 13, 13, 4, 15, 2, 2, 6, 2, 4, 32, 1, 21, 15, 1, 15, 32,
           13, 13, 8, 32, 13, 13, 12, 2, 1, 32, 98]
-CODE, TRACE_TIME, ACC, AMOUNT, QUERY_ID, ORDER_ID, FEE, SETTLED, TXN_TYPE, BIZ, ORIG, MER, SUB_NAME = (
-    1, 5, 6, 7, 10, 12, 16, 17, 20, 22, 27, 28, 31)
+CODE, TRACE_TIME, ACC, AMOUNT, QUERY_ID, ORDER_ID, FEE, SETTLED, TXN_TYPE, BIZ, ORIG, MER, SUB_NAME, ORIG_ORDER = (
+    1, 5, 6, 7, 10, 12, 16, 17, 20, 22, 27, 28, 31, 41)
 
 
 def zm(txn_type: str, order_id: str, query_id: str, amount: int, fee: int, orig: str = "", code: str = "S56",
-       sub_name: str = "", mer_id: str = MER_ID) -> bytes:
-    """One ZM record: fee is what the merchant pays (+) or gets back (-); 结算金额 follows from it."""
-    money = amount if txn_type == "01" else -amount
+       sub_name: str = "", mer_id: str = MER_ID, credit: bool = False, orig_order: str = "") -> bytes:
+    """One ZM record: fee is what the merchant pays (+) or gets back (-); 结算金额 follows from it (a
+    credit to the merchant for a consume, or with `credit`, else a debit)."""
+    money = amount if txn_type == "01" or credit else -amount
     sign = lambda fen: ("C" if fen >= 0 else "D") + f"{abs(fen):012d}"  # noqa: E731
     cells = {CODE: code, TRACE_TIME: "1130101010", ACC: "621483******0018", AMOUNT: f"{amount:012d}",
              QUERY_ID: query_id, ORDER_ID: order_id, FEE: sign(-fee), SETTLED: sign(money - fee), TXN_TYPE: txn_type,
-             BIZ: "000401" if txn_type == "12" else "000201", ORIG: orig, MER: mer_id, SUB_NAME: sub_name}
+             BIZ: "000401" if txn_type == "12" else "000201", ORIG: orig, MER: mer_id, SUB_NAME: sub_name,
+             ORIG_ORDER: orig_order}
     return b"".join(cells.get(i, "").encode("gbk").ljust(w, b" ") + b" " for i, w in enumerate(WIDTHS, start=1))
 
 
@@ -68,6 +70,23 @@ def test_the_zm_file_is_read_by_byte_width_whatever_gbk_text_it_holds() -> None:
     assert refund["out_refund_no"] == "0190000000000000000000000000000b"
     assert cancel["out_trade_no"] is None and cancel["out_refund_no"] == "0190000000000000000000000000000c"
     assert lines[3]["out_trade_no"] == "0190000000000000000000000000000d"
+
+
+def test_a_payout_credited_back_to_the_merchant_is_read_as_its_return() -> None:
+    """A 代付 (交易类型 12) debits the merchant; one credited back (结算金额 C), tied to the 代付 by
+    原交易查询流水号 and 原始交易订单号, is the receiving bank's return (退汇) of it."""
+    paid = "0190000000000000000000000000000d"
+    records = [zm("12", paid, "Q4", 20000, 100),
+               zm("12", paid, "R4", 20000, 0, orig="Q4", orig_order=paid, code="S22", credit=True),
+               zm("12", "0190000000000000000000000000000f", "R5", 300, 0, orig="Q9", credit=True)]
+    lines = plugin().parse_statement(statement_zip(records)).lines.to_dicts()
+    assert [(d["kind"], d["status"], d["out_trade_no"], d["amount"], d["fee_millis"]) for d in lines] == [
+        ("payout", "succeeded", paid, 20000, 100000),
+        ("payout", "returned", paid, 20000, 0),
+        ("payout", "returned", "0190000000000000000000000000000f", 300, 0)]   # no 原始交易订单号: its own
+    broken = zm("12", paid, "R4", 20000, 0, credit=True).replace(b"C000000020000", b"C000000020001", 1)
+    with pytest.raises(StatementInvalid, match="line 1: 结算金额"):
+        plugin().parse_statement(statement_zip([broken]))
 
 
 @pytest.mark.parametrize("breakage,message", [
