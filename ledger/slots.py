@@ -30,21 +30,25 @@ from ledger.models import LedgerAccount, LedgerBalanceSlot
 accounts = LedgerAccount.__table__
 slots = LedgerBalanceSlot.__table__
 
-# Enough that a process's connections (its pool) and a few processes' rarely share one; each slot is
-# one more row to add on read, and reads of a hot account are rare next to its writes.
-SLOTS = 16
+# More than the connections that write at once (a process's pool, 16 busy at most, times a few processes),
+# so that two of them rarely share one; each slot is one more row to add on read, and reads of a hot
+# account are rare next to its writes.
+SLOTS = 64
 _next = itertools.count(random.randrange(SLOTS))
 
 
 def slot_of(conn: Connection) -> int:
-    """The slot this connection writes to. A database connection runs one transaction at a time, so two
-    transactions of one process meet on a slot only if the pool holds more than SLOTS connections.
-    SQLite has one writer at a time: one slot."""
+    """The slot this connection writes to: its PostgreSQL backend's process id modulo SLOTS. A database
+    connection runs one transaction at a time, and the server hands out process ids in turn, so the
+    connections of all the gateway's processes (each its own pool) rarely share a slot; by a counter
+    per process, two processes' pools would overlap wherever their counters did. SQLite has one writer
+    at a time: one slot."""
     if conn.dialect.name == "sqlite":
         return 0
     info = conn.info
     if "ledger_slot" not in info:
-        info["ledger_slot"] = next(_next) % SLOTS
+        pid = getattr(getattr(conn.connection.driver_connection, "info", None), "backend_pid", None)
+        info["ledger_slot"] = (pid if isinstance(pid, int) else next(_next)) % SLOTS
     return info["ledger_slot"]
 
 

@@ -15,6 +15,7 @@ from ledger.chart import load_chart
 from ledger.check import check_ledger
 from ledger.core import AccountRef, Ledger, Posting
 from ledger.errors import InsufficientBalance
+from ledger.slots import SLOTS, slot_of
 from tests.conftest import NO_PG, PG_URL, _truncate_pg
 
 pytestmark = [pytest.mark.pg, pytest.mark.skipif(not PG_URL, reason=NO_PG)]
@@ -131,3 +132,18 @@ def test_an_entry_kept_for_the_commit_goes_with_it_and_a_failure_there_fails_the
             assert check_ledger(conn) == []
     finally:
         db.dispose()
+
+
+def test_a_connections_slot_is_its_backends_process_id_so_two_pools_rarely_share_one(pg_database: str) -> None:
+    """Each process has its own pool; a slot counted per process would give two processes' first
+    connections the same slots. The server numbers its backends in turn: slot = backend pid mod SLOTS."""
+    first, second = dbmod.Database(pg_database), dbmod.Database(pg_database)
+    try:
+        with first.engine.connect() as a, second.engine.connect() as b:
+            pids = [c.connection.driver_connection.info.backend_pid for c in (a, b)]
+            assert [slot_of(a), slot_of(b)] == [pid % SLOTS for pid in pids]
+            if abs(pids[0] - pids[1]) < SLOTS:
+                assert slot_of(a) != slot_of(b)
+    finally:
+        first.dispose()
+        second.dispose()
