@@ -25,14 +25,21 @@ writer; the gateway serializes its writers the same way, and its processes meet 
 Measured on SQLite always, and on PostgreSQL when PAYMUX_TEST_DATABASE_URL (or
 PAYMUX_BENCH_DATABASE_URL) is set.
 
-The gateway (1, 2 and 4 processes, each started afresh before its window, warmed up with one callback
-per merchant, and stopped after it: idle gateways' pools would hold PostgreSQL's connections) and the
+The gateway (1, 2 and 4 processes, each started afresh before its window, warmed up with
+--warm-per-merchant callbacks per merchant, so that its pool's connections are open and have prepared
+their statements, and stopped after it: idle gateways' pools would hold PostgreSQL's connections) and the
 baseline run in interleaved windows (1, 2, 4, baseline, 1, 2, 4, baseline, ...; --repeats rounds; a
 gateway window applies --per-window callbacks, a baseline window --per-window x --baseline-factor). The
 bench prints min/median/max of each rate, of each gateway's ratio to the baseline of its round, and of 2
 and 4 processes against 1 in the round. Every payment a window pays is a copy (new id, order number and
 out_trade_no) of one API-created processing payment of its merchant and its attempt, inserted directly,
 with its next query a day away (so no janitor queries the simulator meanwhile).
+
+For each gateway window the bench also prints the CPU each side spent per callback (median over the
+windows), read from /proc before and after the window: the gateway's processes (the one started and its
+children), every PostgreSQL process on the machine (by command name: on a machine running other
+PostgreSQL work this counts it too), and this process itself (its HTTP client; the simulator's thread
+is idle meanwhile), with how busy that left the machine's cores.
 
 Outside the timer: creating and migrating the database, the merchants, starting and stopping the
 gateways and the channel simulator, the history, copying every payment, signing and encrypting every
