@@ -35,6 +35,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import multiprocessing
+import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -47,7 +49,7 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.api_create import database_kinds, prepare_database  # noqa: E402
-from bench.windows import interleave, report  # noqa: E402
+from bench.windows import cpu_by_group, cpu_delta, interleave, report  # noqa: E402
 from gateway import db as dbmod  # noqa: E402
 from ledger.chart import load_chart  # noqa: E402
 from ledger.core import AccountRef, Ledger, NewEntry, Posting  # noqa: E402
@@ -61,6 +63,7 @@ HOT = AccountRef("merchant_in_transit", "mch_hot", "CNY")
 OWN = [AccountRef("merchant_in_transit", f"mch_{w}", "CNY") for w in range(WRITERS)]
 FEES = AccountRef("fee_income", "", "CNY")
 AMOUNT, FEE = 100, 6
+POSTGRES = {"postgresql": "postgres"}
 PLAIN_GUARDED = text("UPDATE ledger_accounts SET balance = balance + :d WHERE id = :a RETURNING balance")
 PLAIN_SLOTS = text("INSERT INTO ledger_balance_slots (account_id, slot, balance) VALUES (:c, :s, :dc), (:f, :s, :df) "
                    "ON CONFLICT (account_id, slot) DO UPDATE SET balance = ledger_balance_slots.balance + "
@@ -199,13 +202,27 @@ def measure(kind: str, seconds: float, repeats: int) -> list[str]:
                 else:
                     def go(one: callable) -> float:
                         return run_writers(writers, seconds, one)
-                a, b = interleave(repeats,
-                                  lambda k: per * go(lambda i, w: side(i, w, f"{tag}l{k}")),
-                                  lambda k: per * go(lambda i, w: baseline(i, w, f"{tag}p{k}")))
+                cpu: dict[str, list[tuple[float, float]]] = {"l": [], "p": []}
+
+                def timed(which: str, k: int, one: callable) -> float:
+                    """The window's rate; and, for threads, the CPU per entry of this process and of
+                    PostgreSQL's processes (all of them on the machine, by command name)."""
+                    before, mine = cpu_by_group({}, POSTGRES), os.times()
+                    rate = per * go(lambda i, w: one(i, w, f"{tag}{which}{k}"))
+                    spent, after = cpu_delta(before, cpu_by_group({}, POSTGRES)), os.times()
+                    entries = rate * seconds
+                    cpu[which].append(((after.user + after.system - mine.user - mine.system) / entries * 1000,
+                                       spent.get("postgresql", 0.0) / entries * 1000))
+                    return rate
+
+                a, b = interleave(repeats, lambda k: timed("l", k, side), lambda k: timed("p", k, baseline))
                 sa, sb, sr = report(a, b)
+                where = "" if processes else "; CPU per entry (median ms), Python / PostgreSQL: " + ", ".join(
+                    f"{name} {statistics.median(c[0] for c in cpu[w]):.2f} / {statistics.median(c[1] for c in cpu[w]):.2f}"
+                    for name, w in (("post", "l"), ("baseline", "p")))
                 return (f"{kind}, {label}: "
                         f"{'post_many()' if per > 1 else 'post()'} {sa} entries/s, same-work SQL baseline {sb} "
-                        f"entries/s, ratio {sr} (min/median/max of {repeats} interleaved {seconds:g} s windows)")
+                        f"entries/s, ratio {sr} (min/median/max of {repeats} interleaved {seconds:g} s windows){where}")
 
             own, hot = (lambda w: OWN[w]), (lambda w: HOT)
             for label, writers, merchant_of in (
