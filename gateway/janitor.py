@@ -27,7 +27,7 @@ from datetime import timedelta
 from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 import structlog
-from sqlalchemy import Connection, Row, Select, Table, and_, select, update
+from sqlalchemy import Connection, Row, Select, Table, and_, or_, select, update
 from structlog.typing import FilteringBoundLogger
 
 from gateway.clock import Clock
@@ -76,13 +76,15 @@ class Janitor:
 
     # ---- claiming work ----
 
-    def _lease(self, conn: Connection, table: Table, query: Select) -> list[Row]:
+    def _lease(self, conn: Connection, table: Table, query: Select, column: str = "next_query_at") -> list[Row]:
+        """A batch of due rows, each pushed `column` a lease ahead: another process's janitor skips them
+        (rows it has locked meanwhile too, on PostgreSQL) until the lease passes."""
         now = self.clock.now()
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(of=table, skip_locked=True)
         rows = conn.execute(query.limit(BATCH)).all()
         if rows:
-            conn.execute(update(table).where(table.c.id.in_([r.id for r in rows])).values(next_query_at=now + self.lease))
+            conn.execute(update(table).where(table.c.id.in_([r.id for r in rows])).values({column: now + self.lease}))
         return rows
 
     def _claim_attempts(self, conn: Connection) -> list[Row]:
@@ -102,9 +104,12 @@ class Janitor:
         return claim
 
     def _expired(self, conn: Connection) -> list[Row]:
+        """Expired payments still processing, leased: one process closes each at its channel."""
         now = self.clock.now()
-        return conn.execute(select(payments).where(and_(payments.c.status == "processing",
-                                                        payments.c.expires_at <= now)).limit(BATCH)).all()
+        return self._lease(conn, payments, select(payments).where(and_(
+            payments.c.status == "processing", payments.c.expires_at <= now,
+            or_(payments.c.expiry_lease_until.is_(None), payments.c.expiry_lease_until <= now)))
+            .order_by(payments.c.expires_at), column="expiry_lease_until")
 
     # ---- doing it ----
 

@@ -52,6 +52,9 @@ class Payment(SQLModel, table=True):
     failure_code: Optional[str] = Field(default=None, max_length=64)
     failure_message: Optional[str] = Field(default=None, max_length=500)
     expires_at: Optional[datetime] = None
+    # The janitor's claim on closing it once expired (a lease, as its queries' next_query_at): one
+    # process asks the channel; if that process dies, another asks once the lease has passed.
+    expiry_lease_until: Optional[datetime] = None
     paid_at: Optional[datetime] = None
     created_at: datetime
     updated_at: datetime

@@ -97,3 +97,21 @@ def test_a_schedule_counts_from_the_start_then_hourly_until_giving_up() -> None:
     assert [schedule.next_at(start, n) - start for n in range(3)] == [timedelta(seconds=s) for s in (10, 30, 3630)]
     assert schedule.next_at(start, 2, "x") - start == timedelta(seconds=3)
     assert schedule.next_at(start, 6, "x") is None                      # 3 + 4 h is past giving up
+
+
+def test_an_expired_payment_is_claimed_by_one_janitor_until_its_lease_passes(gateway_factory, db_url) -> None:
+    """Every process runs a janitor: the close of an expired payment is leased as its queries are, so
+    that one process asks the channel, and another only once that lease has passed (its process died)."""
+    gw = gateway_factory(make_settings(db_url, free_port()).with_changes(janitor_poll_seconds=3600))
+    client = gw.client(gw.merchant())
+    payment = client.create_payment(merchant_order_no="leased", amount=300, expires_in=600)
+    _expire(gw, payment["id"])
+    janitor, db = gw.gateway.janitor, gw.gateway.db
+    first = db.run_tx(janitor._expired)    # noqa: SLF001  one process's claim ...
+    second = db.run_tx(janitor._expired)   # noqa: SLF001  ... and the next one's, meanwhile
+    assert [p.id for p in first] == [payment["id"]] and second == []
+    payments = Payment.__table__
+    with db.transaction() as conn:         # the first process died mid-close: its lease runs out
+        conn.execute(update(payments).where(payments.c.id == payment["id"])
+                     .values(expiry_lease_until=gw.gateway.clock.now() - timedelta(seconds=1)))
+    assert [p.id for p in db.run_tx(janitor._expired)] == [payment["id"]]   # noqa: SLF001
