@@ -20,7 +20,8 @@ from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.pool import NullPool
 
 from gateway.close import STEPS, runner
-from gateway.clock import OFFSET_FILE_VARIABLE
+from gateway.clock import OFFSET_FILE_VARIABLE, Clock, OffsetFileClock, clock_of
+from gateway.errors import ConfigError
 from gateway.reconciliation import store
 from ledger.check import check_ledger
 from tests.close.test_close import DAY1, _days, _steps, payer
@@ -243,3 +244,19 @@ def test_a_step_a_killed_worker_left_running_fails_the_run_it_left_before_it_run
         statuses = dict(conn.execute(select(store.runs.c.id, store.runs.c.status)).all())
     engine.dispose()
     assert statuses == {"earlier": "running", "cut": "failed", "other": "running"}
+
+
+def test_the_commands_clock_is_the_wall_clock_unless_the_testing_aid_names_an_offset_file(tmp_path: Path) -> None:
+    assert type(clock_of({})) is Clock
+    offset = tmp_path / "offset"
+    offset.write_text("86400\n")
+    clock = clock_of({OFFSET_FILE_VARIABLE: str(offset)})
+    assert isinstance(clock, OffsetFileClock) and clock.now() - datetime.now(UTC) > timedelta(hours=23)
+    clock.every = 0                                          # read again at each look, here
+    offset.write_text("-3600.5")
+    assert datetime.now(UTC) - clock.now() > timedelta(minutes=59)
+    offset.write_text("tomorrow")
+    with pytest.raises(ConfigError, match="an offset in seconds"):
+        clock.now()
+    with pytest.raises(ConfigError, match=OFFSET_FILE_VARIABLE):
+        clock_of({OFFSET_FILE_VARIABLE: str(tmp_path / "missing")})
