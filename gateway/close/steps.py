@@ -121,7 +121,7 @@ def reconcile_cut_off(conn: Connection, account: str, business_date: date, since
         recon_runs.c.status == "running", recon_runs.c.started_at >= since)).scalars().all()
     for run_id in cut:
         store.fail_run(conn, run_id, "stopped: the worker running the daily close was killed in this run; the "
-                                     "close ran the reconciliation again", now)
+                                     "close runs the reconciliation again", now)
     return len(cut)
 
 
