@@ -14,6 +14,7 @@ from typing import Awaitable, Callable, Protocol, TypeVar
 from sqlalchemy import Connection
 
 from gateway.cli import Refused, Usage
+from gateway.clock import OFFSET_FILE_VARIABLE, OffsetFileClock, clock_of
 from gateway.compose import Backend
 from gateway.config import Settings, load_settings
 from gateway.console.actions import NEEDS
@@ -49,7 +50,11 @@ def with_gateway(settings: Settings, role: str, work: Callable[[Gateway], Awaita
     configure_logging(settings.log_json)
 
     async def run() -> T:
-        gateway = Gateway.build(settings, get_logger(role=role))
+        log = get_logger(role=role)
+        clock = clock_of()
+        if isinstance(clock, OffsetFileClock):   # a testing aid (gateway/clock.py): say so, loudly
+            log.warning("clock.shifted", variable=OFFSET_FILE_VARIABLE, file=str(clock.path), now=clock.now().isoformat())
+        gateway = Gateway.build(settings, log, clock)
         try:
             return await work(gateway)
         finally:

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Row, and_, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.close.schedule import AccountSchedule, CloseSchedule
-from gateway.close.steps import STEPS, DayContext, StepResult
+from gateway.close.steps import STEPS, DayContext, Step, StepResult
 from gateway.models import CloseDay, CloseStep
 
 if TYPE_CHECKING:
@@ -99,13 +99,20 @@ def _step_rows(conn: Connection, day_id: int) -> dict[str, Row]:
     return {r.step: r for r in conn.execute(select(steps).where(steps.c.close_day_id == day_id))}
 
 
-def _start_step(conn: Connection, day_id: int, name: str, now: datetime, lease: timedelta) -> None:
-    """The step is running; the day's lease is renewed for it (a slow day is not taken by another meanwhile)."""
+def _start_step(conn: Connection, day: Row, step: Step, now: datetime, lease: timedelta, before: Row | None) -> int:
+    """The step is running; the day's lease is renewed for it (a slow day is not taken by another meanwhile).
+    Its row still running from before is a worker killed in it: what that left half-done is put right first
+    (the step's cut_off); how many things were."""
+    put_right = 0
+    if before is not None and before.status == "running" and step.cut_off is not None:
+        put_right = step.cut_off(conn, day.account, day.business_date, _aware(before.started_at), now)
+    day_id, name = day.id, step.name
     conn.execute(update(days).where(days.c.id == day_id).values(lease_until=now + lease))
     if conn.execute(update(steps).where(steps.c.close_day_id == day_id, steps.c.step == name)
                     .values(status="running", runs=steps.c.runs + 1, started_at=now, finished_at=None,
                             message=None)).rowcount == 0:
         conn.execute(insert(steps).values(close_day_id=day_id, step=name, status="running", runs=1, started_at=now))
+    return put_right
 
 
 def _end_step(conn: Connection, day_id: int, name: str, result: StepResult, now: datetime) -> None:
@@ -126,7 +133,11 @@ async def run_day(gateway: "Gateway", schedule: CloseSchedule, row: Row) -> str:
         if step.name in earlier:
             continue
         now = clock.now()
-        await db.tx(lambda conn: _start_step(conn, row.id, step.name, now, timedelta(seconds=schedule.lease_seconds)))
+        put_right = await db.tx(lambda conn: _start_step(conn, row, step, now, timedelta(
+            seconds=schedule.lease_seconds), done.get(step.name)))
+        if put_right:
+            gateway.log.warning("close.step_cut_off", channel_account=row.account, day=str(row.business_date),
+                                step=step.name, put_right=put_right)
         ctx = DayContext(gateway, row.account, row.business_date, now, earlier, deadline)
         try:
             result = await step.run(ctx)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from gateway.service import Gateway
 
 accounts, entries, postings = LedgerAccount.__table__, LedgerEntry.__table__, LedgerPosting.__table__
+recon_runs = store.runs
 
 
 @dataclass
@@ -51,6 +52,9 @@ class Step:
     name: str
     kinds: tuple[str, ...]                       # which accounts it runs for: channel, reserve
     run: Callable[[DayContext], Awaitable[StepResult]]
+    # what a worker killed in this step left marked as going on, put right before the step runs again
+    # (conn, account, business day, when the killed try started, now): how many things it put right
+    cut_off: Callable[[Connection, str, date, datetime, datetime], int] | None = None
 
 
 STEPS: list[Step] = []
@@ -109,6 +113,18 @@ async def reconcile(ctx: DayContext) -> StepResult:
     return StepResult("done", counts)
 
 
+def reconcile_cut_off(conn: Connection, account: str, business_date: date, since: datetime, now: datetime) -> int:
+    """A worker killed mid-reconcile leaves its run `running` for ever (its results, one transaction, were
+    never written): the day's runs still running that the killed try started are failed, saying so."""
+    cut = conn.execute(select(recon_runs.c.id).where(
+        recon_runs.c.channel_account == account, recon_runs.c.business_date == business_date,
+        recon_runs.c.status == "running", recon_runs.c.started_at >= since)).scalars().all()
+    for run_id in cut:
+        store.fail_run(conn, run_id, "stopped: the worker running the daily close was killed in this run; the "
+                                     "close runs the reconciliation again", now)
+    return len(cut)
+
+
 async def settle(ctx: DayContext) -> StepResult:
     """Settle every date from the day after this one to today (T+n by working days: what is due on each),
     clean accounts only; an account's open differences hold its days back, with the reason."""
@@ -156,7 +172,7 @@ async def report(ctx: DayContext) -> StepResult:
 
 
 register(Step("download", ("channel",), download))
-register(Step("reconcile", ("channel",), reconcile))
+register(Step("reconcile", ("channel",), reconcile, reconcile_cut_off))
 register(Step("settle", ("channel",), settle))
 register(Step("statements", ("channel", "reserve"), statements))
 register(Step("report", ("channel", "reserve"), report))
