@@ -130,7 +130,7 @@ class SplitService:
                     status="failed", failure_code="split_exceeds_payment", failure_message=str(exc)[:500],
                     updated_at=now))
         if waiting and account.supports(Capability.SPLIT_FINISH):   # declared splits: released once they end
-            self.releases.ask(conn, pay, channel_account, now)
+            self.releases.ask(conn, self.host, pay, channel_account, now)
 
     def _start(self, conn: Connection, s: Row | SimpleNamespace, channel_account: str, now: datetime) -> None:
         """Reserve the split's room on its payment and book split.requested (from what the channel holds
