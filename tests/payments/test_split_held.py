@@ -17,10 +17,11 @@ from gateway.reconciliation.settlement import Settler
 from gateway.service import Gateway
 from gateway.workdays import WorkingDays
 from ledger.reads import total_balance
-from tests.conftest import free_port, make_settings, wait_for
+from tests.conftest import ServerThread, free_port, make_settings, wait_for
 from tests.support.payouts import BANK, book
 from tests.support.split_days import balance, close_day, today
 from tests.support.splits import FAST, paid, receiver
+from tests.support.unionpay import UnionPayMerchant, up_settings
 
 
 def settle(settings: Any, on: date) -> dict:
@@ -142,3 +143,27 @@ def test_bad_receiver_settings_are_refused_with_nothing_written(gateway_factory,
         answer = client.request("POST", "/v1/receivers", {"type": "merchant", "name": "x", "account": "y", **body})
         assert (answer.status_code, answer.json()["error"]["type"]) == (400, "invalid_request_error"), answer.text
     assert gw.count("receivers") == 0
+
+
+def test_at_a_channel_that_cannot_split_every_receiver_is_held_by_paymux(gateway_factory, db_url) -> None:
+    """UnionPay takes no split orders: a split there (even to a receiver registered as the channel's) is
+    paymux's to hold and settle, with nothing sent to UnionPay."""
+    merchant = UnionPayMerchant()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with ServerThread(merchant.sim.app, port):
+        gw = gateway_factory(up_settings(db_url, url, merchant, query_schedule_seconds=(3600,)))
+        client = gw.client(gw.merchant())
+        rcv = receiver(client, "up-rcv")
+        assert rcv["held_by"] == "channel"
+        payment = client.create_payment(merchant_order_no="up-split", amount=10000, channel="up")
+        merchant.pay(url, payment)
+        assert wait_for(lambda: client.get_payment(payment["id"])["status"] == "succeeded")
+        sent_before = len(merchant.sim.orders)
+        made = client.request("POST", f"/v1/payments/{payment['id']}/splits",
+                              {"merchant_split_no": "up-s1", "receiver": rcv["id"], "amount": 4000})
+        assert made.status_code == 201, made.text
+        assert made.json()["status"] == "succeeded" and len(merchant.sim.orders) == sent_before
+        assert balance(gw, "receiver_in_transit", rcv["id"]) == 4000
+        with gw.gateway.db.transaction() as conn:
+            assert full_check(conn) == []
