@@ -9,7 +9,8 @@ Called by `paymux settle` (gateway/reconciliation/settlement.py) for the settle 
 (receiver, channel account, currency, day Y) of held splits whose T+n ends on S, once the account's day
 Y is reconciled and clean (as a merchant's day waits for it), what those splits passed to the receiver
 that day — no more than it is still owed (returns took some back) — is booked once (a `settlements`
-row, kind "receiver", owner "receiver@account").
+row, kind "receiver", owner "receiver@account"). Made available before the channel pays that day (a
+receiver on T+0 at a T+1 channel), it is an advance too, repaid with the channel's day, as a merchant's.
 """
 from __future__ import annotations
 
@@ -42,9 +43,13 @@ def settle_receivers(settler: Settler, conn: Connection, report: SettleReport, s
                 continue
         owed = settler.booker.ledger.balance(conn, AccountRef("receiver_in_transit", receiver_id, currency))
         amount = min(amount, owed)
-        if amount > 0:
-            settler._book(conn, report, "receiver", f"{receiver_id}@{account_id}", day, settle_date, amount, currency,
-                          now, force_by, channel_account=account_id, receiver_id=receiver_id)
+        owner = f"{receiver_id}@{account_id}"
+        if amount > 0 and settler._book(conn, report, "receiver", owner, day, settle_date, amount, currency, now,
+                                        force_by, channel_account=account_id, receiver_id=receiver_id):
+            channel_paid_on = settler.workdays.of(currency).add(day, channel_days.get(account_id, 0))
+            if channel_paid_on > settle_date:   # available before the channel pays us: an advance, as a merchant's
+                settler._book(conn, report, "advance", owner, day, settle_date, amount, currency, now, force_by,
+                              channel_account=account_id)
 
 
 def due(settler: Settler, conn: Connection, settle_date: date) -> list[tuple[str, str, str, date, int]]:

@@ -167,3 +167,23 @@ def test_at_a_channel_that_cannot_split_every_receiver_is_held_by_paymux(gateway
         assert balance(gw, "receiver_in_transit", rcv["id"]) == 4000
         with gw.gateway.db.transaction() as conn:
             assert full_check(conn) == []
+
+
+def test_a_receiver_settled_before_the_channel_pays_is_an_advance(gateway_factory, db_url, tmp_path) -> None:
+    settings = make_settings(db_url, free_port()).with_changes(statement_dir=str(tmp_path / "st"), **FAST)
+    gw = gateway_factory(settings)
+    client = gw.client(gw.merchant())
+    quick = receiver(client, "held-0", held_by="paymux", settlement_days=0)   # T+0 at the sandbox's T+1
+    payment = paid(client, "o-quick", 5000)
+    client.request("POST", f"/v1/payments/{payment['id']}/splits",
+                   {"merchant_split_no": "q-1", "receiver": quick["id"], "amount": 1500}).raise_for_status()
+    day = today(gw)
+    close_day(settings, "sandbox", day, settle=False)
+    report = settle(settings, day)
+    owner = f"{quick['id']}@sandbox"
+    assert sorted((b["kind"], b["amount"]) for b in report["booked"] if b["owner"] == owner) == [
+        ("advance", 1500), ("receiver", 1500)]
+    assert balance(gw, "receiver_available", quick["id"]) == 1500
+    assert balance(gw, "advances", "") >= 1500                                # the platform's exposure
+    with gw.gateway.db.transaction() as conn:
+        assert full_check(conn) == []
