@@ -10,7 +10,8 @@ to someone the merchant registered. No HTTP, no SQL strings.
   refused (`[splits] refund_policy = "refuse"`, the default) or first takes it back from the
   receivers, newest split first (`"return"`, where the channel can: Capability.SPLIT_RETURN);
   the refund goes ahead once every return succeeded, and answers 409 split_return_pending (retry
-  it under the same merchant_refund_no) while one is in flight.
+  it under the same merchant_refund_no) while one is in flight. A split paymux holds is taken back in
+  the books alone, at once (from the receiver's in-transit, then its available balance), at any channel.
 - Money: `split.requested` reserves the amount from the merchant (in-transit first, then
   available) into splits_payable; `split.succeeded` passes it to the receiver's in-transit;
   `split.failed` reverses the request and gives the payment its room back; `split.returned`
@@ -267,13 +268,16 @@ class SplitService:
                     returns.c.merchant_id == merchant_id, returns.c.for_refund_no == refund_no,
                     returns.c.status == "processing"))).first():
                 raise self._pending(refund_no)
-            if not self.host.account(pay.channel_account).supports(Capability.SPLIT_RETURN):
-                raise invalid_request("split_return_not_supported", f"Channel account {pay.channel_account!r} cannot "
-                                      "take splits back; this refund needs what was split", "amount")
+            returnable = self.host.account(pay.channel_account).supports(Capability.SPLIT_RETURN)
+            # a split paymux holds comes back in our books alone; one the channel paid, where it can
             sources = conn.execute(select(splits).where(and_(
-                splits.c.payment_id == payment_id, splits.c.status == "succeeded", splits.c.held_by == "channel",
+                splits.c.payment_id == payment_id, splits.c.status == "succeeded",
+                splits.c.held_by == "paymux" if not returnable else splits.c.id.is_not(None),
                 splits.c.amount > splits.c.returned_amount)).order_by(splits.c.created_at.desc(),
                                                                        splits.c.id.desc())).all()
+            if not sources and not returnable:
+                raise invalid_request("split_return_not_supported", f"Channel account {pay.channel_account!r} cannot "
+                                      "take splits back; this refund needs what was split", "amount")
             if sum(s.amount - s.returned_amount for s in sources) < short:
                 return []    # even every split back would not do: the refund says how much it may be
             now, made = self.clock.now(), []
@@ -286,7 +290,10 @@ class SplitService:
                            out_return_no=out_trade_no(), status="processing", submitted=False, next_query_at=now,
                            queries=0, created_at=now, updated_at=now)
                 conn.execute(insert(returns).values(row))
-                made.append(SimpleNamespace(**row))
+                if s.held_by == "paymux":   # no channel paid it: it comes back in the books, now
+                    self.return_kind.apply(conn, row["id"], SplitResult(Outcome.SUCCEEDED), "held", sent=True)
+                else:
+                    made.append(SimpleNamespace(**row))
                 short -= take
                 if short == 0:
                     break

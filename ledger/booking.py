@@ -312,9 +312,14 @@ class Booker:
 
     def split_returned(self, conn: Connection, return_id: str, merchant_id: str, receiver_id: str, currency: str,
                        amount: int, now: datetime) -> Entry:
+        """Take a split back from what the receiver is owed: its in-transit first, then (a receiver whose
+        money paymux holds, already settled) its available balance."""
+        in_transit = self.ledger.balance(conn, AccountRef("receiver_in_transit", receiver_id, currency), lock=True)
+        from_in_transit = max(0, min(in_transit, amount))
         return self.book(conn, "split.returned", f"split_return:{return_id}", merchant_id=merchant_id,
                          channel_account="", receiver_id=receiver_id, currency=currency, now=now,
-                         variables={"amount": amount})
+                         variables={"amount": amount, "from_in_transit": from_in_transit,
+                                    "from_available": amount - from_in_transit})
 
     def split_failed(self, conn: Connection, split_id: str, now: datetime) -> Entry:
         return self.book(conn, "split.failed", f"split:{split_id}", merchant_id="", channel_account="",

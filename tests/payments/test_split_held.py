@@ -187,3 +187,30 @@ def test_a_receiver_settled_before_the_channel_pays_is_an_advance(gateway_factor
     assert balance(gw, "advances", "") >= 1500                                # the platform's exposure
     with gw.gateway.db.transaction() as conn:
         assert full_check(conn) == []
+
+
+def test_a_refund_takes_back_a_held_split_in_the_books_even_once_settled(gateway_factory, db_url, tmp_path) -> None:
+    """Under refund_policy = "return", a split paymux holds comes back without asking any channel: from
+    what the receiver is owed in transit, then from its available balance once settled."""
+    settings = make_settings(db_url, free_port()).with_changes(statement_dir=str(tmp_path / "st"),
+                                                               split_refund_policy="return", **FAST)
+    gw = gateway_factory(settings)
+    client = gw.client(gw.merchant())
+    held = receiver(client, "held-r", held_by="paymux", settlement_days=0)
+    payment = paid(client, "o-ret", 10000)                                    # fee 60: 9940 kept
+    client.request("POST", f"/v1/payments/{payment['id']}/splits",
+                   {"merchant_split_no": "r-1", "receiver": held["id"], "amount": 4000}).raise_for_status()
+    day = today(gw)
+    close_day(settings, "sandbox", day, settle=False)
+    settle(settings, day)                                                     # T+0: available now
+    assert balance(gw, "receiver_available", held["id"]) == 4000
+    sim = gw.gateway.host.account("sandbox").channel._sim
+    # 8000 refunded takes 8000 - 48 (the fee given back) from the merchant, which kept 5940: 2012 comes back.
+    refund = client.create_refund(payment["id"], merchant_refund_no="rf-1", amount=8000)
+    assert wait_for(lambda: client.get_refund(refund["id"])["status"] == "succeeded")
+    assert balance(gw, "receiver_available", held["id"]) == 4000 - 2012
+    assert all(not s["returns"] for o in sim.orders.values() for s in o.splits.values())   # the sandbox knows none
+    shown = money(client, held)
+    assert (shown["split"], shown["returned"], shown["owed"]) == (4000, 2012, 4000 - 2012)
+    with gw.gateway.db.transaction() as conn:
+        assert full_check(conn) == []
