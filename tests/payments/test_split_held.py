@@ -108,6 +108,13 @@ def test_a_receiver_paymux_holds_is_owed_at_once_then_settled_on_its_own_working
     assert (shown["paid_out"], shown["available"], shown["owed"]) == (2000, 1000, 1000)
     assert [(p["amount"], p["status"]) for p in shown["payouts"]] == [(2000, "succeeded")]
     assert shown["payouts"][0]["finished_at"] is not None
+    with gw.gateway.db.transaction() as conn:
+        assert full_check(conn) == []
+    # The receiving bank sends it back (退票): it is the receiver's again, not the merchant's.
+    with gw.gateway.db.transaction() as conn:
+        assert gw.gateway.payouts.returns.returned(conn, made.json()["id"], "test")
+    assert balance(gw, "receiver_available", held["id"]) == 3000
+    assert balance(gw, "merchant_available", creds.merchant_id) == merchant_available
     other = client.request("POST", f"/v1/receivers/{at_channel['id']}/payouts",   # the channel pays that one
                            {"merchant_payout_no": "rp-2", "amount": 1, "bank_account": BANK})
     assert (other.status_code, other.json()["error"]["code"]) == (400, "insufficient_balance")

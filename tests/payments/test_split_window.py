@@ -7,6 +7,7 @@ release. Over real HTTP against the simulators, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -76,6 +77,7 @@ def wx_pay(client: Any, sim_url: str, order: str, amount: int) -> dict:
                                     splittable=True)
     assert httpx.post(f"{sim_url}/sim/orders/{payment['out_trade_no']}/pay", json={"outcome": "success"}).status_code == 200
     assert wait_for(lambda: client.get_payment(payment["id"])["status"] == "succeeded")
+    time.sleep(READY)   # WeChat Pay takes split orders of it (an unfreeze too) only this long after, in real time
     return payment
 
 
@@ -141,6 +143,7 @@ def ali_pay(client: Any, sim_url: str, order: str, amount: int) -> dict:
                                     splittable=True)
     assert httpx.post(f"{sim_url}/sim/orders/{payment['out_trade_no']}/pay", json={}).status_code == 200
     assert wait_for(lambda: client.get_payment(payment["id"])["status"] == "succeeded")
+    time.sleep(READY)   # as Alipay asks, an order settle only this long after the payment
     return payment
 
 
