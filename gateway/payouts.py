@@ -342,7 +342,7 @@ class PayoutKind(OperationKind):
     table = payouts
     reference = "out_payout_no"
     templates = ("payout.requested", "payout.succeeded", "payout.failed", "payout.returned",
-                 "recon.payout_adjust_gain", "recon.payout_adjust_loss")
+                 "payout.returned_to_receiver", "recon.payout_adjust_gain", "recon.payout_adjust_loss")
     event_kind = "payout"     # ChannelEvent.out_trade_no carries the out_payout_no
 
     def __init__(self, service: PayoutService) -> None:
