@@ -50,6 +50,7 @@ def routes() -> list[Route]:
         Route("/v1/splits/{split_id}", payouts.get_split, methods=["GET"]),
         Route("/v1/receivers", payouts.create_receiver, methods=["POST"]),
         Route("/v1/receivers/{receiver_id}", payouts.get_receiver, methods=["GET"]),
+        Route("/v1/receivers/{receiver_id}/payouts", payouts.create_receiver_payout, methods=["POST"]),
         Route("/v1/payouts", payouts.create_payout, methods=["POST"]),
         Route("/v1/payouts", payouts.find_payout, methods=["GET"]),
         Route("/v1/payouts/{payout_id}", payouts.get_payout, methods=["GET"]),

@@ -107,6 +107,9 @@ class ChannelAccountConfig:
     queries_per_second: float | None = None                    # its query rate limit
     fee_bps: int | None = None          # what the channel charges (basis points): reconciliation checks it
     settlement_days: int = 1            # the channel pays a day's net this many days later (T+n)
+    # a payment frozen for splitting is released this many days after it was paid, whatever its splits
+    # (None: the channel's own freeze less a safety margin, gateway/split_releases.py)
+    split_release_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -242,7 +245,8 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
         if not isinstance(enabled, bool):
             raise ConfigError(f"{where}.enabled must be true or false")
         unknown = set(item) - {"id", "plugin", "enabled", "settings", "priority", "weight", "limits", "circuit",
-                               "query_schedule_seconds", "queries_per_second", "fee_bps", "settlement_days"}
+                               "query_schedule_seconds", "queries_per_second", "fee_bps", "settlement_days",
+                               "split_release_days"}
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         for key, default, least in (("priority", 100, 0), ("weight", 1, 1)):
@@ -255,7 +259,8 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
             AccountLimits.parse(item.get("limits"), f"{where}.limits"),
             CircuitConfig.parse(item.get("circuit"), f"{where}.circuit"),
             *_query_policy(item, where), _fee_bps(item, where), _days(item.get("settlement_days", 1),
-                                                                      f"{where}.settlement_days")))
+                                                                      f"{where}.settlement_days"),
+            _release_days(item.get("split_release_days"), f"{where}.split_release_days")))
     preferences = _merchant_preferences(raw.pop("routing", None), seen)
     merchant_days, merchant_overrides = _settlement(raw.pop("settlement", None))
     split_policy = _split_policy(raw.pop("splits", None))
@@ -310,6 +315,12 @@ def _split_policy(raw: Any) -> str:
 def _days(value: Any, where: str) -> int:
     if not (_whole(value) and 0 <= value <= 30):
         raise ConfigError(f"{where} must be a whole number of days, 0 to 30")
+    return value
+
+
+def _release_days(value: Any, where: str) -> int | None:
+    if value is not None and not (_whole(value) and 0 <= value <= 365):
+        raise ConfigError(f"{where} must be a whole number of days, 0 to 365")
     return value
 
 

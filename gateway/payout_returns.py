@@ -37,11 +37,12 @@ class ReturnPolicy:
     to: str = "available"
     fee: str = "refund"
 
-    def variables(self, amount: int, fee: int) -> dict[str, int]:
+    def variables(self, amount: int, fee: int, receiver_id: str | None = None) -> dict[str, int]:
         fee_back = fee if self.fee == "refund" else 0
         back = amount + fee_back
-        return {"amount": amount, "fee_back": fee_back, "to_available": back if self.to == "available" else 0,
-                "to_frozen": back if self.to == "frozen" else 0}
+        to_available = receiver_id is not None or self.to == "available"   # a receiver's: on to it (returned())
+        return {"amount": amount, "fee_back": fee_back, "to_available": back if to_available else 0,
+                "to_frozen": 0 if to_available else back}
 
 
 class PayoutReturns:
@@ -70,8 +71,13 @@ class PayoutReturns:
         row = conn.execute(select(payouts).where(payouts.c.id == payout_id)).one()
         self.booker.book(conn, "payout.returned", f"payout:{row.id}", merchant_id=row.merchant_id,
                          channel_account=row.channel_account, currency=row.currency, now=now,
-                         variables=self.policy.variables(row.amount, row.fee),
+                         variables=self.policy.variables(row.amount, row.fee, row.receiver_id),
                          memo=f"returned by the receiving bank ({source})")
+        if row.receiver_id:   # a receiver's payout: what came back is the receiver's, not the merchant's
+            back = self.policy.variables(row.amount, row.fee, row.receiver_id)["to_available"]
+            self.booker.book(conn, "payout.returned_to_receiver", f"payout:{row.id}", merchant_id=row.merchant_id,
+                             channel_account=row.channel_account, receiver_id=row.receiver_id, currency=row.currency,
+                             now=now, variables={"amount": back}, memo="a receiver's payout, back to the receiver")
         record_event(conn, row.merchant_id, "payout.returned", row.id, payout_object(row), row.notify_url, now)
         self.log.warning("payout.returned", payout_id=row.id, out_payout_no=row.out_payout_no, source=source,
                          to=self.policy.to, fee=self.policy.fee)

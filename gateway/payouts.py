@@ -16,7 +16,10 @@ The rule that keeps a payout from ever being paid twice, for every channel: it i
 - A failure is final: the frozen amount and the held position are released, and the merchant may
   ask again under a new merchant_payout_no. Nothing is retried on another channel by paymux.
 
-Money: at request `payout.requested` freezes amount + fee of the merchant's available balance and
+A receiver whose money paymux holds is paid out the same way (POST /v1/receivers/{id}/payouts), from its
+own available balance: the payout names it (receiver_id) and its templates' payee is the receiver.
+
+Money: at request `payout.requested` freezes amount + fee of the payee's available balance and
 holds amount of the account's position, in the transaction that writes the payout; success books
 `payout.succeeded`, failure reverses the request. Every end is a merchant event.
 
@@ -92,8 +95,9 @@ class PayoutService:
         return {a.id: self.booker.ledger.balance(conn, AccountRef("channel_position", a.id, currency))
                 for a in self.host.accounts.values() if a.supports(Capability.PAYOUT)}
 
-    async def create(self, caller: Caller, new: NewPayout) -> tuple[int, dict]:
-        """(201, payout) when made now; (200, payout) for a retry of the same request."""
+    async def create(self, caller: Caller, new: NewPayout, receiver_id: str | None = None) -> tuple[int, dict]:
+        """(201, payout) when made now; (200, payout) for a retry of the same request. receiver_id: a payout
+        of a receiver whose money paymux holds, from its available balance (gateway/split_settlement.py)."""
         request_hash = new.request_hash(self.box)
 
         def existing(conn: Connection) -> Row | None:
@@ -103,18 +107,20 @@ class PayoutService:
                 payouts.c.merchant_payout_no == new.merchant_payout_no))).first()
 
         def replay(row: Row) -> tuple[int, dict]:
-            if row.request_hash != request_hash:
+            if row.request_hash != request_hash or row.receiver_id != receiver_id:
                 raise conflict("duplicate_payout", f"merchant_payout_no {new.merchant_payout_no!r} was used for "
                                                    "a different payout", "merchant_payout_no")
             return 200, payout_object(row)
 
         fee = self._fee(caller.merchant_id, new.channel or "*", new.amount)[0]   # a route's own, below
+        payee = AccountRef("receiver_available", receiver_id, new.currency) if receiver_id else \
+            AccountRef("merchant_available", caller.merchant_id, new.currency)
         row, available, positions = await self.db.tx(lambda conn: (existing(conn), self.booker.ledger.balance(
-            conn, AccountRef("merchant_available", caller.merchant_id, new.currency)), self.positions(conn, new.currency)))
+            conn, payee), self.positions(conn, new.currency)))
         if row is not None:
             return replay(row)
         if available < new.amount + fee:   # checked again, under lock, when the ledger freezes it
-            raise self._short(new.amount, fee)
+            raise self._short(new.amount, fee, receiver_id)
         plan = await self.router.plan_payout(self.db.tx, caller.merchant_id, new.amount, new.currency, new.channel,
                                              positions)
         payout_id, out_payout_no = public_id("po"), out_trade_no()
@@ -127,10 +133,11 @@ class PayoutService:
                 try:   # the ledger holds the position for good: a race for the last of it loses here
                     with conn.begin_nested():
                         self.booker.payout_requested(conn, payout_id, caller.merchant_id, route.account.id,
-                                                     new.currency, new.amount, fee, now, fee_rule)
+                                                     new.currency, new.amount, fee, now, fee_rule,
+                                                     receiver_id=receiver_id or "")
                 except InsufficientBalance as exc:
                     if exc.account != "channel_position":
-                        raise self._short(new.amount, fee) from None
+                        raise self._short(new.amount, fee, receiver_id) from None
                     short[route.account.id] = "position_insufficient"
                     continue
                 routing = plan.record(index)
@@ -145,6 +152,7 @@ class PayoutService:
                     account_no_sealed=self.box.seal(new.account_no, payout_id),
                     account_no_masked=masked(new.account_no), bank_code=new.bank_code,
                     remark=new.remark, notify_url=new.notify_url, channel_account=route.account.id,
+                    receiver_id=receiver_id,
                     out_payout_no=out_payout_no, status="processing", submitted=True, routing=routing,
                     next_query_at=now + self.schedule.first(route.account.id), queries=0,
                     created_at=now, updated_at=now))
@@ -169,8 +177,9 @@ class PayoutService:
         return fees.payout_fee(merchant_id, account_id, amount)
 
     @staticmethod
-    def _short(amount: int, fee: int) -> PaymuxError:
-        return invalid_request("insufficient_balance", f"The merchant's available balance cannot cover {amount}"
+    def _short(amount: int, fee: int, receiver_id: str | None = None) -> PaymuxError:
+        payee = f"Receiver {receiver_id}'s" if receiver_id else "The merchant's"
+        return invalid_request("insufficient_balance", f"{payee} available balance cannot cover {amount}"
                                + (f" and the payout fee {fee}" if fee else ""), "amount")
 
     async def send(self, row: Row) -> bool:
@@ -286,7 +295,7 @@ class PayoutService:
             return False
         if result.outcome is Outcome.SUCCEEDED:
             self.booker.payout_succeeded(conn, row.id, row.merchant_id, row.channel_account, row.currency,
-                                         row.amount, row.fee, now, row.fee_rule)
+                                         row.amount, row.fee, now, row.fee_rule, receiver_id=row.receiver_id or "")
         else:
             self.booker.payout_failed(conn, row.id, now)
         record_event(conn, row.merchant_id, f"payout.{result.outcome.value}", row.id, payout_object(row),
@@ -333,7 +342,7 @@ class PayoutKind(OperationKind):
     table = payouts
     reference = "out_payout_no"
     templates = ("payout.requested", "payout.succeeded", "payout.failed", "payout.returned",
-                 "recon.payout_adjust_gain", "recon.payout_adjust_loss")
+                 "payout.returned_to_receiver", "recon.payout_adjust_gain", "recon.payout_adjust_loss")
     event_kind = "payout"     # ChannelEvent.out_trade_no carries the out_payout_no
 
     def __init__(self, service: PayoutService) -> None:

@@ -15,16 +15,18 @@ from gateway.clock import Clock
 from gateway.db import Database, owned_row
 from gateway.errors import PaymuxError, conflict, invalid_request
 from gateway.ids import public_id
-from gateway.models import Receiver, Split, SplitReturn
+from gateway.models import Payout, Receiver, Split, SplitReturn
 from gateway.plugins import PluginHost
 from gateway.redact import masked, masked_name
 from gateway.resources import receiver_object
 from gateway.secretbox import SecretBox
+from gateway.split_settlement import receiver_settlements
 from ledger.core import AccountRef, Ledger
 
 receivers = Receiver.__table__
 splits = Split.__table__
 returns = SplitReturn.__table__
+payouts = Payout.__table__
 
 
 def sealed_receiver(box: SecretBox, receiver_id: str, name: str, account: str,
@@ -49,7 +51,7 @@ class Receivers:
         self.db, self.host, self.clock, self.box, self.ledger = db, host, clock, box, ledger
 
     async def create_receiver(self, caller: Caller, type_: str, name: str, account: str,
-                              bindings: dict[str, str]) -> dict:
+                              bindings: dict[str, str], held_by: str = "channel", settlement_days: int = 1) -> dict:
         unknown = sorted(set(bindings) - set(self.host.accounts))
         if unknown:
             raise invalid_request("unknown_channel", f"bindings name unknown channel account(s): {', '.join(unknown)}",
@@ -60,7 +62,8 @@ class Receivers:
             caller.verify(conn)
             try:
                 conn.execute(insert(receivers).values(id=receiver_id, merchant_id=caller.merchant_id, type=type_,
-                                                      status="active", created_at=now,
+                                                      status="active", created_at=now, held_by=held_by,
+                                                      settlement_days=settlement_days,
                                                       **sealed_receiver(self.box, receiver_id, name, account,
                                                                         bindings)))
             except IntegrityError:
@@ -79,9 +82,11 @@ class Receivers:
         return await self.db.tx(tx)
 
     def money(self, conn: Connection, receiver_id: str) -> list[dict[str, Any]]:
-        """Per currency: what splits passed to the receiver (succeeded), what returns took back, what the
-        channel's statement of splits says it paid the receiver itself (`settled`, and on which statement
-        days), and what the books still owe it (receiver_in_transit)."""
+        """Per currency: what splits passed to the receiver (succeeded), what returns took back, what was
+        settled to it — by the channel itself, as its statement of splits says (`by` "channel", per
+        statement day), or by paymux on the receiver's T+n where paymux holds its money (`by` "paymux",
+        per day, with the day it was settled) — what was paid out to it (paymux-held), and what the
+        books still owe it: in transit, available, and in payouts under way (`owed` is all three)."""
         split_rows = conn.execute(select(splits.c.currency, func.sum(splits.c.amount)).where(and_(
             splits.c.receiver_id == receiver_id, splits.c.status == "succeeded")).group_by(splits.c.currency)).all()
         back = dict(conn.execute(select(returns.c.currency, func.sum(returns.c.amount))
@@ -93,14 +98,25 @@ class Receivers:
             splits.c.receiver_id == receiver_id, splits.c.channel_paid_on.is_not(None)))
             .group_by(splits.c.currency, splits.c.channel_paid_on, splits.c.channel_account)
             .order_by(splits.c.channel_paid_on, splits.c.channel_account)).all()
+        by_paymux = receiver_settlements(conn, receiver_id)
+        paid_out = conn.execute(select(payouts).where(payouts.c.receiver_id == receiver_id)
+                                .order_by(payouts.c.created_at, payouts.c.id)).all()
         out = []
         for currency, amount in split_rows:
-            settlements = [{"business_date": day.isoformat(), "channel": account, "amount": int(paid)}
+            settlements = [{"by": "channel", "business_date": day.isoformat(), "channel": account, "amount": int(paid)}
                            for cur, day, account, paid in days if cur == currency]
-            owed = self.ledger.balance(conn, AccountRef("receiver_in_transit", receiver_id, currency)) \
-                if self.ledger is not None else None
+            settlements += [{"by": "paymux", **{k: v for k, v in s.items() if k != "currency"}}
+                            for s in by_paymux if s["currency"] == currency]
+            held = {code: self.ledger.balance(conn, AccountRef(code, receiver_id, currency)) if self.ledger else 0
+                    for code in ("receiver_in_transit", "receiver_available", "receiver_payouts_pending")}
+            payouts_of = [{"id": p.id, "amount": p.amount, "status": p.status,
+                           "finished_at": p.finished_at.isoformat() if p.finished_at else None}
+                          for p in paid_out if p.currency == currency]
             out.append({"currency": currency, "split": int(amount), "returned": int(back.get(currency) or 0),
-                        "settled": sum(x["amount"] for x in settlements), "owed": owed, "settlements": settlements})
+                        "settled": sum(x["amount"] for x in settlements), "settlements": settlements,
+                        "paid_out": sum(p["amount"] for p in payouts_of if p["status"] == "succeeded"),
+                        "payouts": payouts_of, "in_transit": held["receiver_in_transit"],
+                        "available": held["receiver_available"], "owed": sum(held.values())})
         return out
 
     @staticmethod

@@ -98,6 +98,7 @@ def payout_object(p: Any) -> dict[str, Any]:
         "bank_account": {"name": p.account_name_masked, "number": p.account_no_masked, "bank_code": p.bank_code},
         "remark": p.remark,
         "channel": p.channel_account,
+        "receiver": p.receiver_id,
         "out_payout_no": p.out_payout_no,
         "channel_payout_id": p.channel_payout_id,
         "routing": p.routing,
@@ -113,7 +114,8 @@ def payout_object(p: Any) -> dict[str, Any]:
 def receiver_object(r: Any) -> dict[str, Any]:
     """Who the receiver is, masked (the merchant registered it; it is kept sealed)."""
     return {"id": r.id, "object": "receiver", "type": r.type, "name": r.name_masked, "account": r.account_masked,
-            "bindings": r.bindings, "status": r.status, "created_at": iso(r.created_at)}
+            "bindings": r.bindings, "status": r.status, "held_by": r.held_by, "settlement_days": r.settlement_days,
+            "created_at": iso(r.created_at)}
 
 
 def split_object(s: Any) -> dict[str, Any]:

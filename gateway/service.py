@@ -49,8 +49,8 @@ from ledger.core import Ledger
 CORE_TEMPLATES = ("payment.succeeded", "payment.duplicate_succeeded", "merchant.freeze", "merchant.unfreeze",
                   "recon.channel_fees", "recon.channel_fees_returned", "recon.adjust_gain", "recon.adjust_loss",
                   "settlement.channel", "settlement.channel_debit", "settlement.merchant", "settlement.advance",
-                  "settlement.advance_repaid", "position.topup", "campaign.discount", "campaign.discount_returned",
-                  "campaign.discount_return_failed")
+                  "settlement.advance_repaid", "settlement.receiver", "position.topup", "campaign.discount",
+                  "campaign.discount_returned", "campaign.discount_return_failed")
 REQUIRED_TEMPLATES = CORE_TEMPLATES + templates_of(BUILTIN_KINDS)
 
 

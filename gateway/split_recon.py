@@ -16,6 +16,7 @@ its differences as `recon_items` of that run, resolved by a rule or by two peopl
   paid it out of what it owes us: an adjustment books that through suspense); one confirmed on another
   day already: `duplicate`;
 - a return (回退) must be one we hold succeeded, the same amount (booked when it succeeded);
+- (a split no channel pays, `held_by` "paymux", is never on it: paymux settles it, gateway/split_settlement.py)
 - a split of ours that succeeded that day and is not on the statement: `pending_carryover`, not a
   blocker (the money is still the receiver's in our books), resolved by rule when a later day lists it
   (aged into `missing_channel`, for a person, once the carry-over window passed, like any carry-over).
@@ -154,7 +155,7 @@ class SplitReconciler:
         # Ours, succeeded that day, not (yet) on the channel's statement: carried over.
         start, end = self.day.start(day), self.day.start(day + timedelta(days=1))
         for s in conn.execute(select(splits).where(and_(
-                splits.c.channel_account == account_id, splits.c.status == "succeeded",
+                splits.c.channel_account == account_id, splits.c.status == "succeeded", splits.c.held_by == "channel",
                 splits.c.channel_paid_on.is_(None), splits.c.updated_at >= start, splits.c.updated_at < end))):
             if s.id not in listed:
                 item("pending_carryover", "split", None, s, 0, 0)
@@ -232,4 +233,4 @@ def splits_in_play(conn: Connection, account_id: str, until: datetime) -> bool:
     statement of splits.)"""
     return conn.execute(select(splits.c.id).where(and_(
         splits.c.channel_account == account_id, splits.c.created_at < until, splits.c.channel_paid_on.is_(None),
-        splits.c.status.in_(("processing", "succeeded")))).limit(1)).first() is not None
+        splits.c.held_by == "channel", splits.c.status.in_(("processing", "succeeded")))).limit(1)).first() is not None

@@ -5,6 +5,13 @@ A release (`split_releases`) is asked for by the merchant (POST /v1/payments/{id
 made when the splits declared with the payment exist; it waits while any split or return of the
 payment is in flight, and until the channel takes split orders of it; then one finish call, asked
 about and sent again under its one number like a split, and `split.released` booked for what is left.
+
+The channel lets go of a frozen payment itself once its freeze runs out (WeChat Pay and Alipay: 30 days,
+SplitLimits.frozen_days). So the janitor (`SplitReleaseKind.watch`) asks for the release of every payment
+still frozen `release_days` after it was paid — the account's `split_release_days`, by default the
+channel's freeze less SAFETY_MARGIN_DAYS — as if the merchant had finished it: one release per payment
+(payments.id is unique in split_releases), however often the janitor comes by. A release sent after the
+channel let go by itself is confirmed by what the channel says the payment still holds (nothing).
 """
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, Awaitable
 
-from sqlalchemy import Connection, Row, and_, insert, select, update
+from sqlalchemy import Connection, Row, and_, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import Caller
@@ -24,12 +31,31 @@ from gateway.models import Payment, Split, SplitRelease, SplitReturn
 from gateway.notifier import record_event
 from gateway.operations import OperationCore, ResentOperation, Services
 from gateway.payment_rows import paid_trade_no, payment, payment_facts
+from gateway.plugins import ChannelAccount, PluginHost
 from gateway.resources import iso
 
 payments = Payment.__table__
 releases = SplitRelease.__table__
 splits = Split.__table__
 returns = SplitReturn.__table__
+
+
+# Released this many days before the channel's own freeze runs out: a janitor down for a day, a query
+# schedule's waits and the channel's day-cut must not make the channel's release come first.
+SAFETY_MARGIN_DAYS = 2
+WATCH_BATCH = 100
+
+
+def release_days(account: ChannelAccount) -> int | None:
+    """How long after its payment a payment frozen at the account is released whatever its splits: the
+    account's split_release_days, else the channel's freeze less the margin (None: it freezes nothing,
+    or never lets go itself)."""
+    if not account.supports(Capability.SPLIT_FINISH):
+        return None
+    if account.config.split_release_days is not None:
+        return account.config.split_release_days
+    frozen = account.channel.split_limits().frozen_days
+    return None if frozen is None else max(0, frozen - SAFETY_MARGIN_DAYS)
 
 
 def aware(at: datetime) -> datetime:
@@ -70,6 +96,31 @@ class SplitReleaseKind(ResentOperation[SplitFinish]):
     @classmethod
     def make(cls, services: Services) -> SplitReleaseKind:
         return services.splits.releases.kind
+
+    async def watch(self) -> int:
+        """The janitor's turn for payments whose window ran out: each still frozen `release_days` after
+        it was paid, with no release yet, gets one (due now, or waiting for a split in flight); the
+        janitor's next pass sends it. Returns how many were made."""
+        now, made = self.clock.now(), 0
+        for account in self.host.accounts.values():
+            days = release_days(account)
+            if days is None:
+                continue
+            due = await self.db.tx(lambda conn, a=account, d=days: conn.execute(select(payments).where(and_(
+                payments.c.channel_account == a.id, payments.c.frozen_amount > 0,
+                payments.c.paid_at <= now - timedelta(days=d),
+                ~exists().where(releases.c.payment_id == payments.c.id)))
+                .order_by(payments.c.paid_at).limit(WATCH_BATCH)).all())
+            for pay in due:
+                try:
+                    row = await self.db.tx(lambda conn, p=pay, a=account: SplitReleases.ask(
+                        conn, self.host, p, a.id, now))
+                except IntegrityError:   # the merchant (or another janitor) asked at the same moment
+                    continue
+                made += 1
+                self.log.info("split.release_window_ended", payment_id=pay.id, release_id=row.id,
+                              status=row.status, frozen=pay.frozen_amount, days=days)
+        return made
 
     def request(self, conn: Connection, r: Row) -> SplitFinish:
         pay = payment(conn, r.payment_id)
@@ -137,7 +188,7 @@ class SplitReleases:
                     "succeeded" or not pay.splittable:
                 raise conflict("nothing_frozen", "The channel holds nothing of this payment frozen for splitting")
             now = self.clock.now()
-            row = self.ask(conn, pay, pay.channel_account, now)
+            row = self.ask(conn, self.host, pay, pay.channel_account, now)
             # Due now: this request sends it, and the janitor's sweep leaves it until its first query is
             # due (left due, the sweep could send it at the same moment, and two answers race).
             send_now = row.status == "processing" and aware(row.next_query_at) <= now
@@ -155,13 +206,14 @@ class SplitReleases:
         return (201 if made else 200), await self.db.tx(lambda conn: release_object(
             conn.execute(select(releases).where(releases.c.id == row.id)).first()))
 
-    def ask(self, conn: Connection, pay: Row, channel_account: str, now: datetime) -> Row | SimpleNamespace:
+    @staticmethod
+    def ask(conn: Connection, host: PluginHost, pay: Row, channel_account: str, now: datetime) -> Row | SimpleNamespace:
         """Write the payment's release: waiting while a split or return is in flight, else due as soon as
         the channel takes split orders of the payment."""
         existing = conn.execute(select(releases).where(releases.c.payment_id == pay.id)).first()
         if existing is not None:
             return existing
-        limits = self.host.account(channel_account).channel.split_limits()   # a finish is a split order too
+        limits = host.account(channel_account).channel.split_limits()   # a finish is a split order too
         due = max(now, aware(pay.paid_at) + timedelta(seconds=limits.not_before_seconds)) if pay.paid_at else now
         row = dict(id=public_id("srl"), payment_id=pay.id, merchant_id=pay.merchant_id, amount=0,
                    currency=pay.currency, channel_account=channel_account, out_release_no=out_trade_no(),

@@ -10,7 +10,8 @@ to someone the merchant registered. No HTTP, no SQL strings.
   refused (`[splits] refund_policy = "refuse"`, the default) or first takes it back from the
   receivers, newest split first (`"return"`, where the channel can: Capability.SPLIT_RETURN);
   the refund goes ahead once every return succeeded, and answers 409 split_return_pending (retry
-  it under the same merchant_refund_no) while one is in flight.
+  it under the same merchant_refund_no) while one is in flight. A split paymux holds is taken back in
+  the books alone, at once (from the receiver's in-transit, then its available balance), at any channel.
 - Money: `split.requested` reserves the amount from the merchant (in-transit first, then
   available) into splits_payable; `split.succeeded` passes it to the receiver's in-transit;
   `split.failed` reverses the request and gives the payment its room back; `split.returned`
@@ -21,6 +22,13 @@ to someone the merchant registered. No HTTP, no SQL strings.
   counts only once a query finds no record of it (a resend of one it took can be refused).
 - Limits are the channel's (`Channel.split_limits`): all splits of a payment within its share of the
   order (WeChat Pay and Alipay: 30% unless the merchant's contract says more) and its fee.
+- Receivers whose money paymux holds (receivers.held_by = "paymux"), and every split at a channel
+  account that cannot split (no Capability.SPLIT): no channel pays the receiver, so no channel is
+  called. The split succeeds in the books in the transaction that starts it (split.requested, then
+  split.succeeded: owed to the receiver, receiver_in_transit, `held_by` "paymux"), takes nothing from what
+  a channel holds frozen (the channel still holds it, and releases it all to the merchant), knows no
+  channel cap, and is settled to the receiver on its own T+n and paid out like a merchant's money
+  (gateway/split_settlement.py).
 - Frozen remainders: a channel that freezes a payment made to be split (Capability.SPLIT_FINISH) holds
   the merchant's share (`split.frozen` at success, payments.frozen_amount) until told the splitting
   is over. Splits and refunds take from it first. The release (`split_releases`) is asked for by the
@@ -38,11 +46,11 @@ from sqlalchemy import Connection, Row, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import Caller
-from gateway.channel import Capability, Outcome
+from gateway.channel import Capability, Outcome, SplitLimits, SplitResult
 from gateway.db import owned_row
 from gateway.errors import conflict, invalid_request
 from gateway.ids import out_trade_no, public_id
-from gateway.models import Payment, Refund, Split, SplitRelease, SplitReturn
+from gateway.models import Payment, Receiver, Refund, Split, SplitRelease, SplitReturn
 from gateway.operations import OperationCore
 from gateway.payment_rows import payment_facts, refunded_before, take_frozen, unclaimed
 from gateway.receivers import Receivers
@@ -60,6 +68,7 @@ splits = Split.__table__
 returns = SplitReturn.__table__
 release_rows = SplitRelease.__table__
 refunds = Refund.__table__
+receivers = Receiver.__table__
 
 
 
@@ -95,7 +104,7 @@ class SplitService:
 
     def _row(self, merchant_id: str, payment_id: str, merchant_split_no: str, receiver_id: str, amount: int,
              currency: str, description: str, channel_account: str, status: str, now: datetime) -> dict[str, Any]:
-        return dict(id=public_id("spl"), payment_id=payment_id, merchant_id=merchant_id,
+        return dict(id=public_id("spl"), payment_id=payment_id, merchant_id=merchant_id, held_by="channel",
                     merchant_split_no=merchant_split_no, receiver_id=receiver_id, amount=amount, currency=currency,
                     description=description, channel_account=channel_account, out_split_no=out_trade_no(),
                     status=status, submitted=False, next_query_at=now, queries=0, created_at=now, updated_at=now)
@@ -130,13 +139,21 @@ class SplitService:
                     status="failed", failure_code="split_exceeds_payment", failure_message=str(exc)[:500],
                     updated_at=now))
         if waiting and account.supports(Capability.SPLIT_FINISH):   # declared splits: released once they end
-            self.releases.ask(conn, pay, channel_account, now)
+            self.releases.ask(conn, self.host, pay, channel_account, now)
+
+    def held_by(self, conn: Connection, receiver_id: str, channel_account: str) -> str:
+        """"paymux" where no channel pays the receiver: it is held by paymux, or the account cannot split."""
+        held = conn.execute(select(receivers.c.held_by).where(receivers.c.id == receiver_id)).scalar_one()
+        return "paymux" if held == "paymux" or not self.host.account(channel_account).supports(Capability.SPLIT) \
+            else "channel"
 
     def _start(self, conn: Connection, s: Row | SimpleNamespace, channel_account: str, now: datetime) -> None:
         """Reserve the split's room on its payment and book split.requested (from what the channel holds
-        frozen of the payment first); it is then processing, sent as soon as the channel takes it."""
+        frozen of the payment first); it is then processing, sent as soon as the channel takes it. One that
+        no channel pays (held by paymux) succeeds here and now."""
         p = payments.c
-        limits = self.host.account(channel_account).channel.split_limits()
+        held = self.held_by(conn, s.receiver_id, channel_account) == "paymux"
+        limits = self.host.account(channel_account).channel.split_limits() if not held else SplitLimits()
         room = unclaimed(p) - p.fee_amount >= s.amount
         if limits.max_share_bps is not None:   # the channel's cap on all splits of one order
             room = and_(room, (p.split_amount + s.amount) * 10000 <= p.amount * limits.max_share_bps)
@@ -147,13 +164,16 @@ class SplitService:
                           + (f" or the channel's {limits.max_share_bps / 100:g}% of it" if limits.max_share_bps else ""))
         pay = conn.execute(select(payments).where(payments.c.id == s.payment_id)).first()
         self.booker.split_requested(conn, s.id, s.merchant_id, channel_account, s.currency, s.amount, now,
-                                    frozen=pay.frozen_amount)
-        take_frozen(conn, self.booker, s.payment_id, f"split:{s.id}:split.requested", now)
+                                    frozen=0 if held else pay.frozen_amount)
+        if not held:   # (a channel's frozen share stays with the channel, which releases it all to the merchant)
+            take_frozen(conn, self.booker, s.payment_id, f"split:{s.id}:split.requested", now)
         # WeChat Pay takes a split only a while after the payment: until then it waits for the janitor.
         due = max(now, aware(pay.paid_at) + timedelta(seconds=limits.not_before_seconds)) if pay.paid_at else now
         conn.execute(update(splits).where(splits.c.id == s.id).values(
             status="processing", channel_account=channel_account, failure_code=None, failure_message=None,
-            next_query_at=due, updated_at=now))
+            next_query_at=due, held_by="paymux" if held else "channel", updated_at=now))
+        if held:   # no channel to ask: owed to the receiver in our books from now (split.succeeded)
+            self.split_kind.apply(conn, s.id, SplitResult(Outcome.SUCCEEDED), "held", sent=True)
 
     # ---- splits asked for after success ----
 
@@ -169,7 +189,6 @@ class SplitService:
                     raise conflict("duplicate_split", f"merchant_split_no {merchant_split_no!r} was used for a "
                                                       "different split", "merchant_split_no")
                 return False, existing, False
-            self.host.require(self.host.account(pay.channel_account), Capability.SPLIT)
             self.receivers.receiver(conn, caller.merchant_id, receiver_id, "receiver")
             if pay.status != "succeeded":
                 raise conflict("payment_not_splittable", f"A {pay.status} payment cannot be split")
@@ -186,7 +205,8 @@ class SplitService:
                     self._start(conn, SimpleNamespace(**row), pay.channel_account, now)
             except _NoRoom:
                 left = unclaimed(pay) - (pay.fee_amount or 0)
-                cap = self.host.account(pay.channel_account).channel.split_limits().max_share_bps
+                cap = self.host.account(pay.channel_account).channel.split_limits().max_share_bps \
+                    if self.held_by(conn, receiver_id, pay.channel_account) == "channel" else None
                 if cap is not None:
                     left = min(left, pay.amount * cap // 10000 - pay.split_amount)
                 raise invalid_request("split_exceeds_payment", f"A split of {amount} exceeds the {left} left of the "
@@ -248,13 +268,16 @@ class SplitService:
                     returns.c.merchant_id == merchant_id, returns.c.for_refund_no == refund_no,
                     returns.c.status == "processing"))).first():
                 raise self._pending(refund_no)
-            if not self.host.account(pay.channel_account).supports(Capability.SPLIT_RETURN):
-                raise invalid_request("split_return_not_supported", f"Channel account {pay.channel_account!r} cannot "
-                                      "take splits back; this refund needs what was split", "amount")
+            returnable = self.host.account(pay.channel_account).supports(Capability.SPLIT_RETURN)
+            # a split paymux holds comes back in our books alone; one the channel paid, where it can
             sources = conn.execute(select(splits).where(and_(
                 splits.c.payment_id == payment_id, splits.c.status == "succeeded",
+                splits.c.held_by == "paymux" if not returnable else splits.c.id.is_not(None),
                 splits.c.amount > splits.c.returned_amount)).order_by(splits.c.created_at.desc(),
                                                                        splits.c.id.desc())).all()
+            if not sources and not returnable:
+                raise invalid_request("split_return_not_supported", f"Channel account {pay.channel_account!r} cannot "
+                                      "take splits back; this refund needs what was split", "amount")
             if sum(s.amount - s.returned_amount for s in sources) < short:
                 return []    # even every split back would not do: the refund says how much it may be
             now, made = self.clock.now(), []
@@ -267,7 +290,10 @@ class SplitService:
                            out_return_no=out_trade_no(), status="processing", submitted=False, next_query_at=now,
                            queries=0, created_at=now, updated_at=now)
                 conn.execute(insert(returns).values(row))
-                made.append(SimpleNamespace(**row))
+                if s.held_by == "paymux":   # no channel paid it: it comes back in the books, now
+                    self.return_kind.apply(conn, row["id"], SplitResult(Outcome.SUCCEEDED), "held", sent=True)
+                else:
+                    made.append(SimpleNamespace(**row))
                 short -= take
                 if short == 0:
                     break

@@ -265,20 +265,21 @@ class Booker:
 
     def payout_requested(self, conn: Connection, payout_id: str, merchant_id: str, channel_account: str,
                          currency: str, amount: int, fee: int, now: datetime,
-                         fee_rule: str | None = None) -> Entry:
-        """Freeze amount + fee of the merchant's available balance and hold amount of the channel
-        account's position; either being short raises InsufficientBalance naming the account."""
+                         fee_rule: str | None = None, receiver_id: str = "") -> Entry:
+        """Freeze amount + fee of the payee's available balance (the merchant's, or the receiver's whose
+        money paymux holds) and hold amount of the channel account's position; either being short raises
+        InsufficientBalance naming the account."""
         return self.book(conn, "payout.requested", f"payout:{payout_id}", merchant_id=merchant_id,
-                         channel_account=channel_account, currency=currency, now=now,
-                         variables={"amount": amount, "fee": fee},
+                         channel_account=channel_account, currency=currency, now=now, receiver_id=receiver_id,
+                         variables=payout_variables(amount, fee, receiver_id),
                          memo=None if fee_rule is None else f"fee rule {fee_rule}")
 
     def payout_succeeded(self, conn: Connection, payout_id: str, merchant_id: str, channel_account: str,
                          currency: str, amount: int, fee: int, now: datetime,
-                         fee_rule: str | None = None) -> Entry:
+                         fee_rule: str | None = None, receiver_id: str = "") -> Entry:
         return self.book(conn, "payout.succeeded", f"payout:{payout_id}", merchant_id=merchant_id,
-                         channel_account=channel_account, currency=currency, now=now,
-                         variables={"amount": amount, "fee": fee},
+                         channel_account=channel_account, currency=currency, now=now, receiver_id=receiver_id,
+                         variables=payout_variables(amount, fee, receiver_id),
                          memo=None if fee_rule is None else f"fee rule {fee_rule}")
 
     def payout_failed(self, conn: Connection, payout_id: str, now: datetime) -> Entry:
@@ -316,9 +317,14 @@ class Booker:
 
     def split_returned(self, conn: Connection, return_id: str, merchant_id: str, receiver_id: str, currency: str,
                        amount: int, now: datetime) -> Entry:
+        """Take a split back from what the receiver is owed: its in-transit first, then (a receiver whose
+        money paymux holds, already settled) its available balance."""
+        in_transit = self.ledger.balance(conn, AccountRef("receiver_in_transit", receiver_id, currency), lock=True)
+        from_in_transit = max(0, min(in_transit, amount))
         return self.book(conn, "split.returned", f"split_return:{return_id}", merchant_id=merchant_id,
                          channel_account="", receiver_id=receiver_id, currency=currency, now=now,
-                         variables={"amount": amount})
+                         variables={"amount": amount, "from_in_transit": from_in_transit,
+                                    "from_available": amount - from_in_transit})
 
     def split_failed(self, conn: Connection, split_id: str, now: datetime) -> Entry:
         return self.book(conn, "split.failed", f"split:{split_id}", merchant_id="", channel_account="",
@@ -343,3 +349,9 @@ class Booker:
 
 
 __all__ = ["Booker", "DiscountFacts", "PaymentBooking", "PaymentFacts", "RefundShares", "LedgerError"]
+
+
+def payout_variables(amount: int, fee: int, receiver_id: str = "") -> dict[str, int]:
+    """A payout's template variables: amount + fee is the payee's, a receiver's (receiver_id) or the merchant's."""
+    return {"amount": amount, "fee": fee, "by_merchant": 0 if receiver_id else amount + fee,
+            "by_receiver": amount + fee if receiver_id else 0}

@@ -155,6 +155,8 @@ def openapi_document() -> dict[str, Any]:
             "bank_code": nullable_str}},
         "remark": nullable_str, "channel": {"type": "string"}, "out_payout_no": {"type": "string"},
         "channel_payout_id": nullable_str, "routing": {"type": ["object", "null"]}, "failure": failure,
+        "receiver": {"type": ["string", "null"], "description": "the receiver paid out (its money held by paymux); "
+                                                                "null: the merchant"},
         "notify_url": nullable_str, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
         "finished_at": nullable_str, "returned_at": nullable_str}}
     schemas["PayoutList"] = {"type": "object", "properties": {"object": {"const": "list"},
@@ -164,14 +166,26 @@ def openapi_document() -> dict[str, Any]:
         "type": {"type": "string", "enum": ["merchant", "personal"]}, "name": {"type": "string"},
         "account": {"type": "string"}, "bindings": {"type": "object", "additionalProperties": {"type": "string"}},
         "status": {"type": "string"}, "created_at": {"type": "string"},
+        "held_by": {"type": "string", "enum": ["channel", "paymux"],
+                    "description": "who pays the receiver its splits: the payment's channel itself, or paymux "
+                                   "(which holds its money, settles it on its own T+settlement_days working days and "
+                                   "pays it out)"},
+        "settlement_days": {"type": "integer", "minimum": 0, "maximum": 30},
         "money": {"type": "array", "description": "per currency (on GET): split to the receiver, returned, settled "
-                  "(paid to it by the channel itself, as the channel's statement of splits says, by statement day) "
-                  "and still owed", "items": {"type": "object", "properties": {
+                  "(by the channel itself, as its statement of splits says, by statement day; or by paymux on the "
+                  "receiver's T+n), paid out, and still owed (in transit, available, in payouts under way)",
+                  "items": {"type": "object", "properties": {
                       "currency": {"type": "string"}, "split": {"type": "integer"}, "returned": {"type": "integer"},
                       "settled": {"type": "integer"}, "owed": {"type": ["integer", "null"]},
+                      "in_transit": {"type": "integer"}, "available": {"type": "integer"},
+                      "paid_out": {"type": "integer"},
+                      "payouts": {"type": "array", "items": {"type": "object", "properties": {
+                          "id": {"type": "string"}, "amount": {"type": "integer"}, "status": {"type": "string"},
+                          "finished_at": nullable_str}}},
                       "settlements": {"type": "array", "items": {"type": "object", "properties": {
-                          "business_date": {"type": "string"}, "channel": {"type": "string"},
-                          "amount": {"type": "integer"}}}}}}}}}
+                          "by": {"type": "string", "enum": ["channel", "paymux"]},
+                          "business_date": {"type": "string"}, "settle_date": {"type": "string"},
+                          "channel": {"type": "string"}, "amount": {"type": "integer"}}}}}}}}}
     schemas["Split"] = {"type": "object", "required": ["id", "status", "amount"], "properties": {
         "id": {"type": "string", "pattern": "^spl_"}, "object": {"const": "split"}, "payment_id": {"type": "string"},
         "merchant_split_no": {"type": "string"}, "receiver": {"type": "string"},
@@ -290,6 +304,14 @@ def openapi_document() -> dict[str, Any]:
             "get": {"operationId": "getReceiver", "summary": "Retrieve a receiver",
                     "parameters": [_path_param("receiver_id")],
                     "responses": {"200": _json(_ref("Receiver"), "The receiver"), **_errors(401, 404)}}},
+        "/v1/receivers/{receiver_id}/payouts": {
+            "post": {"operationId": "createReceiverPayout",
+                     "summary": "Pay a receiver whose money paymux holds, from its available balance, to a bank "
+                                "account (idempotent by merchant_payout_no)",
+                     "parameters": [_path_param("receiver_id")], "requestBody": body("CreatePayoutBody"),
+                     "responses": {"201": _json(_ref("Payout"), "Created"),
+                                   "200": _json(_ref("Payout"), "The same payout asked for again"),
+                                   **_errors(400, 401, 404, 409, 413, 503)}}},
         "/v1/payouts": {
             "post": {"operationId": "createPayout",
                      "summary": "Pay from the available balance to a bank account (idempotent by merchant_payout_no)",

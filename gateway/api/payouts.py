@@ -12,14 +12,28 @@ from gateway.auth import SignedCaller
 from gateway.payouts import NewPayout
 
 
-@merchant_endpoint
-async def create_payout(request: Request, caller: SignedCaller) -> Response:
+async def _new_payout(request: Request, caller: SignedCaller) -> NewPayout:
     data = parse_body(CreatePayoutBody, parse_json(caller.body))
     await check_notify_url(request, caller, data.notify_url)
     bank = data.bank_account
-    new = NewPayout(data.merchant_payout_no, data.amount, data.currency, bank.name, bank.number, bank.bank_code,
-                    data.remark, data.notify_url, data.channel)
-    status, payout = await gateway_of(request).payouts.create(caller, new)
+    return NewPayout(data.merchant_payout_no, data.amount, data.currency, bank.name, bank.number, bank.bank_code,
+                     data.remark, data.notify_url, data.channel)
+
+
+@merchant_endpoint
+async def create_payout(request: Request, caller: SignedCaller) -> Response:
+    status, payout = await gateway_of(request).payouts.create(caller, await _new_payout(request, caller))
+    return json_response(payout, status)
+
+
+@merchant_endpoint
+async def create_receiver_payout(request: Request, caller: SignedCaller) -> Response:
+    """A payout of a receiver whose money paymux holds, from its available balance."""
+    gateway = gateway_of(request)
+    receiver_id = request.path_params["receiver_id"]
+    await gateway.splits.receivers.get_receiver(caller, receiver_id)   # the merchant's, or 404
+    new = await _new_payout(request, caller)
+    status, payout = await gateway.payouts.create(caller, new, receiver_id)
     return json_response(payout, status)
 
 
@@ -40,7 +54,8 @@ async def find_payout(request: Request, caller: SignedCaller) -> Response:
 async def create_receiver(request: Request, caller: SignedCaller) -> Response:
     data = parse_body(CreateReceiverBody, parse_json(caller.body))
     receiver = await gateway_of(request).splits.receivers.create_receiver(caller, data.type, data.name, data.account,
-                                                                dict(data.bindings))
+                                                                dict(data.bindings), data.held_by,
+                                                                data.settlement_days)
     return json_response(receiver, 201)
 
 

@@ -90,6 +90,10 @@ class CreateReceiverBody(_Body):
     bindings: Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], Reference],
                         Field(max_length=20)] = Field(default_factory=dict,
                                                       description="channel account id -> the receiver there")
+    # "paymux": no channel pays this receiver; paymux holds its money, settles it on its own T+n working
+    # days and pays it out (gateway/split_settlement.py)
+    held_by: Literal["channel", "paymux"] = "channel"
+    settlement_days: Annotated[int, Field(ge=0, le=30)] = 1
 
 
 class BankAccount(_Body):

@@ -181,10 +181,13 @@ class SplitFinish:
 @dataclass(frozen=True)
 class SplitLimits:
     """How a channel lets a payment be split: at most max_share_bps of the order in all (None: up to the
-    order less its fee), and not before not_before_seconds after it was paid."""
+    order less its fee), and not before not_before_seconds after it was paid. frozen_days: a channel that
+    holds a payment frozen for splitting (Capability.SPLIT_FINISH) lets go of what is left itself this
+    many days after the payment, as it documents (None: it never does, or holds nothing)."""
 
     max_share_bps: int | None = None
     not_before_seconds: float = 0
+    frozen_days: int | None = None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ class Payout(OperationColumns, table=True):
     finished_at: Optional[datetime] = None
     # When the receiving bank's return (退票) of a succeeded payout was applied (status returned).
     returned_at: Optional[datetime] = None
+    # A payout of a receiver whose money paymux holds (from its available balance), not the merchant's.
+    receiver_id: Optional[str] = Field(default=None, index=True, max_length=40)
 
 
 class Receiver(SQLModel, table=True):
@@ -61,6 +63,10 @@ class Receiver(SQLModel, table=True):
     bindings: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))   # masked
     status: str = Field(default="active", max_length=20)
     created_at: datetime
+    # Who pays the receiver its splits: "channel" (the payment's channel, itself) or "paymux" (paymux
+    # holds its money: settled on its own T+settlement_days working days and paid out like a merchant).
+    held_by: str = Field(default="channel", max_length=10, sa_column_kwargs={"server_default": "channel"})
+    settlement_days: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 class Split(OperationColumns, table=True):
@@ -85,6 +91,9 @@ class Split(OperationColumns, table=True):
     channel_paid_amount: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0,
                                                                  server_default="0"))
     channel_paid_on: Optional[date] = None
+    # "paymux": no channel pays this split (its receiver is held by paymux, or the payment's channel
+    # cannot split): it succeeds in the books at once, owed to the receiver until its settlement.
+    held_by: str = Field(default="channel", max_length=10, sa_column_kwargs={"server_default": "channel"})
 
 
 class SplitReturn(OperationColumns, table=True):

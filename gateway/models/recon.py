@@ -106,7 +106,7 @@ class Settlement(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("kind", "owner", "business_date", name="uq_settlements_kind_owner_day"),)
 
     id: Optional[int] = Field(default=None, sa_column=Column(ID, primary_key=True))
-    kind: str = Field(max_length=20)                 # channel | merchant | advance | advance_repaid
+    kind: str = Field(max_length=20)                 # channel | merchant | advance | advance_repaid | receiver
     owner: str = Field(max_length=120)               # channel account, merchant, or "merchant@account"
     channel_account: Optional[str] = Field(default=None, max_length=64)
     merchant_id: Optional[str] = Field(default=None, max_length=40)

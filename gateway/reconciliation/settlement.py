@@ -12,7 +12,9 @@
   T+m ends on S, if every account that carried its payments on Y is reconciled: what those payments credited to
   its in-transit balance becomes available (`settlement.merchant`). Where the channel has not yet
   paid Y (a T+0 merchant on a T+1 channel), the platform pays from its own money: an advance
-  (`settlement.advance`, advances against clearing), which is the exposure the report shows.
+  (`settlement.advance`, advances against clearing), which is the exposure the report shows;
+- for each receiver whose money paymux holds, on its own T+n, likewise (`settlement.receiver`,
+  gateway/split_settlement.py).
 A day whose reconciliation has open `missing_channel`, `amount_mismatch` or `status_mismatch` items is
 refused unless forced by a named person (`--force --by NAME`), recorded on what it books; the daily
 close settles with hold=True instead: what is clean is booked, what is not is held, with the reason.
@@ -31,6 +33,7 @@ from gateway.channel import Capability, Channel
 from gateway.config import Settings
 from gateway.models import Payment, ReconItem, ReconRun, Settlement
 from gateway.split_recon import reconciled_splits, splits_in_play
+from gateway.split_settlement import settle_receivers
 from gateway.workdays import CalendarUnknown, WorkingDays
 from ledger.booking import Booker
 from ledger.days import BusinessDay
@@ -132,6 +135,8 @@ class Settler:
             if booked and channel_paid_on > settle_date:   # paid before the channel pays us: an advance
                 self._book(conn, report, "advance", owner, day, settle_date, amount, currency, now, force_by,
                            merchant_id=merchant_id, channel_account=account_id)
+        # Receivers whose money paymux holds, each on its own cycle (gateway/split_settlement.py).
+        settle_receivers(self, conn, report, settle_date, now, force_by, hold, channel_days)
         return report
 
     # ---- the pieces ----
@@ -203,18 +208,18 @@ class Settler:
 
     def _book(self, conn: Connection, report: SettleReport, kind: str, owner: str, day: date, settle_date: date,
               amount: int, currency: str, now: datetime, force_by: str | None, *, channel_account: str | None = None,
-              merchant_id: str | None = None) -> bool:
+              merchant_id: str | None = None, receiver_id: str = "") -> bool:
         """Book one settlement once; False if it was booked before (settling a day twice changes nothing)."""
         if conn.execute(select(settlements.c.id).where(and_(settlements.c.kind == kind, settlements.c.owner == owner,
                                                             settlements.c.business_date == day))).first():
             return False
         event = {"channel": "settlement.channel" if amount >= 0 else "settlement.channel_debit",
                  "merchant": "settlement.merchant", "advance": "settlement.advance",
-                 "advance_repaid": "settlement.advance_repaid"}[kind]
+                 "advance_repaid": "settlement.advance_repaid", "receiver": "settlement.receiver"}[kind]
         reference = f"settle:{kind}:{owner}:{day.isoformat()}"
         if amount:
             self.booker.book(conn, event, reference, merchant_id=merchant_id or "",
-                             channel_account=channel_account or "", currency=currency,
+                             channel_account=channel_account or "", receiver_id=receiver_id, currency=currency,
                              variables={"amount": abs(amount)}, now=now,
                              memo=f"{kind} of {day.isoformat()}" + (f", forced by {force_by}" if force_by else ""))
         conn.execute(insert(settlements).values(

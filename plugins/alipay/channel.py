@@ -33,6 +33,9 @@ from plugins.alipay.statement import parse_bill
 from plugins.references import order_time
 
 DEFAULT_GATEWAY = "https://openapi.alipay.com/gateway.do"
+# A trade settled with royalty_freeze stays frozen "直到平台商触发解冻或超时自动解冻(系统默认在冻结 30 天后自动
+# 解冻)" (支付宝分账接入, 收单结算 alipay.trade.settle.confirm / royalty_freeze).
+ROYALTY_FROZEN_DAYS = 30
 CHINA = timezone(timedelta(hours=8))
 PAGE_METHODS = {"page": ("alipay.trade.page.pay", "FAST_INSTANT_TRADE_PAY"),
                 "wap": ("alipay.trade.wap.pay", "QUICK_WAP_WAY"),
@@ -234,7 +237,7 @@ class AlipayChannel(Channel):
         return "userId" if account.startswith("2088") and len(account) == 16 and account.isdigit() else "loginName"
 
     def split_limits(self) -> SplitLimits:
-        return SplitLimits(self.settings.max_split_ratio_bps, self.settings.royalty_delay_seconds)
+        return SplitLimits(self.settings.max_split_ratio_bps, self.settings.royalty_delay_seconds, ROYALTY_FROZEN_DAYS)
 
     async def split(self, request: SplitRequest) -> SplitResult:
         kind = self._trans_in_type(request.receiver_account)
@@ -272,8 +275,12 @@ class AlipayChannel(Channel):
                 "out_request_no": request.out_finish_no, "trade_no": request.channel_transaction_id,
                 "extend_params": {"royalty_finish": "true"}})
         except AlipayRefused as exc:
-            return SplitResult(refused(SETTLE_REFUSED, exc.code, exc.sub_code).outcome, error_code=exc.sub_code,
-                               error_message=exc.message)
+            refusal = SplitResult(refused(SETTLE_REFUSED, exc.code, exc.sub_code).outcome, error_code=exc.sub_code,
+                                  error_message=exc.message)
+            # a trade whose freeze ran out was released by Alipay itself (and takes no more settles):
+            # nothing left frozen means the finish's end holds
+            found = await self.query_split_finish(request)
+            return found if found.outcome is Outcome.SUCCEEDED else refusal
         found = await self.query_split_finish(request)
         return found if found.outcome is Outcome.SUCCEEDED else SplitResult(Outcome.PENDING, data.get("settle_no"))
 

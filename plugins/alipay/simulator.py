@@ -11,7 +11,8 @@ How it behaves as Alipay does:
   ACQ.TRADE_STATUS_ERROR. A refund the query does not know was not made.
 - An order settle moves money from what the trade holds frozen (royalty_freeze), within
   `max_split_ratio_bps` of the order; royalty_finish releases the rest (with or without a split);
-  onsettle.query tells what is still frozen.
+  onsettle.query tells what is still frozen. A trade is held frozen `frozen_days` (30) after its payment
+  (by `now`): then Alipay releases the rest itself and the trade takes no more order settles.
 - Answers can be scripted per method (`Faults.script`): a 40004 sub_code, 20000, or an HTTP 502,
   before acting or after (as a timeout after Alipay acted looks).
 - Bills of a day are served from 09:00 the next day (Beijing), a zip whose member names are GBK
@@ -133,8 +134,9 @@ class AlipaySimulator:
     def __init__(self, *, app_id: str, app_public_key: rsa.RSAPublicKey, seller_id: str = "2088102177846880",
                  alipay_key: rsa.RSAPrivateKey | None = None, callback_time_scale: float = 1.0,
                  max_split_ratio_bps: int = 3000, now: Callable[[], datetime] | None = None,
-                 bill_ready_hour: int | None = BILL_READY_HOUR) -> None:
+                 bill_ready_hour: int | None = BILL_READY_HOUR, frozen_days: int = 30) -> None:
         self.app_id, self.app_public_key, self.seller_id = app_id, app_public_key, seller_id
+        self.frozen_days = frozen_days
         self.alipay_key = alipay_key or wire.new_key()
         self.faults = Faults()
         self.callback_time_scale = callback_time_scale
@@ -368,8 +370,19 @@ class AlipaySimulator:
             return self._answer(method, self._fail("40004", "ACQ.INVALID_PARAMETER", "receiver_list is malformed"))
         return self._answer(method, {"code": "10000", "msg": "Success", "result_code": "SUCCESS"})
 
+    def _frozen_trade(self, trade_no: Any) -> SimTrade | None:
+        """The trade of an Alipay trade_no; one held frozen past `frozen_days` is released first, as Alipay
+        does of itself ("系统默认在冻结 30 天后自动解冻")."""
+        trade = next((t for t in self.trades.values() if t.trade_no == trade_no), None)
+        if trade is not None and trade.royalty_freeze and not trade.finished and trade.paid_at and \
+                self.now() >= datetime.strptime(trade.paid_at, "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA) + \
+                timedelta(days=self.frozen_days):
+            released, trade.frozen, trade.finished = trade.frozen, 0, True
+            self.moved.append(("finish", f"expired-{trade.trade_no}", released))
+        return trade
+
     async def settle(self, method: str, biz: dict, params: dict) -> Response:
-        trade = next((t for t in self.trades.values() if t.trade_no == biz.get("trade_no")), None)
+        trade = self._frozen_trade(biz.get("trade_no"))
         number = biz.get("out_request_no")
         royalties = biz.get("royalty_parameters") or []
         finish = (biz.get("extend_params") or {}).get("royalty_finish") == "true"
@@ -423,7 +436,7 @@ class AlipaySimulator:
 
     async def onsettle_query(self, method: str, biz: dict, params: dict) -> Response:
         """交易分账剩余可分账金额查询: what is still frozen for settling."""
-        trade = next((t for t in self.trades.values() if t.trade_no == biz.get("trade_no")), None)
+        trade = self._frozen_trade(biz.get("trade_no"))
         if trade is None:
             return self._answer(method, self._fail("40004", "ACQ.TRADE_NOT_EXIST", "交易不存在"))
         return self._answer(method, {"code": "10000", "msg": "Success", "unsettled_amount": wire.yuan(trade.frozen)})

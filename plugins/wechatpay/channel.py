@@ -9,7 +9,12 @@ name encrypted) and is one profit-sharing order (out_order_no = out_split_no) wi
 no sooner than `profit_sharing_delay_seconds` after the payment and within `max_split_ratio_bps` of it
 (the merchant platform's 最大分账比例, 30% unless raised); a return (/v3/profitsharing/return-orders)
 takes money back from a MERCHANT_ID receiver; the finish (/v3/profitsharing/orders/unfreeze) releases
-the rest to the merchant. All are settled by query (the janitor asks)."""
+the rest to the merchant. All are settled by query (the janitor asks).
+
+WeChat Pay holds a direct merchant's order frozen at most PROFIT_SHARING_FROZEN_DAYS (资金冻结期最长是30天):
+then it unfreezes what is left itself and the order takes no more splits; an unfreeze after that is
+refused 分账金额不足, and what the order still holds (查询剩余待分金额, /v3/profitsharing/transactions/{id}/amounts)
+tells whether anything is left frozen: nothing left means released."""
 from __future__ import annotations
 
 import gzip
@@ -37,6 +42,9 @@ from plugins.wechatpay.split_bill import parse_split_bill
 from plugins.wechatpay.statement import parse_tradebill, tradebill_pieces
 
 DEFAULT_BASE_URL = "https://api.mch.weixin.qq.com"
+# "资金冻结期最长是30天，如果在30天内商户没有发起分账指令，则订单冻结资金将全部解冻" (普通商户分账, 常见问题:
+# pay.weixin.qq.com/doc/v3/merchant/4014547102); service providers' orders are held 180 days.
+PROFIT_SHARING_FROZEN_DAYS = 30
 CHINA = timezone(timedelta(hours=8))
 
 
@@ -293,7 +301,8 @@ class WechatPayChannel(Channel):
                            error_message=exc.message)
 
     def split_limits(self) -> SplitLimits:
-        return SplitLimits(self.settings.max_split_ratio_bps, self.settings.profit_sharing_delay_seconds)
+        return SplitLimits(self.settings.max_split_ratio_bps, self.settings.profit_sharing_delay_seconds,
+                           PROFIT_SHARING_FROZEN_DAYS)
 
     async def split(self, request: SplitRequest) -> SplitResult:
         s = self.settings
@@ -361,7 +370,9 @@ class WechatPayChannel(Channel):
                 "transaction_id": request.channel_transaction_id, "out_order_no": request.out_finish_no,
                 "description": request.description[:80]})
         except ChannelRefused as exc:
-            return self._refused(exc)
+            refusal = self._refused(exc)
+            # 分账金额不足 is also what an order WeChat Pay unfroze itself (its freeze ran out) answers
+            return await self._released_anyway(request, refusal) if exc.code == "NOT_ENOUGH" else refusal
         return self._unfrozen(data)
 
     async def query_split_finish(self, request: SplitFinish) -> SplitResult:
@@ -370,8 +381,20 @@ class WechatPayChannel(Channel):
         try:
             _, data = await self._call("GET", path)
         except ChannelRefused as exc:
-            return self._refused(exc, query=True)
+            found = self._refused(exc, query=True)
+            # our unfreeze never reached it: an order that holds nothing frozen any more was released anyway
+            return await self._released_anyway(request, found) if found.unheard else found
         return self._unfrozen(data)
+
+    async def _released_anyway(self, request: SplitFinish, otherwise: SplitResult) -> SplitResult:
+        """查询剩余待分金额: an order whose unsplit_amount is 0 holds nothing frozen, so what the finish
+        wanted holds (the merchant has the rest), whoever unfroze it; anything left: `otherwise`."""
+        try:
+            _, data = await self._call(
+                "GET", f"/v3/profitsharing/transactions/{quote(request.channel_transaction_id or '')}/amounts")
+        except ChannelRefused:
+            return otherwise
+        return SplitResult(Outcome.SUCCEEDED) if data.get("unsplit_amount") == 0 else otherwise
 
     # ---- statements ----
 

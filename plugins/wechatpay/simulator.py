@@ -14,7 +14,10 @@ How it behaves as WeChat Pay does:
   USER_ACCOUNT_ABNORMAL; 429 FREQUENCY_LIMITED; 500 SYSTEM_ERROR.
 - A payment made to be split is frozen (its share after coupons it keeps and its fee); a split is taken
   only `split_ready_seconds` after payment and within `max_split_ratio_bps` of the order; unfreeze
-  releases the rest, after which no split is taken.
+  releases the rest, after which no split is taken. An order is held frozen at most `frozen_days` (30 for a
+  direct merchant, by `now`): then WeChat Pay unfreezes the rest itself, takes no more splits of it, and
+  answers an unfreeze 403 NOT_ENOUGH (分账金额不足: 订单已经逾期解冻); /v3/profitsharing/transactions/{id}/amounts
+  tells what an order still holds (unsplit_amount).
 - Bills of a day are served from 10:00 the next day (Beijing), gzipped on request, with the hash of
   the bill itself; cells are written as WeChat Pay writes them (a backtick before each, never quoted:
   a comma inside a description stays a comma), fees rounded to the fen and written with five decimals.
@@ -122,7 +125,8 @@ class WechatPaySimulator:
                  platform_serial: str = "PUB_KEY_ID_0001", faults: Faults | None = None, app_appid: str | None = None,
                  callback_time_scale: float = 1.0, split_ready_seconds: float = 60.0,
                  max_split_ratio_bps: int = 3000, now: Callable[[], datetime] | None = None,
-                 bill_ready_hour: int | None = BILL_READY_HOUR) -> None:
+                 bill_ready_hour: int | None = BILL_READY_HOUR, frozen_days: int = 30,
+                 timestamps: Callable[[], float] = time.time) -> None:
         self.mchid, self.appid, self.apiv3_key = mchid, appid, apiv3_key.encode()
         self.app_appid = app_appid
         self.merchant_public_key, self.merchant_serial_no = merchant_public_key, merchant_serial_no
@@ -132,6 +136,8 @@ class WechatPaySimulator:
         self.callback_time_scale = callback_time_scale
         self.split_ready_seconds, self.max_split_ratio_bps = split_ready_seconds, max_split_ratio_bps
         self.now = now or (lambda: datetime.now(CHINA))
+        self.frozen_days = frozen_days
+        self.timestamps = timestamps   # the clock its signatures are dated by and checked against
         self.bill_ready_hour = bill_ready_hour   # None: a day's bill at once (a suite that cannot wait a night)
         self.orders: dict[str, SimOrder] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
@@ -156,6 +162,7 @@ class WechatPaySimulator:
             Route("/v3/profitsharing/orders", self.share, methods=["POST"]),
             Route("/v3/profitsharing/orders/unfreeze", self.unfreeze, methods=["POST"]),
             Route("/v3/profitsharing/orders/{out_order_no}", self.share_query, methods=["GET"]),
+            Route("/v3/profitsharing/transactions/{transaction_id}/amounts", self.unsplit_amount, methods=["GET"]),
             Route("/v3/profitsharing/return-orders", self.share_return, methods=["POST"]),
             Route("/v3/profitsharing/return-orders/{out_return_no}", self.share_return_query, methods=["GET"]),
             Route("/v3/profitsharing/bills", self.profitsharing_bill, methods=["GET"]),
@@ -192,9 +199,14 @@ class WechatPaySimulator:
 
     # ---- answers ----
 
+    def _timestamp(self) -> int:
+        """Now, as its signatures date themselves and check the merchant's (`timestamps`: real time, or a
+        test's clock that the gateway shares)."""
+        return int(self.timestamps())
+
     def _answer(self, status: int, data: dict | None = None) -> Response:
         body = b"" if data is None else json.dumps(data, ensure_ascii=False).encode()
-        headers = wire.signed_headers(self._signing_key(), self.platform_serial, body, int(time.time()))
+        headers = wire.signed_headers(self._signing_key(), self.platform_serial, body, self._timestamp())
         return Response(body, status, headers=headers, media_type="application/json" if body else None)
 
     def _error(self, status: int, code: str, message: str) -> Response:
@@ -228,7 +240,7 @@ class WechatPaySimulator:
         if auth["mchid"] != self.mchid or auth["serial_no"] != self.merchant_serial_no:
             return None, self._error(401, "SIGN_ERROR", "mchid or serial_no is not the merchant's")
         signed = wire.message(request.method, raw, auth["timestamp"], auth["nonce_str"], body)
-        if abs(time.time() - int(auth["timestamp"] or 0)) > wire.WINDOW_SECONDS or \
+        if abs(self._timestamp() - int(auth["timestamp"] or 0)) > wire.WINDOW_SECONDS or \
                 not wire.rsa_verify(self.merchant_public_key, signed, auth["signature"]):
             return None, self._error(401, "SIGN_ERROR", "signature does not verify")
         if serial_needed and request.headers.get("wechatpay-serial") != self.platform_serial:
@@ -511,8 +523,17 @@ class WechatPaySimulator:
         self.receivers[(kind, account)] = name
         return self._answer(200, {"type": kind, "account": account, "relation_type": data.get("relation_type")})
 
-    def _sharable(self, transaction_id: Any) -> SimOrder | Response:
+    def _paid_order(self, transaction_id: Any) -> SimOrder | None:
+        """The order of a WeChat Pay transaction id; one whose freeze ran out is unfrozen first, as
+        WeChat Pay does of itself once the order has been held `frozen_days`."""
         order = next((o for o in self.orders.values() if o.transaction_id == transaction_id), None)
+        if order is not None and order.profit_sharing and not order.unfrozen and order.success_time and \
+                self.now() >= datetime.fromisoformat(order.success_time) + timedelta(days=self.frozen_days):
+            self._unfreeze(order, f"expired-{order.transaction_id}")
+        return order
+
+    def _sharable(self, transaction_id: Any) -> SimOrder | Response:
+        order = self._paid_order(transaction_id)
         if order is None or order.trade_state not in ("SUCCESS", "REFUND"):
             return self._error(400, "INVALID_REQUEST", "订单不存在或未支付")
         if not order.profit_sharing:
@@ -585,6 +606,9 @@ class WechatPaySimulator:
         except (KeyError, TypeError, AssertionError):
             return self._error(400, "PARAM_ERROR", "transaction_id, out_order_no and description are required")
         if out_order_no not in self.sharing:
+            known = self._paid_order(transaction_id)
+            if known is not None and known.profit_sharing and (known.unfrozen or known.frozen == 0):
+                return self._error(403, "NOT_ENOUGH", "分账金额不足")   # 已逾期解冻, 已分完或已全额退款
             order = self._sharable(transaction_id)
             if isinstance(order, Response):
                 return order
@@ -597,6 +621,17 @@ class WechatPaySimulator:
                                "create_time": self.now().isoformat(timespec="seconds"),
                                "finish_time": self.now().isoformat(timespec="seconds")}]}
         return self._faulted(fault) if fault else self._answer(200, self.sharing[out_order_no])
+
+    async def unsplit_amount(self, request: Request) -> Response:
+        """查询剩余待分金额: what the order still holds frozen for splitting."""
+        data, error = await self._admit(request)
+        if error:
+            return error
+        transaction_id = request.path_params["transaction_id"]
+        order = self._paid_order(transaction_id)
+        if order is None or not order.profit_sharing:
+            return self._error(404, "RESOURCE_NOT_EXISTS", "记录不存在")
+        return self._answer(200, {"transaction_id": transaction_id, "unsplit_amount": order.frozen})
 
     async def share_query(self, request: Request) -> Response:
         data, error = await self._admit(request)
@@ -812,7 +847,7 @@ class WechatPaySimulator:
 
     async def _deliver(self, url: str, body: bytes, delay: float = 0.0) -> None:
         await self.sender.deliver(
-            url, body, lambda: {**wire.signed_headers(self._signing_key(), self.platform_serial, body, int(time.time())),
+            url, body, lambda: {**wire.signed_headers(self._signing_key(), self.platform_serial, body, self._timestamp()),
                                 "Content-Type": "application/json"},
             lambda response: response.status_code in (200, 204), delay,
             schedule=[wait * self.callback_time_scale for wait in CALLBACK_SCHEDULE])

@@ -51,8 +51,10 @@ def test_a_sandbox_day_of_splits_reconciled_and_settled_leaves_the_receiver_noth
     assert channel["amount"] == 10000 - 60 - 3000                     # the channel settled that much less
     assert balance(gw, "channel_clearing", "sandbox") == 0
     shown = client.request("GET", f"/v1/receivers/{rcv['id']}").json()["money"]
-    assert shown == [{"currency": "CNY", "split": 3000, "returned": 0, "settled": 3000, "owed": 0,
-                      "settlements": [{"business_date": day.isoformat(), "channel": "sandbox", "amount": 3000}]}]
+    assert shown == [{"currency": "CNY", "split": 3000, "returned": 0, "settled": 3000, "owed": 0, "in_transit": 0,
+                      "available": 0, "paid_out": 0, "payouts": [],
+                      "settlements": [{"by": "channel", "business_date": day.isoformat(), "channel": "sandbox",
+                                       "amount": 3000}]}]
     # The same statement again is the same run, booking nothing twice.
     again = reconcile_splits(settings, "sandbox", day)
     assert again["run_id"] == closed["splits"]["run_id"]

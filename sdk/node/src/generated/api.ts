@@ -193,6 +193,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/receivers/{receiver_id}/payouts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Pay a receiver whose money paymux holds, from its available balance, to a bank account (idempotent by merchant_payout_no) */
+        post: operations["createReceiverPayout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/payouts": {
         parameters: {
             query?: never;
@@ -547,6 +564,17 @@ export interface components {
             bindings?: {
                 [key: string]: string;
             };
+            /**
+             * Held By
+             * @default channel
+             * @enum {string}
+             */
+            held_by?: "channel" | "paymux";
+            /**
+             * Settlement Days
+             * @default 1
+             */
+            settlement_days?: number;
         };
         /** CreateSplitBody */
         CreateSplitBody: {
@@ -755,6 +783,8 @@ export interface components {
                 code?: string;
                 message?: string;
             } | null;
+            /** @description the receiver paid out (its money held by paymux); null: the merchant */
+            receiver?: string | null;
             notify_url?: string | null;
             created_at?: string;
             updated_at?: string;
@@ -779,15 +809,33 @@ export interface components {
             };
             status?: string;
             created_at?: string;
-            /** @description per currency (on GET): split to the receiver, returned, settled (paid to it by the channel itself, as the channel's statement of splits says, by statement day) and still owed */
+            /**
+             * @description who pays the receiver its splits: the payment's channel itself, or paymux (which holds its money, settles it on its own T+settlement_days working days and pays it out)
+             * @enum {string}
+             */
+            held_by?: "channel" | "paymux";
+            settlement_days?: number;
+            /** @description per currency (on GET): split to the receiver, returned, settled (by the channel itself, as its statement of splits says, by statement day; or by paymux on the receiver's T+n), paid out, and still owed (in transit, available, in payouts under way) */
             money?: {
                 currency?: string;
                 split?: number;
                 returned?: number;
                 settled?: number;
                 owed?: number | null;
+                in_transit?: number;
+                available?: number;
+                paid_out?: number;
+                payouts?: {
+                    id?: string;
+                    amount?: number;
+                    status?: string;
+                    finished_at?: string | null;
+                }[];
                 settlements?: {
+                    /** @enum {string} */
+                    by?: "channel" | "paymux";
                     business_date?: string;
+                    settle_date?: string;
                     channel?: string;
                     amount?: number;
                 }[];
@@ -2010,6 +2058,104 @@ export interface operations {
             };
             /** @description A multipart body: no route takes one */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createReceiverPayout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                receiver_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreatePayoutBody"];
+            };
+        };
+        responses: {
+            /** @description The same payout asked for again */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Payout"];
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Payout"];
+                };
+            };
+            /** @description Invalid request: a parameter, or text in the path, query or body with a NUL character, a lone surrogate or bytes that are not UTF-8 (invalid_string) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authentication failed */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict (duplicate order, idempotency) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A multipart body: no route takes one */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No channel account can take the payment now (open circuits, daily limits): channel_unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
