@@ -2,7 +2,7 @@
 payouts to receivers (payouts.receiver_id)
 
 Revision ID: 0027_receivers_held
-Revises: 0025
+Revises: 0028
 """
 from typing import Sequence, Union
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0027_receivers_held"
-down_revision: Union[str, None] = "0025"
+down_revision: Union[str, None] = "0028"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
