@@ -33,8 +33,8 @@ from ledger import driver
 
 events = MerchantEvent.__table__
 merchants = Merchant.__table__
-# Built once: every state change writes one (a Core statement built per call costs more than its execution).
-INSERT_EVENT = events.insert()
+# Built once and sent on the driver's cursor (ledger.driver), its values converted by their columns' types:
+# every state change writes one (a Core statement costs more than its execution).
 _EVENT_COLUMNS = ("id", "merchant_id", "type", "resource_id", "payload", "notify_url", "status", "attempts", "request_id",
                   "next_attempt_at", "created_at")
 _INSERT_EVENT_SQL = (f"INSERT INTO merchant_events ({', '.join(_EVENT_COLUMNS)}) "
@@ -56,10 +56,8 @@ def record_event(conn: Connection, merchant_id: str, event_type: str, resource_i
     row = {"id": event_id, "merchant_id": merchant_id, "type": event_type, "resource_id": resource_id,
            "payload": payload, "notify_url": notify_url, "status": "pending" if notify_url else "no_endpoint",
            "attempts": 0, "request_id": request_id, "next_attempt_at": now if notify_url else None, "created_at": now}
-    if at_commit:
-        driver.at_commit(conn, driver.in_style(_INSERT_EVENT_SQL, conn.dialect.name), driver.bound(conn, events, row))
-    else:
-        conn.execute(INSERT_EVENT, row)
+    send = driver.at_commit if at_commit else driver.execute
+    send(conn, driver.in_style(_INSERT_EVENT_SQL, conn.dialect.name), driver.bound(conn, events, row))
     return event_id
 
 

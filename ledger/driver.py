@@ -89,7 +89,6 @@ def _run(conn: Connection, sql: str, params: Any, many: bool, rows: bool) -> lis
         cursor.close()
 
 
-
 def allow_at_commit(conn: Connection) -> None:
     """The owner of conn's transaction will call commit_pending (or forget_pending): at_commit may keep
     statements for it."""
