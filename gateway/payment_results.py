@@ -103,7 +103,8 @@ class PaymentResults:
         # waiting for this payment take from what it brings.
         last = figures is not None and not figures.campaigns and not p.splittable
         if figures is not None and not last:
-            booking = self.booker.payment_succeeded(conn, payment_facts(p), now, discounts.facts(result.discounts))
+            booking = self.booker.payment_succeeded(conn, payment_facts(p), now, discounts.facts(result.discounts),
+                                                    figures=figures)
             if figures.campaigns:
                 conn.execute(update(payments).where(payments.c.id == p.id).values(
                     fee_amount=booking.fee, fee_rule=booking.fee_rule, discount_amount=booking.discount,
@@ -118,7 +119,7 @@ class PaymentResults:
                      at_commit=True)
         if last:   # the entry's result is not read: it goes with the COMMIT too (ledger.driver.at_commit)
             self.booker.payment_succeeded(conn, payment_facts(p), now, discounts.facts(result.discounts),
-                                          at_commit=True)
+                                          at_commit=True, figures=figures)
         self.log.info("payment.state_changed", payment_id=attempt.payment_id, attempt_id=attempt_id,
                       from_status=p.status, to_status=outcome.value, source=source)
         return True

@@ -134,12 +134,14 @@ class Booker:
         return PaymentBooking(None, fee, discount, wanted, rule)
 
     def payment_succeeded(self, conn: Connection, p: PaymentFacts, now: datetime,
-                          discounts: Sequence[DiscountFacts] = (), at_commit: bool = False) -> PaymentBooking:
+                          discounts: Sequence[DiscountFacts] = (), at_commit: bool = False,
+                          figures: PaymentBooking | None = None) -> PaymentBooking:
         """Channel clearing Dr what the channel pays for the order; merchant in-transit Cr that less the
         fee; fee income Cr fee. Then, per campaign the platform funds whose coupon the channel kept part
         of, that part paid back to the merchant within the campaign's budget. at_commit (no campaign): the
-        entry goes with the transaction's COMMIT, as Ledger.post's, and the booking's entry is None."""
-        figures = self.success_figures(p, discounts, conn)
+        entry goes with the transaction's COMMIT, as Ledger.post's, and the booking's entry is None.
+        figures: what success_figures gave the caller for the same payment and discounts, not worked out twice."""
+        figures = figures if figures is not None else self.success_figures(p, discounts, conn)
         fee, discount = figures.fee, figures.discount
         memo = "; ".join(f"coupon {d.amount}" + (f" ({d.campaign})" if d.campaign else "")
                          + (f", {d.unsettled} kept by the channel" if d.unsettled else "")
