@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 
 from gateway import db
 from gateway.app import create_app
-from gateway.cli import DEMO_MERCHANT, config_identity, credentials_file, read_credentials
+from gateway.cli import DEMO_MERCHANT, config_identity, credentials_file, processes, read_credentials
 from gateway.cli.common import settings_of, with_gateway
 from gateway.compose import Backend
 from gateway.config import Settings, load_settings
@@ -82,15 +82,23 @@ def serve(args: argparse.Namespace) -> int:
         return 0
     if settings.config_path is not None:   # each worker process reads the same settings again
         os.environ["PAYMUX_CONFIG"] = str(settings.config_path.resolve())
-    uvicorn.run("gateway.cli.server:worker_app", factory=True, workers=workers, host=args.host, port=args.port,
-                log_level="warning", access_log=False)
-    return 0
+    if not processes.SPREADS_CONNECTIONS:   # one socket shared: whichever process wakes first accepts
+        uvicorn.run("gateway.cli.server:worker_app", factory=True, workers=workers, host=args.host, port=args.port,
+                    log_level="warning", access_log=False)
+        return 0
+    try:
+        supervisor = processes.Supervisor(args.host, args.port, workers)
+    except OSError as exc:
+        print(f"paymux: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return supervisor.run()
 
 
 def worker_app() -> Starlette:
-    """The app of one `paymux serve --workers N` process (uvicorn imports this in each one, on the one
-    socket it opened). Each process runs its own background loops: the janitor and the notifier share
-    rows by leases, circuits and daily limits through the database (gateway/health.py, routing.py)."""
+    """The app of one `paymux serve --workers N` process (uvicorn imports this in each one, on the socket
+    gateway/cli/processes.py bound for it). Each process runs its own background loops: the janitor and
+    the notifier share rows by leases, circuits and daily limits through the database (gateway/health.py,
+    routing.py)."""
     settings = load_settings()
     configure_logging(settings.log_json)
     return create_app(settings)
