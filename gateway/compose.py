@@ -29,7 +29,7 @@ class Backend:
 
     @cached_property
     def db(self) -> Database:
-        return Database(self.settings.database_url)
+        return Database(self.settings.database_url, self.settings.database_threads)
 
     @cached_property
     def ledger(self) -> Ledger:

@@ -116,6 +116,10 @@ class ChannelAccountConfig:
 class Settings:
     public_url: str = "http://127.0.0.1:8000"
     database_url: str = "sqlite:///paymux.db"
+    # PostgreSQL: the threads (each with its connection) a process runs database work in. More let more
+    # transactions wait on the database at once and cost more to hand the GIL round (docs/design-notes.md,
+    # "Where a callback's time goes"); SQLite, with one writer, always uses one.
+    database_threads: int = 8
     secret_key: str | None = None
     channel_accounts: tuple[ChannelAccountConfig, ...] = ()
     max_body_bytes: int = 64 * 1024
@@ -267,6 +271,11 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
     fees = parse_fee_config(raw.pop("fees", None))
 
     database_url = env.get("PAYMUX_DATABASE_URL") or database.get("url") or Settings.database_url
+    if set(database) - {"url", "threads"}:
+        raise ConfigError(f"[database]: unknown key(s) {', '.join(sorted(set(database) - {'url', 'threads'}))}")
+    database_threads = database.get("threads", Settings.database_threads)
+    if not (_whole(database_threads) and 1 <= database_threads <= 256):
+        raise ConfigError("[database] threads must be a whole number from 1 to 256")
     secret_key = env.get("PAYMUX_SECRET_KEY") or raw.pop("secret_key", None)
     raw.pop("secret_key", None)
     if secret_key is not None and not env.get("PAYMUX_SECRET_KEY"):
@@ -274,7 +283,8 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
 
     if env.get("PAYMUX_PUBLIC_URL"):
         raw["public_url"] = env["PAYMUX_PUBLIC_URL"]
-    known = {f for f in Settings.__dataclass_fields__} - {"channel_accounts", "database_url", "secret_key", "config_path", "extra",
+    known = {f for f in Settings.__dataclass_fields__} - {"channel_accounts", "database_url", "database_threads",
+                                                    "secret_key", "config_path", "extra",
                                                     "merchant_preferences", "merchant_settlement_days",
                                                     "merchant_settlement_overrides", "split_refund_policy", "fees"}
     direct = {k: raw.pop(k) for k in list(raw) if k in known}
@@ -289,6 +299,7 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
             direct[key] = tuple(direct[key])
     return Settings(
         database_url=database_url,
+        database_threads=database_threads,
         secret_key=secret_key,
         channel_accounts=tuple(accounts),
         merchant_preferences=preferences,

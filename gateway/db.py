@@ -120,7 +120,7 @@ def schema_state(engine: Engine) -> tuple[str | None, str]:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, threads: int = 8) -> None:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url)
         self.dialect = self.engine.dialect.name
@@ -131,10 +131,13 @@ class Database:
         self._write_lock = threading.Lock() if self.is_sqlite else None
         # Database work runs in a pool of our own: a plain executor hands work over faster than
         # anyio's default limiter (measured ~150 µs against ~250 µs a hop here), and for SQLite,
-        # whose writes are serial anyway, one thread keeps its connection and caches warm.
+        # whose writes are serial anyway, one thread keeps its connection and caches warm. On
+        # PostgreSQL, `threads` ([database] threads): 16 cost more than 4 or 8 in GIL hand-offs and in
+        # PostgreSQL's own CPU, for no more transactions a second (docs/design-notes.md).
         self._local = threading.local()
         self._open: list[Connection] = []
-        self._executor = ThreadPoolExecutor(max_workers=1 if self.is_sqlite else 16, thread_name_prefix=_DB_THREAD)
+        self._executor = ThreadPoolExecutor(max_workers=1 if self.is_sqlite else threads,
+                                            thread_name_prefix=_DB_THREAD)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

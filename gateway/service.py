@@ -99,7 +99,7 @@ class Gateway:
         exist; their ledger templates are checked like the built-in ones')."""
         clock = clock or Clock()
         extra_kinds = tuple(extra_kinds)
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, settings.database_threads)
         exchanges = ExchangeRecorder(clock)
         http = httpx.AsyncClient(timeout=settings.channel_timeout_seconds, follow_redirects=False,
                                  event_hooks=exchanges.hooks())

@@ -93,3 +93,26 @@ def test_the_embedded_default_config_loads() -> None:
     settings = load_settings(None, {})      # no environment needed: the CLI works in any terminal
     assert settings.database_url.startswith("sqlite:///")
     assert [(a.id, a.plugin, a.enabled) for a in settings.channel_accounts] == [("sandbox", "mock", True)]
+
+
+@pytest.mark.parametrize(("database", "error"), [
+    ({"threads": 0}, "threads must be a whole number from 1 to 256"),
+    ({"threads": "8"}, "threads must be a whole number from 1 to 256"),
+    ({"threads": True}, "threads must be a whole number from 1 to 256"),
+    ({"pool": 4}, r"\[database\]: unknown key\(s\) pool"),
+])
+def test_database_settings_are_checked(database: dict, error: str) -> None:
+    with pytest.raises(ConfigError, match=error):
+        settings_from_mapping({"database": {"url": "sqlite:///a.db", **database}}, {})
+
+
+def test_database_threads_size_the_pool_of_database_threads(tmp_path) -> None:
+    from gateway.db import Database
+
+    settings = settings_from_mapping({"database": {"url": "postgresql://x@127.0.0.1:1/none", "threads": 3}}, {})
+    db = Database(settings.database_url, settings.database_threads)   # no connection is made until used
+    try:
+        assert db._executor._max_workers == 3
+    finally:
+        db.dispose()
+    assert settings_from_mapping({}, {}).database_threads == 8
