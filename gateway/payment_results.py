@@ -4,7 +4,7 @@ second payment of one order is refunded. Used by the payment service's calls and
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, insert, select, update
 
@@ -14,14 +14,20 @@ from gateway.ids import out_trade_no, public_id
 from gateway.models import Attempt, Payment, Refund
 from gateway.notifier import record_event
 from gateway.operations import OperationCore
-from gateway.payment_rows import (CALLBACK_LOOKUP, OPEN_ATTEMPT, OPEN_OR_ENDED, move_attempt, move_payment_returning,
-                                  Rendered, current_attempt, payment, payment_facts, render_payment, render_refund)
+from gateway.payment_rows import (CALLBACK_LOOKUP, OPEN_ATTEMPT, OPEN_OR_ENDED, Rendered, current_attempt,
+                                  move_attempt, move_attempt_and_payment, move_payment_returning, payment,
+                                  payment_facts, render_payment, render_refund)
 from gateway.resources import payment_object
 from gateway.splits import SplitService
 
 payments = Payment.__table__
 attempts = Attempt.__table__
 refunds = Refund.__table__
+
+
+class MovedAttempt(NamedTuple):
+    payment_id: str
+    channel_account: str
 
 
 class PaymentResults:
@@ -70,11 +76,16 @@ class PaymentResults:
 
         # A verified success is money taken: it wins over a local close or failure (a late success).
         allowed = OPEN_OR_ENDED if outcome is Outcome.SUCCEEDED else OPEN_ATTEMPT
-        attempt = conn.execute(move_attempt(allowed, returning=True), values).first()
-        if attempt is None or (attempt_only and outcome is not Outcome.SUCCEEDED):
-            return False
-        if outcome is not Outcome.SUCCEEDED and current_attempt(conn, attempt.payment_id).id != attempt_id:
-            return False   # an attempt left behind (failover, new attempt) ends alone; the payment goes on
+        # A callback's success on PostgreSQL moves the attempt and the payment in one statement: the payment
+        # is known from the lookup, and so are the success's figures, before either moves.
+        together = (outcome is Outcome.SUCCEEDED and found is not None and found.attempt_id == attempt_id
+                    and conn.dialect.name == "postgresql")
+        if not together:
+            attempt = conn.execute(move_attempt(allowed, returning=True), values).first()
+            if attempt is None or (attempt_only and outcome is not Outcome.SUCCEEDED):
+                return False
+            if outcome is not Outcome.SUCCEEDED and current_attempt(conn, attempt.payment_id).id != attempt_id:
+                return False   # an attempt left behind (failover, new attempt) ends alone; the payment goes on
         pay_values: dict[str, Any] = {"status": outcome.value, "updated_at": now}
         from_states: tuple[str, ...] = ("processing",)
         figures = None
@@ -85,14 +96,27 @@ class PaymentResults:
         elif outcome is Outcome.FAILED:
             pay_values.update(failure_code=result.error_code or "channel_declined",
                               failure_message=(result.error_message or "The channel declined the payment")[:500])
-        p = found if found is not None and found.id == attempt.payment_id else payment(conn, attempt.payment_id)
+        if together:
+            p = found
+        else:
+            p = found if found is not None and found.id == attempt.payment_id else payment(conn, attempt.payment_id)
         if outcome is Outcome.SUCCEEDED:
             figures = self.booker.success_figures(payment_facts(p), discounts.facts(result.discounts), conn)
             if not figures.campaigns:   # known before booking: written with the state change
                 pay_values.update(fee_amount=figures.fee, fee_rule=figures.fee_rule, discount_amount=figures.discount,
                                   discounts=discounts.stored(result.discounts, figures))
-        moved = conn.execute(move_payment_returning(from_states),
-                             {**pay_values, "b_payment_id": attempt.payment_id}).first()
+        if together:
+            attempt_keys = tuple(k for k in values if k != "b_attempt_id")
+            both = conn.execute(move_attempt_and_payment(attempt_keys, allowed, tuple(pay_values), from_states), {
+                "b_attempt_id": attempt_id, **{f"a_{k}": values[k] for k in attempt_keys},
+                **{f"p_{k}": v for k, v in pay_values.items()}}).first()
+            if both is None:
+                return False
+            attempt = MovedAttempt(both.a_payment_id, both.a_channel_account)
+            moved = both if both.id is not None else None
+        else:
+            moved = conn.execute(move_payment_returning(from_states),
+                                 {**pay_values, "b_payment_id": attempt.payment_id}).first()
         if moved is None:
             now_is = payment(conn, attempt.payment_id)   # as committed by whoever moved it first
             if outcome is Outcome.SUCCEEDED and now_is.status == "succeeded":

@@ -7,7 +7,7 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Update, bindparam, func, insert, or_, select, true, update
+from sqlalchemy import Connection, Row, Select, Update, bindparam, func, insert, or_, select, true, update
 
 from gateway.db import owned_row
 from gateway.models import Attempt, Merchant, Payment, Refund
@@ -46,6 +46,26 @@ def move_payment_returning(from_states: tuple[str, ...]) -> Update:
     return (update(payments).where(payments.c.id == bindparam("b_payment_id"),
                                    or_(*(payments.c.status == state for state in from_states)))
             .returning(*payments.c))
+
+
+@functools.cache
+def move_attempt_and_payment(attempt_keys: tuple[str, ...], from_attempt: tuple[str, ...], payment_keys: tuple[str, ...],
+                             from_payment: tuple[str, ...]) -> Select:
+    """PostgreSQL: the attempt's and its payment's conditional UPDATEs in one statement (two WITH queries,
+    one round trip), binds named a_<column> and p_<column>. No row: the attempt did not move. A row whose
+    payment columns are NULL: the attempt moved, the payment did not (a_payment_id says which it is)."""
+    moved = (update(attempts).where(attempts.c.id == bindparam("b_attempt_id"),
+                                    or_(*(attempts.c.status == state for state in from_attempt)))
+             .values({k: bindparam(f"a_{k}", type_=attempts.c[k].type) for k in attempt_keys})
+             .returning(attempts.c.payment_id, attempts.c.channel_account).cte("a"))
+    paid = (update(payments).where(payments.c.id == moved.c.payment_id,
+                                   or_(*(payments.c.status == state for state in from_payment)))
+            .values({k: bindparam(f"p_{k}", type_=payments.c[k].type) for k in payment_keys})
+            .returning(*payments.c).cte("p"))
+    return (select(moved.c.payment_id.label("a_payment_id"), moved.c.channel_account.label("a_channel_account"), paid)
+            .select_from(moved.outerjoin(paid, true())))
+
+
 _LATEST_ATTEMPT = (select(attempts.c.action, attempts.c.out_trade_no)
                    .where(attempts.c.payment_id == bindparam("b_payment_id"))
                    .order_by(attempts.c.created_at.desc(), attempts.c.id.desc()).limit(1).subquery())
