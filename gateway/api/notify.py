@@ -39,6 +39,12 @@ def _unstorable(body: bytes) -> bool:
         return True
     if body.lstrip()[:1] not in (b"{", b"["):
         return False
+    if b"\\u" not in body:   # no escapes: a string holds only what the bytes spell, and UTF-8 spells no surrogate
+        try:
+            body.decode("utf-8")
+            return False
+        except UnicodeDecodeError:   # json.loads would take these bytes as surrogates
+            pass
     try:
         check_json(json.loads(body))
     except PaymuxError:

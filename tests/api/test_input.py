@@ -166,7 +166,9 @@ def test_a_callback_holding_nul_or_a_lone_surrogate_is_refused_even_signed(gw) -
     for body in (b'{"event":"payment","out_trade_no":"x\\u0000","trade_status":"SUCCESS","amount":1,"currency":"CNY"}',
                  b'{"event":"refund","out_trade_no":"x\\ud800","out_refund_no":"r","refund_status":"SUCCESS",'
                  b'"amount":1}',
-                 b'{"event":"payment","out_trade_no":"\\u0000","amount":"\\u0000"}', b"\x00\xff"):
+                 b'{"event":"payment","out_trade_no":"\\u0000","amount":"\\u0000"}', b"\x00\xff",
+                 # a surrogate as raw UTF-8-like bytes, no escape: json.loads reads it as a lone surrogate
+                 b'{"event":"payment","out_trade_no":"x\xed\xa0\x80","trade_status":"SUCCESS","amount":1}'):
         headers = wire.signed_headers(SANDBOX_SECRET, body, int(time.time()))
         response = httpx.post(f"{gw.url}/v1/notify/sandbox", content=body, headers=headers)
         assert response.status_code == 400 and response.json()["code"] == "FAIL", response.text
