@@ -23,6 +23,7 @@ import signal
 import socket
 import sys
 import threading
+import traceback
 from multiprocessing.process import BaseProcess
 
 import uvicorn
@@ -49,9 +50,20 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 def _serve_one(sock: socket.socket) -> None:
-    """In a worker process: uvicorn on this process's own socket, the app built by worker_app."""
+    """In a worker process: uvicorn on this process's own socket, the app built by worker_app. A process
+    that never started serving (its app's settings, a plugin, the database) exits with uvicorn's
+    STARTUP_FAILURE, whatever uvicorn itself did (an app factory's own error is a traceback and exit 1)."""
     config = uvicorn.Config("gateway.cli.server:worker_app", factory=True, log_level="warning", access_log=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    except BaseException:
+        if server.started:
+            raise
+        traceback.print_exc()
+        sys.exit(STARTUP_FAILURE)
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 class Supervisor:

@@ -114,3 +114,21 @@ def test_workers_must_be_a_whole_number_of_one_or_more(tmp_path: Path) -> None:
     result = subprocess.run(PAYMUX + ["serve", "--workers", "0"], capture_output=True, text=True, cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
     assert result.returncode == 2 and "--workers" in result.stderr
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the per-process sockets are Linux only")
+def test_processes_that_cannot_start_stop_the_server_instead_of_starting_again_for_ever(tmp_path: Path) -> None:
+    """Each process builds its app from PAYMUX_CONFIG, as `serve` sets it; one that cannot (here the file
+    is no longer TOML) would fail the same way on every restart, so the parent stops, saying why."""
+    broken = tmp_path / "broken.toml"
+    broken.write_text("this is = = not TOML\n")
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from gateway.cli.processes import Supervisor; "
+                               f"sys.exit(Supervisor('127.0.0.1', {port}, 2).run())"],
+        env={**command_env(), "PAYMUX_CONFIG": str(broken)}, cwd=tmp_path, capture_output=True, text=True,
+        timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "failed to start; stopping" in result.stderr and "not valid TOML" in result.stderr
+    with socket.socket() as again:   # every socket closed: the port is free again
+        again.bind(("127.0.0.1", port))
