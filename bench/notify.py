@@ -53,7 +53,13 @@ On PostgreSQL, when pgbench is installed, the same transaction also runs once as
 balance row found by a subquery on a 16-row table; -c --concurrency -j 2), after the windows, on more
 copies: not interleaved, printed for reference as the database's own rate without Python in the loop.
 
+With --soak K, after the rounds, one gateway process serves K windows one after another without being
+restarted (its database connections live on, as a deployed gateway's do): each window's rate is printed,
+and the last against the first. A cost that grows with a connection's age shows as a falling rate, which
+the rounds above, each on a fresh gateway, cannot show (migration 0029 removed one such cost).
+
     .venv/bin/python bench/notify.py [--per-window 128] [--repeats 3] [--concurrency 16] [--history 50000]
+                                     [--soak 8]
 
 """
 from __future__ import annotations
@@ -357,7 +363,8 @@ def gateway_config(workdir: Path, port: int, url: str, sim: WechatPaySimulator, 
 
 
 def measure(kind: str, args: argparse.Namespace) -> tuple[dict[int, list[float]], list[float], str | None,
-                                                          dict[int, list[tuple[dict[str, float], float, int]]]]:
+                                                          dict[int, list[tuple[dict[str, float], float, int]]],
+                                                          list[float]]:
     from tests.conftest import ServerThread  # the same in-thread uvicorn the tests use
 
     merchant_key = wire.new_key()
@@ -445,6 +452,8 @@ def measure(kind: str, args: argparse.Namespace) -> tuple[dict[int, list[float]]
                             for n in PROCESSES for r in range(args.repeats)}
             baseline_batches = [[(p, m) for p, _, _, m in batch(f"b{r}", per_merchant * args.baseline_factor)]
                                 for r in range(args.repeats)]
+            soak_batches = [[callback(t, a) for _, t, a, _ in batch(f"s{k}", per_merchant)] for k in range(args.soak)]
+            soak_warm = [callback(t, a) for _, t, a, _ in batch("sw", args.warm_per_merchant)] if args.soak else []
             engine.dispose()
             baseline = Baseline(url, kind, args.concurrency, [m for m, _ in templates])
             try:
@@ -466,6 +475,12 @@ def measure(kind: str, args: argparse.Namespace) -> tuple[dict[int, list[float]]
                         spent["bench client"] = after.user + after.system - mine.user - mine.system
                         cpu[n].append((spent, time.perf_counter() - started, len(gateway_batches[(n, r)])))
                     bare.append(baseline.run(baseline_batches[r]))
+                soak: list[float] = []
+                if args.soak:   # one gateway, its connections kept through every window
+                    serve(1)
+                    notify = f"http://127.0.0.1:{ports[1]}/v1/notify/wx"
+                    asyncio.run(post_callbacks(notify, soak_warm, args.concurrency))   # untimed
+                    soak = [asyncio.run(post_callbacks(notify, callbacks, args.concurrency)) for callbacks in soak_batches]
                 for proc in gateways.values():   # their connections would leave pgbench's clients none
                     proc.terminate()
                     proc.wait()
@@ -473,7 +488,7 @@ def measure(kind: str, args: argparse.Namespace) -> tuple[dict[int, list[float]]
                 extra = None
                 if kind == "postgresql" and shutil.which("pgbench"):
                     extra = pgbench(url, baseline, rows, templates, args.concurrency, args.pgbench_per_client, workdir)
-                return through, bare, extra, cpu
+                return through, bare, extra, cpu, soak
             finally:
                 baseline.engine.dispose()
                 for c in clients:
@@ -499,6 +514,10 @@ def cpu_split(windows: list[tuple[dict[str, float], float, int]]) -> str:
             + f"; the machine's {os.cpu_count()} cores busy {mmm([b * 100 for b in busy])}% of the window")
 
 
+def per_window(args: argparse.Namespace) -> int:
+    return args.per_window // args.merchants * args.merchants
+
+
 def main() -> None:
     global PROCESSES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -515,6 +534,10 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=50_000, help="succeeded payments written before, over 7 days")
     parser.add_argument("--pgbench-per-client", type=int, default=300,
                         help="transactions per pgbench client (PostgreSQL, when pgbench is installed)")
+    parser.add_argument("--soak", type=int, default=0, metavar="K",
+                        help="after the rounds, K windows one after another on one gateway process that is not "
+                             "restarted: a rate that falls from window to window is a cost that grows with a "
+                             "connection's age")
     parser.add_argument("--processes", default=",".join(map(str, PROCESSES)),
                         help="gateway process counts to measure, comma-separated (1 comes first: the others are compared with it)")
     args = parser.parse_args()
@@ -522,9 +545,9 @@ def main() -> None:
     for kind in database_kinds():
         if args.db not in ("both", kind):
             continue
-        through, bare, extra, cpu = measure(kind, args)
+        through, bare, extra, cpu, soak = measure(kind, args)
         windows = (f"min/median/max of {args.repeats} rounds of interleaved windows of "
-                   f"{args.per_window // args.merchants * args.merchants} callbacks "
+                   f"{per_window(args)} callbacks "
                    f"(baseline x{args.baseline_factor}), "
                    f"{args.concurrency} concurrent, {args.merchants} merchants")
         print(f"{kind}: the essential callback transaction in a plain SQLAlchemy-core loop {mmm(bare)}/s ({windows})")
@@ -535,6 +558,10 @@ def main() -> None:
                   f"baseline {mmm(ratio, '{:.3f}')}" + ("" if n == 1 else f", to 1 process {mmm(versus, '{:.2f}')}"),
                   flush=True)
             print(f"{kind}: `paymux serve --workers {n}`: {cpu_split(cpu[n])}", flush=True)
+        if soak:
+            print(f"{kind}: one `paymux serve` process kept through {len(soak)} windows of {per_window(args)} callbacks "
+                  f"(its database connections live on): " + ", ".join(f"{rate:.0f}" for rate in soak)
+                  + f" callbacks/s; the last window against the first {soak[-1] / soak[0]:.2f}", flush=True)
         if extra:
             print(f"{kind}: the same transaction as a pgbench script (-f), once, after the windows: {extra}",
                   flush=True)
