@@ -41,6 +41,17 @@ _INSERT_EVENT_SQL = (f"INSERT INTO merchant_events ({', '.join(_EVENT_COLUMNS)})
                      f"VALUES ({', '.join(':' + c for c in _EVENT_COLUMNS)})")
 MERCHANT_URL = select(merchants.c.notify_url).where(merchants.c.id == bindparam("b_merchant_id"))
 BATCH = 20
+# The delivery loop's statements, built once (a claim every poll, a settle every delivery).
+_DUE = (select(events.c.seq).where(
+    events.c.status == "pending", events.c.next_attempt_at <= bindparam("b_now"),
+    or_(events.c.lease_until.is_(None), events.c.lease_until < bindparam("b_now")))
+    .order_by(events.c.next_attempt_at).limit(BATCH))
+_DUE_LOCKED = _DUE.with_for_update(skip_locked=True)   # PostgreSQL: processes claim different rows
+_LEASE = (update(events).where(events.c.seq.in_(bindparam("b_seqs", expanding=True)))
+          .values(lease_until=bindparam("b_until")))
+_CLAIMED = (select(events, merchants.c.secret_sealed).join(merchants, merchants.c.id == events.c.merchant_id)
+            .where(events.c.seq.in_(bindparam("b_seqs", expanding=True))))
+_SETTLE = update(events).where(events.c.seq == bindparam("b_seq"), events.c.status == "pending")
 
 
 def record_event(conn: Connection, merchant_id: str, event_type: str, resource_id: str, payload: dict[str, Any],
@@ -88,20 +99,12 @@ class Notifier:
 
     def _claim(self, conn: Connection) -> list[Row]:
         now = self.clock.now()
-        due = (select(events.c.seq).where(and_(
-            events.c.status == "pending", events.c.next_attempt_at <= now,
-            or_(events.c.lease_until.is_(None), events.c.lease_until < now)))
-            .order_by(events.c.next_attempt_at).limit(BATCH))
-        if conn.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        seqs = [row.seq for row in conn.execute(due)]
+        due = _DUE_LOCKED if conn.dialect.name == "postgresql" else _DUE
+        seqs = [row.seq for row in conn.execute(due, {"b_now": now})]
         if not seqs:
             return []
-        conn.execute(update(events).where(events.c.seq.in_(seqs)).values(lease_until=now + self.lease))
-        rows = conn.execute(select(events, merchants.c.secret_sealed)
-                            .join(merchants, merchants.c.id == events.c.merchant_id)
-                            .where(events.c.seq.in_(seqs))).all()
-        return rows
+        conn.execute(_LEASE, {"b_seqs": seqs, "b_until": now + self.lease})
+        return conn.execute(_CLAIMED, {"b_seqs": seqs}).all()
 
     async def deliver_due(self) -> int:
         """Deliver every event that is due now; returns how many were attempted."""
@@ -146,7 +149,7 @@ class Notifier:
         else:
             values = {"attempts": attempts, "lease_until": None, "last_error": error,
                       "next_attempt_at": now + timedelta(seconds=self.schedule[attempts - 1])}
-        conn.execute(update(events).where(and_(events.c.seq == row.seq, events.c.status == "pending")).values(**values))
+        conn.execute(_SETTLE, {**values, "b_seq": row.seq})
         self.log.info("event.delivery", event_id=row.id, type=row.type, attempt=attempts,
                       outcome=values.get("status", "retry"), error=error)
 

@@ -109,8 +109,11 @@ def payment_facts(p: Row) -> PaymentFacts:
     return PaymentFacts(p.id, p.merchant_id, p.channel_account, p.amount, p.currency, p.method)
 
 
+PAYMENT = select(payments).where(payments.c.id == bindparam("b_payment_id"))
+
+
 def payment(conn: Connection, payment_id: str) -> Row:
-    return conn.execute(select(payments).where(payments.c.id == payment_id)).one()
+    return conn.execute(PAYMENT, {"b_payment_id": payment_id}).one()
 
 
 def load_payment(conn: Connection, merchant_id: str, payment_id: str) -> Row:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Awaitable
 
-from sqlalchemy import Connection, Row, and_, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway import discounts, idempotency
@@ -30,8 +30,8 @@ from gateway.idempotency import IdempotencyClaim, StoredResponse
 from gateway.models import Attempt, Payment, Refund
 from gateway.notifier import record_event
 from gateway.operations import OperationCore, ResentOperation, Services
-from gateway.payment_rows import (give_back_frozen, load_payment, payment_facts, refunded_before, render_refund,
-                                  take_frozen, unclaimed)
+from gateway.payment_rows import (give_back_frozen, load_payment, payment, payment_facts, refunded_before,
+                                  render_refund, take_frozen, unclaimed)
 from gateway.plugins import ChannelAccount
 from gateway.resources import refund_object
 from gateway.splits import SplitService
@@ -40,6 +40,32 @@ from ledger.errors import InsufficientBalance
 refunds = Refund.__table__
 attempts = Attempt.__table__
 payments = Payment.__table__
+
+# The statements of a refund's life, built once with bind parameters (building a Core statement cost
+# more than running it; docs/design-notes.md). A conditional UPDATE's SET comes from the parameters.
+_RESERVE = (update(payments).where(payments.c.id == bindparam("b_payment_id"), payments.c.status == "succeeded",
+                                   unclaimed(payments.c) >= bindparam("b_amount"))
+            .values(refund_pending_amount=payments.c.refund_pending_amount + bindparam("b_amount"),
+                    updated_at=bindparam("b_now")))
+_PAID_ATTEMPT = select(attempts).where(attempts.c.payment_id == bindparam("b_payment_id"),
+                                       attempts.c.status == "succeeded")
+_INSERT_REFUND = insert(refunds)
+_REFUND = select(refunds).where(refunds.c.id == bindparam("b_refund_id"))
+_MOVE_REFUND = (update(refunds).where(refunds.c.id == bindparam("b_refund_id"), refunds.c.status == "processing")
+                .returning(*refunds.c))   # the refund as it now is: what its event announces
+# What an ended refund leaves on its payment: no longer pending; refunded if it succeeded (b_refunded 0 if not).
+_REFUND_ENDED = (update(payments).where(payments.c.id == bindparam("b_payment_id"))
+                 .values(refund_pending_amount=payments.c.refund_pending_amount - bindparam("b_amount"),
+                         refunded_amount=payments.c.refunded_amount + bindparam("b_refunded"),
+                         updated_at=bindparam("b_now"))
+                 .returning(*payments.c))
+_ATTEMPT_OF_TRADE_NO = select(attempts.c.id).where(attempts.c.out_trade_no == bindparam("b_out_trade_no"),
+                                                   attempts.c.channel_account == bindparam("b_account"))
+_REFUND_OF_NUMBER = select(refunds).where(refunds.c.out_refund_no == bindparam("b_out_refund_no"),
+                                          refunds.c.attempt_id == bindparam("b_attempt_id"))
+_TRADE_NO = select(attempts.c.out_trade_no).where(attempts.c.id == bindparam("b_attempt_id"))
+_AMOUNT = select(payments.c.amount).where(payments.c.id == bindparam("b_payment_id"))
+_SUBMITTED = update(refunds).where(refunds.c.id == bindparam("b_refund_id")).values(submitted=True)
 
 
 @dataclass(frozen=True)
@@ -74,10 +100,8 @@ class RefundService:
                 if claim:
                     idempotency.claim(conn, claim, refund_id, now)
                 # What was split among receivers is theirs: [splits] refund_policy "refuse" refunds the rest.
-                reserved = conn.execute(update(payments).where(and_(
-                    payments.c.id == payment_id, payments.c.status == "succeeded",
-                    unclaimed(payments.c) >= new.amount))
-                    .values(refund_pending_amount=payments.c.refund_pending_amount + new.amount, updated_at=now)).rowcount
+                reserved = conn.execute(_RESERVE, {"b_payment_id": payment_id, "b_amount": new.amount,
+                                                   "b_now": now}).rowcount
                 if not reserved:
                     cur = load_payment(conn, merchant_id, payment_id)
                     if cur.status != "succeeded":
@@ -89,9 +113,8 @@ class RefundService:
                                               f"({cur.split_amount} was split)", "amount")
                     raise invalid_request("refund_exceeds_payment",
                                           f"Refund of {new.amount} exceeds the {left} left to refund", "amount")
-                attempt = conn.execute(select(attempts).where(and_(attempts.c.payment_id == payment_id,
-                                                                   attempts.c.status == "succeeded"))).first()
-                current = conn.execute(select(payments).where(payments.c.id == payment_id)).first()
+                attempt = conn.execute(_PAID_ATTEMPT, {"b_payment_id": payment_id}).first()
+                current = payment(conn, payment_id)
                 completes = current.refunded_amount + current.refund_pending_amount == current.amount
                 shares = discounts.refund_shares(conn, current, new.amount, completes)
                 # The fee was charged on what the channel pays: it goes back with what the channel takes back.
@@ -100,7 +123,7 @@ class RefundService:
                     current.amount - current.discount_amount, current.fee_amount or 0, new.amount - shares.discount,
                     fee_before, completes=completes, refunded_before=taken_before, rule=current.fee_rule)
                 try:
-                    conn.execute(insert(refunds).values(
+                    conn.execute(_INSERT_REFUND, dict(
                         id=refund_id, payment_id=payment_id, attempt_id=attempt.id, merchant_id=merchant_id,
                         merchant_refund_no=new.merchant_refund_no, out_refund_no=out_refund_no,
                         channel_account=account.id, amount=new.amount, currency=p.currency, reason=new.reason,
@@ -149,11 +172,13 @@ class RefundService:
             return await self.db.tx(lambda conn: render_refund(conn, refund_id))
         return refund_object(r)
 
-    def apply(self, conn: Connection, refund_id: str, result: RefundResult, source: str) -> bool:
+    def apply(self, conn: Connection, refund_id: str, result: RefundResult, source: str,
+              found: Row | None = None) -> bool:
+        """found: the refund's row, if the caller has read it."""
         if result.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED):
             return bool(result.attention) and self._needs_attention(conn, refund_id, result, source)
         now = self.clock.now()
-        r = conn.execute(select(refunds).where(refunds.c.id == refund_id)).first()
+        r = found if found is not None else conn.execute(_REFUND, {"b_refund_id": refund_id}).first()
         values: dict[str, Any] = {"status": result.outcome.value, "updated_at": now, "attention_code": None,
                                   "attention_message": None}
         if result.channel_refund_id:
@@ -161,19 +186,15 @@ class RefundService:
         if result.outcome is Outcome.FAILED:
             values["failure_code"] = result.error_code or "channel_declined"
             values["failure_message"] = (result.error_message or "The channel declined the refund")[:500]
-        changed = conn.execute(update(refunds).where(and_(refunds.c.id == refund_id, refunds.c.status == "processing"))
-                               .values(**values)).rowcount
-        if not changed:
+        moved = conn.execute(_MOVE_REFUND, {**values, "b_refund_id": refund_id}).first()
+        if moved is None:
             return False
         if r.kind == "duplicate":
             self._settle_duplicate(conn, r, result, now)
             return True
-        pending = payments.c.refund_pending_amount - r.amount
-        pay_values: dict[str, Any] = {"refund_pending_amount": pending, "updated_at": now}
-        if result.outcome is Outcome.SUCCEEDED:
-            pay_values["refunded_amount"] = payments.c.refunded_amount + r.amount
-        conn.execute(update(payments).where(payments.c.id == r.payment_id).values(**pay_values))
-        row = conn.execute(select(payments).where(payments.c.id == r.payment_id)).first()
+        row = conn.execute(_REFUND_ENDED, {
+            "b_payment_id": r.payment_id, "b_amount": r.amount, "b_now": now,
+            "b_refunded": r.amount if result.outcome is Outcome.SUCCEEDED else 0}).first()
         p = payment_facts(row)
         if result.outcome is Outcome.SUCCEEDED:
             self.booker.refund_succeeded(conn, p, refund_id, r.amount, now, r.discount_refund)
@@ -181,8 +202,8 @@ class RefundService:
             give_back_frozen(conn, self.booker, r.payment_id, f"refund:{refund_id}:refund.requested", now)
             self.booker.refund_failed(conn, p, refund_id, now, [c for c, a in (r.campaign_refund or {}).items() if a],
                                       reserved=r.amount > r.discount_refund)
-        record_event(conn, r.merchant_id, f"refund.{result.outcome.value}", refund_id,
-                     render_refund(conn, refund_id), row.notify_url, now)
+        record_event(conn, r.merchant_id, f"refund.{result.outcome.value}", refund_id, refund_object(moved),
+                     row.notify_url, now)
         self.log.info("refund.state_changed", refund_id=refund_id, payment_id=r.payment_id,
                       from_status="processing", to_status=result.outcome.value, source=source)
         return True
@@ -226,19 +247,19 @@ class RefundService:
 
     def apply_event(self, conn: Connection, account_id: str, event: ChannelEvent) -> str:
         """Apply a verified callback fact about a refund, named by its payment's attempt and its number."""
-        attempt = conn.execute(select(attempts.c.id).where(and_(attempts.c.out_trade_no == event.out_trade_no,
-                                                                attempts.c.channel_account == account_id))).first()
+        attempt = conn.execute(_ATTEMPT_OF_TRADE_NO, {"b_out_trade_no": event.out_trade_no,
+                                                      "b_account": account_id}).first()
         if attempt is None:
             return "unknown_reference"
-        r = conn.execute(select(refunds).where(and_(refunds.c.out_refund_no == event.out_refund_no,
-                                                    refunds.c.attempt_id == attempt.id))).first()
+        r = conn.execute(_REFUND_OF_NUMBER, {"b_out_refund_no": event.out_refund_no,
+                                              "b_attempt_id": attempt.id}).first()
         if r is None:
             return "unknown_reference"
         if event.amount is not None and event.amount != r.amount:
             return "mismatch"
         result = RefundResult(event.outcome, event.channel_refund_id, event.amount, error_code=event.error_code,
                               attention=event.attention)
-        return "applied" if self.apply(conn, r.id, result, "callback") else "duplicate"
+        return "applied" if self.apply(conn, r.id, result, "callback", found=r) else "duplicate"
 
 
 class RefundKind(ResentOperation[RefundRequest]):
@@ -271,8 +292,8 @@ class RefundKind(ResentOperation[RefundRequest]):
         return account.supports(Capability.REFUND_QUERY)
 
     def request(self, conn: Connection, r: Row) -> RefundRequest:
-        trade_no = conn.execute(select(attempts.c.out_trade_no).where(attempts.c.id == r.attempt_id)).scalar_one()
-        total = conn.execute(select(payments.c.amount).where(payments.c.id == r.payment_id)).scalar_one()
+        trade_no = conn.execute(_TRADE_NO, {"b_attempt_id": r.attempt_id}).scalar_one()
+        total = conn.execute(_AMOUNT, {"b_payment_id": r.payment_id}).scalar_one()
         return RefundRequest(trade_no, r.out_refund_no, r.amount, total, r.currency, r.reason)
 
     def send(self, channel: Channel, request: RefundRequest) -> Awaitable[RefundResult]:
@@ -283,7 +304,7 @@ class RefundKind(ResentOperation[RefundRequest]):
 
     def apply(self, conn: Connection, row_id: str, result: RefundResult, source: str, sent: bool = False) -> bool:
         if sent:   # from now on the channel is asked first, and it is sent again only if it has no record
-            conn.execute(update(refunds).where(refunds.c.id == row_id).values(submitted=True))
+            conn.execute(_SUBMITTED, {"b_refund_id": row_id})
         return self.service.apply(conn, row_id, result, source)
 
     def apply_event(self, conn: Connection, account_id: str, event: ChannelEvent) -> str:
