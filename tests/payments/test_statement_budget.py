@@ -1,7 +1,11 @@
-"""What a payment's success costs the database, counted (never timed): the statements one verified
-callback sends, from the request to its answer, with the janitor and notifier not running; and where in
-its transaction the ledger's rows are locked (as late as can be: the entry is the payment's last write)."""
+"""What a payment's success and a refund's cost the database, counted (never timed): the statements one
+verified callback sends, from the request to its answer, with the janitor and notifier not running; and
+where in a payment's transaction the ledger's rows are locked (as late as can be: the entry is its last
+write)."""
 from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
 
 from sqlalchemy import event, text
 
@@ -16,6 +20,21 @@ BUDGET = {"sqlite": 10, "postgresql": 5}
 LEDGER_FIRST = {"sqlite": "INSERT INTO ledger_entries", "postgresql": "WITH e AS ("}
 
 
+@contextmanager
+def counted(gw: Running) -> Iterator[list[str]]:
+    """The first line of each statement the gateway's engine sends meanwhile."""
+    sent: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        sent.append(statement.split("\n")[0][:120])
+
+    event.listen(gw.gateway.db.engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(gw.gateway.db.engine, "before_cursor_execute", count)
+
+
 def test_a_payment_success_costs_no_more_statements_than_its_budget(db_url: str) -> None:
     settings = make_settings(db_url, free_port())
     app, server = start_gateway(settings, run_workers=False)
@@ -25,17 +44,8 @@ def test_a_payment_success_costs_no_more_statements_than_its_budget(db_url: str)
         warm = client.create_payment(merchant_order_no="warm", amount=100)   # the accounts exist, caches filled
         assert callback(gw, paid_event(warm)).status_code == 200
         payment = client.create_payment(merchant_order_no="counted", amount=100)
-        engine = gw.gateway.db.engine
-        sent: list[str] = []
-
-        def count(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
-            sent.append(statement.split("\n")[0][:120])
-
-        event.listen(engine, "before_cursor_execute", count)
-        try:
+        with counted(gw) as sent:
             assert callback(gw, paid_event(payment)).status_code == 200
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
         assert client.get_payment(payment["id"])["status"] == "succeeded"
         dialect = gw.gateway.db.dialect
     assert len(sent) <= BUDGET[dialect], "\n".join(sent)
@@ -69,18 +79,9 @@ def test_a_refund_success_by_callback_costs_no_more_statements_than_its_budget(d
         with gw.gateway.db.transaction() as conn:   # the number the channel knows it by
             out_refund_no = conn.execute(text("SELECT out_refund_no FROM refunds WHERE id = :id"),
                                          {"id": refund["id"]}).scalar_one()
-        engine = gw.gateway.db.engine
-        sent: list[str] = []
-
-        def count(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
-            sent.append(statement.split("\n")[0][:120])
-
-        event.listen(engine, "before_cursor_execute", count)
-        try:
+        with counted(gw) as sent:
             assert callback(gw, {"event": "refund", "out_trade_no": payment["out_trade_no"], "refund_status": "SUCCESS",
                                  "amount": 300, "out_refund_no": out_refund_no}).status_code == 200
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
         assert client.get_refund(refund["id"])["status"] == "succeeded"
         assert client.get_payment(payment["id"])["amount_refunded"] == 300
         dialect = gw.gateway.db.dialect
