@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 import migrations
-from ledger import driver
+from ledger import driver, slots
 
 T = TypeVar("T")
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
@@ -90,7 +90,16 @@ def make_engine(url: str) -> Engine:
     # No ping before each check-out (a round trip per transaction): a connection that died meanwhile
     # (PostgreSQL restarted) fails its first statement, SQLAlchemy then drops the pool's older
     # connections, and run_tx runs the transaction again, as nothing of it can have been committed.
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=False)
+    engine = create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=False)
+
+    @event.listens_for(engine, "connect")
+    def _claim_ledger_slot(dbapi_conn, record):  # noqa: ANN001
+        # The connection's balance slot, held for its life, so that no two live connections share one.
+        slot = slots.claim_slot(dbapi_conn)
+        if slot is not None:
+            record.info[slots.SLOT_INFO] = slot
+
+    return engine
 
 
 def alembic_config(url: str) -> AlembicConfig:

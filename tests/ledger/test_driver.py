@@ -4,6 +4,8 @@ it, a lost connection is raised as SQLAlchemy's error (so `run_tx` runs the tran
 driver error leaves nothing written."""
 from __future__ import annotations
 
+import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 
 import pytest
@@ -15,7 +17,8 @@ from ledger.chart import load_chart
 from ledger.check import check_ledger
 from ledger.core import AccountRef, Ledger, Posting
 from ledger.errors import InsufficientBalance
-from ledger.slots import SLOTS, slot_of
+from ledger import slots
+from ledger.slots import SLOT_LOCK_CLASS, SLOTS, slot_of
 from tests.conftest import NO_PG, PG_URL, _truncate_pg
 
 pytestmark = [pytest.mark.pg, pytest.mark.skipif(not PG_URL, reason=NO_PG)]
@@ -134,16 +137,35 @@ def test_an_entry_kept_for_the_commit_goes_with_it_and_a_failure_there_fails_the
         db.dispose()
 
 
-def test_a_connections_slot_is_its_backends_process_id_so_two_pools_rarely_share_one(pg_database: str) -> None:
-    """Each process has its own pool; a slot counted per process would give two processes' first
-    connections the same slots. The server numbers its backends in turn: slot = backend pid mod SLOTS."""
+SLOT_LOCKS = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :c AND database = "
+              "(SELECT oid FROM pg_database WHERE datname = current_database())")
+
+
+def test_live_connections_never_share_a_slot_and_a_closed_ones_slot_is_free_again(pg_database: str) -> None:
+    """Each process has its own pool. By backend process id modulo SLOTS alone, two of 16 connections
+    shared a slot about two times in three, and their slot rows queued them; each connection now claims
+    a slot no live connection holds (an advisory lock the server drops when the connection ends)."""
     first, second = dbmod.Database(pg_database), dbmod.Database(pg_database)
     try:
-        with first.engine.connect() as a, second.engine.connect() as b:
-            pids = [c.connection.driver_connection.info.backend_pid for c in (a, b)]
-            assert [slot_of(a), slot_of(b)] == [pid % SLOTS for pid in pids]
-            if abs(pids[0] - pids[1]) < SLOTS:
-                assert slot_of(a) != slot_of(b)
+        with ExitStack() as stack:
+            conns = [stack.enter_context(db.engine.connect()) for db in (first, second) for _ in range(20)]
+            taken = [slot_of(c) for c in conns]
+            assert len(set(taken)) == len(conns)   # 40 connections, 40 slots
+            held = conns[0].execute(text(SLOT_LOCKS), {"c": SLOT_LOCK_CLASS}).scalar_one()
+            assert held == len(conns)
+        first.engine.dispose()
+        second.engine.dispose()
+        with first.engine.connect() as again:   # every slot is let go as its connection's backend ends
+            deadline = time.monotonic() + 10
+            while again.execute(text(SLOT_LOCKS + " AND pid <> pg_backend_pid()"), {"c": SLOT_LOCK_CLASS}).scalar_one():
+                assert time.monotonic() < deadline, "the closed connections' slots are still held"
+                time.sleep(0.05)
+            again.execute(text("SELECT pg_advisory_unlock_all()"))   # its own claim, made when it opened
+            slots.claim_slot(again.connection.driver_connection)
+            pid = again.connection.driver_connection.info.backend_pid
+            held = again.execute(text("SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid = :c AND "
+                                      "pid = pg_backend_pid()"), {"c": SLOT_LOCK_CLASS}).scalars().all()
+            assert held == [pid % SLOTS]   # no one holds any other: the first it tried
     finally:
         first.dispose()
         second.dispose()
