@@ -143,7 +143,7 @@ SLOT_LOCKS = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND cla
 
 def test_live_connections_never_share_a_slot_and_a_closed_ones_slot_is_free_again(pg_database: str) -> None:
     """Each process has its own pool. By backend process id modulo SLOTS alone, two of 16 connections
-    shared a slot about two times in three, and their slot rows queued them; each connection now claims
+    shared a slot 6 times in 7, and their slot rows queued them; each connection now claims
     a slot no live connection holds (an advisory lock the server drops when the connection ends)."""
     first, second = dbmod.Database(pg_database), dbmod.Database(pg_database)
     try:
