@@ -49,7 +49,7 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.api_create import database_kinds, prepare_database  # noqa: E402
-from bench.windows import cpu_by_group, cpu_delta, interleave, report  # noqa: E402
+from bench.windows import POSTGRES, cpu_by_group, cpu_delta, interleave, report  # noqa: E402
 from gateway import db as dbmod  # noqa: E402
 from ledger.chart import load_chart  # noqa: E402
 from ledger.core import AccountRef, Ledger, NewEntry, Posting  # noqa: E402
@@ -63,7 +63,6 @@ HOT = AccountRef("merchant_in_transit", "mch_hot", "CNY")
 OWN = [AccountRef("merchant_in_transit", f"mch_{w}", "CNY") for w in range(WRITERS)]
 FEES = AccountRef("fee_income", "", "CNY")
 AMOUNT, FEE = 100, 6
-POSTGRES = {"postgresql": "postgres"}
 PLAIN_GUARDED = text("UPDATE ledger_accounts SET balance = balance + :d WHERE id = :a RETURNING balance")
 PLAIN_SLOTS = text("INSERT INTO ledger_balance_slots (account_id, slot, balance) VALUES (:c, :s, :dc), (:f, :s, :df) "
                    "ON CONFLICT (account_id, slot) DO UPDATE SET balance = ledger_balance_slots.balance + "
@@ -212,7 +211,7 @@ def measure(kind: str, seconds: float, repeats: int) -> list[str]:
                     spent, after = cpu_delta(before, cpu_by_group({}, POSTGRES)), os.times()
                     entries = rate * seconds
                     cpu[which].append(((after.user + after.system - mine.user - mine.system) / entries * 1000,
-                                       spent.get("postgresql", 0.0) / entries * 1000))
+                                       spent.get("postgresql server", 0.0) / entries * 1000))
                     return rate
 
                 a, b = interleave(repeats, lambda k: timed("l", k, side), lambda k: timed("p", k, baseline))

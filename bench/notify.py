@@ -89,7 +89,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.api_create import SECRET_KEY, database_kinds, free_port, prepare_database, start  # noqa: E402
-from bench.windows import cpu_by_group, cpu_delta, mmm  # noqa: E402
+from bench.windows import POSTGRES, cpu_by_group, cpu_delta, mmm  # noqa: E402
 from gateway import db as dbmod  # noqa: E402
 from gateway.client import Client  # noqa: E402
 from gateway.clock import Clock  # noqa: E402
@@ -499,9 +499,6 @@ def measure(kind: str, args: argparse.Namespace) -> tuple[dict[int, list[float]]
             for proc in gateways.values():
                 proc.wait()
             cleanup()
-
-
-POSTGRES = {"postgresql server": "postgres"}   # every PostgreSQL process on the machine, by command name
 
 
 def cpu_split(windows: list[tuple[dict[str, float], float, int]]) -> str:

@@ -32,6 +32,8 @@ def report(a: list[float], b: list[float], fmt: str = "{:.0f}", ratio_fmt: str =
 
 # ---- where the CPU goes (Linux: /proc) ----
 
+# every PostgreSQL process on the machine, by command name (its backends, and its own background work)
+POSTGRES = {"postgresql server": "postgres"}
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 

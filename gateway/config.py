@@ -271,8 +271,8 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str], config
     fees = parse_fee_config(raw.pop("fees", None))
 
     database_url = env.get("PAYMUX_DATABASE_URL") or database.get("url") or Settings.database_url
-    if set(database) - {"url", "threads"}:
-        raise ConfigError(f"[database]: unknown key(s) {', '.join(sorted(set(database) - {'url', 'threads'}))}")
+    if unknown := set(database) - {"url", "threads"}:
+        raise ConfigError(f"[database]: unknown key(s) {', '.join(sorted(unknown))}")
     database_threads = database.get("threads", Settings.database_threads)
     if not (_whole(database_threads) and 1 <= database_threads <= 256):
         raise ConfigError("[database] threads must be a whole number from 1 to 256")

@@ -96,10 +96,8 @@ class PaymentResults:
         elif outcome is Outcome.FAILED:
             pay_values.update(failure_code=result.error_code or "channel_declined",
                               failure_message=(result.error_message or "The channel declined the payment")[:500])
-        if together:
-            p = found
-        else:
-            p = found if found is not None and found.id == attempt.payment_id else payment(conn, attempt.payment_id)
+        p = found if together or (found is not None and found.id == attempt.payment_id) \
+            else payment(conn, attempt.payment_id)
         if outcome is Outcome.SUCCEEDED:
             figures = self.booker.success_figures(payment_facts(p), discounts.facts(result.discounts), conn)
             if not figures.campaigns:   # known before booking: written with the state change

@@ -110,6 +110,7 @@ def payment_facts(p: Row) -> PaymentFacts:
 
 
 PAYMENT = select(payments).where(payments.c.id == bindparam("b_payment_id"))
+REFUND = select(refunds).where(refunds.c.id == bindparam("b_refund_id"))
 
 
 def payment(conn: Connection, payment_id: str) -> Row:
@@ -127,7 +128,7 @@ def render_payment(conn: Connection, payment_id: str) -> dict:
 
 
 def render_refund(conn: Connection, refund_id: str) -> dict:
-    return refund_object(conn.execute(select(refunds).where(refunds.c.id == refund_id)).first())
+    return refund_object(conn.execute(REFUND, {"b_refund_id": refund_id}).first())
 
 
 def current_attempt(conn: Connection, payment_id: str) -> Row | None:

@@ -30,7 +30,7 @@ from gateway.idempotency import IdempotencyClaim, StoredResponse
 from gateway.models import Attempt, Payment, Refund
 from gateway.notifier import record_event
 from gateway.operations import OperationCore, ResentOperation, Services
-from gateway.payment_rows import (give_back_frozen, load_payment, payment, payment_facts, refunded_before,
+from gateway.payment_rows import (REFUND, give_back_frozen, load_payment, payment, payment_facts, refunded_before,
                                   render_refund, take_frozen, unclaimed)
 from gateway.plugins import ChannelAccount
 from gateway.resources import refund_object
@@ -50,7 +50,6 @@ _RESERVE = (update(payments).where(payments.c.id == bindparam("b_payment_id"), p
 _PAID_ATTEMPT = select(attempts).where(attempts.c.payment_id == bindparam("b_payment_id"),
                                        attempts.c.status == "succeeded")
 _INSERT_REFUND = insert(refunds)
-_REFUND = select(refunds).where(refunds.c.id == bindparam("b_refund_id"))
 _MOVE_REFUND = (update(refunds).where(refunds.c.id == bindparam("b_refund_id"), refunds.c.status == "processing")
                 .returning(*refunds.c))   # the refund as it now is: what its event announces
 # What an ended refund leaves on its payment: no longer pending; refunded if it succeeded (b_refunded 0 if not).
@@ -178,7 +177,7 @@ class RefundService:
         if result.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED):
             return bool(result.attention) and self._needs_attention(conn, refund_id, result, source)
         now = self.clock.now()
-        r = found if found is not None else conn.execute(_REFUND, {"b_refund_id": refund_id}).first()
+        r = found if found is not None else conn.execute(REFUND, {"b_refund_id": refund_id}).first()
         values: dict[str, Any] = {"status": result.outcome.value, "updated_at": now, "attention_code": None,
                                   "attention_message": None}
         if result.channel_refund_id:
@@ -220,7 +219,7 @@ class RefundService:
             attention_code=code, attention_message=result.attention[:500], attention_at=now, updated_at=now)).rowcount
         if not changed:
             return False
-        r = conn.execute(select(refunds).where(refunds.c.id == refund_id)).first()
+        r = conn.execute(REFUND, {"b_refund_id": refund_id}).first()
         notify_url = conn.execute(select(payments.c.notify_url).where(payments.c.id == r.payment_id)).scalar()
         record_event(conn, r.merchant_id, "refund.attention", refund_id, refund_object(r), notify_url, now)
         self.log.warning("refund.needs_attention", refund_id=refund_id, payment_id=r.payment_id, code=code,
@@ -229,7 +228,7 @@ class RefundService:
 
     def _settle_duplicate(self, conn: Connection, r: Row, result: RefundResult, now: datetime) -> None:
         """A duplicate payment's refund is not the merchant's: the payment's refunded amounts stay."""
-        row = conn.execute(select(payments).where(payments.c.id == r.payment_id)).first()
+        row = payment(conn, r.payment_id)
         if result.outcome is Outcome.SUCCEEDED:
             self.booker.refund_succeeded(conn, payment_facts(row), r.id, r.amount, now, r.discount_refund)
         else:  # the money stays owed in refunds_payable: a person must return it another way

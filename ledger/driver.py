@@ -28,8 +28,8 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.engine import Dialect
 
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
-# What each transaction keeps for its COMMIT, by its Connection (one per check-out, unlike conn.info, which
-# lives as long as the driver connection and cannot be read once the connection was lost).
+# What each transaction keeps for its COMMIT, by its Connection object (set by allow_at_commit, dropped by
+# forget_pending when the transaction ends; unlike conn.info, it can be read once the connection was lost).
 _PENDING: "weakref.WeakKeyDictionary[Connection, list[tuple[str, Any]]]" = weakref.WeakKeyDictionary()
 
 
