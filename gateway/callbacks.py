@@ -79,7 +79,10 @@ class Callbacks:
             return outcomes
 
         outcomes = await self.db.tx(apply)
-        self.log.info("callback.processed", channel_account=account.id, outcomes=outcomes)
+        if any(outcome != "applied" for outcome in outcomes):
+            # An applied fact is logged by the change it made (payment.state_changed, refund.state_changed…),
+            # and every callback's record is kept (channel_callbacks): a line of its own only for the rest.
+            self.log.info("callback.processed", channel_account=account.id, outcomes=",".join(outcomes))
         if "mismatch" in outcomes:
             # Amount or currency differs from our attempt: refuse, so the channel keeps the evidence coming
             # while an operator looks; nothing was applied for that event.

@@ -205,20 +205,32 @@ class Database:
         """fn(conn) in one transaction, run again (bounded) after a deadlock or serialization failure,
         or when the connection was lost before COMMIT was sent (nothing of it can have been committed;
         lost during COMMIT, the outcome is unknown and the error is raised)."""
+        try:   # nearly every transaction commits at once: tried before any retry loop is built (~13 µs)
+            return self._once(fn)
+        except Exception as exc:  # noqa: BLE001  raised again unless worth another try
+            if not _worth_again(exc):
+                raise
+            failed: Exception | None = exc
         for attempt in Retrying(retry=retry_if_exception(_worth_again), stop=stop_after_attempt(5),
                                 wait=wait_random_exponential(multiplier=0.01, max=0.5), reraise=True):
             with attempt:
-                committing = False
-                try:
-                    with self.transaction() as conn:
-                        result = fn(conn)
-                        committing = True
-                    return result
-                except DBAPIError as exc:
-                    if exc.connection_invalidated and not committing:
-                        setattr(exc, _LOST_BEFORE_COMMIT, True)
-                    raise
+                if failed is not None:   # the try above, counted as tenacity's first: it waits, then tries again
+                    exc, failed = failed, None
+                    raise exc
+                return self._once(fn)
         raise AssertionError("unreachable")
+
+    def _once(self, fn: Callable[[Connection], T]) -> T:
+        committing = False
+        try:
+            with self.transaction() as conn:
+                result = fn(conn)
+                committing = True
+            return result
+        except DBAPIError as exc:
+            if exc.connection_invalidated and not committing:
+                setattr(exc, _LOST_BEFORE_COMMIT, True)
+            raise
 
     async def tx(self, fn: Callable[[Connection], T]) -> T:
         """Run fn(conn) inside one transaction, in a database thread."""

@@ -63,7 +63,7 @@ def configure_logging(json_lines: bool = True, level: int = logging.INFO, stream
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(stream or _STDERR),
+        logger_factory=structlog.WriteLoggerFactory(stream or _STDERR),   # a write and a flush a line
         cache_logger_on_first_use=False,
     )
 

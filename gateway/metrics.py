@@ -33,6 +33,7 @@ class Metrics:
                                 ["route", "method", "status"], registry=r)
         self.request_seconds = Histogram("paymux_http_request_seconds", "HTTP request duration", ["route"],
                                          buckets=LATENCY_BUCKETS, registry=r)
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.channel_calls = Counter("paymux_channel_calls", "Calls to channels by account, operation and outcome",
                                      ["account", "operation", "outcome"], registry=r)
         self.channel_seconds = Histogram("paymux_channel_call_seconds", "Channel call latency",
@@ -58,8 +59,15 @@ class Metrics:
     # ---- recorded as things happen ----
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.request_seconds.labels(route).observe(seconds)
+        # Every request: each label set's two children are looked up once (labels() takes a lock and
+        # checks its arguments each time). The sets are as few as the routes, methods and statuses.
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (self.requests.labels(route, method, str(status)),
+                                                      self.request_seconds.labels(route))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def channel_call(self, account: str, operation: str, outcome: str, seconds: float) -> None:
         self.channel_calls.labels(account, operation, outcome).inc()

@@ -22,7 +22,8 @@ import enum
 import functools
 import json
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl
 
 REDACTED = "[redacted]"
@@ -117,6 +118,12 @@ def classify(name: str, in_person: bool = False) -> Kind | None:
 
 
 @functools.lru_cache(maxsize=4096)
+def _verdict(name: str, in_person: bool) -> tuple[Kind | None, bool, bool]:
+    """All redact asks of a field's name, in one look-up: classify, _party_alone, _holds_a_person."""
+    return classify(name, in_person), _party_alone(name), _holds_a_person(name)
+
+
+@functools.lru_cache(maxsize=4096)
 def _party_alone(name: str) -> bool:
     """`payer`, `receiver`, `payee` on their own: a person, or (holding a plain value) their account."""
     w = words(name)
@@ -155,20 +162,25 @@ def _replacement(kind: Kind, value: Any) -> Any:
     return REDACTED
 
 
+_LEAVES = frozenset({str, int, float, bool, type(None)})   # what JSON gives that holds no field
+
+
 def redact(value: Any, in_person: bool = False) -> Any:
     """A JSON-like value with whatever its field names say is sensitive replaced, at any depth.
     A string holding JSON (Alipay's biz_content) is redacted inside."""
+    if type(value) in _LEAVES and (type(value) is not str or value[:1] not in ("{", "[")):
+        return value
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
-            kind = classify(str(key), in_person)
-            if kind is None and _party_alone(str(key)) and not isinstance(item, (Mapping, list)):
+            kind, alone, person = _verdict(str(key), in_person)
+            nested = type(item) not in _LEAVES and isinstance(item, (Mapping, list))
+            if kind is None and alone and not nested:
                 kind = Kind.ACCOUNT
-            if kind is not None and not (isinstance(item, (Mapping, list)) and kind is not Kind.SECRET
-                                         and _holds_a_person(str(key))):
+            if kind is not None and not (nested and kind is not Kind.SECRET and person):
                 out[key] = _replacement(kind, item)
             else:
-                out[key] = redact(item, in_person or _holds_a_person(str(key)))
+                out[key] = redact(item, in_person or person)
         return out
     if isinstance(value, (list, tuple)):
         return [redact(v, in_person) for v in value]

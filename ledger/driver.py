@@ -124,7 +124,11 @@ def commit_pending(conn: Connection) -> bool:
             for sql, params in pending:
                 conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, False)
                 cursor.execute(sql, params)
-            raw.commit()
+            # COMMIT as one more statement of the pipeline, not raw.commit(): that would sync the pipeline
+            # for its answer, and leaving the pipeline then syncs again, a second round trip for nothing.
+            # SQLAlchemy's commit that follows finds the transaction over and sends nothing.
+            sql, params = "COMMIT", None
+            cursor.execute(sql)
     except Exception as exc:  # noqa: BLE001  raised again, as SQLAlchemy raises it
         conn._handle_dbapi_exception(exc, sql, params, cursor, None)   # noqa: SLF001  always raises
         raise

@@ -54,6 +54,9 @@ def test_logs_carry_request_ids_and_state_changes_but_no_secrets(db_url) -> None
     assert [(c["from_status"], c["to_status"], c["source"]) for c in changed] == [
         ("processing", "succeeded", "callback")]
     assert any(line["event"] == "refund.state_changed" for line in lines)
+    # An applied callback is told by the change it made and its request's line; no third line of its own.
+    assert any(line["event"] == "http.request" and line["path"].startswith("/v1/notify/") for line in lines)
+    assert not any(line["event"] == "callback.processed" for line in lines)
 
 
 def test_fields_that_name_secrets_are_redacted_at_any_depth() -> None:
