@@ -314,6 +314,12 @@ class ReturningSandbox:
     def files(self, *days) -> list | None:  # noqa: ANN002
         return [_statement(self.gw, self.tmp_path, day) for day in days]
 
+    def day_of(self, moment):  # noqa: ANN001, ANN201
+        """The statement day a moment is on: the business day (Asia/Shanghai)."""
+        from zoneinfo import ZoneInfo
+
+        return moment.astimezone(ZoneInfo("Asia/Shanghai")).date()
+
     def paid_count(self) -> dict:
         return sandbox(self.gw).paid_count
 
@@ -379,6 +385,12 @@ class ReturningUnionPay(ReturningSandbox):
     def files(self, *days) -> list | None:  # noqa: ANN002
         return None          # downloaded from the simulator's file service, as in production
 
+    def day_of(self, moment):  # noqa: ANN001, ANN201
+        """UnionPay's day turns at 23:00 Beijing: what is paid after it is on the next day's file."""
+        from plugins.unionpay.wire import settlement_day
+
+        return settlement_day(moment).date()
+
     def paid_count(self) -> dict:
         return dict(self.merchant.sim.paid_count)
 
@@ -391,8 +403,7 @@ def test_a_payout_returned_three_days_later_is_returned_once_however_often_it_is
     statement of the day it came back returns it. Then it is told again, by a callback, by the
     statements of the day it was paid and of the day it came back, by the rule itself: the return is
     applied, booked and announced once, the position and the merchant's balance right."""
-    from datetime import datetime, timedelta
-    from zoneinfo import ZoneInfo
+    from datetime import timedelta
 
     from tests.support.unionpay import reconcile_days
 
@@ -402,11 +413,11 @@ def test_a_payout_returned_three_days_later_is_returned_once_however_often_it_is
         made = world.payout(client)
         assert wait_for(lambda: _payout_row(gw, made["id"]).status == "succeeded")
         assert balance(client)["available"] == 100000 - 30200 and position(gw, world.account) == (20000, 0)
-        paid_day = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+        paid_day = world.day_of(clock.now())   # by the channel's day: UnionPay's turns at 23:00 Beijing
         number = made["out_payout_no"]
         asked = world.asked(number)
         clock.offset = timedelta(days=3, minutes=1)    # the janitor keeps asking: the bank sent it back
-        returned_day = clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date()
+        returned_day = world.day_of(clock.now())
         if world.found_by == "query":
             assert wait_for(lambda: _payout_row(gw, made["id"]).status == "returned", timeout=20)
         else:   # asked, answered "failed": a contradiction the statement decides; the callback neither
