@@ -19,6 +19,7 @@ from gateway.payment_rows import (CALLBACK_LOOKUP, OPEN_ATTEMPT, OPEN_OR_ENDED, 
                                   payment_facts, render_payment, render_refund)
 from gateway.resources import payment_object
 from gateway.splits import SplitService
+from ledger import driver
 
 payments = Payment.__table__
 attempts = Attempt.__table__
@@ -105,9 +106,9 @@ class PaymentResults:
                                   discounts=discounts.stored(result.discounts, figures))
         if together:
             attempt_keys = tuple(k for k in values if k != "b_attempt_id")
-            both = conn.execute(move_attempt_and_payment(attempt_keys, allowed, tuple(pay_values), from_states), {
+            both = driver.first(conn, move_attempt_and_payment(attempt_keys, allowed, tuple(pay_values), from_states), {
                 "b_attempt_id": attempt_id, **{f"a_{k}": values[k] for k in attempt_keys},
-                **{f"p_{k}": v for k, v in pay_values.items()}}).first()
+                **{f"p_{k}": v for k, v in pay_values.items()}})
             if both is None:
                 return False
             attempt = MovedAttempt(both.a_payment_id, both.a_channel_account)
@@ -170,7 +171,7 @@ class PaymentResults:
 
     def apply_event(self, conn: Connection, account_id: str, event: ChannelEvent) -> str:
         """Apply a verified callback fact about a payment. Returns the outcome recorded for the callback."""
-        found = conn.execute(CALLBACK_LOOKUP, {"b_out_trade_no": event.out_trade_no, "b_account": account_id}).first()
+        found = driver.first(conn, CALLBACK_LOOKUP, {"b_out_trade_no": event.out_trade_no, "b_account": account_id})
         if found is None:
             return "unknown_reference"
         result = PaymentResult(event.outcome, channel_transaction_id=event.channel_transaction_id,

@@ -19,13 +19,15 @@ lost before COMMIT) and a lost connection is invalidated.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import re
 import weakref
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Executable, Table
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.compiler import Compiled
 
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 # What each transaction keeps for its COMMIT, by its Connection object (set by allow_at_commit, dropped by
@@ -87,6 +89,40 @@ def _run(conn: Connection, sql: str, params: Any, many: bool, rows: bool) -> lis
         raise
     finally:
         cursor.close()
+
+
+class _Compiled(NamedTuple):
+    compiled: Compiled
+    binds: dict[str, Callable[[Any], Any]]
+    results: tuple[Callable[[Any], Any] | None, ...]
+    row: type
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(statement: Executable, dialect: Dialect) -> _Compiled:
+    compiled = statement.compile(dialect=dialect)
+    columns = compiled._result_columns   # noqa: SLF001  (key, name, objects, type) per column, in order
+    results = tuple(column[3].dialect_impl(dialect).result_processor(dialect, None) for column in columns)
+    return _Compiled(compiled, dict(compiled._bind_processors), results,   # noqa: SLF001
+                     collections.namedtuple("Row", [column[0] for column in columns]))
+
+
+def first(conn: Connection, statement: Executable, params: Mapping[str, Any]) -> Any | None:
+    """The first row of a prebuilt Core statement (None: no row), its values converted by their types
+    both ways as SQLAlchemy would, read by name like a Row. On PostgreSQL sent on the driver's cursor,
+    compiled once (SQLAlchemy's execution, its cache key walked over the statement each time, cost more
+    than a callback's lookup or state change itself); elsewhere through SQLAlchemy."""
+    if conn.dialect.name != "postgresql":
+        return conn.execute(statement, params).first()
+    c = _compiled(statement, conn.dialect)
+    values = c.compiled.construct_params(params)   # with the statement's own values (its states, its LIMIT)
+    for name, convert in c.binds.items():
+        if name in values:
+            values[name] = convert(values[name])
+    rows = fetch_all(conn, c.compiled.string, values)
+    if not rows:
+        return None
+    return c.row(*(value if convert is None else convert(value) for convert, value in zip(c.results, rows[0])))
 
 
 def allow_at_commit(conn: Connection) -> None:

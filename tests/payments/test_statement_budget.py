@@ -86,3 +86,32 @@ def test_a_refund_success_by_callback_costs_no_more_statements_than_its_budget(d
         assert client.get_payment(payment["id"])["amount_refunded"] == 300
         dialect = gw.gateway.db.dialect
     assert 5 <= len(sent) <= REFUND_BUDGET[dialect], "\n".join(sent)
+
+
+def test_a_row_read_on_the_drivers_cursor_is_the_row_sqlalchemy_reads(db_url: str) -> None:
+    """ledger.driver.first (the callback's lookup and state change, on PostgreSQL on the driver's cursor)
+    gives what SQLAlchemy's own execution gives for the same statement: every column, converted by its
+    type (the timestamps aware, the JSON parsed), the statement's own values (its states, its LIMIT) bound."""
+    from gateway.payment_rows import CALLBACK_LOOKUP, OPEN_OR_ENDED, move_attempt_and_payment
+    from ledger import driver
+
+    settings = make_settings(db_url, free_port())
+    app, server = start_gateway(settings, run_workers=False)
+    with server:
+        gw = Running(settings.public_url, settings, app)
+        client = gw.client(gw.merchant())
+        made = client.create_payment(merchant_order_no="read-twice", amount=100, metadata={"k": "v"})
+        params = {"b_out_trade_no": made["out_trade_no"], "b_account": made["channel"]}
+        with gw.gateway.db.transaction() as conn:
+            ours = driver.first(conn, CALLBACK_LOOKUP, params)
+            theirs = conn.execute(CALLBACK_LOOKUP, params).first()
+            assert driver.first(conn, CALLBACK_LOOKUP, {**params, "b_out_trade_no": "none"}) is None
+        assert ours is not None and tuple(ours) == tuple(theirs) and ours._fields == tuple(theirs._fields)
+        assert ours.created_at.tzinfo is not None and ours.metadata == {"k": "v"}
+        if gw.gateway.db.dialect == "postgresql":   # the state change, moved by one and undone
+            move = move_attempt_and_payment(("status",), OPEN_OR_ENDED, ("status",), ("processing",))
+            with gw.gateway.db.transaction() as conn:
+                moved = driver.first(conn, move, {"b_attempt_id": ours.attempt_id, "a_status": "unknown",
+                                                  "p_status": "processing"})
+                assert (moved.a_payment_id, moved.id, moved.status) == (made["id"], made["id"], "processing")
+                assert moved.created_at == ours.created_at
