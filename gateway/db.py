@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 import migrations
+from gateway.config import DATABASE_THREADS
 from ledger import driver, slots
 
 T = TypeVar("T")
@@ -129,7 +130,7 @@ def schema_state(engine: Engine) -> tuple[str | None, str]:
 
 
 class Database:
-    def __init__(self, url: str, threads: int = 8) -> None:
+    def __init__(self, url: str, threads: int = DATABASE_THREADS) -> None:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url)
         self.dialect = self.engine.dialect.name
@@ -198,8 +199,8 @@ class Database:
 
     async def run(self, fn: Callable[..., T], *args) -> T:
         """Run fn(*args) in a database thread, with the caller's context (request id, log bindings)."""
-        context = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: context.run(fn, *args))
+        return await asyncio.get_running_loop().run_in_executor(self._executor, contextvars.copy_context().run, fn,
+                                                                *args)
 
     def run_tx(self, fn: Callable[[Connection], T]) -> T:
         """fn(conn) in one transaction, run again (bounded) after a deadlock or serialization failure,

@@ -33,6 +33,8 @@ ENVIRONMENT = {
     "PAYMUX_MERCHANT_ID": "the merchant the client commands sign as (needs PAYMUX_MERCHANT_SECRET too)",
     "PAYMUX_MERCHANT_SECRET": "that merchant's secret (default: the demo merchant `paymux init` saved)",
     "PAYMUX_OPERATOR_PASSWORD": "the new password for `operator create | password` instead of asking for it",
+    "PAYMUX_SERVE_PROCESSES": "set by `serve --workers N` for the processes it starts (they share the default "
+                              "[database] threads); not for setting by hand",
     "PAYMUX_CLOCK_OFFSET_FILE": "a testing aid, never for production: a file holding seconds the commands' clock "
                                 "(the worker's too) adds to the wall clock",
 }

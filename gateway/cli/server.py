@@ -16,7 +16,7 @@ from gateway.app import create_app
 from gateway.cli import DEMO_MERCHANT, config_identity, credentials_file, processes, read_credentials
 from gateway.cli.common import settings_of, with_gateway
 from gateway.compose import Backend
-from gateway.config import Settings, load_settings
+from gateway.config import Settings, database_threads_for, load_settings
 from gateway.logs import configure_logging
 from gateway.merchants import create_merchant, first_merchant
 from gateway.secretbox import ensure_key_file
@@ -82,6 +82,7 @@ def serve(args: argparse.Namespace) -> int:
         return 0
     if settings.config_path is not None:   # each worker process reads the same settings again
         os.environ["PAYMUX_CONFIG"] = str(settings.config_path.resolve())
+    os.environ[SERVE_PROCESSES] = str(workers)
     if not processes.SPREADS_CONNECTIONS:   # one socket shared: whichever process wakes first accepts
         uvicorn.run("gateway.cli.server:worker_app", factory=True, workers=workers, host=args.host, port=args.port,
                     log_level="warning", access_log=False)
@@ -94,6 +95,9 @@ def serve(args: argparse.Namespace) -> int:
     return supervisor.run()
 
 
+SERVE_PROCESSES = "PAYMUX_SERVE_PROCESSES"   # set by `serve --workers N` for the processes it starts
+
+
 def worker_app() -> Starlette:
     """The app of one `paymux serve --workers N` process (uvicorn imports this in each one, on the socket
     gateway/cli/processes.py bound for it). Each process runs its own background loops: the janitor and
@@ -101,7 +105,8 @@ def worker_app() -> Starlette:
     routing.py)."""
     settings = load_settings()
     configure_logging(settings.log_json)
-    return create_app(settings)
+    processes = int(os.environ.get(SERVE_PROCESSES, "1"))   # this host's serving processes share its threads
+    return create_app(settings.with_changes(database_threads=database_threads_for(settings, processes)))
 
 
 def worker(args: argparse.Namespace) -> int:

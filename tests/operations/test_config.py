@@ -115,4 +115,23 @@ def test_database_threads_size_the_pool_of_database_threads(tmp_path) -> None:
         assert db._executor._max_workers == 3
     finally:
         db.dispose()
-    assert settings_from_mapping({}, {}).database_threads == 8
+    assert settings_from_mapping({}, {}).database_threads is None   # not configured: the host's default
+
+
+def test_the_processes_of_serve_workers_share_the_default_database_threads(tmp_path, monkeypatch) -> None:
+    """Not configured, a host's 8 database threads are shared by `serve --workers N`'s processes (at
+    least 2 each); configured, each process has as many as configured."""
+    from gateway.cli import server
+    from gateway.config import database_threads_for
+
+    unset = settings_from_mapping({}, {})
+    assert [database_threads_for(unset, n) for n in (1, 2, 4, 8)] == [8, 4, 2, 2]
+    assert database_threads_for(settings_from_mapping({"database": {"threads": 6}}, {}), 4) == 6
+    config = tmp_path / "paymux.toml"
+    config.write_text('[database]\nurl = "postgresql://x@127.0.0.1:1/none"\n')
+    built = []
+    monkeypatch.setattr(server, "create_app", built.append)
+    monkeypatch.setenv("PAYMUX_CONFIG", str(config))
+    monkeypatch.setenv(server.SERVE_PROCESSES, "2")
+    server.worker_app()
+    assert built[-1].database_threads == 4
