@@ -200,7 +200,8 @@ def _traffic_charts(request: Request, series: dict[str, list[tuple[str, int, int
 async def overview(request: Request, op: Row) -> Response:
     gw = gateway_of(request)
     now = gw.clock.now()
-    since = now.date() - timedelta(days=29)
+    today = gw.ledger.day.date_of(now)   # the books' day (Asia/Shanghai by default), not UTC's
+    since = today - timedelta(days=29)
 
     def read(conn: Connection) -> dict[str, Any]:
         return {"channels": channel_listing(conn, gw.settings, now, 60),
@@ -208,8 +209,8 @@ async def overview(request: Request, op: Row) -> Response:
                 "daily": queries.traffic(conn, now, "day", 30),
                 "exceptions": len(janitor_exceptions(conn, gw.operations)),
                 "open": queries.open_counts(conn),
-                "revenue": queries.revenue_per_day(conn, since, now.date()),
-                "differences": queries.differences_per_day(conn, since, now.date()),
+                "revenue": queries.revenue_per_day(conn, since, today),
+                "differences": queries.differences_per_day(conn, since, today),
                 "latency": queries.callback_latency(conn, now - timedelta(days=1))}
 
     data = await _read(request, read)
@@ -386,7 +387,7 @@ async def recon_page(request: Request, op: Row) -> Response:
     now = gw.clock.now()
     today = gw.ledger.day.date_of(now)
     rows, per_day, asked, funds = await _read(request, lambda conn: (
-        queries.recon_runs(conn), queries.differences_per_day(conn, now.date() - timedelta(days=29), now.date()),
+        queries.recon_runs(conn), queries.differences_per_day(conn, today - timedelta(days=29), today),
         recon_requests.recent(conn), funds_daily(conn, gw.settings, today)))
     found, still_open = sum(n for _, n, _ in per_day), sum(o for _, _, o in per_day)
     chart = charts.bars(tr(request, "Reconciliation differences per day, 30 days"), [d[5:] for d, _, _ in per_day],
