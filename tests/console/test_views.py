@@ -189,3 +189,31 @@ def test_a_payments_channel_exchanges_are_kept_with_secrets_redacted(gateway_fac
         b'{"accNo": "6216261000000000018", "certId": "123", "signature": "abc", "txnAmt": "100"}')
     assert "SECRETSIG" not in shown and "6216261000000000018" not in shown and "abc" not in shown
     assert '"txnAmt": "100"' in shown and '"app_id": "2021"' in shown
+
+
+def test_the_overview_counts_up_to_the_books_day_not_the_utc_date(db_url) -> None:
+    """At 17:00 UTC it is already the next day in Beijing, the books' day: a fee booked then is on the
+    overview's last day. (Counted up to the UTC date, it was missing from 16:00 to 24:00 UTC.)"""
+    from datetime import UTC, datetime, time, timedelta
+
+    from ledger.core import AccountRef, Posting
+    from tests.conftest import Running, start_gateway
+    from tests.support.unionpay import ShiftedClock
+
+    clock = ShiftedClock()
+    real = datetime.now(UTC)
+    clock.offset = datetime.combine(real.date() + timedelta(days=1), time(17, 0), UTC) - real
+    settings = make_settings(db_url, free_port())
+    app, server = start_gateway(settings, clock=clock)
+    with server:
+        gw = Running(settings.public_url, settings, app)
+        now = gw.gateway.clock.now()
+        assert gw.gateway.ledger.day.date_of(now) == now.date() + timedelta(days=1)
+        with gw.gateway.db.transaction() as conn:
+            gw.gateway.ledger.post(conn, "test:fee-after-16-utc", "payment.succeeded", [
+                Posting.debit(AccountRef("channel_clearing", "sandbox", "CNY"), 4321),
+                Posting.credit(AccountRef("fee_income", "", "CNY"), 4321)], now=now)
+        add_operator(gw, "vera", "viewer")
+        browser = Browser(gw.url)
+        browser.sign_in("vera")
+        assert "CNY 43.21" in browser.http.get("/console/").text
