@@ -11,7 +11,7 @@ from typing import Callable, TypeVar
 from sqlalchemy import Connection
 
 from gateway.clock import Clock
-from gateway.config import Settings, database_threads_for
+from gateway.config import Settings
 from gateway.db import Database
 from gateway.fees import fee_rules
 from gateway.secretbox import SecretBox
@@ -29,7 +29,7 @@ class Backend:
 
     @cached_property
     def db(self) -> Database:
-        return Database(self.settings.database_url, database_threads_for(self.settings))
+        return Database(self.settings.database_url, self.settings.database_threads)
 
     @cached_property
     def ledger(self) -> Ledger:

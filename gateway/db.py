@@ -130,7 +130,7 @@ def schema_state(engine: Engine) -> tuple[str | None, str]:
 
 
 class Database:
-    def __init__(self, url: str, threads: int = DATABASE_THREADS) -> None:
+    def __init__(self, url: str, threads: int | None = None) -> None:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url)
         self.dialect = self.engine.dialect.name
@@ -146,7 +146,7 @@ class Database:
         # PostgreSQL's own CPU, for no more transactions a second (docs/design-notes.md).
         self._local = threading.local()
         self._open: list[Connection] = []
-        self._executor = ThreadPoolExecutor(max_workers=1 if self.is_sqlite else threads,
+        self._executor = ThreadPoolExecutor(max_workers=1 if self.is_sqlite else threads or DATABASE_THREADS,
                                             thread_name_prefix=_DB_THREAD)
 
     @contextmanager

@@ -13,7 +13,7 @@ from structlog.typing import FilteringBoundLogger
 from gateway.auth import MerchantAuthenticator
 from gateway.channel import Acknowledgement, Capability, InboundNotification
 from gateway.clock import Clock
-from gateway.config import Settings, database_threads_for
+from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.fees import fee_rules, served_methods
 from gateway.db import Database
@@ -99,7 +99,7 @@ class Gateway:
         exist; their ledger templates are checked like the built-in ones')."""
         clock = clock or Clock()
         extra_kinds = tuple(extra_kinds)
-        db = Database(settings.database_url, database_threads_for(settings))
+        db = Database(settings.database_url, settings.database_threads)
         exchanges = ExchangeRecorder(clock)
         http = httpx.AsyncClient(timeout=settings.channel_timeout_seconds, follow_redirects=False,
                                  event_hooks=exchanges.hooks())
